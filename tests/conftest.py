@@ -1,0 +1,18 @@
+"""Shared fixtures. Tests run against the source tree (installed editable)."""
+
+from __future__ import annotations
+
+import cantools
+import pytest
+
+from tests.common import DBC_DIR
+
+
+@pytest.fixture(scope="session")
+def moat_db() -> cantools.database.can.Database:
+    return cantools.database.load_file(str(DBC_DIR / "moat_bms.dbc"), strict=True)
+
+
+@pytest.fixture(scope="session")
+def pylon_db() -> cantools.database.can.Database:
+    return cantools.database.load_file(str(DBC_DIR / "pylontech_lv.dbc"), strict=True)
