@@ -43,6 +43,11 @@ pytest: install
 
 test: install lint typecheck pytest
 
+# The firmware suite on real MicroPython (the official WebAssembly port under node). pytest
+# runs it too (tests/firmware/test_micropython.py); this target runs it alone.
+test-mpy: install
+	node tests/mpy/run.mjs
+
 codec: $(INSTALLED)
 	$(PY) -m tools.gen_codec
 

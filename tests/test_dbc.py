@@ -8,6 +8,7 @@ import sys
 import cantools
 import pytest
 
+from gateway.snapshot import ProtectionKind
 from tests.common import DBC_DIR, ROOT
 from tools import gen_protocol_doc
 from tools.gen_codec import node_addressed, protected
@@ -204,3 +205,10 @@ def test_candump_line_of_node_3_cell_voltages_decodes_with_the_documented_mask()
 
 def test_readme_documents_the_mask() -> None:
     assert "cantools decode -m 0x7F0 dbc/moat_bms.dbc" in (ROOT / "README.md").read_text()
+
+
+def test_protection_kinds_follow_node_state_bit_order(moat_db) -> None:
+    m = moat_db.get_message_by_name("NodeState")
+    for level, base in (("Fault", 16), ("Warn", 32), ("Info", 48)):
+        for bit, kind in enumerate(ProtectionKind):
+            assert m.get_signal_by_name(f"{level}{kind.value}").start == base + bit
