@@ -78,6 +78,33 @@ class CellRef:
         return f"node {self.node} cell {self.cell}"
 
 
+class NodeState(IntEnum):
+    """Node life cycle; values as NodeState.State in dbc/moat_bms.dbc."""
+
+    INIT = 0
+    STANDBY = 1
+    ACTIVE = 2
+    TRIPPED = 3
+    CONFIG_ERROR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSnapshot:
+    """One node as last reported, for the relay policy and the user."""
+
+    node: int
+    present: bool  # configured node with fresh NodeState and PackStatus frames
+    age: float  # seconds since its last NodeState frame (inf if never seen)
+    state: NodeState
+    relay_closed: bool
+    trip_cleared: bool  # tripped, and every fault has cleared: a reset may close it
+    voltage: float  # pack voltage, V (nan if unknown)
+    current: float  # A, + = charging (nan if unknown)
+    faults: frozenset[ProtectionKind] = frozenset()
+    warnings: frozenset[ProtectionKind] = frozenset()
+    infos: frozenset[ProtectionKind] = frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class StringSnapshot:
     """One series string of nodes (the packs in series that share one current)."""
@@ -100,7 +127,9 @@ class StringSnapshot:
 class BatterySnapshot:
     """The whole battery as the strategy sees it. NaN marks an unknown value."""
 
-    time: float  # monotonic seconds: the clock of all pure logic
+    # Seconds: wall-clock epoch seconds in production, simulated seconds in the simulator.
+    # The clock of all pure logic; it may jump (NTP), so logic clamps the dt it derives.
+    time: float
     # True when at least one string is online with fresh data. False means: stop charging
     # and discharging now (stale data means stop, not "last value").
     valid: bool
@@ -124,6 +153,8 @@ class BatterySnapshot:
     # the node reports bleeding (bit k = cell k + 1).
     cell_voltages: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
     bleeding: Mapping[int, int] = field(default_factory=dict)
+    # Every configured node, present or not.
+    nodes: Mapping[int, NodeSnapshot] = field(default_factory=dict)
 
     @property
     def strings_total(self) -> int:
