@@ -130,18 +130,22 @@ class BatterySnapshot:
     # Seconds: wall-clock epoch seconds in production, simulated seconds in the simulator.
     # The clock of all pure logic; it may jump (NTP), so logic clamps the dt it derives.
     time: float
-    # True when at least one string is online with fresh data. False means: stop charging
-    # and discharging now (stale data means stop, not "last value").
+    # True when at least one string has fresh data from every one of its nodes (its relay
+    # may still be open: the relay policy needs valid data to close it). False means: stop
+    # charging and discharging now (stale data means stop, not "last value").
     valid: bool
     data_age: float  # seconds since the oldest data the decision rests on (inf if none)
     cells_in_series: int  # cells per string, from the topology
-    voltage: float  # system voltage (V): mean of the online strings
+    # System voltage (V): mean of the online strings, or of the strings with fresh data when
+    # none is online (relays open).
+    voltage: float
     current: float  # system current (A, + = charging): sum over online strings
-    min_cell: float  # V, over online strings
+    # Extremes over every node with fresh data (online or not).
+    min_cell: float  # V
     max_cell: float
     min_cell_at: CellRef | None
     max_cell_at: CellRef | None
-    min_temp: float  # degC, over online strings
+    min_temp: float  # degC
     max_temp: float
     capacity_ah: float  # rated capacity of the online strings
     strings: tuple[StringSnapshot, ...]
