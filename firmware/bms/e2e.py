@@ -33,7 +33,7 @@ def _make_table() -> bytearray:
 _TABLE = _make_table()
 
 
-def crc8(data: bytes, start: int = 0, end: int = -1, crc: int = INIT) -> int:
+def crc8(data: bytes | bytearray, start: int = 0, end: int = -1, crc: int = INIT) -> int:
     """CRC-8/SAE-J1850 of data[start:end] (end -1 = to the end), final XOR applied."""
     if end < 0:
         end = len(data)
@@ -43,7 +43,7 @@ def crc8(data: bytes, start: int = 0, end: int = -1, crc: int = INIT) -> int:
     return crc ^ XOR_OUT
 
 
-def frame_crc(frame_id: int, data: bytes) -> int:
+def frame_crc(frame_id: int, data: bytes | bytearray) -> int:
     """CRC of a protected frame: frame id (2 bytes, little-endian), then data[1:8]."""
     table = _TABLE
     crc = table[INIT ^ (frame_id & 0xFF)]
@@ -59,7 +59,7 @@ def seal(frame_id: int, buf: bytearray, counter: int) -> None:
     buf[0] = frame_crc(frame_id, buf)
 
 
-def crc_ok(frame_id: int, data: bytes) -> bool:
+def crc_ok(frame_id: int, data: bytes | bytearray) -> bool:
     return len(data) >= 2 and data[0] == frame_crc(frame_id, data)
 
 
