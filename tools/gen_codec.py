@@ -448,7 +448,9 @@ def gateway_codec(db_path: Path) -> str:
     for message in db.messages:
         check_layout(message)
         names += [message.name, f"decode_{snake(message.name)}", f"encode_{snake(message.name)}"]
-    names += ["DECODERS", "FRAME_IDS", "LENGTHS", "CYCLE_MS", "NODE_ADDRESSED", "PROTECTED"]
+    names += [
+        "DECODERS", "FRAME_IDS", "LENGTHS", "CYCLE_MS", "SENDERS", "NODE_ADDRESSED", "PROTECTED",
+    ]
     for message in db.messages:
         if mux_field(fields_of(message)) is not None:
             names.append(f"{upper(message.name)}_MUXED_SIGNALS")
@@ -492,6 +494,10 @@ def gateway_codec(db_path: Path) -> str:
     out.append("CYCLE_MS = {")
     for message in db.messages:
         out.append(f"    0x{message.frame_id:03X}: {message.cycle_time or 0},")
+    out.append("}")
+    out.append("SENDERS = {")
+    for message in db.messages:
+        out.append(f'    0x{message.frame_id:03X}: "{",".join(message.senders)}",')
     out.append("}")
     out.append("# Frame ids whose low 4 bits carry the node id.")
     ids = ", ".join(f"0x{m.frame_id:03X}" for m in db.messages if node_addressed(db, m))

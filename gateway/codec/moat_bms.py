@@ -23,6 +23,7 @@ __all__ = [
     "LENGTHS",
     "NODE_ADDRESSED",
     "PROTECTED",
+    "SENDERS",
     "BalanceCommand",
     "BalanceState",
     "CellExtremes",
@@ -1847,6 +1848,19 @@ CYCLE_MS = {
     0x180: 1000,
     0x190: 2000,
     0x1A0: 5000,
+}
+SENDERS = {
+    0x100: "Node",
+    0x110: "Gateway",
+    0x120: "Gateway",
+    0x130: "Node",
+    0x140: "Node",
+    0x150: "Node",
+    0x160: "Gateway",
+    0x170: "Node",
+    0x180: "Node",
+    0x190: "Node",
+    0x1A0: "Node",
 }
 # Frame ids whose low 4 bits carry the node id.
 NODE_ADDRESSED: frozenset[int] = frozenset({0x100, 0x110, 0x130, 0x140, 0x150, 0x160, 0x170, 0x180, 0x190, 0x1A0})

@@ -19,6 +19,7 @@ __all__ = [
     "LENGTHS",
     "NODE_ADDRESSED",
     "PROTECTED",
+    "SENDERS",
     "AlarmsWarnings",
     "AlarmsWarningsChoice",
     "BatteryInfo",
@@ -818,6 +819,23 @@ CYCLE_MS = {
     0x372: 1000,
     0x373: 1000,
     0x379: 1000,
+}
+SENDERS = {
+    0x305: "Inverter",
+    0x351: "Battery",
+    0x355: "Battery",
+    0x356: "Battery",
+    0x359: "Battery",
+    0x35A: "Battery",
+    0x35B: "Battery",
+    0x35C: "Battery",
+    0x35E: "Battery",
+    0x35F: "Battery",
+    0x370: "Battery",
+    0x371: "Battery",
+    0x372: "Battery",
+    0x373: "Battery",
+    0x379: "Battery",
 }
 # Frame ids whose low 4 bits carry the node id.
 NODE_ADDRESSED: frozenset[int] = frozenset({})
