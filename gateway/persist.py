@@ -59,11 +59,12 @@ class StateStore:
     def save(self, state: dict[str, Any]) -> bool:
         """Write the state atomically. Logs and returns False on failure (disk full, read-only
         file system): the caller keeps running and tries again later."""
-        text = json.dumps({"format": FORMAT, "saved_at": time.time(), "state": state},
-                          indent=1, sort_keys=True, allow_nan=False)
         directory = self.path.parent if str(self.path.parent) else Path(".")
         tmp = None
         try:
+            # NaN or infinity in the state is a bug upstream: refuse rather than persist it.
+            text = json.dumps({"format": FORMAT, "saved_at": time.time(), "state": state},
+                              indent=1, sort_keys=True, allow_nan=False)
             directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
             with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp creates it mode 0600

@@ -1,0 +1,85 @@
+"""Protected node commands: CRC, counters, periods, reset edge, balance groups."""
+
+from __future__ import annotations
+
+import cantools
+
+from bms import e2e
+from gateway.commands import BALANCE_PERIOD, HEARTBEAT_PERIOD, RELAY_PERIOD, NodeCommander
+from gateway.limits import BalanceRequest, RelayAction, RelayRequest
+from tests.common import DBC_DIR
+
+DB = cantools.database.load_file(str(DBC_DIR / "moat_bms.dbc"))
+
+
+def decode(frame):
+    fid, data = frame
+    return DB.get_message_by_frame_id(fid & 0x7F0 if fid & 0x7F0 != 0x120 else fid).decode(
+        data, decode_choices=False
+    )
+
+
+def by_id(frames, fid):
+    return [f for f in frames if f[0] == fid]
+
+
+def test_first_call_sends_heartbeat_and_every_command_with_valid_crc() -> None:
+    cmd = NodeCommander({0: 16, 3: 16})
+    frames = cmd.due_frames(0.0)
+    assert sorted(f[0] for f in frames) == [0x110, 0x113, 0x120, 0x160, 0x163]
+    for fid, data in frames:
+        assert len(data) == 8
+        assert e2e.crc_ok(fid, data), hex(fid)
+
+
+def test_counters_advance_per_frame_id_and_wrap() -> None:
+    cmd = NodeCommander({0: 16})
+    counters = []
+    t = 0.0
+    for _ in range(20):
+        counters += [decode(f)["Counter"] for f in by_id(cmd.due_frames(t), 0x120)]
+        t += HEARTBEAT_PERIOD
+    assert counters == [i % 16 for i in range(20)]
+    check = e2e.AliveCheck(max_delta=1)
+    assert all(check.check(c) == e2e.ACCEPT for c in counters)
+
+
+def test_commands_repeat_at_their_dbc_periods() -> None:
+    cmd = NodeCommander({0: 16})
+    cmd.due_frames(0.0)
+    assert cmd.due_frames(RELAY_PERIOD / 2) == []
+    assert [f[0] for f in cmd.due_frames(RELAY_PERIOD)] == [0x110]
+    later = cmd.due_frames(BALANCE_PERIOD)
+    assert {f[0] for f in later} == {0x110, 0x120, 0x160}
+
+
+def test_relay_change_goes_out_at_once_and_reset_is_held_for_a_few_frames() -> None:
+    cmd = NodeCommander({2: 16})
+    cmd.due_frames(0.0)
+    cmd.request_relay(RelayRequest(2, RelayAction.CLOSE, reset_fault=True))
+    resets = []
+    t = 0.01
+    for _ in range(6):
+        for f in by_id(cmd.due_frames(t), 0x112):
+            msg = decode(f)
+            assert msg["Request"] == int(RelayAction.CLOSE)
+            resets.append(msg["ResetFault"])
+        t += RELAY_PERIOD
+    assert resets == [1, 1, 1, 0, 0, 0]
+
+
+def test_balance_bits_reach_the_right_groups_and_cells() -> None:
+    cmd = NodeCommander({1: 48})
+    cells = (1 << 0) | (1 << 17) | (1 << 40)  # cells 1, 18, 41
+    cmd.request_balance(BalanceRequest(1, cells, 3.35))
+    frames = by_id(cmd.due_frames(0.0), 0x161)
+    assert len(frames) == 2
+    g0, g1 = (decode(f) for f in frames)
+    assert g0["CellGroup"] == 0 and g0["BleedCells01To16"] == 1 and g0["BleedCells17To32"] == 2
+    assert g1["CellGroup"] == 1 and g1["BleedCells33To48"] == 1 << 8
+    assert g0["BleedFloorVoltage"] == 3.35
+
+
+def test_a_16_cell_node_gets_one_balance_frame() -> None:
+    cmd = NodeCommander({0: 16})
+    assert len(by_id(cmd.due_frames(0.0), 0x160)) == 1
