@@ -16,3 +16,10 @@ def moat_db() -> cantools.database.can.Database:
 @pytest.fixture(scope="session")
 def pylon_db() -> cantools.database.can.Database:
     return cantools.database.load_file(str(DBC_DIR / "pylontech_lv.dbc"), strict=True)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # The gateway runs on anyio's asyncio backend (python-can hands frames over through the
+    # asyncio loop).
+    return "asyncio"
