@@ -1,0 +1,663 @@
+"""Battery physics for the simulator: cells, packs (one node each) and the whole battery.
+
+The model is the simulator's truth. Everything is deterministic: randomness comes only from
+the `random.Random` passed to the builders, time only from the `dt` passed to `step`.
+Units: volts, amperes (positive = charging), ampere-hours, seconds, degrees Celsius.
+
+A cell is an equivalent circuit with a thermal node:
+
+    terminal voltage = OCV(charge) + I * R0(T) + V_rc
+    dV_rc/dt = (I * R1 - V_rc) / tau        (first-order polarisation: relaxes after a step)
+    C_th * dT/dt = I^2 * R0 + V_rc^2 / R1 - G * (T - T_ambient)
+
+Charge counts with a coulombic efficiency on charge and loses a small self-discharge. The
+state of charge reported as truth clamps at 0..1, but the charge itself may run a few percent
+beyond either end (CHARGE_MIN..CHARGE_MAX) where the OCV curves are very steep, so an over-
+or under-charged cell shows as a voltage excursion, exactly what protection must catch.
+
+Usage (what the system simulator does each tick):
+
+    rng = random.Random(seed)
+    battery = Battery.build(rng, strings=[[0], [1]], cells_per_node=16, soc=0.5)
+    battery.set_relay(1, closed=False)          # from the node's relay output
+    battery.packs[0].balance_mask = 0b101       # from the node's balancer outputs
+    actual = battery.step(0.1, current_a)       # current_a from the (simulated) inverter
+    pack = battery.packs[0]
+    pack.cell_voltages(), pack.temperatures(), pack.voltage, pack.measured_current_a,
+    pack.balancer_temp_c, battery.bus_voltage, battery.true_soc(), battery.remaining_ah()
+
+Fault injection is explicit and deterministic: `Pack.inject_cell_drift`,
+`Pack.open_thermistor`, `Pack.inject_current_offset`, `Pack.fade_cell`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
+from typing import Self
+
+__all__ = [
+    "CHARGE_MAX",
+    "CHARGE_MIN",
+    "OCV_CURVES",
+    "Battery",
+    "Cell",
+    "CellParams",
+    "OcvCurve",
+    "Pack",
+    "ocv_curve",
+]
+
+# Bounds of a cell's charge as a fraction of its capacity. Beyond 0..1 the cell is over- or
+# under-charged: the SoC stays clamped while the voltage runs far outside every protection
+# limit. Bounded so a forgotten simulation cannot drive a cell to absurd values.
+CHARGE_MIN = -0.05
+CHARGE_MAX = 1.05
+
+SECONDS_PER_MONTH = 30 * 86400.0
+REFERENCE_TEMP_C = 25.0
+# Temperatures used for the resistance law are clamped to this range: the exponential law
+# is a fit for the normal operating range, not for a cell on fire or frozen solid.
+RESISTANCE_TEMP_MIN_C = -30.0
+RESISTANCE_TEMP_MAX_C = 60.0
+# Battery.step subdivides longer steps: the split between parallel strings is explicit and
+# needs steps well below the shortest equalising time constant (seconds, on the steep ends).
+MAX_SUBSTEP_S = 1.0
+
+
+@dataclass(frozen=True)
+class OcvCurve:
+    """Open-circuit voltage over charge: piecewise linear through (charge, volts) points.
+
+    Points must cover CHARGE_MIN..CHARGE_MAX with strictly increasing charge.
+    """
+
+    name: str
+    points: tuple[tuple[float, float], ...]
+    charges: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    volts: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    # Volts per unit charge of each segment.
+    slopes: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        xs = tuple(x for x, _ in self.points)
+        ys = tuple(y for _, y in self.points)
+        if xs[0] != CHARGE_MIN or xs[-1] != CHARGE_MAX:
+            raise ValueError(f"{self.name}: OCV points must span {CHARGE_MIN}..{CHARGE_MAX}")
+        if any(b <= a for a, b in pairwise(xs)):
+            raise ValueError(f"{self.name}: OCV charge points must increase strictly")
+        slopes = tuple((y1 - y0) / (x1 - x0) for (x0, y0), (x1, y1) in pairwise(self.points))
+        # Frozen: the derived tables are set once, here.
+        object.__setattr__(self, "charges", xs)
+        object.__setattr__(self, "volts", ys)
+        object.__setattr__(self, "slopes", slopes)
+
+    def voltage(self, charge: float) -> float:
+        """OCV (V) at a charge fraction, clamped to the curve's span."""
+        xs = self.charges
+        charge = min(max(charge, CHARGE_MIN), CHARGE_MAX)
+        k = min(bisect_right(xs, charge), len(xs) - 1)
+        return self.volts[k - 1] + self.slopes[k - 1] * (charge - xs[k - 1])
+
+
+# Resting OCV curves (own fits to public data). Each has steep ends: LFP is flat between
+# ~20 % and ~90 % (3.26..3.34 V), falls to 2.5 V at empty and climbs above 3.6 V at full,
+# steeply from ~99 %. Points outside 0..1 are the over- and under-charge excursions.
+OCV_CURVES: dict[str, OcvCurve] = {
+    c.name: c
+    for c in (
+        OcvCurve(
+            "lfp",
+            (
+                (-0.05, 0.50), (-0.02, 1.50), (-0.01, 2.00), (0.0, 2.50), (0.005, 2.80),
+                (0.01, 2.95), (0.02, 3.05), (0.05, 3.15), (0.10, 3.20), (0.15, 3.235),
+                (0.20, 3.26), (0.30, 3.285), (0.40, 3.295), (0.50, 3.30), (0.60, 3.31),
+                (0.70, 3.325), (0.80, 3.33), (0.90, 3.34), (0.95, 3.35), (0.98, 3.38),
+                (0.99, 3.42), (0.995, 3.50), (1.0, 3.60), (1.005, 3.75), (1.01, 3.90),
+                (1.02, 4.20), (1.05, 4.60),
+            ),
+        ),
+        OcvCurve(
+            "nmc",
+            (
+                (-0.05, 1.50), (-0.01, 2.50), (0.0, 3.00), (0.01, 3.30), (0.03, 3.40),
+                (0.05, 3.45), (0.10, 3.55), (0.20, 3.62), (0.30, 3.67), (0.40, 3.72),
+                (0.50, 3.77), (0.60, 3.84), (0.70, 3.91), (0.80, 3.99), (0.90, 4.08),
+                (0.95, 4.13), (0.99, 4.18), (1.0, 4.20), (1.01, 4.35), (1.02, 4.50),
+                (1.05, 4.80),
+            ),
+        ),
+        OcvCurve(
+            "lto",
+            (
+                (-0.05, 1.00), (-0.01, 1.60), (0.0, 1.80), (0.02, 2.00), (0.05, 2.10),
+                (0.10, 2.18), (0.20, 2.23), (0.30, 2.26), (0.40, 2.28), (0.50, 2.30),
+                (0.60, 2.33), (0.70, 2.36), (0.80, 2.41), (0.90, 2.50), (0.95, 2.58),
+                (0.99, 2.70), (1.0, 2.80), (1.01, 2.95), (1.02, 3.05), (1.05, 3.30),
+            ),
+        ),
+    )
+}  # fmt: skip
+
+
+def ocv_curve(chemistry: str) -> OcvCurve:
+    """The OCV curve of a chemistry ("lfp", "nmc", "lto"; any case, a StrEnum works)."""
+    try:
+        return OCV_CURVES[str(chemistry).lower()]
+    except KeyError:
+        raise ValueError(f"unknown chemistry {chemistry!r}; known: {sorted(OCV_CURVES)}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class CellParams:
+    """Parameters of one cell. Defaults: a 100 Ah prismatic LFP cell in a closed pack."""
+
+    chemistry: str = "lfp"
+    capacity_ah: float = 100.0
+    r0_ohm: float = 0.0005  # ohmic resistance at 25 degC
+    r1_ohm: float = 0.0004  # polarisation resistance
+    tau_s: float = 60.0  # polarisation time constant R1 * C1
+    self_discharge_pct_month: float = 2.0  # % of capacity per 30 days
+    charge_efficiency: float = 0.995  # coulombic efficiency on charge
+    thermal_mass_j_k: float = 2000.0  # ~2 kg of cell at ~1 J/(g K)
+    heat_transfer_w_k: float = 0.5  # to ambient
+    # R0(T) = R0 * exp(coeff * (25 - T)): about x2.3 at 0 degC, x0.55 at 45 degC.
+    resistance_temp_coeff_per_k: float = 0.03
+
+    def __post_init__(self) -> None:
+        ocv_curve(self.chemistry)
+        positive = ("capacity_ah", "r0_ohm", "r1_ohm", "tau_s", "thermal_mass_j_k")
+        for name in positive:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"CellParams.{name} must be positive and finite, not {value!r}")
+        if not 0 < self.charge_efficiency <= 1:
+            raise ValueError("CellParams.charge_efficiency must be in (0, 1]")
+        if not (self.self_discharge_pct_month >= 0 and self.heat_transfer_w_k > 0):
+            raise ValueError("self-discharge must be >= 0 and heat transfer > 0")
+
+    def scaled(self, capacity_ah: float) -> CellParams:
+        """The same cell technology in another size: resistances scale with 1/capacity,
+        thermal mass with capacity, heat transfer with the surface (capacity^(2/3))."""
+        k = capacity_ah / self.capacity_ah
+        return replace(
+            self,
+            capacity_ah=capacity_ah,
+            r0_ohm=self.r0_ohm / k,
+            r1_ohm=self.r1_ohm / k,
+            thermal_mass_j_k=self.thermal_mass_j_k * k,
+            heat_transfer_w_k=self.heat_transfer_w_k * k ** (2 / 3),
+        )
+
+
+class Cell:
+    """One cell: equivalent circuit, charge counter and thermal node (see the module doc).
+
+    `voltage`, `ocv`, `polarisation_v`, `temperature_c`, `r0_ohm` and `current_a` are the
+    state after the last step. `drift_a` is a fault: extra charge current into this cell only.
+    """
+
+    __slots__ = (
+        "_charge", "_charge_step", "_decay_rc", "_decay_th", "_discharge_step", "_dt",
+        "_inv_g", "_r0_25", "_r1", "_rc_gain", "_self_discharge_step", "_slopes", "_tc",
+        "_volts", "_xs", "capacity_ah", "current_a", "drift_a", "ocv", "params",
+        "polarisation_v", "r0_ohm", "temperature_c", "voltage",
+    )  # fmt: skip
+
+    def __init__(
+        self, params: CellParams | None = None, soc: float = 0.5, temperature_c: float = 25.0
+    ) -> None:
+        if not 0.0 <= soc <= 1.0:
+            raise ValueError(f"initial soc must be in 0..1, not {soc!r}")
+        if not math.isfinite(temperature_c):
+            raise ValueError("initial temperature must be finite")
+        p = params if params is not None else CellParams()
+        curve = ocv_curve(p.chemistry)
+        self.params = p
+        self.capacity_ah = p.capacity_ah
+        self._xs = curve.charges
+        self._volts = curve.volts
+        self._slopes = curve.slopes
+        self._r0_25 = p.r0_ohm
+        self._r1 = p.r1_ohm
+        self._tc = p.resistance_temp_coeff_per_k
+        self._inv_g = 1.0 / p.heat_transfer_w_k
+        self._charge = soc
+        self.drift_a = 0.0
+        self.current_a = 0.0
+        self.polarisation_v = 0.0
+        self.temperature_c = temperature_c
+        self.r0_ohm = self._resistance(temperature_c)
+        self.ocv = curve.voltage(soc)
+        self.voltage = self.ocv
+        self._dt = -1.0  # per-dt factors are computed on the first step
+        self._charge_step = self._discharge_step = self._self_discharge_step = 0.0
+        self._decay_rc = self._rc_gain = self._decay_th = 0.0
+
+    @property
+    def soc(self) -> float:
+        """True state of charge, 0..1."""
+        return min(max(self._charge, 0.0), 1.0)
+
+    @property
+    def charge(self) -> float:
+        """Charge as a fraction of capacity, unclamped (CHARGE_MIN..CHARGE_MAX)."""
+        return self._charge
+
+    @property
+    def remaining_ah(self) -> float:
+        """Charge the cell can still deliver before it is empty (Ah)."""
+        return self.soc * self.capacity_ah
+
+    def step(self, dt: float, current_a: float, ambient_c: float) -> None:
+        """Advance by dt seconds with current_a flowing into the cell (+ = charging)."""
+        _check_step(dt, current_a)
+        if not math.isfinite(ambient_c):
+            raise ValueError("ambient temperature must be finite")
+        self._advance(dt, current_a, ambient_c)
+
+    def fade(self, fraction: float) -> None:
+        """Fault: lose `fraction` of the present capacity. The SoC stays as it was (the
+        stored charge shrinks with the capacity), so the voltage does not jump."""
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError("fade fraction must be in [0, 1)")
+        self.capacity_ah *= 1.0 - fraction
+        self._dt = -1.0
+
+    def _resistance(self, temperature_c: float) -> float:
+        t = min(max(temperature_c, RESISTANCE_TEMP_MIN_C), RESISTANCE_TEMP_MAX_C)
+        return self._r0_25 * math.exp(self._tc * (REFERENCE_TEMP_C - t))
+
+    def _set_dt(self, dt: float) -> None:
+        p = self.params
+        per_ah = dt / (3600.0 * self.capacity_ah)
+        self._charge_step = per_ah * p.charge_efficiency
+        self._discharge_step = per_ah
+        self._self_discharge_step = p.self_discharge_pct_month / 100.0 / SECONDS_PER_MONTH * dt
+        self._decay_rc = math.exp(-dt / p.tau_s)
+        self._rc_gain = self._r1 * (1.0 - self._decay_rc)
+        self._decay_th = math.exp(-dt * p.heat_transfer_w_k / p.thermal_mass_j_k)
+        self._dt = dt
+
+    def _advance(self, dt: float, current_a: float, ambient_c: float) -> None:
+        # The hot loop of the simulator: locals instead of repeated attribute lookups.
+        if dt != self._dt:
+            self._set_dt(dt)
+        i = current_a + self.drift_a
+        charge = self._charge + i * (self._charge_step if i > 0.0 else self._discharge_step)
+        charge -= self._self_discharge_step
+        if charge > CHARGE_MAX:
+            charge = CHARGE_MAX
+        elif charge < CHARGE_MIN:
+            charge = CHARGE_MIN
+        self._charge = charge
+        # Exact solution of the RC branch and of the thermal node over the step: stable for
+        # any dt.
+        v_rc = self.polarisation_v * self._decay_rc + i * self._rc_gain
+        self.polarisation_v = v_rc
+        r0 = self.r0_ohm
+        heat_w = i * i * r0 + v_rc * v_rc / self._r1
+        t_eq = ambient_c + heat_w * self._inv_g
+        t = t_eq + (self.temperature_c - t_eq) * self._decay_th
+        self.temperature_c = t
+        if t < RESISTANCE_TEMP_MIN_C:
+            t = RESISTANCE_TEMP_MIN_C
+        elif t > RESISTANCE_TEMP_MAX_C:
+            t = RESISTANCE_TEMP_MAX_C
+        r0 = self._r0_25 * math.exp(self._tc * (REFERENCE_TEMP_C - t))
+        self.r0_ohm = r0
+        xs = self._xs
+        k = bisect_right(xs, charge)
+        if k >= len(xs):
+            k = len(xs) - 1
+        ocv = self._volts[k - 1] + self._slopes[k - 1] * (charge - xs[k - 1])
+        self.ocv = ocv
+        self.voltage = ocv + i * r0 + v_rc
+        self.current_a = i
+
+
+def _check_step(dt: float, current_a: float) -> None:
+    # NaN in means NaN everywhere after: refuse it where it enters.
+    if not (math.isfinite(dt) and dt >= 0.0):
+        raise ValueError(f"dt must be finite and >= 0, not {dt!r}")
+    if not math.isfinite(current_a):
+        raise ValueError(f"current must be finite, not {current_a!r}")
+
+
+def _even_sensors(n_cells: int, n_sensors: int) -> tuple[tuple[int, ...], ...]:
+    """Sensor k sees the k-th contiguous block of cells."""
+    blocks = []
+    for k in range(n_sensors):
+        lo = k * n_cells // n_sensors
+        hi = max((k + 1) * n_cells // n_sensors, lo + 1)
+        blocks.append(tuple(range(lo, min(hi, n_cells))))
+    return tuple(blocks)
+
+
+class Pack:
+    """The cells of one node, in series, with its temperature sensors and balancer.
+
+    Cells are indexed from 0 here (cell number k + 1 on the bus). Inputs the simulator sets:
+    `balance_mask` (bit k bleeds cell k + 1 through `bleed_ohm`) and `ambient_c`. Readings:
+    `cell_voltages()`, `temperatures()` (per sensor: the mean temperature of the cells it
+    sees, None when its thermistor is open), `voltage`, `current_a` (true),
+    `measured_current_a` (as the node's current sensor reads it) and `balancer_temp_c`.
+    """
+
+    def __init__(
+        self,
+        cells: Sequence[Cell],
+        sensors: Sequence[Sequence[int]] | int = 4,
+        ambient_c: float = 25.0,
+        bleed_ohm: float = 33.0,
+        balancer_thermal_mass_j_k: float = 20.0,
+        balancer_heat_transfer_w_k: float = 0.15,
+    ) -> None:
+        if not cells:
+            raise ValueError("a pack needs at least one cell")
+        if not (bleed_ohm > 0 and balancer_thermal_mass_j_k > 0 and balancer_heat_transfer_w_k > 0):
+            raise ValueError("bleed resistance and balancer thermal parameters must be > 0")
+        self.cells = list(cells)
+        n = len(self.cells)
+        self.sensors = (
+            _even_sensors(n, sensors) if isinstance(sensors, int) else tuple(map(tuple, sensors))
+        )
+        for seen in self.sensors:
+            if not seen or any(not 0 <= k < n for k in seen):
+                raise ValueError(f"sensor cells {seen} must be non-empty indices below {n}")
+        self.ambient_c = ambient_c
+        self.bleed_ohm = bleed_ohm
+        self.balance_mask = 0
+        self.balancer_temp_c = ambient_c
+        self.current_a = 0.0
+        self.current_offset_a = 0.0
+        self._open_sensors: set[int] = set()
+        self._bal_mass = balancer_thermal_mass_j_k
+        self._bal_g = balancer_heat_transfer_w_k
+
+    @classmethod
+    def build(
+        cls,
+        rng: random.Random,
+        n_cells: int = 16,
+        params: CellParams | None = None,
+        soc: float = 0.5,
+        capacity_spread: float = 0.02,
+        soc_spread: float = 0.03,
+        resistance_spread: float = 0.10,
+        self_discharge_spread: float = 0.30,
+        sensors: Sequence[Sequence[int]] | int = 4,
+        ambient_c: float = 25.0,
+        bleed_ohm: float = 33.0,
+    ) -> Self:
+        """A pack of n_cells whose capacity, initial SoC, resistance and self-discharge
+        differ from cell to cell: each drawn uniformly within +-spread (relative, except
+        soc_spread which is absolute) from `rng`, in cell order."""
+        if n_cells < 1:
+            raise ValueError("n_cells must be >= 1")
+        base = params if params is not None else CellParams()
+        cells = []
+        for _ in range(n_cells):
+            p = replace(
+                base,
+                capacity_ah=base.capacity_ah * (1 + rng.uniform(-capacity_spread, capacity_spread)),
+                r0_ohm=base.r0_ohm * (1 + rng.uniform(-resistance_spread, resistance_spread)),
+                self_discharge_pct_month=base.self_discharge_pct_month
+                * (1 + rng.uniform(-self_discharge_spread, self_discharge_spread)),
+            )
+            cell_soc = min(max(soc + rng.uniform(-soc_spread, soc_spread), 0.0), 1.0)
+            cells.append(Cell(p, cell_soc, ambient_c))
+        return cls(cells, sensors, ambient_c, bleed_ohm)
+
+    # -- readings --
+
+    @property
+    def voltage(self) -> float:
+        """Pack voltage (V): the sum of the cell terminal voltages."""
+        return sum(c.voltage for c in self.cells)
+
+    @property
+    def measured_current_a(self) -> float:
+        """The current as the node's sensor reads it: true current plus any injected offset."""
+        return self.current_a + self.current_offset_a
+
+    def cell_voltages(self) -> list[float]:
+        """Cell terminal voltages (V), cell 1 first."""
+        return [c.voltage for c in self.cells]
+
+    def cell_temperatures(self) -> list[float]:
+        """True cell temperatures (degC), cell 1 first."""
+        return [c.temperature_c for c in self.cells]
+
+    def temperatures(self) -> list[float | None]:
+        """Sensor readings (degC): each the mean of the cells it sees; None when open."""
+        return [
+            None
+            if k in self._open_sensors
+            else sum(self.cells[i].temperature_c for i in seen) / len(seen)
+            for k, seen in enumerate(self.sensors)
+        ]
+
+    @property
+    def capacity_ah(self) -> float:
+        """Usable capacity of the pack (Ah): that of its smallest cell."""
+        return min(c.capacity_ah for c in self.cells)
+
+    @property
+    def remaining_ah(self) -> float:
+        """Charge the pack can deliver before its first cell is empty (Ah)."""
+        return min(c.remaining_ah for c in self.cells)
+
+    # -- faults --
+
+    def inject_cell_drift(self, index: int, current_a: float) -> None:
+        """Fault: push current_a (A) of extra charge into cell `index` only (a leaking
+        monitor, a faulty balancer charging it): it runs away above the others. 0 clears."""
+        self.cells[index].drift_a = current_a
+
+    def open_thermistor(self, sensor: int, is_open: bool = True) -> None:
+        """Fault: temperature sensor `sensor` (0-based) reads None (NotAvailable)."""
+        if not 0 <= sensor < len(self.sensors):
+            raise IndexError(f"no temperature sensor {sensor}")
+        if is_open:
+            self._open_sensors.add(sensor)
+        else:
+            self._open_sensors.discard(sensor)
+
+    def inject_current_offset(self, offset_a: float) -> None:
+        """Fault: the node's current sensor reads offset_a (A) more than the true current."""
+        self.current_offset_a = offset_a
+
+    def fade_cell(self, index: int, fraction: float) -> None:
+        """Fault: cell `index` loses `fraction` of its capacity (see Cell.fade)."""
+        self.cells[index].fade(fraction)
+
+    # -- dynamics --
+
+    def step(self, dt: float, current_a: float) -> None:
+        """Advance by dt seconds with current_a (A, + = charging) through the pack."""
+        _check_step(dt, current_a)
+        self._advance(dt, current_a)
+
+    def _emf_and_resistance(self) -> tuple[float, float]:
+        """Source voltage (sum of OCV + polarisation) and ohmic resistance, for the split."""
+        emf = 0.0
+        res = 0.0
+        for c in self.cells:
+            emf += c.ocv + c.polarisation_v
+            res += c.r0_ohm
+        return emf, res
+
+    def _advance(self, dt: float, current_a: float) -> None:
+        self.current_a = current_a
+        ambient = self.ambient_c
+        mask = self.balance_mask
+        bleed_w = 0.0
+        if mask == 0:
+            for c in self.cells:
+                c._advance(dt, current_a, ambient)
+        else:
+            r = self.bleed_ohm
+            for k, c in enumerate(self.cells):
+                if (mask >> k) & 1:
+                    # The resistor sits across the cell: it draws V / R from this cell only.
+                    bleed = c.voltage / r if c.voltage > 0.0 else 0.0
+                    bleed_w += bleed * bleed * r
+                    c._advance(dt, current_a - bleed, ambient)
+                else:
+                    c._advance(dt, current_a, ambient)
+        # The balancer's resistors and heat sink: one thermal node, exact over the step.
+        t_eq = ambient + bleed_w / self._bal_g
+        decay = math.exp(-dt * self._bal_g / self._bal_mass)
+        self.balancer_temp_c = t_eq + (self.balancer_temp_c - t_eq) * decay
+
+
+class Battery:
+    """Packs (one per node) wired as parallel strings of packs in series.
+
+    `strings` lists the node ids of each string (as TopologySettings.strings). A string
+    carries current only while every one of its nodes' relays is closed (`set_relay`). The
+    current the inverter pushes splits across the live strings by their source voltage and
+    resistance (a common bus voltage); live strings also exchange current among themselves
+    when their voltages differ. With every string open nothing flows.
+    """
+
+    def __init__(
+        self,
+        packs: Mapping[int, Pack],
+        strings: Sequence[Sequence[int]],
+        string_ohm: float = 0.002,
+        relays_closed: bool = True,
+    ) -> None:
+        self.strings = tuple(tuple(s) for s in strings)
+        seen = [n for s in self.strings for n in s]
+        if not self.strings or any(not s for s in self.strings):
+            raise ValueError("need at least one string, each with at least one node")
+        if len(seen) != len(set(seen)) or set(seen) != set(packs):
+            raise ValueError("every pack must be in exactly one string, and only packs")
+        if not string_ohm > 0:
+            raise ValueError("string_ohm (cables, fuse, relay of a string) must be > 0")
+        self.packs = dict(packs)
+        self.string_ohm = string_ohm
+        self.relay_closed = {n: relays_closed for n in seen}
+        self.string_currents = [0.0] * len(self.strings)
+        self.current_a = 0.0
+        self.bus_voltage: float | None = None
+        self._update_bus_voltage()
+
+    @classmethod
+    def build(
+        cls,
+        rng: random.Random,
+        strings: Sequence[Sequence[int]],
+        cells_per_node: int = 16,
+        params: CellParams | None = None,
+        soc: float = 0.5,
+        capacity_spread: float = 0.02,
+        soc_spread: float = 0.03,
+        sensors: int = 4,
+        ambient_c: float = 25.0,
+        string_ohm: float = 0.002,
+    ) -> Self:
+        """Build a pack per node of `strings` (in node-id order, from `rng`) and wire them."""
+        nodes = sorted(n for s in strings for n in s)
+        packs = {
+            n: Pack.build(
+                rng,
+                cells_per_node,
+                params,
+                soc,
+                capacity_spread=capacity_spread,
+                soc_spread=soc_spread,
+                sensors=sensors,
+                ambient_c=ambient_c,
+            )
+            for n in nodes
+        }
+        return cls(packs, strings, string_ohm)
+
+    def set_relay(self, node: int, closed: bool) -> None:
+        """Set a node's relay (from the node's relay output)."""
+        if node not in self.relay_closed:
+            raise KeyError(f"no node {node}")
+        self.relay_closed[node] = closed
+
+    def set_ambient(self, ambient_c: float) -> None:
+        """Set the ambient temperature of every pack (degC)."""
+        for p in self.packs.values():
+            p.ambient_c = ambient_c
+
+    def live_strings(self) -> list[int]:
+        """Indices of the strings whose relays are all closed."""
+        return [j for j, s in enumerate(self.strings) if all(self.relay_closed[n] for n in s)]
+
+    def step(self, dt: float, current_a: float) -> float:
+        """Advance by dt seconds with the inverter pushing current_a (A, + = charging).
+
+        Returns the current that actually flowed (0 when every string is open). Steps
+        longer than MAX_SUBSTEP_S are split into equal sub-steps.
+        """
+        _check_step(dt, current_a)
+        n = max(1, math.ceil(dt / MAX_SUBSTEP_S))
+        h = dt / n
+        for _ in range(n):
+            self._advance(h, current_a)
+        return self.current_a
+
+    def _advance(self, dt: float, current_a: float) -> None:
+        live = self.live_strings()
+        currents = [0.0] * len(self.strings)
+        if len(live) == 1:
+            currents[live[0]] = current_a
+        elif live:
+            # Each live string is a source E_j behind R_j; they share one bus voltage V:
+            # sum_j (V - E_j) / R_j = I  ->  V = (I + sum E_j / R_j) / sum 1 / R_j.
+            sources = []
+            for j in live:
+                emf = 0.0
+                res = self.string_ohm
+                for node in self.strings[j]:
+                    e, r = self.packs[node]._emf_and_resistance()
+                    emf += e
+                    res += r
+                sources.append((j, emf, res))
+            conductance = sum(1.0 / r for _, _, r in sources)
+            bus = (current_a + sum(e / r for _, e, r in sources)) / conductance
+            for j, e, r in sources:
+                currents[j] = (bus - e) / r
+        for j, string in enumerate(self.strings):
+            for node in string:
+                self.packs[node]._advance(dt, currents[j])
+        self.string_currents = currents
+        self.current_a = current_a if live else 0.0
+        self._update_bus_voltage()
+
+    def _update_bus_voltage(self) -> None:
+        live = self.live_strings()
+        if not live:
+            self.bus_voltage = None
+            return
+        total = 0.0
+        for j in live:
+            string_v = sum(self.packs[n].voltage for n in self.strings[j])
+            total += string_v + self.string_currents[j] * self.string_ohm
+        self.bus_voltage = total / len(live)
+
+    # -- truth --
+
+    @property
+    def capacity_ah(self) -> float:
+        """Usable capacity (Ah): per string its smallest pack's, summed over strings."""
+        return sum(min(self.packs[n].capacity_ah for n in s) for s in self.strings)
+
+    def remaining_ah(self) -> float:
+        """True charge the battery can deliver before a cell of each string is empty (Ah)."""
+        return sum(min(self.packs[n].remaining_ah for n in s) for s in self.strings)
+
+    def true_soc(self) -> float:
+        """True state of charge, 0..1: remaining_ah / capacity_ah."""
+        return self.remaining_ah() / self.capacity_ah
