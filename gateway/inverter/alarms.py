@@ -59,7 +59,7 @@ PAIRS: Mapping[str, frozenset[Alarm]] = {
     "high_discharge_current": frozenset({Alarm.HIGH_DISCHARGE_CURRENT}),
     "high_charge_current": frozenset({Alarm.HIGH_CHARGE_CURRENT}),
     "contactor": frozenset({Alarm.CONTACTOR}),
-    "bms_internal": _SYSTEM,
+    "bms_internal": _SYSTEM - {Alarm.CONTACTOR},  # the contactor has its own pair
     "cell_imbalance": frozenset({Alarm.CELL_IMBALANCE}),
 }
 

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from gateway.inverter.report import InverterReport
 from gateway.limits import Alarm, Limits, Severity
+
+if TYPE_CHECKING:
+    from gateway.inverter.profile import InverterProfile
 
 VOLTAGE_STEP = 0.1  # V: the resolution of CVL in 0x351
 CURRENT_STEP = 0.1  # A: the resolution of CCL/DCL in 0x351
@@ -61,6 +65,11 @@ class Emitter:
         self.min_interval = min_interval
         self._last_time: float | None = None
         self._last: InverterReport | None = None
+
+    @classmethod
+    def for_profile(cls, profile: InverterProfile) -> Emitter:
+        """The timing for `profile`: its configured period and its minimum interval."""
+        return cls(profile.settings.period, profile.min_interval)
 
     def due(self, now: float, report: InverterReport) -> bool:
         """True when the frame set for `report` should be sent at `now` (seconds)."""

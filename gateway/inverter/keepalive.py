@@ -9,14 +9,19 @@ old one to come round again.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from gateway.limits import Alarm, Severity
+
+if TYPE_CHECKING:
+    from gateway.inverter.settings import InverterSettings
 
 
 class KeepaliveStatus(StrEnum):
     STARTING = "starting"  # no keepalive yet, still within the start-up grace
     OK = "ok"  # a keepalive within the timeout
     MISSING = "missing"  # none within the timeout (or ever, after the grace)
+    OFF = "off"  # not watched (an inverter that never sends 0x305)
 
 
 class KeepaliveWatch:
@@ -32,14 +37,27 @@ class KeepaliveWatch:
         timeout: float = 10.0,
         startup_grace: float = 60.0,
         missing_as_warning: bool = False,
+        enabled: bool = True,
     ) -> None:
         if timeout <= 0 or startup_grace < 0:
             raise ValueError(f"need timeout > 0 and startup_grace >= 0: {timeout}, {startup_grace}")
         self.timeout = timeout
         self.startup_grace = startup_grace
         self.missing_as_warning = missing_as_warning
+        self.enabled = enabled
         self._start = start
         self._last: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: InverterSettings, start: float) -> KeepaliveWatch:
+        """The watch configured by `settings`, started at `start`."""
+        return cls(
+            start,
+            timeout=settings.keepalive_timeout,
+            startup_grace=settings.startup_grace,
+            missing_as_warning=settings.missing_as_warning,
+            enabled=settings.watch_keepalive,
+        )
 
     def on_keepalive(self, now: float) -> None:
         """A 0x305 frame arrived at `now`."""
@@ -47,6 +65,8 @@ class KeepaliveWatch:
 
     def status(self, now: float) -> KeepaliveStatus:
         """Whether the inverter is there at `now`."""
+        if not self.enabled:
+            return KeepaliveStatus.OFF
         if self._last is None:
             self._start = min(self._start, now)
             if now - self._start < max(self.startup_grace, self.timeout):

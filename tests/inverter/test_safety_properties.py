@@ -1,0 +1,112 @@
+"""Properties that must hold for any report, however broken: checked with hypothesis."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import cantools
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.inverter import PROFILES, InverterReport
+from gateway.inverter.shaping import MIN_VOLTAGE, ceil_decivolt, floor_decivolt
+from gateway.limits import Alarm, Limits, Severity
+from tests.common import DBC_DIR
+from tests.inverter.helpers import decode, profile
+
+DB = cantools.database.load_file(str(DBC_DIR / "pylontech_lv.dbc"), strict=True)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Anything a float can be, with the dangerous values made likely.
+nasty = st.one_of(
+    st.sampled_from([0.0, -0.0, math.nan, math.inf, -math.inf, 0.04, 1e9, -1e9]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-10.0, max_value=100.0),
+)
+limits = st.builds(
+    Limits,
+    cvl=nasty,
+    ccl=nasty,
+    dcl=nasty,
+    dvl=nasty,
+    charge_enable=st.booleans(),
+    discharge_enable=st.booleans(),
+    force_charge=st.booleans(),
+    full_charge_request=st.booleans(),
+)
+reports = st.builds(
+    InverterReport,
+    limits=limits,
+    alarms=st.dictionaries(st.sampled_from(Alarm), st.sampled_from(Severity)),
+    soc=nasty,
+    soh=nasty,
+    voltage=nasty,
+    current=nasty,
+    temperature=nasty,
+    min_cell_voltage=nasty,
+    max_cell_voltage=nasty,
+    min_cell_temperature=nasty,
+    max_cell_temperature=nasty,
+    capacity_ah=nasty,
+    modules_online=st.integers(0, 100_000),
+    modules_blocking_charge=st.integers(0, 100_000),
+    modules_blocking_discharge=st.integers(0, 100_000),
+    modules_offline=st.integers(0, 100_000),
+)
+
+
+def valid_voltage(value: float) -> bool:
+    return math.isfinite(value) and value >= MIN_VOLTAGE
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(PROFILES)), sequence=st.lists(reports, min_size=1, max_size=4))
+def test_any_report_gives_decodable_frames_with_safe_limits(name, sequence) -> None:
+    p = profile(name)
+    for r in sequence:
+        frames = p.frames(r)  # never raises
+        limits_out = decode(DB, frames, padded=p.pad_to_8)[0x351]
+        cvl = limits_out["ChargeVoltageLimit"]
+        assert cvl >= MIN_VOLTAGE  # never 0
+        assert limits_out["ChargeCurrentLimit"] >= 0
+        assert limits_out["DischargeCurrentLimit"] >= 0
+        assert limits_out["DischargeVoltageLimit"] > 0
+        if not r.limits.charge_enable or not valid_voltage(r.limits.cvl):
+            assert limits_out["ChargeCurrentLimit"] == 0
+        if not r.limits.discharge_enable or not valid_voltage(r.limits.cvl):
+            assert limits_out["DischargeCurrentLimit"] == 0
+        if valid_voltage(r.limits.cvl):
+            # Never more than the strategy asked for (Deye: within its W31 margin).
+            margin = p.settings.cvl_margin if name == "deye" else 0.0
+            assert cvl <= r.limits.cvl + margin + 0.05 + 1e-9
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(PROFILES)), r=reports)
+def test_stop_charging_cvl_is_never_above_the_present_voltage(name, r) -> None:
+    stop = Limits(55.2, 0.0, 10.0, 48.0, charge_enable=False, discharge_enable=True)
+    p = profile(name)
+    frames = p.frames(dataclasses.replace(r, limits=stop))
+    cvl = decode(DB, frames, p.pad_to_8)[0x351]["ChargeVoltageLimit"]
+    assert cvl >= MIN_VOLTAGE
+    # Deye may raise it by its W31 margin, never above the pack voltage.
+    margin = p.settings.cvl_margin if name == "deye" else 0.0
+    assert cvl <= 55.2 + margin + 1e-9
+    if name != "pylontech" and valid_voltage(r.voltage):
+        assert cvl <= r.voltage + 1e-9
+
+
+@given(st.floats(min_value=0.0, max_value=1000.0))
+def test_decivolt_rounding(volts: float) -> None:
+    down, up = floor_decivolt(volts), ceil_decivolt(volts)
+    assert down <= volts + 1e-6 and volts - down < 0.1 + 1e-6
+    assert up >= volts - 1e-6 and up - volts < 0.1 + 1e-6
+    assert round(down * 10) == math.floor(down * 10 + 1e-6)
+
+
+def test_decivolt_rounding_of_exact_values() -> None:
+    # Binary fractions must not push an exact 0.1 V value one step down (or up).
+    for dv in range(0, 1000):
+        assert floor_decivolt(dv / 10) == dv / 10
+        assert ceil_decivolt(dv / 10) == dv / 10
