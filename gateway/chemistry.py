@@ -1,0 +1,267 @@
+"""Cell chemistries: voltage windows, temperature windows, derating tables and OCV curves.
+
+One frozen ChemistryProfile per chemistry, all values per cell (volts, degrees Celsius,
+percent). The charge strategy, the SoC estimator and the docs read these; settings may
+override single values (gateway/strategy/settings.py).
+
+Sources: the field defaults collected in /work/shared/brief/charging-and-soc.md (dbus-serialbattery,
+diyBMS, LibreSolar, Victron) and public cell datasheets. The OCV curves are typical rested
+values, not one manufacturer's: good enough to start the SoC, which recalibrates itself at
+the ends of the charge.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Self
+
+
+class Chemistry(StrEnum):
+    """Cell chemistry of the battery."""
+
+    LFP = "lfp"  # lithium iron phosphate, LiFePO4 (the default)
+    NMC = "nmc"  # lithium nickel manganese cobalt oxide
+    LTO = "lto"  # lithium titanate
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """A piecewise-linear table y(x): linear between the points, flat beyond the ends.
+
+    `points` are (x, y) pairs with strictly increasing x. A NaN x gives NaN.
+    """
+
+    points: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.points) < 2:
+            raise ValueError("a curve needs at least two points")
+        for x, y in self.points:
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise ValueError(f"curve point ({x}, {y}) is not finite")
+        xs = [x for x, _ in self.points]
+        if any(b <= a for a, b in itertools.pairwise(xs)):
+            raise ValueError(f"curve x values must increase strictly: {xs}")
+
+    @classmethod
+    def of(cls, *points: tuple[float, float]) -> Self:
+        """Build a curve from (x, y) pairs."""
+        return cls(tuple((float(x), float(y)) for x, y in points))
+
+    def at(self, x: float) -> float:
+        """y at x, interpolated linearly; the end values beyond the ends."""
+        if math.isnan(x):
+            return math.nan
+        pts = self.points
+        if x <= pts[0][0]:
+            return pts[0][1]
+        if x >= pts[-1][0]:
+            return pts[-1][1]
+        i = bisect_right([p[0] for p in pts], x)
+        (x0, y0), (x1, y1) = pts[i - 1], pts[i]
+        return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+    def inverse(self) -> Curve:
+        """x(y) for a curve whose y values increase strictly (e.g. SoC from OCV)."""
+        return Curve(tuple((y, x) for x, y in self.points))
+
+
+@dataclass(frozen=True, slots=True)
+class TemperatureWindow:
+    """Temperatures (degC) in which a direction may flow: strictly between low and high.
+
+    Once outside, the direction stays blocked until the temperature is `hysteresis` back
+    inside (LFP: no charging at or below 0 degC, again from 5 degC).
+    """
+
+    low: float
+    high: float
+    hysteresis: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.low + 2 * self.hysteresis < self.high:
+            raise ValueError(f"temperature window {self.low}..{self.high} too narrow")
+        if self.hysteresis < 0:
+            raise ValueError("temperature hysteresis must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class ChemistryProfile:
+    """Everything the gateway needs to know about one chemistry, per cell.
+
+    Voltages in V per cell. The derating curves give a fraction (0..1) of the configured
+    maximum current; the final limit is the minimum over all of them.
+    """
+
+    chemistry: Chemistry
+    nominal_v: float  # nominal cell voltage, for capacity in Wh and display
+    hard_max_v: float  # cell damage above this (reference; the nodes trip well below)
+    hard_min_v: float  # cell damage below this (reference)
+    full_charge_v: float  # periodic / user full charge: SoC reset and top balancing
+    charge_target_v: float  # daily charge: allowed max cell in bulk and absorption
+    float_v: float  # allowed max cell in float
+    balance_start_v: float  # balancing only while the highest cell is at or above this
+    min_cell_v: float  # normal minimum: discharging stops here (DVL = cells x this)
+    # Min cell at or below this (long enough) means empty: SoC recalibrates to 0 %. Above
+    # min_cell_v on purpose: the discharge derating keeps a loaded cell near this voltage, so
+    # a value lower down would never be reached and the recalibration would never happen.
+    empty_cell_v: float
+    charge_temp: TemperatureWindow
+    discharge_temp: TemperatureWindow
+    # Charge derating by the highest cell: x = max cell minus the phase's allowed maximum (V),
+    # so the same table serves the daily target, the full charge and float.
+    charge_by_cell: Curve
+    discharge_by_cell: Curve  # x = lowest cell voltage (V)
+    charge_by_temp: Curve  # x = cell temperature (degC), applied to the min and max
+    discharge_by_temp: Curve
+    charge_by_soc: Curve  # x = SoC (%); used only when the strategy enables it
+    ocv: Curve  # x = SoC (%) in 5 % steps, y = rested cell voltage (V)
+
+    def __post_init__(self) -> None:
+        order = (
+            ("hard_min_v", self.hard_min_v),
+            ("min_cell_v", self.min_cell_v),
+            ("empty_cell_v", self.empty_cell_v),
+            ("float_v", self.float_v),
+            ("charge_target_v", self.charge_target_v),
+            ("full_charge_v", self.full_charge_v),
+            ("hard_max_v", self.hard_max_v),
+        )
+        for (name_a, a), (name_b, b) in itertools.pairwise(order):
+            if not a < b:
+                raise ValueError(
+                    f"{self.chemistry}: {name_a} ({a} V) must be below {name_b} ({b} V)"
+                )
+        if not self.min_cell_v < self.balance_start_v <= self.charge_target_v:
+            raise ValueError(
+                f"{self.chemistry}: balance_start_v ({self.balance_start_v} V) must be above "
+                f"min_cell_v and at most charge_target_v"
+            )
+        if not self.min_cell_v < self.nominal_v < self.charge_target_v:
+            raise ValueError(f"{self.chemistry}: nominal_v out of the normal window")
+        for name in (
+            "charge_by_cell",
+            "discharge_by_cell",
+            "charge_by_temp",
+            "discharge_by_temp",
+            "charge_by_soc",
+        ):
+            curve: Curve = getattr(self, name)
+            if any(not 0.0 <= y <= 1.0 for _, y in curve.points):
+                raise ValueError(f"{self.chemistry}: {name} fractions must be within 0..1")
+        self.ocv.inverse()  # raises unless the OCV rises strictly with SoC
+        socs = [x for x, _ in self.ocv.points]
+        if socs[0] != 0.0 or socs[-1] != 100.0:
+            raise ValueError(f"{self.chemistry}: the OCV table must span 0..100 %")
+
+    def soc_from_ocv(self, cell_v: float) -> float:
+        """SoC (%) of a rested cell at `cell_v`, from the OCV table (NaN for NaN)."""
+        return self.ocv.inverse().at(cell_v)
+
+
+def _ocv(*volts: float) -> Curve:
+    """OCV table from 21 rested cell voltages for 0, 5, ..., 100 % SoC."""
+    if len(volts) != 21:
+        raise ValueError("an OCV table has 21 points (0..100 % in 5 % steps)")
+    return Curve(tuple((5.0 * i, v) for i, v in enumerate(volts)))
+
+
+# Charge derating by the highest cell, relative to the allowed maximum of the phase. At the
+# LFP daily target (3.45 V) this is the field table 3.375/3.400/3.425/3.450/3.500 V ->
+# 1/0.25/0.05/0.005/0.
+_CHARGE_BY_CELL = Curve.of((-0.075, 1.0), (-0.050, 0.25), (-0.025, 0.05), (0.0, 0.005), (0.05, 0.0))
+_CHARGE_BY_SOC = Curve.of((85.0, 1.0), (90.0, 0.5), (95.0, 0.2), (98.0, 0.1))
+
+LFP = ChemistryProfile(
+    chemistry=Chemistry.LFP,
+    nominal_v=3.2,
+    hard_max_v=3.80,
+    hard_min_v=2.50,
+    full_charge_v=3.55,
+    charge_target_v=3.45,
+    float_v=3.375,
+    # In the knee: below it LFP cell differences under current are mostly resistance, not
+    # charge, and bleeding would pick the wrong cells.
+    balance_start_v=3.40,
+    min_cell_v=2.90,
+    empty_cell_v=3.00,
+    charge_temp=TemperatureWindow(0.0, 55.0),
+    discharge_temp=TemperatureWindow(-20.0, 60.0),
+    charge_by_cell=_CHARGE_BY_CELL,
+    discharge_by_cell=Curve.of((2.80, 0.0), (2.90, 0.005), (3.00, 0.05), (3.10, 0.25), (3.19, 1.0)),
+    charge_by_temp=Curve.of(
+        (0, 0), (2, 0.25), (5, 0.5), (10, 1), (40, 1), (45, 0.5), (50, 0.25), (55, 0)
+    ),
+    discharge_by_temp=Curve.of(
+        (-20, 0), (-15, 0.25), (-10, 0.5), (0, 1), (45, 1), (50, 0.5), (55, 0.25), (60, 0)
+    ),
+    charge_by_soc=_CHARGE_BY_SOC,
+    # Flat between 20 and 90 % (about 100 mV for 70 %): the OCV start is rough there.
+    ocv=_ocv(
+        2.800, 3.100, 3.180, 3.200, 3.220, 3.240, 3.250, 3.260, 3.265, 3.270, 3.275,
+        3.280, 3.285, 3.290, 3.295, 3.300, 3.305, 3.310, 3.315, 3.330, 3.400,
+    ),
+)  # fmt: skip
+
+NMC = ChemistryProfile(
+    chemistry=Chemistry.NMC,
+    nominal_v=3.65,
+    hard_max_v=4.25,
+    hard_min_v=3.00,
+    full_charge_v=4.20,
+    charge_target_v=4.10,
+    float_v=4.00,
+    balance_start_v=3.90,
+    min_cell_v=3.30,
+    empty_cell_v=3.40,
+    charge_temp=TemperatureWindow(0.0, 45.0),
+    discharge_temp=TemperatureWindow(-20.0, 60.0),
+    charge_by_cell=_CHARGE_BY_CELL,
+    discharge_by_cell=Curve.of((3.20, 0.0), (3.30, 0.005), (3.40, 0.05), (3.50, 0.25), (3.60, 1.0)),
+    charge_by_temp=Curve.of((0, 0), (3, 0.25), (5, 0.5), (10, 1), (35, 1), (40, 0.5), (45, 0)),
+    discharge_by_temp=Curve.of((-20, 0), (-10, 0.5), (0, 1), (50, 1), (55, 0.5), (60, 0)),
+    charge_by_soc=_CHARGE_BY_SOC,
+    ocv=_ocv(
+        3.000, 3.450, 3.550, 3.600, 3.630, 3.650, 3.670, 3.690, 3.710, 3.730, 3.760,
+        3.790, 3.830, 3.870, 3.910, 3.950, 3.990, 4.030, 4.080, 4.130, 4.200,
+    ),
+)  # fmt: skip
+
+LTO = ChemistryProfile(
+    chemistry=Chemistry.LTO,
+    nominal_v=2.3,
+    hard_max_v=2.85,
+    hard_min_v=1.90,
+    full_charge_v=2.80,
+    charge_target_v=2.70,
+    float_v=2.60,
+    balance_start_v=2.55,
+    min_cell_v=2.10,
+    empty_cell_v=2.15,
+    charge_temp=TemperatureWindow(-30.0, 55.0),
+    discharge_temp=TemperatureWindow(-40.0, 60.0),
+    charge_by_cell=_CHARGE_BY_CELL,
+    discharge_by_cell=Curve.of((2.00, 0.0), (2.10, 0.005), (2.15, 0.05), (2.20, 0.25), (2.25, 1.0)),
+    charge_by_temp=Curve.of((-30, 0), (-20, 0.25), (-10, 0.5), (0, 1), (45, 1), (50, 0.5), (55, 0)),
+    discharge_by_temp=Curve.of((-40, 0), (-30, 0.5), (-20, 1), (50, 1), (55, 0.5), (60, 0)),
+    charge_by_soc=_CHARGE_BY_SOC,
+    ocv=_ocv(
+        1.800, 2.100, 2.180, 2.220, 2.250, 2.270, 2.290, 2.300, 2.310, 2.320, 2.330,
+        2.340, 2.350, 2.360, 2.370, 2.390, 2.410, 2.440, 2.480, 2.550, 2.700,
+    ),
+)  # fmt: skip
+
+PROFILES: dict[Chemistry, ChemistryProfile] = {p.chemistry: p for p in (LFP, NMC, LTO)}
+
+
+def profile(chemistry: Chemistry | str) -> ChemistryProfile:
+    """The built-in profile of a chemistry (by enum or name, e.g. "lfp")."""
+    try:
+        return PROFILES[Chemistry(chemistry)]
+    except ValueError:
+        known = ", ".join(c.value for c in Chemistry)
+        raise ValueError(f"unknown chemistry {chemistry!r}; known: {known}") from None
