@@ -64,14 +64,15 @@ def battery_measurements(voltage: float, current: float, temperature: float) -> 
     return _id("BatteryMeasurements"), data
 
 
-def protection_alarms(out: Outgoing) -> Frame:
-    """0x359: protection and alarm flags, module count and the 'PN' marker."""
+def protection_alarms(out: Outgoing, pylon_marker: bool = True) -> Frame:
+    """0x359: protection and alarm flags, module count and, if `pylon_marker`, the 'PN'
+    marker by which inverters recognise a Pylontech battery (zeros otherwise)."""
     data = codec.encode_protection_alarms(
         codec.ProtectionAlarms(
             **protection_flags(out.alarms),
             module_count=min(out.modules_online, MODULE_COUNT_MAX),
-            marker_p=codec.ProtectionAlarmsMarkerP.P,
-            marker_n=codec.ProtectionAlarmsMarkerN.N,
+            marker_p=codec.ProtectionAlarmsMarkerP.P if pylon_marker else 0,
+            marker_n=codec.ProtectionAlarmsMarkerN.N if pylon_marker else 0,
         )
     )
     return _id("ProtectionAlarms"), data

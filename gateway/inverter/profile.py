@@ -27,6 +27,7 @@ class InverterProfile(ABC):
     min_interval: ClassVar[float] = 0.1  # s: never send two frame sets closer than this
     pads_to_8: ClassVar[bool] = False  # the family wants every frame eight bytes long
     quirks: ClassVar[Quirks] = Quirks()
+    default_manufacturer: ClassVar[str] = "PYLON"  # 0x35E name when none is configured
 
     def __init__(self, settings: InverterSettings) -> None:
         if settings.profile != self.name:

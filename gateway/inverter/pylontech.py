@@ -19,8 +19,11 @@ UNKNOWN_SOH = 100.0  # %
 UNKNOWN_CELL_VOLTAGE = 0.0  # V (display only)
 
 
-def pylon_frames(out: Outgoing, manufacturer: str) -> list[Frame]:
-    """The V1.2 set for `out`; an unknown pack voltage is reported as the CVL being sent."""
+def pylon_frames(out: Outgoing, manufacturer: str, pylon_marker: bool = True) -> list[Frame]:
+    """The V1.2 set for `out`; an unknown pack voltage is reported as the CVL being sent.
+
+    `pylon_marker` puts 'PN' in 0x359, which makes inverters treat the battery as a
+    Pylontech one."""
     return [
         frames.battery_limits(out),
         frames.battery_soc(out, UNKNOWN_SOH if out.soh is None else out.soh),
@@ -29,7 +32,7 @@ def pylon_frames(out: Outgoing, manufacturer: str) -> list[Frame]:
             out.current,
             NEUTRAL_TEMPERATURE if out.temperature is None else out.temperature,
         ),
-        frames.protection_alarms(out),
+        frames.protection_alarms(out, pylon_marker),
         frames.request_flags(out),
         frames.manufacturer_name(manufacturer),
     ]

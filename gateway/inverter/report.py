@@ -126,7 +126,7 @@ def build_report(
         modules_blocking_charge=blocking_charge,
         modules_blocking_discharge=blocking_discharge,
         modules_offline=offline,
-        manufacturer=settings.manufacturer,
+        manufacturer=settings.manufacturer_name,
         bms_name=settings.bms_name,
         firmware_version=firmware_version,
         hardware_version=hardware_version,

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gateway.inverter.deye import REQUIRED_PREFIX
 from gateway.inverter.registry import profile_class
 from gateway.inverter.report import BMS_NAME_LENGTH, MANUFACTURER_LENGTH, check_name
+from gateway.inverter.victron import FORBIDDEN_PREFIX
 
 # A Victron system stops after about 3 s without 0x351; two periods must fit in that.
 MAX_PERIOD = 1.5  # s
@@ -51,10 +52,11 @@ class InverterSettings(BaseModel):
         description="Report a missing inverter as a warning instead of an alarm (off-grid "
         "setups where the battery must keep working regardless).",
     )
-    manufacturer: str = Field(
-        "PYLON",
-        description="Manufacturer name in 0x35E, at most 8 ASCII characters (Deye requires "
-        "it to start with PYLON).",
+    manufacturer: str | None = Field(
+        None,
+        description="Manufacturer name in 0x35E, at most 8 ASCII characters; unset = the "
+        "profile's default (PYLON; moat-bms for victron). Deye requires it to start with "
+        "PYLON, Victron must not see PYLON (it would apply its Pylontech overrides).",
     )
     bms_name: str = Field(
         "moat-bms",
@@ -94,8 +96,8 @@ class InverterSettings(BaseModel):
 
     @field_validator("manufacturer")
     @classmethod
-    def _manufacturer_ascii(cls, name: str) -> str:
-        return check_name(name, MANUFACTURER_LENGTH, "manufacturer name")
+    def _manufacturer_ascii(cls, name: str | None) -> str | None:
+        return None if name is None else check_name(name, MANUFACTURER_LENGTH, "manufacturer name")
 
     @field_validator("bms_name")
     @classmethod
@@ -110,9 +112,22 @@ class InverterSettings(BaseModel):
                 f"period {self.period} s is shorter than the {self.profile} minimum of "
                 f"{cls.min_interval} s"
             )
-        if self.profile == "deye" and not self.manufacturer.startswith(REQUIRED_PREFIX):
+        name = self.manufacturer_name
+        if self.profile == "deye" and not name.startswith(REQUIRED_PREFIX):
             raise ValueError(
                 f"Deye accepts only manufacturer names starting with {REQUIRED_PREFIX}, "
-                f"got {self.manufacturer!r}"
+                f"got {name!r}"
+            )
+        if self.profile == "victron" and name.upper().startswith(FORBIDDEN_PREFIX):
+            raise ValueError(
+                f"a Victron GX treats a battery named {name!r} as a Pylontech and overrides "
+                "its charge voltage; choose another manufacturer name"
             )
         return self
+
+    @property
+    def manufacturer_name(self) -> str:
+        """The 0x35E name: the configured one, else the profile's default."""
+        if self.manufacturer is not None:
+            return self.manufacturer
+        return profile_class(self.profile).default_manufacturer

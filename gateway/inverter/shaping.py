@@ -128,6 +128,11 @@ def _current(value: float) -> float:
     return min(value, MAX_CURRENT)
 
 
+def _measured_current(value: float) -> float:
+    """The pack current to report: unknown is 0 A, never a stale value."""
+    return _clamp(value, -MAX_CURRENT, MAX_CURRENT) if math.isfinite(value) else 0.0
+
+
 class Shaper:
     """Turns reports into Outgoing values for one inverter; remembers last known values.
 
@@ -201,9 +206,7 @@ class Shaper:
             soc=DEFAULT_SOC if soc is None else soc,
             soh=soh,
             voltage=self._hold("voltage", voltage),
-            current=_clamp(report.current, -MAX_CURRENT, MAX_CURRENT)
-            if math.isfinite(report.current)
-            else 0.0,
+            current=_measured_current(report.current),
             temperature=self._temperature("temperature", report.temperature),
             min_cell_voltage=self._cell_voltage("min_cell_voltage", report.min_cell_voltage),
             max_cell_voltage=self._cell_voltage("max_cell_voltage", report.max_cell_voltage),

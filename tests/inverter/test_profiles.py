@@ -82,13 +82,16 @@ def test_normal_report(pylon_db, name: str) -> None:
     )
     assert f[0x355] == approx({"Soc": 73, "Soh": 98, "SocHighRes": 73.46})
     assert f[0x356] == approx({"Voltage": 53.27, "Current": -12.3, "Temperature": 24.5})
-    assert text(f[0x35E], "ManufacturerChar", 1, 8) == "PYLON   "
+    # Victron must not take the battery for a Pylontech (see gateway/inverter/victron.py).
+    pylontech_like = name != "victron"
+    manufacturer = "PYLON   " if pylontech_like else "moat-bms"
+    assert text(f[0x35E], "ManufacturerChar", 1, 8) == manufacturer
     if 0x359 in f:
         assert f[0x359] == {
             **{signal: 0 for signal in f[0x359]},
             "ModuleCount": 2,
-            "MarkerP": ord("P"),
-            "MarkerN": ord("N"),
+            "MarkerP": ord("P") if pylontech_like else 0,
+            "MarkerN": ord("N") if pylontech_like else 0,
         }
     if 0x35C in f:
         assert f[0x35C] == {
@@ -190,6 +193,13 @@ def test_deye_manufacturer_must_start_with_pylon(pylon_db) -> None:
     assert text(f[0x35E], "ManufacturerChar", 1, 8) == "PYLONDIY"
     f = frames_of(pylon_db, "victron", report(manufacturer="MOAT"))
     assert text(f[0x35E], "ManufacturerChar", 1, 8) == "MOAT    "
+
+
+@pytest.mark.parametrize("manufacturer", ["PYLON", "pylonDIY"])
+def test_victron_never_sees_a_pylontech_name(pylon_db, manufacturer: str) -> None:
+    f = frames_of(pylon_db, "victron", report(manufacturer=manufacturer))
+    assert text(f[0x35E], "ManufacturerChar", 1, 8) == "moat-bms"
+    assert (f[0x359]["MarkerP"], f[0x359]["MarkerN"]) == (0, 0)
 
 
 @pytest.mark.parametrize("name", sorted(IDS))

@@ -76,6 +76,7 @@ def test_build_report() -> None:
         alarms={Alarm.NODE_MISSING: Severity.WARNING},
     )
     settings = InverterSettings(manufacturer="PYLONDIY", bms_name="garage battery")
+    default_victron = InverterSettings(profile="victron")
     r = build_report(
         SNAPSHOT, decision, 64.5, 97.0, settings, firmware_version=0x0203, hardware_version=1
     )
@@ -92,6 +93,7 @@ def test_build_report() -> None:
     assert r.modules_blocking_discharge == 2  # node 2 (cold for discharge), node 4 (fault)
     assert (r.manufacturer, r.bms_name) == ("PYLONDIY", "garage battery")
     assert (r.firmware_version, r.hardware_version) == (0x0203, 1)
+    assert build_report(SNAPSHOT, decision, 64.5, 97.0, default_victron).manufacturer == "moat-bms"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ def test_defaults() -> None:
     assert s.keepalive_timeout == 10.0
     assert s.startup_grace == 60.0
     assert (s.watch_keepalive, s.missing_as_warning) == (True, False)
-    assert (s.manufacturer, s.bms_name) == ("PYLON", "moat-bms")
+    assert (s.manufacturer, s.manufacturer_name, s.bms_name) == (None, "PYLON", "moat-bms")
     assert s.fallback_cvl > 0
 
 
@@ -45,6 +45,18 @@ def test_deye_needs_a_pylon_manufacturer_name() -> None:
     with pytest.raises(pydantic.ValidationError, match="PYLON"):
         InverterSettings(profile="deye", manufacturer="DIYPYLON")
     assert InverterSettings(profile="victron", manufacturer="DIYPYLON").manufacturer == "DIYPYLON"
+
+
+@pytest.mark.parametrize(("name", "default"), [("pylontech", "PYLON"), ("victron", "moat-bms")])
+def test_manufacturer_name_defaults_per_profile(name: str, default: str) -> None:
+    assert InverterSettings(profile=name).manufacturer_name == default
+    assert InverterSettings(profile=name, manufacturer="ACME").manufacturer_name == "ACME"
+
+
+@pytest.mark.parametrize("manufacturer", ["PYLON", "Pylon-X"])
+def test_victron_refuses_a_pylontech_name(manufacturer: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match="Pylontech"):
+        InverterSettings(profile="victron", manufacturer=manufacturer)
 
 
 @pytest.mark.parametrize(
