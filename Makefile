@@ -53,10 +53,12 @@ codec: $(INSTALLED)
 
 docs: $(INSTALLED)
 	$(PY) -m tools.gen_protocol_doc
+	$(PY) -m tools.gen_config_doc
 
 check-generated: $(INSTALLED)
 	$(PY) -m tools.gen_codec --check
 	$(PY) -m tools.gen_protocol_doc --check
+	$(PY) -m tools.gen_config_doc --check
 
 # Until the simulator lands (issue 5), the demo only shows the command line.
 demo: install
