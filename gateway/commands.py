@@ -71,10 +71,6 @@ class NodeCommander:
             cmd.balance_floor = req.floor
             cmd.balance_due = -math.inf
 
-    def stop_balancing(self) -> None:
-        for node in self._nodes:
-            self.request_balance(BalanceRequest(node, 0, 0.0))
-
     def due_frames(self, now: float) -> list[Frame]:
         """Frames to send now: the heartbeat and every command whose period has elapsed."""
         frames: list[Frame] = []
