@@ -1,0 +1,324 @@
+"""A simulated hybrid inverter that listens to the battery like a real one.
+
+It reads the battery's Pylontech-compatible frames (decoded with gateway.codec.pylontech_lv)
+and decides, each step, the current it pushes into the battery (A, + = charging):
+
+- PV surplus charges, a deficit discharges (the grid covers the rest), within CCL / DCL and
+  its own maximum; force charge (0x35C) charges from the grid at `force_charge_a`.
+- A voltage loop honours CVL and DVL: the current allowed is gain * (CVL - V) on charge
+  and gain * (V - DVL) on discharge, so charging tapers off as the battery nears CVL. The
+  current follows its target through a first-order lag (`response_tau_s`): like a real
+  inverter, it does not jump, so the battery's CVL feedback is tested with a real lag.
+- Enable bits and protection / alarm flags (0x35C, 0x359, 0x35A) stop a direction.
+- No 0x351 for `battery_timeout_s` (3 s, like Victron): switch off at once, no current
+  either way (or keep the last limits, `missing_battery_action="keep_last"`); it recovers
+  when 0x351 returns, ramping up through the lag.
+- Quirks: `ignores_zero_ccl` keeps charging at `trickle_a` with CCL 0 (a Victron Multi),
+  `honours_request_flags=False` ignores 0x35C (Victron), `voltage_offset_v` mis-reads the
+  battery voltage.
+
+Use (the simulator, once per tick, with simulated time `now` in seconds):
+
+    inverter = SimInverter(SimInverterSettings())
+    inverter.on_frame(frame_id, data, now)          # every frame from the battery
+    for frame_id, data in inverter.due_frames(now): # its 0x305 keepalive, once a second
+        send(frame_id, data)
+    current_a = inverter.step(now, battery.bus_voltage, pv_w, load_w)
+    battery.step(dt, current_a)
+
+Set `silent = True` to stop its keepalive (fault injection). What it last received is in
+`limits`, `soc`, `measurements`, `protection`, `alarms`, `flags` and `raw`; counters in
+`frames`, `garbage` and `unknown`; its own state in `current_a`, `grid_w`, `battery_missing`,
+`battery_lost_count` and `status`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.codec.pylontech_lv import (
+    CYCLE_MS,
+    DECODERS,
+    FRAME_IDS,
+    LENGTHS,
+    AlarmsWarnings,
+    AlarmsWarningsChoice,
+    BatteryLimits,
+    BatteryMeasurements,
+    BatterySoc,
+    InverterKeepalive,
+    ProtectionAlarms,
+    RequestFlags,
+    decode_alarms_warnings,
+    decode_battery_limits,
+    decode_battery_measurements,
+    decode_battery_soc,
+    decode_protection_alarms,
+    decode_request_flags,
+    encode_inverter_keepalive,
+)
+
+__all__ = ["SimInverter", "SimInverterSettings"]
+
+LIMITS_ID = FRAME_IDS["BatteryLimits"]
+SOC_ID = FRAME_IDS["BatterySoc"]
+MEASUREMENTS_ID = FRAME_IDS["BatteryMeasurements"]
+PROTECTION_ID = FRAME_IDS["ProtectionAlarms"]
+ALARMS_ID = FRAME_IDS["AlarmsWarnings"]
+FLAGS_ID = FRAME_IDS["RequestFlags"]
+KEEPALIVE_ID = FRAME_IDS["InverterKeepalive"]
+KEEPALIVE = encode_inverter_keepalive(InverterKeepalive(0))
+MAX_DLC = 8
+# Smallest current step the 0x351 field carries (0.1 A): below it, CCL counts as zero.
+CCL_RESOLUTION_A = 0.1
+
+STOPPED = "battery missing: stopped"
+
+# Flags that stop a direction: field -> (blocks charge, blocks discharge).
+PROTECTION_BLOCKS = {
+    "protection_cell_over_voltage": (True, False),
+    "protection_cell_under_voltage": (False, True),
+    "protection_over_temperature": (True, True),
+    "protection_under_temperature": (True, True),
+    "protection_discharge_over_current": (False, True),
+    "protection_charge_over_current": (True, False),
+    "protection_system_error": (True, True),
+}
+ALARM_BLOCKS = {
+    "alarm_general": (True, True),
+    "alarm_high_voltage": (True, False),
+    "alarm_low_voltage": (False, True),
+    "alarm_high_temperature": (True, True),
+    "alarm_low_temperature": (True, True),
+    "alarm_high_temperature_charge": (True, False),
+    "alarm_low_temperature_charge": (True, False),
+    "alarm_high_discharge_current": (False, True),
+    "alarm_high_charge_current": (True, False),
+    "alarm_bms_internal": (True, True),
+}
+
+
+class SimInverterSettings(BaseModel):
+    """Behaviour of the simulated hybrid inverter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_charge_a: float = Field(100.0, gt=0, description="Most the inverter can charge with, A.")
+    max_discharge_a: float = Field(
+        100.0, gt=0, description="Most the inverter can discharge with, A."
+    )
+    force_charge_a: float = Field(
+        20.0, ge=0, description="Charge current from the grid while force charge is asked, A."
+    )
+    force_charge_bit: Literal["I", "II", "either"] = Field(
+        "either",
+        description="Which 0x35C force-charge bit it watches: I (bit 5), II (bit 4, the one "
+        "Pylontech recommends) or either.",
+    )
+    efficiency: float = Field(
+        0.96, gt=0, le=1, description="Conversion efficiency between AC and battery, 0..1."
+    )
+    response_tau_s: float = Field(
+        1.5, gt=0, description="Time constant of the lag with which the current follows, s."
+    )
+    voltage_gain_a_per_v: float = Field(
+        200.0,
+        gt=0,
+        description="Voltage loop gain: current allowed per volt of headroom below CVL "
+        "(above DVL), A/V. Stable for steps up to about tau / (gain * battery ohms).",
+    )
+    voltage_offset_v: float = Field(
+        0.0, description="Error of the inverter's battery voltage reading (quirk), V."
+    )
+    battery_timeout_s: float = Field(
+        3.0, gt=0, description="Time without 0x351 after which the battery is missing, s."
+    )
+    missing_battery_action: Literal["stop", "keep_last"] = Field(
+        "stop",
+        description="With the battery missing: stop both directions, or keep using the "
+        "last limits received (an inverter that should not be trusted).",
+    )
+    honours_request_flags: bool = Field(
+        True, description="Obey the 0x35C enable and force-charge bits (Victron does not)."
+    )
+    honours_alarms: bool = Field(
+        True, description="Stop a direction on 0x359 protection or 0x35A alarm flags."
+    )
+    ignores_zero_ccl: bool = Field(
+        False, description="Keep charging at trickle_a when CCL is 0 (Victron Multi quirk)."
+    )
+    trickle_a: float = Field(
+        0.5, ge=0, description="Charge current kept with CCL 0 when ignores_zero_ccl, A."
+    )
+    keepalive_period_s: float = Field(
+        CYCLE_MS[KEEPALIVE_ID] / 1000.0, gt=0, description="Period of the 0x305 keepalive, s."
+    )
+
+
+class SimInverter:
+    """A hybrid inverter on the battery's CAN bus (see the module docstring)."""
+
+    def __init__(self, settings: SimInverterSettings | None = None) -> None:
+        self.settings = settings if settings is not None else SimInverterSettings()
+        self.silent = False
+        self.limits: BatteryLimits | None = None
+        self.soc: BatterySoc | None = None
+        self.measurements: BatteryMeasurements | None = None
+        self.protection: ProtectionAlarms | None = None
+        self.alarms: AlarmsWarnings | None = None
+        self.flags: RequestFlags | None = None
+        self.raw: dict[int, bytes] = {}  # last accepted payload per known frame id
+        self.last_seen: dict[int, float] = {}
+        self.frames: dict[int, int] = {}  # accepted frames per id
+        self.garbage = 0  # frames of a known id that could not be decoded
+        self.unknown = 0  # frames of ids it does not listen to
+        self.current_a = 0.0  # into the battery, + = charging
+        self.grid_w = 0.0  # from the grid, + = import
+        self.battery_missing = True
+        self.battery_lost_count = 0  # times the battery went missing after being seen
+        self.status = "waiting for the battery"
+        self._last_step: float | None = None
+        self._next_keepalive: float | None = None
+
+    # -- CAN side --
+
+    def on_frame(self, frame_id: object, data: object, now: float) -> None:
+        """Take one frame from the bus. Unknown ids and garbage are counted, never raised."""
+        if not isinstance(frame_id, int) or not isinstance(data, bytes | bytearray):
+            self.garbage += 1
+            return
+        if frame_id not in DECODERS or frame_id == KEEPALIVE_ID:
+            self.unknown += 1
+            return
+        payload = bytes(data)
+        if not LENGTHS[frame_id] <= len(payload) <= MAX_DLC:
+            self.garbage += 1
+            return
+        if frame_id == LIMITS_ID:
+            self.limits = decode_battery_limits(payload)
+            self.battery_missing = False
+        elif frame_id == SOC_ID:
+            self.soc = decode_battery_soc(payload)
+        elif frame_id == MEASUREMENTS_ID:
+            self.measurements = decode_battery_measurements(payload)
+        elif frame_id == PROTECTION_ID:
+            self.protection = decode_protection_alarms(payload)
+        elif frame_id == ALARMS_ID:
+            self.alarms = decode_alarms_warnings(payload)
+        elif frame_id == FLAGS_ID:
+            self.flags = decode_request_flags(payload)
+        self.raw[frame_id] = payload
+        self.last_seen[frame_id] = now
+        self.frames[frame_id] = self.frames.get(frame_id, 0) + 1
+
+    def due_frames(self, now: float) -> list[tuple[int, bytes]]:
+        """Frames to send now: the 0x305 keepalive once per period, none while silent."""
+        if self.silent:
+            return []
+        period = self.settings.keepalive_period_s
+        due = self._next_keepalive
+        if due is not None and now < due:
+            return []
+        # Keep the cadence; after a gap (silence, a stalled caller) restart from now.
+        self._next_keepalive = now + period if due is None or now - due >= period else due + period
+        return [(KEEPALIVE_ID, KEEPALIVE)]
+
+    # -- power side --
+
+    def step(self, now: float, battery_voltage: float | None, pv_w: float, load_w: float) -> float:
+        """Advance to `now` (s) and return the battery current (A, + = charging).
+
+        battery_voltage is what the inverter's DC terminals see (None: no battery connected,
+        nothing can flow); pv_w and load_w are the PV power and household load (W).
+        """
+        dt = 0.0 if self._last_step is None else max(now - self._last_step, 0.0)
+        self._last_step = now
+        self._watch_battery(now)
+        s = self.settings
+        if battery_voltage is None or not math.isfinite(battery_voltage) or battery_voltage <= 0:
+            self.current_a = 0.0
+            self.grid_w = load_w - pv_w
+            self.status = "no battery on the DC bus"
+            return 0.0
+        target, self.status = self._target(battery_voltage + s.voltage_offset_v, pv_w, load_w)
+        if self.status == STOPPED:
+            # A mode change, not a regulated limit: the inverter switches off at once.
+            self.current_a = 0.0
+        else:
+            self.current_a += (target - self.current_a) * (1.0 - math.exp(-dt / s.response_tau_s))
+        power_w = battery_voltage * self.current_a
+        ac_w = power_w / s.efficiency if power_w > 0 else power_w * s.efficiency
+        self.grid_w = load_w - pv_w + ac_w
+        return self.current_a
+
+    def _watch_battery(self, now: float) -> None:
+        seen = self.last_seen.get(LIMITS_ID)
+        fresh = seen is not None and now - seen <= self.settings.battery_timeout_s
+        if not fresh and not self.battery_missing:
+            self.battery_lost_count += 1
+        self.battery_missing = not fresh
+
+    def _allowed(self) -> tuple[bool, bool]:
+        """May it charge, may it discharge, by the battery's flags."""
+        charge = discharge = True
+        if self.settings.honours_request_flags and self.flags is not None:
+            charge = self.flags.charge_enable == 1
+            discharge = self.flags.discharge_enable == 1
+        if self.settings.honours_alarms:
+            for table, frame, active in (
+                (PROTECTION_BLOCKS, self.protection, 1),
+                (ALARM_BLOCKS, self.alarms, AlarmsWarningsChoice.ACTIVE),
+            ):
+                if frame is None:
+                    continue
+                for name, (stops_charge, stops_discharge) in table.items():
+                    if getattr(frame, name) == active:
+                        charge = charge and not stops_charge
+                        discharge = discharge and not stops_discharge
+        return charge, discharge
+
+    def _force_charge(self) -> bool:
+        flags = self.flags
+        if flags is None or not self.settings.honours_request_flags:
+            return False
+        bit = self.settings.force_charge_bit
+        return (bit in ("I", "either") and flags.force_charge_i == 1) or (
+            bit in ("II", "either") and flags.force_charge_ii == 1
+        )
+
+    def _target(self, volts: float, pv_w: float, load_w: float) -> tuple[float, str]:
+        """The current it aims for (A, + = charging) at the battery voltage it reads, and
+        why (the status)."""
+        s = self.settings
+        limits = self.limits
+        if limits is None or (self.battery_missing and s.missing_battery_action == "stop"):
+            return 0.0, STOPPED
+        status = "battery missing: last limits" if self.battery_missing else "running"
+        charge_ok, discharge_ok = self._allowed()
+        surplus_w = pv_w - load_w
+        if surplus_w > 0:
+            wanted = surplus_w * s.efficiency / volts
+        else:
+            wanted = surplus_w / (s.efficiency * volts)
+        if charge_ok and self._force_charge():
+            wanted = max(wanted, s.force_charge_a)
+            status = "force charge"
+        if wanted > 0:
+            if not charge_ok:
+                return 0.0, "charge not allowed"
+            ccl = max(limits.charge_current_limit, 0.0)
+            if s.ignores_zero_ccl and ccl < CCL_RESOLUTION_A:
+                ccl = s.trickle_a
+            headroom = s.voltage_gain_a_per_v * (limits.charge_voltage_limit - volts)
+            return max(0.0, min(wanted, ccl, s.max_charge_a, headroom)), status
+        if wanted < 0:
+            if not discharge_ok:
+                return 0.0, "discharge not allowed"
+            dcl = max(limits.discharge_current_limit, 0.0)
+            dvl = limits.discharge_voltage_limit
+            floor = s.voltage_gain_a_per_v * (volts - dvl) if dvl > 0 else math.inf
+            return -max(0.0, min(-wanted, dcl, s.max_discharge_a, floor)), status
+        return 0.0, status
