@@ -523,7 +523,8 @@ class Battery:
     carries current only while every one of its nodes' relays is closed (`set_relay`). The
     current the inverter pushes splits across the live strings by their source voltage and
     resistance (a common bus voltage); live strings also exchange current among themselves
-    when their voltages differ. With every string open nothing flows.
+    when their voltages differ. With every string open nothing flows. Relays start closed
+    (`relays_closed`); the simulator sets them from the nodes' relay outputs.
     """
 
     def __init__(

@@ -102,6 +102,16 @@ def test_every_curve_rises_monotonically(name: str) -> None:
     assert all(b > a for a, b in pairwise(volts))
 
 
+def test_scaled_cell_keeps_its_technology() -> None:
+    big = CellParams().scaled(280.0)
+    assert big.capacity_ah == 280.0
+    assert big.r0_ohm == pytest.approx(0.0005 * 100 / 280)
+    assert big.r1_ohm == pytest.approx(0.0004 * 100 / 280)
+    assert big.thermal_mass_j_k == pytest.approx(2000.0 * 2.8)
+    assert big.heat_transfer_w_k == pytest.approx(0.5 * 2.8 ** (2 / 3))
+    assert big.tau_s == CellParams().tau_s
+
+
 def test_unknown_chemistry_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown chemistry"):
         CellParams(chemistry="lead")
