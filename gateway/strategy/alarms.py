@@ -1,0 +1,92 @@
+"""Alarms for the inverter and the user: node flags and the gateway's own checks.
+
+Severity.ALARM when a direction is stopped because of it, Severity.WARNING when the
+battery keeps working (perhaps derated). Node flags map by kind (table below); the own
+checks are stale data, missing and tripped nodes, cell imbalance (with delay and
+hysteresis) and cells outside the chemistry's normal window. Temperature alarms of the
+derating come in from there.
+"""
+
+from __future__ import annotations
+
+from gateway.chemistry import ChemistryProfile
+from gateway.limits import Alarm, Severity
+from gateway.snapshot import BatterySnapshot, NodeState, ProtectionKind
+from gateway.strategy.flags import Effect, flag_effect, flags
+from gateway.strategy.settings import AlarmSettings
+
+KIND_ALARM: dict[ProtectionKind, Alarm] = {
+    ProtectionKind.CELL_OVER_VOLTAGE: Alarm.HIGH_CELL_VOLTAGE,
+    ProtectionKind.PACK_OVER_VOLTAGE: Alarm.HIGH_CELL_VOLTAGE,
+    ProtectionKind.CELL_UNDER_VOLTAGE: Alarm.LOW_CELL_VOLTAGE,
+    ProtectionKind.PACK_UNDER_VOLTAGE: Alarm.LOW_CELL_VOLTAGE,
+    ProtectionKind.CHARGE_OVER_TEMP: Alarm.HIGH_TEMPERATURE,
+    ProtectionKind.DISCHARGE_OVER_TEMP: Alarm.HIGH_TEMPERATURE,
+    ProtectionKind.BALANCER_OVER_TEMP: Alarm.HIGH_TEMPERATURE,
+    ProtectionKind.CHARGE_UNDER_TEMP: Alarm.LOW_TEMPERATURE,
+    ProtectionKind.DISCHARGE_UNDER_TEMP: Alarm.LOW_TEMPERATURE,
+    ProtectionKind.CHARGE_OVER_CURRENT: Alarm.HIGH_CHARGE_CURRENT,
+    ProtectionKind.DISCHARGE_OVER_CURRENT: Alarm.HIGH_DISCHARGE_CURRENT,
+    ProtectionKind.SENSOR_FAULT: Alarm.SYSTEM,
+    ProtectionKind.PLAUSIBILITY: Alarm.SYSTEM,
+    ProtectionKind.COMM_LOSS: Alarm.SYSTEM,
+    ProtectionKind.INTERNAL: Alarm.SYSTEM,
+    ProtectionKind.RELAY_FAULT: Alarm.CONTACTOR,
+}
+
+# Beyond the allowed maximum by this, the charge derating has reached 0: worth a warning.
+HIGH_CELL_MARGIN_V = 0.05
+
+
+def raise_alarm(alarms: dict[Alarm, Severity], alarm: Alarm, severity: Severity) -> None:
+    """Add an alarm, keeping the higher severity when it is already there."""
+    alarms[alarm] = max(alarms.get(alarm, severity), severity)
+
+
+class AlarmMonitor:
+    """The alarm set of each step (the imbalance check keeps its delay and hysteresis)."""
+
+    def __init__(self, settings: AlarmSettings, profile: ChemistryProfile) -> None:
+        self.settings = settings
+        self.profile = profile
+        self._imbalance_s = 0.0
+        self._imbalanced = False
+
+    def step(
+        self, snap: BatterySnapshot, stale: bool, allowed_max: float, dt: float
+    ) -> dict[Alarm, Severity]:
+        """Alarms from node flags and own checks; `stale` is the fail-safe condition."""
+        alarms: dict[Alarm, Severity] = {}
+        for level, kind in flags(snap):
+            stops = Effect.STOP in flag_effect(level, kind)
+            raise_alarm(alarms, KIND_ALARM[kind], Severity.ALARM if stops else Severity.WARNING)
+
+        if stale:
+            raise_alarm(alarms, Alarm.BATTERY_DATA_STALE, Severity.ALARM)
+        # A missing or tripped node only removes its string while others carry on.
+        gone = Severity.ALARM if snap.strings_online == 0 else Severity.WARNING
+        nodes = snap.nodes.values()
+        if any(not n.present for n in nodes) or any(s.blocked for s in snap.strings):
+            raise_alarm(alarms, Alarm.NODE_MISSING, gone)
+        if any(n.state is NodeState.TRIPPED for n in nodes):
+            raise_alarm(alarms, Alarm.NODE_TRIPPED, gone)
+        if stale:
+            self._imbalance_s, self._imbalanced = 0.0, False
+            return alarms
+
+        cfg = self.settings
+        spread = snap.cell_spread
+        if self._imbalanced:
+            self._imbalanced = not spread < cfg.imbalance_release_v
+        else:
+            self._imbalance_s = self._imbalance_s + dt if spread >= cfg.imbalance_v else 0.0
+            self._imbalanced = spread >= cfg.imbalance_v and self._imbalance_s >= (
+                cfg.imbalance_delay_s
+            )
+        if self._imbalanced:
+            raise_alarm(alarms, Alarm.CELL_IMBALANCE, Severity.WARNING)
+        if snap.max_cell > allowed_max + HIGH_CELL_MARGIN_V:
+            raise_alarm(alarms, Alarm.HIGH_CELL_VOLTAGE, Severity.WARNING)
+        if snap.min_cell < self.profile.min_cell_v:
+            raise_alarm(alarms, Alarm.LOW_CELL_VOLTAGE, Severity.WARNING)
+        return alarms

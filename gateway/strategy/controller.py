@@ -1,0 +1,210 @@
+"""ChargeController: one step of the whole strategy, from a snapshot to a Decision.
+
+Order in a step: fail-safe check, phase, CVL, derating, balancing, current limits with
+anti-oscillation, request flags, alarms, relays. Pure: time comes from the snapshot, and
+the step interval is clamped so a clock jump or a pause cannot run a timer out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from gateway.chemistry import ChemistryProfile
+from gateway.limits import Decision, Limits, Phase, RelayAction
+from gateway.snapshot import BatterySnapshot
+from gateway.soc import SocState
+from gateway.strategy.alarms import AlarmMonitor, raise_alarm
+from gateway.strategy.balancing import BalancingPolicy
+from gateway.strategy.cvl import CvlController
+from gateway.strategy.derating import Derater
+from gateway.strategy.phases import PhaseInputs, PhaseMachine
+from gateway.strategy.ramp import LimitRamp
+from gateway.strategy.relays import RelayPolicy
+from gateway.strategy.settings import StrategySettings
+from gateway.strategy.state import StrategyState
+
+DAY_S = 86400.0
+
+
+class ChargeController:
+    """The charge strategy of one battery.
+
+    `profile` is the chemistry's built-in profile; the settings' voltage and table
+    overrides are applied to it (ValueError when that gives an inconsistent profile).
+    `state` is what a previous run persisted (StrategyState.from_dict).
+    """
+
+    def __init__(
+        self,
+        settings: StrategySettings,
+        profile: ChemistryProfile,
+        cells_in_series: int,
+        state: StrategyState | None = None,
+    ) -> None:
+        if cells_in_series <= 0:
+            raise ValueError("cells_in_series must be positive")
+        self.settings = settings
+        self.profile = settings.apply(profile)
+        self.cells = cells_in_series
+        self._state = state if state is not None else StrategyState()
+        self.phases = PhaseMachine(
+            settings.phases, self.profile, self._state.phase, self._state.absorption_completed
+        )
+        self.cvl = CvlController(
+            settings.cvl, self.profile, cells_in_series, settings.phases.float_ramp_v_per_s
+        )
+        self.derater = Derater(settings.derating, self.profile)
+        self.ccl = LimitRamp(settings.limits, settings.max_charge_current_a)
+        self.dcl = LimitRamp(settings.limits, settings.max_discharge_current_a)
+        self.balancing = BalancingPolicy(settings.balancing, self.profile.balance_start_v)
+        self.relays = RelayPolicy(settings.relays)
+        self.alarms = AlarmMonitor(settings.alarms, self.profile)
+        dvl_cell = (
+            settings.dvl_cell_v if settings.dvl_cell_v is not None else (self.profile.min_cell_v)
+        )
+        self.dvl = cells_in_series * dvl_cell
+        self._last_time: float | None = None
+        self._stale_s = 0.0
+        self._force_charge = False
+
+    @property
+    def state(self) -> StrategyState:
+        """The state to persist."""
+        return self._state
+
+    @property
+    def phase(self) -> Phase:
+        return self.phases.phase
+
+    def request_full_charge(self) -> None:
+        """The user asks for a full charge (SoC reset, top balancing); it survives restarts
+        until it completes."""
+        self._state = replace(self._state, full_charge_requested=True)
+
+    def request_relay(self, node: int, action: RelayAction) -> None:
+        """The user opens (OPEN), closes (CLOSE) or releases (NONE) a node's relay."""
+        self.relays.request(node, action)
+
+    def request_reset(self, node: int) -> None:
+        """The user resets a tripped node (sent with the next step only)."""
+        self.relays.reset(node)
+
+    def step(self, snap: BatterySnapshot, soc: SocState) -> Decision:
+        """Decide the limits, phase, alarms and node requests for one snapshot."""
+        cfg = self.settings
+        dt = self._dt(snap.time)
+        stale = not (
+            snap.valid and snap.data_age <= cfg.data_timeout_s and math.isfinite(snap.time)
+        )
+        self._stale_s = self._stale_s + dt if stale else 0.0
+        due = self._full_charge_due(snap.time)
+        fault = bool(snap.faults)
+        changed = self.phases.step(
+            PhaseInputs(
+                stop=stale or fault,
+                max_cell=snap.max_cell,
+                spread=snap.cell_spread,
+                soc=soc.soc,
+                full_charge_wanted=due or self._state.full_charge_requested,
+            ),
+            dt,
+        )
+        phase = changed.phase
+        self._state = replace(
+            self._state,
+            phase=self.phases.resume_phase,
+            absorption_completed=self.phases.absorption_completed,
+        )
+        if changed.full_charge_done:
+            self._state = replace(
+                self._state, last_full_charge=snap.time, full_charge_requested=False
+            )
+        allowed = self.phases.allowed_max()
+        alarms = self.alarms.step(snap, stale, allowed, dt)
+        relay = self.relays.step(snap, self._stale_s, dt)
+        notes = [changed.note] if changed.note else []
+
+        if stale:
+            notes.append(f"stopped: battery data stale (age {snap.data_age:.1f} s)")
+            limits = Limits(
+                cvl=self.cvl.hold(),
+                ccl=self.ccl.stop(),
+                dcl=self.dcl.stop(),
+                dvl=self.dvl,
+                charge_enable=False,
+                discharge_enable=False,
+            )
+            self._force_charge = False
+            return Decision(limits, phase, alarms, relay, (), tuple(notes))
+
+        derating = self.derater.step(snap, allowed, soc.soc)
+        for alarm, severity in derating.alarms.items():
+            raise_alarm(alarms, alarm, severity)
+        notes.extend(derating.notes)
+        balance = self.balancing.step(snap, phase, dt)
+        charge_target = cfg.max_charge_current_a * derating.charge
+        if any(b.cells for b in balance) and cfg.balancing.charge_current_fraction < 1.0:
+            charge_target *= cfg.balancing.charge_current_fraction
+            notes.append("charge current reduced while balancing")
+        if phase is Phase.STOPPED:
+            if fault:
+                notes.append(f"stopped: node fault {', '.join(sorted(snap.faults))}")
+            else:
+                notes.append("stopped: waiting for clean data before resuming")
+            cvl, ccl, dcl = self.cvl.hold(snap.voltage), self.ccl.stop(), self.dcl.stop()
+        else:
+            cvl = self.cvl.step(snap, allowed, dt)
+            ccl = self.ccl.step(charge_target, dt)
+            dcl = self.dcl.step(cfg.max_discharge_current_a * derating.discharge, dt)
+        force = self._force(snap, soc, charge_target > 0.0 and phase is not Phase.STOPPED)
+        if force:
+            notes.append("force charge requested: battery nearly empty")
+        limits = Limits(
+            cvl=cvl,
+            ccl=ccl,
+            dcl=dcl,
+            dvl=self.dvl,
+            charge_enable=ccl > 0.0,
+            discharge_enable=dcl > 0.0,
+            force_charge=force,
+            full_charge_request=due and phase is not Phase.STOPPED,
+        )
+        return Decision(limits, phase, alarms, relay, balance, tuple(notes))
+
+    # ------------------------------------------------------------------ internals
+
+    def _dt(self, now: float) -> float:
+        """Seconds since the last step, clamped to 0..max_step_s."""
+        if not math.isfinite(now):
+            return 0.0
+        last, self._last_time = self._last_time, now
+        if last is None:
+            return 0.0
+        return min(max(now - last, 0.0), self.settings.max_step_s)
+
+    def _full_charge_due(self, now: float) -> bool:
+        """The periodic full charge is due (and not disabled)."""
+        days = self.settings.phases.full_charge_interval_days
+        if not math.isfinite(now):
+            return False
+        st = self._state
+        if st.last_full_charge is not None and st.last_full_charge > now:
+            st = replace(st, last_full_charge=now)  # the clock went back
+        start = st.full_charge_from
+        if start is None or start > now:
+            start = now
+            st = replace(st, full_charge_from=now)
+        self._state = st
+        since = st.last_full_charge if st.last_full_charge is not None else start
+        return days > 0 and now - since >= days * DAY_S
+
+    def _force(self, snap: BatterySnapshot, soc: SocState, can_charge: bool) -> bool:
+        """Force-charge request with hysteresis: on at low SoC or an empty cell, off once
+        SoC is back above force_charge_off_soc and the cell above the empty voltage."""
+        cfg, empty = self.settings, self.profile.empty_cell_v
+        if self._force_charge:
+            self._force_charge = not (soc.soc >= cfg.force_charge_off_soc and snap.min_cell > empty)
+        else:
+            self._force_charge = soc.soc <= cfg.force_charge_on_soc or snap.min_cell <= empty
+        return self._force_charge and can_charge

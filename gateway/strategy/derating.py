@@ -1,0 +1,144 @@
+"""Current derating: what fraction of the maximum charge and discharge current may flow.
+
+The fraction of each direction is the smallest of its factors (cell voltage, temperature,
+SoC when enabled, node flags), times the share of parallel strings online. Node flags act
+by level and kind (table below); temperature windows block a direction with hysteresis.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from gateway.chemistry import ChemistryProfile, Curve, TemperatureWindow
+from gateway.limits import Alarm, Severity
+from gateway.snapshot import BatterySnapshot
+from gateway.strategy.alarms import raise_alarm
+from gateway.strategy.flags import Effect, flag_effect, flags
+from gateway.strategy.settings import DeratingSettings
+
+
+class TemperatureGate:
+    """A direction allowed strictly inside a temperature window, with hysteresis: once
+    blocked, allowed again only `hysteresis` inside. Unknown temperatures block."""
+
+    def __init__(self, window: TemperatureWindow) -> None:
+        self.window = window
+        self.open = True
+        self.side = ""  # "low" or "high" while blocked
+
+    def update(self, t_min: float, t_max: float) -> bool:
+        w = self.window
+        if math.isnan(t_min) or math.isnan(t_max):
+            self.open, self.side = False, "unknown"
+        elif self.open:
+            if t_min <= w.low:
+                self.open, self.side = False, "low"
+            elif t_max >= w.high:
+                self.open, self.side = False, "high"
+        elif t_min >= w.low + w.hysteresis and t_max <= w.high - w.hysteresis:
+            self.open, self.side = True, ""
+        elif self.side == "unknown":
+            self.side = "low" if t_min < w.low + w.hysteresis else "high"
+        return self.open
+
+
+@dataclass(frozen=True, slots=True)
+class Derating:
+    """Allowed fractions of the maximum currents, with the reasons."""
+
+    charge: float  # 0..1, online share included
+    discharge: float
+    notes: tuple[str, ...] = ()
+    alarms: dict[Alarm, Severity] = field(default_factory=dict)
+
+
+class Derater:
+    """Computes the derating of one battery step by step (the temperature gates keep state)."""
+
+    def __init__(self, settings: DeratingSettings, profile: ChemistryProfile) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.charge_gate = TemperatureGate(profile.charge_temp)
+        self.discharge_gate = TemperatureGate(profile.discharge_temp)
+
+    def step(self, snap: BatterySnapshot, allowed_max: float, soc: float) -> Derating:
+        """Fractions for a valid snapshot; `allowed_max` is the phase's cell maximum (V)."""
+        prof, cfg = self.profile, self.settings
+        charge: list[tuple[float, str]] = []
+        discharge: list[tuple[float, str]] = []
+        alarms: dict[Alarm, Severity] = {}
+
+        charge.append(
+            (
+                _at(prof.charge_by_cell, snap.max_cell - allowed_max),
+                f"max cell {snap.max_cell:.3f} V",
+            )
+        )
+        discharge.append(
+            (_at(prof.discharge_by_cell, snap.min_cell), f"min cell {snap.min_cell:.3f} V")
+        )
+
+        temps = f"{snap.min_temp:.1f}..{snap.max_temp:.1f} degC"
+        for gate, curve, out, name in (
+            (self.charge_gate, prof.charge_by_temp, charge, "charging"),
+            (self.discharge_gate, prof.discharge_by_temp, discharge, "discharging"),
+        ):
+            if gate.update(snap.min_temp, snap.max_temp):
+                factor = min(_at(curve, snap.min_temp), _at(curve, snap.max_temp))
+                out.append((factor, f"temperature {temps}"))
+                if factor < 1.0:
+                    raise_alarm(alarms, _temp_alarm(snap, curve), Severity.WARNING)
+            else:
+                out.append((0.0, f"{name} blocked: temperature {gate.side} ({temps})"))
+                alarm = {
+                    "low": Alarm.LOW_TEMPERATURE,
+                    "high": Alarm.HIGH_TEMPERATURE,
+                }.get(gate.side, Alarm.SYSTEM)
+                # Blocked charging is reported as a warning: an inverter may read a
+                # temperature alarm as "stop everything", and discharging still works.
+                severity = Severity.WARNING if name == "charging" else Severity.ALARM
+                raise_alarm(alarms, alarm, severity)
+
+        if cfg.by_soc:
+            charge.append((_at(prof.charge_by_soc, soc), f"SoC {soc:.0f} %"))
+
+        factor_of = {
+            Effect.NONE: 1.0,
+            Effect.MILD: cfg.info_factor,
+            Effect.STRONG: cfg.warning_factor,
+            Effect.STOP: 0.0,
+        }
+        for level, kind in flags(snap):
+            c_eff, d_eff = flag_effect(level, kind)
+            why = f"node {level.name.lower()} {kind}"
+            charge.append((factor_of[c_eff], why))
+            discharge.append((factor_of[d_eff], why))
+
+        share = snap.online_fraction
+        notes: list[str] = []
+        results: list[float] = []
+        for name, factors in (("charge", charge), ("discharge", discharge)):
+            low = min(f for f, _ in factors)
+            results.append(max(0.0, min(1.0, low)) * share)
+            notes.extend(
+                f"{name} {100 * f:.0f} %: {why}" for f, why in factors if f == low and f < 1.0
+            )
+        if share < 1.0:
+            notes.append(f"{snap.strings_online} of {snap.strings_total} strings online")
+        return Derating(results[0], results[1], tuple(notes), alarms)
+
+
+def _at(curve: Curve, x: float) -> float:
+    """Curve value; an unknown input allows nothing."""
+    y = curve.at(x)
+    return 0.0 if math.isnan(y) else y
+
+
+def _temp_alarm(snap: BatterySnapshot, curve: Curve) -> Alarm:
+    """Which end of a temperature table derates: the colder or the hotter cell."""
+    return (
+        Alarm.LOW_TEMPERATURE
+        if curve.at(snap.min_temp) <= curve.at(snap.max_temp)
+        else Alarm.HIGH_TEMPERATURE
+    )

@@ -1,0 +1,89 @@
+"""Anti-oscillation of a current limit: decrease at once, increase late and slowly.
+
+- A lower target applies in the same step (a stop to 0 always; smaller cuts once they
+  exceed min_step_a, so measurement noise cannot ratchet the limit down).
+- A higher target must persist for hold_s, then the limit ramps at ramp_a_per_s.
+- From 0 the limit recovers only once the target reaches recover_fraction of the maximum:
+  on/off hysteresis, so a limit cannot flap around 0.
+- Decreases and ramp starts are counted; beyond max_adjustments_per_hour a new increase
+  waits. A limit that still oscillates therefore does so at most that often.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from gateway.strategy.settings import LimitSettings
+
+HOUR_S = 3600.0
+
+
+class LimitRamp:
+    """One current limit (A) between 0 and `maximum`."""
+
+    def __init__(self, settings: LimitSettings, maximum: float) -> None:
+        self.settings = settings
+        self.maximum = maximum
+        self.output = 0.0
+        self._above_s = 0.0  # how long the target has been above the output
+        self._ramping = False
+        self._clock = 0.0  # counted seconds, for the hourly budget
+        self._adjustments: deque[float] = deque()
+
+    @property
+    def adjustments_last_hour(self) -> int:
+        """Decreases and ramp starts within the last hour of counted time."""
+        return len(self._adjustments)
+
+    def step(self, target: float, dt: float) -> float:
+        """The limit after `dt` seconds with `target` (A) wanted; never above the target
+        plus min_step_a, never above the maximum, never negative."""
+        cfg = self.settings
+        self._clock += dt
+        while self._adjustments and self._adjustments[0] <= self._clock - HOUR_S:
+            self._adjustments.popleft()
+        if math.isnan(target):
+            target = 0.0
+        target = max(0.0, min(self.maximum, target))
+        out = self.output
+        if target < out:
+            self._above_s = 0.0
+            self._ramping = False
+            if target == 0.0 or out - target >= cfg.min_step_a:
+                self._count()
+                self.output = target
+            return self.output
+        if target == out:
+            self._ramping = False
+            self._above_s = 0.0
+            return out
+        if out == 0.0 and target < cfg.recover_fraction * self.maximum:
+            self._above_s = 0.0
+            return out
+        if not self._ramping:
+            if target - out < cfg.min_step_a and out > 0.0:
+                return out
+            self._above_s += dt
+            budget = len(self._adjustments) < cfg.max_adjustments_per_hour
+            if self._above_s < cfg.hold_s or not budget:
+                return out
+            self._ramping = True
+            self._count()
+        self.output = min(target, out + cfg.ramp_a_per_s * dt)
+        if self.output >= target:
+            self._ramping = False
+            self._above_s = 0.0
+        return self.output
+
+    def stop(self) -> float:
+        """Force the limit to 0 at once (fail-safe); it recovers as from any 0."""
+        if self.output > 0.0:
+            self._count()
+        self.output = 0.0
+        self._ramping = False
+        self._above_s = 0.0
+        return 0.0
+
+    def _count(self) -> None:
+        self._adjustments.append(self._clock)
