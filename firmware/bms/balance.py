@@ -1,0 +1,93 @@
+"""Cell balancing: execute the gateway's BalanceCommand, with local vetoes.
+
+The gateway decides which cells to bleed; the node only ever says no:
+
+* a cell at or below max(balance_floor_mv, the command's BleedFloorVoltage) is not bled, and
+  a cell stopped by the floor restarts only above the floor + balance_hysteresis_mv (no
+  chattering at the floor); a cell without a usable reading is not bled;
+* nothing is bled unless the caller allows it (the node forbids it while not Standby or
+  Active, without a gateway link, with the balancer too hot, or with a sensor fault);
+* each cell group's command (cells 1..32, 33..64) expires balance_timeout_ms after its last
+  valid frame.
+
+Outputs are 4 words of 16 cells (bit b of word k = cell 16 k + b + 1), as in BalanceState.
+"""
+
+from bms.compat import ticks_diff
+from bms.hw import BALANCE_WORDS
+from bms.measure import CELL_MV_MAX, CELL_MV_MIN
+
+
+class Balancer:
+    """Balancing state of one node; see the module docstring."""
+
+    def __init__(self, config):
+        self.cells = config.cells
+        self.floor_mv = config.balance_floor_mv
+        self.hysteresis_mv = config.balance_hysteresis_mv
+        self.timeout_ms = config.balance_timeout_ms
+        self.requested = [0] * BALANCE_WORDS
+        self.words = [0] * BALANCE_WORDS  # outputs as switched
+        self.held = [0] * BALANCE_WORDS  # cells stopped by the floor
+        self.group_valid = [False, False]
+        self.group_ms = [0, 0]
+        self.group_floor_mv = [0, 0]
+        self.active = False  # at least one output on
+
+    def command(self, group, low, high, floor_mv, now_ms):
+        """A valid BalanceCommand for one cell group (0: cells 1..32, 1: cells 33..64)."""
+        self.requested[2 * group] = low
+        self.requested[2 * group + 1] = high
+        self.group_floor_mv[group] = floor_mv
+        self.group_ms[group] = now_ms
+        self.group_valid[group] = True
+
+    def clear(self):
+        """Forget every command."""
+        for g in range(2):
+            self.group_valid[g] = False
+        for k in range(BALANCE_WORDS):
+            self.requested[k] = 0
+
+    def update(self, now_ms, cell_mv, allowed):
+        """Compute the outputs; True when they changed (and must be switched)."""
+        for g in range(2):
+            if self.group_valid[g] and ticks_diff(now_ms, self.group_ms[g]) > self.timeout_ms:
+                self.group_valid[g] = False
+                self.requested[2 * g] = 0
+                self.requested[2 * g + 1] = 0
+        cells = self.cells
+        hysteresis = self.hysteresis_mv
+        changed = False
+        active = False
+        for k in range(BALANCE_WORDS):
+            g = k >> 1
+            floor = self.group_floor_mv[g]
+            floor = max(floor, self.floor_mv)
+            want = self.requested[k] if allowed and self.group_valid[g] else 0
+            held = self.held[k]
+            out = 0
+            base = 16 * k
+            for b in range(16):
+                i = base + b
+                if i >= cells:
+                    break
+                bit = 1 << b
+                mv = cell_mv[i]
+                if mv < CELL_MV_MIN or mv > CELL_MV_MAX or mv <= floor:
+                    held |= bit
+                    continue
+                if held & bit:
+                    if mv <= floor + hysteresis:
+                        continue
+                    held &= ~bit
+                if want & bit:
+                    out |= bit
+            self.held[k] = held
+            if out != self.words[k]:
+                self.words[k] = out
+                changed = True
+            if out:
+                active = True
+        self.active = active
+        return changed

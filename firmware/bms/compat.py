@@ -1,0 +1,35 @@
+"""The few MicroPython built-ins the node needs, with CPython fallbacks.
+
+The node runs unchanged on MicroPython (boards, the WebAssembly test port) and on CPython
+(tests, the system simulator). Time is always a plain int of milliseconds passed in by the
+caller; compare and advance it only with ticks_diff / ticks_add, which handle the wrap-around
+of MicroPython's tick counter. On CPython the ticks never wrap.
+"""
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
+    from time import ticks_add, ticks_diff, ticks_ms
+except ImportError:  # CPython
+    import time
+
+    def ticks_ms():
+        """Milliseconds from a monotonic clock."""
+        return time.monotonic_ns() // 1000000
+
+    def ticks_diff(end, start):
+        """end - start in milliseconds (signed)."""
+        return end - start
+
+    def ticks_add(ticks, delta):
+        """ticks + delta milliseconds."""
+        return ticks + delta
+
+
+__all__ = ["const", "ticks_add", "ticks_diff", "ticks_ms"]

@@ -1,0 +1,99 @@
+"""One pass over the hardware readings: extremes, sums and which readings are usable.
+
+Protection and the CAN reports both read the Summary, so each cycle looks at every cell
+and sensor once. A reading is usable when it is available and inside its sensor's
+physical range; a reading outside that range is a sensor problem (broken sense wire,
+open or shorted thermistor), not a battery state.
+"""
+
+from bms.compat import const
+from bms.hw import NOT_AVAILABLE
+
+# Physical ranges of the sensors (not battery limits).
+CELL_MV_MIN = const(100)
+CELL_MV_MAX = const(5500)
+TEMP_DC_MIN = const(-550)
+TEMP_DC_MAX = const(1500)
+
+
+def cell_ok(mv):
+    """A cell voltage reading is usable."""
+    return CELL_MV_MIN <= mv <= CELL_MV_MAX
+
+
+def temp_ok(dc):
+    """A temperature reading is usable."""
+    return TEMP_DC_MIN <= dc <= TEMP_DC_MAX
+
+
+class Summary:
+    """Extremes of one sample. Cell and sensor numbers are 1-based, 0 = none usable."""
+
+    def __init__(self):
+        self.cell_min_mv = 0
+        self.cell_min_no = 0
+        self.cell_max_mv = 0
+        self.cell_max_no = 0
+        self.cell_mean_mv = 0
+        self.cell_sum_mv = 0
+        self.cells_bad = 0  # cells without a usable reading
+        self.temp_min_dc = 0
+        self.temp_min_no = 0
+        self.temp_max_dc = 0
+        self.temp_max_no = 0
+        self.temps_bad = 0
+        self.pack_ok = False
+        self.current_ok = False
+        self.balancer_ok = False
+
+    def update(self, hw):
+        """Summarise the readings of hw (see bms.hw)."""
+        cells = hw.cell_mv
+        lo_no = hi_no = 0
+        lo = hi = total = 0
+        bad = 0
+        for i in range(hw.cells):
+            mv = cells[i]
+            if not CELL_MV_MIN <= mv <= CELL_MV_MAX:
+                bad += 1
+                continue
+            total += mv
+            if lo_no == 0 or mv < lo:
+                lo = mv
+                lo_no = i + 1
+            if hi_no == 0 or mv > hi:
+                hi = mv
+                hi_no = i + 1
+        self.cell_min_mv = lo
+        self.cell_min_no = lo_no
+        self.cell_max_mv = hi
+        self.cell_max_no = hi_no
+        self.cell_sum_mv = total
+        self.cells_bad = bad
+        good = hw.cells - bad
+        self.cell_mean_mv = total // good if good else 0
+
+        temps = hw.temp_dc
+        lo_no = hi_no = 0
+        lo = hi = 0
+        bad = 0
+        for i in range(hw.temps):
+            dc = temps[i]
+            if not TEMP_DC_MIN <= dc <= TEMP_DC_MAX:
+                bad += 1
+                continue
+            if lo_no == 0 or dc < lo:
+                lo = dc
+                lo_no = i + 1
+            if hi_no == 0 or dc > hi:
+                hi = dc
+                hi_no = i + 1
+        self.temp_min_dc = lo
+        self.temp_min_no = lo_no
+        self.temp_max_dc = hi
+        self.temp_max_no = hi_no
+        self.temps_bad = bad
+
+        self.pack_ok = hw.pack_mv != NOT_AVAILABLE and hw.pack_mv >= 0
+        self.current_ok = hw.current_ma != NOT_AVAILABLE
+        self.balancer_ok = temp_ok(hw.balancer_temp_dc)

@@ -1,0 +1,237 @@
+"""The battery node: one synchronous, tick-driven cycle of sample -> protect -> act -> talk.
+
+    from bms.node import Node
+    from bms.config import load_config
+    from bms.hw.sim import SimHardware
+    from bms.can.loopback import LoopbackBus
+
+    hw = SimHardware(cells=16, temps=4)
+    node = Node(load_config({"node_id": 1}), hw, LoopbackBus())
+    node.step(now_ms)          # every cycle_ms on a board; every 10..100 ms in the simulator
+
+The caller owns time: now_ms is a plain int of milliseconds (time.ticks_ms() on a board,
+simulated milliseconds on CPython); the node compares it only with ticks_diff. For
+assertions and the simulator the node exposes, after each step: state (NodeState.State),
+relay_closed (the relay drive), relay_state (Open / Closed / Mismatch with the feedback),
+faults, warnings and infos (bit masks of bms.protect's kinds), gateway_link,
+relay_request, rejected_commands, balancing, config_error (None or the reason) and error
+(None or the internal error that latched the Internal fault). A reboot is a new Node on the
+same hardware: it opens the relay in its first cycle and settles again.
+
+A cycle:
+1. sample: hw.sample(); a cell monitor without fresh data for sensor_stale_ms is a sensor
+   fault (an OSError from the driver counts as no fresh data);
+2. protect: the protection table (bms.protect) plus CommLoss and Internal;
+3. act: the life-cycle state machine (bms.lifecycle) drives the relay; the balancer
+   (bms.balance) switches its outputs;
+4. talk: restart a bus-off controller, handle received commands (bms.commands), send the
+   frames that are due (bms.reports).
+Nothing in a steady-state cycle allocates: every buffer and value list is made here. An
+unexpected exception opens the relay and latches the Internal fault until a reboot; the
+cycle never raises.
+"""
+
+from bms import codec
+from bms.balance import Balancer
+from bms.can.port import CanPort
+from bms.commands import LINK_LOST, LINK_OK, Commands
+from bms.compat import const, ticks_diff
+from bms.lifecycle import ACTIVE, CONFIG_ERROR, STANDBY, Lifecycle
+from bms.measure import Summary
+from bms.protect import (
+    BALANCER_OVER_TEMP,
+    COMM_LOSS,
+    INTERNAL,
+    SENSOR_FAULT,
+    Protection,
+)
+from bms.reports import Reports
+
+MAX_RX_PER_CYCLE = const(32)  # bounds the cycle time under a flood of frames
+OVERRUN_CYCLES = const(4)  # a cycle later than this many periods raises the Internal warning
+
+RELAY_OPEN = codec.NODE_STATE_RELAY_STATE_OPEN
+RELAY_CLOSED = codec.NODE_STATE_RELAY_STATE_CLOSED
+RELAY_MISMATCH = codec.NODE_STATE_RELAY_STATE_MISMATCH
+
+
+class Node:
+    """One battery node; see the module docstring."""
+
+    def __init__(self, config, hw, can_backend):
+        self.config = config
+        self.hw = hw
+        self.port = CanPort(can_backend)
+        error = config.error
+        if error is None and (hw.cells != config.cells or hw.temps != config.temp_sensors):
+            error = (
+                "hardware measures " + str(hw.cells) + " cells and " + str(hw.temps)
+                + " temperatures, the configuration says " + str(config.cells) + " and "
+                + str(config.temp_sensors)
+            )
+        self.config_error = error
+        self.error = None
+        self.summary = Summary()
+        self.protection = Protection(config)
+        self.lifecycle = Lifecycle(config.settle_ms, config.auto_reclose_ms, error is None)
+        self.commands = Commands(config.node_id, config.gateway_timeout_ms)
+        self.balancer = Balancer(config)
+        self.reports = Reports(config, self.port)
+        self.state = self.lifecycle.state
+        self.relay_closed = False
+        self.relay_state = RELAY_OPEN
+        self.trip_cleared = False
+        self.balancing = False
+        self.faults = INTERNAL if error is not None else 0
+        self.warnings = 0
+        self.infos = 0
+        self.comm_lost = False
+        self.gateway_link = self.commands.link
+        self.relay_request = self.commands.request
+        self.rejected_commands = 0
+        self.cycles = 0
+        self._internal = False
+        self._started = False
+        self._last_ms = 0
+        self._fresh_ms = 0
+        self.port.set_filters(self.commands.filters())
+        if error is not None:
+            print("bms: configuration error:", error)
+
+    def step(self, now_ms):
+        """Run one cycle at now_ms (milliseconds). Never raises."""
+        try:
+            if self.config_error is None:
+                self._cycle(now_ms)
+            else:
+                self._config_error_cycle(now_ms)
+        except Exception as exc:  # a bug must never leave the relay closed
+            self._internal_error(now_ms, exc)
+
+    def _start(self, now_ms):
+        self._started = True
+        self._last_ms = now_ms
+        self._fresh_ms = now_ms
+        self.reports.start(now_ms)
+        self.hw.set_relay(False, now_ms)
+
+    def _cycle(self, now_ms):
+        hw = self.hw
+        config = self.config
+        if self._started:
+            overrun = ticks_diff(now_ms, self._last_ms) > OVERRUN_CYCLES * config.cycle_ms
+        else:
+            self._start(now_ms)
+            overrun = False
+        self._last_ms = now_ms
+        self.cycles += 1
+
+        # 1. sample
+        try:
+            fresh = hw.sample(now_ms)
+        except OSError:
+            fresh = False
+        if fresh:
+            self._fresh_ms = now_ms
+        stale = ticks_diff(now_ms, self._fresh_ms) > config.sensor_stale_ms
+        summary = self.summary
+        summary.update(hw)
+
+        # 2. protect
+        protection = self.protection
+        protection.measure_from(summary, hw, stale, overrun)
+        protection.update(now_ms)
+        commands = self.commands
+        comm_lost = commands.update_link(now_ms)
+        link = commands.link
+        if link == LINK_LOST:
+            self.balancer.clear()
+        faults = protection.faults
+        warnings = protection.warnings
+        if self._internal:
+            faults |= INTERNAL
+        if comm_lost:
+            warnings |= COMM_LOSS
+            if config.comm_loss_opens and link == LINK_LOST:
+                faults |= COMM_LOSS
+        self.comm_lost = comm_lost
+        self.faults = faults
+        self.warnings = warnings
+        self.infos = protection.infos
+
+        # 3. act
+        lifecycle = self.lifecycle
+        closed = lifecycle.update(
+            now_ms, faults, commands.request, link == LINK_OK, commands.take_reset()
+        )
+        hw.set_relay(closed, now_ms)
+        self._relay_outputs(closed, lifecycle)
+        state = lifecycle.state
+        allowed = (
+            (state == STANDBY or state == ACTIVE)  # noqa: PLR1714, SIM109 (a tuple would allocate)
+            and link == LINK_OK
+            and not (faults | warnings) & (BALANCER_OVER_TEMP | SENSOR_FAULT)
+        )
+        balancer = self.balancer
+        if balancer.update(now_ms, hw.cell_mv, allowed):
+            hw.set_balance(balancer.words)
+        self.balancing = balancer.active
+
+        # 4. talk
+        port = self.port
+        port.poll(now_ms)
+        for _ in range(MAX_RX_PER_CYCLE):
+            frame = port.recv()
+            if frame is None:
+                break
+            commands.accept(frame, now_ms, balancer)
+        self.gateway_link = commands.link
+        self.relay_request = commands.request
+        self.rejected_commands = commands.rejected
+        self.reports.send_node_state(now_ms, self)
+        self.reports.send_periodic(now_ms, self)
+
+    def _relay_outputs(self, closed, lifecycle):
+        self.relay_closed = closed
+        feedback = self.hw.relay_closed
+        if closed != feedback:
+            self.relay_state = RELAY_MISMATCH
+        else:
+            self.relay_state = RELAY_CLOSED if closed else RELAY_OPEN
+        self.state = lifecycle.state
+        self.trip_cleared = lifecycle.trip_cleared
+
+    def _config_error_cycle(self, now_ms):
+        """ConfigError: relay open, Internal fault, NodeState only; commands are discarded."""
+        if not self._started:
+            self._start(now_ms)
+        hw = self.hw
+        hw.set_relay(False, now_ms)
+        try:  # noqa: SIM105 (MicroPython has no contextlib built in)
+            hw.sample(now_ms)
+        except OSError:
+            pass
+        self._relay_outputs(False, self.lifecycle)
+        port = self.port
+        port.poll(now_ms)
+        for _ in range(MAX_RX_PER_CYCLE):
+            if port.recv() is None:
+                break
+        self.reports.send_node_state(now_ms, self)
+
+    def _internal_error(self, now_ms, exc):
+        """Open the relay and latch the Internal fault; report the error once."""
+        first = not self._internal
+        self._internal = True
+        self.faults |= INTERNAL
+        self.relay_closed = False
+        try:  # noqa: SIM105 (MicroPython has no contextlib built in)
+            self.hw.set_relay(False, now_ms)
+        except Exception:  # the relay driver itself failed: nothing more can be done here
+            pass
+        if self.lifecycle.state != CONFIG_ERROR:
+            self.lifecycle.trip()
+            self.state = self.lifecycle.state
+        if first:
+            self.error = repr(exc)
+            print("bms: internal error, relay opened:", self.error)
