@@ -65,8 +65,13 @@ class Node:
         error = config.error
         if error is None and (hw.cells != config.cells or hw.temps != config.temp_sensors):
             error = (
-                "hardware measures " + str(hw.cells) + " cells and " + str(hw.temps)
-                + " temperatures, the configuration says " + str(config.cells) + " and "
+                "hardware measures "
+                + str(hw.cells)
+                + " cells and "
+                + str(hw.temps)
+                + " temperatures, the configuration says "
+                + str(config.cells)
+                + " and "
                 + str(config.temp_sensors)
             )
         self.config_error = error

@@ -279,4 +279,3 @@ class Protection:
         self.faults = faults
         self.warnings = warnings
         self.infos = infos
-

@@ -40,8 +40,14 @@ class GatewayPeer:
         self.node_id = node_id
         self.counters: dict[int, int] = {}
 
-    def sealed(self, name: str, signals: dict[str, Any], frame_id: int | None = None,
-               counter: int | None = None, node_id: int | None = None) -> tuple[int, bytearray]:
+    def sealed(
+        self,
+        name: str,
+        signals: dict[str, Any],
+        frame_id: int | None = None,
+        counter: int | None = None,
+        node_id: int | None = None,
+    ) -> tuple[int, bytearray]:
         """(frame id, payload) of a command, CRC over the id it is sealed for."""
         msg = self.db.get_message_by_name(name)
         if frame_id is None:
@@ -147,8 +153,8 @@ class Bench:
         raise AssertionError(f"condition not reached within {limit_ms} ms")
 
     def settle(self) -> None:
-        """Past Init (settle time) with the gateway link up."""
-        self.run(self.config.settle_ms + self.cycle_ms)
+        """Past Init, and past the next cycle in which a held Close request acts."""
+        self.run(self.config.settle_ms + 2 * self.cycle_ms)
 
     def decoded(self, name: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
         """(time, signals) of every frame named name the node sent at or after since."""
@@ -164,4 +170,3 @@ class Bench:
         frames = self.decoded(name)
         assert frames, f"no {name} frame sent"
         return frames[-1][1]
-

@@ -331,6 +331,7 @@ def test_kind_bits_follow_the_dbc_flag_order(moat_db: Any) -> None:
     faults = [s.removeprefix("Fault") for s in signals if s.startswith("Fault")]
     assert faults == list(protect.KIND_NAMES)
     for k, kind_name in enumerate(protect.KIND_NAMES):
-        bit = getattr(protect, "".join("_" + c if c.isupper() else c for c in kind_name)
-                      .lstrip("_").upper())
+        bit = getattr(
+            protect, "".join("_" + c if c.isupper() else c for c in kind_name).lstrip("_").upper()
+        )
         assert bit == 1 << k
