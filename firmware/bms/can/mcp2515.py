@@ -148,7 +148,7 @@ class Mcp2515Bus:
         self._modify = bytearray(4)
         self._status_out = bytearray(2)
         self._status_in = bytearray(2)
-        self._regs = bytearray(5)  # WRITE, address, up to 4 registers (filters, masks)
+        self._regs = bytearray(6)  # WRITE, address, 4 registers (a filter or a mask)
         self._tx = bytearray(14)  # LOAD TX BUFFER + SIDH SIDL EID8 EID0 DLC D0..D7
         self._rx_out = bytearray(14)
         self._rx_in = bytearray(14)
