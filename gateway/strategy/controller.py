@@ -25,6 +25,8 @@ from gateway.strategy.settings import StrategySettings
 from gateway.strategy.state import StrategyState
 
 DAY_S = 86400.0
+# Charging at this share of CCL or more: the inverter is current-limited, its voltage loop idle.
+CURRENT_LIMITED = 0.9
 
 
 class ChargeController:
@@ -100,10 +102,11 @@ class ChargeController:
         self._stale_s = self._stale_s + dt if stale else 0.0
         due = self._full_charge_due(snap.time)
         fault = bool(snap.faults)
+        current_c = snap.current / snap.capacity_ah if snap.capacity_ah > 0 else math.nan
         changed = self.phases.step(
             PhaseInputs(
                 stop=stale or fault,
-                max_cell=snap.max_cell,
+                at_max=self.phases.at_max_voltage(snap.max_cell, current_c, self.cvl.at_ceiling),
                 spread=snap.cell_spread,
                 soc=soc.soc,
                 full_charge_wanted=due or self._state.full_charge_requested,
@@ -154,7 +157,8 @@ class ChargeController:
                 notes.append("stopped: waiting for clean data before resuming")
             cvl, ccl, dcl = self.cvl.hold(snap.voltage), self.ccl.stop(), self.dcl.stop()
         else:
-            cvl = self.cvl.step(snap, allowed, dt)
+            limited = self.ccl.output > 0.0 and snap.current >= CURRENT_LIMITED * self.ccl.output
+            cvl = self.cvl.step(snap, allowed, dt, limited)
             ccl = self.ccl.step(charge_target, dt)
             dcl = self.dcl.step(cfg.max_discharge_current_a * derating.discharge, dt)
         force = self._force(snap, soc, charge_target > 0.0 and phase is not Phase.STOPPED)

@@ -1,22 +1,27 @@
 """Charge voltage limit (CVL): keeps the highest cell below its allowed maximum.
 
 A slow integral loop on the highest-cell error sets the CVL; a fast over-voltage cut
-lowers it at once when a cell passes its allowed maximum; the output moves in the
-protocol's steps. Why this does not oscillate against an inverter's slow voltage loop is
-explained in docs/strategy.md. In short:
+lowers it at once when a cell passes its allowed maximum; the output moves in whole
+protocol steps. docs/strategy.md explains why this does not oscillate against an
+inverter's slow voltage loop. In short:
 
-- ceiling: CVL <= cells x allowed maximum (the allowed maximum ramps down into float).
-- slow loop: CVL moves by gain x error (V pack per V cell per s), at most `ramp_v_per_s`
-  per cell, with a deadband; increases wait `hold_s` after any decrease. Its gain
-  assumes the worst case that one cell takes the whole pack change, so the loop is well
-  damped for delays of several seconds.
-- cut: a cell above its allowed maximum sets CVL = string voltage - its excess over the
-  set point at once. It assumes one cell takes the whole change: it never over-corrects.
-- anti-windup: the CVL stays within what the cells can use: at most `cells x room` above
-  the present string voltage while charging (room = set point - highest cell), and no
-  further than `cells x excess` below it.
-- output: whole protocol steps, rounded down (never above the loop's value); one step up
-  only when the highest cell has room for it even if it alone took the step.
+- ceiling: CVL <= cells x allowed maximum; the allowed maximum ramps down into float.
+- slow loop: the CVL moves by gain x near x error per second (error = set point minus
+  highest cell, near = how many cells rise with the highest), at most `ramp_v_per_s` per
+  cell, not within the deadband, and upwards only `hold_s` after its last decrease.
+- cut: a cell above its allowed maximum sets the CVL to string voltage - near x excess
+  over the set point at once (assumes only the cells near the highest take the change, so
+  it cannot over-correct by more than that estimate); if the cell is still above once the
+  inverter has had time to follow, it cuts again from the CVL itself.
+- anti-windup: while the inverter charges at CCL its voltage loop is idle: the CVL may
+  then not rise beyond what the highest cell can take (string voltage + near x room); the
+  slow loop never falls further than all cells could need (string voltage - cells x
+  excess).
+- inverter voltmeter: an inverter reading the pack low keeps charging above the CVL. That
+  offset is learnt while charging at a steady CVL and subtracted (a high reading only
+  lowers the charge a little and is left alone).
+- output: whole protocol steps, never above the hard limits; down once the loop is half
+  a step below, up one step once it is a whole step above (hysteresis).
 """
 
 from __future__ import annotations
@@ -29,33 +34,44 @@ from gateway.snapshot import BatterySnapshot
 from gateway.strategy.settings import CvlSettings
 
 _EPS = 1e-9
+# Longer than any inverter takes to follow a new CVL: a CVL steady this long has had its
+# effect (for the repeated cut and for learning the voltmeter offset).
+SETTLE_S = 20.0
+OFFSET_TAU_S = 60.0  # the offset estimate follows with this time constant
+# The largest offset believed (V per cell); a larger difference is something else.
+OFFSET_MAX_V = 0.05
 
 
 class CvlController:
     """The CVL for one battery of `cells` cells in series per string."""
 
     def __init__(
-        self, settings: CvlSettings, profile: ChemistryProfile, cells: int, ramp_v_per_s: float
+        self, settings: CvlSettings, profile: ChemistryProfile, cells: int, fall_rate: float
     ) -> None:
-        """`ramp_v_per_s`: how fast the allowed cell maximum may fall (V per cell per s;
-        the float ramp)."""
+        """`fall_rate`: how fast the allowed cell maximum may fall (V per cell per s; the
+        float ramp)."""
         if cells <= 0:
             raise ValueError("cells in series must be positive")
         self.settings = settings
         self.profile = profile
         self.cells = cells
-        self.fall_rate = ramp_v_per_s
+        self.fall_rate = fall_rate
         self.floor = cells * profile.min_cell_v
         self.limit: float | None = None  # allowed cell maximum, ramped (V per cell)
-        self._loop: float | None = None  # slow-loop value (V pack)
-        self.output: float | None = None  # last CVL sent (V pack)
-        self._since_decrease = math.inf
-        self._last_pack: float | None = None  # last valid pack voltage, for holding
-        self._loop_restarted = True  # the output follows the loop directly once
+        self.output: float | None = None  # last CVL (V pack)
+        self.offset = 0.0  # learnt inverter voltmeter offset, <= 0 (V pack)
         self.changes = 0  # output changes since start, for monitoring
+        self._loop: float | None = None  # slow-loop value (V pack); None: restart
+        self._since_decrease = 0.0
+        self._steady_s = 0.0  # time since the output last changed
+        self._last_pack: float | None = None  # last valid pack voltage, for holding
+        self._holding = False
 
-    def step(self, snap: BatterySnapshot, allowed_max: float, dt: float) -> float:
-        """CVL (V) for one valid snapshot; `allowed_max` is the phase's cell maximum."""
+    def step(
+        self, snap: BatterySnapshot, allowed_max: float, dt: float, current_limited: bool
+    ) -> float:
+        """CVL (V) for one valid snapshot; `allowed_max` is the phase's cell maximum (V),
+        `current_limited` tells that the inverter charges at CCL (its voltage loop idle)."""
         cfg, n = self.settings, self.cells
         if self.limit is None or allowed_max >= self.limit:
             self.limit = allowed_max
@@ -66,69 +82,98 @@ class CvlController:
         strings = _strings(snap, cfg.band_v)
         if not strings:
             return self.hold(snap.voltage)
+        self._holding = False
         self._last_pack = min(v for v, _, _ in strings)
+        self._learn_offset(snap.current, self._last_pack, dt)
         # The limiting string: least room (or most excess) for its highest cell.
         pack, top, near = min(strings, key=lambda s: setpoint - s[1])
+        pack += self.offset
         error = setpoint - top  # > 0: room, < 0: excess (V per cell)
 
         # Hard limits, applied to the output at once: the ceiling and the over-voltage cut.
         hard = ceiling
-        for s_pack, s_top, _ in strings:
+        settled = self._steady_s >= SETTLE_S and snap.current > 0.0
+        for s_pack, s_top, s_near in strings:
             if s_top > self.limit:
-                hard = min(hard, s_pack + (setpoint - s_top))
-        loop = min(ceiling, pack + n * error) if self._loop is None else self._loop
+                drop = s_near * (s_top - setpoint)
+                hard = min(hard, s_pack + self.offset - drop)
+                if settled and self.output is not None:
+                    # Still above and charging after the inverter had time to follow: cut
+                    # again from the CVL itself, whatever its voltmeter makes of our pack.
+                    hard = min(hard, self.output - drop)
+        reach = pack + near * error  # what the highest cell can take
+        loop = min(ceiling, reach) if self._loop is None else self._loop
         before = loop
         if abs(error) > cfg.deadband_v and (error < 0 or self._since_decrease >= cfg.hold_s):
-            rate = max(-cfg.ramp_v_per_s * n, min(cfg.ramp_v_per_s * n, cfg.gain_per_s * error))
-            loop += rate * dt
-        if error > 0 and snap.current > 0:
-            loop = min(loop, pack + n * error)  # no wind-up beyond what the cells can take
-        loop = max(loop, pack + n * min(error, 0.0))  # nor below what they could need
+            rate = cfg.gain_per_s * near * error
+            loop += max(-cfg.ramp_v_per_s * n, min(cfg.ramp_v_per_s * n, rate)) * dt
+        if current_limited:
+            # Only as a limit on increases: an inverter whose voltmeter reads high needs a
+            # CVL above `reach` to get the cells there.
+            loop = min(loop, max(before, reach))
+        if error < 0:
+            # The slow loop stops where all cells could need no more (the cut may go on).
+            loop = max(loop, min(before, pack + n * error))
         loop = max(self.floor, min(loop, hard))
         self._since_decrease = 0.0 if loop < before - _EPS else self._since_decrease + dt
+        restart = self._loop is None
         self._loop = loop
-        return self._quantize(loop, max(self.floor, hard), error * near)
+        return self._quantize(loop, max(self.floor, hard), restart, dt)
+
+    @property
+    def at_ceiling(self) -> bool:
+        """The CVL is as high as the allowed cell maximum lets it be."""
+        if self.output is None or self.limit is None:
+            return False
+        return self.output >= self._floor_step(self.cells * self.limit)
 
     def hold(self, pack: float = math.nan) -> float:
         """CVL while stopped or without usable data: the pack voltage (`pack` when known,
-        else the last known one), at most cells x float voltage, never below the floor.
-        The loop restarts from scratch afterwards."""
-        n = self.cells
+        else the last known one), at most cells x float voltage, never below the floor,
+        and never rising while it holds (a charger that ignores CCL 0 must not push the
+        pack up and the CVL after it). The loop starts afresh afterwards."""
         if math.isfinite(pack):
             self._last_pack = pack
-        pack = self._last_pack if self._last_pack is not None else math.inf
-        value = max(self.floor, min(pack, n * self.profile.float_v))
+        value = n_float = self.cells * self.profile.float_v
+        if self._last_pack is not None:
+            value = min(self._last_pack, n_float)
+        if self._holding and self.output is not None:
+            value = min(value, self.output)
+        self._holding = True
         self._loop = None
-        self._loop_restarted = True
         self._since_decrease = 0.0
-        return self._set_output(self._floor_step(value))
+        return self._set_output(self._floor_step(max(self.floor, value)), 0.0)
 
-    def _quantize(self, loop: float, hard: float, room: float) -> float:
-        """Whole steps, with hysteresis: down once the loop is half a step below the
-        output, up one step when the loop is a step above and the cells have `room` (V,
-        room of the highest cell times the cells rising with it) for it."""
+    def _learn_offset(self, current: float, pack: float, dt: float) -> None:
+        """Charging at a steady CVL with the pack above it: the inverter reads low."""
+        if self.output is None or not current > 0.0 or self._steady_s < SETTLE_S:
+            return
+        sample = max(-OFFSET_MAX_V * self.cells, min(0.0, self.output - pack))
+        self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)
+
+    def _quantize(self, loop: float, hard: float, restart: bool, dt: float) -> float:
+        """Whole steps with hysteresis, never above `hard`."""
         step = self.settings.step_v
         out = self.output
-        if out is None or self._loop_restarted:
-            self._loop_restarted = False
+        if out is None or restart:
             out = self._floor_step(loop)
         elif loop < out - step / 2:
             out = self._floor_step(loop + step / 2)
-        elif self._floor_step(loop) > out and room >= step:
+        elif self._floor_step(loop) > out:
             out += step
-        else:
-            # The loop may not wind up past the next step while the output waits.
-            self._loop = min(loop, out + step)
-        return self._set_output(min(out, self._floor_step(hard)))
+        return self._set_output(min(out, self._floor_step(hard)), dt)
 
     def _floor_step(self, value: float) -> float:
         """The highest whole output step at or below `value` (at least one step)."""
         step = self.settings.step_v
         return max(step, math.floor(value / step + _EPS) * step)
 
-    def _set_output(self, value: float) -> float:
+    def _set_output(self, value: float, dt: float) -> float:
         if value != self.output:
             self.changes += 1
+            self._steady_s = 0.0
+        else:
+            self._steady_s += dt
         self.output = value
         return value
 

@@ -25,7 +25,7 @@ class PhaseInputs:
     """What the phase machine looks at in one step."""
 
     stop: bool  # stale data or a node fault: nothing may flow
-    max_cell: float  # V
+    at_max: bool  # the battery is at the allowed maximum of the phase (see at_max_voltage)
     spread: float  # highest minus lowest cell, V
     soc: float  # %
     full_charge_wanted: bool  # periodic full charge due, or requested by the user
@@ -79,6 +79,21 @@ class PhaseMachine:
             return self.profile.float_v
         return self.profile.charge_target_v
 
+    def at_max_voltage(self, max_cell: float, current_c: float, cvl_at_ceiling: bool) -> bool:
+        """The battery is at the phase's maximum voltage: its highest cell within
+        at_max_margin_v of the allowed maximum, or the CVL at its ceiling with the charge
+        current tapered below tail_current_c (C-rate) and the highest cell within three
+        margins (an inverter whose voltmeter reads high holds the pack lower)."""
+        cfg = self.settings
+        allowed = self.allowed_max()
+        if max_cell >= allowed - cfg.at_max_margin_v:
+            return True
+        return (
+            cvl_at_ceiling
+            and current_c <= cfg.tail_current_c
+            and max_cell >= allowed - 3 * cfg.at_max_margin_v
+        )
+
     def step(self, inputs: PhaseInputs, dt: float) -> PhaseStep:
         """Advance by `dt` seconds of counted time."""
         cfg = self.settings
@@ -95,7 +110,7 @@ class PhaseMachine:
             return self._enter(self.resume_phase, f"resumed in {self.resume_phase}")
         if inputs.full_charge_wanted and self.phase is not Phase.FULL_CHARGE:
             return self._enter(Phase.FULL_CHARGE, "full charge started")
-        at_max = inputs.max_cell >= self.allowed_max() - cfg.at_max_margin_v
+        at_max = inputs.at_max
         if self.phase is Phase.BULK:
             self._at_max_s = self._at_max_s + dt if at_max else 0.0
             if self._at_max_s >= cfg.absorption_entry_s and at_max:

@@ -109,6 +109,13 @@ class PhaseSettings(_Section):
         description="highest cell within this of the allowed maximum counts as at maximum "
         "voltage (V per cell)",
     )
+    tail_current_c: float = Field(
+        0.02,
+        gt=0,
+        le=0.2,
+        description="charge current below this (C-rate) with the CVL at its ceiling also "
+        "counts as at maximum voltage",
+    )
     absorption_entry_s: float = Field(
         10.0, ge=0, description="time at maximum voltage before bulk turns to absorption (s)"
     )
