@@ -1,0 +1,37 @@
+"""The firmware scenario suite on real MicroPython (WebAssembly port under node)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.common import ROOT
+
+
+def test_micropython_suite_passes_without_allocating(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: cannot run the MicroPython (WebAssembly) suite")
+    bench = tmp_path / "mpy-bench.json"
+    proc = subprocess.run(
+        [node, str(ROOT / "tests" / "mpy" / "run.mjs"), str(bench)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "RESULT" in proc.stdout and "FAIL" not in proc.stdout
+    figures = json.loads(bench.read_text())
+    assert figures["micropython"].startswith("1.27")
+    for cells in (16, 64):
+        run = figures[f"cells{cells}"]
+        assert run["cells"] == cells
+        assert run["cycles"] >= 1000
+        assert run["alloc_bytes_per_cycle"] == 0
+        assert 0 < run["heap_node_bytes"] < 32_768

@@ -1,0 +1,363 @@
+# ruff: noqa: PLW0603, E402
+"""Node firmware scenarios on real MicroPython (run by tests/mpy/run.mjs).
+
+Simulated hardware and the loopback CAN backend, simulated time. Prints one PASS/FAIL line
+per scenario, then "BENCH <json>" with the heap figures and "RESULT ...". The gateway's
+commands are built here by hand (this runtime has no cantools): byte 0 CRC, byte 1 alive
+counter in the low nibble as in dbc/moat_bms.dbc, sealed with bms.e2e. The CPython suite
+(tests/firmware) checks every frame against the DBC with cantools.
+"""
+
+import gc
+import json
+import sys
+import time
+
+gc.collect()
+_HEAP_BEFORE_IMPORT = gc.mem_alloc()
+
+from bms import codec, e2e, protect
+from bms.can import Frame
+from bms.can.loopback import LoopbackBus
+from bms.config import load_config
+from bms.hw import NOT_AVAILABLE
+from bms.hw.sim import SimHardware
+from bms.lifecycle import ACTIVE, CONFIG_ERROR, STANDBY, TRIPPED
+from bms.node import Node
+
+gc.collect()
+HEAP_MODULES = gc.mem_alloc() - _HEAP_BEFORE_IMPORT  # bytecode etc. of the firmware modules
+
+CYCLE = 50
+NODE = 1
+RELAY_ID = codec.RELAY_COMMAND_ID | NODE
+BALANCE_ID = codec.BALANCE_COMMAND_ID | NODE
+HEARTBEAT_ID = codec.GATEWAY_HEARTBEAT_ID
+
+passed = 0
+failed = 0
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def heartbeat_frame(counter):
+    buf = bytearray(8)
+    buf[1] = codec.GATEWAY_HEARTBEAT_GATEWAY_STATE_RUNNING << 4
+    e2e.seal(HEARTBEAT_ID, buf, counter)
+    return buf
+
+
+def relay_frame(counter, request, reset=0):
+    buf = bytearray(8)
+    buf[1] = (request << 4) | (reset << 6)  # Request bits 12..13, ResetFault bit 14
+    e2e.seal(RELAY_ID, buf, counter)
+    return buf
+
+
+def balance_frame(counter, cells, floor_mv):
+    buf = bytearray(8)  # CellGroup 0: bits 16..47 cells 1..32, 48..63 floor (mV)
+    buf[2] = cells & 0xFF
+    buf[3] = (cells >> 8) & 0xFF
+    buf[4] = (cells >> 16) & 0xFF
+    buf[5] = (cells >> 24) & 0xFF
+    buf[6] = floor_mv & 0xFF
+    buf[7] = floor_mv >> 8
+    e2e.seal(BALANCE_ID, buf, counter)
+    return buf
+
+
+class Bench:
+    """Node + SimHardware + LoopbackBus with a gateway that can be silenced."""
+
+    def __init__(self, settings=None, cells=16):
+        s = {"node_id": NODE, "cells": cells}
+        if settings:
+            s.update(settings)
+        self.hw = SimHardware(cells=cells, temps=4)
+        self.bus = LoopbackBus()
+        self.node = Node(load_config(s), self.hw, self.bus)
+        self.cells = cells
+        self.now = 0
+        self.gateway = True
+        self.request = codec.RELAY_COMMAND_REQUEST_CLOSE
+        self.reset = 0
+        self.bleed = 0
+        self.counters = [0, 0, 0]
+        self.frame = Frame()
+        self.sent = 0
+
+    def duties(self):
+        t = self.now
+        if not self.gateway:
+            return
+        c = self.counters
+        if t % 500 == 0:
+            self.bus.inject(HEARTBEAT_ID, heartbeat_frame(c[0]))
+            c[0] = (c[0] + 1) & 15
+        if t % 200 == 0:
+            self.bus.inject(RELAY_ID, relay_frame(c[1], self.request, self.reset))
+            c[1] = (c[1] + 1) & 15
+        if self.bleed and t % 1000 == 0:
+            self.bus.inject(BALANCE_ID, balance_frame(c[2], self.bleed, 3200))
+            c[2] = (c[2] + 1) & 15
+
+    def run(self, ms):
+        end = self.now + ms
+        while self.now < end:
+            self.duties()
+            self.node.step(self.now)
+            while self.bus.take(self.frame):
+                self.sent += 1
+            self.now += CYCLE
+
+    def set_cell(self, i, mv):
+        self.hw.cell_mv[i] = mv
+        total = 0
+        for v in self.hw.cell_mv:
+            total += v
+        self.hw.pack_mv = total
+
+    def active(self):
+        self.run(2200)
+        check(self.node.state == ACTIVE, "not Active after settling: " + str(self.node.state))
+        return self
+
+
+def scenario_trip():
+    b = Bench().active()
+    onset = b.now
+    b.set_cell(3, 3700)
+    while b.hw.relay_drive:
+        b.run(CYCLE)
+        check(b.now - onset <= 1000, "relay still closed")
+    opened = b.now - CYCLE - onset
+    check(200 <= opened <= 250, "opened after " + str(opened) + " ms")
+    check(b.node.faults == protect.CELL_OVER_VOLTAGE, "faults " + hex(b.node.faults))
+    check(b.node.state == TRIPPED, "not Tripped")
+
+
+def scenario_latch_and_reset():
+    b = Bench().active()
+    b.set_cell(0, 3700)
+    b.run(500)
+    b.set_cell(0, 3300)
+    b.run(2000)
+    check(b.node.state == TRIPPED and b.node.trip_cleared, "not latched with the trip cleared")
+    check(not b.hw.relay_drive, "closed without a reset")
+    b.reset = 1
+    b.run(400)
+    check(b.node.state == ACTIVE and b.hw.relay_drive, "reset did not re-close")
+
+
+def scenario_close_vetoed_while_faulted():
+    b = Bench()
+    b.hw.current_ma = 150000
+    b.run(5000)
+    check(b.node.state == TRIPPED, "over-current at boot did not trip")
+    check(b.hw.relay_switches == 0, "relay moved")
+    b.reset = 1
+    b.run(1000)
+    check(not b.hw.relay_drive, "closed while faulted")
+
+
+def scenario_comm_loss_keeps_relay():
+    b = Bench().active()
+    b.gateway = False
+    b.run(6000)
+    check(b.node.warnings & protect.COMM_LOSS, "no CommLoss warning")
+    check(b.node.gateway_link == codec.NODE_STATE_GATEWAY_LINK_LOST, "link not Lost")
+    check(b.hw.relay_drive and b.node.state == ACTIVE, "relay not kept")
+    b.set_cell(2, 2400)
+    b.run(300)
+    check(not b.hw.relay_drive, "protection stopped without the gateway")
+
+
+def scenario_comm_loss_opens_when_configured():
+    b = Bench({"comm_loss_action": "open"}).active()
+    b.gateway = False
+    b.run(6000)
+    check(b.node.faults == protect.COMM_LOSS, "no CommLoss fault")
+    check(not b.hw.relay_drive, "relay not opened")
+    b.gateway = True
+    b.run(1000)
+    check(b.node.state == TRIPPED and b.node.trip_cleared, "fault did not clear")
+    b.reset = 1  # the gateway resets once it sees TripCleared
+    b.run(400)
+    check(b.node.state == ACTIVE, "did not recover after the gateway returned")
+
+
+def scenario_balancing_veto():
+    b = Bench()
+    for i in range(16):
+        b.hw.cell_mv[i] = 3400
+    b.hw.pack_mv = 16 * 3400
+    b.bleed = 0b10011  # cells 1, 2, 5
+    b.set_cell(1, 3150)  # cell 2 below the command's 3200 mV floor
+    b.active()
+    b.run(1000)
+    check(b.hw.balance_mask == 0b10001, "mask " + hex(b.hw.balance_mask))
+    b.hw.balancer_temp_dc = 750
+    b.run(1100)
+    check(b.hw.balance_mask == 0, "hot balancer still bleeding")
+    b.hw.balancer_temp_dc = 300
+    b.run(1200)
+    check(b.hw.balance_mask == 0b10001, "balancing did not resume")
+    b.gateway = False
+    b.run(6000)
+    check(b.hw.balance_mask == 0, "bleeding without the gateway")
+
+
+def scenario_crc_rejection():
+    b = Bench()
+    b.request = codec.RELAY_COMMAND_REQUEST_OPEN
+    b.run(2200)
+    check(b.node.state == STANDBY, "not Standby")
+    bad = relay_frame(9, codec.RELAY_COMMAND_REQUEST_CLOSE)
+    bad[0] ^= 0x5A
+    b.bus.inject(RELAY_ID, bad)
+    b.run(100)
+    check(b.node.state == STANDBY, "closed on a corrupted frame")
+    check(b.node.rejected_commands == 1, "rejected " + str(b.node.rejected_commands))
+    stale = relay_frame(b.counters[1] - 1 & 15, codec.RELAY_COMMAND_REQUEST_CLOSE)
+    b.bus.inject(RELAY_ID, stale)
+    b.run(50)
+    check(b.node.state == STANDBY, "closed on a repeated counter")
+    check(b.node.rejected_commands == 2, "repeat not counted")
+
+
+def scenario_sensor_fault():
+    b = Bench().active()
+    b.hw.temp_dc[1] = NOT_AVAILABLE
+    b.run(700)
+    check(b.node.faults & protect.SENSOR_FAULT, "open thermistor not a sensor fault")
+    check(not b.hw.relay_drive, "relay not opened")
+
+
+def scenario_config_error():
+    b = Bench({"cells": 80})
+    b.run(5000)
+    check(b.node.state == CONFIG_ERROR, "not ConfigError")
+    check(not b.hw.relay_drive, "relay closed in ConfigError")
+    check(b.node.faults == protect.INTERNAL, "no Internal fault")
+    check("cells" in b.node.config_error, "reason lost")
+
+
+def allocation(cells, cycles):
+    """Heap figures of one node: start-up and bytes allocated per steady-state cycle."""
+    gc.collect()
+    before = gc.mem_alloc()
+    b = Bench(cells=cells)
+    gc.collect()
+    after_startup = gc.mem_alloc()
+    for i in range(cells):
+        b.hw.cell_mv[i] = 3400
+    b.hw.pack_mv = cells * 3400
+    b.bleed = 0b1011
+    b.active()
+    b.run(6000)  # every stream, balancing and the gateway link are running
+    check(b.hw.balance_mask == 0b1011, "not balancing")
+    hw = b.hw
+    node = b.node
+    bus = b.bus
+    frame = b.frame
+    # Every gateway frame of the measurement, built before it.
+    hb = [heartbeat_frame(c) for c in range(16)]
+    rc = [relay_frame(c, codec.RELAY_COMMAND_REQUEST_CLOSE) for c in range(16)]
+    bc = [balance_frame(c, 0b1011, 3200) for c in range(16)]
+    counters = b.counters
+    t = b.now
+    gc.collect()
+    gc.disable()
+    start_us = time.ticks_us()
+    start = gc.mem_alloc()
+    for k in range(cycles):
+        if t % 500 == 0:
+            bus.inject(HEARTBEAT_ID, hb[counters[0]])
+            counters[0] = (counters[0] + 1) & 15
+        if t % 200 == 0:
+            bus.inject(RELAY_ID, rc[counters[1]])
+            counters[1] = (counters[1] + 1) & 15
+        if t % 1000 == 0:
+            bus.inject(BALANCE_ID, bc[counters[2]])
+            counters[2] = (counters[2] + 1) & 15
+        d = k & 7
+        hw.cell_mv[5] = 3400 + d  # readings move, their sum stays
+        hw.cell_mv[6] = 3400 - d
+        hw.current_ma = 2000 + d
+        node.step(t)
+        while bus.take(frame):
+            pass
+        t += CYCLE
+    allocated = gc.mem_alloc() - start
+    elapsed_us = time.ticks_diff(time.ticks_us(), start_us)
+    gc.enable()
+    check(node.state == ACTIVE and hw.balance_mask == 0b1011, "steady state left")
+    check(node.port.tx_dropped == 0, "frames dropped")
+    return {
+        "cells": cells,
+        "cycles": cycles,
+        "alloc_bytes_per_cycle": allocated / cycles,
+        "alloc_bytes_total": allocated,
+        "heap_node_bytes": after_startup - before,
+        "heap_in_use_after_startup": after_startup,
+        "wasm_cycle_us": elapsed_us // cycles,
+    }
+
+
+SCENARIOS = (
+    ("trip", scenario_trip),
+    ("latch and reset", scenario_latch_and_reset),
+    ("close vetoed while faulted", scenario_close_vetoed_while_faulted),
+    ("comm loss keeps the relay", scenario_comm_loss_keeps_relay),
+    ("comm loss opens when configured", scenario_comm_loss_opens_when_configured),
+    ("balancing veto", scenario_balancing_veto),
+    ("CRC and counter rejection", scenario_crc_rejection),
+    ("sensor fault", scenario_sensor_fault),
+    ("config error", scenario_config_error),
+)
+
+
+def run_all():
+    global passed, failed
+    # The heap figures first, on a heap that holds only the firmware modules and this suite.
+    bench = {
+        "micropython": ".".join(str(v) for v in sys.implementation.version[:3]),
+        "heap_modules_bytes": HEAP_MODULES,
+    }
+    for cells in (16, 64):
+        name = "allocation " + str(cells) + " cells"
+        try:
+            figures = allocation(cells, 2000)
+            check(figures["alloc_bytes_total"] == 0, str(figures["alloc_bytes_total"]) + " bytes")
+        except Exception as exc:
+            failed += 1
+            print("FAIL " + name + ": " + repr(exc))
+        else:
+            passed += 1
+            bench["cells" + str(cells)] = figures
+            print(
+                "PASS "
+                + name
+                + ": "
+                + str(figures["alloc_bytes_per_cycle"])
+                + " bytes/cycle, heap after start-up "
+                + str(figures["heap_in_use_after_startup"])
+                + " bytes"
+            )
+    for name, scenario in SCENARIOS:
+        try:
+            scenario()
+        except Exception as exc:
+            failed += 1
+            print("FAIL " + name + ": " + repr(exc))
+        else:
+            passed += 1
+            print("PASS " + name)
+    print("BENCH " + json.dumps(bench))
+    print("RESULT " + str(passed) + " passed, " + str(failed) + " failed")
+
+
+run_all()
