@@ -5,8 +5,9 @@
 - A higher target must persist for hold_s, then the limit ramps at ramp_a_per_s.
 - From 0 the limit recovers only once the target reaches recover_fraction of the maximum:
   on/off hysteresis, so a limit cannot flap around 0.
-- Decreases and ramp starts are counted; beyond max_adjustments_per_hour a new increase
-  waits. A limit that still oscillates therefore does so at most that often.
+- Increases (ramp starts) are counted; beyond max_increases_per_hour in the last hour a
+  new increase waits (decreases never do). Every up-and-down needs an increase, so a limit
+  that still oscillates does so at most that often per hour.
 """
 
 from __future__ import annotations
@@ -29,20 +30,21 @@ class LimitRamp:
         self._above_s = 0.0  # how long the target has been above the output
         self._ramping = False
         self._clock = 0.0  # counted seconds, for the hourly budget
-        self._adjustments: deque[float] = deque()
+        self._starts: deque[float] = deque()  # counted times of the ramp starts
+        self.changes = 0  # output changes since start, for monitoring
 
     @property
-    def adjustments_last_hour(self) -> int:
-        """Decreases and ramp starts within the last hour of counted time."""
-        return len(self._adjustments)
+    def increases_last_hour(self) -> int:
+        """Ramp starts within the last hour of counted time."""
+        return len(self._starts)
 
     def step(self, target: float, dt: float) -> float:
         """The limit after `dt` seconds with `target` (A) wanted; never above the target
         plus min_step_a, never above the maximum, never negative."""
         cfg = self.settings
         self._clock += dt
-        while self._adjustments and self._adjustments[0] <= self._clock - HOUR_S:
-            self._adjustments.popleft()
+        while self._starts and self._starts[0] <= self._clock - HOUR_S:
+            self._starts.popleft()
         if math.isnan(target):
             target = 0.0
         target = max(0.0, min(self.maximum, target))
@@ -51,7 +53,7 @@ class LimitRamp:
             self._above_s = 0.0
             self._ramping = False
             if target == 0.0 or out - target >= cfg.min_step_a:
-                self._count()
+                self.changes += 1
                 self.output = target
             return self.output
         if target == out:
@@ -65,12 +67,14 @@ class LimitRamp:
             if target - out < cfg.min_step_a and out > 0.0:
                 return out
             self._above_s += dt
-            budget = len(self._adjustments) < cfg.max_adjustments_per_hour
+            budget = len(self._starts) < cfg.max_increases_per_hour
             if self._above_s < cfg.hold_s or not budget:
                 return out
             self._ramping = True
-            self._count()
+            self._starts.append(self._clock)
         self.output = min(target, out + cfg.ramp_a_per_s * dt)
+        if self.output != out:
+            self.changes += 1
         if self.output >= target:
             self._ramping = False
             self._above_s = 0.0
@@ -79,11 +83,8 @@ class LimitRamp:
     def stop(self) -> float:
         """Force the limit to 0 at once (fail-safe); it recovers as from any 0."""
         if self.output > 0.0:
-            self._count()
+            self.changes += 1
         self.output = 0.0
         self._ramping = False
         self._above_s = 0.0
         return 0.0
-
-    def _count(self) -> None:
-        self._adjustments.append(self._clock)

@@ -253,11 +253,11 @@ class LimitSettings(_Section):
         description="a limit at 0 recovers only once its target reaches this fraction of "
         "the maximum (fraction)",
     )
-    max_adjustments_per_hour: int = Field(
-        60,
-        ge=2,
-        description="at most this many decreases and ramp starts per limit and hour; beyond, "
-        "increases wait (decreases never do)",
+    max_increases_per_hour: int = Field(
+        30,
+        ge=1,
+        description="at most this many increases (ramp starts) per limit and hour; beyond, "
+        "increases wait (decreases never do), so a limit cannot oscillate faster",
     )
 
 

@@ -84,9 +84,7 @@ def snapshot(
     built = []
     for i, s in enumerate(strings):
         ok = s in online_strings
-        blocked = any(
-            not reports[n].present or reports[n].state is NodeState.TRIPPED for n in s
-        )
+        blocked = any(not reports[n].present or reports[n].state is NodeState.TRIPPED for n in s)
         missing = [n for n in s if not reports[n].present]
         voltage = math.nan if missing else sum(sum(cells[n]) for n in s)
         built.append(

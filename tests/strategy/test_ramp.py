@@ -1,0 +1,121 @@
+"""Anti-oscillation of a current limit: decrease at once, hold, ramp, hysteresis, budget."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from gateway.strategy.ramp import LimitRamp
+from gateway.strategy.settings import LimitSettings
+
+CFG = LimitSettings(hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05)
+
+
+def ramp_at(value: float, cfg: LimitSettings = CFG) -> LimitRamp:
+    r = LimitRamp(cfg, 100.0)
+    r.output = value
+    return r
+
+
+def test_decrease_applies_in_the_same_step() -> None:
+    r = ramp_at(80.0)
+    assert r.step(20.0, 1.0) == 20.0
+    assert r.step(0.0, 0.0) == 0.0
+
+
+def test_small_decreases_are_noise_but_a_stop_is_not() -> None:
+    r = ramp_at(80.0)
+    assert r.step(79.5, 1.0) == 80.0
+    assert r.step(79.0, 1.0) == 79.0
+    r = ramp_at(0.5)
+    assert r.step(0.0, 1.0) == 0.0
+
+
+def test_increase_waits_for_the_hold_then_ramps() -> None:
+    r = ramp_at(20.0)
+    outs = [r.step(60.0, 1.0) for _ in range(40)]
+    assert outs[:29] == [20.0] * 29  # the target must persist 30 s
+    assert outs[29:38] == [25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0, 60.0]
+
+
+def test_a_dip_restarts_the_hold() -> None:
+    r = ramp_at(20.0)
+    for _ in range(25):
+        r.step(60.0, 1.0)
+    r.step(20.0, 1.0)  # back to the output: no longer above
+    assert [r.step(60.0, 1.0) for _ in range(29)] == [20.0] * 29
+
+
+def test_a_decrease_during_the_ramp_applies_at_once_and_ends_it() -> None:
+    r = ramp_at(20.0)
+    for _ in range(32):
+        r.step(100.0, 1.0)
+    assert r.output == 35.0
+    assert r.step(30.0, 1.0) == 30.0
+    assert r.step(100.0, 1.0) == 30.0  # a new hold
+
+
+def test_recovery_from_zero_needs_a_meaningful_target() -> None:
+    r = ramp_at(0.0)
+    assert all(r.step(4.9, 1.0) == 0.0 for _ in range(100))
+    outs = [r.step(5.0, 1.0) for _ in range(30)]
+    assert outs[-2:] == [0.0, 5.0]
+
+
+def test_small_increases_are_ignored() -> None:
+    r = ramp_at(50.0)
+    assert all(r.step(50.9, 1.0) == 50.0 for _ in range(100))
+
+
+def test_limits_are_clamped_to_the_maximum_and_nan_means_stop() -> None:
+    r = ramp_at(50.0)
+    assert r.step(math.nan, 1.0) == 0.0
+    r = ramp_at(100.0)
+    assert r.step(500.0, 1.0) == 100.0
+    assert r.step(-5.0, 1.0) == 0.0
+
+
+def test_increases_per_hour_are_bounded() -> None:
+    cfg = LimitSettings(hold_s=0, ramp_a_per_s=100, min_step_a=1, max_increases_per_hour=10)
+    r = LimitRamp(cfg, 100.0)
+    r.output = 50.0
+    outputs = []
+    for i in range(600):  # a target flapping every second for 10 minutes
+        outputs.append(r.step(100.0 if i % 2 else 10.0, 1.0))
+    ups = sum(1 for a, b in itertools.pairwise(outputs) if b > a)
+    downs = sum(1 for a, b in itertools.pairwise(outputs) if b < a)
+    assert r.increases_last_hour == ups == 10
+    assert downs == 10  # every up comes down again, and no more often
+    assert outputs[-1] == 10.0  # decreases were never held back
+    # An hour later the budget is free again.
+    for _ in range(3600):
+        r.step(10.0, 1.0)
+    assert r.increases_last_hour == 0
+    assert r.step(100.0, 1.0) == 100.0
+
+
+def test_a_long_taper_does_not_use_up_the_budget() -> None:
+    cfg = LimitSettings(hold_s=0, min_step_a=1, max_increases_per_hour=1)
+    r = ramp_at(100.0, cfg)
+    for target in range(99, 0, -1):
+        r.step(float(target), 1.0)
+    assert r.output == 1.0 and r.changes == 99
+    assert r.step(50.0, 1.0) > 1.0
+
+
+def test_stop_forces_zero_and_recovery_starts_from_zero() -> None:
+    r = ramp_at(80.0)
+    assert r.stop() == 0.0
+    outs = [r.step(80.0, 1.0) for _ in range(30)]
+    assert outs[-2:] == [0.0, 5.0]
+
+
+@pytest.mark.parametrize("dt", [0.1, 1.0])
+def test_ramp_rate_does_not_depend_on_the_step(dt: float) -> None:
+    r = ramp_at(0.0, LimitSettings(hold_s=0, ramp_a_per_s=5))
+    steps = round(10.0 / dt)
+    for _ in range(steps):
+        r.step(100.0, dt)
+    assert r.output == pytest.approx(50.0)

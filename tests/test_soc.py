@@ -1,0 +1,326 @@
+"""SoC estimator: counting, recalibration, capacity learning, persistence, robustness."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.chemistry import LFP
+from gateway.limits import Phase
+from gateway.snapshot import BatterySnapshot
+from gateway.soc import SocEstimator, SocSettings, SocSource, SocState
+from tests.strategy.battery import snapshot
+
+CAP = 280.0
+MID = (3.30,) * 16  # a resting LFP cell in the flat part: no calibration point
+
+
+def snap(
+    t: float,
+    current: float,
+    cells: tuple[float, ...] = MID,
+    valid: bool | None = None,
+) -> BatterySnapshot:
+    return snapshot([cells], time=t, current=current, capacity_ah=CAP, valid=valid)
+
+
+def estimator(soc: float = 50.0, **overrides: object) -> SocEstimator:
+    est = SocEstimator(SocSettings.model_validate(overrides), LFP)
+    est.set_soc(soc)
+    return est
+
+
+def test_settings_validation() -> None:
+    with pytest.raises(ValueError):
+        SocSettings(rest_current_c=0.05, full_tail_current_c=0.04)
+    with pytest.raises(ValueError):
+        SocSettings(charge_efficiency=1.2)
+    with pytest.raises(ValueError):
+        SocSettings(unknown=1)  # type: ignore[call-arg]
+
+
+def test_coulomb_counting_matches_the_exact_integral() -> None:
+    est = estimator(50.0, charge_efficiency=1.0)
+    period, amp, bias, dt, total = 600.0, 50.0, 20.0, 0.5, 3600.0
+
+    def current(t: float) -> float:
+        return bias + amp * math.sin(2 * math.pi * t / period)
+
+    t = 0.0
+    while t <= total + 1e-9:
+        est.update(snap(t, current(t)))
+        t += dt
+    exact_ah = (
+        bias * total + amp * period / (2 * math.pi) * (1 - math.cos(2 * math.pi * total / period))
+    ) / 3600
+    assert est.state.soc == pytest.approx(50.0 + 100.0 * exact_ah / CAP, abs=1e-4)
+
+
+def test_charge_efficiency_applies_to_charge_only() -> None:
+    est = estimator(20.0, max_step_s=60.0)
+    for i in range(61):  # one hour at 100 A in
+        est.update(snap(60.0 * i, 100.0))
+    assert est.state.soc == pytest.approx(20.0 + 100.0 * 100.0 * 0.995 / CAP)
+    for i in range(61, 122):  # one hour at 100 A out
+        est.update(snap(60.0 * i, -100.0))
+    assert est.state.soc == pytest.approx(20.0 + 100.0 * 100.0 * (0.995 - 1.0) / CAP)
+
+
+@pytest.mark.parametrize(("jump", "counted_s"), [(3600.0, 5.0), (-3600.0, 0.0), (4.0, 4.0)])
+def test_clock_jumps_count_at_most_max_step(jump: float, counted_s: float) -> None:
+    est = estimator(50.0, charge_efficiency=1.0)
+    est.update(snap(1000.0, 100.0))
+    est.update(snap(1000.0 + jump, 100.0))
+    assert est.state.soc == pytest.approx(50.0 + 100.0 * 100.0 * counted_s / 3600 / CAP)
+    assert est.state.uncounted_s == pytest.approx(max(0.0, jump - counted_s))
+
+
+def test_invalid_snapshots_hold_the_value_and_are_not_integrated() -> None:
+    est = estimator(50.0, charge_efficiency=1.0)
+    est.update(snap(0.0, 10.0))
+    garbage = replace(snap(1.0, 10.0), valid=False, current=1e9)
+    est.update(garbage)
+    assert est.state.soc == 50.0
+    est.update(replace(snap(2.0, 10.0), current=math.nan))
+    assert est.state.soc == 50.0
+    est.update(snap(3.0, 30.0))  # trapezoid from the last valid sample
+    assert est.state.soc == pytest.approx(50.0 + 100.0 * 20.0 * 3.0 / 3600 / CAP)
+
+
+def test_first_data_gives_a_rough_estimate_then_the_rested_ocv() -> None:
+    est = SocEstimator(SocSettings(), LFP)
+    assert est.state.source is SocSource.NONE and 0 <= est.state.soc <= 100
+    est.update(snap(0.0, -100.0, cells=(3.25,) * 16))  # under load
+    assert est.state.source is SocSource.ESTIMATE
+    assert not est.state.trusted
+    assert est.state.soc == pytest.approx(LFP.soc_from_ocv(3.25))
+    rest = (3.31,) * 16  # rested voltage: 85 %
+    t = 0.0
+    while t < 1795.0:
+        t += 5.0
+        est.update(snap(t, 0.5, cells=rest))  # 0.5 A < 0.01 C
+    assert est.state.source is SocSource.ESTIMATE
+    est.update(snap(t + 5.0, 0.5, cells=rest))
+    assert est.state.source is SocSource.OCV
+    assert est.state.trusted
+    assert est.state.soc == pytest.approx(85.0)
+
+
+def test_a_trusted_value_is_not_replaced_by_the_ocv_unless_asked() -> None:
+    est = estimator(40.0, rest_time_s=60.0)
+    for t in range(0, 200, 5):
+        est.update(snap(float(t), 0.0, cells=(3.31,) * 16))
+    assert est.state.soc == pytest.approx(40.0)
+    est.request_ocv()
+    est.update(snap(205.0, 0.0, cells=(3.31,) * 16))
+    assert est.state.source is SocSource.OCV
+    assert est.state.soc == pytest.approx(85.0)
+
+
+def test_full_recalibration_needs_target_voltage_and_tail_current_for_the_hold_time() -> None:
+    est = estimator(93.0)
+    top = (3.44,) + (3.42,) * 15
+    est.update(snap(0.0, 20.0, cells=top))  # 20 A > 0.04 C: still charging hard
+    est.update(snap(5.0, 20.0, cells=top))
+    for t in range(10, 185, 5):
+        est.update(snap(float(t), 5.0, cells=top))
+    assert est.state.soc < 100.0
+    est.update(snap(190.0, 5.0, cells=top))
+    assert est.state.soc == 100.0
+    assert est.state.source is SocSource.FULL
+    assert est.state.last_full == 190.0
+    assert est.state.since_full == 0.0
+
+
+def test_entering_float_from_absorption_means_full() -> None:
+    est = estimator(96.0)
+    est.update(snap(0.0, 2.0), Phase.BULK)
+    est.update(snap(1.0, 2.0), Phase.FLOAT)  # from bulk (e.g. after a restart): not full
+    assert est.state.soc < 100.0
+    est.update(snap(2.0, 2.0), Phase.ABSORPTION)
+    est.update(snap(3.0, 2.0), Phase.FLOAT)
+    assert est.state.soc == 100.0 and est.state.source is SocSource.FULL
+
+
+def test_empty_recalibration_after_the_hold_time() -> None:
+    est = estimator(8.0)
+    low = (3.20,) * 15 + (2.99,)
+    for t in range(0, 60, 5):
+        est.update(snap(float(t), -5.0, cells=low))
+    assert est.state.soc > 0.0
+    est.update(snap(60.0, -5.0, cells=low))
+    assert est.state.soc == 0.0
+    assert est.state.source is SocSource.EMPTY
+    # A charging current is not an empty battery, whatever one cell reads.
+    est = estimator(8.0)
+    for t in range(0, 200, 5):
+        est.update(snap(float(t), 50.0, cells=low))
+    assert est.state.soc > 8.0
+
+
+def discharge_cycle(est: SocEstimator, fraction: float) -> float:
+    """Full point, then 1 C out for `fraction` of an hour, then the empty cell for the
+    60 s hold (still at 1 C). Returns the fraction of rated capacity taken out."""
+    est.update(snap(0.0, -CAP), Phase.ABSORPTION)
+    est.update(snap(1.0, -CAP), Phase.FLOAT)
+    assert est.state.source is SocSource.FULL
+    steps = round(fraction * 60.0)
+    t = 1.0
+    for _ in range(steps):
+        t += 60.0
+        est.update(snap(t, -CAP))
+    low = (3.1,) * 15 + (2.95,)
+    for _ in range(12):
+        t += 5.0
+        est.update(snap(t, -CAP, cells=low))
+    return (t - 1.0) / 3600.0
+
+
+def test_capacity_is_learnt_between_full_and_empty_and_smoothed() -> None:
+    est = estimator(50.0, max_step_s=60.0)
+    measured = discharge_cycle(est, 0.9)
+    s = est.state
+    assert s.source is SocSource.EMPTY and s.soc == 0.0
+    assert s.learned == 1
+    assert s.health == pytest.approx(1.0 + 0.3 * (measured - 1.0))
+    assert s.soh == pytest.approx(100.0 * s.health)
+    assert s.cycles == pytest.approx(measured + 1.0 / 3600.0)
+    assert s.since_full is None  # used: the next empty point does not learn again
+    # Counting now runs against the learnt capacity: 1 % is less charge than before.
+    est.update(snap(t := 10_000.0, 0.0))
+    est.update(snap(t + 36.0, CAP / 0.995))
+    assert est.state.soc == pytest.approx(0.5 / s.health, rel=1e-6)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 1.5])
+def test_implausible_capacity_is_ignored(fraction: float) -> None:
+    est = estimator(50.0, max_step_s=60.0)
+    discharge_cycle(est, fraction)
+    assert est.state.learned == 0
+    assert est.state.health == 1.0
+
+
+def test_a_cycle_with_gaps_does_not_teach() -> None:
+    est = estimator(50.0, max_step_s=60.0, learn_max_uncounted_s=100.0)
+    est.update(snap(0.0, 1.0), Phase.ABSORPTION)
+    est.update(snap(1.0, 1.0), Phase.FLOAT)
+    est.update(snap(10_000.0, -CAP))  # a long pause in the data
+    discharge_cycle_without_full = [snap(10_000.0 + 60.0 * i, -CAP) for i in range(1, 50)]
+    for s in discharge_cycle_without_full:
+        est.update(s)
+    low = (3.1,) * 15 + (2.95,)
+    for i in range(14):
+        est.update(snap(20_000.0 + 5.0 * i, -1.0, cells=low))
+    assert est.state.soc == 0.0
+    assert est.state.learned == 0
+
+
+def test_set_soc_validates_and_restarts_learning() -> None:
+    est = estimator(50.0)
+    with pytest.raises(ValueError):
+        est.set_soc(101.0)
+    with pytest.raises(ValueError):
+        est.set_soc(math.nan)
+    est.update(snap(0.0, 1.0), Phase.ABSORPTION)
+    est.update(snap(1.0, 1.0), Phase.FLOAT)
+    state = est.set_soc(42.0)
+    assert state.soc == 42.0 and state.source is SocSource.USER and state.trusted
+    assert state.since_full is None
+
+
+def test_state_round_trips_through_json() -> None:
+    state = SocState(
+        soc=63.5,
+        source=SocSource.FULL,
+        health=0.97,
+        cycles=12.25,
+        since_full=0.4,
+        uncounted_s=12.0,
+        learned=3,
+        last_full=1.7e9,
+        last_empty=None,
+    )
+    again = SocState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert again == state
+    est = SocEstimator(SocSettings(), LFP, again)
+    assert est.state is again
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"soc": 150.0},
+        {"soc": math.nan},
+        {"soc": "50"},
+        {"soc": True},
+        {"health": 0.0},
+        {"source": "guess"},
+        {"learned": -1},
+        {"learned": 1.5},
+        {"version": 2},
+        {"since_full": "x"},
+        {"extra": 1},
+    ],
+)
+def test_garbage_state_is_rejected(change: dict[str, object]) -> None:
+    data = SocState().to_dict() | change
+    with pytest.raises(ValueError, match="SoC state"):
+        SocState.from_dict(data)
+
+
+def test_garbage_state_of_the_wrong_shape_is_rejected() -> None:
+    with pytest.raises(ValueError, match="mapping"):
+        SocState.from_dict([1, 2])
+    data = SocState().to_dict()
+    del data["soc"]
+    with pytest.raises(ValueError, match="missing"):
+        SocState.from_dict(data)
+
+
+floats = st.floats(allow_nan=True, allow_infinity=True, width=32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(-100.0, 1e6) | st.just(math.nan),  # time step
+            floats,  # current
+            st.booleans(),  # valid
+            st.floats(-10.0, 1000.0) | st.just(math.nan),  # capacity
+            floats,  # min cell
+            floats,  # max cell
+            st.sampled_from([None, *Phase]),
+        ),
+        max_size=40,
+    ),
+    start=st.floats(0.0, 100.0),
+)
+def test_soc_stays_within_0_and_100_and_is_never_nan(
+    steps: list[tuple[float, float, bool, float, float, float, Phase | None]], start: float
+) -> None:
+    est = SocEstimator(SocSettings(), LFP, SocState(soc=start, source=SocSource.OCV))
+    fresh = SocEstimator(SocSettings(), LFP)
+    t = 0.0
+    base = snap(0.0, 0.0)
+    for dt, current, valid, cap, lo, hi, phase in steps:
+        t += dt
+        s = replace(
+            base,
+            time=t,
+            current=current,
+            valid=valid,
+            capacity_ah=cap,
+            min_cell=lo,
+            max_cell=hi,
+            voltage=16 * hi,
+        )
+        for e in (est, fresh):
+            soc = e.update(s, phase).soc
+            assert math.isfinite(soc) and 0.0 <= soc <= 100.0
+            assert math.isfinite(e.state.health) and e.state.health > 0
