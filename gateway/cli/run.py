@@ -1,0 +1,56 @@
+"""`moat-bms run`: the gateway on real (or vcan, or virtual) CAN buses."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from gateway.cli.config import EXIT_INVALID
+from gateway.cli.options import add_bus_options, bus_overrides
+from gateway.config import ConfigError, Settings, load_config, validate
+
+log = logging.getLogger(__name__)
+
+
+def add_subparser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run the gateway",
+        description="Run the gateway: read the battery bus, drive the nodes, talk to the "
+        "inverter, serve the web page. Stops cleanly (state saved) on Ctrl-C or SIGTERM.",
+    )
+    parser.add_argument("--config", type=Path, help="YAML configuration file (default: defaults)")
+    add_bus_options(parser, "battery bus (overrides buses.battery)")
+    parser.add_argument("--no-web", action="store_true", help="do not serve the web page")
+    parser.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The configuration file's settings with the command line's bus options applied."""
+    base = load_config(args.config) if args.config else validate({})
+    data = base.model_dump(mode="json", exclude_none=True)
+    battery = data.setdefault("buses", {}).setdefault("battery", {})
+    battery.update(bus_overrides(args))
+    return validate(data, str(args.config or "command line"))
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return EXIT_INVALID
+    from gateway.service import Gateway  # noqa: PLC0415 -- keeps `--help` fast
+
+    web = None
+    if settings.web.enabled and not args.no_web:
+        from gateway.web.server import serve  # noqa: PLC0415
+
+        web = serve
+    gateway = Gateway(settings, config_path=args.config)
+    anyio.run(gateway.run, web)  # SIGINT/SIGTERM end it cleanly, state saved
+    return 0

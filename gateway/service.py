@@ -1,0 +1,159 @@
+"""The running gateway: python-can buses, the tick loop, persistence and the web page in one
+anyio task group around the synchronous GatewayCore.
+
+Frames are handed to the core in the event loop as they arrive; a frame that may change a
+decision (a node state change, a cell beyond its alert bound) makes the core tick at once,
+so a stop reaches the inverter within milliseconds instead of at the next period.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import can
+
+from gateway.canport import BusFactory, CanPort
+from gateway.codec import moat_bms as battery_codec
+from gateway.config import Settings
+from gateway.core import GatewayCore, Outbox
+from gateway.events import EventKind
+from gateway.persist import StateStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+WebServer = Callable[["Gateway"], Coroutine[Any, Any, Any]]
+
+
+class Gateway:
+    """GatewayCore wired to real buses and a real clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        open_bus: BusFactory = can.Bus,
+        clock: Clock = time.time,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path  # where the settings came from (the web page saves here)
+        self.clock = clock
+        self.store = StateStore(settings.persistence.state_file)
+        self.core = GatewayCore(settings, clock(), self.store.load())
+        buses = settings.buses
+        self.battery = CanPort(
+            "battery", buses.battery.bus_kwargs(), self.core.battery_counters,
+            reconnect_min=buses.reconnect_min_s, reconnect_max=buses.reconnect_max_s,
+            open_bus=open_bus,
+        )
+        self.inverter = self.battery
+        if buses.inverter is not None:
+            self.inverter = CanPort(
+                "inverter", buses.inverter.bus_kwargs(), self.core.inverter_counters,
+                reconnect_min=buses.reconnect_min_s, reconnect_max=buses.reconnect_max_s,
+                open_bus=open_bus,
+            )
+        self.urgent_ticks = 0
+
+    # ------------------------------------------------------------------ frames
+
+    def on_battery_batch(self, batch: list[can.Message]) -> None:
+        now = self.clock()
+        urgent = False
+        for m in batch:
+            urgent |= self.core.on_battery_frame(
+                m.arbitration_id, bytes(m.data), now,
+                extended=m.is_extended_id, remote=m.is_remote_frame, error=m.is_error_frame,
+            )
+        if urgent:
+            self.urgent_ticks += 1
+            self.tick()
+
+    def on_inverter_batch(self, batch: list[can.Message]) -> None:
+        now = self.clock()
+        for m in batch:
+            self.core.on_inverter_frame(
+                m.arbitration_id, bytes(m.data), now,
+                extended=m.is_extended_id, remote=m.is_remote_frame, error=m.is_error_frame,
+            )
+
+    def tick(self) -> Outbox:
+        out = self.core.tick(self.clock())
+        self.send(out)
+        return out
+
+    def send(self, out: Outbox) -> None:
+        for frame_id, data in out.battery:
+            self.battery.send(frame_id, data)
+        for frame_id, data in out.inverter:
+            self.inverter.send(frame_id, data)
+
+    # ------------------------------------------------------------------ loops
+
+    async def tick_loop(self) -> None:
+        period = self.settings.timing.tick_s
+        next_at = anyio.current_time()
+        while True:
+            self.tick()
+            next_at += period
+            delay = next_at - anyio.current_time()
+            if delay < -period:  # fell behind (suspended?): do not try to catch up
+                next_at = anyio.current_time()
+                delay = 0
+            await anyio.sleep(max(delay, 0))
+
+    async def save(self) -> bool:
+        state = self.core.persistent_state()
+        ok = await anyio.to_thread.run_sync(self.store.save, state)
+        if not ok:
+            self.core.events.add(self.clock(), EventKind.PERSIST,
+                                 f"state not saved: {self.store.last_error}")
+        return ok
+
+    async def persist_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.persistence.interval_s)
+            await self.save()
+
+    async def stop(self) -> None:
+        """Save the state and tell the nodes the gateway is going away."""
+        with anyio.CancelScope(shield=True):
+            self.core.commander.gateway_state = battery_codec.GatewayHeartbeatGatewayState.STOPPING
+            frame_id, data = self.core.commander.heartbeat()
+            self.battery.send(frame_id, data)
+            await self.save()
+            log.info("state saved to %s", self.store.path)
+
+    async def run(self, web: WebServer | None = None, extra: Sequence[Any] = ()) -> None:
+        """Run until cancelled or SIGINT/SIGTERM; the state is saved on the way out."""
+        log.info("gateway: %s; %s", self.battery.describe(),
+                 "same bus for the inverter" if self.inverter is self.battery
+                 else self.inverter.describe())
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.battery.run, self.on_battery_batch)
+                if self.inverter is not self.battery:
+                    tg.start_soon(self.inverter.run, self.on_inverter_batch)
+                tg.start_soon(self.tick_loop)
+                tg.start_soon(self.persist_loop)
+                tg.start_soon(self._signals, tg.cancel_scope)
+                if web is not None:
+                    tg.start_soon(web, self)
+                for task in extra:
+                    tg.start_soon(task)
+        finally:
+            await self.stop()
+
+    async def _signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s: stopping", signal.Signals(signum).name)
+                scope.cancel()
+                return
