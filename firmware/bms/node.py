@@ -90,7 +90,6 @@ class Node:
         self.faults = INTERNAL if error is not None else 0
         self.warnings = 0
         self.infos = 0
-        self.comm_lost = False
         self.gateway_link = self.commands.link
         self.relay_request = self.commands.request
         self.rejected_commands = 0
@@ -159,7 +158,6 @@ class Node:
             warnings |= COMM_LOSS
             if config.comm_loss_opens and link == LINK_LOST:
                 faults |= COMM_LOSS
-        self.comm_lost = comm_lost
         self.faults = faults
         self.warnings = warnings
         self.infos = protection.infos

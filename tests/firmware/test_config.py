@@ -11,7 +11,14 @@ import pytest
 
 from bms import protect
 from bms.can.loopback import LoopbackBus
-from bms.config import CHEMISTRIES, SCHEMA, default_config, load_config, load_config_file
+from bms.config import (
+    CHEMISTRIES,
+    SCHEMA,
+    default_config,
+    default_settings,
+    load_config,
+    load_config_file,
+)
 from bms.hw.sim import SimHardware
 from bms.lifecycle import CONFIG_ERROR
 from bms.node import Node
@@ -22,8 +29,11 @@ from tests.firmware.harness import Bench
 def test_defaults_of_every_chemistry_are_valid(chemistry: str) -> None:
     config = load_config({"chemistry": chemistry})
     assert config.error is None
-    assert config.settings == default_config(chemistry)
-    assert set(default_config(chemistry)) == {rule[0] for rule in SCHEMA}
+    assert config.settings == default_settings(chemistry)
+    assert set(default_settings(chemistry)) == {rule[0] for rule in SCHEMA}
+    default = default_config(chemistry)
+    assert default.error is None
+    assert default.settings == config.settings
 
 
 def test_empty_configuration_is_lfp_16_cells() -> None:
