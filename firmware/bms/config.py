@@ -2,8 +2,9 @@
 
     config = load_config({"node_id": 2, "cells": 16, "chemistry": "LFP"})
     config = load_config_file("/bms.json")
-    config = default_config("NMC")          # every key at its NMC default
-    settings = default_settings("NMC")      # the same as a dict, e.g. to edit and load
+    settings = default_config("NMC")        # every key with its NMC default, as a dict
+    settings.update(node_id=3, cells=14)
+    config = load_config(settings)
 
 Every key is optional; missing keys take the defaults of the configured chemistry (LFP, NMC
 or LTO). Level lists are [info, warning, fault] (MOL, RSL, MSL): ascending for upper limits,
@@ -158,7 +159,7 @@ _LIMIT_PAIRS = (
 )
 
 
-def default_settings(chemistry="LFP"):
+def default_config(chemistry="LFP"):
     """Every configuration key with its default for a chemistry, as a new dict."""
     out = {}
     for source in (COMMON_DEFAULTS, CHEMISTRY_DEFAULTS[chemistry]):
@@ -241,7 +242,7 @@ def _validate(settings):
     if chemistry not in CHEMISTRIES:
         errors.append("chemistry: expected one of " + ", ".join(CHEMISTRIES))
         return None, errors
-    values = default_settings(chemistry)
+    values = default_config(chemistry)
     for key, value in settings.items():
         if key in known:
             _check(key, value, known[key], errors)
@@ -313,11 +314,6 @@ class Config:
         self.watchdog_ms = v["watchdog_ms"]
 
 
-def default_config(chemistry="LFP"):
-    """The validated default configuration of a chemistry (node 0, 16 cells, 4 sensors)."""
-    return load_config({"chemistry": chemistry})
-
-
 def load_config(settings):
     """Validate a settings dict (as read from /bms.json) into a Config; never raises."""
     try:
@@ -328,7 +324,7 @@ def load_config(settings):
         return Config(values)
     # Safe stand-in values so that the node can run (relay open) and report the error under
     # its own id when that much is valid.
-    fallback = default_settings("LFP")
+    fallback = default_config("LFP")
     if isinstance(settings, dict):
         node_id = settings.get("node_id")
         if _is_int(node_id) and 0 <= node_id <= 15:
@@ -350,4 +346,4 @@ def load_config_file(path="/bms.json"):
 
 def error_config(reason):
     """A ConfigError configuration carrying reason (safe defaults, node id 0)."""
-    return Config(default_settings("LFP"), reason)
+    return Config(default_config("LFP"), reason)

@@ -15,7 +15,6 @@ from bms.config import (
     CHEMISTRIES,
     SCHEMA,
     default_config,
-    default_settings,
     load_config,
     load_config_file,
 )
@@ -29,11 +28,13 @@ from tests.firmware.harness import Bench
 def test_defaults_of_every_chemistry_are_valid(chemistry: str) -> None:
     config = load_config({"chemistry": chemistry})
     assert config.error is None
-    assert config.settings == default_settings(chemistry)
-    assert set(default_settings(chemistry)) == {rule[0] for rule in SCHEMA}
-    default = default_config(chemistry)
-    assert default.error is None
-    assert default.settings == config.settings
+    assert config.settings == default_config(chemistry)
+    assert set(default_config(chemistry)) == {rule[0] for rule in SCHEMA}
+    edited = default_config(chemistry)
+    edited.update(node_id=3, cells=14)
+    config = load_config(edited)
+    assert config.error is None
+    assert (config.node_id, config.cells, config.chemistry) == (3, 14, chemistry)
 
 
 def test_empty_configuration_is_lfp_16_cells() -> None:

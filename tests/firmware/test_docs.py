@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bms.config import CHEMISTRIES, SCHEMA, default_settings
+from bms.config import CHEMISTRIES, SCHEMA, default_config
 from tests.common import ROOT
 
 
@@ -23,6 +23,6 @@ def test_every_key_is_documented_with_its_defaults() -> None:
     rows = config_table()
     assert list(rows) == [rule[0] for rule in SCHEMA]
     for column, chemistry in enumerate(CHEMISTRIES):
-        defaults = default_settings(chemistry)
+        defaults = default_config(chemistry)
         for key, documented in rows.items():
             assert documented[column] == json.dumps(defaults[key]), (key, chemistry)
