@@ -78,6 +78,7 @@ class AlarmMonitor:
         spread = snap.cell_spread
         if self._imbalanced:
             self._imbalanced = not spread < cfg.imbalance_release_v
+            self._imbalance_s = 0.0
         else:
             self._imbalance_s = self._imbalance_s + dt if spread >= cfg.imbalance_v else 0.0
             self._imbalanced = spread >= cfg.imbalance_v and self._imbalance_s >= (

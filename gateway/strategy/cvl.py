@@ -9,9 +9,9 @@ inverter's slow voltage loop. In short:
 - slow loop: the CVL moves by gain x near x error per second (error = set point minus
   highest cell, near = how many cells rise with the highest), at most `ramp_v_per_s` per
   cell, not within the deadband, and upwards only `hold_s` after its last decrease.
-- cut: a cell above its allowed maximum sets the CVL to string voltage - near x excess
-  over the set point at once (assumes only the cells near the highest take the change, so
-  it cannot over-correct by more than that estimate); if the cell is still above once the
+- cut: while charging, a cell above its allowed maximum sets the CVL to string voltage -
+  near x excess at once (assumes only the cells near the highest take the change, so it
+  cannot over-correct by more than that estimate); if the cell is still above once the
   inverter has had time to follow, it cuts again from the CVL itself.
 - anti-windup: while the inverter charges at CCL its voltage loop is idle: the CVL may
   then not rise beyond what the highest cell can take (string voltage + near x room); the
@@ -38,6 +38,8 @@ _EPS = 1e-9
 # effect (for the repeated cut and for learning the voltmeter offset).
 SETTLE_S = 20.0
 OFFSET_TAU_S = 60.0  # the offset estimate follows with this time constant
+# Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
+CHARGING_C = 0.005
 # The largest offset believed (V per cell); a larger difference is something else.
 OFFSET_MAX_V = 0.05
 
@@ -84,22 +86,23 @@ class CvlController:
             return self.hold(snap.voltage)
         self._holding = False
         self._last_pack = min(v for v, _, _ in strings)
-        self._learn_offset(snap.current, self._last_pack, dt)
+        self._learn_offset(snap.current > CHARGING_C * snap.capacity_ah, self._last_pack, dt)
         # The limiting string: least room (or most excess) for its highest cell.
         pack, top, near = min(strings, key=lambda s: setpoint - s[1])
         pack += self.offset
         error = setpoint - top  # > 0: room, < 0: excess (V per cell)
 
-        # Hard limits, applied to the output at once: the ceiling and the over-voltage cut.
+        # Hard limits, applied to the output at once: the ceiling, and the cut while charging
+        # (a cell resting above the limit, e.g. entering float, is the slow loop's job).
         hard = ceiling
-        settled = self._steady_s >= SETTLE_S and snap.current > 0.0
+        charging = snap.current > CHARGING_C * snap.capacity_ah
         for s_pack, s_top, s_near in strings:
-            if s_top > self.limit:
-                drop = s_near * (s_top - setpoint)
+            if charging and s_top > self.limit:
+                drop = s_near * (s_top - self.limit)
                 hard = min(hard, s_pack + self.offset - drop)
-                if settled and self.output is not None:
-                    # Still above and charging after the inverter had time to follow: cut
-                    # again from the CVL itself, whatever its voltmeter makes of our pack.
+                if self._steady_s >= SETTLE_S and self.output is not None:
+                    # Still above after the inverter had time to follow: cut again from the
+                    # CVL itself, whatever its voltmeter makes of our pack voltage.
                     hard = min(hard, self.output - drop)
         reach = pack + near * error  # what the highest cell can take
         loop = min(ceiling, reach) if self._loop is None else self._loop
@@ -144,9 +147,9 @@ class CvlController:
         self._since_decrease = 0.0
         return self._set_output(self._floor_step(max(self.floor, value)), 0.0)
 
-    def _learn_offset(self, current: float, pack: float, dt: float) -> None:
+    def _learn_offset(self, charging: bool, pack: float, dt: float) -> None:
         """Charging at a steady CVL with the pack above it: the inverter reads low."""
-        if self.output is None or not current > 0.0 or self._steady_s < SETTLE_S:
+        if self.output is None or not charging or self._steady_s < SETTLE_S:
             return
         sample = max(-OFFSET_MAX_V * self.cells, min(0.0, self.output - pack))
         self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)

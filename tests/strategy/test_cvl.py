@@ -1,0 +1,167 @@
+"""CVL controller, open loop: ceiling, cut, hold-then-ramp, steps, float ramp, holding."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from gateway.chemistry import LFP
+from gateway.snapshot import BatterySnapshot
+from gateway.strategy.cvl import SETTLE_S, CvlController
+from gateway.strategy.settings import CvlSettings, PhaseSettings
+from tests.strategy.battery import snapshot
+
+N = 16
+STEP = CvlSettings().step_v
+
+
+def controller(**cfg: object) -> CvlController:
+    return CvlController(
+        CvlSettings.model_validate(cfg), LFP, N, PhaseSettings().float_ramp_v_per_s
+    )
+
+
+def cells(top: float, rest: float = 3.30, current: float = 20.0) -> BatterySnapshot:
+    """One cell at `top`, the others at `rest`; charging at `current` (A)."""
+    return snapshot([[rest] * (N - 1) + [top]], current=current)
+
+
+def is_step(v: float) -> bool:
+    return abs(v / STEP - round(v / STEP)) < 1e-6
+
+
+def test_output_resolution_comes_from_the_protocol() -> None:
+    assert round(STEP, 9) == 0.1
+
+
+def test_far_below_the_top_the_cvl_rises_to_the_ceiling_and_stays() -> None:
+    c = controller()
+    outs = [c.step(cells(3.30), 3.45, 1.0, False) for _ in range(200)]
+    assert all(is_step(v) for v in outs)
+    assert max(outs) == pytest.approx(N * 3.45)
+    assert outs[-1] == pytest.approx(55.2)
+    assert c.at_ceiling
+    # It started at what the cells can take and only rose after the hold.
+    assert outs[0] < outs[-1]
+    assert outs[59] == outs[0]
+
+
+def test_a_cell_above_its_maximum_cuts_the_cvl_in_the_same_step() -> None:
+    c = controller()
+    for _ in range(100):
+        c.step(cells(3.30), 3.45, 1.0, False)
+    snap = cells(3.47)
+    cvl = c.step(snap, 3.45, 1.0, False)
+    # One cell runs away: the pack must drop by its excess over the maximum (3.45 V).
+    assert cvl <= snap.voltage - (3.47 - 3.45) + 1e-9
+    assert cvl > snap.voltage - 0.2
+
+
+def test_a_cell_resting_above_its_maximum_is_not_cut() -> None:
+    c = controller()
+    for _ in range(100):
+        c.step(cells(3.30), 3.45, 1.0, False)
+    before = c.output
+    assert before is not None
+    # Not charging: the slow loop brings the CVL down, at most its ramp per second.
+    assert c.step(cells(3.47, current=0.0), 3.45, 1.0, False) >= before - STEP
+
+
+def test_after_a_decrease_the_cvl_holds_then_ramps_slowly() -> None:
+    c = controller(hold_s=60.0)
+    for _ in range(100):
+        c.step(cells(3.30), 3.45, 1.0, False)
+    low = c.step(cells(3.47), 3.45, 1.0, False)
+    assert low < 55.2
+    outs = [c.step(cells(3.30), 3.45, 1.0, False) for _ in range(400)]
+    assert outs[:59] == [low] * 59
+    rises = [b - a for a, b in itertools.pairwise(outs) if b > a]
+    assert all(r == pytest.approx(STEP) for r in rises)
+    # At most ramp_v_per_s per cell: 8 mV/s for 16 cells, so a step every 12.5 s at most.
+    first_rise = next(i for i, v in enumerate(outs) if v > low)
+    assert outs[first_rise + 11] == outs[first_rise]
+    assert outs[-1] == pytest.approx(55.2)
+
+
+def test_never_above_the_ceiling_nor_below_the_floor() -> None:
+    c = controller()
+    for top in (3.30, 3.9, 3.30, 4.5, 2.0):
+        for _ in range(50):
+            cvl = c.step(cells(top, rest=top if top < 3 else 3.3), 3.45, 1.0, True)
+            assert N * LFP.min_cell_v - STEP <= cvl <= N * 3.45 + 1e-9
+
+
+def test_noise_does_not_toggle_the_output() -> None:
+    c = controller()
+    for _ in range(300):
+        c.step(cells(3.43), 3.45, 1.0, True)
+    outs = {c.step(cells(3.43 + 0.001 * (i % 3 - 1)), 3.45, 1.0, True) for i in range(300)}
+    assert len(outs) == 1
+
+
+def test_the_limiting_string_sets_the_cvl() -> None:
+    c = controller()
+    high = snapshot([[3.30] * 16, [3.30] * 15 + [3.48]], current=40.0)
+    low = snapshot([[3.30] * 16, [3.30] * 16])
+    for _ in range(100):
+        c.step(low, 3.45, 1.0, False)
+    cvl = c.step(high, 3.45, 1.0, False)
+    assert cvl <= high.strings[1].voltage - (3.48 - 3.45) + 1e-9
+
+
+def test_the_allowed_maximum_falls_at_the_float_ramp_never_in_a_step() -> None:
+    c = controller()
+    for _ in range(200):
+        c.step(cells(3.30), 3.45, 1.0, False)
+    outs = [c.step(cells(3.30), 3.375, 1.0, False) for _ in range(200)]
+    drops = [a - b for a, b in itertools.pairwise([55.2, *outs])]
+    assert max(drops) == pytest.approx(STEP)
+    assert outs[-1] == pytest.approx(54.0)
+    # 75 mV per cell at 1 mV/s: 75 s to get there (the last step once below 54.1 V).
+    assert next(i for i, v in enumerate(outs) if v <= 54.0 + 1e-9) in range(65, 76)
+
+
+def test_holding_value_is_never_zero_never_rises_and_stays_below_float() -> None:
+    c = controller()
+    assert c.hold() == pytest.approx(N * 3.375)  # nothing known yet
+    assert c.hold(53.0) == pytest.approx(53.0)
+    assert c.hold(53.5) == pytest.approx(53.0)  # a charger ignoring CCL 0 pushing the pack
+    assert c.hold(52.0) == pytest.approx(52.0)
+    assert c.hold(math.nan) == pytest.approx(52.0)
+    assert controller().hold(10.0) == pytest.approx(N * LFP.min_cell_v)
+
+
+def test_an_inverter_reading_the_pack_low_is_learnt() -> None:
+    c = controller(hold_s=1e6)  # no increases: the CVL stays put
+    cvl = c.step(cells(3.30), 3.45, 1.0, False)
+    # Charging while our pack voltage stays 0.3 V above the CVL: its voltmeter reads low.
+    pack_above = snapshot([[(cvl + 0.3) / N] * N], current=20.0)
+    for _ in range(round(SETTLE_S) + 300):
+        assert c.step(pack_above, 3.55, 1.0, False) == cvl
+    assert c.offset == pytest.approx(-0.3, abs=0.005)
+    # A reading high (pack below the CVL) is not learnt: it only costs a little charge.
+    below = snapshot([[(cvl - 0.3) / N] * N], current=20.0)
+    for _ in range(1000):
+        c.step(below, 3.55, 1.0, False)
+    assert c.offset == pytest.approx(0.0, abs=0.001)
+
+
+def test_a_persistent_excess_while_charging_is_cut_again_from_the_cvl() -> None:
+    def settle(current: float) -> tuple[float, float]:
+        c = controller()
+        for _ in range(100):
+            c.step(cells(3.30), 3.45, 1.0, False)
+        over = cells(3.46, current=current)
+        first = c.step(over, 3.45, 1.0, False)
+        outs = [c.step(over, 3.45, 1.0, False) for _ in range(3 * round(SETTLE_S))]
+        return first, min(outs)
+
+    first, lowest = settle(10.0)
+    # Charging and still above after the inverter had time to follow: cut again.
+    assert lowest <= first - STEP
+    first, lowest = settle(0.0)
+    # Not charging: the excess is not the CVL's doing; the slow loop stops where all
+    # cells could need no more.
+    assert lowest >= cells(3.46).voltage - N * (3.46 - 3.44) - STEP

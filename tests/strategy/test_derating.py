@@ -1,0 +1,166 @@
+"""Derating: tables, temperature windows with hysteresis, node flags, online share."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gateway.chemistry import LFP
+from gateway.limits import Alarm, Severity
+from gateway.snapshot import BatterySnapshot, Level, ProtectionKind
+from gateway.strategy.derating import Derater, TemperatureGate
+from gateway.strategy.flags import Effect, flag_effect
+from gateway.strategy.settings import DeratingSettings
+from tests.strategy.battery import node, snapshot
+
+K = ProtectionKind
+
+
+def cells(top: float = 3.30, bottom: float = 3.30) -> list[list[float]]:
+    return [[bottom] + [3.30] * 14 + [top]]
+
+
+def derate(snap: BatterySnapshot, allowed: float = 3.45, soc: float = 50.0, **cfg: object):  # type: ignore[no-untyped-def]
+    return Derater(DeratingSettings.model_validate(cfg), LFP).step(snap, allowed, soc)
+
+
+def test_nothing_derates_a_healthy_battery() -> None:
+    d = derate(snapshot(cells()))
+    assert (d.charge, d.discharge) == (1.0, 1.0)
+    assert d.notes == () and d.alarms == {}
+
+
+@pytest.mark.parametrize(
+    ("top", "allowed", "fraction"),
+    [
+        (3.375, 3.45, 1.0),
+        (3.400, 3.45, 0.25),
+        (3.425, 3.45, 0.05),
+        (3.450, 3.45, 0.005),
+        (3.500, 3.45, 0.0),
+        (3.4125, 3.45, 0.15),  # linear between the points
+        (3.450, 3.55, 1.0),  # a full charge allows more
+        (3.525, 3.55, 0.05),
+        (3.425, 3.375, 0.0),  # float: 50 mV above the float voltage nothing goes in
+    ],
+)
+def test_charge_by_highest_cell(top: float, allowed: float, fraction: float) -> None:
+    d = derate(snapshot(cells(top=top)), allowed)
+    assert d.charge == pytest.approx(fraction)
+    assert d.discharge == 1.0
+
+
+@pytest.mark.parametrize(
+    ("bottom", "fraction"),
+    [(3.19, 1.0), (3.10, 0.25), (3.00, 0.05), (2.90, 0.005), (2.80, 0.0), (2.5, 0.0)],
+)
+def test_discharge_by_lowest_cell(bottom: float, fraction: float) -> None:
+    d = derate(snapshot(cells(bottom=bottom)))
+    assert d.discharge == pytest.approx(fraction)
+    assert d.charge == 1.0
+
+
+def test_no_charging_at_or_below_0_degc_until_5_degc() -> None:
+    derater = Derater(DeratingSettings(), LFP)
+
+    def at(t: float) -> tuple[float, float]:
+        d = derater.step(snapshot(cells(), temps=(t, t + 3.0)), 3.45, 50.0)
+        return d.charge, d.discharge
+
+    assert at(0.1)[0] == pytest.approx(0.0125)
+    assert at(0.0) == (0.0, 1.0)
+    assert at(4.9)[0] == 0.0  # hysteresis: still blocked
+    assert at(5.0)[0] == pytest.approx(0.5)  # the table value at 5 degC
+    assert at(10.0)[0] == 1.0
+    d = derater.step(snapshot(cells(), temps=(-1.0, 2.0)), 3.45, 50.0)
+    assert d.charge == 0.0
+    assert d.alarms == {Alarm.LOW_TEMPERATURE: Severity.WARNING}
+    assert "charging blocked: temperature low" in d.notes[0]
+
+
+def test_hot_cells_stop_both_directions_at_their_limits() -> None:
+    d = derate(snapshot(cells(), temps=(30.0, 55.0)))
+    assert d.charge == 0.0
+    assert d.discharge == pytest.approx(0.25)
+    d = derate(snapshot(cells(), temps=(30.0, 60.0)))
+    assert d.discharge == 0.0
+    assert d.alarms[Alarm.HIGH_TEMPERATURE] is Severity.ALARM
+
+
+def test_derating_by_temperature_raises_a_warning() -> None:
+    d = derate(snapshot(cells(), temps=(20.0, 42.0)))
+    assert d.charge == pytest.approx(0.8)
+    assert d.alarms == {Alarm.HIGH_TEMPERATURE: Severity.WARNING}
+
+
+def test_unknown_temperature_blocks() -> None:
+    d = derate(snapshot(cells(), temps=(math.nan, math.nan)))
+    assert (d.charge, d.discharge) == (0.0, 0.0)
+    assert d.alarms[Alarm.SYSTEM] is Severity.ALARM
+
+
+def test_temperature_gate_hysteresis_on_both_ends() -> None:
+    gate = TemperatureGate(LFP.charge_temp)
+    assert [gate.update(t, t) for t in (20, 55, 51, 50, 20)] == [True, False, False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("level", "kind", "charge", "discharge"),
+    [
+        (Level.FAULT, K.BALANCER_OVER_TEMP, 0.0, 0.0),
+        (Level.WARNING, K.CELL_OVER_VOLTAGE, 0.0, 1.0),
+        (Level.WARNING, K.CHARGE_UNDER_TEMP, 0.0, 1.0),
+        (Level.WARNING, K.CELL_UNDER_VOLTAGE, 1.0, 0.0),
+        (Level.WARNING, K.DISCHARGE_OVER_CURRENT, 1.0, 0.0),
+        (Level.WARNING, K.SENSOR_FAULT, 0.0, 0.25),
+        (Level.WARNING, K.COMM_LOSS, 0.25, 0.25),
+        (Level.WARNING, K.BALANCER_OVER_TEMP, 1.0, 1.0),
+        (Level.INFO, K.PACK_OVER_VOLTAGE, 0.5, 1.0),
+        (Level.INFO, K.DISCHARGE_UNDER_TEMP, 1.0, 0.5),
+        (Level.INFO, K.SENSOR_FAULT, 0.5, 0.5),
+        (Level.INFO, K.BALANCER_OVER_TEMP, 1.0, 1.0),
+    ],
+)
+def test_node_flags(level: Level, kind: ProtectionKind, charge: float, discharge: float) -> None:
+    flags = {Level.FAULT: "faults", Level.WARNING: "warnings", Level.INFO: "infos"}[level]
+    d = derate(snapshot(cells(), **{flags: frozenset({kind})}))  # type: ignore[arg-type]
+    assert (d.charge, d.discharge) == (charge, discharge)
+    if charge < 1.0:
+        assert any(str(kind) in n for n in d.notes)
+
+
+def test_every_kind_has_an_effect_at_every_level() -> None:
+    for kind in ProtectionKind:
+        for level in Level:
+            effects = flag_effect(level, kind)
+            assert len(effects) == 2
+        assert flag_effect(Level.FAULT, kind) == (Effect.STOP, Effect.STOP)
+
+
+def test_the_strongest_factor_wins() -> None:
+    snap = snapshot(cells(top=3.40), temps=(3.0, 20.0), infos=frozenset({K.CHARGE_OVER_TEMP}))
+    d = derate(snap)
+    assert d.charge == pytest.approx(min(0.25, LFP.charge_by_temp.at(3.0), 0.5))
+
+
+def test_a_missing_string_removes_its_share() -> None:
+    snap = snapshot(
+        [[3.3] * 16, [3.3] * 16, [3.3] * 16, [3.3] * 16],
+        nodes={3: node(3, [3.3] * 16, present=False)},
+    )
+    d = derate(snap)
+    assert (d.charge, d.discharge) == (0.75, 0.75)
+    assert "3 of 4 strings online" in d.notes
+
+
+def test_soc_derating_only_when_enabled() -> None:
+    assert derate(snapshot(cells()), soc=95.0).charge == 1.0
+    d = derate(snapshot(cells()), soc=95.0, by_soc=True)
+    assert d.charge == pytest.approx(0.2)
+    assert d.discharge == 1.0
+
+
+def test_unknown_cell_voltages_allow_nothing() -> None:
+    d = derate(snapshot([[math.nan] * 16]))
+    assert (d.charge, d.discharge) == (0.0, 0.0)
