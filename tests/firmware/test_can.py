@@ -103,24 +103,96 @@ def test_driver_errors_never_reach_the_caller() -> None:
         def set_filters(self, filters: Any) -> None:
             raise ValueError("too many filters")
 
-    port = CanPort(Broken())
+    port = CanPort(Broken(), tx_queue=2)
     port.set_filters([(0x100, 0x7FF, 0)])
-    assert not port.send(0x100, bytes(8))
+    assert port.send(0x100, bytes(8))  # queued
+    assert port.send(0x101, bytes(8))
+    assert not port.send(0x102, bytes(8))
     assert port.recv() is None
-    assert (port.errors, port.tx_dropped) == (3, 1)
+    assert port.tx_dropped == 1
+    assert port.errors == 5  # every driver call failed: filters, 3 sends, 1 receive
     for now in range(0, 1000, 50):  # an unreadable state counts as bus-off
         port.poll(now)
     assert port.bus_off
     assert port.restarts > 0
 
 
+class Mailboxes:
+    """A controller with three transmit buffers that empty when the bus sends them."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, bytes]] = []
+        self.sent: list[tuple[int, bytes]] = []
+        self.bus_state = STATE_ACTIVE
+
+    def send(self, can_id: int, data: Any, flags: int) -> bool:
+        if len(self.pending) == 3:
+            return False
+        self.pending.append((can_id, bytes(data)))
+        return True
+
+    def transmit(self) -> None:
+        self.sent += self.pending
+        self.pending.clear()
+
+    def recv(self, frame: Frame) -> bool:
+        return False
+
+    def set_filters(self, filters: Any) -> None:
+        pass
+
+    def state(self) -> int:
+        return self.bus_state
+
+    def restart(self) -> None:
+        self.bus_state = STATE_ACTIVE
+
+
+def test_a_burst_larger_than_the_mailboxes_goes_out_in_order() -> None:
+    hw = Mailboxes()
+    port = CanPort(hw)
+    for k in range(9):
+        assert port.send(0x100 + k, bytes([k, 0, 0, 0, 0, 0, 0, k]))
+    assert port.queue.count == 6
+    for now in (0, 1, 2):
+        hw.transmit()
+        port.poll(now)
+    hw.transmit()
+    assert [i for i, _ in hw.sent] == [0x100 + k for k in range(9)]
+    assert all(data == bytes([k, 0, 0, 0, 0, 0, 0, k]) for k, (_, data) in enumerate(hw.sent))
+    assert (port.tx_frames, port.tx_deferred, port.tx_dropped) == (9, 6, 0)
+
+
+def test_queued_frames_keep_their_length() -> None:
+    hw = Mailboxes()
+    port = CanPort(hw)
+    for _ in range(3):
+        port.send(0x100, b"")
+    port.send(0x7FF, b"\x01\x02\x03")
+    hw.transmit()
+    port.poll(0)
+    hw.transmit()
+    assert hw.sent[-1] == (0x7FF, b"\x01\x02\x03")
+
+
 def test_full_queue_drops_and_counts() -> None:
     bus = LoopbackBus(tx_capacity=2)
-    port = CanPort(bus)
-    assert port.send(0x100, b"\x01")
-    assert port.send(0x101, b"\x02")
-    assert not port.send(0x102, b"\x03")
-    assert (port.tx_frames, port.tx_dropped) == (2, 1)
+    port = CanPort(bus, tx_queue=4)
+    for k in range(6):
+        assert port.send(0x100 + k, bytes([k]))
+    assert not port.send(0x106, b"\x06")
+    assert (port.tx_frames, port.tx_dropped, port.queue.count) == (2, 1, 4)
+
+
+def test_bus_off_drops_the_queued_frames() -> None:
+    hw = Mailboxes()
+    port = CanPort(hw)
+    for k in range(5):
+        port.send(0x100 + k, b"")
+    hw.bus_state = STATE_BUS_OFF
+    port.poll(0)
+    assert port.queue.count == 0
+    assert port.tx_dropped == 2
 
 
 def test_node_recovers_from_bus_off(bench: Callable[..., Bench]) -> None:

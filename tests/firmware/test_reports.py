@@ -169,7 +169,7 @@ def test_full_transmit_queue_drops_and_counts_but_protection_goes_on(
     b.bus.tx_full = True
     sent_before = b.node.port.tx_frames
     b.set_cell(0, 3700)
-    b.run(300)
+    b.run(1000)  # more frames than the software queue holds
     assert not b.hw.relay_drive  # the fault opened the relay regardless
     assert b.node.port.tx_dropped > 0
     assert b.node.port.tx_frames == sent_before

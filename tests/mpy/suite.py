@@ -19,6 +19,7 @@ _HEAP_BEFORE_IMPORT = gc.mem_alloc()
 from bms import codec, e2e, protect
 from bms.can import Frame
 from bms.can.loopback import LoopbackBus
+from bms.can.mcp2515 import Mcp2515Bus
 from bms.config import load_config
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
@@ -72,12 +73,12 @@ def balance_frame(counter, cells, floor_mv):
 class Bench:
     """Node + SimHardware + LoopbackBus with a gateway that can be silenced."""
 
-    def __init__(self, settings=None, cells=16):
+    def __init__(self, settings=None, cells=16, tx_capacity=64):
         s = {"node_id": NODE, "cells": cells}
         if settings:
             s.update(settings)
         self.hw = SimHardware(cells=cells, temps=4)
-        self.bus = LoopbackBus()
+        self.bus = LoopbackBus(tx_capacity=tx_capacity)
         self.node = Node(load_config(s), self.hw, self.bus)
         self.cells = cells
         self.now = 0
@@ -249,7 +250,8 @@ def allocation(cells, cycles):
     """Heap figures of one node: start-up and bytes allocated per steady-state cycle."""
     gc.collect()
     before = gc.mem_alloc()
-    b = Bench(cells=cells)
+    # Three transmit buffers, as on bxCAN and the MCP2515: bursts go through CanPort's queue.
+    b = Bench(cells=cells, tx_capacity=3)
     gc.collect()
     after_startup = gc.mem_alloc()
     for i in range(cells):
@@ -296,6 +298,7 @@ def allocation(cells, cycles):
     gc.enable()
     check(node.state == ACTIVE and hw.balance_mask == 0b1011, "steady state left")
     check(node.port.tx_dropped == 0, "frames dropped")
+    check(node.port.tx_deferred > 0, "the transmit queue was never used")
     return {
         "cells": cells,
         "cycles": cycles,
@@ -305,6 +308,71 @@ def allocation(cells, cycles):
         "heap_in_use_after_startup": after_startup,
         "wasm_cycle_us": elapsed_us // cycles,
     }
+
+
+class Mcp2515Stub:
+    """Just enough of an MCP2515 behind SPI for the driver: registers, modes, free buffers.
+
+    Serves as both the SPI bus and the chip-select pin; counts transmission requests.
+    """
+
+    def __init__(self):
+        self.regs = bytearray(128)
+        self.regs[0x0E] = 0x80  # CANSTAT: configuration mode after reset
+        self.transmissions = 0
+
+    def value(self, v=None):
+        return 1
+
+    def _mode(self):
+        self.regs[0x0E] = self.regs[0x0F] & 0xE0  # CANSTAT follows CANCTRL at once
+
+    def write(self, buf):
+        op = buf[0]
+        if op == 0xC0:  # RESET
+            self.regs[0x0F] = 0x87
+            self._mode()
+        elif op == 0x02:  # WRITE
+            address = buf[1]
+            for i in range(2, len(buf)):
+                self.regs[address + i - 2] = buf[i]
+            self._mode()
+        elif op == 0x05:  # BIT MODIFY
+            address, mask = buf[1], buf[2]
+            self.regs[address] = (self.regs[address] & ~mask) | (buf[3] & mask)
+            self._mode()
+        elif op & 0xF8 == 0x80:  # RTS
+            self.transmissions += 1
+
+    def write_readinto(self, out, into):
+        op = out[0]
+        if op == 0x03:  # READ
+            into[2] = self.regs[out[1]]
+        elif op == 0xA0:  # READ STATUS: nothing received, every transmit buffer free
+            into[1] = 0
+
+
+def mcp2515_allocation(cycles):
+    """Bytes allocated per cycle by a node sending through the MCP2515 driver."""
+    chip = Mcp2515Stub()
+    hw = SimHardware(cells=16, temps=4)
+    node = Node(load_config({"node_id": NODE}), hw, Mcp2515Bus(chip, chip))
+    t = 0
+    for _ in range(120):  # every stream has sent at least once
+        node.step(t)
+        t += CYCLE
+    gc.collect()
+    gc.disable()
+    sent = chip.transmissions
+    start = gc.mem_alloc()
+    for _ in range(cycles):
+        node.step(t)
+        t += CYCLE
+    allocated = gc.mem_alloc() - start
+    gc.enable()
+    check(chip.transmissions - sent > cycles, "frames not sent through the driver")
+    check(node.port.tx_dropped == 0, "frames dropped")
+    return allocated
 
 
 SCENARIOS = (
@@ -347,6 +415,16 @@ def run_all():
                 + str(figures["heap_in_use_after_startup"])
                 + " bytes"
             )
+    try:
+        allocated = mcp2515_allocation(500)
+        check(allocated == 0, str(allocated) + " bytes")
+    except Exception as exc:
+        failed += 1
+        print("FAIL allocation MCP2515 driver: " + repr(exc))
+    else:
+        passed += 1
+        bench["mcp2515_alloc_bytes_per_cycle"] = allocated / 500
+        print("PASS allocation MCP2515 driver: 0 bytes/cycle")
     for name, scenario in SCENARIOS:
         try:
             scenario()

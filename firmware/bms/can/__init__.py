@@ -78,3 +78,66 @@ def matches(filters, can_id, flags):
         if (fflags & FLAG_EXT_ID) == ext and (can_id & mask) == (fid & mask):
             return True
     return False
+
+
+class FrameRing:
+    """Fixed-capacity FIFO of CAN frames (id, flags, dlc, 8 data bytes), allocation-free."""
+
+    def __init__(self, capacity):
+        self.capacity = capacity
+        self.ids = [0] * capacity
+        self.flags = [0] * capacity
+        self.dlcs = [0] * capacity
+        self.data = bytearray(8 * capacity)
+        self.head = 0  # oldest entry
+        self.count = 0
+
+    def put(self, can_id, data, dlc, flags):
+        """Append a copy of a frame; False when full."""
+        if self.count == self.capacity:
+            return False
+        i = (self.head + self.count) % self.capacity
+        self.ids[i] = can_id
+        self.flags[i] = flags
+        self.dlcs[i] = dlc
+        base = 8 * i
+        buf = self.data
+        for k in range(dlc):
+            buf[base + k] = data[k]
+        for k in range(dlc, 8):
+            buf[base + k] = 0
+        self.count += 1
+        return True
+
+    def peek(self, frame):
+        """Copy the oldest frame into frame, leaving it queued; False when empty."""
+        if self.count == 0:
+            return False
+        i = self.head
+        frame.id = self.ids[i]
+        frame.flags = self.flags[i]
+        frame.dlc = self.dlcs[i]
+        base = 8 * i
+        src = self.data
+        dst = frame.data
+        for k in range(8):
+            dst[k] = src[base + k]
+        return True
+
+    def pop(self):
+        """Drop the oldest frame."""
+        if self.count:
+            self.head = (self.head + 1) % self.capacity
+            self.count -= 1
+
+    def get(self, frame):
+        """Move the oldest frame into frame; False when empty."""
+        if not self.peek(frame):
+            return False
+        self.pop()
+        return True
+
+    def clear(self):
+        """Drop every frame."""
+        self.head = 0
+        self.count = 0

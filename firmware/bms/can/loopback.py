@@ -14,65 +14,15 @@ and stuck_bus_off keeps the bus off through restarts. When honour_filters is tru
 drops frames that do not pass the node's filters, like a controller's acceptance filters.
 """
 
-from bms.can import STATE_ACTIVE, STATE_BUS_OFF, Frame, matches
-
-
-class _Ring:
-    """Fixed-capacity FIFO of CAN frames (id, flags, dlc, 8 data bytes)."""
-
-    def __init__(self, capacity):
-        self.capacity = capacity
-        self.ids = [0] * capacity
-        self.flags = [0] * capacity
-        self.dlcs = [0] * capacity
-        self.data = bytearray(8 * capacity)
-        self.head = 0  # oldest entry
-        self.count = 0
-
-    def put(self, can_id, data, dlc, flags):
-        if self.count == self.capacity:
-            return False
-        i = (self.head + self.count) % self.capacity
-        self.ids[i] = can_id
-        self.flags[i] = flags
-        self.dlcs[i] = dlc
-        base = 8 * i
-        buf = self.data
-        for k in range(dlc):
-            buf[base + k] = data[k]
-        for k in range(dlc, 8):
-            buf[base + k] = 0
-        self.count += 1
-        return True
-
-    def get(self, frame):
-        if self.count == 0:
-            return False
-        i = self.head
-        frame.id = self.ids[i]
-        frame.flags = self.flags[i]
-        dlc = self.dlcs[i]
-        frame.dlc = dlc
-        base = 8 * i
-        src = self.data
-        dst = frame.data
-        for k in range(8):
-            dst[k] = src[base + k]
-        self.head = (i + 1) % self.capacity
-        self.count -= 1
-        return True
-
-    def clear(self):
-        self.head = 0
-        self.count = 0
+from bms.can import STATE_ACTIVE, STATE_BUS_OFF, Frame, FrameRing, matches
 
 
 class LoopbackBus:
     """CAN backend in memory; see the module docstring."""
 
     def __init__(self, tx_capacity=64, rx_capacity=64, honour_filters=True):
-        self._tx = _Ring(tx_capacity)
-        self._rx = _Ring(rx_capacity)
+        self._tx = FrameRing(tx_capacity)
+        self._rx = FrameRing(rx_capacity)
         self.honour_filters = honour_filters
         self.filters = None
         self.bus_state = STATE_ACTIVE

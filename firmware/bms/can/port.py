@@ -1,33 +1,50 @@
 """The node's side of the CAN shim: never blocks, never raises into the protection loop.
 
-CanPort wraps a backend (see bms.can). A frame the controller cannot take (transmit queue
-full, bus-off, driver error) is dropped and counted; the protection loop carries on. A
-bus-off controller is restarted after a back-off delay that starts at backoff_min_ms and
-doubles with every further bus-off up to backoff_max_ms; once the bus has stayed healthy for
-backoff_max_ms the delay starts again from backoff_min_ms.
+CanPort wraps a backend (see bms.can). Controllers have few transmit buffers (three on bxCAN
+and the MCP2515) while a cycle may produce a burst of frames, so a frame the controller
+cannot take at once waits in a small software queue (tx_queue frames, sent in order as soon
+as the controller has room, before any newer frame). When that queue is full too, or the
+controller is bus-off or its driver fails, the frame is dropped and counted; the protection
+loop carries on. A bus-off controller is restarted after a back-off delay that starts at
+backoff_min_ms and doubles with every further bus-off up to backoff_max_ms; once the bus has
+stayed healthy for backoff_max_ms the delay starts again from backoff_min_ms. Entering
+bus-off drops the queued frames (they would be stale by the time the bus is back).
 """
 
-from bms.can import STATE_BUS_OFF, Frame
+from bms.can import STATE_BUS_OFF, Frame, FrameRing
 from bms.compat import const, ticks_add, ticks_diff
 
 BACKOFF_MIN_MS = const(100)
 BACKOFF_MAX_MS = const(5000)
+TX_QUEUE = const(16)
 
 
 class CanPort:
     """Counting, non-blocking access to one CAN backend.
 
-    Counters: tx_frames (queued), tx_dropped (not queued: full, bus-off or error),
-    rx_frames, errors (OSError from the driver), bus_off_count (entries into bus-off),
-    restarts (restart() calls).
+    Counters: tx_frames (taken by the controller), tx_deferred (had to wait in the queue),
+    tx_dropped (lost: queue full, bus-off or error), rx_frames, errors (OSError from the
+    driver), bus_off_count (entries into bus-off), restarts (restart() calls).
     """
 
-    def __init__(self, backend, backoff_min_ms=BACKOFF_MIN_MS, backoff_max_ms=BACKOFF_MAX_MS):
+    def __init__(
+        self,
+        backend,
+        backoff_min_ms=BACKOFF_MIN_MS,
+        backoff_max_ms=BACKOFF_MAX_MS,
+        tx_queue=TX_QUEUE,
+    ):
         self.backend = backend
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
         self.frame = Frame()  # the one receive buffer, reused for every frame
+        self.queue = FrameRing(tx_queue)
+        self._out = Frame()  # a queued frame on its way to the controller
+        # The scratch buffer's data as bytes-like objects of every length 0..8, made once so
+        # that sending a queued frame of any DLC does not allocate.
+        self._views = [memoryview(self._out.data)[:n] for n in range(9)]
         self.tx_frames = 0
+        self.tx_deferred = 0
         self.tx_dropped = 0
         self.rx_frames = 0
         self.errors = 0
@@ -56,6 +73,8 @@ class CanPort:
             if not self.bus_off:
                 self.bus_off = True
                 self.bus_off_count += 1
+                self.tx_dropped += self.queue.count
+                self.queue.clear()
                 self._restart_at = ticks_add(now_ms, self._delay_ms)
             elif ticks_diff(now_ms, self._restart_at) >= 0:
                 self.restarts += 1
@@ -75,12 +94,10 @@ class CanPort:
             ticks_diff(now_ms, self._healthy_since) >= self.backoff_max_ms
         ):
             self._delay_ms = self.backoff_min_ms
+        if not self.bus_off:
+            self._flush()
 
-    def send(self, can_id, data, flags=0):
-        """Queue a frame; False (and counted) when it could not be queued."""
-        if self.bus_off:
-            self.tx_dropped += 1
-            return False
+    def _transmit(self, can_id, data, flags):
         try:
             ok = self.backend.send(can_id, data, flags)
         except OSError:
@@ -88,9 +105,30 @@ class CanPort:
             ok = False
         if ok:
             self.tx_frames += 1
-        else:
-            self.tx_dropped += 1
         return ok
+
+    def _flush(self):
+        """Hand queued frames to the controller in order; True when the queue is empty."""
+        queue = self.queue
+        out = self._out
+        while queue.peek(out):
+            if not self._transmit(out.id, self._views[out.dlc], out.flags):
+                return False
+            queue.pop()
+        return True
+
+    def send(self, can_id, data, flags=0):
+        """Send or queue a frame (True); False when it had to be dropped (and counted)."""
+        if self.bus_off:
+            self.tx_dropped += 1
+            return False
+        if self._flush() and self._transmit(can_id, data, flags):
+            return True
+        if self.queue.put(can_id, data, len(data), flags):
+            self.tx_deferred += 1
+            return True
+        self.tx_dropped += 1
+        return False
 
     def recv(self):
         """The next received frame (the shared Frame, valid until the next call) or None."""
