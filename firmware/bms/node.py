@@ -117,7 +117,10 @@ class Node:
         self._last_ms = now_ms
         self._fresh_ms = now_ms
         self.reports.start(now_ms)
+        # Whatever the outputs were before a reboot (a cell monitor may keep its bleed
+        # switches on across a reset of the microcontroller): off until decided otherwise.
         self.hw.set_relay(False, now_ms)
+        self.hw.set_balance(self.balancer.words)
 
     def _cycle(self, now_ms):
         hw = self.hw

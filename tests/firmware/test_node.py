@@ -61,6 +61,18 @@ def test_reboot_opens_the_relay_and_settles_again(bench: Callable[..., Bench]) -
     assert b.node.state == ACTIVE  # the gateway keeps asking for Close
 
 
+def test_reboot_switches_the_balancer_outputs_off(bench: Callable[..., Bench]) -> None:
+    b = bench(request="Close", balance_cells=0b110, balance_floor_v=3.0)
+    b.set_cells(3400)
+    b.settle()
+    b.run(1000)
+    assert b.hw.balance_mask == 0b110
+    b.node = Node(b.config, b.hw, b.bus)
+    b.balance_cells = None
+    b.step()
+    assert b.hw.balance_mask == 0
+
+
 def test_a_fault_present_at_boot_trips_before_the_relay_may_close(
     bench: Callable[..., Bench],
 ) -> None:
