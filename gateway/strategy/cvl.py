@@ -62,7 +62,6 @@ class CvlController:
         self.limit: float | None = None  # allowed cell maximum, ramped (V per cell)
         self.output: float | None = None  # last CVL (V pack)
         self.offset = 0.0  # learnt inverter voltmeter offset, <= 0 (V pack)
-        self.changes = 0  # output changes since start, for monitoring
         self._loop: float | None = None  # slow-loop value (V pack); None: restart
         self._since_decrease = 0.0
         self._steady_s = 0.0  # time since the output last changed
@@ -172,11 +171,7 @@ class CvlController:
         return max(step, math.floor(value / step + _EPS) * step)
 
     def _set_output(self, value: float, dt: float) -> float:
-        if value != self.output:
-            self.changes += 1
-            self._steady_s = 0.0
-        else:
-            self._steady_s += dt
+        self._steady_s = 0.0 if value != self.output else self._steady_s + dt
         self.output = value
         return value
 

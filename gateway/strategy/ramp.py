@@ -31,7 +31,6 @@ class LimitRamp:
         self._ramping = False
         self._clock = 0.0  # counted seconds, for the hourly budget
         self._starts: deque[float] = deque()  # counted times of the ramp starts
-        self.changes = 0  # output changes since start, for monitoring
 
     @property
     def increases_last_hour(self) -> int:
@@ -53,7 +52,6 @@ class LimitRamp:
             self._above_s = 0.0
             self._ramping = False
             if target == 0.0 or out - target >= cfg.min_step_a:
-                self.changes += 1
                 self.output = target
             return self.output
         if target == out:
@@ -73,8 +71,6 @@ class LimitRamp:
             self._ramping = True
             self._starts.append(self._clock)
         self.output = min(target, out + cfg.ramp_a_per_s * dt)
-        if self.output != out:
-            self.changes += 1
         if self.output >= target:
             self._ramping = False
             self._above_s = 0.0
@@ -82,8 +78,6 @@ class LimitRamp:
 
     def stop(self) -> float:
         """Force the limit to 0 at once (fail-safe); it recovers as from any 0."""
-        if self.output > 0.0:
-            self.changes += 1
         self.output = 0.0
         self._ramping = False
         self._above_s = 0.0

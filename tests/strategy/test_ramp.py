@@ -99,9 +99,8 @@ def test_increases_per_hour_are_bounded() -> None:
 def test_a_long_taper_does_not_use_up_the_budget() -> None:
     cfg = LimitSettings(hold_s=0, min_step_a=1, max_increases_per_hour=1)
     r = ramp_at(100.0, cfg)
-    for target in range(99, 0, -1):
-        r.step(float(target), 1.0)
-    assert r.output == 1.0 and r.changes == 99
+    outs = [r.step(float(target), 1.0) for target in range(99, 0, -1)]
+    assert outs == [float(t) for t in range(99, 0, -1)]
     assert r.step(50.0, 1.0) > 1.0
 
 

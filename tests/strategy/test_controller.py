@@ -1,0 +1,267 @@
+"""ChargeController: fail-safe, resume, full charges, persistence, flags and requests."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import replace
+
+import pytest
+
+from gateway.chemistry import LFP
+from gateway.limits import Alarm, Decision, Phase, RelayAction, Severity
+from gateway.snapshot import BatterySnapshot, ProtectionKind
+from gateway.soc import SocState
+from gateway.strategy import ChargeController, StrategySettings, StrategyState
+from tests.strategy.battery import snapshot
+
+T0 = 1_700_000_000.0
+DAY = 86400.0
+SOC = SocState(soc=60.0)
+
+
+def controller(state: StrategyState | None = None, **cfg: object) -> ChargeController:
+    return ChargeController(StrategySettings.model_validate(cfg), LFP, 16, state)
+
+
+def battery(t: float, top: float = 3.30, rest: float = 3.30, **kw: object) -> BatterySnapshot:
+    return snapshot([[rest] * 15 + [top]], time=t, **kw)  # type: ignore[arg-type]
+
+
+def run(
+    c: ChargeController, t0: float, seconds: int, soc: SocState = SOC, **kw: object
+) -> list[Decision]:
+    return [c.step(battery(t0 + i, **kw), soc) for i in range(seconds)]
+
+
+def running(**cfg: object) -> tuple[ChargeController, float]:
+    """A controller past its start: resumed, limits ramped up."""
+    c = controller(**cfg)
+    run(c, T0, 120)
+    return c, T0 + 120
+
+
+def test_start_is_stopped_then_limits_recover_by_hold_and_ramp() -> None:
+    c = controller()
+    ds = run(c, T0, 120)
+    assert ds[0].phase is Phase.STOPPED and ds[0].limits.ccl == 0.0
+    assert ds[0].limits.cvl > 0
+    assert ds[10].phase is Phase.BULK
+    ccl = [d.limits.ccl for d in ds]
+    assert ccl[:39] == [0.0] * 39  # resume delay (10 s), then the hold (30 s)
+    assert ccl[39] == 5.0
+    assert ccl[-1] == 100.0
+    assert max(b - a for a, b in itertools.pairwise(ccl)) <= 5.0 + 1e-9
+
+
+@pytest.mark.parametrize(
+    "stale",
+    [{"valid": False}, {"data_age": 5.1}, {"data_age": math.inf}, {"data_age": math.nan}],
+)
+def test_stale_data_stops_everything_in_the_same_step(stale: dict[str, object]) -> None:
+    c, t = running()
+    d = c.step(battery(t, **stale), SOC)
+    assert d.phase is Phase.STOPPED
+    assert (d.limits.ccl, d.limits.dcl) == (0.0, 0.0)
+    assert not d.limits.charge_enable and not d.limits.discharge_enable
+    assert d.alarms[Alarm.BATTERY_DATA_STALE] is Severity.ALARM
+    assert 16 * LFP.min_cell_v <= d.limits.cvl <= 16 * LFP.float_v
+    assert d.balance == ()
+    assert d.limits.dvl == pytest.approx(16 * LFP.min_cell_v)
+
+
+def test_after_stale_data_it_resumes_with_hysteresis() -> None:
+    c, t = running()
+    c.step(battery(t, valid=False), SOC)
+    ds = run(c, t + 1, 60)
+    phases = [d.phase for d in ds]
+    assert phases[:9] == [Phase.STOPPED] * 9
+    assert phases[10] is Phase.BULK
+    assert all(d.limits.ccl == 0.0 for d in ds[:38])
+    assert ds[-1].limits.ccl > 0.0
+    assert Alarm.BATTERY_DATA_STALE not in ds[-1].alarms
+
+
+def test_a_node_fault_stops_both_directions() -> None:
+    c, t = running()
+    d = c.step(battery(t, faults=frozenset({ProtectionKind.CELL_OVER_VOLTAGE})), SOC)
+    assert d.phase is Phase.STOPPED
+    assert (d.limits.ccl, d.limits.dcl) == (0.0, 0.0)
+    assert "stopped: node fault CellOverVoltage" in d.notes
+
+
+def test_a_warning_stops_only_its_direction_at_once() -> None:
+    c, t = running()
+    d = c.step(battery(t, warnings=frozenset({ProtectionKind.CELL_OVER_VOLTAGE})), SOC)
+    assert d.phase is Phase.BULK
+    assert d.limits.ccl == 0.0 and not d.limits.charge_enable
+    assert d.limits.dcl == 100.0 and d.limits.discharge_enable
+    assert d.alarms[Alarm.HIGH_CELL_VOLTAGE] is Severity.ALARM
+
+
+def test_no_charging_at_0_degc_for_lfp() -> None:
+    c, t = running()
+    d = c.step(battery(t, temps=(0.0, 5.0)), SOC)
+    assert d.limits.ccl == 0.0 and not d.limits.charge_enable
+    assert d.limits.dcl == 100.0
+    ds = run(c, t + 1, 100, temps=(4.0, 8.0))  # within the hysteresis: still off
+    assert all(x.limits.ccl == 0.0 for x in ds)
+
+
+def test_derated_limits_and_the_online_share() -> None:
+    c, t = running()
+    d = c.step(battery(t, top=3.40), SOC)  # 0.25 by the highest cell
+    assert d.limits.ccl == pytest.approx(25.0)
+    assert any("max cell 3.400 V" in n for n in d.notes)
+
+
+def test_periodic_full_charge_every_n_days_and_it_survives_a_restart() -> None:
+    c = controller(phases={"full_charge_interval_days": 14})
+    run(c, T0, 20)
+    state = StrategyState.from_dict(json.loads(json.dumps(c.state.to_dict())))
+    assert state.full_charge_from == T0 and state.last_full_charge is None
+    c = controller(state, phases={"full_charge_interval_days": 14})
+    ds = run(c, T0 + 14 * DAY - 30, 20)
+    assert ds[-1].phase is Phase.BULK and not ds[-1].limits.full_charge_request
+    ds = run(c, T0 + 14 * DAY, 20)
+    assert ds[-1].phase is Phase.FULL_CHARGE
+    assert ds[-1].limits.full_charge_request
+    # At the full-charge voltage with a small spread for the hold time: done, float.
+    done = run(
+        c,
+        T0 + 14 * DAY + 20,
+        1900,
+        top=3.545,
+        rest=3.54,
+        current=2.0,
+        soc=SocState(soc=99.0),
+    )
+    phases = [d.phase for d in done]
+    assert Phase.FLOAT in phases
+    end = T0 + 14 * DAY + 20 + phases.index(Phase.FLOAT)
+    assert c.state.last_full_charge == end
+    assert not done[-1].limits.full_charge_request
+    assert c.state.phase is Phase.FLOAT
+
+
+def test_no_periodic_full_charge_when_off() -> None:
+    c = controller(phases={"full_charge_interval_days": 0})
+    run(c, T0, 20)
+    assert run(c, T0 + 400 * DAY, 20)[-1].phase is Phase.BULK
+
+
+def test_a_user_full_charge_is_persisted_until_it_completes() -> None:
+    c, t = running()
+    c.request_full_charge()
+    assert c.step(battery(t), SOC).phase is Phase.FULL_CHARGE
+    state = StrategyState.from_dict(c.state.to_dict())
+    assert state.full_charge_requested
+    again = controller(state)
+    assert run(again, t + 1, 20)[-1].phase is Phase.FULL_CHARGE
+
+
+def test_the_clock_jumping_ahead_does_not_end_an_absorption() -> None:
+    c, t = running()
+    run(c, t, 20, top=3.445)
+    assert c.phase is Phase.ABSORPTION
+    d = c.step(battery(t + 20 + DAY, top=3.445), SOC)
+    assert d.phase is Phase.ABSORPTION
+
+
+@pytest.mark.parametrize(
+    ("socs", "expected"),
+    [
+        ([20.0], [False]),
+        ([5.0, 8.0, 9.9, 10.0], [True, True, True, False]),
+        ([10.0, 6.0], [False, False]),
+    ],
+)
+def test_force_charge_with_hysteresis(socs: list[float], expected: list[bool]) -> None:
+    c, t = running()
+    got = [c.step(battery(t + i), SocState(soc=s)).limits.force_charge for i, s in enumerate(socs)]
+    assert got == expected
+
+
+def test_no_force_charge_request_while_charging_is_blocked() -> None:
+    c, t = running()
+    d = c.step(battery(t, temps=(-5.0, -5.0)), SocState(soc=2.0))
+    assert not d.limits.force_charge
+
+
+def test_dvl_from_the_chemistry_or_the_settings() -> None:
+    c, t = running()
+    assert c.step(battery(t), SOC).limits.dvl == pytest.approx(16 * 2.90)
+    c, t = running(dvl_cell_v=3.0)
+    assert c.step(battery(t), SOC).limits.dvl == pytest.approx(48.0)
+
+
+def test_charge_current_reduced_while_balancing() -> None:
+    c, t = running(balancing={"charge_current_fraction": 0.5})
+    d = c.step(snapshot([[3.40] * 15 + [3.42]], time=t), SOC)
+    assert d.balance[0].cells == 1 << 15
+    assert d.limits.ccl == pytest.approx(100.0 * LFP.charge_by_cell.at(3.42 - 3.45) * 0.5)
+    assert "charge current reduced while balancing" in d.notes
+
+
+def test_relay_requests_and_user_actions() -> None:
+    c, t = running()
+    (req,) = c.step(battery(t), SOC).relay
+    assert req.action is RelayAction.CLOSE
+    c.request_relay(0, RelayAction.OPEN)
+    c.request_reset(0)
+    (req,) = c.step(battery(t + 1), SOC).relay
+    assert (req.action, req.reset_fault) == (RelayAction.OPEN, True)
+    (req,) = c.step(battery(t + 2), SOC).relay
+    assert (req.action, req.reset_fault) == (RelayAction.OPEN, False)
+
+
+def test_stale_for_longer_than_the_grace_opens_the_relays() -> None:
+    c, t = running(relays={"open_after_s": 10.0})
+    ds = [c.step(battery(t + i, valid=False), SOC) for i in range(12)]
+    assert ds[9].relay[0].action is RelayAction.CLOSE
+    assert ds[11].relay[0].action is RelayAction.OPEN
+
+
+def test_overrides_are_applied_and_checked() -> None:
+    c = controller(voltages={"charge_target_v": 3.50})
+    assert c.profile.charge_target_v == 3.50
+    assert c.phases.allowed_max(Phase.BULK) == 3.50
+    with pytest.raises(ValueError, match="full_charge_v"):
+        controller(voltages={"charge_target_v": 3.60})
+    with pytest.raises(ValueError):
+        controller(voltages={"float_v": 3.5, "charge_target_v": 3.45})
+    with pytest.raises(ValueError):
+        ChargeController(StrategySettings(), LFP, 0)
+
+
+def test_state_round_trip_and_garbage() -> None:
+    state = StrategyState(
+        phase=Phase.FLOAT,
+        absorption_completed=True,
+        last_full_charge=T0,
+        full_charge_from=T0 - DAY,
+        full_charge_requested=True,
+    )
+    assert StrategyState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    for change in (
+        {"phase": "stopped"},
+        {"phase": "boost"},
+        {"absorption_completed": 1},
+        {"last_full_charge": "yesterday"},
+        {"last_full_charge": math.inf},
+        {"version": 0},
+        {"extra": None},
+    ):
+        with pytest.raises(ValueError, match="strategy state"):
+            StrategyState.from_dict(state.to_dict() | change)
+    with pytest.raises(ValueError, match="mapping"):
+        StrategyState.from_dict(None)
+
+
+def test_persisted_phase_is_resumed() -> None:
+    c = controller(StrategyState(phase=Phase.FLOAT, absorption_completed=True))
+    ds = run(c, T0, 15)
+    assert ds[0].phase is Phase.STOPPED
+    assert ds[-1].phase is Phase.FLOAT
+    assert replace(c.state, phase=Phase.BULK) != c.state
