@@ -30,8 +30,6 @@ ACTIVE = NODE_STATE_STATE_ACTIVE
 TRIPPED = NODE_STATE_STATE_TRIPPED
 CONFIG_ERROR = NODE_STATE_STATE_CONFIG_ERROR
 
-STATE_NAMES = ("Init", "Standby", "Active", "Tripped", "ConfigError")
-
 
 class Lifecycle:
     """State machine of one node; see the module docstring."""

@@ -16,16 +16,6 @@ TEMP_DC_MIN = const(-550)
 TEMP_DC_MAX = const(1500)
 
 
-def cell_ok(mv):
-    """A cell voltage reading is usable."""
-    return CELL_MV_MIN <= mv <= CELL_MV_MAX
-
-
-def temp_ok(dc):
-    """A temperature reading is usable."""
-    return TEMP_DC_MIN <= dc <= TEMP_DC_MAX
-
-
 class Summary:
     """Extremes of one sample. Cell and sensor numbers are 1-based, 0 = none usable."""
 
@@ -96,4 +86,4 @@ class Summary:
 
         self.pack_ok = hw.pack_mv != NOT_AVAILABLE and hw.pack_mv >= 0
         self.current_ok = hw.current_ma != NOT_AVAILABLE
-        self.balancer_ok = temp_ok(hw.balancer_temp_dc)
+        self.balancer_ok = TEMP_DC_MIN <= hw.balancer_temp_dc <= TEMP_DC_MAX

@@ -44,8 +44,6 @@ FLAG_EXT_ID = const(2)
 # for multiplexed frames, which carry their group in the payload).
 FLAG_UNORDERED = const(4)
 
-STD_ID_MASK = const(0x7FF)
-EXT_ID_MASK = const(0x1FFFFFFF)
 
 
 class Frame:

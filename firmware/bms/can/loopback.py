@@ -14,7 +14,7 @@ and stuck_bus_off keeps the bus off through restarts. When honour_filters is tru
 drops frames that do not pass the node's filters, like a controller's acceptance filters.
 """
 
-from bms.can import STATE_ACTIVE, STATE_BUS_OFF, Frame, FrameRing, matches
+from bms.can import STATE_ACTIVE, STATE_BUS_OFF, FrameRing, matches
 
 
 class LoopbackBus:
@@ -78,11 +78,3 @@ class LoopbackBus:
     def pending(self):
         """Number of frames the node sent that have not been taken."""
         return self._tx.count
-
-    def sent(self):
-        """Take every frame the node sent as a list of (id, bytes) (allocates; for tests)."""
-        frame = Frame()
-        out = []
-        while self._tx.get(frame):
-            out.append((frame.id, bytes(frame.data[: frame.dlc])))
-        return out

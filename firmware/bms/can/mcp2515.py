@@ -39,15 +39,12 @@ LOAD_TX_BUFFER = const(0x40)  # 0x40 / 0x42 / 0x44: TXB0 / TXB1 / TXB2 from SIDH
 # Registers
 CANSTAT = const(0x0E)
 CANCTRL = const(0x0F)
-TEC = const(0x1C)
-REC = const(0x1D)
 CNF3 = const(0x28)
 CNF2 = const(0x29)
 CNF1 = const(0x2A)
 CANINTE = const(0x2B)
 CANINTF = const(0x2C)
 EFLG = const(0x2D)
-TXB0CTRL = const(0x30)
 RXB0CTRL = const(0x60)
 RXB1CTRL = const(0x70)
 # Acceptance filters RXF0..RXF5 and masks RXM0, RXM1 (4 registers each: SIDH SIDL EID8 EID0).
@@ -56,9 +53,7 @@ MASK_ADDR = (0x20, 0x24)
 
 # Operating modes (REQOP in CANCTRL 7:5, OPMOD in CANSTAT 7:5)
 MODE_NORMAL = const(0x00)
-MODE_SLEEP = const(0x20)
 MODE_LOOPBACK = const(0x40)
-MODE_LISTEN_ONLY = const(0x60)
 MODE_CONFIG = const(0x80)
 MODE_MASK = const(0xE0)
 
