@@ -45,7 +45,6 @@ FLAG_EXT_ID = const(2)
 FLAG_UNORDERED = const(4)
 
 
-
 class Frame:
     """A reusable received frame: identifier, flags, length and an 8-byte data buffer."""
 
