@@ -459,3 +459,21 @@ def test_python_can_full_queue_is_a_false_return() -> None:
         assert not bus.recv(Frame())
         assert bus.state() == STATE_ACTIVE
         bus.restart()
+
+
+def test_python_can_filters_skip_other_frames_without_stalling() -> None:
+    # With python-can's own software filtering, recv(timeout=0) returns None after one
+    # non-matching frame: a node on a busy virtual bus then never reached the gateway's
+    # heartbeat behind the other nodes' frames. The backend filters itself.
+    with can.Bus(interface="virtual", channel="filters") as node_side, can.Bus(
+        interface="virtual", channel="filters"
+    ) as other:
+        bus = PythonCanBus(node_side)
+        bus.set_filters([(0x120, 0x7FF, 0)])
+        for i in range(50):
+            other.send(can.Message(arbitration_id=0x101, data=bytes([i]), is_extended_id=False))
+        other.send(can.Message(arbitration_id=0x120, data=b"\x07", is_extended_id=False))
+        frame = Frame()
+        assert bus.recv(frame)
+        assert (frame.id, frame.data[0]) == (0x120, 7)
+        assert not bus.recv(frame)

@@ -18,6 +18,7 @@ from bms.can import (
     STATE_ACTIVE,
     STATE_BUS_OFF,
     STATE_PASSIVE,
+    matches,
 )
 
 
@@ -26,6 +27,7 @@ class PythonCanBus:
 
     def __init__(self, bus):
         self.bus = bus
+        self.filters = None
 
     def send(self, can_id, data, flags):
         """Send without waiting; False when the interface's queue is full."""
@@ -43,30 +45,30 @@ class PythonCanBus:
         return True
 
     def recv(self, frame):
-        """Copy the next received frame into frame (never waits)."""
-        msg = self.bus.recv(timeout=0)
-        if msg is None:
-            return False
-        flags = 0
-        if msg.is_extended_id:
-            flags |= FLAG_EXT_ID
-        if msg.is_remote_frame:
-            flags |= FLAG_RTR
+        """Copy the next received frame that passes the filters into frame (never waits).
+
+        The filtering is done here rather than by python-can: with timeout=0, python-can's
+        software filtering returns None after one non-matching frame, which looks like an
+        empty queue and lets the frames behind it pile up."""
+        filters = self.filters
+        while True:
+            msg = self.bus.recv(timeout=0)
+            if msg is None:
+                return False
+            flags = 0
+            if msg.is_extended_id:
+                flags |= FLAG_EXT_ID
+            if msg.is_remote_frame:
+                flags |= FLAG_RTR
+            if filters is None or matches(filters, msg.arbitration_id, flags):
+                break
         dlc = min(len(msg.data), 8)
         frame.set(msg.arbitration_id, msg.data, dlc, flags)
         return True
 
     def set_filters(self, filters):
-        """python-can filters (in the kernel on SocketCAN, in Python elsewhere)."""
-        if filters is None:
-            self.bus.set_filters(None)
-            return
-        self.bus.set_filters(
-            [
-                {"can_id": fid, "can_mask": mask, "extended": bool(flags & FLAG_EXT_ID)}
-                for fid, mask, flags in filters
-            ]
-        )
+        """Accept only frames matching filters (None: every frame)."""
+        self.filters = None if filters is None else list(filters)
 
     def state(self):
         """python-can's BusState mapped onto the shim (ERROR counts as bus-off)."""
