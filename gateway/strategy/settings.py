@@ -36,9 +36,11 @@ class CellVoltageOverrides(_Section):
     full_charge_v: float | None = Field(
         None, gt=0, description="allowed highest cell in a full charge (V per cell)"
     )
-    float_v: float | None = Field(None, gt=0, description="allowed highest cell in float (V)")
+    float_v: float | None = Field(
+        None, gt=0, description="allowed highest cell in float (V per cell)"
+    )
     balance_start_v: float | None = Field(
-        None, gt=0, description="balance only while the highest cell is at or above (V)"
+        None, gt=0, description="balance only while the highest cell is at or above (V per cell)"
     )
     min_cell_v: float | None = Field(
         None, gt=0, description="normal lowest cell: discharging stops here (V per cell)"
@@ -229,8 +231,8 @@ class CvlSettings(_Section):
         0.010,
         gt=0,
         le=0.1,
-        description="cells within this of the highest count as rising with it, when judging "
-        "whether one more CVL step is safe (V)",
+        description="cells within this of the highest count as rising with it: they set the "
+        "loop gain, the cut and the wind-up limit (V)",
     )
 
 
@@ -309,7 +311,9 @@ class BalanceSettings(_Section):
         "circuits cannot)",
     )
     only_when_idle: bool = Field(False, description="balance only when the battery is idle")
-    idle_current_a: float = Field(2.0, gt=0, description="|current| below this counts as idle (A)")
+    idle_current_a: float = Field(
+        2.0, gt=0, description="battery current (either direction) below this counts as idle (A)"
+    )
     idle_time_s: float = Field(1800.0, ge=0, description="idle this long before balancing (s)")
     only_in_absorption_or_float: bool = Field(
         False, description="balance only in absorption, full charge and float"
