@@ -85,7 +85,8 @@ class CvlController:
             return self.hold(snap.voltage)
         self._holding = False
         self._last_pack = min(v for v, _, _ in strings)
-        self._learn_offset(snap.current > CHARGING_C * snap.capacity_ah, self._last_pack, dt)
+        charging = snap.current > CHARGING_C * snap.capacity_ah
+        self._learn_offset(charging, self._last_pack, dt)
         # The limiting string: least room (or most excess) for its highest cell.
         pack, top, near = min(strings, key=lambda s: setpoint - s[1])
         pack += self.offset
@@ -94,7 +95,6 @@ class CvlController:
         # Hard limits, applied to the output at once: the ceiling, and the cut while charging
         # (a cell resting above the limit, e.g. entering float, is the slow loop's job).
         hard = ceiling
-        charging = snap.current > CHARGING_C * snap.capacity_ah
         for s_pack, s_top, s_near in strings:
             if charging and s_top > self.limit:
                 drop = s_near * (s_top - self.limit)
