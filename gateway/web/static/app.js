@@ -188,6 +188,10 @@
   const PHASES = {
     bulk: "info", absorption: "info", float: "ok", full_charge: "user", stopped: "alarm",
   };
+  const SOC_SOURCES = {
+    none: "no battery data yet", estimate: "rough estimate (under load)", ocv: "from the rested voltage",
+    full: "counted from full", empty: "counted from empty", user: "set by hand, counted since",
+  };
   const KEEPALIVE = { ok: "ok", starting: "idle", missing: "alarm", off: "idle" };
 
   function renderStatus(s) {
@@ -195,7 +199,7 @@
     const bar = $("soc-bar");
     bar.style.width = `${Math.max(0, Math.min(100, s.soc || 0))}%`;
     bar.className = s.soc === null ? "" : s.soc < 15 ? "low" : s.soc < 35 ? "mid" : "";
-    setText("soc-source", s.soc_trusted ? `from ${words(s.soc_source)}` : `estimate (${words(s.soc_source)})`);
+    setText("soc-source", SOC_SOURCES[s.soc_source] || s.soc_source);
     setText("soh-value", fmt(s.soh, 0));
     setText("voltage-value", fmt(s.voltage, 2));
     setText("strings-value", `${s.strings_online} of ${s.strings_total} string${s.strings_total === 1 ? "" : "s"} online`);
