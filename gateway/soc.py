@@ -240,6 +240,7 @@ class SocEstimator:
 
     @property
     def state(self) -> SocState:
+        """The present state (persist it with to_dict())."""
         return self._state
 
     def set_soc(self, percent: float) -> SocState:

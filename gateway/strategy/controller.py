@@ -77,6 +77,7 @@ class ChargeController:
 
     @property
     def phase(self) -> Phase:
+        """The present charge phase."""
         return self.phases.phase
 
     def request_full_charge(self) -> None:

@@ -28,6 +28,7 @@ class TemperatureGate:
         self.side = ""  # "low" or "high" while blocked
 
     def update(self, t_min: float, t_max: float) -> bool:
+        """Whether the direction is allowed at these coldest and hottest temperatures."""
         w = self.window
         if math.isnan(t_min) or math.isnan(t_max):
             self.open, self.side = False, "unknown"

@@ -118,10 +118,10 @@ class RelayPolicy:
             reference = sum(bus) / len(bus)
         else:
             # No bus yet: the string most others are within the window of closes first.
-            def agreeing(s: StringSnapshot) -> int:
-                return sum(self._within(o.voltage, s.voltage) for o in ready)
-
-            reference = max(ready, key=lambda s: (agreeing(s), -s.index)).voltage
+            reference = max(
+                ready,
+                key=lambda s: (sum(self._within(o.voltage, s.voltage) for o in ready), -s.index),
+            ).voltage
         result = []
         for s in ready:
             if s.relay_closed or self._within(s.voltage, reference):
