@@ -23,7 +23,9 @@
     source: null,
     lastUpdate: 0,
     config: null,
+    configInputs: [], // {field, input} of the editable settings shown
     nodeViews: new Map(),
+    drawnOnce: false,
     charts: [],
   };
 
