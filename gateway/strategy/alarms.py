@@ -1,7 +1,8 @@
 """Alarms for the inverter and the user: node flags and the gateway's own checks.
 
 Severity.ALARM when a direction is stopped because of it, Severity.WARNING when the
-battery keeps working (perhaps derated). Node flags map by kind (table below); the own
+battery keeps working (perhaps derated). Node flags map by kind (table below); flags of a
+node that has isolated its string are warnings (the string is out, nothing stops); the own
 checks are stale data, missing and tripped nodes, cell imbalance (with delay and
 hysteresis) and cells outside the chemistry's normal window. Temperature alarms of the
 derating come in from there.
@@ -60,6 +61,9 @@ class AlarmMonitor:
         for level, kind in flags(snap):
             stops = Effect.STOP in flag_effect(level, kind)
             raise_alarm(alarms, KIND_ALARM[kind], Severity.ALARM if stops else Severity.WARNING)
+        for _, kind in flags(snap, connected=False):
+            # An isolated node stops nothing: its string is simply out.
+            raise_alarm(alarms, KIND_ALARM[kind], Severity.WARNING)
 
         if stale:
             raise_alarm(alarms, Alarm.BATTERY_DATA_STALE, Severity.ALARM)

@@ -12,12 +12,13 @@ from dataclasses import replace
 
 from gateway.chemistry import ChemistryProfile
 from gateway.limits import Decision, Limits, Phase, RelayAction
-from gateway.snapshot import BatterySnapshot
+from gateway.snapshot import BatterySnapshot, Level
 from gateway.soc import SocState
 from gateway.strategy.alarms import AlarmMonitor, raise_alarm
 from gateway.strategy.balancing import BalancingPolicy
 from gateway.strategy.cvl import CvlController
 from gateway.strategy.derating import Derater
+from gateway.strategy.flags import flags
 from gateway.strategy.phases import PhaseInputs, PhaseMachine
 from gateway.strategy.ramp import LimitRamp
 from gateway.strategy.relays import RelayPolicy
@@ -102,11 +103,12 @@ class ChargeController:
         )
         self._stale_s = self._stale_s + dt if stale else 0.0
         due = self._full_charge_due(snap.time)
-        fault = bool(snap.faults)
+        faults = sorted(kind for level, kind in flags(snap) if level is Level.FAULT)
+        isolated = snap.strings_online == 0
         current_c = snap.current / snap.capacity_ah if snap.capacity_ah > 0 else math.nan
         changed = self.phases.step(
             PhaseInputs(
-                stop=stale or fault,
+                stop=stale or bool(faults) or isolated,
                 at_max=self.phases.at_max_voltage(snap.max_cell, current_c, self.cvl.at_ceiling),
                 spread=snap.cell_spread,
                 soc=soc.soc,
@@ -152,8 +154,10 @@ class ChargeController:
             charge_target *= cfg.balancing.charge_current_fraction
             notes.append("charge current reduced while balancing")
         if phase is Phase.STOPPED:
-            if fault:
-                notes.append(f"stopped: node fault {', '.join(sorted(snap.faults))}")
+            if faults:
+                notes.append(f"stopped: node fault {', '.join(faults)}")
+            elif isolated:
+                notes.append("stopped: no string online")
             else:
                 notes.append("stopped: waiting for clean data before resuming")
             cvl, ccl, dcl = self.cvl.hold(snap.voltage), self.ccl.stop(), self.dcl.stop()

@@ -2,7 +2,8 @@
 
 Faults stop both directions. Warnings stop the direction their kind threatens
 (BLOCKS_CHARGE / BLOCKS_DISCHARGE in gateway/snapshot.py); infos derate it mildly. Kinds
-that belong to no direction follow the table below.
+that belong to no direction follow the table below. Only the flags of nodes that carry
+current count; an isolated node's flags only raise alarms.
 """
 
 from __future__ import annotations
@@ -35,16 +36,34 @@ _OTHER_WARNING: dict[ProtectionKind, tuple[Effect, Effect]] = {
 }
 
 
-def flags(snap: BatterySnapshot) -> list[tuple[Level, ProtectionKind]]:
-    """The snapshot's node flags as (level, kind), faults first, in a stable order."""
-    return [
-        (level, kind)
-        for level, kinds in (
+def flags(snap: BatterySnapshot, *, connected: bool = True) -> list[tuple[Level, ProtectionKind]]:
+    """Node flags as (level, kind), faults first, in a stable order.
+
+    connected=True: the flags of the nodes in online strings, the ones carrying current;
+    these derate and stop. A node that has isolated its string (tripped, relay open) has
+    done its job: its string counts as missing, and its flags (connected=False) only raise
+    alarms, so one faulty parallel string does not stop the others. Without per-node data,
+    the battery's aggregate flags count as connected.
+    """
+    if not snap.nodes:
+        if not connected:
+            return []
+        levels = (
             (Level.FAULT, snap.faults),
             (Level.WARNING, snap.warnings),
             (Level.INFO, snap.infos),
         )
-        for kind in sorted(kinds)
+        return [(level, kind) for level, kinds in levels for kind in sorted(kinds)]
+    online = {n for s in snap.strings if s.online for n in s.nodes}
+    nodes = [node for n, node in snap.nodes.items() if (n in online) is connected and node.present]
+    return [
+        (level, kind)
+        for level, attr in (
+            (Level.FAULT, "faults"),
+            (Level.WARNING, "warnings"),
+            (Level.INFO, "infos"),
+        )
+        for kind in sorted(set().union(*(getattr(node, attr) for node in nodes)))
     ]
 
 

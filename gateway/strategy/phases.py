@@ -5,7 +5,7 @@
     FLOAT --(SoC < rebulk_soc, or spread >= rebulk_spread_v, for rebulk_delay_s)--> BULK
     BULK | ABSORPTION | FLOAT --(full charge due or requested)--> FULL_CHARGE
     FULL_CHARGE --(hold timer full_charge_hold_s, or full_charge_max_hold_s)--> FLOAT
-    any --(stale data or a node fault)--> STOPPED --(resume_after_s clean)--> the phase before
+    any --(stale data, node fault, no string online)--> STOPPED --(resume_after_s clean)--> before
 
 Every timer counts the step interval the controller clamps, so a clock jump cannot end an
 absorption; every transition needs its condition for a while (hysteresis).
@@ -24,7 +24,7 @@ from gateway.strategy.settings import PhaseSettings
 class PhaseInputs:
     """What the phase machine looks at in one step."""
 
-    stop: bool  # stale data or a node fault: nothing may flow
+    stop: bool  # stale data, a node fault or no string online: nothing may flow
     at_max: bool  # the battery is at the allowed maximum of the phase (see at_max_voltage)
     spread: float  # highest minus lowest cell, V
     soc: float  # %

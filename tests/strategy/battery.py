@@ -65,11 +65,15 @@ def snapshot(
 ) -> BatterySnapshot:
     """A battery: `cells[n]` are the cell voltages of node n; `strings` lists the node ids
     of each series string (default: one string per node); `current` is the system current,
-    shared equally by the online strings; `nodes` replaces node reports (missing, tripped,
-    open relay...)."""
+    shared equally by the online strings; `faults`, `warnings` and `infos` are reported by
+    every node; `nodes` replaces node reports (missing, tripped, open relay...)."""
     if strings is None:
         strings = [[n] for n in range(len(cells))]
-    reports = {n: node(n, cells[n]) for n in range(len(cells))}
+    # Battery-wide flags are reported by every node (the battery's are their union).
+    reports = {
+        n: node(n, cells[n], faults=faults, warnings=warnings, infos=infos)
+        for n in range(len(cells))
+    }
     if nodes:
         reports.update(nodes)
     online_strings = [
@@ -124,9 +128,9 @@ def snapshot(
         max_temp=temps[1] if online else math.nan,
         capacity_ah=capacity_ah * len(online),
         strings=tuple(built),
-        faults=faults,
-        warnings=warnings,
-        infos=infos,
+        faults=frozenset().union(*(r.faults for r in reports.values() if r.present)),
+        warnings=frozenset().union(*(r.warnings for r in reports.values() if r.present)),
+        infos=frozenset().union(*(r.infos for r in reports.values() if r.present)),
         cell_voltages={n: tuple(v) for n, v in enumerate(cells)},
         bleeding=dict(bleeding or {}),
         nodes=reports,

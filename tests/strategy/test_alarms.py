@@ -75,6 +75,22 @@ def test_missing_and_tripped_nodes_warn_while_others_carry_on() -> None:
     assert check(all_gone, stale=True) == {Alarm.BATTERY_DATA_STALE: A, Alarm.NODE_MISSING: A}
 
 
+def test_flags_of_an_isolated_node_are_warnings() -> None:
+    cells = [[3.3] * 16, [3.3] * 16]
+    tripped = node(
+        1,
+        cells[1],
+        state=NodeState.TRIPPED,
+        relay_closed=False,
+        faults=frozenset({K.CELL_OVER_VOLTAGE}),
+    )
+    assert check(snapshot(cells, nodes={1: tripped})) == {
+        Alarm.HIGH_CELL_VOLTAGE: W,
+        Alarm.NODE_MISSING: W,
+        Alarm.NODE_TRIPPED: W,
+    }
+
+
 def test_imbalance_warns_after_the_delay_and_clears_with_hysteresis() -> None:
     mon = AlarmMonitor(AlarmSettings(imbalance_delay_s=60.0), LFP)
 

@@ -11,10 +11,10 @@ import pytest
 
 from gateway.chemistry import LFP
 from gateway.limits import Alarm, Decision, Phase, RelayAction, Severity
-from gateway.snapshot import BatterySnapshot, ProtectionKind
+from gateway.snapshot import BatterySnapshot, NodeState, ProtectionKind
 from gateway.soc import SocState
 from gateway.strategy import ChargeController, StrategySettings, StrategyState
-from tests.strategy.battery import snapshot
+from tests.strategy.battery import node, snapshot
 
 T0 = 1_700_000_000.0
 DAY = 86400.0
@@ -89,6 +89,34 @@ def test_a_node_fault_stops_both_directions() -> None:
     assert d.phase is Phase.STOPPED
     assert (d.limits.ccl, d.limits.dcl) == (0.0, 0.0)
     assert "stopped: node fault CellOverVoltage" in d.notes
+
+
+def test_a_faulty_parallel_string_isolates_itself_and_the_others_go_on() -> None:
+    cells = [[3.3] * 16, [3.3] * 16]
+    c = controller()
+    for i in range(120):
+        c.step(snapshot(cells, time=T0 + i), SOC)
+    fault = frozenset({ProtectionKind.CELL_OVER_VOLTAGE})
+    # The node reports the fault before its relay opens: everything stops at once.
+    d = c.step(snapshot(cells, time=T0 + 120, nodes={1: node(1, cells[1], faults=fault)}), SOC)
+    assert d.phase is Phase.STOPPED and d.limits.dcl == 0.0
+    # Once it has tripped and isolated its string, the other string resumes on its own.
+    tripped = node(1, cells[1], faults=fault, state=NodeState.TRIPPED, relay_closed=False)
+    ds = [c.step(snapshot(cells, time=T0 + 121 + i, nodes={1: tripped}), SOC) for i in range(60)]
+    assert ds[-1].phase is Phase.BULK
+    assert ds[-1].limits.dcl == 50.0  # its share
+    assert ds[-1].alarms[Alarm.HIGH_CELL_VOLTAGE] is Severity.WARNING
+    assert ds[-1].alarms[Alarm.NODE_TRIPPED] is Severity.WARNING
+
+
+def test_without_a_string_online_the_battery_is_stopped() -> None:
+    c, t = running()
+    tripped = node(0, [3.3] * 16, state=NodeState.TRIPPED, relay_closed=False)
+    d = c.step(snapshot([[3.3] * 16], time=t, nodes={0: tripped}, valid=True), SOC)
+    assert d.phase is Phase.STOPPED
+    assert (d.limits.ccl, d.limits.dcl) == (0.0, 0.0)
+    assert "stopped: no string online" in d.notes
+    assert d.alarms[Alarm.NODE_TRIPPED] is Severity.ALARM
 
 
 def test_a_warning_stops_only_its_direction_at_once() -> None:

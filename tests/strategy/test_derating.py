@@ -8,7 +8,7 @@ import pytest
 
 from gateway.chemistry import LFP
 from gateway.limits import Alarm, Severity
-from gateway.snapshot import BatterySnapshot, Level, ProtectionKind
+from gateway.snapshot import BatterySnapshot, Level, NodeState, ProtectionKind
 from gateway.strategy.derating import Derater, TemperatureGate
 from gateway.strategy.flags import Effect, flag_effect
 from gateway.strategy.settings import DeratingSettings
@@ -164,3 +164,16 @@ def test_soc_derating_only_when_enabled() -> None:
 def test_unknown_cell_voltages_allow_nothing() -> None:
     d = derate(snapshot([[math.nan] * 16]))
     assert (d.charge, d.discharge) == (0.0, 0.0)
+
+
+def test_flags_of_a_node_that_isolated_its_string_do_not_derate_the_others() -> None:
+    tripped = node(
+        1,
+        [3.3] * 16,
+        state=NodeState.TRIPPED,
+        relay_closed=False,
+        faults=frozenset({K.CELL_UNDER_VOLTAGE}),
+        warnings=frozenset({K.CELL_UNDER_VOLTAGE}),
+    )
+    d = derate(snapshot([[3.3] * 16, [3.3] * 16], nodes={1: tripped}))
+    assert (d.charge, d.discharge) == (0.5, 0.5)  # only its share is gone
