@@ -8,7 +8,8 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
 
-.PHONY: help install test lint typecheck pytest test-mpy codec docs check-generated demo clean
+.PHONY: help install browser test lint typecheck pytest test-mpy codec docs check-generated demo \
+	screenshot clean
 
 help:
 	@echo "make demo       run the whole system simulated (see README)"
@@ -32,8 +33,14 @@ $(NODE_INSTALLED): package.json package-lock.json
 
 install: $(INSTALLED) $(NODE_INSTALLED)
 
+# Debian's chromium + chromedriver for the browser test. Where they cannot be installed (no
+# apt, no root) the browser test is skipped, saying why; CI requires them (.ci/run).
+browser:
+	@sh .ci/install-browser || echo "make: no browser: tests/web/test_browser.py will be skipped"
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
@@ -41,7 +48,7 @@ typecheck: $(INSTALLED)
 pytest: install
 	$(BIN)/pytest
 
-test: install lint typecheck pytest
+test: install browser lint typecheck pytest
 
 # The firmware suite on real MicroPython (the official WebAssembly port under node). pytest
 # runs it too (tests/firmware/test_micropython.py); this target runs it alone.
@@ -63,6 +70,10 @@ check-generated: $(INSTALLED)
 # Until the simulator lands (issue 5), the demo only shows the command line.
 demo: install
 	$(BIN)/moat-bms --help
+
+# Refresh the page screenshot in docs/web.md.
+screenshot: install browser
+	MOAT_BMS_SCREENSHOT=docs/web-screenshot.png $(BIN)/pytest tests/web/test_browser.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -79,8 +79,9 @@ class CanPort:
         except can.CanOperationError as exc:
             # Queue full or a transient controller error: drop this frame, keep the bus.
             self.counters.send_failed += 1
-            self._log.warning(("send", type(exc)), self.clock(), "%s: send failed: %s",
-                              self.describe(), exc)
+            self._log.warning(
+                ("send", type(exc)), self.clock(), "%s: send failed: %s", self.describe(), exc
+            )
             return False
         except (can.CanError, OSError, ValueError) as exc:
             self.counters.send_failed += 1
@@ -99,8 +100,9 @@ class CanPort:
                 bus = self.open_bus(**self.bus_kwargs)
             except (can.CanError, OSError, ValueError, ImportError) as exc:
                 self.last_error = str(exc)
-                self._log.warning(("open",), self.clock(), "%s: cannot open: %s (retrying)",
-                                  self.describe(), exc)
+                self._log.warning(
+                    ("open",), self.clock(), "%s: cannot open: %s (retrying)", self.describe(), exc
+                )
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, self.reconnect_max)
                 continue
@@ -136,8 +138,9 @@ class CanPort:
         loop, failed = self._loop, self._failed
         if loop is None or failed is None:
             return
-        self._log.warning(("broken", type(exc)), self.clock(), "%s failed: %s (reopening)",
-                          self.describe(), exc)
+        self._log.warning(
+            ("broken", type(exc)), self.clock(), "%s failed: %s (reopening)", self.describe(), exc
+        )
         loop.call_soon_threadsafe(failed.set)
 
     def _read(self, bus: can.BusABC, deliver: Deliver, stop: threading.Event) -> None:

@@ -38,6 +38,7 @@ class BatterySettings(Section):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
     topology: TopologySettings = Field(
         default_factory=TopologySettings, description="strings of nodes and their capacity"
     )

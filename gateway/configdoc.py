@@ -111,8 +111,10 @@ def example_yaml() -> str:
     for path, info, nested, value in walk(Settings, Settings()):
         indent = "  " * (len(path) - 1)
         if off is not None and path[: len(off)] == off:
-            lines.append(f"{'  ' * (len(off) - 1)}#   {'  ' * (len(path) - len(off) - 1)}"
-                         f"{path[-1]}: {_scalar_yaml(value) if nested is None else ''}".rstrip())
+            lines.append(
+                f"{'  ' * (len(off) - 1)}#   {'  ' * (len(path) - len(off) - 1)}"
+                f"{path[-1]}: {_scalar_yaml(value) if nested is None else ''}".rstrip()
+            )
             continue
         off = None
         if len(path) == 1:

@@ -60,7 +60,9 @@ class GatewayCore:
         self._inverter_log = RateLimitedLog(log, 60.0)
         state = state or {}
         self.controller = ChargeController(
-            settings.strategy, self.chemistry, topo.cells_in_series,
+            settings.strategy,
+            self.chemistry,
+            topo.cells_in_series,
             _restore(StrategyState, state.get("strategy"), "strategy"),
         )
         # The chemistry with the user's voltage overrides applied: SoC and alerts use it too.
@@ -91,29 +93,48 @@ class GatewayCore:
         self._seen_nodes: dict[int, tuple[bool, NodeState]] = {}
         self._alarms: dict[Alarm, Severity] = {}
         self._keepalive_status: KeepaliveStatus | None = None
-        self.events.add(now, EventKind.START, f"gateway started ({len(topo.nodes)} nodes, "
-                        f"{topo.cells_in_series} cells in series, "
-                        f"profile {self.profile.name})")
+        self.events.add(
+            now,
+            EventKind.START,
+            f"gateway started ({len(topo.nodes)} nodes, "
+            f"{topo.cells_in_series} cells in series, "
+            f"profile {self.profile.name})",
+        )
 
     # ------------------------------------------------------------------ input
 
     def on_battery_frame(
-        self, frame_id: int, data: bytes, now: float, *,
-        extended: bool = False, remote: bool = False, error: bool = False,
+        self,
+        frame_id: int,
+        data: bytes,
+        now: float,
+        *,
+        extended: bool = False,
+        remote: bool = False,
+        error: bool = False,
     ) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
-        if frame_id == KEEPALIVE_ID and not (extended or remote or error) and (
-            self.settings.buses.inverter is None
+        if (
+            frame_id == KEEPALIVE_ID
+            and not (extended or remote or error)
+            and (self.settings.buses.inverter is None)
         ):
             # One shared bus: the inverter's keepalive arrives here.
             self.on_inverter_frame(frame_id, data, now)
             return False
-        return self.ingest.on_frame(frame_id, data, now, extended=extended, remote=remote,
-                                    error=error)
+        return self.ingest.on_frame(
+            frame_id, data, now, extended=extended, remote=remote, error=error
+        )
 
     def on_inverter_frame(
-        self, frame_id: int, data: bytes, now: float, *,
-        extended: bool = False, remote: bool = False, error: bool = False,
+        self,
+        frame_id: int,
+        data: bytes,
+        now: float,
+        *,
+        extended: bool = False,
+        remote: bool = False,
+        error: bool = False,
     ) -> None:
         """A frame from the inverter bus: only its 0x305 keepalive matters."""
         c = self.inverter_counters
@@ -126,9 +147,11 @@ class GatewayCore:
             return
         if not extended and frame_id in OUR_INVERTER_IDS:
             self._inverter_log.warning(
-                ("battery", frame_id), now,
+                ("battery", frame_id),
+                now,
                 "inverter bus: frame 0x%03X is one the battery sends: is another BMS on the bus?",
-                frame_id)
+                frame_id,
+            )
         c.count_unknown(frame_id)
 
     # ------------------------------------------------------------------ user actions
@@ -170,8 +193,12 @@ class GatewayCore:
         if self.model.mismatches():
             alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
         decision = Decision(
-            limits=decision.limits, phase=decision.phase, alarms=alarms,
-            relay=decision.relay, balance=decision.balance, notes=decision.notes,
+            limits=decision.limits,
+            phase=decision.phase,
+            alarms=alarms,
+            relay=decision.relay,
+            balance=decision.balance,
+            notes=decision.notes,
         )
         self._record_events(now, snap, decision, previous_phase)
         self.snapshot, self.soc_state, self.decision = snap, soc, decision
@@ -194,10 +221,20 @@ class GatewayCore:
             for frame_id, data in out.inverter:
                 if frame_id == LIMITS_ID:
                     self.sent_limits = inverter_codec.decode_battery_limits(data)
-        self.history.offer(Sample(
-            now, snap.voltage, snap.current, soc.soc, report.limits.cvl, report.limits.ccl,
-            report.limits.dcl, snap.min_cell, snap.max_cell, snap.max_temp,
-        ))
+        self.history.offer(
+            Sample(
+                now,
+                snap.voltage,
+                snap.current,
+                soc.soc,
+                report.limits.cvl,
+                report.limits.ccl,
+                report.limits.dcl,
+                snap.min_cell,
+                snap.max_cell,
+                snap.max_temp,
+            )
+        )
         return out
 
     def _record_events(
@@ -221,11 +258,13 @@ class GatewayCore:
                     why = ", ".join(sorted(ns.faults)) or "fault"
                     self.events.add(now, EventKind.NODE_TRIPPED, f"relay opened: {why}", node)
                 elif before[1] == NodeState.TRIPPED:
-                    self.events.add(now, EventKind.NODE_RESET, f"trip cleared, now {ns.state.name}",
-                                    node)
+                    self.events.add(
+                        now, EventKind.NODE_RESET, f"trip cleared, now {ns.state.name}", node
+                    )
                 else:
-                    self.events.add(now, EventKind.RELAY, f"{before[1].name} -> {ns.state.name}",
-                                    node)
+                    self.events.add(
+                        now, EventKind.RELAY, f"{before[1].name} -> {ns.state.name}", node
+                    )
         for alarm, severity in decision.alarms.items():
             if self._alarms.get(alarm) != severity:
                 self.events.add(now, EventKind.ALARM, f"{alarm.value} ({severity.name.lower()})")
@@ -260,4 +299,3 @@ def _restore(cls: Any, data: object, what: str) -> Any:
     except (ValueError, TypeError, KeyError) as exc:
         log.error("saved %s state is unusable (%s): starting from defaults", what, exc)
         return None
-

@@ -57,4 +57,4 @@ class EventLog:
         new = self.count - count
         if new <= 0:
             return []
-        return list(self.events)[-min(new, len(self.events)):]
+        return list(self.events)[-min(new, len(self.events)) :]

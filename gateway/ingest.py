@@ -51,7 +51,10 @@ class BatteryIngest:
             base = codec.FRAME_IDS[name]
             for node in model.nodes:
                 self.routes[base | node] = (
-                    codec.LENGTHS[base], codec.DECODERS[base], handler, node
+                    codec.LENGTHS[base],
+                    codec.DECODERS[base],
+                    handler,
+                    node,
                 )
 
     def on_frame(
@@ -79,9 +82,12 @@ class BatteryIngest:
         if len(data) != length:
             counters.malformed += 1
             self.log.warning(
-                ("length", frame_id), now,
+                ("length", frame_id),
+                now,
                 "battery bus: frame 0x%03X has %d bytes, expected %d (dropped)",
-                frame_id, len(data), length,
+                frame_id,
+                len(data),
+                length,
             )
             return False
         try:
@@ -107,5 +113,10 @@ class BatteryIngest:
             why = "a gateway command from another sender: is a second gateway on the bus?"
         else:
             why = "not in dbc/moat_bms.dbc"
-        self.log.warning(("unknown", frame_id, extended), now,
-                         "battery bus: ignoring frame 0x%03X (%s)", frame_id, why)
+        self.log.warning(
+            ("unknown", frame_id, extended),
+            now,
+            "battery bus: ignoring frame 0x%03X (%s)",
+            frame_id,
+            why,
+        )

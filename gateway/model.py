@@ -150,9 +150,7 @@ class NodeRecord:
 
     def cell_voltages(self, now: float, timeout: float) -> tuple[float, ...]:
         cells, times = self.cells, self.t_cells
-        return tuple(
-            cells[i] if now - times[i] <= timeout else NAN for i in range(self.cell_count)
-        )
+        return tuple(cells[i] if now - times[i] <= timeout else NAN for i in range(self.cell_count))
 
 
 class BatteryModel:
@@ -217,8 +215,7 @@ class BatteryModel:
         rec.max_cell_no = m.max_cell_number
         rec.t_extremes = now
         return (
-            m.max_cell_voltage >= self.alert_high_cell
-            or m.min_cell_voltage <= self.alert_low_cell
+            m.max_cell_voltage >= self.alert_high_cell or m.min_cell_voltage <= self.alert_low_cell
         )
 
     def on_temperature_extremes(self, node: int, m: codec.TemperatureExtremes, now: float) -> bool:
@@ -359,8 +356,11 @@ class BatteryModel:
                 break
         all_present = all(s.present for s in snaps)
         relay_closed = all(s.relay_closed for s in snaps)
-        online = all_present and not reason and relay_closed and all(
-            s.state == NodeState.ACTIVE for s in snaps
+        online = (
+            all_present
+            and not reason
+            and relay_closed
+            and all(s.state == NodeState.ACTIVE for s in snaps)
         )
         return StringSnapshot(
             index=index,

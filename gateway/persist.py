@@ -51,8 +51,12 @@ class StateStore:
             aside = self.path.with_name(f"{self.path.name}.bad-{int(time.time())}")
             with contextlib.suppress(OSError):
                 self.path.rename(aside)
-            log.error("state file %s is unusable (%s); kept as %s, starting from defaults",
-                      self.path, exc, aside)
+            log.error(
+                "state file %s is unusable (%s); kept as %s, starting from defaults",
+                self.path,
+                exc,
+                aside,
+            )
             return None
         return state
 
@@ -63,8 +67,12 @@ class StateStore:
         tmp = None
         try:
             # NaN or infinity in the state is a bug upstream: refuse rather than persist it.
-            text = json.dumps({"format": FORMAT, "saved_at": time.time(), "state": state},
-                              indent=1, sort_keys=True, allow_nan=False)
+            text = json.dumps(
+                {"format": FORMAT, "saved_at": time.time(), "state": state},
+                indent=1,
+                sort_keys=True,
+                allow_nan=False,
+            )
             directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
             with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp creates it mode 0600

@@ -49,15 +49,21 @@ class Gateway:
         self.core = GatewayCore(settings, clock(), self.store.load())
         buses = settings.buses
         self.battery = CanPort(
-            "battery", buses.battery.bus_kwargs(), self.core.battery_counters,
-            reconnect_min=buses.reconnect_min_s, reconnect_max=buses.reconnect_max_s,
+            "battery",
+            buses.battery.bus_kwargs(),
+            self.core.battery_counters,
+            reconnect_min=buses.reconnect_min_s,
+            reconnect_max=buses.reconnect_max_s,
             open_bus=open_bus,
         )
         self.inverter = self.battery
         if buses.inverter is not None:
             self.inverter = CanPort(
-                "inverter", buses.inverter.bus_kwargs(), self.core.inverter_counters,
-                reconnect_min=buses.reconnect_min_s, reconnect_max=buses.reconnect_max_s,
+                "inverter",
+                buses.inverter.bus_kwargs(),
+                self.core.inverter_counters,
+                reconnect_min=buses.reconnect_min_s,
+                reconnect_max=buses.reconnect_max_s,
                 open_bus=open_bus,
             )
         self.urgent_ticks = 0
@@ -69,8 +75,12 @@ class Gateway:
         urgent = False
         for m in batch:
             urgent |= self.core.on_battery_frame(
-                m.arbitration_id, bytes(m.data), now,
-                extended=m.is_extended_id, remote=m.is_remote_frame, error=m.is_error_frame,
+                m.arbitration_id,
+                bytes(m.data),
+                now,
+                extended=m.is_extended_id,
+                remote=m.is_remote_frame,
+                error=m.is_error_frame,
             )
         if urgent:
             self.urgent_ticks += 1
@@ -80,8 +90,12 @@ class Gateway:
         now = self.clock()
         for m in batch:
             self.core.on_inverter_frame(
-                m.arbitration_id, bytes(m.data), now,
-                extended=m.is_extended_id, remote=m.is_remote_frame, error=m.is_error_frame,
+                m.arbitration_id,
+                bytes(m.data),
+                now,
+                extended=m.is_extended_id,
+                remote=m.is_remote_frame,
+                error=m.is_error_frame,
             )
 
     def tick(self) -> Outbox:
@@ -113,8 +127,9 @@ class Gateway:
         state = self.core.persistent_state()
         ok = await anyio.to_thread.run_sync(self.store.save, state)
         if not ok:
-            self.core.events.add(self.clock(), EventKind.PERSIST,
-                                 f"state not saved: {self.store.last_error}")
+            self.core.events.add(
+                self.clock(), EventKind.PERSIST, f"state not saved: {self.store.last_error}"
+            )
         return ok
 
     async def persist_loop(self) -> None:
@@ -133,9 +148,13 @@ class Gateway:
 
     async def run(self, web: WebServer | None = None, extra: Sequence[Any] = ()) -> None:
         """Run until cancelled or SIGINT/SIGTERM; the state is saved on the way out."""
-        log.info("gateway: %s; %s", self.battery.describe(),
-                 "same bus for the inverter" if self.inverter is self.battery
-                 else self.inverter.describe())
+        log.info(
+            "gateway: %s; %s",
+            self.battery.describe(),
+            "same bus for the inverter"
+            if self.inverter is self.battery
+            else self.inverter.describe(),
+        )
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.battery.run, self.on_battery_batch)

@@ -79,8 +79,19 @@ def test_firmware_signal_indices_follow_the_dbc(moat_db) -> None:
     assert fw.CELL_TEMPERATURES_TEMPERATURE64 - fw.CELL_TEMPERATURES_TEMPERATURE01 == 63
 
 
-@pytest.mark.parametrize("name", ["NodeState", "PackStatus", "CellExtremes", "TemperatureExtremes",
-                                  "BalanceState", "CellVoltages", "CellTemperatures", "NodeInfo"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NodeState",
+        "PackStatus",
+        "CellExtremes",
+        "TemperatureExtremes",
+        "BalanceState",
+        "CellVoltages",
+        "CellTemperatures",
+        "NodeInfo",
+    ],
+)
 def test_firmware_encoders_match_cantools(moat_db, name: str) -> None:
     message = moat_db.get_message_by_name(name)
     encode = getattr(fw, f"encode_{snake(name)}")
@@ -173,8 +184,11 @@ def test_gateway_codec_matches_cantools_both_ways(
             else:
                 assert value == expected[s.name], s.name
         if mux is not None:
-            muxed = [s for s in gen_codec.ordered_signals(message)
-                     if s.multiplexer_ids and mux in s.multiplexer_ids]
+            muxed = [
+                s
+                for s in gen_codec.ordered_signals(message)
+                if s.multiplexer_ids and mux in s.multiplexer_ids
+            ]
             assert len(got.muxed) == len(muxed)
             for s, value in zip(muxed, got.muxed, strict=True):
                 if not_available(s, values[s.name]):
@@ -189,7 +203,9 @@ def test_gateway_codec_matches_cantools_both_ways(
 def test_gateway_encoder_refuses_values_that_do_not_fit() -> None:
     limits = gw_pylon.BatteryLimits(
         charge_voltage_limit=6553.6,  # one step beyond u16 at 0.1 V: would wrap to 0 V
-        charge_current_limit=10.0, discharge_current_limit=10.0, discharge_voltage_limit=44.0,
+        charge_current_limit=10.0,
+        discharge_current_limit=10.0,
+        discharge_voltage_limit=44.0,
     )
     with pytest.raises(ValueError, match="ChargeVoltageLimit"):
         gw_pylon.encode_battery_limits(limits)

@@ -35,7 +35,8 @@ def test_no_overlapping_signals_in_any_multiplexer_branch(name: str) -> None:
             mux_ids.update(s.multiplexer_ids or ())
         for mux in mux_ids:
             active = [
-                s for s in m.signals
+                s
+                for s in m.signals
                 if not s.multiplexer_ids or (mux is not None and mux in s.multiplexer_ids)
             ]
             seen: dict[int, str] = {}
@@ -107,9 +108,18 @@ def test_enum_signals_have_value_tables(moat_db) -> None:
 def test_node_state_has_three_levels_for_every_protection_kind(moat_db) -> None:
     names = {s.name for s in moat_db.get_message_by_name("NodeState").signals}
     kinds = [
-        "CellOverVoltage", "CellUnderVoltage", "PackOverVoltage", "PackUnderVoltage",
-        "ChargeOverTemp", "ChargeUnderTemp", "DischargeOverTemp", "DischargeUnderTemp",
-        "ChargeOverCurrent", "DischargeOverCurrent", "SensorFault", "CommLoss",
+        "CellOverVoltage",
+        "CellUnderVoltage",
+        "PackOverVoltage",
+        "PackUnderVoltage",
+        "ChargeOverTemp",
+        "ChargeUnderTemp",
+        "DischargeOverTemp",
+        "DischargeUnderTemp",
+        "ChargeOverCurrent",
+        "DischargeOverCurrent",
+        "SensorFault",
+        "CommLoss",
     ]
     for kind in kinds:
         for level in ("Fault", "Warn", "Info"):
@@ -136,8 +146,23 @@ def test_protected_messages_carry_crc_and_counter_where_e2e_expects_them(moat_db
         assert "Gateway" in m.senders
 
 
-PYLON_IDS = {0x305, 0x351, 0x355, 0x356, 0x359, 0x35A, 0x35B, 0x35C, 0x35E, 0x35F,
-             0x370, 0x371, 0x372, 0x373, 0x379}
+PYLON_IDS = {
+    0x305,
+    0x351,
+    0x355,
+    0x356,
+    0x359,
+    0x35A,
+    0x35B,
+    0x35C,
+    0x35E,
+    0x35F,
+    0x370,
+    0x371,
+    0x372,
+    0x373,
+    0x379,
+}
 
 
 def test_pylontech_dbc_has_the_inverter_frame_set(pylon_db) -> None:
@@ -194,7 +219,10 @@ def test_candump_line_of_node_3_cell_voltages_decodes_with_the_documented_mask()
     line = "(1700000000.000000) vcan0 183#01E58C39F3FF0332\n"
     out = subprocess.run(
         [sys.executable, "-m", "cantools", "decode", "-m", "0x7F0", str(DBC_DIR / "moat_bms.dbc")],
-        input=line, capture_output=True, text=True, check=True,
+        input=line,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "CellVoltages(" in out
     assert "Cell05Voltage: 3.301 V" in out

@@ -417,7 +417,7 @@ would be worse than none). NotAvailable raw values decode to NaN.
 """
 '''
 
-GATEWAY_HELPERS = '''
+GATEWAY_HELPERS = """
 def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int, int]) -> int:
     lo, hi = bounds
     raw = round((value - offset) / scale)
@@ -429,7 +429,7 @@ def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int
 def _int(name: str, value: int, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ValueError(f"{name}={value!r} does not fit its field ({lo}..{hi})")
-    return value'''
+    return value"""
 
 
 def gateway_codec(db_path: Path) -> str:
@@ -449,7 +449,13 @@ def gateway_codec(db_path: Path) -> str:
         check_layout(message)
         names += [message.name, f"decode_{snake(message.name)}", f"encode_{snake(message.name)}"]
     names += [
-        "DECODERS", "FRAME_IDS", "LENGTHS", "CYCLE_MS", "SENDERS", "NODE_ADDRESSED", "PROTECTED",
+        "DECODERS",
+        "FRAME_IDS",
+        "LENGTHS",
+        "CYCLE_MS",
+        "SENDERS",
+        "NODE_ADDRESSED",
+        "PROTECTED",
     ]
     for message in db.messages:
         if mux_field(fields_of(message)) is not None:
@@ -535,8 +541,10 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
     lines = [""]
     lines.append(f"class {message.name}(NamedTuple):")
     doc = (message.comment or message.name).strip()
-    lines.append(f'    """0x{message.frame_id:03X}, {message.length} bytes, every '
-                 f'{message.cycle_time or 0} ms. {_escape(doc)}"""')
+    lines.append(
+        f'    """0x{message.frame_id:03X}, {message.length} bytes, every '
+        f'{message.cycle_time or 0} ms. {_escape(doc)}"""'
+    )
     lines.append("")
     for f in plain:
         unit = f" [{f.signal.unit}]" if f.signal.unit else ""
@@ -660,9 +668,7 @@ def _gw_encode_field(f: Field, value: str, var: str) -> list[str]:
         na = f.not_available_raw
         scale = repr(float(f.signal.scale))
         offset = repr(float(f.signal.offset))
-        call = (
-            f'_raw("{f.name}", {value}, {scale}, {offset}, ({f.raw_min}, {f.raw_max}))'
-        )
+        call = f'_raw("{f.name}", {value}, {scale}, {offset}, ({f.raw_min}, {f.raw_max}))'
         if na is not None:
             return [f"    {var} = {na} if math.isnan({value}) else {call}"]
         return [f"    {var} = {call}"]

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 def add_subparser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "run", help="run the gateway",
+        "run",
+        help="run the gateway",
         description="Run the gateway: read the battery bus, drive the nodes, talk to the "
         "inverter, serve the web page. Stops cleanly (state saved) on Ctrl-C or SIGTERM.",
     )

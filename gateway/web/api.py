@@ -180,8 +180,7 @@ class Api:
         return body
 
     def _done(self, message: str) -> Response:
-        return JSONResponse({"ok": True, "message": message,
-                             "event": self.host.core.events.count})
+        return JSONResponse({"ok": True, "message": message, "event": self.host.core.events.count})
 
     async def relay(self, request: Request) -> Response:
         body = await self._action_body(request, "node", "action")
@@ -221,8 +220,11 @@ class Api:
         self._authorize(request)
         body = await json_body(request, self.max_body)
         if self.config_file is None:
-            raise ApiError(409, "the gateway runs on defaults without a configuration file: "
-                                "start it with --config FILE to edit settings here")
+            raise ApiError(
+                409,
+                "the gateway runs on defaults without a configuration file: "
+                "start it with --config FILE to edit settings here",
+            )
         try:
             configured = await anyio.to_thread.run_sync(self.config_file.edit, body)
         except EditError as exc:
@@ -234,11 +236,14 @@ class Api:
             raise ApiError(500, f"cannot save {self.config_file.path}: {exc}") from None
         changed = sorted(body)
         self.host.core.events.add(
-            self.host.clock(), EventKind.USER,
+            self.host.clock(),
+            EventKind.USER,
             f"configuration saved: {', '.join(changed)} (applies at the next start)",
         )
         view = self._config_view(configured, self.host.settings, None)
-        view["saved"] = {"path": str(self.config_file.path),
-                         "backup": str(backup_path(self.config_file.path)),
-                         "changed": changed}
+        view["saved"] = {
+            "path": str(self.config_file.path),
+            "backup": str(backup_path(self.config_file.path)),
+            "changed": changed,
+        }
         return JSONResponse(view)

@@ -27,9 +27,11 @@ LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 # The page loads nothing from elsewhere and runs no inline script: a strict policy costs
 # nothing and shuts out injected content.
 SECURITY_HEADERS = [
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
@@ -112,8 +114,14 @@ def build_app(
     token: the API token (None: read-only for everyone). allowed_hosts: Host header names
     to answer (None: any). stopping: set when the server shuts down, to end event streams.
     """
-    api = Api(host, token, token_file, stream_interval=stream_interval, max_body=max_body,
-              stopping=stopping)
+    api = Api(
+        host,
+        token,
+        token_file,
+        stream_interval=stream_interval,
+        max_body=max_body,
+        stopping=stopping,
+    )
     routes = [
         Route("/", _index),
         Route("/api/status", api.status),

@@ -73,8 +73,7 @@ def merge(raw: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if parts[0] not in EDITABLE_SECTIONS:
             problems.append(
-                f"{key}: not editable on the web page; edit {parts[0]} in the configuration "
-                "file"
+                f"{key}: not editable on the web page; edit {parts[0]} in the configuration file"
             )
             continue
         node: dict[str, Any] = data
@@ -121,8 +120,12 @@ def _kind(annotation: Any) -> tuple[str, bool, list[str] | None]:
 def _bounds(metadata: list[Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for m in metadata:
-        for cls, name in ((annotated_types.Ge, "ge"), (annotated_types.Gt, "gt"),
-                          (annotated_types.Le, "le"), (annotated_types.Lt, "lt")):
+        for cls, name in (
+            (annotated_types.Ge, "ge"),
+            (annotated_types.Gt, "gt"),
+            (annotated_types.Le, "le"),
+            (annotated_types.Lt, "lt"),
+        ):
             if isinstance(m, cls):
                 out[name] = getattr(m, name)
     return out
@@ -146,19 +149,21 @@ def fields(configured: Settings, running: Settings) -> list[dict[str, Any]]:
         if nested is not None:
             continue
         kind, optional, choices = _kind(info.annotation)
-        out.append({
-            "key": ".".join(path),
-            "section": path[0],
-            "description": info.description or "",
-            "kind": kind,
-            "optional": optional,
-            "choices": choices,
-            "bounds": _bounds(info.metadata),
-            "default": _at(defaults, path),
-            "value": _at(file_data, path),
-            "running": _at(running_data, path),
-            "editable": path[0] in EDITABLE_SECTIONS,
-        })
+        out.append(
+            {
+                "key": ".".join(path),
+                "section": path[0],
+                "description": info.description or "",
+                "kind": kind,
+                "optional": optional,
+                "choices": choices,
+                "bounds": _bounds(info.metadata),
+                "default": _at(defaults, path),
+                "value": _at(file_data, path),
+                "running": _at(running_data, path),
+                "editable": path[0] in EDITABLE_SECTIONS,
+            }
+        )
     return out
 
 
@@ -167,8 +172,10 @@ def pending(configured: Settings, running: Settings) -> list[str]:
     file_data, running_data = dump(configured), dump(running)
     out = []
     for path, _, nested, _ in walk(Settings, Settings()):
-        if nested is None and path[0] in EDITABLE_SECTIONS and (
-            _at(file_data, path) != _at(running_data, path)
+        if (
+            nested is None
+            and path[0] in EDITABLE_SECTIONS
+            and (_at(file_data, path) != _at(running_data, path))
         ):
             out.append(".".join(path))
     return out
@@ -206,8 +213,11 @@ def render(data: Mapping[str, Any], backup: Path) -> str:
         f"# The previous file (with its comments) is kept as {backup.name}.\n"
         "# Reference: docs/configuration.md; check with: moat-bms config check FILE\n"
     )
-    body = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True,
-                          default_flow_style=False) if data else ""
+    body = (
+        yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, default_flow_style=False)
+        if data
+        else ""
+    )
     return header + body
 
 

@@ -14,13 +14,17 @@ BEARER: list[Json] = [{"token": []}]
 
 
 def _error(description: str) -> Json:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _ok(description: str, schema: Json | None = None) -> Json:
-    return {"description": description,
-            "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema or {"type": "object"}}},
+    }
 
 
 ERRORS = {
@@ -33,21 +37,28 @@ ERRORS = {
 
 
 def _action(summary: str, description: str, properties: Json, required: list[str]) -> Json:
-    body: Json = {"type": "object", "properties": properties, "required": required,
-                  "additionalProperties": False}
-    return {"post": {
-        "summary": summary,
-        "description": description,
-        "security": BEARER,
-        "requestBody": {"required": bool(required),
-                        "content": {"application/json": {"schema": body}}},
-        "responses": {"200": _ok("accepted", {"$ref": "#/components/schemas/Done"}), **ERRORS},
-    }}
+    body: Json = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "description": description,
+            "security": BEARER,
+            "requestBody": {
+                "required": bool(required),
+                "content": {"application/json": {"schema": body}},
+            },
+            "responses": {"200": _ok("accepted", {"$ref": "#/components/schemas/Done"}), **ERRORS},
+        }
+    }
 
 
 def _get(summary: str, description: str, parameters: list[Json] | None = None) -> Json:
-    op: Json = {"summary": summary, "description": description,
-                "responses": {"200": _ok(summary)}}
+    op: Json = {"summary": summary, "description": description, "responses": {"200": _ok(summary)}}
     if parameters:
         op["parameters"] = parameters
         op["responses"]["400"] = ERRORS["400"]
@@ -55,8 +66,13 @@ def _get(summary: str, description: str, parameters: list[Json] | None = None) -
 
 
 def _query(name: str, kind: str, description: str) -> Json:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": {"type": kind}}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": kind},
+    }
 
 
 NODE = {"type": "integer", "minimum": 0, "maximum": 15, "description": "node id"}
@@ -77,10 +93,18 @@ def document() -> Json:
         "file's schema; saved atomically, the previous file kept as FILE.bak. Applies when "
         "the gateway restarts.",
         "security": BEARER,
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "additionalProperties": True,
-            "example": {"strategy.max_charge_current_a": 80, "soc.rest_time_s": None},
-        }}}},
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": True,
+                        "example": {"strategy.max_charge_current_a": 80, "soc.rest_time_s": None},
+                    }
+                }
+            },
+        },
         "responses": {
             "200": _ok("saved: the new configuration view with `saved`"),
             **ERRORS,
@@ -100,15 +124,22 @@ def document() -> Json:
         "components": {
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "Error": {"type": "object", "required": ["error"],
-                          "properties": {"error": {"type": "string"},
-                                         "problems": {"type": "array",
-                                                      "items": {"type": "string"}}}},
-                "Done": {"type": "object",
-                         "properties": {"ok": {"type": "boolean"},
-                                        "message": {"type": "string"},
-                                        "event": {"type": "integer",
-                                                  "description": "event count after it"}}},
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "problems": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "Done": {
+                    "type": "object",
+                    "properties": {
+                        "ok": {"type": "boolean"},
+                        "message": {"type": "string"},
+                        "event": {"type": "integer", "description": "event count after it"},
+                    },
+                },
             },
         },
         "paths": {
@@ -140,17 +171,24 @@ def document() -> Json:
                 "text/event-stream: an `update` event at once and every second with "
                 "{status, nodes, events, history}: the new events and history samples only. "
                 "The event id is the event count; Last-Event-ID resumes after a reconnect.",
-                [_query("events", "integer", "send events after this many"),
-                 _query("history", "number", "send history samples after this time (s)")],
+                [
+                    _query("events", "integer", "send events after this many"),
+                    _query("history", "number", "send history samples after this time (s)"),
+                ],
             ),
             "/api/config": config,
-            "/api/auth": {"get": {
-                "summary": "Check a token",
-                "description": "200 when the request carries the right token.",
-                "security": BEARER,
-                "responses": {"200": _ok("the token is right"),
-                              "401": ERRORS["401"], "403": ERRORS["403"]},
-            }},
+            "/api/auth": {
+                "get": {
+                    "summary": "Check a token",
+                    "description": "200 when the request carries the right token.",
+                    "security": BEARER,
+                    "responses": {
+                        "200": _ok("the token is right"),
+                        "401": ERRORS["401"],
+                        "403": ERRORS["403"],
+                    },
+                }
+            },
             "/api/openapi.json": _get("This document", "The API as OpenAPI 3.1."),
             "/api/actions/relay": _action(
                 "Request a node's relay open or closed",
@@ -161,18 +199,26 @@ def document() -> Json:
             "/api/actions/reset": _action(
                 "Reset a latched fault",
                 "The node clears its trip once every fault has cleared.",
-                {"node": NODE}, ["node"],
+                {"node": NODE},
+                ["node"],
             ),
             "/api/actions/full-charge": _action(
                 "Start a full charge",
                 "Charge to the full-charge voltage and hold it: SoC reset and top balancing.",
-                {}, [],
+                {},
+                [],
             ),
             "/api/actions/soc": _action(
                 "Set the state of charge",
                 "Overrides the estimate (e.g. after installing a charged battery).",
-                {"soc": {"type": "number", "minimum": 0, "maximum": 100,
-                         "description": "state of charge, %"}},
+                {
+                    "soc": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 100,
+                        "description": "state of charge, %",
+                    }
+                },
                 ["soc"],
             ),
         },

@@ -75,9 +75,7 @@ def _token(path: Path) -> str | None:
     return token
 
 
-async def serve(
-    host: Host, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED
-) -> None:
+async def serve(host: Host, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
     """Serve the page and API for `host` until cancelled. Reports the page's URL to
     task_status (tests start it with `await tg.start(serve, host)`)."""
     web = host.settings.web
@@ -85,29 +83,44 @@ async def serve(
     try:
         sock = bind(web.host, web.port)
     except OSError as exc:
-        log.error("web: cannot listen on %s port %d (%s): running without the web page",
-                  web.host, web.port, exc.strerror or exc)
+        log.error(
+            "web: cannot listen on %s port %d (%s): running without the web page",
+            web.host,
+            web.port,
+            exc.strerror or exc,
+        )
         return
     port = sock.getsockname()[1]
     url = page_url(web.host, port)
     loopback = is_loopback(web.host)
     stopping = anyio.Event()
     app = build_app(
-        host, token, token_file=web.token_file, stopping=stopping,
+        host,
+        token,
+        token_file=web.token_file,
+        stopping=stopping,
         allowed_hosts=LOOPBACK_NAMES if loopback else None,
     )
     config = uvicorn.Config(
-        app, lifespan="off", log_config=None, access_log=False, server_header=False,
-        http="h11", ws="none", timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S,
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        http="h11",
+        ws="none",
+        timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S,
         limit_concurrency=100,
     )
     server = _Server(config)
     if loopback:
-        log.info("web: page at %s (this machine only; set web.host to reach it from others)",
-                 url)
+        log.info("web: page at %s (this machine only; set web.host to reach it from others)", url)
     else:
-        log.warning("web: page at %s, open to the network: anyone who reaches it can read "
-                    "the battery; actions need the token", url)
+        log.warning(
+            "web: page at %s, open to the network: anyone who reaches it can read "
+            "the battery; actions need the token",
+            url,
+        )
 
     async def run_server() -> None:
         # Shielded: on cancellation the server must still shut down (close its sockets and

@@ -77,7 +77,9 @@ def status(core: GatewayCore, now: float) -> Json:
         "phase": decision.phase.value if decision else None,
         "notes": list(decision.notes) if decision else [],
         "limits": {
-            "sent": None if sent is None else {
+            "sent": None
+            if sent is None
+            else {
                 "cvl": num(sent.charge_voltage_limit, 2),
                 "ccl": num(sent.charge_current_limit, 1),
                 "dcl": num(sent.discharge_current_limit, 1),
@@ -121,8 +123,7 @@ def status(core: GatewayCore, now: float) -> Json:
 
 def _faults(snap: NodeSnapshot) -> list[Json]:
     out = []
-    for level, kinds in (("fault", snap.faults), ("warning", snap.warnings),
-                         ("info", snap.infos)):
+    for level, kinds in (("fault", snap.faults), ("warning", snap.warnings), ("info", snap.infos)):
         out += [{"kind": k.value, "level": level} for k in sorted(kinds)]
     return out
 
@@ -165,14 +166,16 @@ def node(core: GatewayCore, rec: NodeRecord, now: float) -> Json:
         "min_cell": {"voltage": num(rec.min_cell), "cell": rec.min_cell_no} if present else None,
         "max_cell": {"voltage": num(rec.max_cell), "cell": rec.max_cell_no} if present else None,
         "bleeding": [k + 1 for k in range(rec.cell_count) if rec.bleeding >> k & 1]
-        if present else [],
+        if present
+        else [],
         "temperatures": _temperatures(rec, now, timeout),
-        "balancer_temperature": num(rec.balancer_temp, 1)
-        if now - rec.t_temps <= timeout else None,
+        "balancer_temperature": num(rec.balancer_temp, 1) if now - rec.t_temps <= timeout else None,
         "faults": _faults(snap) if present else [],
         "rejected_commands": rec.rejected_commands,
         "ignored_state_frames": rec.state_frames_ignored,
-        "info": None if info is None else {
+        "info": None
+        if info is None
+        else {
             "firmware": f"{info.firmware_major}.{info.firmware_minor}.{info.firmware_patch}",
             "cell_count": info.cell_count,
             "temperature_sensors": info.temperature_sensor_count,
@@ -195,8 +198,13 @@ def nodes(core: GatewayCore, now: float) -> list[Json]:
 
 
 def _event(seq: int, event: Event) -> Json:
-    return {"seq": seq, "time": event.time, "kind": event.kind.value,
-            "message": event.message, "node": event.node}
+    return {
+        "seq": seq,
+        "time": event.time,
+        "kind": event.kind.value,
+        "message": event.message,
+        "node": event.node,
+    }
 
 
 def events(core: GatewayCore, since: int = 0) -> Json:

@@ -465,9 +465,10 @@ def test_python_can_filters_skip_other_frames_without_stalling() -> None:
     # With python-can's own software filtering, recv(timeout=0) returns None after one
     # non-matching frame: a node on a busy virtual bus then never reached the gateway's
     # heartbeat behind the other nodes' frames. The backend filters itself.
-    with can.Bus(interface="virtual", channel="filters") as node_side, can.Bus(
-        interface="virtual", channel="filters"
-    ) as other:
+    with (
+        can.Bus(interface="virtual", channel="filters") as node_side,
+        can.Bus(interface="virtual", channel="filters") as other,
+    ):
         bus = PythonCanBus(node_side)
         bus.set_filters([(0x120, 0x7FF, 0)])
         for i in range(50):

@@ -18,8 +18,13 @@ def node_state(
     trip_cleared: int = 0,
 ) -> tuple[int, bytes]:
     fields = dict.fromkeys(codec.NodeState._fields, 0)
-    fields.update(state=state, relay_state=relay, alive_counter=counter % 16, gateway_link=1,
-                  trip_cleared=trip_cleared)
+    fields.update(
+        state=state,
+        relay_state=relay,
+        alive_counter=counter % 16,
+        gateway_link=1,
+        trip_cleared=trip_cleared,
+    )
     for prefix, kinds in (("fault", faults), ("warn", warnings), ("info", infos)):
         for kind in kinds:
             snake = "".join("_" + c.lower() if c.isupper() else c for c in kind.value).lstrip("_")

@@ -77,8 +77,14 @@ async def test_frames_arrive_and_sends_are_counted() -> None:
 @pytest.mark.anyio
 async def test_adapter_that_disappears_is_reopened_with_back_off() -> None:
     counters = BusCounters()
-    port = CanPort("battery", {"channel": "t2"}, counters, open_bus=FlakyBus,
-                   reconnect_min=0.01, reconnect_max=0.05)
+    port = CanPort(
+        "battery",
+        {"channel": "t2"},
+        counters,
+        open_bus=FlakyBus,
+        reconnect_min=0.01,
+        reconnect_max=0.05,
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(port.run, lambda batch: None)
         await wait_for(lambda: port.connected, "open")
@@ -98,8 +104,14 @@ async def test_adapter_that_disappears_is_reopened_with_back_off() -> None:
 @pytest.mark.anyio
 async def test_bus_off_error_frame_reopens_the_bus() -> None:
     counters = BusCounters()
-    port = CanPort("battery", {"channel": "t3"}, counters, open_bus=FlakyBus,
-                   reconnect_min=0.01, reconnect_max=0.05)
+    port = CanPort(
+        "battery",
+        {"channel": "t3"},
+        counters,
+        open_bus=FlakyBus,
+        reconnect_min=0.01,
+        reconnect_max=0.05,
+    )
     peer = can.Bus(interface="virtual", channel="t3")
     async with anyio.create_task_group() as tg:
         tg.start_soon(port.run, lambda batch: None)

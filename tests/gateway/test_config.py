@@ -34,16 +34,28 @@ def test_example_is_valid_and_round_trips(tmp_path) -> None:
     ("text", "where", "why"),
     [
         ("bogus: 1\n", "bogus", "unknown key"),
-        ("battery:\n  topology:\n    capacity_ah: lots\n", "battery.topology.capacity_ah",
-         "valid number"),
-        ("battery:\n  topology:\n    strings: [[0, 1], [1]]\n", "battery.topology.strings",
-         "node 1 appears twice"),
-        ("battery:\n  topology:\n    strings: [[0, 16]]\n", "battery.topology.strings",
-         "outside 0..15"),
+        (
+            "battery:\n  topology:\n    capacity_ah: lots\n",
+            "battery.topology.capacity_ah",
+            "valid number",
+        ),
+        (
+            "battery:\n  topology:\n    strings: [[0, 1], [1]]\n",
+            "battery.topology.strings",
+            "node 1 appears twice",
+        ),
+        (
+            "battery:\n  topology:\n    strings: [[0, 16]]\n",
+            "battery.topology.strings",
+            "outside 0..15",
+        ),
         ("battery:\n  chemistry: lead\n", "battery.chemistry", "lfp"),
         ("timing:\n  tick_s: 5\n", "timing.tick_s", "less than or equal"),
-        ("battery:\n  topology:\n    strings: [[0], [1]]\n    cells: {1: 8}\n",
-         "battery.topology", "same number of series cells"),
+        (
+            "battery:\n  topology:\n    strings: [[0], [1]]\n    cells: {1: 8}\n",
+            "battery.topology",
+            "same number of series cells",
+        ),
         ("web:\n  port: 0\n", "web.port", "greater than or equal"),
     ],
 )
@@ -94,16 +106,28 @@ def test_cli_check_ok_and_failure_status(tmp_path, capsys) -> None:
 
 def test_cli_example_then_check_as_documented(tmp_path) -> None:
     x = tmp_path / "x.yaml"
-    example = subprocess.run([sys.executable, "-m", "gateway", "config", "example"],
-                             capture_output=True, text=True, check=True).stdout
+    example = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "example"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     x.write_text(example)
-    done = subprocess.run([sys.executable, "-m", "gateway", "config", "check", str(x)],
-                          check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "check", str(x)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("battery:\n  topology:\n    cells_per_node: many\n")
-    done = subprocess.run([sys.executable, "-m", "gateway", "config", "check", str(bad)],
-                          check=False, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "check", str(bad)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "battery.topology.cells_per_node" in done.stderr
 

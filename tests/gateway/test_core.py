@@ -34,13 +34,23 @@ class Rig:
         self.sent_battery: list[tuple[int, bytes]] = []
         self.sent_inverter: list[tuple[int, bytes]] = []
 
-    def frames(self, *, state=NodeState.ACTIVE, relay=1, vmax=3.35, vmin=3.30, amps=0.0,
-               faults=frozenset(), warnings=frozenset()) -> bool:
+    def frames(
+        self,
+        *,
+        state=NodeState.ACTIVE,
+        relay=1,
+        vmax=3.35,
+        vmin=3.30,
+        amps=0.0,
+        faults=frozenset(),
+        warnings=frozenset(),
+    ) -> bool:
         self.counter += 1
         urgent = False
         for frame in (
-            nf.node_state(0, self.counter, state=int(state), relay=relay, faults=faults,
-                          warnings=warnings),
+            nf.node_state(
+                0, self.counter, state=int(state), relay=relay, faults=faults, warnings=warnings
+            ),
             nf.pack_status(0, CELLS * (vmin + vmax) / 2, amps),
             nf.cell_extremes(0, vmin, vmax),
             nf.temperature_extremes(0, 20.0, 22.0),
@@ -118,8 +128,9 @@ def test_a_cell_over_its_maximum_is_urgent_and_stops_charging_at_once() -> None:
 def test_node_fault_stops_and_is_an_event() -> None:
     rig = Rig()
     rig.run(60.0)
-    rig.run(1.0, state=NodeState.TRIPPED, relay=0,
-            faults=frozenset({ProtectionKind.CELL_OVER_VOLTAGE}))
+    rig.run(
+        1.0, state=NodeState.TRIPPED, relay=0, faults=frozenset({ProtectionKind.CELL_OVER_VOLTAGE})
+    )
     limits = rig.last_limits()
     assert limits["ChargeCurrentLimit"] == 0 and limits["DischargeCurrentLimit"] == 0
     kinds = [e.kind.value for e in rig.core.events.events]

@@ -22,8 +22,9 @@ class Rig:
     """Two parallel strings of two nodes in series, 16 cells each."""
 
     def __init__(self, strings=((0, 1), (2, 3))) -> None:
-        topo = TopologySettings(strings=[list(s) for s in strings], cells_per_node=16,
-                                capacity_ah=100.0)
+        topo = TopologySettings(
+            strings=[list(s) for s in strings], cells_per_node=16, capacity_ah=100.0
+        )
         self.model = BatteryModel(topo, node_timeout=TIMEOUT)
         self.counters = BusCounters()
         self.ingest = BatteryIngest(self.model, self.counters)
@@ -33,8 +34,16 @@ class Rig:
         fid, data = frame
         return self.ingest.on_frame(fid, data, now, **kw)
 
-    def node_ok(self, node: int, now: float, volts: float = 53.0, amps: float = 10.0,
-                vmin: float = 3.30, vmax: float = 3.32, **state) -> None:
+    def node_ok(
+        self,
+        node: int,
+        now: float,
+        volts: float = 53.0,
+        amps: float = 10.0,
+        vmin: float = 3.30,
+        vmax: float = 3.32,
+        **state,
+    ) -> None:
         self.counter[node] += 1
         self.feed(nf.node_state(node, self.counter[node], **state), now)
         self.feed(nf.pack_status(node, volts, amps), now)
@@ -46,8 +55,9 @@ def test_two_parallel_strings_make_one_battery() -> None:
     rig = Rig()
     packs = {0: (26.0, 10.0), 1: (26.5, 10.0), 2: (26.2, 8.0), 3: (26.4, 8.0)}
     for node, (v, a) in packs.items():
-        rig.node_ok(node, now=100.0, volts=v, amps=a, vmin=3.30 - node / 100,
-                    vmax=3.40 + node / 100)
+        rig.node_ok(
+            node, now=100.0, volts=v, amps=a, vmin=3.30 - node / 100, vmax=3.40 + node / 100
+        )
     snap = rig.model.snapshot(100.5)
     assert snap.valid
     assert snap.strings_online == 2
@@ -106,8 +116,13 @@ def test_tripped_node_blocks_its_string_with_the_reason() -> None:
     rig = Rig()
     for node in (0, 1, 2, 3):
         rig.node_ok(node, now=1.0)
-    rig.node_ok(1, now=1.1, state=int(NodeState.TRIPPED), relay=0,
-                faults=frozenset({ProtectionKind.CELL_OVER_VOLTAGE}))
+    rig.node_ok(
+        1,
+        now=1.1,
+        state=int(NodeState.TRIPPED),
+        relay=0,
+        faults=frozenset({ProtectionKind.CELL_OVER_VOLTAGE}),
+    )
     snap = rig.model.snapshot(1.2)
     assert snap.strings[0].blocked and snap.strings[0].reason == "node 1 tripped"
     assert snap.strings_online == 1
@@ -117,8 +132,12 @@ def test_tripped_node_blocks_its_string_with_the_reason() -> None:
 
 def test_flags_of_all_three_levels_reach_the_snapshot() -> None:
     rig = Rig(strings=((0,),))
-    rig.node_ok(0, now=0.0, warnings=frozenset({ProtectionKind.CHARGE_UNDER_TEMP}),
-                infos=frozenset({ProtectionKind.CELL_OVER_VOLTAGE, ProtectionKind.INTERNAL}))
+    rig.node_ok(
+        0,
+        now=0.0,
+        warnings=frozenset({ProtectionKind.CHARGE_UNDER_TEMP}),
+        infos=frozenset({ProtectionKind.CELL_OVER_VOLTAGE, ProtectionKind.INTERNAL}),
+    )
     snap = rig.model.snapshot(0.0)
     assert snap.warnings == {ProtectionKind.CHARGE_UNDER_TEMP}
     assert snap.infos == {ProtectionKind.CELL_OVER_VOLTAGE, ProtectionKind.INTERNAL}

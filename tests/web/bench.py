@@ -36,8 +36,9 @@ def bench_settings(
     strings: list[list[int]], cells: int, extra: dict[str, Any] | None = None
 ) -> Settings:
     data: dict[str, Any] = {
-        "battery": {"topology": {"strings": strings, "cells_per_node": cells,
-                                 "capacity_ah": CAPACITY_AH}},
+        "battery": {
+            "topology": {"strings": strings, "cells_per_node": cells, "capacity_ah": CAPACITY_AH}
+        },
         # The bench steps up to 10 s at a time when it fills the history.
         "strategy": {"max_step_s": 15.0},
         "soc": {"max_step_s": 15.0},
@@ -73,8 +74,13 @@ class Bench:
         self.settings = bench_settings(self.strings, self.cells, self.extra)
         self.core = GatewayCore(self.settings, self.now)
         self.battery = Battery.build(
-            rng, self.strings, self.cells, params=CellParams().scaled(CAPACITY_AH),
-            soc=self.soc, soc_spread=self.soc_spread, sensors=SENSORS,
+            rng,
+            self.strings,
+            self.cells,
+            params=CellParams().scaled(CAPACITY_AH),
+            soc=self.soc,
+            soc_spread=self.soc_spread,
+            sensors=SENSORS,
         )
         # The bench may step 10 s at a time: the inverter must not drop the battery then.
         self.inverter = SimInverter(SimInverterSettings(battery_timeout_s=30.0))
@@ -128,31 +134,67 @@ class Bench:
         low = min(range(len(cells)), key=cells.__getitem__)
         high = max(range(len(cells)), key=cells.__getitem__)
         frames = [
-            nodeframes.node_state(node, self.counter, state=3 if tripped else 2,
-                                  relay=0 if tripped else 1, faults=flags.faults,
-                                  warnings=flags.warnings, infos=flags.infos),
-            nodeframes.pack_status(node, round(pack.voltage, 3),
-                                   round(pack.measured_current_a, 3)),
+            nodeframes.node_state(
+                node,
+                self.counter,
+                state=3 if tripped else 2,
+                relay=0 if tripped else 1,
+                faults=flags.faults,
+                warnings=flags.warnings,
+                infos=flags.infos,
+            ),
+            nodeframes.pack_status(node, round(pack.voltage, 3), round(pack.measured_current_a, 3)),
             nodeframes.cell_extremes(node, cells[low], cells[high], low + 1, high + 1),
         ]
         ids = codec.FRAME_IDS
         t_low = min(range(len(temps)), key=temps.__getitem__)
         t_high = max(range(len(temps)), key=temps.__getitem__)
-        frames.append((ids["TemperatureExtremes"] | node, codec.encode_temperature_extremes(
-            codec.TemperatureExtremes(temps[t_low], temps[t_high], t_low + 1, t_high + 1,
-                                      round(pack.balancer_temp_c, 1)))))
+        frames.append(
+            (
+                ids["TemperatureExtremes"] | node,
+                codec.encode_temperature_extremes(
+                    codec.TemperatureExtremes(
+                        temps[t_low],
+                        temps[t_high],
+                        t_low + 1,
+                        t_high + 1,
+                        round(pack.balancer_temp_c, 1),
+                    )
+                ),
+            )
+        )
         for group in range(0, len(cells), 4):
-            volts = tuple((cells[group:group + 4] + [0.0] * 4)[:4])
+            volts = tuple((cells[group : group + 4] + [0.0] * 4)[:4])
             frames.append(nodeframes.cell_voltages(node, group // 4, volts))  # type: ignore[arg-type]
         for group in range(0, len(temps), 3):
-            values = tuple((temps[group:group + 3] + [0.0] * 3)[:3])
-            frames.append((ids["CellTemperatures"] | node, codec.encode_cell_temperatures(
-                codec.CellTemperatures(group // 3, values))))
+            values = tuple((temps[group : group + 3] + [0.0] * 3)[:3])
+            frames.append(
+                (
+                    ids["CellTemperatures"] | node,
+                    codec.encode_cell_temperatures(codec.CellTemperatures(group // 3, values)),
+                )
+            )
         mask = pack.balance_mask
-        frames.append((ids["BalanceState"] | node, codec.encode_balance_state(codec.BalanceState(
-            mask & 0xFFFF, mask >> 16 & 0xFFFF, mask >> 32 & 0xFFFF, mask >> 48 & 0xFFFF))))
-        frames.append((ids["NodeInfo"] | node, codec.encode_node_info(codec.NodeInfo(
-            1, 4, 2, self.cells, SENSORS, codec.NodeInfoChemistry.LFP, CAPACITY_AH))))
+        frames.append(
+            (
+                ids["BalanceState"] | node,
+                codec.encode_balance_state(
+                    codec.BalanceState(
+                        mask & 0xFFFF, mask >> 16 & 0xFFFF, mask >> 32 & 0xFFFF, mask >> 48 & 0xFFFF
+                    )
+                ),
+            )
+        )
+        frames.append(
+            (
+                ids["NodeInfo"] | node,
+                codec.encode_node_info(
+                    codec.NodeInfo(
+                        1, 4, 2, self.cells, SENSORS, codec.NodeInfoChemistry.LFP, CAPACITY_AH
+                    )
+                ),
+            )
+        )
         return frames
 
 

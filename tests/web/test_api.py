@@ -117,8 +117,11 @@ async def test_history_and_events_since(warm_bench: Bench) -> None:
 
 
 async def test_bad_query_parameters_are_400(client: httpx.AsyncClient) -> None:
-    for path, params in (("/api/history", {"since": "soon"}), ("/api/history", {"since": "nan"}),
-                         ("/api/events", {"since": "-1"})):
+    for path, params in (
+        ("/api/history", {"since": "soon"}),
+        ("/api/history", {"since": "nan"}),
+        ("/api/events", {"since": "-1"}),
+    ):
         response = await client.get(path, params=params)
         assert response.status_code == 400
         assert "since" in response.json()["error"]
@@ -142,12 +145,14 @@ async def test_actions_need_the_token(bench: Bench, client: httpx.AsyncClient) -
     assert missing.status_code == 401
     assert missing.headers["www-authenticate"] == "Bearer"
     assert "API token" in missing.json()["error"]
-    wrong = await client.post("/api/actions/full-charge", json={},
-                              headers={"Authorization": f"Bearer {TOKEN}x"})
+    wrong = await client.post(
+        "/api/actions/full-charge", json={}, headers={"Authorization": f"Bearer {TOKEN}x"}
+    )
     assert wrong.status_code == 403
     assert wrong.json() == {"error": "wrong API token"}
-    basic = await client.post("/api/actions/full-charge", json={},
-                              headers={"Authorization": f"Basic {TOKEN}"})
+    basic = await client.post(
+        "/api/actions/full-charge", json={}, headers={"Authorization": f"Basic {TOKEN}"}
+    )
     assert basic.status_code == 403
     assert bench.core.events.count == count  # nothing happened
     assert (await client.get("/api/auth")).status_code == 401
@@ -173,7 +178,9 @@ async def test_relay_reset_and_soc_reach_the_core(bench: Bench, client: httpx.As
     assert r.status_code == 200, r.text
     assert r.json()["message"] == "relay open requested for node 1"
     assert (core.events.events[-1].message, core.events.events[-1].node) == (
-        "relay open requested", 1)
+        "relay open requested",
+        1,
+    )
     r = await client.post("/api/actions/reset", json={"node": 2}, headers=AUTH)
     assert r.status_code == 200
     assert core.events.events[-1].message == "fault reset requested"
@@ -217,8 +224,11 @@ async def test_malformed_bodies(client: httpx.AsyncClient) -> None:
     r = await client.post("/api/actions/soc", content=b"[50]", headers=json_headers)
     assert r.status_code == 400
     assert r.json()["error"] == "the body must be a JSON object"
-    r = await client.post("/api/actions/soc", content=b"soc=50",
-                          headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"})
+    r = await client.post(
+        "/api/actions/soc",
+        content=b"soc=50",
+        headers={**AUTH, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 415
     r = await client.post("/api/actions/soc", content=b"\xff\xfe", headers=json_headers)
     assert r.status_code == 400
@@ -227,17 +237,21 @@ async def test_malformed_bodies(client: httpx.AsyncClient) -> None:
 async def test_oversized_bodies_are_413(bench: Bench) -> None:
     big = json.dumps({"soc": 50, "pad": "x" * 70_000}).encode()
     async with client_for(BenchHost(bench)) as client:
-        declared = await client.post("/api/actions/soc", content=big,
-                                     headers={**AUTH, "Content-Type": "application/json"})
+        declared = await client.post(
+            "/api/actions/soc", content=big, headers={**AUTH, "Content-Type": "application/json"}
+        )
         assert declared.status_code == 413
         assert "larger than 65536 bytes" in declared.json()["error"]
 
         async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
             for i in range(0, len(big), 8192):
-                yield big[i:i + 8192]
+                yield big[i : i + 8192]
 
-        streamed = await client.post("/api/actions/soc", content=chunks(),
-                                     headers={**AUTH, "Content-Type": "application/json"})
+        streamed = await client.post(
+            "/api/actions/soc",
+            content=chunks(),
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
         assert streamed.status_code == 413
     assert bench.core.soc_state.soc != 50
 
@@ -281,8 +295,13 @@ async def test_page_and_assets_are_served_and_self_contained(client: httpx.Async
 
 async def test_openapi_describes_every_route(bench: Bench) -> None:
     app = build_app(BenchHost(bench), TOKEN)
-    routes = {(r.path, m) for r in app.app.routes  # type: ignore[attr-defined]
-              if r.path.startswith("/api/") for m in (r.methods or ()) if m != "HEAD"}
+    routes = {
+        (r.path, m)
+        for r in app.app.routes  # type: ignore[attr-defined]
+        if r.path.startswith("/api/")
+        for m in (r.methods or ())
+        if m != "HEAD"
+    }
     doc = document()
     described = {(p, m.upper()) for p, ops in doc["paths"].items() for m in ops}
     assert routes == described

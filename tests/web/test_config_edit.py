@@ -65,8 +65,11 @@ async def test_an_edit_is_validated_saved_atomically_with_a_backup(
     async with client_for(BenchHost(bench, config_path=config_file)) as client:
         response = await client.patch(
             "/api/config",
-            json={"strategy.max_charge_current_a": 80, "strategy.phases.absorption_time_s": 1200,
-                  "battery.chemistry": "LFP"},
+            json={
+                "strategy.max_charge_current_a": 80,
+                "strategy.phases.absorption_time_s": 1200,
+                "battery.chemistry": "LFP",
+            },
             headers=AUTH,
         )
     assert response.status_code == 200, response.text
@@ -74,8 +77,11 @@ async def test_an_edit_is_validated_saved_atomically_with_a_backup(
     assert view["saved"] == {
         "path": str(config_file),
         "backup": str(config_file) + ".bak",
-        "changed": ["battery.chemistry", "strategy.max_charge_current_a",
-                    "strategy.phases.absorption_time_s"],
+        "changed": [
+            "battery.chemistry",
+            "strategy.max_charge_current_a",
+            "strategy.phases.absorption_time_s",
+        ],
     }
     assert "strategy.max_charge_current_a" in view["pending_restart"]
     # The backup is the previous file byte for byte, comments included.
@@ -90,15 +96,19 @@ async def test_an_edit_is_validated_saved_atomically_with_a_backup(
     assert config_file.read_text().startswith("# moat-bms gateway configuration, saved")
     assert config_file.stat().st_mode & 0o777 == 0o640  # the file keeps its mode
     assert sorted(p.name for p in config_file.parent.iterdir()) == [
-        "moat-bms.yaml", "moat-bms.yaml.bak"]  # no temporary file left
+        "moat-bms.yaml",
+        "moat-bms.yaml.bak",
+    ]  # no temporary file left
     assert "configuration saved" in bench.core.events.events[-1].message
 
 
 async def test_null_removes_a_key_so_its_default_applies(bench: Bench, config_file: Path) -> None:
     async with client_for(BenchHost(bench, config_path=config_file)) as client:
         response = await client.patch(
-            "/api/config", json={"strategy.max_charge_current_a": None,
-                                 "soc.rest_time_s": None}, headers=AUTH)
+            "/api/config",
+            json={"strategy.max_charge_current_a": None, "soc.rest_time_s": None},
+            headers=AUTH,
+        )
     assert response.status_code == 200, response.text
     data = yaml.safe_load(config_file.read_text())
     assert data["strategy"] == {}
@@ -108,19 +118,27 @@ async def test_null_removes_a_key_so_its_default_applies(bench: Bench, config_fi
 @pytest.mark.parametrize(
     ("changes", "reasons"),
     [
-        ({"strategy.max_charge_current_a": -5},
-         ["strategy.max_charge_current_a: Input should be greater than 0"]),
+        (
+            {"strategy.max_charge_current_a": -5},
+            ["strategy.max_charge_current_a: Input should be greater than 0"],
+        ),
         ({"strategy.nope": 1}, ["strategy.nope: unknown key"]),
-        ({"battery.topology.strings": [[0, 0]]},
-         ["battery.topology.strings: node 0 appears twice"]),
+        (
+            {"battery.topology.strings": [[0, 0]]},
+            ["battery.topology.strings: node 0 appears twice"],
+        ),
         ({"web.port": 80}, ["web.port: not editable on the web page"]),
         ({"persistence.state_file": "/etc/passwd"}, ["persistence.state_file: not editable"]),
-        ({"strategy.max_charge_current_a.x": 1},
-         ["strategy.max_charge_current_a.x: strategy.max_charge_current_a is a value"]),
+        (
+            {"strategy.max_charge_current_a.x": 1},
+            ["strategy.max_charge_current_a.x: strategy.max_charge_current_a is a value"],
+        ),
         ({"Strategy": {}}, ["Strategy: not a configuration key"]),
         ({}, ["no changes given"]),
-        ({"timing.tick_s": 5, "soc.rest_time_s": 1},
-         ["timing.tick_s: Input should be less than or equal to 1", "soc.rest_time_s: Input"]),
+        (
+            {"timing.tick_s": 5, "soc.rest_time_s": 1},
+            ["timing.tick_s: Input should be less than or equal to 1", "soc.rest_time_s: Input"],
+        ),
     ],
 )
 async def test_a_bad_edit_names_the_key_and_writes_nothing(
@@ -140,8 +158,9 @@ async def test_a_bad_edit_names_the_key_and_writes_nothing(
 async def test_editing_needs_the_token_and_json(bench: Bench, config_file: Path) -> None:
     async with client_for(BenchHost(bench, config_path=config_file)) as client:
         no_token = await client.patch("/api/config", json={"soc.rest_time_s": 600})
-        as_yaml = await client.patch("/api/config", content=b"soc: {}",
-                                     headers={**AUTH, "Content-Type": "application/yaml"})
+        as_yaml = await client.patch(
+            "/api/config", content=b"soc: {}", headers={**AUTH, "Content-Type": "application/yaml"}
+        )
     assert no_token.status_code == 401
     assert as_yaml.status_code == 415
     assert config_file.read_text() == ORIGINAL
@@ -186,10 +205,13 @@ async def test_a_failed_write_leaves_the_file_as_it_was(
 
 def test_merge_is_pure_and_creates_sections() -> None:
     raw = {"strategy": {"limits": {"hold_s": 10}}}
-    merged = merge(raw, {"strategy.limits.ramp_a_per_s": 2, "soc.rest_time_s": 900,
-                         "inverter.dvl": None})
-    assert merged == {"strategy": {"limits": {"hold_s": 10, "ramp_a_per_s": 2}},
-                      "soc": {"rest_time_s": 900}}
+    merged = merge(
+        raw, {"strategy.limits.ramp_a_per_s": 2, "soc.rest_time_s": 900, "inverter.dvl": None}
+    )
+    assert merged == {
+        "strategy": {"limits": {"hold_s": 10, "ramp_a_per_s": 2}},
+        "soc": {"rest_time_s": 900},
+    }
     assert raw == {"strategy": {"limits": {"hold_s": 10}}}
     with pytest.raises(EditError) as err:
         merge(raw, {"buses.battery.channel": "vcan0", "a..b": 1})

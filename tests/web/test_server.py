@@ -56,8 +56,11 @@ async def test_serve_answers_streams_and_stops_with_the_task_group(
             async with httpx.AsyncClient(base_url=url) as client:
                 status = (await client.get("/api/status")).json()
                 assert status["time"] == host.bench.now
-                done = await client.post("/api/actions/full-charge", json={},
-                                         headers={"Authorization": f"Bearer {token}"})
+                done = await client.post(
+                    "/api/actions/full-charge",
+                    json={},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
                 assert done.status_code == 200
                 async with client.stream("GET", "/api/stream", params={"events": 0}) as r:
                     assert r.headers["content-type"].startswith("text/event-stream")
@@ -72,7 +75,8 @@ async def test_serve_answers_streams_and_stops_with_the_task_group(
         pass
     assert f"page at {url}" in caplog.text
     assert f"new API token (shown once; kept in {tmp_path / 'token'}, mode 0600): {token}" in (
-        caplog.text)
+        caplog.text
+    )
     assert "web: stopped" in caplog.text
 
 

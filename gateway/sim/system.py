@@ -1,0 +1,502 @@
+"""The whole system simulated: battery physics, the real firmware nodes, the real gateway
+core and a simulated inverter, on python-can virtual buses, driven by one clock.
+
+One thread, fixed steps of `node_period_ms`, everything in a fixed order each step:
+
+    scenario hooks -> physics (relays and balancers from the nodes, current from the
+    inverter) -> node hardware readings -> every node's step(now_ms) -> gateway (frames in,
+    tick, frames out) -> inverter (frames in, next current, keepalive out) -> log
+
+so a run is deterministic for a seed. The nodes run the firmware package `bms` unchanged,
+with its simulated hardware and its python-can backend; the gateway runs GatewayCore, the
+same object `moat-bms run` runs. Time is simulated: `run(duration)` goes as fast as the CPU
+allows unless a speed factor paces it against the wall clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import can
+
+from bms.can.pythoncan import PythonCanBus
+from bms.config import default_config, load_config
+from bms.hw import NOT_AVAILABLE
+from bms.hw.sim import SimHardware
+from bms.node import Node
+from gateway.config import Settings, validate
+from gateway.core import GatewayCore
+from gateway.persist import StateStore
+from gateway.sim.inverter import SimInverter, SimInverterSettings
+from gateway.sim.physics import Battery, CellParams
+from gateway.sim.profiles import Constant, Profile
+
+log = logging.getLogger(__name__)
+
+# Simulated time 0 is this wall-clock instant (a Monday, 2026-06-01 00:00 UTC) plus the
+# setup's start hour: timestamps in logs look real and runs stay deterministic.
+EPOCH = 1_780_272_000.0
+_instances = itertools.count()
+
+
+@dataclass
+class SimSetup:
+    """Everything that defines a simulated system (a scenario adjusts it)."""
+
+    strings: list[list[int]] = field(default_factory=lambda: [[0]])
+    cells_per_node: int = 16
+    temp_sensors: int = 4
+    chemistry: str = "lfp"
+    capacity_ah: float = 100.0  # per cell, i.e. per string
+    soc: float = 0.5  # initial true SoC (0..1)
+    soc_spread: float = 0.02
+    capacity_spread: float = 0.02
+    ambient_c: float = 25.0
+    bleed_ohm: float = 10.0  # balancing resistor per cell
+    start_hour: float = 8.0  # time of day at t = 0
+    pv: Profile = field(default_factory=lambda: Constant(0.0))
+    load: Profile = field(default_factory=lambda: Constant(0.0))
+    inverter: SimInverterSettings = field(default_factory=SimInverterSettings)
+    gateway: dict[str, Any] = field(default_factory=dict)  # gateway config overrides
+    node_config: dict[str, Any] = field(default_factory=dict)  # firmware config overrides
+    node_period_ms: int = 100
+    initial_soc_known: bool = False  # start the gateway with the true SoC (a set-up battery)
+    # The gateway's persisted state at start-up (as GatewayCore.persistent_state() gives it),
+    # e.g. to start with a full charge that is due.
+    gateway_state: dict[str, Any] | None = None
+
+    def gateway_settings(self) -> Settings:
+        data: dict[str, Any] = {
+            "battery": {
+                "chemistry": self.chemistry,
+                "topology": {
+                    "strings": self.strings,
+                    "cells_per_node": self.cells_per_node,
+                    "capacity_ah": self.capacity_ah,
+                },
+            },
+            "buses": {"battery": {"interface": "virtual", "channel": "battery"}},
+            "web": {"enabled": False},
+        }
+        _merge(data, self.gateway)
+        return validate(data, "simulation")
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+@dataclass
+class BusFaults:
+    """Frame loss and corruption on the battery bus, as the gateway receives it."""
+
+    loss: float = 0.0  # probability a frame is lost
+    corruption: float = 0.0  # probability a frame arrives with a flipped bit / wrong length
+
+
+@dataclass
+class Truth:
+    """What really happened, for scenario assertions."""
+
+    max_cell_v: float = -math.inf
+    min_cell_v: float = math.inf
+    max_cell_at: float = 0.0
+    charge_ah: float = 0.0  # true Ah into the battery
+    discharge_ah: float = 0.0
+    soc_error_max: float = 0.0  # |gateway SoC - true SoC| in %, after the first calibration
+    soc_error_samples: int = 0
+
+
+class CanLink:
+    """A node's CAN backend with a cable that can be cut: while cut, sends vanish and
+    nothing arrives (the node sees a silent bus, the gateway a silent node)."""
+
+    def __init__(self, inner: PythonCanBus) -> None:
+        self.inner = inner
+        self.cut = False
+
+    def send(self, can_id: int, data: Any, flags: int) -> bool:
+        return True if self.cut else bool(self.inner.send(can_id, data, flags))
+
+    def recv(self, frame: Any) -> bool:
+        if self.cut:
+            while self.inner.recv(frame):  # frames sent to a cut cable are lost
+                pass
+            return False
+        return bool(self.inner.recv(frame))
+
+    def set_filters(self, filters: Any) -> None:
+        self.inner.set_filters(filters)
+
+    def state(self) -> int:
+        return int(self.inner.state())
+
+    def restart(self) -> None:
+        self.inner.restart()
+
+
+class SimNode:
+    """One firmware node on its simulated hardware and its own python-can bus."""
+
+    def __init__(
+        self, node_id: int, settings: dict[str, Any], cells: int, temps: int, channel: str
+    ) -> None:
+        self.node_id = node_id
+        self.settings = settings
+        self.hw = SimHardware(cells=cells, temps=temps)
+        self.bus = can.Bus(interface="virtual", channel=channel)
+        self.link = CanLink(PythonCanBus(self.bus))
+        self.node = self._boot()
+        self.reboots = 0
+        self.stopped = False  # True: the microcontroller is off (no steps at all)
+
+    def _boot(self) -> Node:
+        return Node(load_config(self.settings), self.hw, self.link)
+
+    def reboot(self) -> None:
+        """A reset of the microcontroller: a new Node on the same hardware."""
+        self.node = self._boot()
+        self.reboots += 1
+
+    def step(self, now_ms: int) -> None:
+        if not self.stopped:
+            self.node.step(now_ms)
+
+    def shutdown(self) -> None:
+        self.bus.shutdown()
+
+
+class SimSystem:
+    """The simulated system; see the module docstring."""
+
+    def __init__(
+        self,
+        setup: SimSetup,
+        seed: int = 0,
+        *,
+        log: TextIO | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.setup = setup
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.t = 0.0
+        self.step_s = setup.node_period_ms / 1000
+        self.steps = 0
+        tag = f"moat-sim-{next(_instances)}"
+        self.battery_channel = f"{tag}-battery"
+        self.inverter_channel = f"{tag}-inverter"
+        params = CellParams(capacity_ah=setup.capacity_ah, chemistry=setup.chemistry)
+        self.battery = Battery.build(
+            self.rng,
+            setup.strings,
+            setup.cells_per_node,
+            params,
+            setup.soc,
+            capacity_spread=setup.capacity_spread,
+            soc_spread=setup.soc_spread,
+            sensors=setup.temp_sensors,
+            ambient_c=setup.ambient_c,
+        )
+        for pack in self.battery.packs.values():
+            pack.bleed_ohm = setup.bleed_ohm
+        self.battery.set_ambient(setup.ambient_c)
+        for node in self.battery.packs:
+            self.battery.set_relay(node, False)  # relays start open, as on real hardware
+        self.nodes: dict[int, SimNode] = {}
+        for string in setup.strings:
+            for node_id in string:
+                cfg = default_config(setup.chemistry.upper())
+                cfg.update(
+                    node_id=node_id,
+                    cells=setup.cells_per_node,
+                    temp_sensors=setup.temp_sensors,
+                    capacity_ah=setup.capacity_ah,
+                )
+                cfg.update(setup.node_config)
+                self.nodes[node_id] = SimNode(
+                    node_id, cfg, setup.cells_per_node, setup.temp_sensors, self.battery_channel
+                )
+        self.settings = setup.gateway_settings()
+        self.store = StateStore(state_dir / "state.json") if state_dir else None
+        self._memory_state: dict[str, Any] | None = setup.gateway_state
+        if self.store is not None and setup.gateway_state is not None:
+            self.store.save(setup.gateway_state)
+        self.gateway_bus = can.Bus(interface="virtual", channel=self.battery_channel)
+        self.gateway_inverter_bus = can.Bus(interface="virtual", channel=self.inverter_channel)
+        self.core: GatewayCore | None = None
+        self.gateway_alive = True
+        self.gateway_silent = False  # alive but sends nothing (a hung transmit path)
+        self._start_gateway()
+        if setup.initial_soc_known and self.core is not None:
+            self.core.set_soc(100 * self.battery.true_soc(), self.now())
+        self.inverter = SimInverter(setup.inverter)
+        self.inverter_bus = can.Bus(interface="virtual", channel=self.inverter_channel)
+        self.inverter_current = 0.0
+        self.bus_faults = BusFaults()
+        self.truth = Truth()
+        self._next_tick = 0.0
+        self._next_save = self.settings.persistence.interval_s
+        self._hooks: list[tuple[float, Callable[[SimSystem], None]]] = []
+        self.log = log
+        self._log_writer = can.CanutilsLogWriter(log) if log is not None else None
+        self._monitors = (
+            (
+                (can.Bus(interface="virtual", channel=self.battery_channel), "battery"),
+                (can.Bus(interface="virtual", channel=self.inverter_channel), "inverter"),
+            )
+            if log is not None
+            else ()
+        )
+        self.observers: list[Callable[[SimSystem], None]] = []
+
+    # ------------------------------------------------------------------ clock
+
+    @staticmethod
+    def epoch(setup: SimSetup) -> float:
+        """The gateway's clock at simulated time 0."""
+        return EPOCH + setup.start_hour * 3600
+
+    def now(self) -> float:
+        """The gateway's clock: epoch seconds of the simulated instant."""
+        return self.epoch(self.setup) + self.t
+
+    def clock(self) -> float:  # the web page's Host interface
+        return self.now()
+
+    @property
+    def config_path(self) -> Path | None:  # Host interface: a simulation has no file
+        return None
+
+    # ------------------------------------------------------------------ the gateway
+
+    def _start_gateway(self) -> None:
+        state = self.store.load() if self.store else self._memory_state
+        self.core = GatewayCore(self.settings, self.now(), state)
+        self.gateway_alive = True
+        self._next_tick = self.t
+
+    def kill_gateway(self) -> None:
+        """SIGKILL: the gateway stops at once; what it saved last is what a restart finds."""
+        self.gateway_alive = False
+        self.core = None
+        while self.gateway_bus.recv(0) is not None:
+            pass
+        while self.gateway_inverter_bus.recv(0) is not None:
+            pass
+
+    def restart_gateway(self) -> None:
+        self._start_gateway()
+
+    def save_state(self) -> None:
+        if self.core is None:
+            return
+        state = self.core.persistent_state()
+        if self.store is not None:
+            self.store.save(state)
+        else:
+            self._memory_state = state
+
+    # ------------------------------------------------------------------ scenario hooks
+
+    def at(self, t: float, action: Callable[[SimSystem], None]) -> None:
+        """Run `action(system)` once when simulated time reaches t (seconds)."""
+        self._hooks.append((t, action))
+        self._hooks.sort(key=lambda h: h[0])
+
+    # ------------------------------------------------------------------ one step
+
+    def step(self) -> None:
+        dt = self.step_s
+        self.t = round((self.steps + 1) * dt, 9)
+        self.steps += 1
+        now_ms = round(self.t * 1000)
+        while self._hooks and self._hooks[0][0] <= self.t:
+            _, action = self._hooks.pop(0)
+            action(self)
+
+        # physics, with the nodes' outputs of the last step
+        for node_id, sim in self.nodes.items():
+            self.battery.set_relay(node_id, sim.hw.relay_closed)
+            pack = self.battery.packs[node_id]
+            words = sim.hw.balance_words
+            pack.balance_mask = words[0] | words[1] << 16 | words[2] << 32 | words[3] << 48
+        flowed = self.battery.step(dt, self.inverter_current)
+        if flowed > 0:
+            self.truth.charge_ah += flowed * dt / 3600
+        else:
+            self.truth.discharge_ah -= flowed * dt / 3600
+
+        # readings into the node hardware, then the nodes
+        for node_id, sim in self.nodes.items():
+            self._read_into(node_id, sim.hw)
+            sim.step(now_ms)
+        self._track_truth()
+
+        # the gateway
+        if self.gateway_alive and self.core is not None:
+            self._gateway_step()
+        # the inverter
+        for msg in _drain(self.inverter_bus):
+            self.inverter.on_frame(msg.arbitration_id, bytes(msg.data), self.t)
+        pv, load = self.setup.pv(self.t), self.setup.load(self.t)
+        self.inverter_current = self.inverter.step(self.t, self.battery.bus_voltage, pv, load)
+        for frame_id, data in self.inverter.due_frames(self.t):
+            self.inverter_bus.send(
+                can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
+            )
+        self._write_log()
+        for observer in self.observers:
+            observer(self)
+
+    def _read_into(self, node_id: int, hw: SimHardware) -> None:
+        pack = self.battery.packs[node_id]
+        cell_mv = hw.cell_mv
+        total = 0
+        for i, volts in enumerate(pack.cell_voltages()):
+            mv = round(volts * 1000)
+            cell_mv[i] = mv
+            total += mv
+        hw.pack_mv = total
+        for i, temp in enumerate(pack.temperatures()):
+            hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
+        hw.current_ma = round(pack.measured_current_a * 1000)
+        hw.balancer_temp_dc = round(pack.balancer_temp_c * 10)
+
+    def _track_truth(self) -> None:
+        truth = self.truth
+        for pack in self.battery.packs.values():
+            for volts in pack.cell_voltages():
+                if volts > truth.max_cell_v:
+                    truth.max_cell_v, truth.max_cell_at = volts, self.t
+                truth.min_cell_v = min(truth.min_cell_v, volts)
+        core = self.core
+        if core is not None and core.soc_state.trusted:
+            error = abs(core.soc_state.soc - 100 * self.battery.true_soc())
+            truth.soc_error_max = max(truth.soc_error_max, error)
+            truth.soc_error_samples += 1
+
+    def _gateway_step(self) -> None:
+        core = self.core
+        assert core is not None
+        now = self.now()
+        urgent = False
+        faults = self.bus_faults
+        for msg in _drain(self.gateway_bus):
+            data = bytes(msg.data)
+            if faults.loss and self.rng.random() < faults.loss:
+                continue
+            if faults.corruption and self.rng.random() < faults.corruption:
+                data = _corrupt(self.rng, data)
+            urgent |= core.on_battery_frame(
+                msg.arbitration_id,
+                data,
+                now,
+                extended=msg.is_extended_id,
+                remote=msg.is_remote_frame,
+                error=msg.is_error_frame,
+            )
+        for msg in _drain(self.gateway_inverter_bus):
+            core.on_inverter_frame(msg.arbitration_id, bytes(msg.data), now)
+        if urgent or self.t + 1e-9 >= self._next_tick:
+            out = core.tick(now)
+            if self.t + 1e-9 >= self._next_tick:
+                self._next_tick = self.t + self.settings.timing.tick_s
+            if not self.gateway_silent:
+                for frame_id, data in out.battery:
+                    self.gateway_bus.send(
+                        can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
+                    )
+                for frame_id, data in out.inverter:
+                    self.gateway_inverter_bus.send(
+                        can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
+                    )
+        if self.t >= self._next_save:
+            self._next_save = self.t + self.settings.persistence.interval_s
+            self.save_state()
+
+    def _write_log(self) -> None:
+        writer = self._log_writer
+        if writer is None:
+            return
+        stamp = self.now()
+        for bus, name in self._monitors:
+            for msg in _drain(bus):
+                msg.timestamp = stamp
+                msg.channel = name
+                msg.is_rx = True
+                writer.on_message_received(msg)
+
+    # ------------------------------------------------------------------ running
+
+    def run(
+        self,
+        duration: float,
+        speed: float | None = None,
+        until: Callable[[SimSystem], bool] | None = None,
+    ) -> None:
+        """Advance `duration` simulated seconds; speed None = as fast as possible, else
+        `speed` simulated seconds per wall second."""
+        end = self.t + duration
+        wall0, sim0 = time.monotonic(), self.t
+        while self.t < end - 1e-9:
+            self.step()
+            if until is not None and until(self):
+                return
+            if speed is not None:
+                ahead = (self.t - sim0) / speed - (time.monotonic() - wall0)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def steps_iter(self, duration: float) -> Iterator[float]:
+        """Step through `duration` simulated seconds, yielding the time after each step
+        (for an async driver that paces and yields to other tasks)."""
+        end = self.t + duration
+        while self.t < end - 1e-9:
+            self.step()
+            yield self.t
+
+    def close(self) -> None:
+        for sim in self.nodes.values():
+            sim.shutdown()
+        for bus in (self.gateway_bus, self.gateway_inverter_bus, self.inverter_bus):
+            bus.shutdown()
+        for bus, _ in self._monitors:
+            bus.shutdown()
+        if self._log_writer is not None:
+            self._log_writer.file.flush()
+
+    def __enter__(self) -> SimSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _drain(bus: can.BusABC) -> Iterator[can.Message]:
+    while True:
+        msg = bus.recv(0)
+        if msg is None:
+            return
+        yield msg
+
+
+def _corrupt(rng: random.Random, data: bytes) -> bytes:
+    """A frame damaged in a way the CAN CRC did not catch: a flipped bit, or cut short."""
+    if not data or rng.random() < 0.3:
+        return data[: rng.randrange(0, max(len(data), 1))]
+    buf = bytearray(data)
+    buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
+    return bytes(buf)
