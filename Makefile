@@ -21,9 +21,16 @@ help:
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install when the project's dependencies change; otherwise this is a no-op.
-$(INSTALLED): pyproject.toml | $(PY)
+# Re-install when the project's dependencies change; otherwise this is a no-op. The demo
+# needs only the runtime dependencies (quick on a fresh clone); tests need the extras too.
+RUNTIME := $(VENV)/.installed-runtime
+
+$(RUNTIME): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(INSTALLED): pyproject.toml $(RUNTIME)
 	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $@
 
@@ -45,8 +52,10 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy
 
+# Two workers (this kind of machine has two cores); a test file stays on one worker, the
+# slow files start first (tests/conftest.py).
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test: install browser lint typecheck pytest
 
@@ -67,9 +76,12 @@ check-generated: $(INSTALLED)
 	$(PY) -m tools.gen_protocol_doc --check
 	$(PY) -m tools.gen_config_doc --check
 
-# Until the simulator lands (issue 5), the demo only shows the command line.
-demo: install
-	$(BIN)/moat-bms --help
+# The whole system simulated (nodes, gateway, inverter, web page) on python-can's virtual
+# bus, a simulated minute per second; Ctrl-C stops. SPEED=max, SCENARIO=... to change.
+SPEED ?= 60
+SCENARIO ?= demo
+demo: $(RUNTIME)
+	$(BIN)/moat-bms sim --scenario $(SCENARIO) --speed $(SPEED)
 
 # Refresh the page screenshot in docs/web.md.
 screenshot: install browser

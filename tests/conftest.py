@@ -8,6 +8,11 @@ import pytest
 from tests.common import DBC_DIR
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The long tests first, so that with two workers the rest runs beside them.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def moat_db() -> cantools.database.can.Database:
     return cantools.database.load_file(str(DBC_DIR / "moat_bms.dbc"), strict=True)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.busload import LOAD_WARNING, system_load
 from gateway.config import ConfigError, load_config
 
 EXIT_INVALID = 2
@@ -34,6 +35,23 @@ def run_check(args: argparse.Namespace) -> int:
         f"{settings.battery.chemistry.value.upper()} cells, nodes {topo.nodes}, "
         f"inverter profile {settings.inverter.profile}"
     )
+    buses = settings.buses
+    for bus in system_load(
+        topo,
+        buses.battery.bitrate,
+        buses.inverter.bitrate if buses.inverter else None,
+        shared_bus=buses.inverter is None,
+        inverter_period_s=settings.inverter.period,
+    ):
+        if bus.too_high:
+            print(
+                f"{args.file}: warning: {bus.describe()} with worst-case bit stuffing, "
+                f"more than {100 * LOAD_WARNING:.0f} %: frames will be delayed; "
+                "use a higher bitrate or fewer nodes on this bus",
+                file=sys.stderr,
+            )
+        else:
+            print(f"  {bus.describe()} (worst-case bit stuffing)")
     return 0
 
 

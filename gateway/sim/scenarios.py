@@ -115,8 +115,15 @@ class Scenario:
     check: Callable[[SimSystem, Record], list[str]] = lambda sim, rec: []
     slow: bool = False  # long: worth running with a coarser step
 
-    def build(self, seed: int = 0, **kwargs: Any) -> tuple[SimSystem, Record]:
-        sim = SimSystem(self.setup(), seed, **kwargs)
+    def build(
+        self, seed: int = 0, *, gateway: dict[str, Any] | None = None, **kwargs: Any
+    ) -> tuple[SimSystem, Record]:
+        """The system and its recorder, ready to run; `gateway` overrides gateway settings
+        (e.g. the web page's port), kwargs go to SimSystem."""
+        setup = self.setup()
+        if gateway:
+            _deep_update(setup.gateway, gateway)
+        sim = SimSystem(setup, seed, **kwargs)
         record = Record()
         sim.observers.append(record.observe)
         self.prepare(sim, record)
@@ -187,9 +194,14 @@ def relay_open_at(rec: Record, node_index: int, after: float = 0.0) -> Sample | 
 
 def _demo_setup() -> SimSetup:
     rng = random.Random(7)
+    # Half-second steps: 120 a second at the demo's speed 60 keep a small computer ahead of
+    # the wall clock; every decision still acts at its own time scale.
     return base_setup(
-        step_s=0.1,
+        step_s=0.5,
+        # Two parallel strings of two 8-cell nodes in series: a 16s (48 V) battery, as a
+        # low-voltage Pylontech inverter expects, that shows series and parallel at once.
         strings=[[0, 1], [2, 3]],
+        cells_per_node=8,
         soc=0.35,
         capacity_ah=100.0,
         start_hour=7.0,
@@ -202,7 +214,8 @@ def _demo_setup() -> SimSetup:
 scenario(
     Scenario(
         "demo",
-        "two parallel strings of two 16-cell nodes through a sunny day with a household load",
+        "two parallel strings of two 8-cell nodes (16s, 48 V) through a sunny day with a household "
+        "load",
         duration=24 * 3600.0,
         setup=_demo_setup,
     )
