@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bms import codec as fw
 from gateway.codec import moat_bms as gw_moat
 from gateway.codec import pylontech_lv as gw_pylon
+from gateway.codec import simulation as gw_sim
 from tests.common import DBC_DIR
 from tools import gen_codec
 from tools.gen_codec import snake, upper
@@ -148,7 +149,7 @@ def test_firmware_decoder_reports_an_unknown_multiplexer_value() -> None:
 # ---------------------------------------------------------------- gateway (typed) codec
 
 
-MODULES = {"moat_bms": gw_moat, "pylontech_lv": gw_pylon}
+MODULES = {"moat_bms": gw_moat, "pylontech_lv": gw_pylon, "simulation": gw_sim}
 CASES = [
     (dbname, m.name)
     for dbname in MODULES
@@ -160,7 +161,9 @@ CASES = [
 def test_gateway_codec_matches_cantools_both_ways(
     moat_db, pylon_db, dbname: str, name: str
 ) -> None:
-    db = moat_db if dbname == "moat_bms" else pylon_db
+    db = {"moat_bms": moat_db, "pylontech_lv": pylon_db}.get(dbname) or cantools.database.load_file(
+        str(DBC_DIR / f"{dbname}.dbc"), strict=True
+    )
     module = MODULES[dbname]
     message = db.get_message_by_name(name)
     decode = getattr(module, f"decode_{snake(name)}")

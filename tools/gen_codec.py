@@ -441,7 +441,12 @@ def gateway_codec(db_path: Path) -> str:
     out.append("from __future__ import annotations\n")
     if any(f.not_available_raw is not None for m in db.messages for f in fields_of(m)):
         out.append("import math")
-    out.append("from enum import IntEnum")
+    if any(
+        not _only_not_available(table)
+        for m in db.messages
+        for _prefix, table in value_tables(m, fields_of(m))
+    ):
+        out.append("from enum import IntEnum")
     out.append("from typing import NamedTuple\n")
     out.append("__all__ = [")
     names: list[str] = []
@@ -687,7 +692,7 @@ def _shifted(f: Field, var: str) -> str:
 def outputs() -> dict[Path, str]:
     """Every generated file and its text."""
     result = {ROOT / "firmware" / "bms" / "codec.py": firmware_codec(DBC_DIR / "moat_bms.dbc")}
-    for stem in ("moat_bms", "pylontech_lv"):
+    for stem in ("moat_bms", "pylontech_lv", "simulation"):
         text = gateway_codec(DBC_DIR / f"{stem}.dbc")
         result[ROOT / "gateway" / "codec" / f"{stem}.py"] = text
     return result

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from gateway import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "config", "sim")
+SUBCOMMANDS: tuple[str, ...] = ("run", "config", "sim", "node", "inverter")
 
 
 def build_parser() -> argparse.ArgumentParser:
