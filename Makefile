@@ -70,6 +70,7 @@ codec: $(INSTALLED)
 docs: $(INSTALLED)
 	$(PY) -m tools.gen_protocol_doc
 	$(PY) -m tools.gen_config_doc
+	$(PY) -m tools.plot_charge
 
 check-generated: $(INSTALLED)
 	$(PY) -m tools.gen_codec --check
