@@ -120,7 +120,10 @@ class CanPort:
             finally:
                 stop.set()
                 self.bus = None
-                await anyio.to_thread.run_sync(reader.join, 1.0, abandon_on_cancel=True)
+                # Shielded: when the gateway stops (cancelled), the adapter must still be
+                # released, after the reader has let go of it.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(reader.join, 1.0, abandon_on_cancel=True)
                 try:
                     bus.shutdown()
                 except (can.CanError, OSError) as exc:

@@ -27,7 +27,10 @@ EXAMPLE_HEADER = """\
 
 # Values the example shows instead of the defaults, to make it a useful starting point.
 EXAMPLE_OVERRIDES: dict[tuple[str, ...], Any] = {
+    # Two parallel strings of two 8-cell nodes in series: 16s LFP, the 48 V battery a
+    # low-voltage (Pylontech-protocol) inverter expects.
     ("battery", "topology", "strings"): [[0, 1], [2, 3]],
+    ("battery", "topology", "cells_per_node"): 8,
     ("battery", "topology", "capacity_ah"): 280.0,
 }
 

@@ -137,12 +137,20 @@ class Gateway:
             await anyio.sleep(self.settings.persistence.interval_s)
             await self.save()
 
+    def say_stopping(self) -> None:
+        """Send the STOPPING heartbeat (once) where the battery bus is open."""
+        commander = self.core.commander
+        stopping = battery_codec.GatewayHeartbeatGatewayState.STOPPING
+        if commander.gateway_state == stopping:
+            return
+        commander.gateway_state = stopping
+        frame_id, data = commander.heartbeat()
+        self.battery.send(frame_id, data)
+
     async def stop(self) -> None:
         """Save the state and tell the nodes the gateway is going away."""
         with anyio.CancelScope(shield=True):
-            self.core.commander.gateway_state = battery_codec.GatewayHeartbeatGatewayState.STOPPING
-            frame_id, data = self.core.commander.heartbeat()
-            self.battery.send(frame_id, data)
+            self.say_stopping()
             await self.save()
             log.info("state saved to %s", self.store.path)
 
@@ -174,5 +182,7 @@ class Gateway:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
+                # While the bus is still open: tell the nodes the gateway is going away.
+                self.say_stopping()
                 scope.cancel()
                 return
