@@ -132,7 +132,9 @@ def _temperatures(rec: NodeRecord, now: float, timeout: float) -> list[float | N
     """Fresh sensor readings: as many as the node says it has, else up to the last fresh."""
     fresh = [now - t <= timeout for t in rec.t_sensors]
     if rec.info is not None:
-        count = rec.info.temperature_sensor_count
+        # The node's own count, but never beyond what the model keeps: a corrupted or
+        # foreign NodeInfo may claim up to 255 sensors.
+        count = min(rec.info.temperature_sensor_count, len(rec.temps))
     else:
         count = max((i + 1 for i, ok in enumerate(fresh) if ok), default=0)
     return [num(rec.temps[i], 1) if fresh[i] else None for i in range(count)]

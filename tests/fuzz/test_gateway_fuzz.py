@@ -1,0 +1,312 @@
+"""Fuzzing the gateway core: any frames, any order, any time -> no exception, every frame
+counted in the right class, no NaN in what it keeps or shows, limits within their invariants.
+
+Frames come from every corner: the node frames of dbc/moat_bms.dbc for configured and
+unconfigured nodes with random payloads of every length (CAN FD lengths too), gateway
+commands from "another gateway", the inverter ids, random 11- and 29-bit ids, remote and
+error frames, and floods of one id. A valid-looking payload is often a valid frame with
+extreme values (the generated codecs accept every bit pattern of a field), so the model and
+the strategy see cells at 0 V and at 65 V, -3000 degC and bus-sized currents.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.codec import moat_bms as codec
+from gateway.codec import pylontech_lv as inverter_codec
+from gateway.config import Settings, validate
+from gateway.core import GatewayCore
+from gateway.web import views
+from tests.fuzz.profile import FRAMES, fuzz
+
+NODES = (0, 1, 2, 3)  # configured; 4..15 are not
+MAX_CCL, MAX_DCL = 120.0, 150.0
+NODE_BASES = tuple(fid for fid, sender in codec.SENDERS.items() if sender == "Node")
+GATEWAY_BASES = tuple(fid for fid, sender in codec.SENDERS.items() if sender == "Gateway")
+KEEPALIVE_ID = inverter_codec.FRAME_IDS["InverterKeepalive"]
+T0 = 1_780_000_000.0
+
+
+def make_settings(shared_bus: bool) -> Settings:
+    data: dict[str, object] = {
+        "battery": {"topology": {"strings": [[0, 1], [2, 3]], "cells_per_node": 8}},
+        "strategy": {"max_charge_current_a": MAX_CCL, "max_discharge_current_a": MAX_DCL},
+        "inverter": {"startup_grace": 5, "keepalive_timeout": 3},
+    }
+    if not shared_bus:
+        data["buses"] = {"inverter": {"interface": "virtual", "channel": "inverter"}}
+    return validate(data)
+
+
+@dataclass(frozen=True)
+class CanFrame:
+    frame_id: int
+    data: bytes
+    extended: bool = False
+    remote: bool = False
+    error: bool = False
+
+
+# ------------------------------------------------------------------ strategies
+
+node_ids = st.sampled_from(NODE_BASES).flatmap(
+    lambda base: st.integers(0, 15).map(lambda node: base | node)
+)
+known_length_payload = st.sampled_from(NODE_BASES).flatmap(
+    lambda base: st.tuples(
+        st.integers(0, 15).map(lambda node: base | node),
+        st.binary(min_size=codec.LENGTHS[base], max_size=codec.LENGTHS[base]),
+    )
+)
+any_id = st.one_of(
+    node_ids,
+    st.sampled_from(GATEWAY_BASES).flatmap(lambda b: st.integers(0, 15).map(lambda n: b | n)),
+    st.sampled_from(sorted(inverter_codec.FRAME_IDS.values())),
+    st.integers(0, 0x7FF),
+)
+payload = st.one_of(st.binary(max_size=8), st.binary(min_size=9, max_size=64))
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> CanFrame:
+    kind = draw(st.integers(0, 9))
+    if kind <= 3:  # a node frame of the right length: random, often valid, values
+        frame_id, data = draw(known_length_payload)
+        return CanFrame(frame_id, data)
+    if kind <= 6:  # known or random id, any length
+        return CanFrame(draw(any_id), draw(payload))
+    if kind == 7:  # 29-bit: the same numbers, but not ours
+        return CanFrame(draw(st.one_of(node_ids, st.integers(0, 0x1FFFFFFF))), draw(payload), True)
+    if kind == 8:  # remote request on any id
+        return CanFrame(draw(any_id), draw(payload), draw(st.booleans()), remote=True)
+    return CanFrame(draw(st.integers(0, 0x1FFFFFFF)), draw(payload), error=True)
+
+
+@dataclass
+class Step:
+    dt: float  # seconds before this batch
+    batch: list[CanFrame]
+    flood: int = 0  # this many copies of the batch's first frame as well
+    tick: bool = True
+
+
+steps = st.builds(
+    Step,
+    dt=st.one_of(st.floats(0.0, 2.0), st.sampled_from([0.1, 5.0, 60.0, -0.5])),
+    batch=st.lists(frames(), max_size=16),
+    flood=st.one_of(st.just(0), st.just(0), st.just(0), st.integers(100, 600)),
+    tick=st.booleans(),
+)
+
+
+# ------------------------------------------------------------------ the oracle
+
+
+@dataclass
+class Expected:
+    """What the counters must say, from the frames alone."""
+
+    battery_received: int = 0
+    inverter_received: int = 0
+    errors: int = 0
+    unknown: int = 0
+    malformed: int = 0
+    accepted: int = 0
+    inverter_errors: int = 0
+    inverter_unknown: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def battery(self, f: CanFrame, shared: bool) -> None:
+        plain = not (f.extended or f.remote or f.error)
+        if shared and plain and f.frame_id == KEEPALIVE_ID:
+            self.inverter_received += 1
+            return
+        self.battery_received += 1
+        base, node = f.frame_id & 0x7F0, f.frame_id & 0x00F
+        if f.error:
+            self.errors += 1
+        elif not plain or base not in NODE_BASES or node not in NODES or f.frame_id > 0x7FF:
+            self.unknown += 1
+        elif len(f.data) != codec.LENGTHS[base]:
+            self.malformed += 1
+        else:
+            try:
+                codec.DECODERS[base](f.data)
+            except ValueError:
+                self.malformed += 1
+            else:
+                self.accepted += 1
+
+    def inverter(self, f: CanFrame) -> None:
+        self.inverter_received += 1
+        if f.error:
+            self.inverter_errors += 1
+        elif f.extended or f.remote or f.frame_id != KEEPALIVE_ID:
+            self.inverter_unknown += 1
+
+
+def check_invariants(core: GatewayCore, now: float, exp: Expected, views_too: bool) -> None:
+    b, i = core.battery_counters, core.inverter_counters
+    assert b.received == exp.battery_received
+    assert b.errors == exp.errors
+    assert b.unknown == exp.unknown
+    assert b.malformed == exp.malformed
+    assert i.received == exp.inverter_received
+    assert i.errors == exp.inverter_errors
+    assert i.unknown == exp.inverter_unknown
+    assert len(b.unknown_ids) <= b.MAX_TRACKED_IDS
+
+    soc = core.soc_state
+    assert math.isfinite(soc.soc) and 0.0 <= soc.soc <= 100.0
+    assert math.isfinite(soc.health) and soc.health > 0
+    # What is kept and what is shown never carries NaN or infinity.
+    json.dumps(core.persistent_state(), allow_nan=False)
+    if views_too:
+        json.dumps(views.status(core, now), allow_nan=False)
+        json.dumps(views.nodes(core, now), allow_nan=False)
+
+    if core.report is not None:
+        lim = core.report.limits
+        assert math.isfinite(lim.cvl) and lim.cvl > 0
+        assert math.isfinite(lim.dvl) and lim.dvl > 0
+        assert 0.0 <= lim.ccl <= MAX_CCL
+        assert 0.0 <= lim.dcl <= MAX_DCL
+    sent = core.sent_limits
+    if sent is not None:
+        assert sent.charge_voltage_limit > 0
+        assert 0.0 <= sent.charge_current_limit <= MAX_CCL
+        assert 0.0 <= sent.discharge_current_limit <= MAX_DCL
+
+
+def run_steps(shared: bool, plan: list[Step], inverter_plan: list[list[CanFrame]]) -> int:
+    now = T0
+    core = GatewayCore(make_settings(shared), now)
+    exp = Expected()
+    fed = 0
+    for n, step in enumerate(plan):
+        now += step.dt
+        batch = step.batch + (step.batch[:1] * step.flood)
+        for f in batch:
+            core.on_battery_frame(
+                f.frame_id, f.data, now, extended=f.extended, remote=f.remote, error=f.error
+            )
+            exp.battery(f, shared)
+        fed += len(batch)
+        if not shared and n < len(inverter_plan):
+            for f in inverter_plan[n]:
+                core.on_inverter_frame(
+                    f.frame_id, f.data, now, extended=f.extended, remote=f.remote, error=f.error
+                )
+                exp.inverter(f)
+            fed += len(inverter_plan[n])
+        if step.tick:
+            core.tick(now)
+        check_invariants(core, now, exp, views_too=n % 4 == 3)
+    core.tick(now + 0.1)
+    check_invariants(core, now + 0.1, exp, views_too=True)
+    return fed
+
+
+@fuzz(300)
+@given(
+    shared=st.booleans(),
+    plan=st.lists(steps, min_size=1, max_size=8),
+    inverter_plan=st.lists(st.lists(frames(), max_size=6), max_size=8),
+)
+def test_any_frames_are_counted_and_never_break_the_gateway(
+    shared: bool, plan: list[Step], inverter_plan: list[list[CanFrame]]
+) -> None:
+    FRAMES["gateway"] += run_steps(shared, plan, inverter_plan)
+
+
+def _valid_node_frames(node: int, counter: int, cell_v: float, amps: float) -> list[CanFrame]:
+    state = dict.fromkeys(codec.NodeState._fields, 0)
+    state.update(state=2, relay_state=1, alive_counter=counter % 16, gateway_link=1)
+    return [
+        CanFrame(0x100 | node, codec.encode_node_state(codec.NodeState(**state))),
+        CanFrame(0x130 | node, codec.encode_pack_status(codec.PackStatus(8 * cell_v, amps, 0))),
+        CanFrame(
+            0x140 | node,
+            codec.encode_cell_extremes(codec.CellExtremes(cell_v, cell_v, 1, 2, cell_v)),
+        ),
+        CanFrame(
+            0x150 | node,
+            codec.encode_temperature_extremes(codec.TemperatureExtremes(20.0, 22.0, 1, 2, 21.0)),
+        ),
+    ]
+
+
+def _not_from_a_configured_node(f: CanFrame) -> bool:
+    plain = not (f.extended or f.remote or f.error)
+    return not (plain and f.frame_id & 0x7F0 in NODE_BASES and f.frame_id & 0xF in NODES)
+
+
+@fuzz(60)
+@given(
+    garbage=st.lists(
+        st.lists(frames().filter(_not_from_a_configured_node), max_size=8),
+        min_size=12,
+        max_size=24,
+    ),
+    cell_v=st.floats(3.0, 3.4),
+    amps=st.floats(-80.0, 80.0),
+)
+def test_a_healthy_battery_behind_garbage_still_gets_limits(
+    garbage: list[list[CanFrame]], cell_v: float, amps: float
+) -> None:
+    """Valid node frames interleaved with garbage: the gateway keeps the battery working
+    (limits above zero once it is up) and the invariants hold throughout."""
+    now = T0
+    core = GatewayCore(make_settings(shared_bus=True), now)
+    exp = Expected()
+    fed = 0
+    for n, junk in enumerate(garbage):
+        now += 0.5
+        batch = [f for node in NODES for f in _valid_node_frames(node, n, cell_v, amps)] + junk
+        batch.append(CanFrame(KEEPALIVE_ID, bytes(8)))
+        for f in batch:
+            core.on_battery_frame(
+                f.frame_id, f.data, now, extended=f.extended, remote=f.remote, error=f.error
+            )
+            exp.battery(f, shared=True)
+        fed += len(batch)
+        core.tick(now)
+        check_invariants(core, now, exp, views_too=n % 8 == 7)
+    FRAMES["gateway"] += fed
+    # Every node's own frames were accepted whatever surrounded them, so the battery is up.
+    snap = core.snapshot
+    assert snap.valid
+    assert all(ns.present for ns in snap.nodes.values())
+
+
+def test_a_flood_of_distinct_bad_ids_keeps_memory_bounded() -> None:
+    core = GatewayCore(make_settings(shared_bus=True), T0)
+    for i in range(20_000):
+        core.on_battery_frame(0x1000 + i, b"\x00", T0 + i * 1e-4, extended=True)
+        core.on_battery_frame(0x700 + (i % 0x100), bytes(9), T0 + i * 1e-4)
+    core.tick(T0 + 3)
+    FRAMES["gateway"] += 40_000
+    counters = core.battery_counters
+    assert counters.received == counters.unknown == 40_000
+    assert len(counters.unknown_ids) == counters.MAX_TRACKED_IDS
+    assert len(core.ingest.log._last) <= core.ingest.log.MAX_KEYS
+
+
+def test_node_info_claiming_255_sensors_does_not_break_the_nodes_view() -> None:
+    """Found by the fuzzer: views.nodes indexed past the model's sensor list."""
+    core = GatewayCore(make_settings(shared_bus=True), T0)
+    info = codec.encode_node_info(
+        codec.NodeInfo(
+            **{**dict.fromkeys(codec.NodeInfo._fields, 0), "temperature_sensor_count": 255}
+        )
+    )
+    assert core.on_battery_frame(0x1A0, info, T0) is False
+    core.tick(T0)
+    (node0,) = [n for n in views.nodes(core, T0) if n["node"] == 0]
+    assert len(node0["temperatures"]) <= 64
