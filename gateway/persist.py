@@ -20,6 +20,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bumped when the layout changes incompatibly
+TMP_PREFIX = "."  # temporary files: .NAME.random, next to the state file
 
 
 class StateStore:
@@ -32,7 +33,11 @@ class StateStore:
         self.last_error = ""
 
     def load(self) -> dict[str, Any] | None:
-        """The saved state, or None when there is none or it is unreadable (moved aside)."""
+        """The saved state, or None when there is none or it is unreadable (moved aside).
+
+        Temporary files left by a save that was cut short (power cut, SIGKILL) are removed:
+        otherwise every crash during a write would leave one behind."""
+        self._remove_leftovers()
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -60,6 +65,18 @@ class StateStore:
             return None
         return state
 
+    def _remove_leftovers(self) -> None:
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        try:
+            leftovers = list(directory.glob(f"{TMP_PREFIX}{self.path.name}.*"))
+        except OSError:
+            return
+        for path in leftovers:
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+                    log.info("removed %s, left by an interrupted save", path)
+
     def save(self, state: dict[str, Any]) -> bool:
         """Write the state atomically. Logs and returns False on failure (disk full, read-only
         file system): the caller keeps running and tries again later."""
@@ -74,7 +91,7 @@ class StateStore:
                 allow_nan=False,
             )
             directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+            fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{self.path.name}.", dir=directory)
             with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp creates it mode 0600
                 f.write(text)
                 f.flush()

@@ -124,8 +124,16 @@ class Gateway:
             await anyio.sleep(max(delay, 0))
 
     async def save(self) -> bool:
-        state = self.core.persistent_state()
-        ok = await anyio.to_thread.run_sync(self.store.save, state)
+        """Write the state; never raises: a failed save is logged, shown as an event and
+        retried at the next interval (a full disk must not stop the battery)."""
+        try:
+            state = self.core.persistent_state()
+            ok = await anyio.to_thread.run_sync(self.store.save, state)
+        except Exception as exc:  # a bug in the state must not take the gateway down
+            log.exception("state not saved")
+            self.store.failures += 1
+            self.store.last_error = f"{type(exc).__name__}: {exc}"
+            ok = False
         if not ok:
             self.core.events.add(
                 self.clock(), EventKind.PERSIST, f"state not saved: {self.store.last_error}"
