@@ -6,7 +6,8 @@ wall clock that jumps forward would delay nothing, but one that jumps back would
 period, so a backward step is treated as "due now".
 
 Decreases are safety: a lower CVL, CCL or DCL, an enable bit cleared or an alarm that
-appears or escalates is sent as soon as the profile's minimum interval allows. Increases
+appears or escalates is sent as soon as the profile's minimum interval allows -- a stop
+(an enable bit cleared, CCL or DCL down to 0) at once, whatever the minimum interval. Increases
 wait for the next period (the strategy already ramps them; there is no hurry to allow more).
 Changes smaller than the frame resolution (0.1 V, 0.1 A) are not urgent: the next period
 carries them, which keeps a slowly ramping limit from turning into a frame storm.
@@ -50,6 +51,17 @@ def limits_dropped(new: Limits, old: Limits) -> bool:
     )
 
 
+def stopped(new: Limits, old: Limits) -> bool:
+    """True when `new` stops a direction `old` allowed: its enable bit cleared or its current
+    limit down to 0."""
+    return (
+        (old.charge_enable and not new.charge_enable)
+        or (old.discharge_enable and not new.discharge_enable)
+        or (_usable(old.ccl) > 0 and _usable(new.ccl) == 0)
+        or (_usable(old.dcl) > 0 and _usable(new.dcl) == 0)
+    )
+
+
 def alarm_rose(new: Mapping[Alarm, Severity], old: Mapping[Alarm, Severity]) -> bool:
     """True when an alarm appears in `new` or has a higher severity than in `old`."""
     return any(severity > old.get(alarm, 0) for alarm, severity in new.items())
@@ -79,7 +91,9 @@ class Emitter:
         if elapsed < 0 or elapsed >= self.period:
             return True
         if elapsed < self.min_interval:
-            return False
+            # A stop goes out even so: it cannot repeat before an increase, and increases
+            # wait for the period, so stops add at most two frame sets a period.
+            return stopped(report.limits, self._last.limits)
         return limits_dropped(report.limits, self._last.limits) or alarm_rose(
             report.alarms, self._last.alarms
         )

@@ -45,13 +45,16 @@ def test_simulated_minute_sends_once_per_period() -> None:
 DROPS = {
     "cvl down": {"limits": limits(cvl=55.0)},
     "ccl down": {"limits": limits(ccl=90.0)},
-    "dcl down": {"limits": limits(dcl=0.0)},
-    "ccl invalid": {"limits": limits(ccl=NAN)},
     "cvl invalid": {"limits": limits(cvl=NAN)},
     "dvl invalid": {"limits": limits(dvl=NAN)},
+    "alarm appears": {"alarms": {Alarm.HIGH_TEMPERATURE: Severity.WARNING}},
+}
+STOPS = {
+    "ccl to 0": {"limits": limits(ccl=0.0)},
+    "dcl to 0": {"limits": limits(dcl=0.0)},
+    "ccl invalid": {"limits": limits(ccl=NAN)},
     "charge disabled": {"limits": limits(charge_enable=False)},
     "discharge disabled": {"limits": limits(discharge_enable=False)},
-    "alarm appears": {"alarms": {Alarm.HIGH_TEMPERATURE: Severity.WARNING}},
 }
 
 
@@ -64,6 +67,31 @@ def test_a_drop_is_sent_at_once_but_not_before_the_min_interval(change) -> None:
     e.sent(0.2, dropped)
     assert not e.due(0.5, dropped)  # sent: nothing new until the period
     assert e.due(1.2, dropped)
+
+
+@pytest.mark.parametrize("change", STOPS.values(), ids=STOPS.keys())
+def test_a_stop_is_sent_at_once_even_within_the_min_interval(change) -> None:
+    stop = dataclasses.replace(NORMAL, **change)
+    e = sent_at(Emitter(1.0, 0.2), 0.0)
+    assert e.due(0.01, stop)  # a stop does not wait for the minimum interval
+    e.sent(0.01, stop)
+    assert not e.due(0.02, stop)  # sent: nothing new until the period
+    assert not e.due(0.05, NORMAL)  # the way back waits for the period
+    assert e.due(1.01, NORMAL)
+
+
+def test_stops_cannot_storm() -> None:
+    # Flapping between stopped and allowed every 10 ms: the increases wait for the period,
+    # so each period carries at most the periodic set and one stop.
+    e = Emitter(1.0, 0.2)
+    stop = dataclasses.replace(NORMAL, limits=limits(ccl=0.0))
+    sends = 0
+    for tick in range(1000):  # 10 s
+        r = stop if tick % 2 else NORMAL
+        if e.due(tick / 100, r):
+            e.sent(tick / 100, r)
+            sends += 1
+    assert sends <= 2 * 10 + 1
 
 
 def test_an_alarm_escalating_is_urgent_and_one_clearing_is_not() -> None:
