@@ -57,6 +57,10 @@ def _mask(frame: tuple[int, ...], level: slice) -> int:
 
 
 _KIND_SETS: dict[int, frozenset[ProtectionKind]] = {}
+_NODE_STATES: dict[int, NodeState] = {int(s): s for s in NodeState}
+_RELAY_STATES = tuple(codec.NodeStateRelayState(v) for v in range(3))
+_GATEWAY_LINKS = tuple(codec.NodeStateGatewayLink(v) for v in range(3))
+_RELAY_REQUESTS = tuple(codec.NodeStateRelayRequest(v) for v in range(3))
 
 
 def kinds(mask: int) -> frozenset[ProtectionKind]:
@@ -179,7 +183,7 @@ class BatteryModel:
             rec.state_frames_ignored += 1
             return False
         faults, warnings, infos = _mask(m, FAULTS), _mask(m, WARNINGS), _mask(m, INFOS)
-        state = NodeState(m.state) if m.state in NodeState._value2member_map_ else NodeState.INIT
+        state = _NODE_STATES.get(m.state, NodeState.INIT)
         changed = (
             state != rec.state
             or m.relay_state != rec.relay_state
@@ -189,11 +193,12 @@ class BatteryModel:
             or rec.t_state == NEVER
         )
         rec.state = state
-        rec.relay_state = codec.NodeStateRelayState(min(m.relay_state, 2))
+        # Enum members by table instead of Enum calls: this runs for every NodeState frame.
+        rec.relay_state = _RELAY_STATES[min(m.relay_state, 2)]
         rec.trip_cleared = bool(m.trip_cleared)
         rec.balancing = bool(m.balancing)
-        rec.gateway_link = codec.NodeStateGatewayLink(min(m.gateway_link, 2))
-        rec.relay_request = codec.NodeStateRelayRequest(min(m.relay_request, 2))
+        rec.gateway_link = _GATEWAY_LINKS[min(m.gateway_link, 2)]
+        rec.relay_request = _RELAY_REQUESTS[min(m.relay_request, 2)]
         rec.faults, rec.warnings, rec.infos = faults, warnings, infos
         rec.t_state = now
         return changed
