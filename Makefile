@@ -8,13 +8,14 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
 
-.PHONY: help install browser test lint typecheck pytest test-mpy codec docs check-generated demo \
-	screenshot clean
+.PHONY: help install browser test lint typecheck pytest test-mpy bench codec docs check-generated \
+	demo screenshot clean
 
 help:
 	@echo "make demo       run the whole system simulated (see README)"
 	@echo "make test       lint, type-check and run every test (creates .venv)"
 	@echo "make test-mpy   run the firmware suite on real MicroPython (WebAssembly port)"
+	@echo "make bench      run the benchmarks: benchmarks/results.json and a table (a few minutes)"
 	@echo "make codec      regenerate the codecs from dbc/"
 	@echo "make docs       regenerate docs generated from dbc/ and the config schema"
 
@@ -63,6 +64,11 @@ test: install browser lint typecheck pytest
 # runs it too (tests/firmware/test_micropython.py); this target runs it alone.
 test-mpy: install
 	node tests/mpy/run.mjs
+
+# Speed and memory figures next to their references (docs/performance.md). Benchmarks time
+# things; tests never do.
+bench: install
+	$(PY) -m benchmarks.run
 
 codec: $(INSTALLED)
 	$(PY) -m tools.gen_codec

@@ -1,0 +1,163 @@
+"""3. Firmware cycle cost: Node.step() for 16 and 64 cells on CPython and on MicroPython (the
+official WebAssembly port under node), heap allocated per steady-state cycle and heap in use
+after start-up.
+
+MicroPython: tests/mpy/run.mjs runs the firmware suite, whose allocation scenario measures a
+steady-state node (active, balancing, gateway frames arriving; gc disabled, gc.mem_alloc()
+before and after 2,000 cycles of 50 ms) and writes its figures as JSON. CPython: the same
+loop here, timed with time.perf_counter.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import ROOT, Result
+from bms import codec, e2e
+from bms.can import Frame
+from bms.can.loopback import LoopbackBus
+from bms.config import load_config
+from bms.hw.sim import SimHardware
+from bms.node import Node
+
+CYCLE_MS = 50
+NODE = 1
+HEARTBEAT_ID = codec.GATEWAY_HEARTBEAT_ID
+RELAY_ID = codec.RELAY_COMMAND_ID | NODE
+BALANCE_ID = codec.BALANCE_COMMAND_ID | NODE
+CYCLES = 2000
+
+
+def _sealed(frame_id: int, buf: bytearray, counter: int) -> bytearray:
+    e2e.seal(frame_id, buf, counter)
+    return buf
+
+
+def _heartbeat(counter: int) -> bytearray:
+    buf = bytearray(8)
+    buf[1] = codec.GATEWAY_HEARTBEAT_GATEWAY_STATE_RUNNING << 4
+    return _sealed(HEARTBEAT_ID, buf, counter)
+
+
+def _relay(counter: int) -> bytearray:
+    buf = bytearray(8)
+    buf[1] = codec.RELAY_COMMAND_REQUEST_CLOSE << 4
+    return _sealed(RELAY_ID, buf, counter)
+
+
+def _balance(counter: int, cells: int, floor_mv: int) -> bytearray:
+    buf = bytearray(8)
+    buf[2:6] = cells.to_bytes(4, "little")
+    buf[6:8] = floor_mv.to_bytes(2, "little")
+    return _sealed(BALANCE_ID, buf, counter)
+
+
+def cpython_cycle_us(cells: int, cycles: int = CYCLES) -> float:
+    """Microseconds per Node.step() in steady state (the MicroPython suite's loop)."""
+    hw = SimHardware(cells=cells, temps=4)
+    bus = LoopbackBus(tx_capacity=3)
+    node = Node(load_config({"node_id": NODE, "cells": cells}), hw, bus)
+    for i in range(cells):
+        hw.cell_mv[i] = 3400
+    hw.pack_mv = cells * 3400
+    frame = Frame()
+    hb = [_heartbeat(c) for c in range(16)]
+    rc = [_relay(c) for c in range(16)]
+    bc = [_balance(c, 0b1011, 3200) for c in range(16)]
+    counters = [0, 0, 0]
+    t = 0
+
+    def steps(n: int, timed: bool) -> float:
+        nonlocal t
+        elapsed = 0.0
+        for k in range(n):
+            if t % 500 == 0:
+                bus.inject(HEARTBEAT_ID, hb[counters[0]])
+                counters[0] = (counters[0] + 1) & 15
+            if t % 200 == 0:
+                bus.inject(RELAY_ID, rc[counters[1]])
+                counters[1] = (counters[1] + 1) & 15
+            if t % 1000 == 0:
+                bus.inject(BALANCE_ID, bc[counters[2]])
+                counters[2] = (counters[2] + 1) & 15
+            d = k & 7
+            hw.cell_mv[5] = 3400 + d
+            hw.cell_mv[6] = 3400 - d
+            hw.current_ma = 2000 + d
+            start = time.perf_counter()
+            node.step(t)
+            if timed:
+                elapsed += time.perf_counter() - start
+            while bus.take(frame):
+                pass
+            t += CYCLE_MS
+        return elapsed
+
+    steps(8200 // CYCLE_MS, False)  # settle: active, every stream running, balancing
+    if node.state != 2 or hw.balance_mask != 0b1011:
+        raise RuntimeError(f"node not in steady state (state {node.state})")
+    return steps(cycles, True) / cycles * 1e6
+
+
+def micropython_figures() -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mpy.json"
+        done = subprocess.run(
+            ["node", str(ROOT / "tests" / "mpy" / "run.mjs"), str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or not path.exists():
+            raise RuntimeError(f"MicroPython suite failed:\n{done.stdout}\n{done.stderr}")
+        figures: dict[str, object] = json.loads(path.read_text())
+        return figures
+
+
+def run(quick: bool = False) -> Result:
+    res = Result("firmware", "Firmware cycle cost (Node.step, 50 ms cycle)")
+    mpy = micropython_figures()
+    res.params = {
+        "cycle_ms": CYCLE_MS,
+        "cycles": CYCLES,
+        "micropython": mpy.get("micropython"),
+        "heap_modules_bytes": mpy.get("heap_modules_bytes"),
+    }
+    for cells in (16, 64):
+        cpy = cpython_cycle_us(cells, CYCLES // 4 if quick else CYCLES)
+        m = mpy[f"cells{cells}"]
+        assert isinstance(m, dict)
+        budget = CYCLE_MS * 1000
+        res.add(f"{cells} cells: CPython", cpy, "us/cycle", budget, "50 ms cycle")
+        res.add(
+            f"{cells} cells: MicroPython (WebAssembly)",
+            float(m["wasm_cycle_us"]),
+            "us/cycle",
+            budget,
+            "50 ms cycle",
+        )
+        res.add(
+            f"{cells} cells: MicroPython heap allocated per cycle",
+            float(m["alloc_bytes_per_cycle"]),
+            "bytes",
+            target="== 0",
+            met=m["alloc_bytes_per_cycle"] == 0,
+        )
+        res.add(
+            f"{cells} cells: MicroPython heap in use after start-up",
+            float(m["heap_in_use_after_startup"]),
+            "bytes",
+            float(m["heap_in_use_after_startup"]) - float(m["heap_node_bytes"]),
+            "modules and suite before the node",
+        )
+    res.notes.append(
+        "MicroPython figures from tests/mpy/run.mjs (WebAssembly port under node: slower than "
+        "CPython, and not an MCU's speed); heap in use includes the firmware's bytecode "
+        f"({mpy.get('heap_modules_bytes')} bytes)"
+    )
+    return res
