@@ -83,6 +83,27 @@ class SocSettings(BaseModel):
         description="time with the lowest cell at or below the empty voltage before SoC is "
         "set to 0 % (s)",
     )
+    low_end_soc: float = Field(
+        10.0,
+        ge=0.0,
+        le=30.0,
+        description="below the OCV of this SoC the lowest cell's voltage corrects the counted "
+        "SoC: the OCV curve is steep there, so the voltage says more than the count (%; 0 = "
+        "never)",
+    )
+    low_end_current_c: float = Field(
+        0.1,
+        gt=0.0,
+        le=0.5,
+        description="the low-end correction applies while discharging at most this (C-rate), "
+        "where the voltage under load is close to the open-circuit voltage",
+    )
+    low_end_tau_s: float = Field(
+        600.0,
+        gt=0.0,
+        description="time constant with which the low-end correction pulls the counted SoC "
+        "toward the lowest cell's voltage (s)",
+    )
     learn_min_fraction: float = Field(
         0.5,
         gt=0.0,
@@ -330,6 +351,8 @@ class SocEstimator:
             self._set_full(snap.time)
         elif at_bottom and self._empty_s >= cfg.empty_hold_s:
             self._set_empty(snap.time)
+        elif self._state.trusted and -cfg.low_end_current_c <= current_c < cfg.rest_current_c:
+            self._low_end(snap.min_cell, dt)
         elif not self._state.trusted and self._rest_s >= cfg.rest_time_s:
             soc = prof.soc_from_ocv(_mean_cell(snap))
             if not math.isnan(soc):
@@ -344,6 +367,26 @@ class SocEstimator:
             uncounted_s=0.0,
             last_full=now,
         )
+
+    def _low_end(self, min_cell: float, dt: float) -> None:
+        """Near empty, pull the count toward the SoC the lowest cell's voltage says.
+
+        The battery is as empty as its emptiest cell, and below about 10 % the OCV curve is
+        steep: a few millivolts are a percent. The count, against the rated capacity, drifts
+        there by the capacity the cells really have; the discharge derating keeps a loaded
+        cell above the empty voltage, so the 0 % point alone rarely comes. A light current
+        reads a little below the OCV: the correction errs on the empty side."""
+        cfg = self.settings
+        if cfg.low_end_soc <= 0.0 or not math.isfinite(min_cell):
+            return
+        if min_cell > self.profile.ocv.at(cfg.low_end_soc):
+            return
+        target = self.profile.soc_from_ocv(min_cell)
+        if math.isnan(target):
+            return
+        soc = self._state.soc
+        soc += (target - soc) * min(1.0, dt / cfg.low_end_tau_s)
+        self._state = replace(self._state, soc=min(100.0, max(0.0, soc)))
 
     def _set_empty(self, now: float) -> None:
         st, cfg = self._state, self.settings

@@ -324,3 +324,41 @@ def test_soc_stays_within_0_and_100_and_is_never_nan(
             soc = e.update(s, phase).soc
             assert math.isfinite(soc) and 0.0 <= soc <= 100.0
             assert math.isfinite(e.state.health) and e.state.health > 0
+
+
+LOW = (3.10,) + (3.12,) * 15  # the emptiest cell at 3.10 V: about 5 % on LFP's OCV table
+
+
+def test_the_low_end_pulls_the_count_toward_the_emptiest_cell() -> None:
+    est = estimator(15.0)  # the count says 15 %, the voltage says about 5 %
+    light = -0.05 * CAP  # a light discharge: the voltage is close to the OCV
+    for i in range(1, 3601):
+        s = est.update(snap(float(i), light, LOW))
+    target = LFP.soc_from_ocv(3.10)
+    # Six time constants: settled where the pull balances the count's 5 %/h, which is
+    # rate x tau below the voltage's value.
+    lag = 100.0 * 0.05 * 600.0 / 3600.0
+    assert s.soc == pytest.approx(target - lag, abs=0.2)
+
+
+@pytest.mark.parametrize(
+    ("current_c", "cells"),
+    [
+        (0.02, LOW),  # charging: the voltage reads high
+        (-0.3, LOW),  # a heavy discharge: the voltage reads low by the resistance
+        (-0.05, MID),  # the flat middle: the voltage says little
+    ],
+)
+def test_the_low_end_correction_stays_out_of(current_c: float, cells: tuple[float, ...]) -> None:
+    est = estimator(15.0)
+    for i in range(1, 601):
+        s = est.update(snap(float(i), current_c * CAP, cells))
+    counted = 15.0 + 100.0 * current_c * 600 / 3600 * (0.995 if current_c > 0 else 1.0)
+    assert s.soc == pytest.approx(counted, abs=0.05)
+
+
+def test_the_low_end_correction_can_be_switched_off() -> None:
+    est = estimator(15.0, low_end_soc=0.0)
+    for i in range(1, 601):
+        s = est.update(snap(float(i), -0.05 * CAP, LOW))
+    assert s.soc == pytest.approx(15.0 - 100.0 * 0.05 * 600 / 3600, abs=0.05)
