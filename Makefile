@@ -8,7 +8,8 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
 
-.PHONY: help install browser test lint typecheck pytest test-mpy bench codec docs check-generated \
+.PHONY: help install browser test lint typecheck pytest test-mpy bench soak codec docs \
+	check-generated \
 	demo screenshot clean
 
 help:
@@ -16,6 +17,7 @@ help:
 	@echo "make test       lint, type-check and run every test (creates .venv)"
 	@echo "make test-mpy   run the firmware suite on real MicroPython (WebAssembly port)"
 	@echo "make bench      run the benchmarks: benchmarks/results.json and a table (a few minutes)"
+	@echo "make soak       a simulated week with 4 nodes, then the long fuzz run (about an hour)"
 	@echo "make codec      regenerate the codecs from dbc/"
 	@echo "make docs       regenerate docs generated from dbc/ and the config schema"
 
@@ -69,6 +71,13 @@ test-mpy: install
 # things; tests never do.
 bench: install
 	$(PY) -m benchmarks.run
+
+# Reliability beyond `make test` (docs/safety.md): a simulated week of daily cycles with four
+# nodes (memory, SoC error, phases, limit changes; figures in test-output/soak-results.json),
+# then every fuzz test with twenty times the cases.
+soak: install
+	$(PY) -m tests.soak --days 7 --nodes 4 --json test-output/soak-results.json
+	MOAT_BMS_FUZZ=long $(BIN)/pytest tests/fuzz -q
 
 codec: $(INSTALLED)
 	$(PY) -m tools.gen_codec

@@ -1,0 +1,301 @@
+"""Soak: days of simulated daily cycles at full speed, with the figures that matter.
+
+    python -m tests.soak --days 7 --nodes 4          # what `make soak` runs
+    run_soak(SoakPlan(days=1, nodes=1))              # the short version in `make test`
+
+The whole system runs simulated (gateway.sim.SimSystem: the real firmware nodes, the real
+GatewayCore, battery physics, a simulated inverter) through sun, clouds and a household load,
+as fast as the CPU allows. Checked:
+
+- memory: tracemalloc traces the last `trace_hours` of the run (tracing costs about five
+  times the run time, so the first days run untraced); the growth of the traced memory,
+  scaled to the whole run after the first day, must stay below 5 MB. The resident set size is
+  recorded once a simulated day as a cross-check;
+- no stuck phase: no stop without a cause, absorption ends within its cap, float returns to
+  bulk within its delay once the SoC is below the rebulk threshold;
+- the gateway's SoC against the simulator's truth: below 3 % all along (the battery starts
+  set up, i.e. with its SoC known, so the error is measured from the first second);
+- the limits the inverter receives: CVL never 0, CCL and DCL within 0 .. the configured
+  maximum, and no more rises per hour than the anti-oscillation rule allows.
+
+The simulated buses are in-memory python-can buses (tests/soak/membus.py): python-can's
+virtual bus copies every frame for every receiver, which costs more than all four nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import random
+import resource
+import sys
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gateway.limits import Phase
+from gateway.sim.profiles import HouseholdLoad, SolarDay
+from gateway.sim.scenarios import base_setup, rise_episodes
+from gateway.sim.system import SimSetup, SimSystem
+from tests.soak.membus import MemoryBus, memory_buses
+
+DAY = 86400.0
+MEMORY_LIMIT_MB = 5.0
+SOC_ERROR_LIMIT = 3.0  # %
+STOP_GRACE_S = 120.0  # the start-up stop (no data yet) may last this long
+PHASE_MARGIN_S = 120.0
+
+
+@dataclass
+class SoakPlan:
+    days: float = 7.0
+    nodes: int = 4  # parallel strings of one 16-cell node each
+    step_s: float = 1.0
+    trace_hours: float = 6.0
+    seed: int = 0
+
+
+@dataclass
+class SoakResult:
+    plan: SoakPlan
+    steps: int = 0
+    wall_s: float = 0.0
+    traced_s: float = 0.0  # simulated seconds under tracemalloc
+    traced_growth_mb: float = 0.0  # growth of traced memory over the traced window
+    memory_growth_mb: float = 0.0  # the traced growth scaled to the run after its first day
+    top_growth: list[str] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)  # once a simulated day
+    soc_error_max: float = 0.0  # %
+    soc_error_at: float = 0.0  # simulated s
+    soc_samples: int = 0
+    most_rises_per_hour: int = 0
+    allowed_rises_per_hour: int = 0
+    longest_phase_s: dict[str, float] = field(default_factory=dict)
+    phases_seen: list[str] = field(default_factory=list)
+    charged_ah: float = 0.0
+    discharged_ah: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        p = self.plan
+        lines = [
+            f"soak: {p.days:g} simulated days, {p.nodes} nodes, {p.step_s:g} s steps, "
+            f"{self.steps} steps in {self.wall_s:.0f} s wall",
+            f"  memory: {self.traced_growth_mb:.3f} MB growth over the last "
+            f"{self.traced_s / 3600:.1f} h (tracemalloc) -> {self.memory_growth_mb:.3f} MB "
+            f"over the run (limit {MEMORY_LIMIT_MB} MB); RSS by day "
+            + ", ".join(f"{r:.0f}" for r in self.rss_mb)
+            + " MB",
+            f"  SoC error vs truth: max {self.soc_error_max:.2f} % (at day "
+            f"{self.soc_error_at / DAY:.2f}) over {self.soc_samples} samples "
+            f"(limit {SOC_ERROR_LIMIT} %)",
+            f"  limit rises: at most {self.most_rises_per_hour} per hour "
+            f"(allowed {self.allowed_rises_per_hour})",
+            "  longest phase: "
+            + ", ".join(f"{k} {v / 3600:.1f} h" for k, v in sorted(self.longest_phase_s.items())),
+            f"  energy: {self.charged_ah:.0f} Ah charged, {self.discharged_ah:.0f} Ah discharged",
+        ]
+        lines += [f"  PROBLEM: {problem}" for problem in self.problems] or ["  all checks passed"]
+        return "\n".join(lines)
+
+
+def soak_setup(plan: SoakPlan) -> SimSetup:
+    """Parallel 16-cell packs through sunny and cloudy days with a household load."""
+    rng = random.Random(plan.seed + 11)
+    return base_setup(
+        step_s=plan.step_s,
+        strings=[[n] for n in range(plan.nodes)],
+        soc=0.5,
+        start_hour=0.0,
+        pv=SolarDay(peak_w=3000.0 * plan.nodes, cloudiness=0.4, rng=rng, start_h=0.0),
+        load=HouseholdLoad(start_h=0.0, rng=rng),
+        initial_soc_known=True,
+    )
+
+
+class Watch:
+    """Observes every step: SoC error, phases, limits; cheap enough for a week."""
+
+    def __init__(self, sim: SimSystem, result: SoakResult) -> None:
+        self.result = result
+        strategy = sim.settings.strategy
+        self.phases = strategy.phases
+        self.max_ccl = strategy.max_charge_current_a
+        self.max_dcl = strategy.max_discharge_current_a
+        self.allowed = strategy.limits.max_increases_per_hour
+        result.allowed_rises_per_hour = self.allowed
+        self.phase: str | None = None
+        self.phase_since = 0.0
+        self.low_soc_float_since: float | None = None
+        self.hour = 0
+        self.hour_values: dict[str, list[float]] = {"ccl": [], "dcl": []}
+        self.seen: set[str] = set()
+        self.limits_received = 0
+
+    def __call__(self, sim: SimSystem) -> None:
+        r = self.result
+        t = sim.t
+        core = sim.core
+        if core is None or core.decision is None:
+            return
+        soc = core.soc_state
+        error = abs(soc.soc - 100 * sim.battery.true_soc())
+        if error > r.soc_error_max:
+            r.soc_error_max, r.soc_error_at = error, t
+        r.soc_samples += 1
+        if not math.isfinite(soc.soc) or not 0.0 <= soc.soc <= 100.0:
+            self.problem(t, f"gateway SoC {soc.soc}")
+
+        phase = core.decision.phase.value
+        if phase != self.phase:
+            self.phase, self.phase_since = phase, t
+            self.seen.add(phase)
+        stay = t - self.phase_since
+        if stay > r.longest_phase_s.get(phase, 0.0):
+            r.longest_phase_s[phase] = stay
+        self.check_phase(t, phase, stay, soc.soc)
+
+        limits = sim.inverter.limits
+        if limits is None:
+            return
+        cvl, ccl, dcl = (
+            limits.charge_voltage_limit,
+            limits.charge_current_limit,
+            limits.discharge_current_limit,
+        )
+        if not cvl > 0:
+            self.problem(t, f"CVL {cvl} V reached the inverter")
+        if not 0 <= ccl <= self.max_ccl + 0.1 or not 0 <= dcl <= self.max_dcl + 0.1:
+            self.problem(t, f"limits out of range: CCL {ccl} A, DCL {dcl} A")
+        hour = int(t // 3600)
+        if hour != self.hour:
+            self.close_hour()
+            self.hour = hour
+        values = self.hour_values
+        if not values["ccl"] or values["ccl"][-1] != ccl:
+            values["ccl"].append(ccl)
+        if not values["dcl"] or values["dcl"][-1] != dcl:
+            values["dcl"].append(dcl)
+
+    def check_phase(self, t: float, phase: str, stay: float, soc: float) -> None:
+        ph = self.phases
+        if phase == Phase.STOPPED.value and t > STOP_GRACE_S and stay > ph.resume_after_s + 60:
+            self.problem(t, f"stopped for {stay:.0f} s without a fault")
+        if phase == Phase.ABSORPTION.value and stay > ph.absorption_max_s + PHASE_MARGIN_S:
+            self.problem(t, f"absorption for {stay:.0f} s (cap {ph.absorption_max_s:.0f} s)")
+        if phase == Phase.FLOAT.value and soc < ph.rebulk_soc - 1.0:
+            if self.low_soc_float_since is None:
+                self.low_soc_float_since = t
+            elif t - self.low_soc_float_since > ph.rebulk_delay_s + PHASE_MARGIN_S:
+                self.problem(t, f"float at SoC {soc:.1f} % < {ph.rebulk_soc} % too long")
+        else:
+            self.low_soc_float_since = None
+
+    def close_hour(self) -> None:
+        r = self.result
+        for name, values in self.hour_values.items():
+            episodes = rise_episodes(values)
+            r.most_rises_per_hour = max(r.most_rises_per_hour, episodes)
+            if episodes > self.allowed:
+                self.problem(self.hour * 3600.0, f"{name.upper()} rose {episodes} times")
+            self.hour_values[name] = values[-1:]
+
+    def problem(self, t: float, what: str) -> None:
+        problems = self.result.problems
+        if len(problems) < 50:
+            problems.append(f"t={t:.0f} s (day {t / DAY:.2f}): {what}")
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / 1e6
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def run_soak(plan: SoakPlan, progress: bool = False) -> SoakResult:
+    """Run the plan and return its figures; `problems` lists every failed check."""
+    result = SoakResult(plan)
+    duration = plan.days * DAY
+    trace_s = min(plan.trace_hours * 3600.0, duration - min(DAY, duration / 2))
+    trace_from = duration - trace_s
+    wall0 = time.perf_counter()
+    with memory_buses():
+        sim = SimSystem(soak_setup(plan), plan.seed)
+        if not isinstance(sim.gateway_bus, MemoryBus):
+            raise RuntimeError("the simulator no longer builds its buses with can.Bus")
+        watch = Watch(sim, result)
+        sim.observers.append(watch)
+        try:
+            result.rss_mb.append(_rss_mb())
+            day = 1
+            while sim.t < trace_from - 1e-9:
+                sim.run(min(day * DAY, trace_from) - sim.t)
+                if sim.t >= day * DAY - 1e-9:
+                    result.rss_mb.append(_rss_mb())
+                    if progress:
+                        print(f"soak: day {day} done ({time.perf_counter() - wall0:.0f} s)")
+                    day += 1
+            gc.collect()
+            tracemalloc.start()
+            before = tracemalloc.take_snapshot()
+            sim.run(duration - sim.t)
+            gc.collect()
+            after = tracemalloc.take_snapshot()
+            tracemalloc.stop()
+            result.rss_mb.append(_rss_mb())
+            diff = after.compare_to(before, "lineno")
+            growth = sum(d.size_diff for d in diff)
+            result.top_growth = [str(d) for d in diff[:5]]
+            result.traced_s = trace_s
+            result.traced_growth_mb = growth / 1e6
+            steady = duration - min(DAY, trace_from)
+            result.memory_growth_mb = result.traced_growth_mb * max(steady / trace_s, 1.0)
+            watch.close_hour()
+            result.steps = sim.steps
+            result.phases_seen = sorted(watch.seen)
+            result.charged_ah = sim.truth.charge_ah
+            result.discharged_ah = sim.truth.discharge_ah
+        finally:
+            sim.close()
+    result.wall_s = time.perf_counter() - wall0
+    if result.memory_growth_mb >= MEMORY_LIMIT_MB:
+        result.problems.append(
+            f"memory grew {result.memory_growth_mb:.2f} MB (limit {MEMORY_LIMIT_MB} MB): "
+            + "; ".join(result.top_growth)
+        )
+    if result.soc_error_max >= SOC_ERROR_LIMIT:
+        result.problems.append(f"SoC error reached {result.soc_error_max:.2f} %")
+    if result.soc_samples < duration / plan.step_s / 2:
+        result.problems.append(f"only {result.soc_samples} SoC samples")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.soak", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
+    parser.add_argument("--nodes", type=int, default=4, help="parallel 16-cell nodes (4)")
+    parser.add_argument("--step", type=float, default=1.0, help="simulation step, s (1)")
+    parser.add_argument("--trace-hours", type=float, default=6.0, help="traced hours (6)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    plan = SoakPlan(args.days, args.nodes, args.step, args.trace_hours, args.seed)
+    result = run_soak(plan, progress=True)
+    print(result.summary())
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(asdict(result), f, indent=1)
+    return 1 if result.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
