@@ -104,10 +104,11 @@ class Gateway:
         return out
 
     def send(self, out: Outbox) -> None:
-        for frame_id, data in out.battery:
-            self.battery.send(frame_id, data)
+        # The inverter's frames first: after an urgent tick they carry the stop.
         for frame_id, data in out.inverter:
             self.inverter.send(frame_id, data)
+        for frame_id, data in out.battery:
+            self.battery.send(frame_id, data)
 
     # ------------------------------------------------------------------ loops
 
