@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -87,6 +88,51 @@ def table(results: list[Result]) -> Table:
     return t
 
 
+DOC = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- results: written by make bench -->", "<!-- end of results -->"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results as the table docs/performance.md shows."""
+    m = doc["machine"]
+    lines = [
+        f"Measured {doc['date']} on {m['cpu']} ({m['cores']} cores), {m['implementation']} "
+        f"{m['python']}, {m['system']}; load average {m['load_average_1min_before']} before "
+        f"and {m['load_average_1min']} after the run (other work on the machine).",
+        "",
+        "| benchmark | figure | value | unit | reference | ratio | target |",
+        "|---|---|--:|---|--:|--:|---|",
+    ]
+    for res in doc["benchmarks"]:
+        for i, f in enumerate(res["figures"]):
+            ref = f"{_num(f['reference'])} ({f['reference_name']})" if f["reference"] else ""
+            ratio = _num(f["ratio"])
+            verdict = "" if f["met"] is None else ("met" if f["met"] else "**missed**")
+            target = f"{verdict} ({f['target']})" if verdict else ""
+            lines.append(
+                f"| {res['name'] if i == 0 else ''} | {f['name']} | {_num(f['value'])} | "
+                f"{f['unit']} | {ref} | {ratio + 'x' if ratio else ''} | {target} |"
+            )
+    lines.append("")
+    for res in doc["benchmarks"]:
+        for note in res["notes"]:
+            lines.append(f"- {res['name']}: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def update_doc(doc: dict[str, Any], path: Path = DOC) -> bool:
+    """Put the table between the markers of docs/performance.md; False without them."""
+    if not path.exists():
+        return False
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{markdown(doc)}{END}{tail}")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test)")
@@ -120,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     console.print(f"written to {args.out}")
+    # Only a full run of every benchmark replaces the table in the docs.
+    if not args.quick and names == list(BENCHMARKS) and update_doc(doc):
+        console.print(f"table updated in {DOC.relative_to(ROOT)}")
     missed = [f"{r.name}: {f.name}" for r in results for f in r.figures if f.met is False]
     if missed:
         console.print(f"[red]targets missed:[/] {'; '.join(missed)}")
