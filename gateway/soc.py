@@ -351,12 +351,12 @@ class SocEstimator:
             self._set_full(snap.time)
         elif at_bottom and self._empty_s >= cfg.empty_hold_s:
             self._set_empty(snap.time)
-        elif self._state.trusted and -cfg.low_end_current_c <= current_c < cfg.rest_current_c:
-            self._low_end(snap.min_cell, dt)
         elif not self._state.trusted and self._rest_s >= cfg.rest_time_s:
             soc = prof.soc_from_ocv(_mean_cell(snap))
             if not math.isnan(soc):
                 self._state = replace(self._state, soc=soc, source=SocSource.OCV)
+        elif -cfg.low_end_current_c <= current_c < cfg.rest_current_c:
+            self._low_end(snap.min_cell, dt)
 
     def _set_full(self, now: float) -> None:
         self._state = replace(
