@@ -474,6 +474,12 @@ def gateway_codec(db_path: Path) -> str:
     out.append("]\n")
     out.append("")
     out.append(GATEWAY_HELPERS)
+    if any(_flag_runs(fields_of(m)) for m in db.messages):
+        out.append("")
+        out.append("# The bits of a byte, lowest first: eight flags decode in one lookup.")
+        out.append("_BITS8: tuple[tuple[int, ...], ...] = tuple(")
+        out.append("    tuple((b >> i) & 1 for i in range(8)) for b in range(256)")
+        out.append(")")
     for message in db.messages:
         fields = fields_of(message)
         for prefix, table in value_tables(message, fields):
@@ -566,7 +572,17 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
     lines.append(f"def decode_{name}(data: bytes) -> {message.name}:")
     lines.append(f'    x = int.from_bytes(data[:{message.length}], "little")')
     values: list[str] = []
-    for f in plain:
+    runs = _flag_runs(plain)
+    skip = 0
+    for i, f in enumerate(plain):
+        if skip:
+            skip -= 1
+            continue
+        if i in runs:
+            get = f"(x >> {f.start}) & 0xFF" if f.start else "x & 0xFF"
+            values.append(f"*_BITS8[{get}]")
+            skip = 7
+            continue
         lines.extend(_gw_decode_field(f, f"v_{f.index}"))
         values.append(f"v_{f.index}")
     if mux is None:
@@ -640,6 +656,26 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
     lines.append(f'    return x.to_bytes({message.length}, "little")')
     lines.append("")
     return lines
+
+
+def _flag_runs(fields: list[Field]) -> set[int]:
+    """Indices in `fields` where eight one-bit flags (unsigned, unscaled, not multiplexed)
+    follow each other in both the field order and the bit positions: the decoder reads
+    them with one table lookup (NodeState carries 48 such flags)."""
+
+    def flag(f: Field) -> bool:
+        return f.length == 1 and not f.signed and not f.scaled and f.mux_ids is None
+
+    runs: set[int] = set()
+    i = 0
+    while i + 8 <= len(fields):
+        group = fields[i : i + 8]
+        if all(flag(f) and f.start == group[0].start + k for k, f in enumerate(group)):
+            runs.add(i)
+            i += 8
+        else:
+            i += 1
+    return runs
 
 
 def _escape(text: str) -> str:

@@ -81,6 +81,11 @@ def _int(name: str, value: int, lo: int, hi: int) -> int:
         raise ValueError(f"{name}={value!r} does not fit its field ({lo}..{hi})")
     return value
 
+# The bits of a byte, lowest first: eight flags decode in one lookup.
+_BITS8: tuple[tuple[int, ...], ...] = tuple(
+    tuple((b >> i) & 1 for i in range(8)) for b in range(256)
+)
+
 
 class NodeStateState(IntEnum):
     INIT = 0
@@ -296,55 +301,7 @@ def decode_node_state(data: bytes) -> NodeState:
     v_4 = (x >> 8) & 0xF
     v_5 = (x >> 12) & 0x3
     v_6 = (x >> 14) & 0x3
-    v_7 = (x >> 16) & 0x1
-    v_8 = (x >> 17) & 0x1
-    v_9 = (x >> 18) & 0x1
-    v_10 = (x >> 19) & 0x1
-    v_11 = (x >> 20) & 0x1
-    v_12 = (x >> 21) & 0x1
-    v_13 = (x >> 22) & 0x1
-    v_14 = (x >> 23) & 0x1
-    v_15 = (x >> 24) & 0x1
-    v_16 = (x >> 25) & 0x1
-    v_17 = (x >> 26) & 0x1
-    v_18 = (x >> 27) & 0x1
-    v_19 = (x >> 28) & 0x1
-    v_20 = (x >> 29) & 0x1
-    v_21 = (x >> 30) & 0x1
-    v_22 = (x >> 31) & 0x1
-    v_23 = (x >> 32) & 0x1
-    v_24 = (x >> 33) & 0x1
-    v_25 = (x >> 34) & 0x1
-    v_26 = (x >> 35) & 0x1
-    v_27 = (x >> 36) & 0x1
-    v_28 = (x >> 37) & 0x1
-    v_29 = (x >> 38) & 0x1
-    v_30 = (x >> 39) & 0x1
-    v_31 = (x >> 40) & 0x1
-    v_32 = (x >> 41) & 0x1
-    v_33 = (x >> 42) & 0x1
-    v_34 = (x >> 43) & 0x1
-    v_35 = (x >> 44) & 0x1
-    v_36 = (x >> 45) & 0x1
-    v_37 = (x >> 46) & 0x1
-    v_38 = (x >> 47) & 0x1
-    v_39 = (x >> 48) & 0x1
-    v_40 = (x >> 49) & 0x1
-    v_41 = (x >> 50) & 0x1
-    v_42 = (x >> 51) & 0x1
-    v_43 = (x >> 52) & 0x1
-    v_44 = (x >> 53) & 0x1
-    v_45 = (x >> 54) & 0x1
-    v_46 = (x >> 55) & 0x1
-    v_47 = (x >> 56) & 0x1
-    v_48 = (x >> 57) & 0x1
-    v_49 = (x >> 58) & 0x1
-    v_50 = (x >> 59) & 0x1
-    v_51 = (x >> 60) & 0x1
-    v_52 = (x >> 61) & 0x1
-    v_53 = (x >> 62) & 0x1
-    v_54 = (x >> 63) & 0x1
-    return NodeState(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7, v_8, v_9, v_10, v_11, v_12, v_13, v_14, v_15, v_16, v_17, v_18, v_19, v_20, v_21, v_22, v_23, v_24, v_25, v_26, v_27, v_28, v_29, v_30, v_31, v_32, v_33, v_34, v_35, v_36, v_37, v_38, v_39, v_40, v_41, v_42, v_43, v_44, v_45, v_46, v_47, v_48, v_49, v_50, v_51, v_52, v_53, v_54)
+    return NodeState(v_0, v_1, v_2, v_3, v_4, v_5, v_6, *_BITS8[(x >> 16) & 0xFF], *_BITS8[(x >> 24) & 0xFF], *_BITS8[(x >> 32) & 0xFF], *_BITS8[(x >> 40) & 0xFF], *_BITS8[(x >> 48) & 0xFF], *_BITS8[(x >> 56) & 0xFF])
 
 
 def encode_node_state(m: NodeState) -> bytes:
