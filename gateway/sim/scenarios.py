@@ -18,7 +18,7 @@ from typing import Any
 from gateway.limits import Alarm, Phase
 from gateway.sim.inverter import SimInverterSettings
 from gateway.sim.profiles import Constant, HouseholdLoad, SolarDay
-from gateway.sim.system import SimSetup, SimSystem
+from gateway.sim.system import SimSetup, SimSystem, deep_merge
 from gateway.strategy import StrategyState
 
 FAULT_LEVEL = 2  # index of the fault level in the firmware's [info, warning, fault] limits
@@ -122,7 +122,7 @@ class Scenario:
         (e.g. the web page's port), kwargs go to SimSystem."""
         setup = self.setup()
         if gateway:
-            _deep_update(setup.gateway, gateway)
+            deep_merge(setup.gateway, gateway)
         sim = SimSystem(setup, seed, **kwargs)
         record = Record()
         sim.observers.append(record.observe)
@@ -172,17 +172,9 @@ def base_setup(step_s: float = 1.0, **kw: Any) -> SimSetup:
         "inverter": {"startup_grace": 30.0},
         "persistence": {"interval_s": 30.0},
     }
-    _deep_update(gateway, setup.gateway)
+    deep_merge(gateway, setup.gateway)
     setup.gateway = gateway
     return setup
-
-
-def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
 
 
 def relay_open_at(rec: Record, node_index: int, after: float = 0.0) -> Sample | None:

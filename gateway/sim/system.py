@@ -86,14 +86,15 @@ class SimSetup:
             "buses": {"battery": {"interface": "virtual", "channel": "battery"}},
             "web": {"enabled": False},
         }
-        _merge(data, self.gateway)
+        deep_merge(data, self.gateway)
         return validate(data, "simulation")
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Merge `extra` into `base` in place, nested dicts key by key."""
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
+            deep_merge(base[key], value)
         else:
             base[key] = value
 
