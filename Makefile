@@ -74,10 +74,10 @@ bench: install
 
 # Reliability beyond `make test` (docs/safety.md): a simulated week of daily cycles with four
 # nodes (memory, SoC error, phases, limit changes; figures in test-output/soak-results.json),
-# then every fuzz test with twenty times the cases.
+# after every fuzz test with twenty times the cases.
 soak: install
-	$(PY) -m tests.soak --days 7 --nodes 4 --json test-output/soak-results.json
 	MOAT_BMS_FUZZ=long $(BIN)/pytest tests/fuzz -q
+	$(PY) -m tests.soak --days 7 --nodes 4 --json test-output/soak-results.json
 
 codec: $(INSTALLED)
 	$(PY) -m tools.gen_codec
