@@ -26,6 +26,9 @@ from gateway.limits import Phase
 from gateway.snapshot import BatterySnapshot
 
 STATE_VERSION = 1
+# The OCV tables resolve a cell's charge near full only above this (%): below, the curve is
+# flat (LFP) and a few millivolts of current or hysteresis would be many percent.
+TOP_RESOLVED_SOC = 95.0
 
 
 class SocSettings(BaseModel):
@@ -348,7 +351,7 @@ class SocEstimator:
         self._empty_s = self._empty_s + dt if at_bottom else 0.0
 
         if entered_float or (at_top and self._full_s >= cfg.full_hold_s):
-            self._set_full(snap.time)
+            self._set_full(snap.time, snap.min_cell)
         elif at_bottom and self._empty_s >= cfg.empty_hold_s:
             self._set_empty(snap.time)
         elif not self._state.trusted and self._rest_s >= cfg.rest_time_s:
@@ -358,10 +361,22 @@ class SocEstimator:
         elif -cfg.low_end_current_c <= current_c < cfg.rest_current_c:
             self._low_end(snap.min_cell, dt)
 
-    def _set_full(self, now: float) -> None:
+    def _set_full(self, now: float, min_cell: float) -> None:
+        """The end of a charge: 100 %, less what the emptiest cell still lacks.
+
+        The charge ends when the highest cell is at its target; a series string holds only
+        what its emptiest cell holds, and a cell still below the top of its OCV curve is not
+        full. The curve resolves only its steep top, so the value stays within
+        TOP_RESOLVED_SOC..100 % (it also never turns an end of charge into a reason to
+        charge again)."""
+        soc = 100.0
+        if math.isfinite(min_cell):
+            lacking = self.profile.soc_from_ocv(min_cell)
+            if not math.isnan(lacking):
+                soc = min(100.0, max(TOP_RESOLVED_SOC, lacking))
         self._state = replace(
             self._state,
-            soc=100.0,
+            soc=soc,
             source=SocSource.FULL,
             since_full=0.0,
             uncounted_s=0.0,

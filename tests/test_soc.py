@@ -142,9 +142,30 @@ def test_entering_float_from_absorption_means_full() -> None:
     est.update(snap(0.0, 2.0), Phase.BULK)
     est.update(snap(1.0, 2.0), Phase.FLOAT)  # from bulk (e.g. after a restart): not full
     assert est.state.soc < 100.0
-    est.update(snap(2.0, 2.0), Phase.ABSORPTION)
-    est.update(snap(3.0, 2.0), Phase.FLOAT)
+    est.update(snap(2.0, 2.0, TOP), Phase.ABSORPTION)
+    est.update(snap(3.0, 2.0, TOP), Phase.FLOAT)
     assert est.state.soc == 100.0 and est.state.source is SocSource.FULL
+
+
+TOP = (3.45,) * 16  # every cell at the LFP charge target
+
+
+@pytest.mark.parametrize(
+    ("lowest", "expected"),
+    [
+        (3.45, 100.0),  # balanced: full
+        (3.365, LFP.soc_from_ocv(3.365)),  # one cell lags on the steep top: it says how much
+        (3.30, 95.0),  # far behind, on the flat part: the table cannot tell; 95 % at least
+    ],
+)
+def test_full_is_what_the_emptiest_cell_holds(lowest: float, expected: float) -> None:
+    est = estimator(90.0)
+    cells = (lowest,) + (3.45,) * 15
+    est.update(snap(0.0, 2.0, cells), Phase.ABSORPTION)
+    est.update(snap(1.0, 2.0, cells), Phase.FLOAT)
+    assert est.state.source is SocSource.FULL
+    assert est.state.soc == pytest.approx(expected)
+    assert 95.0 <= est.state.soc <= 100.0
 
 
 def test_empty_recalibration_after_the_hold_time() -> None:

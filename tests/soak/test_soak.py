@@ -26,10 +26,5 @@ def test_a_simulated_day_holds_memory_soc_phases_and_limits(day: SoakResult) -> 
     assert day.soc_samples >= 86_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the gateway sets the SoC to 100 % when absorption starts (at the charge "
-    "target voltage) while the simulated cells are at about 96 %",
-)
 def test_a_simulated_day_keeps_the_soc_within_3_percent(day: SoakResult) -> None:
     assert day.soc_error_max < SOC_ERROR_LIMIT
