@@ -1,5 +1,6 @@
-"""The short soak in `make test`: one simulated day at 1 s steps, one node, the last hour
-traced. `make soak` runs the week with four nodes (tests/soak/soak.py)."""
+"""The short soak in `make test`: one simulated day at 1 s steps, one node, the last two
+hours traced (a warm-up as long as the gateway's history ring, shortened to an hour, then an
+hour measured). `make soak` runs the week with four nodes (tests/soak/soak.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tests.soak.soak import MEMORY_LIMIT_MB, SOC_ERROR_LIMIT, SoakPlan, SoakResu
 
 @pytest.fixture(scope="module")
 def day() -> SoakResult:
-    result = run_soak(SoakPlan(days=1.0, nodes=1, step_s=1.0, trace_hours=1.0))
+    result = run_soak(SoakPlan(days=1.0, nodes=1, step_s=1.0, trace_hours=1.0, history_hours=1.0))
     print(result.summary())
     return result
 
