@@ -26,7 +26,6 @@ import can
 
 from bms.can.pythoncan import PythonCanBus
 from bms.config import default_config, load_config
-from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.node import Node
 from gateway.codec.pylontech_lv import FRAME_IDS as PYLON_IDS
@@ -41,6 +40,7 @@ from gateway.codec.simulation import (
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.physics import Battery, CellParams
 from gateway.sim.profiles import Profile
+from gateway.sim.system import balance_mask, read_pack
 
 CURRENT_ID = FRAME_IDS["SimBatteryCurrent"]
 CURRENT_PERIOD_S = CYCLE_MS[CURRENT_ID] / 1000
@@ -91,20 +91,10 @@ class StandaloneNode:
         dt = 0.0 if self._last is None else max(t - self._last, 0.0)
         self._last = t
         self.battery.set_relay(self.node_id, self.hw.relay_closed)
-        words = self.hw.balance_words
-        self.pack.balance_mask = words[0] | words[1] << 16 | words[2] << 32 | words[3] << 48
+        self.pack.balance_mask = balance_mask(self.hw)
         if dt > 0:
             self.battery.step(dt, self.current_a / self.strings)
-        hw = self.hw
-        total = 0
-        for i, volts in enumerate(self.pack.cell_voltages()):
-            hw.cell_mv[i] = mv = round(volts * 1000)
-            total += mv
-        hw.pack_mv = total
-        for i, temp in enumerate(self.pack.temperatures()):
-            hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
-        hw.current_ma = round(self.pack.measured_current_a * 1000)
-        hw.balancer_temp_dc = round(self.pack.balancer_temp_c * 10)
+        read_pack(self.pack, self.hw)
         self.node.step(round(t * 1000))
 
     def _read_current(self, t: float) -> None:

@@ -36,7 +36,7 @@ from gateway.config import Settings, validate
 from gateway.core import GatewayCore
 from gateway.persist import StateStore
 from gateway.sim.inverter import SimInverter, SimInverterSettings
-from gateway.sim.physics import Battery, CellParams
+from gateway.sim.physics import Battery, CellParams, Pack
 from gateway.sim.profiles import Constant, Profile
 
 log = logging.getLogger(__name__)
@@ -274,13 +274,6 @@ class SimSystem:
         """The gateway's clock: epoch seconds of the simulated instant."""
         return self.epoch(self.setup) + self.t
 
-    def clock(self) -> float:  # the web page's Host interface
-        return self.now()
-
-    @property
-    def config_path(self) -> Path | None:  # Host interface: a simulation has no file
-        return None
-
     # ------------------------------------------------------------------ the gateway
 
     def _start_gateway(self) -> None:
@@ -331,9 +324,7 @@ class SimSystem:
         # physics, with the nodes' outputs of the last step
         for node_id, sim in self.nodes.items():
             self.battery.set_relay(node_id, sim.hw.relay_closed)
-            pack = self.battery.packs[node_id]
-            words = sim.hw.balance_words
-            pack.balance_mask = words[0] | words[1] << 16 | words[2] << 32 | words[3] << 48
+            self.battery.packs[node_id].balance_mask = balance_mask(sim.hw)
         flowed = self.battery.step(dt, self.inverter_current)
         if flowed > 0:
             self.truth.charge_ah += flowed * dt / 3600
@@ -342,7 +333,7 @@ class SimSystem:
 
         # readings into the node hardware, then the nodes
         for node_id, sim in self.nodes.items():
-            self._read_into(node_id, sim.hw)
+            read_pack(self.battery.packs[node_id], sim.hw)
             sim.step(now_ms)
         self._track_truth()
 
@@ -361,20 +352,6 @@ class SimSystem:
         self._write_log()
         for observer in self.observers:
             observer(self)
-
-    def _read_into(self, node_id: int, hw: SimHardware) -> None:
-        pack = self.battery.packs[node_id]
-        cell_mv = hw.cell_mv
-        total = 0
-        for i, volts in enumerate(pack.cell_voltages()):
-            mv = round(volts * 1000)
-            cell_mv[i] = mv
-            total += mv
-        hw.pack_mv = total
-        for i, temp in enumerate(pack.temperatures()):
-            hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
-        hw.current_ma = round(pack.measured_current_a * 1000)
-        hw.balancer_temp_dc = round(pack.balancer_temp_c * 10)
 
     def _track_truth(self) -> None:
         truth = self.truth
@@ -484,6 +461,27 @@ class SimSystem:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def balance_mask(hw: SimHardware) -> int:
+    """The node's balancer outputs (four 16-cell words) as one bit mask, cell k = bit k."""
+    words = hw.balance_words
+    return int(words[0] | words[1] << 16 | words[2] << 32 | words[3] << 48)
+
+
+def read_pack(pack: Pack, hw: SimHardware) -> None:
+    """What the node's sensors read from its pack, into its simulated hardware."""
+    cell_mv = hw.cell_mv
+    total = 0
+    for i, volts in enumerate(pack.cell_voltages()):
+        mv = round(volts * 1000)
+        cell_mv[i] = mv
+        total += mv
+    hw.pack_mv = total
+    for i, temp in enumerate(pack.temperatures()):
+        hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
+    hw.current_ma = round(pack.measured_current_a * 1000)
+    hw.balancer_temp_dc = round(pack.balancer_temp_c * 10)
 
 
 def _drain(bus: can.BusABC) -> Iterator[can.Message]:
