@@ -36,6 +36,7 @@ from gateway.config import Settings, validate
 from gateway.core import GatewayCore
 from gateway.persist import StateStore
 from gateway.sim.inverter import SimInverter, SimInverterSettings
+from gateway.sim.membus import MemoryBus
 from gateway.sim.physics import Battery, CellParams, Pack
 from gateway.sim.profiles import Constant, Profile
 
@@ -45,6 +46,14 @@ log = logging.getLogger(__name__)
 # setup's start hour: timestamps in logs look real and runs stay deterministic.
 EPOCH = 1_780_272_000.0
 _instances = itertools.count()
+
+# The in-process buses a simulation can run on (every bus of a run on one of them):
+# python-can's virtual bus, the default, and the in-memory bus for long runs (half the
+# cost per step; see gateway/sim/membus.py).
+BUSES: dict[str, Callable[[str], can.BusABC]] = {
+    "virtual": lambda channel: can.Bus(interface="virtual", channel=channel),
+    "memory": MemoryBus,
+}
 
 
 @dataclass
@@ -152,12 +161,12 @@ class SimNode:
     """One firmware node on its simulated hardware and its own python-can bus."""
 
     def __init__(
-        self, node_id: int, settings: dict[str, Any], cells: int, temps: int, channel: str
+        self, node_id: int, settings: dict[str, Any], cells: int, temps: int, bus: can.BusABC
     ) -> None:
         self.node_id = node_id
         self.settings = settings
         self.hw = SimHardware(cells=cells, temps=temps)
-        self.bus = can.Bus(interface="virtual", channel=channel)
+        self.bus = bus
         self.link = CanLink(PythonCanBus(self.bus))
         self.node = self._boot()
         self.reboots = 0
@@ -189,7 +198,11 @@ class SimSystem:
         *,
         log: TextIO | None = None,
         state_dir: Path | None = None,
+        bus: str = "virtual",
     ) -> None:
+        if bus not in BUSES:
+            raise ValueError(f"bus {bus!r} is not one of {', '.join(BUSES)}")
+        self.open_bus: Callable[[str], can.BusABC] = BUSES[bus]
         self.setup = setup
         self.seed = seed
         self.rng = random.Random(seed)
@@ -228,15 +241,19 @@ class SimSystem:
                 )
                 cfg.update(setup.node_config)
                 self.nodes[node_id] = SimNode(
-                    node_id, cfg, setup.cells_per_node, setup.temp_sensors, self.battery_channel
+                    node_id,
+                    cfg,
+                    setup.cells_per_node,
+                    setup.temp_sensors,
+                    self.open_bus(self.battery_channel),
                 )
         self.settings = setup.gateway_settings()
         self.store = StateStore(state_dir / "state.json") if state_dir else None
         self._memory_state: dict[str, Any] | None = setup.gateway_state
         if self.store is not None and setup.gateway_state is not None:
             self.store.save(setup.gateway_state)
-        self.gateway_bus = can.Bus(interface="virtual", channel=self.battery_channel)
-        self.gateway_inverter_bus = can.Bus(interface="virtual", channel=self.inverter_channel)
+        self.gateway_bus = self.open_bus(self.battery_channel)
+        self.gateway_inverter_bus = self.open_bus(self.inverter_channel)
         self.core: GatewayCore | None = None
         self.gateway_alive = True
         self.gateway_silent = False  # alive but sends nothing (a hung transmit path)
@@ -244,7 +261,7 @@ class SimSystem:
         if setup.initial_soc_known and self.core is not None:
             self.core.set_soc(100 * self.battery.true_soc(), self.now())
         self.inverter = SimInverter(setup.inverter)
-        self.inverter_bus = can.Bus(interface="virtual", channel=self.inverter_channel)
+        self.inverter_bus = self.open_bus(self.inverter_channel)
         self.inverter_current = 0.0
         self.bus_faults = BusFaults()
         self.truth = Truth()
@@ -255,8 +272,8 @@ class SimSystem:
         self._log_writer = can.CanutilsLogWriter(log) if log is not None else None
         self._monitors = (
             (
-                (can.Bus(interface="virtual", channel=self.battery_channel), "battery"),
-                (can.Bus(interface="virtual", channel=self.inverter_channel), "inverter"),
+                (self.open_bus(self.battery_channel), "battery"),
+                (self.open_bus(self.inverter_channel), "inverter"),
             )
             if log is not None
             else ()

@@ -1,0 +1,104 @@
+"""The in-memory bus (gateway/sim/membus.py) gives the same simulation as python-can's
+virtual bus: the long runs that use it (the week in make test, the soak) test what the
+virtual bus would."""
+
+from __future__ import annotations
+
+import io
+
+import can
+import pytest
+
+from gateway.sim.membus import MemoryBus
+from gateway.sim.scenarios import SCENARIOS
+from gateway.sim.system import SimSystem
+from tests.sim.test_scenarios import nan_safe, samples
+
+
+def run_logged(name: str, bus: str, duration: float) -> tuple[str, list[tuple[object, ...]]]:
+    scenario = SCENARIOS[name]
+    log = io.StringIO()
+    sim, record = scenario.build(3, bus=bus, log=log)
+    with sim:
+        sim.run(duration)
+        assert scenario.check(sim, record) == []
+    return log.getvalue(), nan_safe(samples(record))
+
+
+@pytest.mark.parametrize(
+    ("name", "duration"),
+    [
+        ("parallel-trip", SCENARIOS["parallel-trip"].duration),  # four nodes, a trip
+        ("gateway-restart", SCENARIOS["gateway-restart"].duration),  # kill, restart
+    ],
+)
+def test_a_scenario_runs_frame_for_frame_as_on_the_virtual_bus(name: str, duration: float) -> None:
+    virtual_log, virtual_samples = run_logged(name, "virtual", duration)
+    memory_log, memory_samples = run_logged(name, "memory", duration)
+    assert virtual_log.count("\n") > 10 * duration  # both buses were logged, every second
+    # Every frame on both buses, in the same order, with the same simulated time stamp.
+    assert memory_log == virtual_log
+    assert memory_samples == virtual_samples
+
+
+def test_frames_reach_every_other_bus_in_order_and_never_the_sender() -> None:
+    a, b, c = (MemoryBus("t-order") for _ in range(3))
+    try:
+        for n in range(3):
+            a.send(can.Message(arbitration_id=0x100 + n, data=[n], is_extended_id=False))
+        b.send(can.Message(arbitration_id=0x1ABCDEF, data=b"", is_extended_id=True))
+        assert a.recv(0).arbitration_id == 0x1ABCDEF  # type: ignore[union-attr]
+        assert a.recv(0) is None
+        got = [b.recv(0) for _ in range(4)]
+        assert [m.arbitration_id for m in got if m] == [0x100, 0x101, 0x102]
+        assert got[3] is None
+        from_c = [c.recv(0) for _ in range(5)]
+        assert [m.arbitration_id for m in from_c if m] == [0x100, 0x101, 0x102, 0x1ABCDEF]
+        assert from_c[3] is not None and from_c[3].is_extended_id
+    finally:
+        for bus in (a, b, c):
+            bus.shutdown()
+
+
+def test_each_receiver_gets_its_own_copy() -> None:
+    a, b, c = (MemoryBus("t-copy") for _ in range(3))
+    try:
+        sent = can.Message(arbitration_id=0x351, data=b"\x01\x02", is_extended_id=False)
+        a.send(sent)
+        got_b, got_c = b.recv(0), c.recv(0)
+        assert got_b is not None and got_c is not None
+        assert got_b is not got_c and got_b is not sent
+        got_b.data[0] = 0xFF  # a receiver changing its frame (the log writer stamps them)
+        got_b.timestamp = 123.0
+        assert got_c.data == bytearray(b"\x01\x02") and got_c.timestamp != 123.0
+        assert sent.data == bytearray(b"\x01\x02")
+        assert got_c.is_rx and got_c.channel == "t-copy"
+    finally:
+        for bus in (a, b, c):
+            bus.shutdown()
+
+
+def test_filters_and_channels_and_a_closed_bus() -> None:
+    a = MemoryBus("t-filter")
+    b = MemoryBus("t-filter", can_filters=[{"can_id": 0x300, "can_mask": 0x700}])
+    other = MemoryBus("t-elsewhere")
+    try:
+        for can_id in (0x123, 0x351, 0x7FF, 0x305):
+            a.send(can.Message(arbitration_id=can_id, is_extended_id=False))
+        ids = []
+        while (msg := b.recv(0)) is not None:
+            ids.append(msg.arbitration_id)
+        assert ids == [0x351, 0x305]
+        assert other.recv(0) is None  # another channel hears nothing
+    finally:
+        b.shutdown()
+        other.shutdown()
+    a.send(can.Message(arbitration_id=0x1))  # alone on its channel now: goes nowhere
+    a.shutdown()
+    with pytest.raises(can.CanOperationError):
+        a.send(can.Message(arbitration_id=0x1))
+
+
+def test_an_unknown_bus_name_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="virtual, memory"):
+        SimSystem(SCENARIOS["cold-charge"].setup(), bus="vcan")
