@@ -70,12 +70,17 @@ def _active(alarms: Mapping[Alarm, Severity], which: frozenset[Alarm], least: Se
 
 def protection_flags(alarms: Mapping[Alarm, Severity]) -> dict[str, int]:
     """The 0x359 flag fields (ProtectionAlarms names -> 0/1) for these alarms."""
+    if not alarms:  # the usual case, every second
+        return dict(_ALL_CLEAR)
     flags = {}
     for name, which in PROTECTION_BITS.items():
         flags[name] = int(_active(alarms, which, Severity.ALARM))
     for name, which in WARNING_BITS.items():
         flags[name] = int(_active(alarms, which, Severity.WARNING))
     return flags
+
+
+_ALL_CLEAR = dict.fromkeys([*PROTECTION_BITS, *WARNING_BITS], 0)
 
 
 def alarm_pairs(alarms: Mapping[Alarm, Severity]) -> AlarmsWarnings:

@@ -6,6 +6,8 @@ eight bytes. Values are already finite and within their fields (gateway/inverter
 
 from __future__ import annotations
 
+import functools
+
 from gateway.codec import pylontech_lv as codec
 from gateway.inverter.alarms import alarm_pairs, protection_flags
 from gateway.inverter.shaping import Outgoing
@@ -105,6 +107,7 @@ def request_flags(out: Outgoing) -> Frame:
     return _id("RequestFlags"), data
 
 
+@functools.lru_cache(maxsize=16)  # one name per profile, the same frame every second
 def manufacturer_name(name: str) -> Frame:
     """0x35E: eight ASCII characters, padded with spaces ("PYLON   ")."""
     data = codec.encode_manufacturer_name(codec.ManufacturerName(*ascii_codes(name, 8, " ")))

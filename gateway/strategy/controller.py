@@ -117,11 +117,16 @@ class ChargeController:
             dt,
         )
         phase = changed.phase
-        self._state = replace(
-            self._state,
-            phase=self.phases.resume_phase,
-            absorption_completed=self.phases.absorption_completed,
-        )
+        st = self._state
+        if (st.phase, st.absorption_completed) != (
+            self.phases.resume_phase,
+            self.phases.absorption_completed,
+        ):  # a new state only when it changed: most steps it does not
+            self._state = replace(
+                st,
+                phase=self.phases.resume_phase,
+                absorption_completed=self.phases.absorption_completed,
+            )
         if changed.full_charge_done:
             self._state = replace(
                 self._state, last_full_charge=snap.time, full_charge_requested=False

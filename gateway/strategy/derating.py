@@ -8,14 +8,17 @@ by level and kind (table below); temperature windows block a direction with hyst
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.chemistry import ChemistryProfile, Curve, TemperatureWindow
 from gateway.limits import Alarm, Severity
-from gateway.snapshot import BatterySnapshot
+from gateway.snapshot import BatterySnapshot, Level, ProtectionKind
 from gateway.strategy.alarms import raise_alarm
 from gateway.strategy.flags import Effect, flag_effect, flags
 from gateway.strategy.settings import DeratingSettings
+
+Reason = Callable[[], str]
 
 
 class TemperatureGate:
@@ -66,32 +69,40 @@ class Derater:
     def step(self, snap: BatterySnapshot, allowed_max: float, soc: float) -> Derating:
         """Fractions for a valid snapshot; `allowed_max` is the phase's cell maximum (V)."""
         prof, cfg = self.profile, self.settings
-        charge: list[tuple[float, str]] = []
-        discharge: list[tuple[float, str]] = []
+        # (factor, reason): the reason is written only for a factor that limits, in the
+        # notes; most ticks nothing does.
+        charge: list[tuple[float, Reason]] = []
+        discharge: list[tuple[float, Reason]] = []
         alarms: dict[Alarm, Severity] = {}
 
         charge.append(
             (
                 _at(prof.charge_by_cell, snap.max_cell - allowed_max),
-                f"max cell {snap.max_cell:.3f} V",
+                lambda: f"max cell {snap.max_cell:.3f} V",
             )
         )
         discharge.append(
-            (_at(prof.discharge_by_cell, snap.min_cell), f"min cell {snap.min_cell:.3f} V")
+            (_at(prof.discharge_by_cell, snap.min_cell), lambda: f"min cell {snap.min_cell:.3f} V")
         )
 
-        temps = f"{snap.min_temp:.1f}..{snap.max_temp:.1f} degC"
+        def temps() -> str:
+            return f"{snap.min_temp:.1f}..{snap.max_temp:.1f} degC"
+
         for gate, curve, out, name in (
             (self.charge_gate, prof.charge_by_temp, charge, "charging"),
             (self.discharge_gate, prof.discharge_by_temp, discharge, "discharging"),
         ):
             if gate.update(snap.min_temp, snap.max_temp):
                 factor = min(_at(curve, snap.min_temp), _at(curve, snap.max_temp))
-                out.append((factor, f"temperature {temps}"))
+                out.append((factor, lambda: f"temperature {temps()}"))
                 if factor < 1.0:
                     raise_alarm(alarms, _temp_alarm(snap, curve), Severity.WARNING)
             else:
-                out.append((0.0, f"{name} blocked: temperature {gate.side} ({temps})"))
+
+                def blocked(name: str = name, gate: TemperatureGate = gate) -> str:
+                    return f"{name} blocked: temperature {gate.side} ({temps()})"
+
+                out.append((0.0, blocked))
                 alarm = {
                     "low": Alarm.LOW_TEMPERATURE,
                     "high": Alarm.HIGH_TEMPERATURE,
@@ -102,7 +113,7 @@ class Derater:
                 raise_alarm(alarms, alarm, severity)
 
         if cfg.by_soc:
-            charge.append((_at(prof.charge_by_soc, soc), f"SoC {soc:.0f} %"))
+            charge.append((_at(prof.charge_by_soc, soc), lambda: f"SoC {soc:.0f} %"))
 
         factor_of = {
             Effect.NONE: 1.0,
@@ -112,19 +123,23 @@ class Derater:
         }
         for level, kind in flags(snap):
             c_eff, d_eff = flag_effect(level, kind)
-            why = f"node {level.name.lower()} {kind}"
+
+            def why(level: Level = level, kind: ProtectionKind = kind) -> str:
+                return f"node {level.name.lower()} {kind}"
+
             charge.append((factor_of[c_eff], why))
             discharge.append((factor_of[d_eff], why))
 
         share = snap.online_fraction
         notes: list[str] = []
         results: list[float] = []
-        for name, factors in (("charge", charge), ("discharge", discharge)):
+        for direction, factors in (("charge", charge), ("discharge", discharge)):
             low = min(f for f, _ in factors)
             results.append(max(0.0, min(1.0, low)) * share)
-            notes.extend(
-                f"{name} {100 * f:.0f} %: {why}" for f, why in factors if f == low and f < 1.0
-            )
+            if low < 1.0:
+                notes.extend(
+                    f"{direction} {100 * f:.0f} %: {reason()}" for f, reason in factors if f == low
+                )
         if share < 1.0:
             notes.append(f"{snap.strings_online} of {snap.strings_total} strings online")
         return Derating(results[0], results[1], tuple(notes), alarms)

@@ -36,7 +36,14 @@ _OTHER_WARNING: dict[ProtectionKind, tuple[Effect, Effect]] = {
 }
 
 
-def flags(snap: BatterySnapshot, *, connected: bool = True) -> list[tuple[Level, ProtectionKind]]:
+Flags = tuple[tuple[Level, ProtectionKind], ...]
+
+# The last result per `connected`, with the snapshot it was computed for: the strategy asks
+# for the flags of one snapshot several times a tick, and a snapshot never changes.
+_last: dict[bool, tuple[BatterySnapshot, Flags]] = {}
+
+
+def flags(snap: BatterySnapshot, *, connected: bool = True) -> Flags:
     """Node flags as (level, kind), faults first, in a stable order.
 
     connected=True: the flags of the nodes in online strings, the ones carrying current;
@@ -45,18 +52,29 @@ def flags(snap: BatterySnapshot, *, connected: bool = True) -> list[tuple[Level,
     alarms, so one faulty parallel string does not stop the others. Without per-node data,
     the battery's aggregate flags count as connected.
     """
+    last = _last.get(connected)
+    if last is not None and last[0] is snap:
+        return last[1]
+    found = _flags(snap, connected)
+    _last[connected] = (snap, found)
+    return found
+
+
+def _flags(snap: BatterySnapshot, connected: bool) -> Flags:
     if not snap.nodes:
         if not connected:
-            return []
+            return ()
         levels = (
             (Level.FAULT, snap.faults),
             (Level.WARNING, snap.warnings),
             (Level.INFO, snap.infos),
         )
-        return [(level, kind) for level, kinds in levels for kind in sorted(kinds)]
+        return tuple((level, kind) for level, kinds in levels for kind in sorted(kinds))
     online = {n for s in snap.strings if s.online for n in s.nodes}
     nodes = [node for n, node in snap.nodes.items() if (n in online) is connected and node.present]
-    return [
+    if not any(node.faults or node.warnings or node.infos for node in nodes):
+        return ()  # the usual case
+    return tuple(
         (level, kind)
         for level, attr in (
             (Level.FAULT, "faults"),
@@ -64,7 +82,7 @@ def flags(snap: BatterySnapshot, *, connected: bool = True) -> list[tuple[Level,
             (Level.INFO, "infos"),
         )
         for kind in sorted(set().union(*(getattr(node, attr) for node in nodes)))
-    ]
+    )
 
 
 def flag_effect(level: Level, kind: ProtectionKind) -> tuple[Effect, Effect]:
