@@ -77,7 +77,6 @@ bench: install
 # after every fuzz test with twenty times the cases.
 soak: install
 	MOAT_BMS_FUZZ=long $(BIN)/pytest tests/fuzz -q
-	MOAT_BMS_FULL_WEEK=1 $(BIN)/pytest tests/sim/test_week.py -q -rA
 	$(PY) -m tests.soak --days 7 --nodes 4 --json test-output/soak-results.json
 
 codec: $(INSTALLED)

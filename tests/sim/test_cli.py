@@ -114,3 +114,19 @@ def test_a_short_run_reports_its_checks_skipped(
     argv = ["sim", "--scenario", "full-charge", "--duration", "5", "--speed", "max"]
     assert main([*argv, "--no-web", "--no-view", "--state-dir", str(tmp_path)]) == 0
     assert "checks of 'full-charge' skipped" in capsys.readouterr().out
+
+
+def test_the_memory_bus_writes_the_same_log(sim_log: list[str], tmp_path: Path) -> None:
+    path = tmp_path / "memory.log"
+    argv = ["sim", "--duration", "120", "--speed", "max", "--no-web", "--no-view"]
+    assert main([*argv, "--bus", "memory", "--log", str(path), "--state-dir", str(tmp_path)]) == 0
+    assert path.read_text().splitlines() == sim_log
+
+
+def test_an_unknown_bus_is_refused_by_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sim", "--bus", "socketcan", "--no-web", "--no-view"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--bus: invalid choice: 'socketcan'" in err
+    assert "memory" in err and "virtual" in err
