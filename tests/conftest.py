@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cantools
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 from tests.common import DBC_DIR
 
@@ -11,6 +14,30 @@ from tests.common import DBC_DIR
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The long tests first, so that with two workers the rest runs beside them.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test`'s `--dist loadfile`, with the files handed out in collection order (slow
+    first) and at most one file waiting behind the one a worker runs.
+
+    xdist's own loadfile orders the files by their number of tests, which put the one-test
+    week file near the end, and queues files behind a worker's current one until fewer than
+    three tests wait: files queued behind the week waited ten minutes. A worker holds back
+    its last test until it knows the next (for fixture teardown), so one file has to wait
+    behind the week; here it is only one."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    return _OneFileBehind(config, log)
+
+
+class _OneFileBehind(LoadFileScheduling):
+    def schedule(self) -> None:
+        self.config.option.loadscopereorder = False
+        super().schedule()
+
+    def _reschedule(self, node: Any) -> None:
+        if self._pending_of(self.assigned_work[node]) <= 1:
+            super()._reschedule(node)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ import pytest
 
 from tests.soak.soak import MEMORY_LIMIT_MB, SOC_ERROR_LIMIT, SoakPlan, SoakResult, run_soak
 
+pytestmark = pytest.mark.slow  # a simulated day: started early, beside the week
+
 
 @pytest.fixture(scope="module")
 def day() -> SoakResult:
