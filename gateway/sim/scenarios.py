@@ -71,7 +71,7 @@ class Record:
             return
         self._next = sim.t + 1.0
         limits = sim.inverter.limits
-        cells = [v for pack in sim.battery.packs.values() for v in pack.cell_voltages()]
+        low, high = sim.cell_range
         self.samples.append(
             Sample(
                 t=sim.t,
@@ -79,10 +79,10 @@ class Record:
                 ccl=limits.charge_current_limit if limits else math.nan,
                 dcl=limits.discharge_current_limit if limits else math.nan,
                 current=sim.inverter_current,
-                max_cell=max(cells),
-                min_cell=min(cells),
-                spread=max(cells) - min(cells),
-                soc_true=100 * sim.battery.true_soc(),
+                max_cell=high,
+                min_cell=low,
+                spread=high - low,
+                soc_true=sim.true_soc,
                 soc_gateway=core.soc_state.soc if core is not None else math.nan,
                 phase=core.decision.phase.value if core and core.decision else "",
                 relays=tuple(sim.nodes[n].hw.relay_closed for n in sorted(sim.nodes)),

@@ -266,6 +266,8 @@ class SimSystem:
         self.inverter_current = 0.0
         self.bus_faults = BusFaults()
         self.truth = Truth()
+        self.cell_range = (math.nan, math.nan)  # lowest and highest cell this step, V
+        self.true_soc = math.nan  # % this step
         self._next_tick = 0.0
         self._next_save = self.settings.persistence.interval_s
         self._hooks: list[tuple[float, Callable[[SimSystem], None]]] = []
@@ -373,14 +375,17 @@ class SimSystem:
 
     def _track_truth(self) -> None:
         truth = self.truth
-        for pack in self.battery.packs.values():
-            for volts in pack.cell_voltages():
-                if volts > truth.max_cell_v:
-                    truth.max_cell_v, truth.max_cell_at = volts, self.t
-                truth.min_cell_v = min(truth.min_cell_v, volts)
+        cells = [v for pack in self.battery.packs.values() for v in pack.cell_voltages()]
+        low, high = min(cells), max(cells)
+        # This step's truth, for the observers too (the physics moved at the step's start).
+        self.cell_range = (low, high)
+        self.true_soc = 100 * self.battery.true_soc()
+        if high > truth.max_cell_v:
+            truth.max_cell_v, truth.max_cell_at = high, self.t
+        truth.min_cell_v = min(truth.min_cell_v, low)
         core = self.core
         if core is not None and core.soc_state.trusted:
-            error = abs(core.soc_state.soc - 100 * self.battery.true_soc())
+            error = abs(core.soc_state.soc - self.true_soc)
             truth.soc_error_max = max(truth.soc_error_max, error)
             truth.soc_error_samples += 1
 
