@@ -31,6 +31,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 class _OneFileBehind(LoadFileScheduling):
+    # Overrides two internals of xdist's LoadScopeScheduling (3.6 to 3.8 have them): the
+    # reorder option read by schedule() and the _reschedule() threshold.
     def schedule(self) -> None:
         self.config.option.loadscopereorder = False
         super().schedule()
