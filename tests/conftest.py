@@ -31,7 +31,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 class _OneFileBehind(LoadFileScheduling):
-    # Overrides two internals of xdist's LoadScopeScheduling (3.6 to 3.8 have them): the
+    # Overrides two internals of xdist's LoadScopeScheduling (3.8 has them): the
     # reorder option read by schedule() and the _reschedule() threshold.
     def schedule(self) -> None:
         self.config.option.loadscopereorder = False
