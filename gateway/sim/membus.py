@@ -52,7 +52,10 @@ class MemoryBus(can.BusABC):
                         channel=self._channel,
                         dlc=msg.dlc,
                         data=bytes(msg.data),
+                        is_fd=msg.is_fd,
                         is_rx=True,
+                        bitrate_switch=msg.bitrate_switch,
+                        error_state_indicator=msg.error_state_indicator,
                         check=False,
                     )
                 )
@@ -66,9 +69,6 @@ class MemoryBus(can.BusABC):
             if self._filters is None or self._matches_filters(msg):
                 return msg
         return None
-
-    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
-        return self.recv(timeout), True
 
     def shutdown(self) -> None:
         peers = _CHANNELS.get(self._channel)

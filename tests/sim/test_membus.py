@@ -73,6 +73,11 @@ def test_each_receiver_gets_its_own_copy() -> None:
         assert got_c.data == bytearray(b"\x01\x02") and got_c.timestamp != 123.0
         assert sent.data == bytearray(b"\x01\x02")
         assert got_c.is_rx and got_c.channel == "t-copy"
+        fd = can.Message(arbitration_id=0x123, data=bytes(12), is_fd=True, bitrate_switch=True)
+        a.send(fd)
+        got_fd = b.recv(0)
+        assert got_fd is not None and got_fd.is_fd and got_fd.bitrate_switch
+        assert got_fd.dlc == 12 and got_fd.data == bytearray(12)
     finally:
         for bus in (a, b, c):
             bus.shutdown()

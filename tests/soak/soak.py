@@ -148,7 +148,7 @@ class Watch:
         if core is None or core.decision is None:
             return
         soc = core.soc_state
-        error = abs(soc.soc - 100 * sim.battery.true_soc())
+        error = abs(soc.soc - sim.true_soc)  # this step's truth, worked out by the system
         if error > r.soc_error_max:
             r.soc_error_max, r.soc_error_at = error, t
         r.soc_samples += 1
