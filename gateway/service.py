@@ -23,6 +23,7 @@ from gateway.codec import moat_bms as battery_codec
 from gateway.config import Settings
 from gateway.core import GatewayCore, Outbox
 from gateway.events import EventKind
+from gateway.outputs import Output, view_of
 from gateway.persist import StateStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Gateway:
         config_path: Path | None = None,
         open_bus: BusFactory = can.Bus,
         clock: Clock = time.time,
+        outputs: Sequence[Output] = (),
     ) -> None:
         self.settings = settings
         self.config_path = config_path  # where the settings came from (the web page saves here)
@@ -67,6 +69,9 @@ class Gateway:
                 open_bus=open_bus,
             )
         self.urgent_ticks = 0
+        # Outputs beside the inverter's CAN frames (D-Bus, MQTT): told after every tick.
+        self.outputs: list[Output] = list(outputs)
+        self._events_seen = 0
 
     # ------------------------------------------------------------------ frames
 
@@ -101,7 +106,18 @@ class Gateway:
     def tick(self) -> Outbox:
         out = self.core.tick(self.clock())
         self.send(out)
+        self.publish()
         return out
+
+    def publish(self) -> None:
+        """Hand the tick's result to every output (they neither block nor raise)."""
+        if not self.outputs:
+            return
+        view, self._events_seen = view_of(self.core, self._events_seen)
+        if view is None:
+            return
+        for output in self.outputs:
+            output.publish(view)
 
     def send(self, out: Outbox) -> None:
         # The inverter's frames first: after an urgent tick they carry the stop.
@@ -182,6 +198,8 @@ class Gateway:
                 tg.start_soon(self._signals, tg.cancel_scope)
                 if web is not None:
                     tg.start_soon(web, self)
+                for output in self.outputs:
+                    tg.start_soon(output.run)
                 for task in extra:
                     tg.start_soon(task)
         finally:

@@ -201,6 +201,8 @@ class Runner:
                 self.info.url = await tg.start(serve, SimHost(self.sim))
                 if not self.view:
                     print(f"web page: {self.info.url}", flush=True)
+            for output in self.sim.outputs:
+                tg.start_soon(output.run)
             if self.view:
                 with Live(
                     render(self.sim, self.info),

@@ -33,6 +33,7 @@ from bms.config import default_config, load_config
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.node import Node
+from gateway.outputs import Output, view_of
 from gateway.config import Settings, validate
 from gateway.core import GatewayCore
 from gateway.persist import StateStore
@@ -282,6 +283,10 @@ class SimSystem:
             else ()
         )
         self.observers: list[Callable[[SimSystem], None]] = []
+        # Outputs beside the inverter's CAN frames (D-Bus, MQTT), told after every tick; the
+        # caller runs their I/O tasks (gateway/cli/sim.py).
+        self.outputs: list[Output] = []
+        self._events_seen: tuple[int, int] = (0, 0)  # (id of the core, its events seen)
 
     # ------------------------------------------------------------------ clock
 
@@ -413,6 +418,8 @@ class SimSystem:
             core.on_inverter_frame(msg.arbitration_id, bytes(msg.data), now)
         if urgent or self.t + 1e-9 >= self._next_tick:
             out = core.tick(now)
+            if self.outputs:
+                self._publish(core)
             if self.t + 1e-9 >= self._next_tick:
                 self._next_tick = self.t + self.settings.timing.tick_s
             if not self.gateway_silent:
@@ -427,6 +434,15 @@ class SimSystem:
         if self.t >= self._next_save:
             self._next_save = self.t + self.settings.persistence.interval_s
             self.save_state()
+
+    def _publish(self, core: GatewayCore) -> None:
+        # A restarted gateway is a new core whose event count starts again from 0.
+        key, seen = self._events_seen
+        view, seen = view_of(core, seen if key == id(core) else 0)
+        self._events_seen = (id(core), seen)
+        if view is not None:
+            for output in self.outputs:
+                output.publish(view)
 
     def _write_log(self) -> None:
         writer = self._log_writer
