@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
 
 .PHONY: help install browser test lint typecheck pytest test-mpy bench soak codec docs \
-	check-generated \
+	check-generated golden \
 	demo screenshot clean
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "make soak       a simulated week with 4 nodes, then the long fuzz run (about an hour)"
 	@echo "make codec      regenerate the codecs from dbc/"
 	@echo "make docs       regenerate docs generated from dbc/ and the config schema"
+	@echo "make golden     re-record the frame logs test_golden.py compares (frames meant to change)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +87,11 @@ docs: $(INSTALLED)
 	$(PY) -m tools.gen_protocol_doc
 	$(PY) -m tools.gen_config_doc
 	$(PY) -m tools.plot_charge
+
+# Re-record the candump logs that tests/sim/test_golden.py requires byte for byte: only for a
+# change meant to alter frames (say why in its commit message).
+golden: $(INSTALLED)
+	$(PY) -m tools.record_golden
 
 check-generated: $(INSTALLED)
 	$(PY) -m tools.gen_codec --check
