@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway import busload
 from gateway.codec import moat_bms as codec
-from gateway.config import Settings, validate
-from gateway.settings import TopologySettings
+from gateway.config.root import Settings, validate
+from gateway.config.sections import TopologySettings
+from gateway.sources.moat_nodes import busload
 
 ROOT = Path(__file__).resolve().parent.parent
 Frame = tuple[int, bytes]

@@ -17,9 +17,9 @@ import can
 import cantools
 
 from benchmarks.common import ROOT, Result, at_least, frame_mix, mix_bits, settings
-from gateway import busload
-from gateway.canport import MAX_BATCH
-from gateway.service import Gateway
+from gateway.runtime.canport import MAX_BATCH
+from gateway.runtime.service import Gateway
+from gateway.sources.moat_nodes import busload
 
 TARGET = 100_000  # frames/s on one core
 STRINGS = [[0, 1], [2, 3]]  # two parallel strings of two 16-cell nodes: a 48 V home battery

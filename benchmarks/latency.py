@@ -1,12 +1,13 @@
 """2. Reaction latency: an over-voltage cell frame entering the battery bus -> the first
 inverter frame that carries the stop (0x351 with CCL 0 or 0x35C with charge enable off).
 
-The real service (gateway/service.py: CanPort reader threads, urgent tick, tick loop, python-
-can virtual buses) runs in the main thread's event loop; a driver thread plays the background
-load (the configured nodes' frames, played fast enough to fill 50 % of 500 kbit/s), sends the
-keepalive, injects the over-voltage CellExtremes frame and waits for the stop on the inverter
-bus. Each frame is stamped with time.perf_counter() as it goes onto its bus (StampingBus, like
-an adapter's hardware timestamp); the latency is the difference of the two stamps.
+The real service (gateway/runtime/service.py: CanPort reader threads, urgent tick, tick
+loop, python-can virtual buses) runs in the main thread's event loop; a driver thread plays
+the background load (the configured nodes' frames, played fast enough to fill 50 % of 500
+kbit/s), sends the keepalive, injects the over-voltage CellExtremes frame and waits for the
+stop on the inverter bus. Each frame is stamped with time.perf_counter() as it goes onto its
+bus (StampingBus, like an adapter's hardware timestamp);
+the latency is the difference of the two stamps.
 
 Between trials the battery recovers: the gateway's clock (injected: monotonic + an offset the
 driver moves) jumps by a period so the raised limits go out at once, and then by a random
@@ -37,7 +38,7 @@ from benchmarks.common import (
     settings,
 )
 from gateway.codec import pylontech_lv as inverter_codec
-from gateway.service import Gateway
+from gateway.runtime.service import Gateway
 
 TARGET_P99_MS = 5.0
 BITRATE = 500_000

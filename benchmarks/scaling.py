@@ -1,5 +1,5 @@
 """4. Scaling: gateway CPU time per simulated second for 16, 256 and 1,024 cells, and the bus
-load of each system (gateway/busload.py, from the DBC and the topology).
+load of each system (gateway/sources/moat_nodes/busload.py, from the DBC and the topology).
 
 GatewayCore gets every node's frames at their DBC periods, stamped with simulated time, and
 ticks every tick_s of simulated time; time.process_time() counts the CPU it takes.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 from benchmarks.common import Result, settings, timed_frame_mix
-from gateway import busload
 from gateway.core import GatewayCore
+from gateway.sources.moat_nodes import busload
 
 # Parallel strings keep the pack voltage in the low-voltage range the Pylontech profile
 # expects; cells = nodes x cells per node.

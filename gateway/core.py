@@ -2,7 +2,7 @@
 
 GatewayCore owns the battery model, the SoC estimator, the charge controller, the node
 commands and the inverter output. It does no I/O and reads no clock: the asyncio service
-(gateway/service.py) feeds it frames from python-can and calls `tick(now)`; the simulator
+(gateway/runtime/service.py) feeds it frames from python-can and calls `tick(now)`; the simulator
 does the same with simulated time, which makes whole-system runs deterministic.
 """
 
@@ -12,22 +12,22 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.chemistry import profile as chemistry_profile
 from gateway.codec import moat_bms as battery_codec
 from gateway.codec import pylontech_lv as inverter_codec
-from gateway.commands import Frame, NodeCommander
-from gateway.config import Settings
-from gateway.counters import BusCounters, RateLimitedLog
-from gateway.events import EventKind, EventLog
-from gateway.history import History, Sample
-from gateway.ingest import BatteryIngest
-from gateway.inverter import Emitter, KeepaliveWatch, build_report, make_profile
-from gateway.inverter.keepalive import KeepaliveStatus
-from gateway.inverter.report import InverterReport
-from gateway.limits import Alarm, BalanceRequest, Decision, Phase, RelayAction, Severity
-from gateway.model import BatteryModel
-from gateway.snapshot import BatterySnapshot, NodeState
+from gateway.config.root import Settings
+from gateway.contracts.chemistry import profile as chemistry_profile
+from gateway.contracts.decision import Alarm, BalanceRequest, Decision, Phase, RelayAction, Severity
+from gateway.contracts.snapshot import BatterySnapshot, NodeState
+from gateway.outputs.inverter import Emitter, KeepaliveWatch, build_report, make_profile
+from gateway.outputs.inverter.keepalive import KeepaliveStatus
+from gateway.outputs.inverter.report import InverterReport
+from gateway.record.counters import BusCounters, RateLimitedLog
+from gateway.record.events import EventKind, EventLog
+from gateway.record.history import History, Sample
 from gateway.soc import SocEstimator, SocState
+from gateway.sources.moat_nodes.commands import Frame, NodeCommander
+from gateway.sources.moat_nodes.ingest import BatteryIngest
+from gateway.sources.moat_nodes.model import BatteryModel
 from gateway.strategy import ChargeController, StrategyState
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.chemistry import (
+from gateway.contracts.chemistry import (
     LFP,
     PROFILES,
     Chemistry,

@@ -8,7 +8,7 @@ import sys
 import cantools
 import pytest
 
-from gateway.snapshot import ProtectionKind
+from gateway.contracts.snapshot import ProtectionKind
 from tests.common import DBC_DIR, ROOT
 from tools import gen_protocol_doc
 from tools.gen_codec import node_addressed, protected

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.chemistry import LFP
-from gateway.limits import Phase
-from gateway.snapshot import BatterySnapshot
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.decision import Phase
+from gateway.contracts.snapshot import BatterySnapshot
 from gateway.soc import SocEstimator, SocSettings, SocSource, SocState
 from tests.strategy.battery import snapshot
 

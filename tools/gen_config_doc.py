@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.configdoc import markdown
+from gateway.config.doc import markdown
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.busload import LOAD_WARNING, system_load
-from gateway.config import ConfigError, load_config
+from gateway.config.root import ConfigError, load_config
+from gateway.sources.moat_nodes.busload import LOAD_WARNING, system_load
 
 EXIT_INVALID = 2
 
@@ -56,7 +56,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_example(args: argparse.Namespace) -> int:
-    from gateway.configdoc import example_yaml  # noqa: PLC0415 -- only this command needs it
+    from gateway.config.doc import example_yaml  # noqa: PLC0415 -- only this command needs it
 
     sys.stdout.write(example_yaml())
     return 0

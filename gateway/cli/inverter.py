@@ -31,7 +31,7 @@ def add_subparser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.sim.profiles import Constant  # noqa: PLC0415 -- keeps --help fast
+    from gateway.sim.power import Constant  # noqa: PLC0415 -- keeps --help fast
     from gateway.sim.standalone import StandaloneInverter  # noqa: PLC0415
 
     if args.pv < 0 or args.load < 0:

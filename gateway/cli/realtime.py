@@ -9,7 +9,7 @@ from typing import Any
 import can
 
 from gateway.cli.options import bus_overrides
-from gateway.settings import CanBusSettings
+from gateway.config.sections import CanBusSettings
 
 
 def open_bus(args: Any) -> can.BusABC:

@@ -12,7 +12,7 @@ import anyio
 
 from gateway.cli.config import EXIT_INVALID
 from gateway.cli.options import add_bus_options, bus_overrides
-from gateway.config import ConfigError, Settings, load_config, validate
+from gateway.config.root import ConfigError, Settings, load_config, validate
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID
-    from gateway.service import Gateway  # noqa: PLC0415 -- keeps `--help` fast
+    from gateway.runtime.service import Gateway  # noqa: PLC0415 -- keeps `--help` fast
 
     web = None
     if settings.web.enabled and not args.no_web:

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
 
-from gateway.config import Settings
+from gateway.config.root import Settings
 from gateway.core import GatewayCore
 from gateway.sim.scenarios import SCENARIOS, Record, Scenario
 from gateway.sim.system import BUSES, SimSystem

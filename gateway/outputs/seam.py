@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from gateway.contracts.decision import Decision
+    from gateway.contracts.snapshot import BatterySnapshot
     from gateway.core import GatewayCore
-    from gateway.events import Event
-    from gateway.inverter.report import InverterReport
-    from gateway.limits import Decision
-    from gateway.snapshot import BatterySnapshot
+    from gateway.outputs.inverter.report import InverterReport
+    from gateway.record.events import Event
     from gateway.soc import SocState
 
 

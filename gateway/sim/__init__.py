@@ -19,12 +19,12 @@ them with the firmware nodes and the gateway, once per tick of `dt` simulated se
     pack = battery.packs[node]                      # readings for the node's hardware
     pack.cell_voltages(), pack.temperatures(), pack.voltage, pack.measured_current_a
 
-Details: gateway.sim.physics, gateway.sim.inverter, gateway.sim.profiles.
+Details: gateway.sim.physics, gateway.sim.inverter, gateway.sim.power.
 """
 
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.physics import Battery, Cell, CellParams, Pack
-from gateway.sim.profiles import Constant, HouseholdLoad, Profile, SolarDay
+from gateway.sim.power import Constant, HouseholdLoad, Profile, SolarDay
 
 __all__ = [
     "Battery",

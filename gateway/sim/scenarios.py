@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.limits import Alarm, Phase
+from gateway.contracts.decision import Alarm, Phase
 from gateway.sim.inverter import SimInverterSettings
-from gateway.sim.profiles import Constant, HouseholdLoad, SolarDay
+from gateway.sim.power import Constant, HouseholdLoad, SolarDay
 from gateway.sim.system import SimSetup, SimSystem, deep_merge
 from gateway.strategy import StrategyState
 

@@ -39,7 +39,7 @@ from gateway.codec.simulation import (
 )
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.physics import Battery, CellParams
-from gateway.sim.profiles import Profile
+from gateway.sim.power import Profile
 from gateway.sim.system import balance_mask, read_pack
 
 CURRENT_ID = FRAME_IDS["SimBatteryCurrent"]

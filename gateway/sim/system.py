@@ -33,14 +33,14 @@ from bms.config import default_config, load_config
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.node import Node
-from gateway.outputs import Output, view_of
-from gateway.config import Settings, validate
+from gateway.config.root import Settings, validate
 from gateway.core import GatewayCore
-from gateway.persist import StateStore
+from gateway.outputs import Output, view_of
+from gateway.runtime.persist import StateStore
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
 from gateway.sim.physics import Battery, CellParams, Pack
-from gateway.sim.profiles import Constant, Profile
+from gateway.sim.power import Constant, Profile
 
 log = logging.getLogger(__name__)
 

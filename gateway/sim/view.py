@@ -13,8 +13,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gateway.contracts.snapshot import ProtectionKind
 from gateway.sim.system import SimSystem
-from gateway.snapshot import ProtectionKind
 
 # NodeState.State values (dbc/moat_bms.dbc), as the view names them.
 NODE_STATES = {0: "init", 1: "standby", 2: "active", 3: "TRIPPED", 4: "CONFIG ERROR"}

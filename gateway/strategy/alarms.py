@@ -10,9 +10,9 @@ derating come in from there.
 
 from __future__ import annotations
 
-from gateway.chemistry import ChemistryProfile
-from gateway.limits import Alarm, Severity
-from gateway.snapshot import BatterySnapshot, NodeState, ProtectionKind
+from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.decision import Alarm, Severity
+from gateway.contracts.snapshot import BatterySnapshot, NodeState, ProtectionKind
 from gateway.strategy.flags import Effect, flag_effect, flags
 from gateway.strategy.settings import AlarmSettings
 

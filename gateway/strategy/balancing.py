@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 
-from gateway.limits import BalanceRequest, Phase
-from gateway.snapshot import BatterySnapshot, ProtectionKind
+from gateway.contracts.decision import BalanceRequest, Phase
+from gateway.contracts.snapshot import BatterySnapshot, ProtectionKind
 from gateway.strategy.settings import BalanceSettings
 
 BALANCING_PHASES = frozenset({Phase.ABSORPTION, Phase.FULL_CHARGE, Phase.FLOAT})

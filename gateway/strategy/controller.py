@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from gateway.chemistry import ChemistryProfile
-from gateway.limits import Decision, Limits, Phase, RelayAction
-from gateway.snapshot import BatterySnapshot, Level
+from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.decision import Decision, Limits, Phase, RelayAction
+from gateway.contracts.snapshot import BatterySnapshot, Level
 from gateway.soc import SocState
 from gateway.strategy.alarms import AlarmMonitor, raise_alarm
 from gateway.strategy.balancing import BalancingPolicy

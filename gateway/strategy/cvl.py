@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from gateway.chemistry import ChemistryProfile
-from gateway.snapshot import BatterySnapshot
+from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.snapshot import BatterySnapshot
 from gateway.strategy.settings import CvlSettings
 
 _EPS = 1e-9

@@ -11,9 +11,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.chemistry import ChemistryProfile, Curve, TemperatureWindow
-from gateway.limits import Alarm, Severity
-from gateway.snapshot import BatterySnapshot, Level, ProtectionKind
+from gateway.contracts.chemistry import ChemistryProfile, Curve, TemperatureWindow
+from gateway.contracts.decision import Alarm, Severity
+from gateway.contracts.snapshot import BatterySnapshot, Level, ProtectionKind
 from gateway.strategy.alarms import raise_alarm
 from gateway.strategy.flags import Effect, flag_effect, flags
 from gateway.strategy.settings import DeratingSettings

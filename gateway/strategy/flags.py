@@ -1,7 +1,7 @@
 """What node protection flags do to the two current directions.
 
 Faults stop both directions. Warnings stop the direction their kind threatens
-(BLOCKS_CHARGE / BLOCKS_DISCHARGE in gateway/snapshot.py); infos derate it mildly. Kinds
+(BLOCKS_CHARGE / BLOCKS_DISCHARGE in gateway/contracts/snapshot.py); infos derate it mildly. Kinds
 that belong to no direction follow the table below. Only the flags of nodes that carry
 current count; an isolated node's flags only raise alarms.
 """
@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from enum import Enum
 
-from gateway.snapshot import BLOCKS_CHARGE, BLOCKS_DISCHARGE, BatterySnapshot, Level, ProtectionKind
+from gateway.contracts.snapshot import (
+    BLOCKS_CHARGE,
+    BLOCKS_DISCHARGE,
+    BatterySnapshot,
+    Level,
+    ProtectionKind,
+)
 
 
 class Effect(Enum):

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.chemistry import ChemistryProfile
-from gateway.limits import Phase
+from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.decision import Phase
 from gateway.strategy.settings import PhaseSettings
 
 

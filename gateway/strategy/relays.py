@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 
-from gateway.limits import RelayAction, RelayRequest
-from gateway.snapshot import BatterySnapshot, NodeSnapshot, NodeState, StringSnapshot
+from gateway.contracts.decision import RelayAction, RelayRequest
+from gateway.contracts.snapshot import BatterySnapshot, NodeSnapshot, NodeState, StringSnapshot
 from gateway.strategy.settings import RelaySettings
 
 

@@ -9,8 +9,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.chemistry import ChemistryProfile, Curve
 from gateway.codec.pylontech_lv import decode_battery_limits
+from gateway.contracts.chemistry import ChemistryProfile, Curve
 
 Points = tuple[tuple[float, float], ...]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from gateway.limits import Phase
+from pydantic import Field
+
+from gateway.contracts.decision import Phase
+from gateway.contracts.saved import SavedState, parse_saved
 
 STATE_VERSION = 1
 
@@ -37,42 +38,19 @@ class StrategyState:
 
     @classmethod
     def from_dict(cls, data: object) -> StrategyState:
-        """The state from `to_dict()` output; ValueError for anything else."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"strategy state must be a mapping, not {type(data).__name__}")
-        expected = set(cls().to_dict())
-        if set(data) != expected:
-            missing = sorted(expected - set(data))
-            extra = sorted(str(k) for k in set(data) - expected)
-            raise ValueError(f"strategy state keys wrong: missing {missing}, unknown {extra}")
-        if data["version"] != STATE_VERSION:
-            raise ValueError(f"strategy state version {data['version']!r} is not {STATE_VERSION}")
-        try:
-            phase = Phase(data["phase"])
-        except ValueError:
-            raise ValueError(f"strategy state phase {data['phase']!r} unknown") from None
-        if phase is Phase.STOPPED:
+        """The state from `to_dict()` output; ValueError naming the key for anything else."""
+        saved = parse_saved(SavedStrategy, data, "strategy")
+        if saved.phase is Phase.STOPPED:
             raise ValueError("strategy state phase must not be stopped")
-        return cls(
-            phase=phase,
-            absorption_completed=_flag(data, "absorption_completed"),
-            last_full_charge=_time(data, "last_full_charge"),
-            full_charge_from=_time(data, "full_charge_from"),
-            full_charge_requested=_flag(data, "full_charge_requested"),
-        )
+        return cls(**saved.model_dump(exclude={"version"}))
 
 
-def _flag(data: Mapping[str, object], key: str) -> bool:
-    value = data[key]
-    if not isinstance(value, bool):
-        raise ValueError(f"strategy state {key} {value!r} is not true or false")
-    return value
+class SavedStrategy(SavedState):
+    """StrategyState as saved: the keys `StrategyState.to_dict()` writes."""
 
-
-def _time(data: Mapping[str, object], key: str) -> float | None:
-    value = data[key]
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"strategy state {key} {value!r} is not a time")
-    return float(value)
+    version: Literal[1]
+    phase: Phase = Field(strict=False)  # its value, a string in the file
+    absorption_completed: bool
+    last_full_charge: float | None
+    full_charge_from: float | None
+    full_charge_requested: bool

@@ -17,9 +17,9 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gateway.config import ConfigError, Settings, dump
-from gateway.events import EventKind
-from gateway.limits import RelayAction
+from gateway.config.root import ConfigError, Settings, dump
+from gateway.contracts.decision import RelayAction
+from gateway.record.events import EventKind
 from gateway.web import views
 from gateway.web.auth import authorized
 from gateway.web.configedit import (

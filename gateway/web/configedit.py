@@ -3,7 +3,7 @@
 Edits are a mapping of dotted keys to values (`{"strategy.max_charge_current_a": 80}`;
 null removes the key from the file, so its default applies). They are merged into the
 file's own content (not into every default: the file stays as short as the user wrote
-it), validated with the same schema as the file (gateway.config.validate: errors name the
+it), validated with the same schema as the file (gateway.config.root.validate: errors name the
 key and the reason), and written atomically (temporary file, fsync, rename, directory
 fsync) after the previous file has been kept as FILE.bak. YAML is written with safe_dump
 and read with safe_load only: no configuration value can execute anything.
@@ -38,8 +38,8 @@ from typing import Any
 import annotated_types
 import yaml
 
-from gateway.config import MAX_CONFIG_BYTES, ConfigError, Settings, dump, validate
-from gateway.configdoc import walk
+from gateway.config.doc import walk
+from gateway.config.root import MAX_CONFIG_BYTES, ConfigError, Settings, dump, validate
 
 EDITABLE_SECTIONS = ("battery", "timing", "strategy", "soc", "inverter")
 KEY_PART = re.compile(r"[a-z_][a-z0-9_]*")

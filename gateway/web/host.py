@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from gateway.config import Settings
+from gateway.config.root import Settings
 from gateway.core import GatewayCore
 
 

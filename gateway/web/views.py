@@ -10,11 +10,11 @@ import math
 from typing import Any
 
 from gateway.codec import moat_bms as codec
+from gateway.contracts.decision import Limits
+from gateway.contracts.snapshot import CellRef, NodeSnapshot
 from gateway.core import GatewayCore
-from gateway.events import Event
-from gateway.limits import Limits
-from gateway.model import NodeRecord
-from gateway.snapshot import CellRef, NodeSnapshot
+from gateway.record.events import Event
+from gateway.sources.moat_nodes.model import NodeRecord
 
 Json = dict[str, Any]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import can
 
-from gateway.canport import CanPort
-from gateway.counters import BusCounters
+from gateway.record.counters import BusCounters
+from gateway.runtime.canport import CanPort
 
 
 class RaisingBus:

@@ -24,11 +24,11 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.config import validate
+from gateway.config.root import validate
 from gateway.core import GatewayCore
-from gateway.events import EventKind
-from gateway.persist import StateStore
-from gateway.service import Gateway
+from gateway.record.events import EventKind
+from gateway.runtime.persist import StateStore
+from gateway.runtime.service import Gateway
 from tests.common import ROOT
 
 KILLS = 30
@@ -39,7 +39,7 @@ KILLS = 30
 CHILD = """
 import json, sys
 from pathlib import Path
-from gateway.persist import StateStore
+from gateway.runtime.persist import StateStore
 
 store = StateStore(Path(sys.argv[1]))
 loaded = store.load() or {}
@@ -143,7 +143,7 @@ async def test_full_disk_is_logged_shown_and_retried(
     before = (tmp_path / "state.json").read_text()
     disk = FullDisk(monkeypatch)
     gw.core.set_soc(77.0, 1.0e9)
-    with caplog.at_level(logging.ERROR, "gateway.persist"):
+    with caplog.at_level(logging.ERROR, "gateway.runtime.persist"):
         assert not await gw.save()
     assert "No space left on device" in caplog.text
     assert "will retry" in caplog.text

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from gateway.codec import moat_bms as codec
 from gateway.codec import pylontech_lv as inverter_codec
-from gateway.config import Settings, validate
+from gateway.config.root import Settings, validate
 from gateway.core import GatewayCore
 from gateway.web import views
 from tests.fuzz.profile import FRAMES, fuzz

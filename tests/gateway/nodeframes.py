@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.codec import moat_bms as codec
-from gateway.snapshot import ProtectionKind
+from gateway.contracts.snapshot import ProtectionKind
 
 
 def node_state(

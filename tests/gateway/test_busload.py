@@ -5,9 +5,9 @@ from __future__ import annotations
 import cantools
 import pytest
 
-from gateway import busload
 from gateway.cli import main
-from gateway.settings import MAX_CELLS, TopologySettings
+from gateway.config.sections import MAX_CELLS, TopologySettings
+from gateway.sources.moat_nodes import busload
 from tests.common import DBC_DIR
 
 MOAT = cantools.database.load_file(str(DBC_DIR / "moat_bms.dbc"))

@@ -6,8 +6,8 @@ import anyio
 import can
 import pytest
 
-from gateway.canport import CAN_ERR_BUSOFF, CanPort
-from gateway.counters import BusCounters
+from gateway.record.counters import BusCounters
+from gateway.runtime.canport import CAN_ERR_BUSOFF, CanPort
 
 
 class FlakyBus(can.BusABC):

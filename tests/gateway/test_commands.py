@@ -5,8 +5,13 @@ from __future__ import annotations
 import cantools
 
 from bms import e2e
-from gateway.commands import BALANCE_PERIOD, HEARTBEAT_PERIOD, RELAY_PERIOD, NodeCommander
-from gateway.limits import BalanceRequest, RelayAction, RelayRequest
+from gateway.contracts.decision import BalanceRequest, RelayAction, RelayRequest
+from gateway.sources.moat_nodes.commands import (
+    BALANCE_PERIOD,
+    HEARTBEAT_PERIOD,
+    RELAY_PERIOD,
+    NodeCommander,
+)
 from tests.common import DBC_DIR
 
 DB = cantools.database.load_file(str(DBC_DIR / "moat_bms.dbc"))

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from gateway.cli import main
-from gateway.config import ConfigError, load_config, validate
-from gateway.configdoc import example_yaml, markdown
+from gateway.config.doc import example_yaml, markdown
+from gateway.config.root import ConfigError, load_config, validate
 from tests.common import ROOT
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import cantools
 import pytest
 
-from gateway.config import validate
+from gateway.config.root import validate
+from gateway.contracts.decision import Alarm, Phase
+from gateway.contracts.snapshot import NodeState, ProtectionKind
 from gateway.core import GatewayCore
-from gateway.limits import Alarm, Phase
-from gateway.snapshot import NodeState, ProtectionKind
 from tests.common import DBC_DIR
 from tests.gateway import nodeframes as nf
 

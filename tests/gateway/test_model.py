@@ -8,11 +8,11 @@ import math
 import pytest
 
 from gateway.codec import moat_bms as codec
-from gateway.counters import BusCounters
-from gateway.ingest import BatteryIngest
-from gateway.model import BatteryModel
-from gateway.settings import TopologySettings
-from gateway.snapshot import CellRef, NodeState, ProtectionKind
+from gateway.config.sections import TopologySettings
+from gateway.contracts.snapshot import CellRef, NodeState, ProtectionKind
+from gateway.record.counters import BusCounters
+from gateway.sources.moat_nodes.ingest import BatteryIngest
+from gateway.sources.moat_nodes.model import BatteryModel
 from tests.gateway import nodeframes as nf
 
 TIMEOUT = 3.0

@@ -13,10 +13,10 @@ import can
 import pytest
 
 from gateway.codec import moat_bms as battery_codec
-from gateway.config import validate
-from gateway.persist import StateStore
-from gateway.service import Gateway
-from gateway.sim.profiles import Constant
+from gateway.config.root import validate
+from gateway.runtime.persist import StateStore
+from gateway.runtime.service import Gateway
+from gateway.sim.power import Constant
 from gateway.sim.standalone import StandaloneInverter, StandaloneNode
 
 DEADLINE_S = 30.0

@@ -8,9 +8,9 @@ from typing import Any
 
 import cantools
 
-from gateway.inverter import InverterReport, InverterSettings, make_profile
-from gateway.inverter.profile import InverterProfile
-from gateway.limits import Alarm, Limits, Severity
+from gateway.contracts.decision import Alarm, Limits, Severity
+from gateway.outputs.inverter import InverterReport, InverterSettings, make_profile
+from gateway.outputs.inverter.profile import InverterProfile
 
 NAN = math.nan
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from gateway.codec.pylontech_lv import AlarmsWarnings, ProtectionAlarms
-from gateway.inverter.alarms import (
+from gateway.contracts.decision import Alarm, Severity
+from gateway.outputs.inverter.alarms import (
     PAIRS,
     PROTECTION_BITS,
     WARNING_BITS,
     alarm_pairs,
     protection_flags,
 )
-from gateway.limits import Alarm, Severity
 
 # alarm -> (0x359 protection bit, 0x359 warning bit, 0x35A pair); None where there is none.
 EXPECTED = {

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from gateway.inverter import Emitter
-from gateway.limits import Alarm, Severity
+from gateway.contracts.decision import Alarm, Severity
+from gateway.outputs.inverter import Emitter
 from tests.inverter.helpers import NAN, limits, profile, report
 
 NORMAL = report()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.inverter import InverterSettings, KeepaliveStatus, KeepaliveWatch
-from gateway.limits import Alarm, Severity
+from gateway.contracts.decision import Alarm, Severity
+from gateway.outputs.inverter import InverterSettings, KeepaliveStatus, KeepaliveWatch
 
 STARTING, OK, MISSING = KeepaliveStatus.STARTING, KeepaliveStatus.OK, KeepaliveStatus.MISSING
 

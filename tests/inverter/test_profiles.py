@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pytest import approx
 
-from gateway.inverter import PROFILES, InverterSettings, make_profile
-from gateway.limits import Alarm, Severity
+from gateway.contracts.decision import Alarm, Severity
+from gateway.outputs.inverter import PROFILES, InverterSettings, make_profile
 from tests.inverter.helpers import (
     ALARMS,
     UNKNOWN_MEASUREMENTS,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.inverter import InverterSettings, build_report
-from gateway.limits import Alarm, Decision, Phase, Severity
-from gateway.snapshot import (
+from gateway.contracts.decision import Alarm, Decision, Phase, Severity
+from gateway.contracts.snapshot import (
     BatterySnapshot,
     CellRef,
     NodeSnapshot,
@@ -14,6 +13,7 @@ from gateway.snapshot import (
     ProtectionKind,
     StringSnapshot,
 )
+from gateway.outputs.inverter import InverterSettings, build_report
 from tests.inverter.helpers import NORMAL_LIMITS, report
 
 

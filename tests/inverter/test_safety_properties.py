@@ -9,9 +9,9 @@ import cantools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.inverter import PROFILES, InverterReport
-from gateway.inverter.shaping import MIN_VOLTAGE, ceil_decivolt, floor_decivolt
-from gateway.limits import Alarm, Limits, Severity
+from gateway.contracts.decision import Alarm, Limits, Severity
+from gateway.outputs.inverter import PROFILES, InverterReport
+from gateway.outputs.inverter.shaping import MIN_VOLTAGE, ceil_decivolt, floor_decivolt
 from tests.common import DBC_DIR
 from tests.inverter.helpers import decode, profile
 

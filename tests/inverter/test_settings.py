@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from gateway.inverter import PROFILES, InverterSettings
+from gateway.outputs.inverter import PROFILES, InverterSettings
 
 
 def test_defaults() -> None:

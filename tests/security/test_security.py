@@ -16,8 +16,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from gateway.persist import StateStore
-from gateway.settings import WebSettings
+from gateway.config.sections import WebSettings
+from gateway.runtime.persist import StateStore
 from gateway.web import auth
 from gateway.web.app import build_app
 from gateway.web.parse import MAX_BODY_BYTES

@@ -5,8 +5,8 @@ that node to close, the healthy string carries on."""
 
 from __future__ import annotations
 
-from gateway.limits import Phase, RelayAction
-from gateway.sim.profiles import Constant
+from gateway.contracts.decision import Phase, RelayAction
+from gateway.sim.power import Constant
 from gateway.sim.scenarios import Record, base_setup
 from gateway.sim.system import SimSystem
 

@@ -10,7 +10,7 @@ import can
 import pytest
 
 from gateway.codec.moat_bms import NODE_ADDRESSED, SENDERS
-from gateway.config import validate
+from gateway.config.root import validate
 from gateway.core import GatewayCore
 from gateway.sim.scenarios import SCENARIOS
 from tests.common import ROOT

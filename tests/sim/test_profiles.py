@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from gateway.sim.profiles import Constant, HouseholdLoad, SolarDay, day_and_hour
+from gateway.sim.power import Constant, HouseholdLoad, SolarDay, day_and_hour
 
 H = 3600.0
 

@@ -16,9 +16,9 @@ import pytest
 from gateway.codec.pylontech_lv import FRAME_IDS as PYLON_IDS
 from gateway.codec.pylontech_lv import decode_battery_limits
 from gateway.codec.simulation import decode_sim_battery_current
-from gateway.config import validate
+from gateway.config.root import validate
 from gateway.core import GatewayCore
-from gateway.sim.profiles import Constant
+from gateway.sim.power import Constant
 from gateway.sim.standalone import CURRENT_ID, StandaloneInverter, StandaloneNode
 
 STEP_S = 0.1

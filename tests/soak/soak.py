@@ -39,9 +39,9 @@ import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gateway.history import History
-from gateway.limits import Phase
-from gateway.sim.profiles import HouseholdLoad, SolarDay
+from gateway.contracts.decision import Phase
+from gateway.record.history import History
+from gateway.sim.power import HouseholdLoad, SolarDay
 from gateway.sim.scenarios import base_setup, rise_episodes
 from gateway.sim.system import SimSetup, SimSystem
 
@@ -59,7 +59,7 @@ class SoakPlan:
     step_s: float = 1.0
     trace_hours: float = 6.0
     seed: int = 0
-    # The gateway's history ring (gateway/history.py, 6 h by default), shortened for short
+    # The gateway's history ring (gateway/record/history.py, 6 h by default), shortened for short
     # runs: memory is measured after a traced warm-up as long as the ring (see run_soak).
     history_hours: float | None = None
 

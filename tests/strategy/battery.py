@@ -1,4 +1,5 @@
-"""Building BatterySnapshots for the strategy tests, consistent with gateway/snapshot.py."""
+"""Building BatterySnapshots for the strategy tests, consistent with
+gateway/contracts/snapshot.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from gateway.snapshot import (
+from gateway.contracts.snapshot import (
     BatterySnapshot,
     CellRef,
     NodeSnapshot,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from gateway.chemistry import LFP
-from gateway.limits import Decision, Limits
-from gateway.snapshot import BatterySnapshot
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.decision import Decision, Limits
+from gateway.contracts.snapshot import BatterySnapshot
 from gateway.soc import SocState
 from gateway.strategy import ChargeController
 from tests.strategy.battery import snapshot

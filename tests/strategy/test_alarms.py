@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.chemistry import LFP
-from gateway.limits import Alarm, Severity
-from gateway.snapshot import BatterySnapshot, NodeState, ProtectionKind
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.decision import Alarm, Severity
+from gateway.contracts.snapshot import BatterySnapshot, NodeState, ProtectionKind
 from gateway.strategy.alarms import KIND_ALARM, AlarmMonitor
 from gateway.strategy.settings import AlarmSettings
 from tests.strategy.battery import node, snapshot

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.limits import BalanceRequest, Phase
-from gateway.snapshot import BatterySnapshot, ProtectionKind
+from gateway.contracts.decision import BalanceRequest, Phase
+from gateway.contracts.snapshot import BatterySnapshot, ProtectionKind
 from gateway.strategy.balancing import BalancingPolicy
 from gateway.strategy.settings import BalanceSettings
 from tests.strategy.battery import node, snapshot

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.chemistry import LFP
-from gateway.limits import Phase
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.decision import Phase
 from gateway.strategy import ChargeController, StrategySettings
 from tests.strategy.sim import Cell, Inverter, Loop
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.chemistry import LFP
-from gateway.limits import Alarm, Decision, Phase, RelayAction, Severity
-from gateway.snapshot import BatterySnapshot, NodeState, ProtectionKind
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.decision import Alarm, Decision, Phase, RelayAction, Severity
+from gateway.contracts.snapshot import BatterySnapshot, NodeState, ProtectionKind
 from gateway.soc import SocState
 from gateway.strategy import ChargeController, StrategySettings, StrategyState
 from tests.strategy.battery import node, snapshot

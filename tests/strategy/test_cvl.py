@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from gateway.chemistry import LFP
-from gateway.snapshot import BatterySnapshot
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.snapshot import BatterySnapshot
 from gateway.strategy.cvl import SETTLE_S, CvlController
 from gateway.strategy.settings import CvlSettings, PhaseSettings
 from tests.strategy.battery import snapshot

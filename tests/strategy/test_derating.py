@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from gateway.chemistry import LFP
-from gateway.limits import Alarm, Severity
-from gateway.snapshot import BatterySnapshot, Level, NodeState, ProtectionKind
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.decision import Alarm, Severity
+from gateway.contracts.snapshot import BatterySnapshot, Level, NodeState, ProtectionKind
 from gateway.strategy.derating import Derater, TemperatureGate
 from gateway.strategy.flags import Effect, flag_effect
 from gateway.strategy.settings import DeratingSettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.chemistry import LFP
-from gateway.limits import Phase
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.decision import Phase
 from gateway.strategy.phases import PhaseInputs, PhaseMachine, PhaseStep
 from gateway.strategy.settings import PhaseSettings
 

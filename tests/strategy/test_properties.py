@@ -8,9 +8,9 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.chemistry import LFP
-from gateway.limits import Alarm, Phase
-from gateway.snapshot import BatterySnapshot, ProtectionKind
+from gateway.contracts.chemistry import LFP
+from gateway.contracts.decision import Alarm, Phase
+from gateway.contracts.snapshot import BatterySnapshot, ProtectionKind
 from gateway.soc import SocState
 from gateway.strategy import ChargeController, StrategySettings
 from tests.strategy.battery import snapshot

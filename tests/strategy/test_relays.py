@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.limits import RelayAction, RelayRequest
-from gateway.snapshot import BatterySnapshot, NodeSnapshot, NodeState, ProtectionKind
+from gateway.contracts.decision import RelayAction, RelayRequest
+from gateway.contracts.snapshot import BatterySnapshot, NodeSnapshot, NodeState, ProtectionKind
 from gateway.strategy.relays import RelayPolicy
 from gateway.strategy.settings import RelaySettings
 from tests.strategy.battery import node, snapshot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from gateway.chemistry import LFP, NMC, Curve
+from gateway.contracts.chemistry import LFP, NMC, Curve
 from gateway.soc import SocSettings
 from gateway.strategy.settings import StrategySettings
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.codec import moat_bms as codec
-from gateway.config import Settings, validate
+from gateway.config.root import Settings, validate
+from gateway.contracts.snapshot import ProtectionKind
 from gateway.core import GatewayCore
 from gateway.sim import (
     Battery,
@@ -25,7 +26,6 @@ from gateway.sim import (
     SimInverterSettings,
     SolarDay,
 )
-from gateway.snapshot import ProtectionKind
 from tests.gateway import nodeframes
 
 SENSORS = 4

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.snapshot import ProtectionKind
+from gateway.contracts.snapshot import ProtectionKind
 from gateway.web.app import build_app
 from gateway.web.openapi import document
 from tests.web.bench import Bench, BenchHost

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from gateway.config import dump, load_config
-from gateway.snapshot import ProtectionKind
+from gateway.config.root import dump, load_config
+from gateway.contracts.snapshot import ProtectionKind
 from gateway.web.server import serve
 from tests.common import ROOT
 from tests.web.bench import Bench, BenchHost

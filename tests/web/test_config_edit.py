@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.config import load_config
+from gateway.config.root import load_config
 from gateway.web import configedit
 from gateway.web.configedit import EditError, merge
 from tests.web.bench import Bench, BenchHost

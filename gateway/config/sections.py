@@ -1,0 +1,165 @@
+"""Settings of the gateway's own parts: CAN buses, battery topology, timing, persistence,
+web. The root schema that combines them with the strategy, SoC and inverter sections lives
+in gateway/config/root.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_NODES = 16
+MAX_CELLS = 64
+
+Scalar = str | int | float | bool
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CanBusSettings(Section):
+    """One python-can bus. Keys left out come from python-can's own configuration
+    (~/.canrc, ~/can.conf, $CAN_INTERFACE, $CAN_CHANNEL, $CAN_BITRATE), as with python-can."""
+
+    interface: str | None = Field(
+        None, description="python-can interface: socketcan, virtual, slcan, pcan, gs_usb, ..."
+    )
+    channel: str | int | None = Field(
+        None, description="python-can channel: can0, vcan0, /dev/ttyACM0, a virtual bus name"
+    )
+    bitrate: int | None = Field(
+        None, ge=10_000, le=1_000_000, description="bit rate in bit/s (500000 for Pylontech)"
+    )
+    options: dict[str, Scalar] = Field(
+        default_factory=dict,
+        description="further keyword arguments for can.Bus (e.g. tty_baudrate for slcan)",
+    )
+
+    def bus_kwargs(self) -> dict[str, Scalar]:
+        """Keyword arguments for can.Bus: only what is set here."""
+        kwargs: dict[str, Scalar] = dict(self.options)
+        for key in ("interface", "channel", "bitrate"):
+            value = getattr(self, key)
+            if value is not None:
+                kwargs[key] = value
+        return kwargs
+
+
+class BusesSettings(Section):
+    battery: CanBusSettings = Field(
+        default_factory=lambda: CanBusSettings(interface="socketcan", channel="can0"),
+        description="the bus the battery nodes are on",
+    )
+    inverter: CanBusSettings | None = Field(
+        None, description="the bus the inverter is on; leave out when it is the battery bus"
+    )
+    reconnect_min_s: float = Field(
+        1.0, gt=0, description="first delay before reopening a failed bus adapter, s"
+    )
+    reconnect_max_s: float = Field(
+        30.0, gt=0, description="longest delay between reopen attempts (doubling back-off), s"
+    )
+
+
+class TopologySettings(Section):
+    """How the nodes are wired: strings of nodes in series, strings in parallel."""
+
+    strings: list[list[int]] = Field(
+        default_factory=lambda: [[0]],
+        description="parallel strings; each a list of node ids (0..15) wired in series",
+    )
+    cells_per_node: int = Field(
+        16, ge=1, le=MAX_CELLS, description="series cells measured by each node"
+    )
+    cells: dict[int, int] = Field(
+        default_factory=dict, description="per-node cell count where it differs (node: cells)"
+    )
+    capacity_ah: float = Field(
+        100.0, gt=0, le=100_000, description="rated capacity of one string, Ah"
+    )
+
+    @field_validator("strings")
+    @classmethod
+    def _strings(cls, strings: list[list[int]]) -> list[list[int]]:
+        if not strings:
+            raise ValueError("at least one string is needed")
+        seen: set[int] = set()
+        for i, string in enumerate(strings):
+            if not string:
+                raise ValueError(f"string {i} has no nodes")
+            for node in string:
+                if not 0 <= node < MAX_NODES:
+                    raise ValueError(f"string {i}: node id {node} is outside 0..{MAX_NODES - 1}")
+                if node in seen:
+                    raise ValueError(f"node {node} appears twice")
+                seen.add(node)
+        return strings
+
+    @field_validator("cells")
+    @classmethod
+    def _cells(cls, cells: dict[int, int]) -> dict[int, int]:
+        for node, count in cells.items():
+            if not 1 <= count <= MAX_CELLS:
+                raise ValueError(f"node {node}: {count} cells is outside 1..{MAX_CELLS}")
+        return cells
+
+    @model_validator(mode="after")
+    def _balanced(self) -> Self:
+        unknown = set(self.cells) - set(self.nodes)
+        if unknown:
+            raise ValueError(f"cells given for nodes not in any string: {sorted(unknown)}")
+        counts = {sum(self.cells_of(n) for n in s) for s in self.strings}
+        if len(counts) > 1:
+            raise ValueError(
+                f"parallel strings must have the same number of series cells, got {sorted(counts)}"
+            )
+        return self
+
+    @property
+    def nodes(self) -> list[int]:
+        return [n for s in self.strings for n in s]
+
+    def cells_of(self, node: int) -> int:
+        return self.cells.get(node, self.cells_per_node)
+
+    @property
+    def cells_in_series(self) -> int:
+        return sum(self.cells_of(n) for n in self.strings[0])
+
+
+class TimingSettings(Section):
+    tick_s: float = Field(
+        0.1, ge=0.01, le=1.0, description="how often the gateway re-evaluates the battery, s"
+    )
+    node_timeout_s: float = Field(
+        3.0,
+        ge=0.5,
+        le=60.0,
+        description="a node whose state, pack or cell frames are older than this is missing "
+        "(its data is stale: stop, not last value), s",
+    )
+
+
+class PersistenceSettings(Section):
+    state_file: Path = Field(
+        Path("moat-bms-state.json"),
+        description="where SoC, learned capacity and counters are kept (written atomically)",
+    )
+    interval_s: float = Field(
+        60.0, ge=1.0, le=60.0, description="how often the state is written (at most 60 s), s"
+    )
+
+
+class WebSettings(Section):
+    enabled: bool = Field(True, description="serve the web page and the HTTP API")
+    host: str = Field(
+        "127.0.0.1", description="address to listen on; 0.0.0.0 exposes it to the network"
+    )
+    port: int = Field(8080, ge=1, le=65535, description="TCP port of the web page")
+    token_file: Path = Field(
+        Path("moat-bms-token"), description="file holding the API token (created mode 0600)"
+    )

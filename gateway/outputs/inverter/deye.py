@@ -1,0 +1,30 @@
+"""`deye`: Deye and its OEM brands (Sunsynk LV and similar) in "Lithium" mode, PYLON protocol.
+
+The V1.2 set. Quirks:
+- Requests of 0 A may be ignored: "stop charging" is CCL 0 and the charge-enable bit cleared
+  and the CVL lowered to the present pack voltage rounded down to 0.1 V.
+- A CVL far below the pack voltage raises W31 and charging continues (reported with a CVL
+  of 0.1 V): the CVL is never sent more than settings.cvl_margin below the pack voltage.
+- The manufacturer name must start with "PYLON" ("PYLONDIY" is accepted, "DIYPYLON" is
+  not): any other configured name is replaced by "PYLON".
+"""
+
+from __future__ import annotations
+
+from gateway.outputs.inverter.frames import Frame
+from gateway.outputs.inverter.profile import InverterProfile
+from gateway.outputs.inverter.pylontech import pylon_frames
+from gateway.outputs.inverter.shaping import Outgoing, Quirks
+
+REQUIRED_PREFIX = "PYLON"
+
+
+class DeyeProfile(InverterProfile):
+    """Deye / Sunsynk low-voltage hybrid inverters."""
+
+    name = "deye"
+    quirks = Quirks(stop_charge_by_cvl=True, keep_cvl_near_voltage=True)
+
+    def encode(self, out: Outgoing) -> list[Frame]:
+        name = out.manufacturer
+        return pylon_frames(out, name if name.startswith(REQUIRED_PREFIX) else REQUIRED_PREFIX)

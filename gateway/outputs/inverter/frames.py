@@ -1,0 +1,167 @@
+"""Frame builders: Outgoing values -> (frame id, bytes), always through the generated codec.
+
+Every builder returns the frame at its DBC length; profiles pad where their inverter wants
+eight bytes. Values are already finite and within their fields (gateway/inverter/shaping.py).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from gateway.codec import pylontech_lv as codec
+from gateway.outputs.inverter.alarms import alarm_pairs, protection_flags
+from gateway.outputs.inverter.shaping import Outgoing
+
+Frame = tuple[int, bytes]
+
+MODULE_COUNT_MAX = 0xFF  # 0x359 carries the module count in one byte
+
+
+def ascii_codes(text: str, length: int, fill: str) -> list[int]:
+    """`text` as `length` ASCII codes, padded with `fill`."""
+    return list(text.ljust(length, fill).encode("ascii"))
+
+
+def _id(message: str) -> int:
+    return codec.FRAME_IDS[message]
+
+
+def battery_limits(out: Outgoing) -> Frame:
+    """0x351: CVL, CCL, DCL, DVL."""
+    data = codec.encode_battery_limits(
+        codec.BatteryLimits(
+            charge_voltage_limit=out.cvl,
+            charge_current_limit=out.ccl,
+            discharge_current_limit=out.dcl,
+            discharge_voltage_limit=out.dvl,
+        )
+    )
+    return _id("BatteryLimits"), data
+
+
+def soc_percent(soc: float) -> int:
+    """SoC in whole percent: 0 only when empty and 100 only when full, so that an inverter
+    acting on 0 % or 100 % never does so on a rounding."""
+    if soc <= 0:
+        return 0
+    if soc >= 100:
+        return 100
+    return min(max(round(soc), 1), 99)
+
+
+def battery_soc(out: Outgoing, soh: float) -> Frame:
+    """0x355: SoC (1 %), SoH (1 %, as given: the profile resolves an unknown SoH) and the
+    0.01 % SoC."""
+    data = codec.encode_battery_soc(
+        codec.BatterySoc(soc=soc_percent(out.soc), soh=round(soh), soc_high_res=out.soc)
+    )
+    return _id("BatterySoc"), data
+
+
+def battery_measurements(voltage: float, current: float, temperature: float) -> Frame:
+    """0x356: pack voltage (V), current (A, + = charging), temperature (degC)."""
+    data = codec.encode_battery_measurements(
+        codec.BatteryMeasurements(voltage=voltage, current=current, temperature=temperature)
+    )
+    return _id("BatteryMeasurements"), data
+
+
+def protection_alarms(out: Outgoing, pylon_marker: bool = True) -> Frame:
+    """0x359: protection and alarm flags, module count and, if `pylon_marker`, the 'PN'
+    marker by which inverters recognise a Pylontech battery (zeros otherwise)."""
+    data = codec.encode_protection_alarms(
+        codec.ProtectionAlarms(
+            **protection_flags(out.alarms),
+            module_count=min(out.modules_online, MODULE_COUNT_MAX),
+            marker_p=codec.ProtectionAlarmsMarkerP.P if pylon_marker else 0,
+            marker_n=codec.ProtectionAlarmsMarkerN.N if pylon_marker else 0,
+        )
+    )
+    return _id("ProtectionAlarms"), data
+
+
+def alarms_warnings(out: Outgoing) -> Frame:
+    """0x35A: alarm and warning 2-bit pairs."""
+    return _id("AlarmsWarnings"), codec.encode_alarms_warnings(alarm_pairs(out.alarms))
+
+
+def sma_events() -> Frame:
+    """0x35B: no event."""
+    return _id("SmaEvents"), codec.encode_sma_events(codec.SmaEvents(event_data=0))
+
+
+def request_flags(out: Outgoing) -> Frame:
+    """0x35C: charge/discharge enable, force charge (bit 4 only, see docs/inverters.md) and
+    full-charge request."""
+    data = codec.encode_request_flags(
+        codec.RequestFlags(
+            full_charge_request=int(out.full_charge_request),
+            # Bit 4: the one Pylontech recommends inverters read and the one Luxpower/EG4
+            # watch. Bit 5 (named "force charge I" by Pylontech, "II" by Sol-Ark) stays 0.
+            force_charge_ii=int(out.force_charge),
+            force_charge_i=0,
+            discharge_enable=int(out.discharge_enable),
+            charge_enable=int(out.charge_enable),
+        )
+    )
+    return _id("RequestFlags"), data
+
+
+@functools.lru_cache(maxsize=16)  # one name per profile, the same frame every second
+def manufacturer_name(name: str) -> Frame:
+    """0x35E: eight ASCII characters, padded with spaces ("PYLON   ")."""
+    data = codec.encode_manufacturer_name(codec.ManufacturerName(*ascii_codes(name, 8, " ")))
+    return _id("ManufacturerName"), data
+
+
+def battery_info(out: Outgoing, model: int, capacity_ah: float) -> Frame:
+    """0x35F: model code, hardware version, capacity (whole Ah), software version."""
+    data = codec.encode_battery_info(
+        codec.BatteryInfo(
+            battery_model=model,
+            hardware_version=out.hardware_version,
+            capacity=round(capacity_ah),
+            software_version=out.firmware_version,
+        )
+    )
+    return _id("BatteryInfo"), data
+
+
+def bms_name(name: str) -> list[Frame]:
+    """0x370 and 0x371: the BMS name, 16 characters padded with NUL (a C string)."""
+    codes = ascii_codes(name, 16, "\0")
+    return [
+        (_id("BmsName1"), codec.encode_bms_name1(codec.BmsName1(*codes[:8]))),
+        (_id("BmsName2"), codec.encode_bms_name2(codec.BmsName2(*codes[8:]))),
+    ]
+
+
+def module_counts(out: Outgoing) -> Frame:
+    """0x372: modules online, blocking charge, blocking discharge, offline."""
+    data = codec.encode_module_counts(
+        codec.ModuleCounts(
+            modules_online=out.modules_online,
+            modules_blocking_charge=out.modules_blocking_charge,
+            modules_blocking_discharge=out.modules_blocking_discharge,
+            modules_offline=out.modules_offline,
+        )
+    )
+    return _id("ModuleCounts"), data
+
+
+def kelvin(celsius: float) -> int:
+    """Whole kelvin for a temperature in degC."""
+    return round(celsius + 273.15)
+
+
+def cell_extremes(min_v: float, max_v: float, min_t: float, max_t: float) -> Frame:
+    """0x373: lowest/highest cell voltage (V) and temperature (degC, sent in K)."""
+    data = codec.encode_cell_extremes(
+        codec.CellExtremes(
+            min_cell_voltage=min_v,
+            max_cell_voltage=max_v,
+            min_cell_temperature=kelvin(min_t),
+            max_cell_temperature=kelvin(max_t),
+        )
+    )
+    return _id("CellExtremes"), data

@@ -1,0 +1,49 @@
+"""The interface every inverter profile implements.
+
+A profile turns an InverterReport into the CAN frames one inverter family understands. It
+is stateful only in remembering last known measurements (gateway/inverter/shaping.py): use
+one instance per inverter connection. It does no I/O: the service puts the frames on the bus.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+from gateway.outputs.inverter.frames import Frame
+from gateway.outputs.inverter.report import InverterReport
+from gateway.outputs.inverter.shaping import Outgoing, Quirks, Shaper
+
+if TYPE_CHECKING:
+    from gateway.outputs.inverter.settings import InverterSettings
+
+FRAME_LENGTH = 8  # classic CAN payload
+
+
+class InverterProfile(ABC):
+    """One inverter family's view of the Pylontech-compatible protocol."""
+
+    name: ClassVar[str]  # registry key, e.g. "victron"
+    min_interval: ClassVar[float] = 0.1  # s: never send two frame sets closer than this
+    pads_to_8: ClassVar[bool] = False  # the family wants every frame eight bytes long
+    quirks: ClassVar[Quirks] = Quirks()
+    default_manufacturer: ClassVar[str] = "PYLON"  # 0x35E name when none is configured
+
+    def __init__(self, settings: InverterSettings) -> None:
+        if settings.profile != self.name:
+            raise ValueError(f"settings are for profile {settings.profile!r}, not {self.name!r}")
+        self.settings = settings
+        self.pad_to_8: bool = self.pads_to_8 if settings.pad_to_8 is None else settings.pad_to_8
+        self._shaper = Shaper(self.quirks, settings)
+
+    def frames(self, report: InverterReport) -> list[Frame]:
+        """The frame set for `report`, as (11-bit id, data) in sending order."""
+        out = self._shaper.shape(report)
+        frames = self.encode(out)
+        if self.pad_to_8:
+            frames = [(fid, data.ljust(FRAME_LENGTH, b"\0")) for fid, data in frames]
+        return frames
+
+    @abstractmethod
+    def encode(self, out: Outgoing) -> list[Frame]:
+        """The frames carrying `out`, each at its DBC length."""

@@ -1,0 +1,47 @@
+"""`pylontech`: the Pylontech LV CAN V1.2 frame set, as a real Pylontech battery sends it.
+
+0x351 limits, 0x355 SoC/SoH, 0x356 measurements, 0x359 protection/alarm flags, 0x35C
+requests, 0x35E manufacturer name. "Stop charging" is CCL 0 with the charge-enable bit
+cleared and the strategy's CVL unchanged, which is what inverters that implement V1.2
+expect; inverters known to keep charging at 0 A have their own profile.
+"""
+
+from __future__ import annotations
+
+from gateway.outputs.inverter import frames
+from gateway.outputs.inverter.frames import Frame
+from gateway.outputs.inverter.profile import InverterProfile
+from gateway.outputs.inverter.shaping import Outgoing
+
+# Sent for a measurement that has never been known: values an inverter does not act on.
+NEUTRAL_TEMPERATURE = 25.0  # degC
+UNKNOWN_SOH = 100.0  # %
+UNKNOWN_CELL_VOLTAGE = 0.0  # V (display only)
+
+
+def pylon_frames(out: Outgoing, manufacturer: str, pylon_marker: bool = True) -> list[Frame]:
+    """The V1.2 set for `out`; an unknown pack voltage is reported as the CVL being sent.
+
+    `pylon_marker` puts 'PN' in 0x359, which makes inverters treat the battery as a
+    Pylontech one."""
+    return [
+        frames.battery_limits(out),
+        frames.battery_soc(out, UNKNOWN_SOH if out.soh is None else out.soh),
+        frames.battery_measurements(
+            out.cvl if out.voltage is None else out.voltage,
+            out.current,
+            NEUTRAL_TEMPERATURE if out.temperature is None else out.temperature,
+        ),
+        frames.protection_alarms(out, pylon_marker),
+        frames.request_flags(out),
+        frames.manufacturer_name(manufacturer),
+    ]
+
+
+class PylontechProfile(InverterProfile):
+    """Generic Pylontech LV V1.2."""
+
+    name = "pylontech"
+
+    def encode(self, out: Outgoing) -> list[Frame]:
+        return pylon_frames(out, out.manufacturer)

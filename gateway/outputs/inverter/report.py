@@ -1,0 +1,133 @@
+"""What the gateway tells the inverter, in physical units, before any protocol quirk.
+
+The service builds one InverterReport per output step (usually with build_report) and hands
+it to the configured profile, which turns it into CAN frames. NaN marks an unknown
+measurement; profiles must cope with it (see gateway/inverter/shaping.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.contracts.decision import Alarm, Decision, Limits, Severity
+from gateway.contracts.snapshot import BLOCKS_CHARGE, BLOCKS_DISCHARGE, BatterySnapshot
+
+if TYPE_CHECKING:
+    from gateway.outputs.inverter.settings import InverterSettings
+
+MANUFACTURER_LENGTH = 8  # 0x35E carries eight ASCII characters
+BMS_NAME_LENGTH = 16  # 0x370 and 0x371 carry eight each
+VERSION_MAX = 0xFFFF  # versions travel as 16-bit numbers (0x35F)
+
+
+def check_name(name: str, max_length: int, what: str) -> str:
+    """Return `name` if it is printable ASCII of at most `max_length` characters.
+
+    Raises ValueError otherwise: inverters compare these names byte for byte.
+    """
+    if not name.isascii() or not name.isprintable():
+        raise ValueError(f"{what} must be printable ASCII, got {name!r}")
+    if len(name) > max_length:
+        raise ValueError(f"{what} is at most {max_length} characters, got {name!r}")
+    return name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InverterReport:
+    """Everything a profile needs, in physical units. NaN marks an unknown measurement.
+
+    Units: V, A (positive = charging), degC, %, Ah. `temperature` is the value to report as
+    "the battery temperature" (build_report uses the highest cell temperature).
+    """
+
+    limits: Limits
+    alarms: Mapping[Alarm, Severity]
+    soc: float  # %, 0..100
+    soh: float  # %, 0..100
+    voltage: float  # pack voltage, V
+    current: float  # A, + = charging
+    temperature: float  # degC
+    min_cell_voltage: float  # V
+    max_cell_voltage: float  # V
+    min_cell_temperature: float  # degC
+    max_cell_temperature: float  # degC
+    capacity_ah: float  # installed capacity, Ah
+    modules_online: int = 0
+    modules_blocking_charge: int = 0
+    modules_blocking_discharge: int = 0
+    modules_offline: int = 0
+    manufacturer: str = "PYLON"
+    bms_name: str = "moat-bms"
+    firmware_version: int = 0  # 16-bit, e.g. major << 8 | minor
+    hardware_version: int = 0  # 16-bit
+
+    def __post_init__(self) -> None:
+        check_name(self.manufacturer, MANUFACTURER_LENGTH, "manufacturer name")
+        check_name(self.bms_name, BMS_NAME_LENGTH, "BMS name")
+        for version in (self.firmware_version, self.hardware_version):
+            if not 0 <= version <= VERSION_MAX:
+                raise ValueError(f"version {version} does not fit 16 bits")
+        counts = (
+            self.modules_online,
+            self.modules_blocking_charge,
+            self.modules_blocking_discharge,
+            self.modules_offline,
+        )
+        if min(counts) < 0:
+            raise ValueError(f"module counts must not be negative: {counts}")
+
+
+def build_report(
+    snapshot: BatterySnapshot,
+    decision: Decision,
+    soc: float,
+    soh: float,
+    settings: InverterSettings,
+    *,
+    firmware_version: int = 0,
+    hardware_version: int = 0,
+) -> InverterReport:
+    """The report for one output step: the strategy's decision plus the battery's measurements.
+
+    Modules are the configured nodes: a node is online when its string carries current,
+    offline otherwise; it blocks charge (discharge) when it reports a fault or a warning that
+    forbids that direction. The reported temperature is the highest cell temperature.
+    """
+    online = blocking_charge = blocking_discharge = offline = 0
+    for string in snapshot.strings:
+        for node_id in string.nodes:
+            if string.online:
+                online += 1
+            else:
+                offline += 1
+            node = snapshot.nodes.get(node_id)
+            if node is None:
+                continue
+            if node.faults or node.warnings & BLOCKS_CHARGE:
+                blocking_charge += 1
+            if node.faults or node.warnings & BLOCKS_DISCHARGE:
+                blocking_discharge += 1
+    return InverterReport(
+        limits=decision.limits,
+        alarms=dict(decision.alarms),
+        soc=soc,
+        soh=soh,
+        voltage=snapshot.voltage,
+        current=snapshot.current,
+        temperature=snapshot.max_temp,
+        min_cell_voltage=snapshot.min_cell,
+        max_cell_voltage=snapshot.max_cell,
+        min_cell_temperature=snapshot.min_temp,
+        max_cell_temperature=snapshot.max_temp,
+        capacity_ah=snapshot.capacity_ah,
+        modules_online=online,
+        modules_blocking_charge=blocking_charge,
+        modules_blocking_discharge=blocking_discharge,
+        modules_offline=offline,
+        manufacturer=settings.manufacturer_name,
+        bms_name=settings.bms_name,
+        firmware_version=firmware_version,
+        hardware_version=hardware_version,
+    )

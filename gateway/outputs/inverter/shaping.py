@@ -1,0 +1,233 @@
+"""From a report to the values an inverter is told: safe, finite, within the frame fields.
+
+This is where "never CVL 0", unknown measurements and each inverter family's way of
+honouring "stop charging" live; the frame builders only encode what comes out of here.
+
+Rules (see docs/inverters.md):
+- A limit that is not a finite number of at least MIN_VOLTAGE (voltages) or not a finite
+  number (currents) is invalid. An invalid CVL stops both directions and raises
+  Alarm.SYSTEM; an invalid DVL stops discharging; an invalid current limit is 0 A.
+- The CVL sent is the strategy's; else the last valid one; else the present pack voltage
+  rounded down to 0.1 V; else the configured fallback. It is never 0.
+- Charging is stopped (CCL 0) when charge_enable is False or the CCL is 0 or invalid.
+  Where the inverter does not honour CCL 0 (Quirks.stop_charge_by_cvl), the CVL is lowered
+  to the present pack voltage rounded down to 0.1 V, never above the strategy's CVL.
+- Where a CVL far below the pack voltage makes the inverter fault and keep charging
+  (Quirks.keep_cvl_near_voltage, Deye W31), the CVL is never sent more than
+  settings.cvl_margin below the pack voltage, nor raised more than cvl_margin above the
+  strategy's CVL to achieve that; a CVL raised this way comes with CCL 0.
+- Unknown measurements hold their last known value; before any is known they are None and
+  the profile decides what to send (a neutral default or the protocol's "not available").
+  Current is never held: unknown current is reported as 0 A. SoC is always known: the last
+  value, else 50 % (neither "full" nor "empty" to an inverter that acts on SoC).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.contracts.decision import Alarm, Severity
+
+if TYPE_CHECKING:
+    from gateway.outputs.inverter.report import InverterReport
+    from gateway.outputs.inverter.settings import InverterSettings
+
+# Physical plausibility bounds. They keep every value inside its frame field (0.01 V or
+# 0.1 V and 0.1 A in 16 bits, mV and K in 16 bits) whatever a report contains.
+MIN_VOLTAGE = 1.0  # V: no battery is charged to less; a smaller CVL/DVL is invalid
+MAX_VOLTAGE = 300.0  # V
+MAX_CURRENT = 3000.0  # A
+MIN_TEMPERATURE = -100.0  # degC
+MAX_TEMPERATURE = 300.0  # degC
+MAX_CELL_VOLTAGE = 10.0  # V
+MAX_CAPACITY = 60000.0  # Ah
+MAX_COUNT = 0xFFFF  # module counts travel as 16-bit numbers (0x372)
+DEFAULT_SOC = 50.0  # %, before any SoC is known
+
+
+@dataclass(frozen=True, slots=True)
+class Quirks:
+    """How one inverter family honours the battery's requests."""
+
+    # The inverter may keep charging at CCL 0 (Victron Multi at 0.4-0.6 A, MPPTs with DC
+    # feed-in, Deye): stop charging by lowering the CVL to the present pack voltage too.
+    stop_charge_by_cvl: bool = False
+    # A CVL far below the pack voltage makes the inverter fault and keep charging (Deye W31).
+    keep_cvl_near_voltage: bool = False
+    # Highest CVL the inverter accepts (V), None for no limit.
+    cvl_max: float | None = None
+    # Range of DVL the inverter accepts (V), None for any.
+    dvl_window: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """The values one frame set carries, in physical units; None = unknown (never known)."""
+
+    cvl: float
+    ccl: float
+    dcl: float
+    dvl: float
+    charge_enable: bool
+    discharge_enable: bool
+    force_charge: bool
+    full_charge_request: bool
+    soc: float
+    soh: float | None
+    voltage: float | None
+    current: float
+    temperature: float | None
+    min_cell_voltage: float | None
+    max_cell_voltage: float | None
+    min_cell_temperature: float | None
+    max_cell_temperature: float | None
+    capacity_ah: float | None
+    alarms: Mapping[Alarm, Severity]
+    modules_online: int
+    modules_blocking_charge: int
+    modules_blocking_discharge: int
+    modules_offline: int
+    manufacturer: str
+    bms_name: str
+    firmware_version: int
+    hardware_version: int
+
+
+def floor_decivolt(volts: float) -> float:
+    """`volts` rounded down to 0.1 V (a hair of tolerance absorbs binary fractions)."""
+    return math.floor(volts * 10 + 1e-6) / 10
+
+
+def ceil_decivolt(volts: float) -> float:
+    """`volts` rounded up to 0.1 V."""
+    return math.ceil(volts * 10 - 1e-6) / 10
+
+
+def _clamp(value: float, lo: float, hi: float) -> float:
+    return min(max(value, lo), hi)
+
+
+def _voltage(value: float) -> float | None:
+    """A usable voltage, or None for NaN, infinities and values below MIN_VOLTAGE."""
+    if not math.isfinite(value) or value < MIN_VOLTAGE:
+        return None
+    return min(value, MAX_VOLTAGE)
+
+
+def _percent(value: float) -> float | None:
+    return _clamp(value, 0.0, 100.0) if math.isfinite(value) else None
+
+
+def _current(value: float) -> float:
+    """A current limit: NaN, infinities and negative values are 0 A."""
+    if not math.isfinite(value) or value <= 0:
+        return 0.0
+    return min(value, MAX_CURRENT)
+
+
+def _measured_current(value: float) -> float:
+    """The pack current to report: unknown is 0 A, never a stale value."""
+    return _clamp(value, -MAX_CURRENT, MAX_CURRENT) if math.isfinite(value) else 0.0
+
+
+class Shaper:
+    """Turns reports into Outgoing values for one inverter; remembers last known values.
+
+    One instance per inverter connection: the memory is what makes an unknown measurement
+    repeat its last value instead of jumping.
+    """
+
+    def __init__(self, quirks: Quirks, settings: InverterSettings) -> None:
+        self.quirks = quirks
+        self.settings = settings
+        self._last: dict[str, float] = {}
+
+    def _hold(self, key: str, value: float | None) -> float | None:
+        if value is None or not math.isfinite(value):
+            return self._last.get(key)
+        self._last[key] = value
+        return value
+
+    def shape(self, report: InverterReport) -> Outgoing:
+        """The values to send for `report` (see the module docstring for the rules)."""
+        settings = self.settings
+        limits = report.limits
+        voltage = _voltage(report.voltage)
+
+        strategy_cvl = _voltage(limits.cvl)
+        valid = strategy_cvl is not None
+        held_cvl = self._hold("cvl", strategy_cvl)
+        from_voltage = _voltage(floor_decivolt(voltage)) if voltage is not None else None
+        cvl = held_cvl or from_voltage or settings.fallback_cvl
+        base_cvl = cvl
+
+        strategy_dvl = settings.dvl if settings.dvl is not None else _voltage(limits.dvl)
+        dvl = self._hold("dvl", strategy_dvl) or cvl
+
+        charge_enable = valid and limits.charge_enable
+        discharge_enable = valid and strategy_dvl is not None and limits.discharge_enable
+        ccl = _current(limits.ccl) if charge_enable else 0.0
+        dcl = _current(limits.dcl) if discharge_enable else 0.0
+
+        if self.quirks.stop_charge_by_cvl and ccl == 0 and from_voltage is not None:
+            cvl = min(cvl, from_voltage)
+        if self.quirks.keep_cvl_near_voltage and voltage is not None:
+            lowest = ceil_decivolt(voltage - settings.cvl_margin)
+            if cvl < lowest:
+                cvl = max(cvl, min(lowest, floor_decivolt(base_cvl + settings.cvl_margin)))
+                ccl = 0.0
+        if self.quirks.cvl_max is not None:
+            cvl = min(cvl, self.quirks.cvl_max)
+        dvl = min(dvl, cvl)
+        if self.quirks.dvl_window is not None:
+            dvl = _clamp(dvl, *self.quirks.dvl_window)
+
+        alarms = dict(report.alarms)
+        if not valid:
+            alarms[Alarm.SYSTEM] = Severity.ALARM
+
+        soc = self._hold("soc", _percent(report.soc))
+        soh = self._hold("soh", _percent(report.soh))
+        capacity = settings.capacity_ah
+        if capacity is None and math.isfinite(report.capacity_ah) and report.capacity_ah >= 0:
+            capacity = min(report.capacity_ah, MAX_CAPACITY)
+        return Outgoing(
+            cvl=cvl,
+            ccl=ccl,
+            dcl=dcl,
+            dvl=dvl,
+            charge_enable=charge_enable,
+            discharge_enable=discharge_enable,
+            force_charge=charge_enable and limits.force_charge,
+            full_charge_request=valid and limits.full_charge_request,
+            soc=DEFAULT_SOC if soc is None else soc,
+            soh=soh,
+            voltage=self._hold("voltage", voltage),
+            current=_measured_current(report.current),
+            temperature=self._temperature("temperature", report.temperature),
+            min_cell_voltage=self._cell_voltage("min_cell_voltage", report.min_cell_voltage),
+            max_cell_voltage=self._cell_voltage("max_cell_voltage", report.max_cell_voltage),
+            min_cell_temperature=self._temperature("min_cell_t", report.min_cell_temperature),
+            max_cell_temperature=self._temperature("max_cell_t", report.max_cell_temperature),
+            capacity_ah=self._hold("capacity_ah", capacity),
+            alarms=alarms,
+            modules_online=min(report.modules_online, MAX_COUNT),
+            modules_blocking_charge=min(report.modules_blocking_charge, MAX_COUNT),
+            modules_blocking_discharge=min(report.modules_blocking_discharge, MAX_COUNT),
+            modules_offline=min(report.modules_offline, MAX_COUNT),
+            manufacturer=report.manufacturer,
+            bms_name=report.bms_name,
+            firmware_version=report.firmware_version,
+            hardware_version=report.hardware_version,
+        )
+
+    def _temperature(self, key: str, value: float) -> float | None:
+        ok = math.isfinite(value)
+        return self._hold(key, _clamp(value, MIN_TEMPERATURE, MAX_TEMPERATURE) if ok else None)
+
+    def _cell_voltage(self, key: str, value: float) -> float | None:
+        ok = math.isfinite(value) and value >= 0
+        return self._hold(key, min(value, MAX_CELL_VOLTAGE) if ok else None)

@@ -1,0 +1,58 @@
+"""`sma-sunny-island`: SMA Sunny Island with a lithium battery under an external BMS.
+
+0x351 with DVL, 0x355 with the 0.01 % SoC the Sunny Island uses, 0x356, 0x35A, 0x35B
+(empty events), 0x35E and 0x35F; no 0x359 or 0x35C. Quirks:
+- Every frame is sent eight bytes long (padding zero), no faster than every 200 ms.
+- The Sunny Island is a 48 V inverter: CVL at most 63 V; DVL within 41..48 V.
+- A measurement never known is sent as "not available" (0x8000 signed, 0xFFFF unsigned),
+  the convention of the SMA protocol, instead of a made-up neutral value.
+- "Stop charging" also lowers the CVL to the present pack voltage (the Sunny Island
+  regulates AC-coupled PV by frequency shift towards its charge voltage; CCL 0 alone lets
+  some current through while it settles). "Stop discharging" is DCL 0: raising the DVL to
+  the pack voltage is not possible within its 41..48 V window.
+"""
+
+from __future__ import annotations
+
+from gateway.codec import pylontech_lv as codec
+from gateway.outputs.inverter import frames
+from gateway.outputs.inverter.frames import Frame
+from gateway.outputs.inverter.profile import InverterProfile
+from gateway.outputs.inverter.shaping import Outgoing, Quirks
+
+# "Not available" in each field: the physical values of the raw 0x8000 / 0xFFFF patterns,
+# taken from the codec rather than recomputed from the scalings.
+_NA_MEASUREMENTS = codec.decode_battery_measurements(b"\x00\x80" * 3)
+_NA_SOH = float(codec.decode_battery_soc(b"\xff" * 6).soh)
+_NA_CAPACITY = float(codec.decode_battery_info(b"\xff" * 8).capacity)
+
+CVL_MAX = 63.0  # V
+DVL_WINDOW = (41.0, 48.0)  # V
+BATTERY_MODEL = 0  # 0x35F model code: no SMA-assigned code for a third-party BMS
+
+
+class SmaSunnyIslandProfile(InverterProfile):
+    """SMA Sunny Island (LiIon_Ext-BMS)."""
+
+    name = "sma-sunny-island"
+    min_interval = 0.2
+    pads_to_8 = True
+    quirks = Quirks(stop_charge_by_cvl=True, cvl_max=CVL_MAX, dvl_window=DVL_WINDOW)
+
+    def encode(self, out: Outgoing) -> list[Frame]:
+        na = _NA_MEASUREMENTS
+        return [
+            frames.battery_limits(out),
+            frames.battery_soc(out, _NA_SOH if out.soh is None else out.soh),
+            frames.battery_measurements(
+                na.voltage if out.voltage is None else out.voltage,
+                out.current,
+                na.temperature if out.temperature is None else out.temperature,
+            ),
+            frames.alarms_warnings(out),
+            frames.sma_events(),
+            frames.manufacturer_name(out.manufacturer),
+            frames.battery_info(
+                out, BATTERY_MODEL, _NA_CAPACITY if out.capacity_ah is None else out.capacity_ah
+            ),
+        ]

@@ -1,0 +1,215 @@
+"""The running gateway: python-can buses, the tick loop, persistence and the web page in one
+anyio task group around the synchronous GatewayCore.
+
+Frames are handed to the core in the event loop as they arrive; a frame that may change a
+decision (a node state change, a cell beyond its alert bound) makes the core tick at once,
+so a stop reaches the inverter within milliseconds instead of at the next period.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import can
+
+from gateway.codec import moat_bms as battery_codec
+from gateway.config.root import Settings
+from gateway.core import GatewayCore, Outbox
+from gateway.outputs import Output, view_of
+from gateway.record.events import EventKind
+from gateway.runtime.canport import BusFactory, CanPort
+from gateway.runtime.persist import StateStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+WebServer = Callable[["Gateway"], Coroutine[Any, Any, Any]]
+
+
+class Gateway:
+    """GatewayCore wired to real buses and a real clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        open_bus: BusFactory = can.Bus,
+        clock: Clock = time.time,
+        outputs: Sequence[Output] = (),
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path  # where the settings came from (the web page saves here)
+        self.clock = clock
+        self.store = StateStore(settings.persistence.state_file)
+        self.core = GatewayCore(settings, clock(), self.store.load())
+        buses = settings.buses
+        self.battery = CanPort(
+            "battery",
+            buses.battery.bus_kwargs(),
+            self.core.battery_counters,
+            reconnect_min=buses.reconnect_min_s,
+            reconnect_max=buses.reconnect_max_s,
+            open_bus=open_bus,
+        )
+        self.inverter = self.battery
+        if buses.inverter is not None:
+            self.inverter = CanPort(
+                "inverter",
+                buses.inverter.bus_kwargs(),
+                self.core.inverter_counters,
+                reconnect_min=buses.reconnect_min_s,
+                reconnect_max=buses.reconnect_max_s,
+                open_bus=open_bus,
+            )
+        self.urgent_ticks = 0
+        # Outputs beside the inverter's CAN frames (D-Bus, MQTT): told after every tick.
+        self.outputs: list[Output] = list(outputs)
+        self._events_seen = 0
+
+    # ------------------------------------------------------------------ frames
+
+    def on_battery_batch(self, batch: list[can.Message]) -> None:
+        now = self.clock()
+        urgent = False
+        for m in batch:
+            urgent |= self.core.on_battery_frame(
+                m.arbitration_id,
+                bytes(m.data),
+                now,
+                extended=m.is_extended_id,
+                remote=m.is_remote_frame,
+                error=m.is_error_frame,
+            )
+        if urgent:
+            self.urgent_ticks += 1
+            self.tick()
+
+    def on_inverter_batch(self, batch: list[can.Message]) -> None:
+        now = self.clock()
+        for m in batch:
+            self.core.on_inverter_frame(
+                m.arbitration_id,
+                bytes(m.data),
+                now,
+                extended=m.is_extended_id,
+                remote=m.is_remote_frame,
+                error=m.is_error_frame,
+            )
+
+    def tick(self) -> Outbox:
+        out = self.core.tick(self.clock())
+        self.send(out)
+        self.publish()
+        return out
+
+    def publish(self) -> None:
+        """Hand the tick's result to every output (they neither block nor raise)."""
+        if not self.outputs:
+            return
+        view, self._events_seen = view_of(self.core, self._events_seen)
+        if view is None:
+            return
+        for output in self.outputs:
+            output.publish(view)
+
+    def send(self, out: Outbox) -> None:
+        # The inverter's frames first: after an urgent tick they carry the stop.
+        for frame_id, data in out.inverter:
+            self.inverter.send(frame_id, data)
+        for frame_id, data in out.battery:
+            self.battery.send(frame_id, data)
+
+    # ------------------------------------------------------------------ loops
+
+    async def tick_loop(self) -> None:
+        period = self.settings.timing.tick_s
+        next_at = anyio.current_time()
+        while True:
+            self.tick()
+            next_at += period
+            delay = next_at - anyio.current_time()
+            if delay < -period:  # fell behind (suspended?): do not try to catch up
+                next_at = anyio.current_time()
+                delay = 0
+            await anyio.sleep(max(delay, 0))
+
+    async def save(self) -> bool:
+        """Write the state; never raises: a failed save is logged, shown as an event and
+        retried at the next interval (a full disk must not stop the battery)."""
+        try:
+            state = self.core.persistent_state()
+            ok = await anyio.to_thread.run_sync(self.store.save, state)
+        except Exception as exc:  # a bug in the state must not take the gateway down
+            log.exception("state not saved")
+            self.store.failures += 1
+            self.store.last_error = f"{type(exc).__name__}: {exc}"
+            ok = False
+        if not ok:
+            self.core.events.add(
+                self.clock(), EventKind.PERSIST, f"state not saved: {self.store.last_error}"
+            )
+        return ok
+
+    async def persist_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.persistence.interval_s)
+            await self.save()
+
+    def say_stopping(self) -> None:
+        """Send the STOPPING heartbeat (once) where the battery bus is open."""
+        commander = self.core.commander
+        stopping = battery_codec.GatewayHeartbeatGatewayState.STOPPING
+        if commander.gateway_state == stopping:
+            return
+        commander.gateway_state = stopping
+        frame_id, data = commander.heartbeat()
+        self.battery.send(frame_id, data)
+
+    async def stop(self) -> None:
+        """Save the state and tell the nodes the gateway is going away."""
+        with anyio.CancelScope(shield=True):
+            self.say_stopping()
+            await self.save()
+            log.info("state saved to %s", self.store.path)
+
+    async def run(self, web: WebServer | None = None, extra: Sequence[Any] = ()) -> None:
+        """Run until cancelled or SIGINT/SIGTERM; the state is saved on the way out."""
+        log.info(
+            "gateway: %s; %s",
+            self.battery.describe(),
+            "same bus for the inverter"
+            if self.inverter is self.battery
+            else self.inverter.describe(),
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.battery.run, self.on_battery_batch)
+                if self.inverter is not self.battery:
+                    tg.start_soon(self.inverter.run, self.on_inverter_batch)
+                tg.start_soon(self.tick_loop)
+                tg.start_soon(self.persist_loop)
+                tg.start_soon(self._signals, tg.cancel_scope)
+                if web is not None:
+                    tg.start_soon(web, self)
+                for output in self.outputs:
+                    tg.start_soon(output.run)
+                for task in extra:
+                    tg.start_soon(task)
+        finally:
+            await self.stop()
+
+    async def _signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s: stopping", signal.Signals(signum).name)
+                # While the bus is still open: tell the nodes the gateway is going away.
+                self.say_stopping()
+                scope.cancel()
+                return

@@ -1,0 +1,123 @@
+"""Protected commands from the gateway to the nodes: heartbeat, relay and balancing.
+
+Every frame is encoded with the generated codec and sealed with the CRC-8 and the alive
+counter of bms.e2e (one counter per frame id), so a node rejects a stuck, repeated,
+corrupted or misaddressed command. Frames are sent at their DBC cycle times and at once when
+a request changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bms.e2e import COUNTER_MODULO, seal
+from gateway.codec import moat_bms as codec
+from gateway.contracts.decision import BalanceRequest, RelayAction, RelayRequest
+
+HEARTBEAT_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["GatewayHeartbeat"]] / 1000
+RELAY_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["RelayCommand"]] / 1000
+BALANCE_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["BalanceCommand"]] / 1000
+RESET_FRAMES = 3  # a reset is held for a few frames: the node acts on the 0 -> 1 edge
+
+Frame = tuple[int, bytes]
+
+
+@dataclass
+class _NodeCommand:
+    relay: RelayAction = RelayAction.NONE
+    reset_left: int = 0
+    balance_cells: int = 0
+    balance_floor: float = 0.0
+    relay_due: float = -math.inf
+    balance_due: float = -math.inf
+
+
+class NodeCommander:
+    """Turns the strategy's requests into a stream of protected frames."""
+
+    def __init__(self, cells: dict[int, int]) -> None:
+        """cells: node id -> configured cell count (decides the balance groups to send)."""
+        self.cells = cells
+        self._nodes = {n: _NodeCommand() for n in cells}
+        self._counters: dict[int, int] = {}
+        self._heartbeat_due = -math.inf
+        self.gateway_state = codec.GatewayHeartbeatGatewayState.STARTING
+
+    def _sealed(self, frame_id: int, data: bytes) -> Frame:
+        counter = self._counters.get(frame_id, 0)
+        self._counters[frame_id] = (counter + 1) % COUNTER_MODULO
+        buf = bytearray(data)
+        seal(frame_id, buf, counter)
+        return frame_id, bytes(buf)
+
+    def request_relay(self, req: RelayRequest) -> None:
+        cmd = self._nodes.get(req.node)
+        if cmd is None:
+            return
+        if req.action != cmd.relay:
+            cmd.relay = req.action
+            cmd.relay_due = -math.inf  # send the change at once
+        if req.reset_fault and cmd.reset_left == 0:
+            cmd.reset_left = RESET_FRAMES
+            cmd.relay_due = -math.inf
+
+    def request_balance(self, req: BalanceRequest) -> None:
+        cmd = self._nodes.get(req.node)
+        if cmd is None:
+            return
+        if req.cells != cmd.balance_cells or req.floor != cmd.balance_floor:
+            cmd.balance_cells = req.cells
+            cmd.balance_floor = req.floor
+            cmd.balance_due = -math.inf
+
+    def due_frames(self, now: float) -> list[Frame]:
+        """Frames to send now: the heartbeat and every command whose period has elapsed."""
+        frames: list[Frame] = []
+        if now >= self._heartbeat_due:
+            self._heartbeat_due = now + HEARTBEAT_PERIOD
+            frames.append(self.heartbeat())
+        for node, cmd in self._nodes.items():
+            if now >= cmd.relay_due:
+                cmd.relay_due = now + RELAY_PERIOD
+                frames.append(self.relay_frame(node, cmd))
+            if now >= cmd.balance_due:
+                cmd.balance_due = now + BALANCE_PERIOD
+                frames.extend(self.balance_frames(node, cmd))
+        return frames
+
+    def heartbeat(self) -> Frame:
+        frame_id = codec.FRAME_IDS["GatewayHeartbeat"]
+        data = codec.encode_gateway_heartbeat(
+            codec.GatewayHeartbeat(crc=0, counter=0, gateway_state=self.gateway_state)
+        )
+        return self._sealed(frame_id, data)
+
+    def relay_frame(self, node: int, cmd: _NodeCommand) -> Frame:
+        frame_id = codec.FRAME_IDS["RelayCommand"] | node
+        reset = cmd.reset_left > 0
+        if reset:
+            cmd.reset_left -= 1
+        data = codec.encode_relay_command(
+            codec.RelayCommand(crc=0, counter=0, request=int(cmd.relay), reset_fault=int(reset))
+        )
+        return self._sealed(frame_id, data)
+
+    def balance_frames(self, node: int, cmd: _NodeCommand) -> list[Frame]:
+        frame_id = codec.FRAME_IDS["BalanceCommand"] | node
+        groups = 2 if self.cells[node] > 32 else 1
+        floor = min(max(cmd.balance_floor, 0.0), 65.535)
+        frames = []
+        for group in range(groups):
+            bits = cmd.balance_cells >> (32 * group)
+            data = codec.encode_balance_command(
+                codec.BalanceCommand(
+                    crc=0,
+                    counter=0,
+                    cell_group=group,
+                    bleed_floor_voltage=floor,
+                    muxed=(bits & 0xFFFF, (bits >> 16) & 0xFFFF),
+                )
+            )
+            frames.append(self._sealed(frame_id, data))
+        return frames
