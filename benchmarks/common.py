@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.codec import moat_bms as codec
 from gateway.config.root import Settings, validate
-from gateway.config.sections import TopologySettings
+from gateway.contracts.topology import TopologySettings
 from gateway.sources.moat_nodes import busload
 
 ROOT = Path(__file__).resolve().parent.parent

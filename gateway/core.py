@@ -18,6 +18,7 @@ from gateway.config.root import Settings
 from gateway.contracts.chemistry import profile as chemistry_profile
 from gateway.contracts.decision import Alarm, BalanceRequest, Decision, Phase, RelayAction, Severity
 from gateway.contracts.snapshot import BatterySnapshot, NodeState
+from gateway.outputs import BatteryView
 from gateway.outputs.inverter import Emitter, KeepaliveWatch, build_report, make_profile
 from gateway.outputs.inverter.keepalive import KeepaliveStatus
 from gateway.outputs.inverter.report import InverterReport
@@ -278,6 +279,22 @@ class GatewayCore:
             elif self._keepalive_status == KeepaliveStatus.MISSING:
                 self.events.add(now, EventKind.INVERTER_BACK, "0x305 keepalive again")
             self._keepalive_status = status
+
+    def view(self, events_seen: int) -> tuple[BatteryView | None, int]:
+        """The last tick's result for the outputs, with the events recorded after the first
+        `events_seen`, and the count to pass next time. None before the first tick."""
+        decision = self.decision
+        if decision is None:
+            return None, events_seen
+        view = BatteryView(
+            time=self.snapshot.time,
+            snapshot=self.snapshot,
+            soc=self.soc_state,
+            decision=decision,
+            report=self.report,
+            events=tuple(self.events.since(events_seen)),
+        )
+        return view, self.events.count
 
     # ------------------------------------------------------------------ state
 

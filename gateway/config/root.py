@@ -16,12 +16,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from gateway.config.sections import (
     BusesSettings,
     PersistenceSettings,
-    Section,
     TimingSettings,
-    TopologySettings,
     WebSettings,
 )
 from gateway.contracts.chemistry import Chemistry
+from gateway.contracts.section import Section
+from gateway.contracts.topology import TopologySettings
 from gateway.outputs.inverter.settings import InverterSettings
 from gateway.soc import SocSettings
 from gateway.strategy.settings import StrategySettings

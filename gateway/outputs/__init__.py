@@ -6,6 +6,6 @@ implements the small `Output` interface of gateway/outputs/seam.py: it is handed
 `BatteryView` after every tick and does its own I/O in a task of its own.
 """
 
-from gateway.outputs.seam import BatteryView, Output, view_of
+from gateway.outputs.seam import BatteryView, Output
 
-__all__ = ["BatteryView", "Output", "view_of"]
+__all__ = ["BatteryView", "Output"]

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from gateway.contracts.decision import Decision
     from gateway.contracts.snapshot import BatterySnapshot
-    from gateway.core import GatewayCore
     from gateway.outputs.inverter.report import InverterReport
     from gateway.record.events import Event
     from gateway.soc import SocState
@@ -44,22 +43,3 @@ class Output(Protocol):
     async def run(self) -> None:
         """The output's I/O until cancelled: connect, publish, reconnect with back-off."""
         ...
-
-
-def view_of(core: GatewayCore, events_seen: int) -> tuple[BatteryView | None, int]:
-    """The view of the core's last tick and the event count to pass next time.
-
-    None before the first tick (nothing decided yet)."""
-    decision = core.decision
-    if decision is None:
-        return None, events_seen
-    events = tuple(core.events.since(events_seen))
-    view = BatteryView(
-        time=core.snapshot.time,
-        snapshot=core.snapshot,
-        soc=core.soc_state,
-        decision=decision,
-        report=core.report,
-        events=events,
-    )
-    return view, core.events.count

@@ -21,7 +21,7 @@ import can
 from gateway.codec import moat_bms as battery_codec
 from gateway.config.root import Settings
 from gateway.core import GatewayCore, Outbox
-from gateway.outputs import Output, view_of
+from gateway.outputs import Output
 from gateway.record.events import EventKind
 from gateway.runtime.canport import BusFactory, CanPort
 from gateway.runtime.persist import StateStore
@@ -113,7 +113,7 @@ class Gateway:
         """Hand the tick's result to every output (they neither block nor raise)."""
         if not self.outputs:
             return
-        view, self._events_seen = view_of(self.core, self._events_seen)
+        view, self._events_seen = self.core.view(self._events_seen)
         if view is None:
             return
         for output in self.outputs:

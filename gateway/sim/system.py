@@ -35,7 +35,7 @@ from bms.hw.sim import SimHardware
 from bms.node import Node
 from gateway.config.root import Settings, validate
 from gateway.core import GatewayCore
-from gateway.outputs import Output, view_of
+from gateway.outputs import Output
 from gateway.runtime.persist import StateStore
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
@@ -438,7 +438,7 @@ class SimSystem:
     def _publish(self, core: GatewayCore) -> None:
         # A restarted gateway is a new core whose event count starts again from 0.
         key, seen = self._events_seen
-        view, seen = view_of(core, seen if key == id(core) else 0)
+        view, seen = core.view(seen if key == id(core) else 0)
         self._events_seen = (id(core), seen)
         if view is not None:
             for output in self.outputs:

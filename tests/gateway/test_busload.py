@@ -6,7 +6,7 @@ import cantools
 import pytest
 
 from gateway.cli import main
-from gateway.config.sections import MAX_CELLS, TopologySettings
+from gateway.contracts.topology import MAX_CELLS, TopologySettings
 from gateway.sources.moat_nodes import busload
 from tests.common import DBC_DIR
 

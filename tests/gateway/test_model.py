@@ -8,8 +8,8 @@ import math
 import pytest
 
 from gateway.codec import moat_bms as codec
-from gateway.config.sections import TopologySettings
 from gateway.contracts.snapshot import CellRef, NodeState, ProtectionKind
+from gateway.contracts.topology import TopologySettings
 from gateway.record.counters import BusCounters
 from gateway.sources.moat_nodes.ingest import BatteryIngest
 from gateway.sources.moat_nodes.model import BatteryModel

@@ -8,7 +8,7 @@ import pytest
 from pytest import approx
 
 from gateway.contracts.decision import Alarm, Severity
-from gateway.outputs.inverter import PROFILES, InverterSettings, make_profile
+from gateway.outputs.inverter import PROFILES, InverterSettings, make_profile, profile_class
 from tests.inverter.helpers import (
     ALARMS,
     UNKNOWN_MEASUREMENTS,
@@ -40,8 +40,8 @@ def frames_of(pylon_db, name: str, *reports, **settings: Any) -> dict[int, dict[
 
 def test_registry_has_exactly_the_four_profiles() -> None:
     assert set(PROFILES) == set(IDS)
-    for name, cls in PROFILES.items():
-        assert cls.name == name
+    for name in PROFILES:
+        assert profile_class(name).name == name
 
 
 def test_unknown_profile_is_refused_with_the_known_names() -> None:

@@ -11,10 +11,15 @@ The V1.2 set. Quirks:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gateway.outputs.inverter.frames import Frame
 from gateway.outputs.inverter.profile import InverterProfile
 from gateway.outputs.inverter.pylontech import pylon_frames
 from gateway.outputs.inverter.shaping import Outgoing, Quirks
+
+if TYPE_CHECKING:
+    from gateway.outputs.inverter.settings import InverterSettings
 
 REQUIRED_PREFIX = "PYLON"
 
@@ -24,6 +29,16 @@ class DeyeProfile(InverterProfile):
 
     name = "deye"
     quirks = Quirks(stop_charge_by_cvl=True, keep_cvl_near_voltage=True)
+
+    @classmethod
+    def check_settings(cls, settings: InverterSettings) -> None:
+        super().check_settings(settings)
+        name = settings.manufacturer_name
+        if not name.startswith(REQUIRED_PREFIX):
+            raise ValueError(
+                f"Deye accepts only manufacturer names starting with {REQUIRED_PREFIX}, "
+                f"got {name!r}"
+            )
 
     def encode(self, out: Outgoing) -> list[Frame]:
         name = out.manufacturer

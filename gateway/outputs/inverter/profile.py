@@ -36,6 +36,16 @@ class InverterProfile(ABC):
         self.pad_to_8: bool = self.pads_to_8 if settings.pad_to_8 is None else settings.pad_to_8
         self._shaper = Shaper(self.quirks, settings)
 
+    @classmethod
+    def check_settings(cls, settings: InverterSettings) -> None:
+        """Raise ValueError when `settings` do not suit this family. Profiles with rules of
+        their own (names their inverters accept or refuse) extend it."""
+        if settings.period < cls.min_interval:
+            raise ValueError(
+                f"period {settings.period} s is shorter than the {cls.name} minimum of "
+                f"{cls.min_interval} s"
+            )
+
     def frames(self, report: InverterReport) -> list[Frame]:
         """The frame set for `report`, as (11-bit id, data) in sending order."""
         out = self._shaper.shape(report)

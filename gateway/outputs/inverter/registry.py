@@ -1,35 +1,42 @@
-"""Inverter profiles by name."""
+"""Inverter profiles by name, loaded when first asked for (python-can's interface registry
+is the model): the settings check a name without importing any profile module, and adding a
+profile is one file and one line here."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import Any, Protocol
 
-from gateway.outputs.inverter.deye import DeyeProfile
-from gateway.outputs.inverter.profile import InverterProfile
-from gateway.outputs.inverter.pylontech import PylontechProfile
-from gateway.outputs.inverter.sma_sunny_island import SmaSunnyIslandProfile
-from gateway.outputs.inverter.victron import VictronProfile
-
-if TYPE_CHECKING:
-    from gateway.outputs.inverter.settings import InverterSettings
-
-PROFILES: dict[str, type[InverterProfile]] = {
-    cls.name: cls for cls in (PylontechProfile, VictronProfile, SmaSunnyIslandProfile, DeyeProfile)
+# name -> "module:Class"
+PROFILES: dict[str, str] = {
+    "pylontech": "gateway.outputs.inverter.pylontech:PylontechProfile",
+    "victron": "gateway.outputs.inverter.victron:VictronProfile",
+    "sma-sunny-island": "gateway.outputs.inverter.sma_sunny_island:SmaSunnyIslandProfile",
+    "deye": "gateway.outputs.inverter.deye:DeyeProfile",
 }
 
 
-def profile_class(name: str) -> type[InverterProfile]:
+class ProfileClass(Protocol):
+    """What the settings need of a profile class (gateway/outputs/inverter/profile.py)."""
+
+    name: str
+    min_interval: float
+    default_manufacturer: str
+
+    def check_settings(self, settings: Any) -> None:
+        """Raise ValueError when `settings` (InverterSettings) do not suit this profile."""
+
+    def __call__(self, settings: Any) -> Any:
+        """A new profile instance."""
+
+
+def profile_class(name: str) -> ProfileClass:
     """The profile class called `name`; ValueError listing the known names otherwise."""
     try:
-        return PROFILES[name]
+        target = PROFILES[name]
     except KeyError:
         known = ", ".join(sorted(PROFILES))
         raise ValueError(f"unknown inverter profile {name!r}; known profiles: {known}") from None
-
-
-def make_profile(name: str, settings: InverterSettings) -> InverterProfile:
-    """A new profile instance for one inverter connection; `settings.profile` must be `name`.
-
-    Raises ValueError for an unknown name (listing the known ones) or mismatching settings.
-    """
-    return profile_class(name)(settings)
+    module, _, attr = target.partition(":")
+    cls: ProfileClass = getattr(importlib.import_module(module), attr)
+    return cls

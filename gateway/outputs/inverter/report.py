@@ -13,25 +13,12 @@ from typing import TYPE_CHECKING
 
 from gateway.contracts.decision import Alarm, Decision, Limits, Severity
 from gateway.contracts.snapshot import BLOCKS_CHARGE, BLOCKS_DISCHARGE, BatterySnapshot
+from gateway.outputs.inverter.names import BMS_NAME_LENGTH, MANUFACTURER_LENGTH, check_name
 
 if TYPE_CHECKING:
     from gateway.outputs.inverter.settings import InverterSettings
 
-MANUFACTURER_LENGTH = 8  # 0x35E carries eight ASCII characters
-BMS_NAME_LENGTH = 16  # 0x370 and 0x371 carry eight each
 VERSION_MAX = 0xFFFF  # versions travel as 16-bit numbers (0x35F)
-
-
-def check_name(name: str, max_length: int, what: str) -> str:
-    """Return `name` if it is printable ASCII of at most `max_length` characters.
-
-    Raises ValueError otherwise: inverters compare these names byte for byte.
-    """
-    if not name.isascii() or not name.isprintable():
-        raise ValueError(f"{what} must be printable ASCII, got {name!r}")
-    if len(name) > max_length:
-        raise ValueError(f"{what} is at most {max_length} characters, got {name!r}")
-    return name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

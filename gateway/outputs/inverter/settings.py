@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.outputs.inverter.deye import REQUIRED_PREFIX
+from gateway.outputs.inverter.names import BMS_NAME_LENGTH, MANUFACTURER_LENGTH, check_name
 from gateway.outputs.inverter.registry import profile_class
-from gateway.outputs.inverter.report import BMS_NAME_LENGTH, MANUFACTURER_LENGTH, check_name
-from gateway.outputs.inverter.victron import FORBIDDEN_PREFIX
 
 # A Victron system stops after about 3 s without 0x351; two periods must fit in that.
 MAX_PERIOD = 1.5  # s
@@ -106,23 +104,8 @@ class InverterSettings(BaseModel):
 
     @model_validator(mode="after")
     def _fits_profile(self) -> InverterSettings:
-        cls = profile_class(self.profile)
-        if self.period < cls.min_interval:
-            raise ValueError(
-                f"period {self.period} s is shorter than the {self.profile} minimum of "
-                f"{cls.min_interval} s"
-            )
-        name = self.manufacturer_name
-        if self.profile == "deye" and not name.startswith(REQUIRED_PREFIX):
-            raise ValueError(
-                f"Deye accepts only manufacturer names starting with {REQUIRED_PREFIX}, "
-                f"got {name!r}"
-            )
-        if self.profile == "victron" and name.upper().startswith(FORBIDDEN_PREFIX):
-            raise ValueError(
-                f"a Victron GX treats a battery named {name!r} as a Pylontech and overrides "
-                "its charge voltage; choose another manufacturer name"
-            )
+        # Each profile owns its rules (its minimum interval, the names its inverters accept).
+        profile_class(self.profile).check_settings(self)
         return self
 
     @property

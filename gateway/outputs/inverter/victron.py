@@ -18,6 +18,8 @@ The V1.2 set plus 0x35A (alarm/warning pairs, which Victron acts on) and 0x370-0
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gateway.outputs.inverter import frames
 from gateway.outputs.inverter.frames import Frame
 from gateway.outputs.inverter.profile import InverterProfile
@@ -27,6 +29,9 @@ from gateway.outputs.inverter.pylontech import (
     pylon_frames,
 )
 from gateway.outputs.inverter.shaping import Outgoing, Quirks
+
+if TYPE_CHECKING:
+    from gateway.outputs.inverter.settings import InverterSettings
 
 FORBIDDEN_PREFIX = "PYLON"
 
@@ -41,6 +46,16 @@ class VictronProfile(InverterProfile):
     name = "victron"
     quirks = Quirks(stop_charge_by_cvl=True)
     default_manufacturer = "moat-bms"
+
+    @classmethod
+    def check_settings(cls, settings: InverterSettings) -> None:
+        super().check_settings(settings)
+        name = settings.manufacturer_name
+        if name.upper().startswith(FORBIDDEN_PREFIX):
+            raise ValueError(
+                f"a Victron GX treats a battery named {name!r} as a Pylontech and overrides "
+                "its charge voltage; choose another manufacturer name"
+            )
 
     def encode(self, out: Outgoing) -> list[Frame]:
         name = out.manufacturer

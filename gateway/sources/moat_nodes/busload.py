@@ -19,7 +19,7 @@ from typing import Literal
 
 from gateway.codec import moat_bms as battery_codec
 from gateway.codec import pylontech_lv as inverter_codec
-from gateway.config.sections import TopologySettings
+from gateway.contracts.topology import TopologySettings
 
 Stuffing = Literal["none", "worst"]
 

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 
 from bms.e2e import ACCEPT, AliveCheck
 from gateway.codec import moat_bms as codec
-from gateway.config.sections import MAX_CELLS, TopologySettings
 from gateway.contracts.snapshot import (
     BatterySnapshot,
     CellRef,
@@ -24,6 +23,7 @@ from gateway.contracts.snapshot import (
     ProtectionKind,
     StringSnapshot,
 )
+from gateway.contracts.topology import MAX_CELLS, TopologySettings
 
 NAN = math.nan
 NEVER = -math.inf
