@@ -1,7 +1,7 @@
 """1. Gateway ingest: frames/s through the real pipeline, a bare cantools decode loop over the
 same frames, and the rates of a saturated bus.
 
-The pipeline is the service's own: python-can Messages in batches as CanPort's reader thread
+The pipeline is the service's own: python-can Messages in batches as GatewayCanPort's reader thread
 hands them over (Gateway.on_battery_batch: receive -> decode -> model), and the strategy tick
 (Gateway.tick: model -> SoC -> strategy -> inverter frames) every tick_s of wall time, as the
 service's tick loop runs it in the same thread. Frames are stamped with the real clock.
@@ -16,9 +16,10 @@ from pathlib import Path
 import can
 import cantools
 
-from benchmarks.common import ROOT, Result, at_least, frame_mix, mix_bits, settings
-from gateway.runtime.canport import MAX_BATCH
+from benchmarks.common import ROOT, Result, at_least, mix_bits, settings
+from gateway.runtime.canport import MAX_BATCH, frame_of
 from gateway.runtime.service import Gateway
+from gateway.sim.nodeframes import frame_mix
 from gateway.sources.moat_nodes import busload
 
 TARGET = 100_000  # frames/s on one core
@@ -34,7 +35,8 @@ def _pipeline(gw: Gateway, batches: list[list[can.Message]], duration: float) ->
     next_tick = clock() + tick_s
     while True:
         for batch in batches:
-            gw.on_battery_batch(batch)
+            # As the port's reader thread hands them over: Messages turned into Frames.
+            gw.on_battery_batch([frame_of(m) for m in batch])
             frames += len(batch)
             if clock() >= next_tick:
                 gw.tick()
@@ -50,7 +52,9 @@ def run(quick: bool = False) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         s = settings(STRINGS, 16, Path(tmp) / "state.json")
         frames = frame_mix(s.battery.topology, MIX_SECONDS)
-        messages = [can.Message(arbitration_id=i, data=d, is_extended_id=False) for i, d in frames]
+        messages = [
+            can.Message(arbitration_id=f.id, data=f.data, is_extended_id=False) for f in frames
+        ]
         batches = [messages[k : k + MAX_BATCH] for k in range(0, len(messages), MAX_BATCH)]
         gw = Gateway(s, clock=time.monotonic)
         _pipeline(gw, batches, 0.5)  # warm up: nodes present, strategy running
@@ -70,8 +74,8 @@ def run(quick: bool = False) -> Result:
         start = time.perf_counter()
         reps = 0
         while time.perf_counter() - start < duration / 2:
-            for frame_id, data in frames:
-                core.on_battery_frame(frame_id, data, now)
+            for frame in frames:
+                core.on_battery_frame(frame, now)
             reps += 1
         core_only = reps * len(frames) / (time.perf_counter() - start)
 

@@ -1,7 +1,7 @@
 """2. Reaction latency: an over-voltage cell frame entering the battery bus -> the first
 inverter frame that carries the stop (0x351 with CCL 0 or 0x35C with charge enable off).
 
-The real service (gateway/runtime/service.py: CanPort reader threads, urgent tick, tick
+The real service (gateway/runtime/service.py: GatewayCanPort reader threads, urgent tick, tick
 loop, python-can virtual buses) runs in the main thread's event loop; a driver thread plays
 the background load (the configured nodes' frames, played fast enough to fill 50 % of 500
 kbit/s), sends the keepalive, injects the over-voltage CellExtremes frame and waits for the
@@ -28,17 +28,10 @@ import anyio
 import can
 from can.interfaces.virtual import VirtualBus
 
-from benchmarks.common import (
-    NodeFrames,
-    Result,
-    frame_mix,
-    median,
-    mix_bits,
-    percentile,
-    settings,
-)
+from benchmarks.common import Result, median, mix_bits, percentile, settings
 from gateway.codec import pylontech_lv as inverter_codec
 from gateway.runtime.service import Gateway
+from gateway.sim.nodeframes import NodeFrames, frame_mix
 
 TARGET_P99_MS = 5.0
 BITRATE = 500_000
@@ -100,7 +93,7 @@ class Driver(threading.Thread):
         s = settings(STRINGS)
         frames = frame_mix(s.battery.topology, 40, amps=1.0)  # charging, but slowly
         self.background = [
-            can.Message(arbitration_id=i, data=d, is_extended_id=False) for i, d in frames
+            can.Message(arbitration_id=f.id, data=f.data, is_extended_id=False) for f in frames
         ]
         self.rate = LOAD * BITRATE / mix_bits(frames)  # frames/s
         self.next_bg = 0
@@ -109,10 +102,10 @@ class Driver(threading.Thread):
         self.bg_start = 0.0
         over = NodeFrames(0, 16).cell_extremes(vmax=3.70)
         normal = NodeFrames(0, 16).cell_extremes()
-        self.over = can.Message(arbitration_id=over[0], data=over[1], is_extended_id=False)
-        self.over_again = can.Message(arbitration_id=over[0], data=over[1], is_extended_id=False)
+        self.over = can.Message(arbitration_id=over.id, data=over.data, is_extended_id=False)
+        self.over_again = can.Message(arbitration_id=over.id, data=over.data, is_extended_id=False)
         self.over_active = False
-        self.normal = can.Message(arbitration_id=normal[0], data=normal[1], is_extended_id=False)
+        self.normal = can.Message(arbitration_id=normal.id, data=normal.data, is_extended_id=False)
         self.keepalive = can.Message(
             arbitration_id=KEEPALIVE_ID, data=bytes(8), is_extended_id=False
         )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 
-from benchmarks.common import Result, settings, timed_frame_mix
+from benchmarks.common import Result, settings
 from gateway.core import GatewayCore
+from gateway.sim.nodeframes import timed_frame_mix
 from gateway.sources.moat_nodes import busload
 
 # Parallel strings keep the pack voltage in the low-voltage range the Pylontech profile
@@ -36,12 +37,12 @@ def cpu_per_sim_second(strings: list[list[int]], cells: int, sim_seconds: int) -
         next_tick = t0
         for rep in range(seconds // MIX_SECONDS):
             base = t0 + rep * MIX_SECONDS
-            for t, (frame_id, data) in mix:
+            for t, frame in mix:
                 now = base + t
                 while now >= next_tick:
                     core.tick(next_tick)
                     next_tick += tick_s
-                if core.on_battery_frame(frame_id, data, now):
+                if core.on_battery_frame(frame, now):
                     core.tick(now)
         t0 += seconds
         return time.process_time() - start

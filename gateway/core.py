@@ -17,16 +17,18 @@ from gateway.codec import pylontech_lv as inverter_codec
 from gateway.config.root import Settings
 from gateway.contracts.chemistry import profile as chemistry_profile
 from gateway.contracts.decision import Alarm, BalanceRequest, Decision, Phase, RelayAction, Severity
+from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import BatterySnapshot, NodeState
 from gateway.outputs import BatteryView
 from gateway.outputs.inverter import Emitter, KeepaliveWatch, build_report, make_profile
 from gateway.outputs.inverter.keepalive import KeepaliveStatus
 from gateway.outputs.inverter.report import InverterReport
+from gateway.outputs.inverter.shaping import Outgoing
 from gateway.record.counters import BusCounters, RateLimitedLog
 from gateway.record.events import EventKind, EventLog
 from gateway.record.history import History, Sample
 from gateway.soc import SocEstimator, SocState
-from gateway.sources.moat_nodes.commands import Frame, NodeCommander
+from gateway.sources.moat_nodes.commands import NodeCommander
 from gateway.sources.moat_nodes.ingest import BatteryIngest
 from gateway.sources.moat_nodes.model import BatteryModel
 from gateway.strategy import ChargeController, StrategyState
@@ -34,7 +36,6 @@ from gateway.strategy import ChargeController, StrategyState
 log = logging.getLogger(__name__)
 
 KEEPALIVE_ID = inverter_codec.FRAME_IDS["InverterKeepalive"]
-LIMITS_ID = inverter_codec.FRAME_IDS["BatteryLimits"]
 OUR_INVERTER_IDS = frozenset(inverter_codec.FRAME_IDS.values()) - {KEEPALIVE_ID}
 STATE_VERSION = 1
 
@@ -83,8 +84,8 @@ class GatewayCore:
         self.soc_state: SocState = self.soc.state
         self.decision: Decision | None = None
         self.report: InverterReport | None = None
-        # The last 0x351 actually sent: the limits after the inverter profile's shaping.
-        self.sent_limits: inverter_codec.BatteryLimits | None = None
+        # What the inverter was last sent: the values after the inverter profile's shaping.
+        self.sent: Outgoing | None = None
         self.ticks = 0
         # A frame with a cell beyond these makes the strategy run at once instead of at the
         # next tick: from there on the charge (discharge) derating bites, and a stop must
@@ -104,49 +105,26 @@ class GatewayCore:
 
     # ------------------------------------------------------------------ input
 
-    def on_battery_frame(
-        self,
-        frame_id: int,
-        data: bytes,
-        now: float,
-        *,
-        extended: bool = False,
-        remote: bool = False,
-        error: bool = False,
-    ) -> bool:
+    def on_battery_frame(self, frame: Frame, now: float) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
-        if (
-            frame_id == KEEPALIVE_ID
-            and not (extended or remote or error)
-            and (self.settings.buses.inverter is None)
-        ):
+        if frame.id == KEEPALIVE_ID and frame.plain and self.settings.buses.inverter is None:
             # One shared bus: the inverter's keepalive arrives here.
-            self.on_inverter_frame(frame_id, data, now)
+            self.on_inverter_frame(frame, now)
             return False
-        return self.ingest.on_frame(
-            frame_id, data, now, extended=extended, remote=remote, error=error
-        )
+        return self.ingest.on_frame(frame, now)
 
-    def on_inverter_frame(
-        self,
-        frame_id: int,
-        data: bytes,
-        now: float,
-        *,
-        extended: bool = False,
-        remote: bool = False,
-        error: bool = False,
-    ) -> None:
+    def on_inverter_frame(self, frame: Frame, now: float) -> None:
         """A frame from the inverter bus: only its 0x305 keepalive matters."""
         c = self.inverter_counters
         c.received += 1
-        if error:
+        if frame.error:
             c.errors += 1
             return
-        if frame_id == KEEPALIVE_ID and not extended and not remote:
+        frame_id = frame.id
+        if frame_id == KEEPALIVE_ID and frame.plain:
             self.keepalive.on_keepalive(now)
             return
-        if not extended and frame_id in OUR_INVERTER_IDS:
+        if not frame.extended and frame_id in OUR_INVERTER_IDS:
             self._inverter_log.warning(
                 ("battery", frame_id),
                 now,
@@ -217,11 +195,10 @@ class GatewayCore:
         report = build_report(snap, decision, soc.soc, soc.soh, self.settings.inverter)
         self.report = report
         if self.emitter.due(now, report):
-            out.inverter = self.profile.frames(report)
+            shaped = self.profile.shape(report)
+            out.inverter = self.profile.frame_set(shaped)
             self.emitter.sent(now, report)
-            for frame_id, data in out.inverter:
-                if frame_id == LIMITS_ID:
-                    self.sent_limits = inverter_codec.decode_battery_limits(data)
+            self.sent = shaped
         self.history.offer(
             Sample(
                 now,
@@ -295,6 +272,11 @@ class GatewayCore:
             events=tuple(self.events.since(events_seen)),
         )
         return view, self.events.count
+
+    def stopping(self) -> Frame | None:
+        """The gateway is going away: the STOPPING heartbeat to send while the battery bus is
+        still open (the nodes then stop waiting for commands), once; None after that."""
+        return self.commander.stopping()
 
     # ------------------------------------------------------------------ state
 

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import can
 
+from gateway.contracts.frame import Frame
 from gateway.record.counters import BusCounters, RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,22 @@ CAN_ERR_RESTARTED = 0x100
 MAX_BATCH = 256
 
 BusFactory = Callable[..., can.BusABC]
-Deliver = Callable[[list[can.Message]], None]
+Deliver = Callable[[list[Frame]], None]
 
 
-class CanPort:
-    """One CAN bus with reconnect, counters and a non-blocking send."""
+def frame_of(msg: can.Message) -> Frame:
+    """python-can's Message as the gateway's Frame."""
+    return Frame(
+        msg.arbitration_id,
+        bytes(msg.data),
+        msg.is_extended_id,
+        msg.is_remote_frame,
+        msg.is_error_frame,
+    )
+
+
+class GatewayCanPort:
+    """One of the gateway's CAN buses, with reconnect, counters and a non-blocking send."""
 
     def __init__(
         self,
@@ -67,13 +79,13 @@ class CanPort:
         parts = [f"{k}={v}" for k, v in self.bus_kwargs.items()]
         return f"{self.name} bus ({', '.join(parts) or 'python-can defaults'})"
 
-    def send(self, frame_id: int, data: bytes) -> bool:
-        """Queue one standard-id frame without blocking. False when it was not sent."""
+    def send(self, frame: Frame) -> bool:
+        """Queue one frame without blocking. False when it was not sent."""
         bus = self.bus
         if bus is None:
             self.counters.send_failed += 1
             return False
-        msg = can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
+        msg = can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=frame.extended)
         try:
             bus.send(msg, timeout=0)
         except can.CanOperationError as exc:
@@ -163,9 +175,10 @@ class CanPort:
             except (can.CanError, OSError, ValueError) as exc:
                 self._broken(exc)
                 return
-            if any(m.is_error_frame and m.arbitration_id & CAN_ERR_BUSOFF for m in batch):
+            frames = [frame_of(m) for m in batch]
+            if any(f.error and f.id & CAN_ERR_BUSOFF for f in frames):
                 self.bus_off += 1
                 self._broken(can.CanOperationError("bus-off"))
-                loop.call_soon_threadsafe(deliver, batch)
+                loop.call_soon_threadsafe(deliver, frames)
                 return
-            loop.call_soon_threadsafe(deliver, batch)
+            loop.call_soon_threadsafe(deliver, frames)

@@ -18,12 +18,12 @@ from typing import Any
 import anyio
 import can
 
-from gateway.codec import moat_bms as battery_codec
 from gateway.config.root import Settings
+from gateway.contracts.frame import Frame
 from gateway.core import GatewayCore, Outbox
 from gateway.outputs import Output
 from gateway.record.events import EventKind
-from gateway.runtime.canport import BusFactory, CanPort
+from gateway.runtime.canport import BusFactory, GatewayCanPort
 from gateway.runtime.persist import StateStore
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Gateway:
         self.store = StateStore(settings.persistence.state_file)
         self.core = GatewayCore(settings, clock(), self.store.load())
         buses = settings.buses
-        self.battery = CanPort(
+        self.battery = GatewayCanPort(
             "battery",
             buses.battery.bus_kwargs(),
             self.core.battery_counters,
@@ -60,7 +60,7 @@ class Gateway:
         )
         self.inverter = self.battery
         if buses.inverter is not None:
-            self.inverter = CanPort(
+            self.inverter = GatewayCanPort(
                 "inverter",
                 buses.inverter.bus_kwargs(),
                 self.core.inverter_counters,
@@ -75,33 +75,19 @@ class Gateway:
 
     # ------------------------------------------------------------------ frames
 
-    def on_battery_batch(self, batch: list[can.Message]) -> None:
+    def on_battery_batch(self, batch: list[Frame]) -> None:
         now = self.clock()
         urgent = False
-        for m in batch:
-            urgent |= self.core.on_battery_frame(
-                m.arbitration_id,
-                bytes(m.data),
-                now,
-                extended=m.is_extended_id,
-                remote=m.is_remote_frame,
-                error=m.is_error_frame,
-            )
+        for frame in batch:
+            urgent |= self.core.on_battery_frame(frame, now)
         if urgent:
             self.urgent_ticks += 1
             self.tick()
 
-    def on_inverter_batch(self, batch: list[can.Message]) -> None:
+    def on_inverter_batch(self, batch: list[Frame]) -> None:
         now = self.clock()
-        for m in batch:
-            self.core.on_inverter_frame(
-                m.arbitration_id,
-                bytes(m.data),
-                now,
-                extended=m.is_extended_id,
-                remote=m.is_remote_frame,
-                error=m.is_error_frame,
-            )
+        for frame in batch:
+            self.core.on_inverter_frame(frame, now)
 
     def tick(self) -> Outbox:
         out = self.core.tick(self.clock())
@@ -121,10 +107,10 @@ class Gateway:
 
     def send(self, out: Outbox) -> None:
         # The inverter's frames first: after an urgent tick they carry the stop.
-        for frame_id, data in out.inverter:
-            self.inverter.send(frame_id, data)
-        for frame_id, data in out.battery:
-            self.battery.send(frame_id, data)
+        for frame in out.inverter:
+            self.inverter.send(frame)
+        for frame in out.battery:
+            self.battery.send(frame)
 
     # ------------------------------------------------------------------ loops
 
@@ -164,13 +150,9 @@ class Gateway:
 
     def say_stopping(self) -> None:
         """Send the STOPPING heartbeat (once) where the battery bus is open."""
-        commander = self.core.commander
-        stopping = battery_codec.GatewayHeartbeatGatewayState.STOPPING
-        if commander.gateway_state == stopping:
-            return
-        commander.gateway_state = stopping
-        frame_id, data = commander.heartbeat()
-        self.battery.send(frame_id, data)
+        frame = self.core.stopping()
+        if frame is not None:
+            self.battery.send(frame)
 
     async def stop(self) -> None:
         """Save the state and tell the nodes the gateway is going away."""

@@ -22,7 +22,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,6 +36,7 @@ from bms.node import Node
 from gateway.config.root import Settings, validate
 from gateway.core import GatewayCore
 from gateway.outputs import Output
+from gateway.runtime.canport import frame_of
 from gateway.runtime.persist import StateStore
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
@@ -401,21 +402,14 @@ class SimSystem:
         urgent = False
         faults = self.bus_faults
         for msg in _drain(self.gateway_bus):
-            data = bytes(msg.data)
             if faults.loss and self.rng.random() < faults.loss:
                 continue
+            frame = frame_of(msg)
             if faults.corruption and self.rng.random() < faults.corruption:
-                data = _corrupt(self.rng, data)
-            urgent |= core.on_battery_frame(
-                msg.arbitration_id,
-                data,
-                now,
-                extended=msg.is_extended_id,
-                remote=msg.is_remote_frame,
-                error=msg.is_error_frame,
-            )
+                frame = replace(frame, data=_corrupt(self.rng, frame.data))
+            urgent |= core.on_battery_frame(frame, now)
         for msg in _drain(self.gateway_inverter_bus):
-            core.on_inverter_frame(msg.arbitration_id, bytes(msg.data), now)
+            core.on_inverter_frame(frame_of(msg), now)
         if urgent or self.t + 1e-9 >= self._next_tick:
             out = core.tick(now)
             if self.outputs:
@@ -423,13 +417,13 @@ class SimSystem:
             if self.t + 1e-9 >= self._next_tick:
                 self._next_tick = self.t + self.settings.timing.tick_s
             if not self.gateway_silent:
-                for frame_id, data in out.battery:
+                for frame in out.battery:
                     self.gateway_bus.send(
-                        can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
+                        can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
                     )
-                for frame_id, data in out.inverter:
+                for frame in out.inverter:
                     self.gateway_inverter_bus.send(
-                        can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
+                        can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
                     )
         if self.t >= self._next_save:
             self._next_save = self.t + self.settings.persistence.interval_s

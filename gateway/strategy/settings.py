@@ -9,18 +9,16 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.codec.pylontech_lv import decode_battery_limits
 from gateway.contracts.chemistry import ChemistryProfile, Curve
 
 Points = tuple[tuple[float, float], ...]
 
 
-def _cvl_resolution() -> float:
-    """The CVL field's resolution in dbc/pylontech_lv.dbc (from the generated codec)."""
-    return decode_battery_limits(bytes([1, 0, 0, 0, 0, 0, 0, 0])).charge_voltage_limit
-
-
-CVL_RESOLUTION_V = _cvl_resolution()
+# The CVL's resolution on the wire (V pack): the scale of ChargeVoltageLimit in 0x351 of
+# dbc/pylontech_lv.dbc, which every inverter profile sends (tests/strategy/test_cvl.py checks
+# it against the DBC). The controller steps by it so that each change it makes is one the
+# inverter sees.
+CVL_RESOLUTION_V = 0.1
 
 
 class _Section(BaseModel):

@@ -47,7 +47,7 @@ def status(core: GatewayCore, now: float) -> Json:
     """The battery summary: SoC, V, A, W, phase, limits (decided and sent), alarms."""
     snap, soc, decision = core.snapshot, core.soc_state, core.decision
     chem = core.chemistry
-    sent = core.sent_limits
+    sent = core.sent  # the values after the profile's shaping, at the wire's 0.1 resolution
     alarms = sorted(
         (decision.alarms if decision else {}).items(), key=lambda a: (-a[1], a[0].value)
     )
@@ -80,10 +80,10 @@ def status(core: GatewayCore, now: float) -> Json:
             "sent": None
             if sent is None
             else {
-                "cvl": num(sent.charge_voltage_limit, 2),
-                "ccl": num(sent.charge_current_limit, 1),
-                "dcl": num(sent.discharge_current_limit, 1),
-                "dvl": num(sent.discharge_voltage_limit, 2),
+                "cvl": num(sent.cvl, 1),
+                "ccl": num(sent.ccl, 1),
+                "dcl": num(sent.dcl, 1),
+                "dvl": num(sent.dvl, 1),
             },
             "decided": _limits(decision.limits) if decision else None,
         },

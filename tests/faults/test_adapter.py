@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import can
 
+from gateway.contracts.frame import Frame
 from gateway.record.counters import BusCounters
-from gateway.runtime.canport import CanPort
+from gateway.runtime.canport import GatewayCanPort
 
 
 class RaisingBus:
@@ -26,9 +27,9 @@ class RaisingBus:
         self.sent.append(msg)
 
 
-def port_with(bus: RaisingBus) -> tuple[CanPort, BusCounters]:
+def port_with(bus: RaisingBus) -> tuple[GatewayCanPort, BusCounters]:
     counters = BusCounters()
-    port = CanPort("battery", {}, counters)
+    port = GatewayCanPort("battery", {}, counters)
     port.bus = bus  # type: ignore[assignment]
     return port, counters
 
@@ -37,17 +38,17 @@ def test_a_full_transmit_queue_drops_the_frame_and_keeps_the_bus() -> None:
     bus = RaisingBus(can.CanOperationError("Transmit buffer full"))
     port, counters = port_with(bus)
     for _ in range(100):
-        assert port.send(0x351, bytes(8)) is False
+        assert port.send(Frame(0x351, bytes(8))) is False
     assert counters.send_failed == 100 and counters.sent == 0
     assert port.bus is bus  # not a reason to reopen
     bus.error = None
-    assert port.send(0x351, bytes(8))
+    assert port.send(Frame(0x351, bytes(8)))
     assert counters.sent == 1 and bus.sent[0].arbitration_id == 0x351
 
 
 def test_an_adapter_gone_on_send_is_counted_and_marked_for_reopening() -> None:
     for error in (can.CanError("device gone"), OSError(19, "No such device"), ValueError("closed")):
         port, counters = port_with(RaisingBus(error))
-        assert port.send(0x120, bytes(8)) is False
+        assert port.send(Frame(0x120, bytes(8))) is False
         assert counters.send_failed == 1
         assert port.last_error == str(error)

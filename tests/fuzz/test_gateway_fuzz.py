@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from gateway.codec import moat_bms as codec
 from gateway.codec import pylontech_lv as inverter_codec
 from gateway.config.root import Settings, validate
+from gateway.contracts.frame import Frame
 from gateway.core import GatewayCore
+from gateway.sim import nodeframes as nf
 from gateway.web import views
 from tests.fuzz.profile import FRAMES, fuzz
 
@@ -44,13 +46,7 @@ def make_settings(shared_bus: bool) -> Settings:
     return validate(data)
 
 
-@dataclass(frozen=True)
-class CanFrame:
-    frame_id: int
-    data: bytes
-    extended: bool = False
-    remote: bool = False
-    error: bool = False
+CanFrame = Frame
 
 
 # ------------------------------------------------------------------ strategies
@@ -124,14 +120,14 @@ class Expected:
 
     def battery(self, f: CanFrame, shared: bool) -> None:
         plain = not (f.extended or f.remote or f.error)
-        if shared and plain and f.frame_id == KEEPALIVE_ID:
+        if shared and plain and f.id == KEEPALIVE_ID:
             self.inverter_received += 1
             return
         self.battery_received += 1
-        base, node = f.frame_id & 0x7F0, f.frame_id & 0x00F
+        base, node = f.id & 0x7F0, f.id & 0x00F
         if f.error:
             self.errors += 1
-        elif not plain or base not in NODE_BASES or node not in NODES or f.frame_id > 0x7FF:
+        elif not plain or base not in NODE_BASES or node not in NODES or f.id > 0x7FF:
             self.unknown += 1
         elif len(f.data) != codec.LENGTHS[base]:
             self.malformed += 1
@@ -147,7 +143,7 @@ class Expected:
         self.inverter_received += 1
         if f.error:
             self.inverter_errors += 1
-        elif f.extended or f.remote or f.frame_id != KEEPALIVE_ID:
+        elif f.extended or f.remote or f.id != KEEPALIVE_ID:
             self.inverter_unknown += 1
 
 
@@ -177,11 +173,11 @@ def check_invariants(core: GatewayCore, now: float, exp: Expected, views_too: bo
         assert math.isfinite(lim.dvl) and lim.dvl > 0
         assert 0.0 <= lim.ccl <= MAX_CCL
         assert 0.0 <= lim.dcl <= MAX_DCL
-    sent = core.sent_limits
+    sent = core.sent
     if sent is not None:
-        assert sent.charge_voltage_limit > 0
-        assert 0.0 <= sent.charge_current_limit <= MAX_CCL
-        assert 0.0 <= sent.discharge_current_limit <= MAX_DCL
+        assert sent.cvl > 0
+        assert 0.0 <= sent.ccl <= MAX_CCL
+        assert 0.0 <= sent.dcl <= MAX_DCL
 
 
 def run_steps(shared: bool, plan: list[Step], inverter_plan: list[list[CanFrame]]) -> int:
@@ -193,16 +189,12 @@ def run_steps(shared: bool, plan: list[Step], inverter_plan: list[list[CanFrame]
         now += step.dt
         batch = step.batch + (step.batch[:1] * step.flood)
         for f in batch:
-            core.on_battery_frame(
-                f.frame_id, f.data, now, extended=f.extended, remote=f.remote, error=f.error
-            )
+            core.on_battery_frame(f, now)
             exp.battery(f, shared)
         fed += len(batch)
         if not shared and n < len(inverter_plan):
             for f in inverter_plan[n]:
-                core.on_inverter_frame(
-                    f.frame_id, f.data, now, extended=f.extended, remote=f.remote, error=f.error
-                )
+                core.on_inverter_frame(f, now)
                 exp.inverter(f)
             fed += len(inverter_plan[n])
         if step.tick:
@@ -226,25 +218,17 @@ def test_any_frames_are_counted_and_never_break_the_gateway(
 
 
 def _valid_node_frames(node: int, counter: int, cell_v: float, amps: float) -> list[CanFrame]:
-    state = dict.fromkeys(codec.NodeState._fields, 0)
-    state.update(state=2, relay_state=1, alive_counter=counter % 16, gateway_link=1)
     return [
-        CanFrame(0x100 | node, codec.encode_node_state(codec.NodeState(**state))),
-        CanFrame(0x130 | node, codec.encode_pack_status(codec.PackStatus(8 * cell_v, amps, 0))),
-        CanFrame(
-            0x140 | node,
-            codec.encode_cell_extremes(codec.CellExtremes(cell_v, cell_v, 1, 2, cell_v)),
-        ),
-        CanFrame(
-            0x150 | node,
-            codec.encode_temperature_extremes(codec.TemperatureExtremes(20.0, 22.0, 1, 2, 21.0)),
-        ),
+        nf.node_state(node, counter),
+        nf.pack_status(node, 8 * cell_v, amps),
+        nf.cell_extremes(node, cell_v, cell_v, 1, 2, cell_v),
+        nf.temperature_extremes(node, 20.0, 22.0, 1, 2, 21.0),
     ]
 
 
 def _not_from_a_configured_node(f: CanFrame) -> bool:
     plain = not (f.extended or f.remote or f.error)
-    return not (plain and f.frame_id & 0x7F0 in NODE_BASES and f.frame_id & 0xF in NODES)
+    return not (plain and f.id & 0x7F0 in NODE_BASES and f.id & 0xF in NODES)
 
 
 @fuzz(60)
@@ -271,9 +255,7 @@ def test_a_healthy_battery_behind_garbage_still_gets_limits(
         batch = [f for node in NODES for f in _valid_node_frames(node, n, cell_v, amps)] + junk
         batch.append(CanFrame(KEEPALIVE_ID, bytes(8)))
         for f in batch:
-            core.on_battery_frame(
-                f.frame_id, f.data, now, extended=f.extended, remote=f.remote, error=f.error
-            )
+            core.on_battery_frame(f, now)
             exp.battery(f, shared=True)
         fed += len(batch)
         core.tick(now)
@@ -288,8 +270,8 @@ def test_a_healthy_battery_behind_garbage_still_gets_limits(
 def test_a_flood_of_distinct_bad_ids_keeps_memory_bounded() -> None:
     core = GatewayCore(make_settings(shared_bus=True), T0)
     for i in range(20_000):
-        core.on_battery_frame(0x1000 + i, b"\x00", T0 + i * 1e-4, extended=True)
-        core.on_battery_frame(0x700 + (i % 0x100), bytes(9), T0 + i * 1e-4)
+        core.on_battery_frame(Frame(0x1000 + i, b"\x00", extended=True), T0 + i * 1e-4)
+        core.on_battery_frame(Frame(0x700 + (i % 0x100), bytes(9)), T0 + i * 1e-4)
     core.tick(T0 + 3)
     FRAMES["gateway"] += 40_000
     counters = core.battery_counters
@@ -306,7 +288,7 @@ def test_node_info_claiming_255_sensors_does_not_break_the_nodes_view() -> None:
             **{**dict.fromkeys(codec.NodeInfo._fields, 0), "temperature_sensor_count": 255}
         )
     )
-    assert core.on_battery_frame(0x1A0, info, T0) is False
+    assert core.on_battery_frame(Frame(0x1A0, info), T0) is False
     core.tick(T0)
     (node0,) = [n for n in views.nodes(core, T0) if n["node"] == 0]
     assert len(node0["temperatures"]) <= 64

@@ -1,4 +1,4 @@
-"""CanPort: python-can bus with reconnect, non-blocking send and counters."""
+"""GatewayCanPort: python-can bus with reconnect, non-blocking send and counters."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import anyio
 import can
 import pytest
 
+from gateway.contracts.frame import Frame
 from gateway.record.counters import BusCounters
-from gateway.runtime.canport import CAN_ERR_BUSOFF, CanPort
+from gateway.runtime.canport import CAN_ERR_BUSOFF, GatewayCanPort
 
 
 class FlakyBus(can.BusABC):
@@ -57,19 +58,19 @@ async def wait_for(condition, what: str) -> None:
 @pytest.mark.anyio
 async def test_frames_arrive_and_sends_are_counted() -> None:
     counters = BusCounters()
-    port = CanPort("battery", {"channel": "t1"}, counters, open_bus=FlakyBus)
+    port = GatewayCanPort("battery", {"channel": "t1"}, counters, open_bus=FlakyBus)
     peer = can.Bus(interface="virtual", channel="t1")
-    got: list[can.Message] = []
+    got: list[Frame] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(port.run, got.extend)
         await wait_for(lambda: port.connected, "open")
         peer.send(can.Message(arbitration_id=0x130, data=bytes(8), is_extended_id=False))
         await wait_for(lambda: got, "frame")
-        assert port.send(0x351, bytes(8))
+        assert port.send(Frame(0x351, bytes(8)))
         echoed = peer.recv(1.0)
         tg.cancel_scope.cancel()
     peer.shutdown()
-    assert got[0].arbitration_id == 0x130
+    assert got[0] == Frame(0x130, bytes(8))
     assert echoed is not None and echoed.arbitration_id == 0x351
     assert counters.sent == 1
 
@@ -77,7 +78,7 @@ async def test_frames_arrive_and_sends_are_counted() -> None:
 @pytest.mark.anyio
 async def test_adapter_that_disappears_is_reopened_with_back_off() -> None:
     counters = BusCounters()
-    port = CanPort(
+    port = GatewayCanPort(
         "battery",
         {"channel": "t2"},
         counters,
@@ -91,7 +92,7 @@ async def test_adapter_that_disappears_is_reopened_with_back_off() -> None:
         FlakyBus.gone = True
         FlakyBus.fail_opens = 2  # the adapter is away for two open attempts
         await wait_for(lambda: not port.connected, "noticed")
-        assert not port.send(0x351, bytes(8))  # never blocks, never raises
+        assert not port.send(Frame(0x351, bytes(8)))  # never blocks, never raises
         FlakyBus.gone = False
         await wait_for(lambda: port.connected, "reopened")
         tg.cancel_scope.cancel()
@@ -104,7 +105,7 @@ async def test_adapter_that_disappears_is_reopened_with_back_off() -> None:
 @pytest.mark.anyio
 async def test_bus_off_error_frame_reopens_the_bus() -> None:
     counters = BusCounters()
-    port = CanPort(
+    port = GatewayCanPort(
         "battery",
         {"channel": "t3"},
         counters,
@@ -125,6 +126,6 @@ async def test_bus_off_error_frame_reopens_the_bus() -> None:
 
 def test_send_without_a_bus_is_counted_not_raised() -> None:
     counters = BusCounters()
-    port = CanPort("inverter", {}, counters)
-    assert not port.send(0x351, bytes(8))
+    port = GatewayCanPort("inverter", {}, counters)
+    assert not port.send(Frame(0x351, bytes(8)))
     assert counters.send_failed == 1

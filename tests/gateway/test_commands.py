@@ -18,23 +18,23 @@ DB = cantools.database.load_file(str(DBC_DIR / "moat_bms.dbc"))
 
 
 def decode(frame):
-    fid, data = frame
+    fid, data = frame.id, frame.data
     return DB.get_message_by_frame_id(fid & 0x7F0 if fid & 0x7F0 != 0x120 else fid).decode(
         data, decode_choices=False
     )
 
 
 def by_id(frames, fid):
-    return [f for f in frames if f[0] == fid]
+    return [f for f in frames if f.id == fid]
 
 
 def test_first_call_sends_heartbeat_and_every_command_with_valid_crc() -> None:
     cmd = NodeCommander({0: 16, 3: 16})
     frames = cmd.due_frames(0.0)
-    assert sorted(f[0] for f in frames) == [0x110, 0x113, 0x120, 0x160, 0x163]
-    for fid, data in frames:
-        assert len(data) == 8
-        assert e2e.crc_ok(fid, data), hex(fid)
+    assert sorted(f.id for f in frames) == [0x110, 0x113, 0x120, 0x160, 0x163]
+    for f in frames:
+        assert len(f.data) == 8
+        assert e2e.crc_ok(f.id, f.data), hex(f.id)
 
 
 def test_counters_advance_per_frame_id_and_wrap() -> None:
@@ -53,9 +53,9 @@ def test_commands_repeat_at_their_dbc_periods() -> None:
     cmd = NodeCommander({0: 16})
     cmd.due_frames(0.0)
     assert cmd.due_frames(RELAY_PERIOD / 2) == []
-    assert [f[0] for f in cmd.due_frames(RELAY_PERIOD)] == [0x110]
+    assert [f.id for f in cmd.due_frames(RELAY_PERIOD)] == [0x110]
     later = cmd.due_frames(BALANCE_PERIOD)
-    assert {f[0] for f in later} == {0x110, 0x120, 0x160}
+    assert {f.id for f in later} == {0x110, 0x120, 0x160}
 
 
 def test_relay_change_goes_out_at_once_and_reset_is_held_for_a_few_frames() -> None:

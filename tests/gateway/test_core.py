@@ -7,10 +7,11 @@ import pytest
 
 from gateway.config.root import validate
 from gateway.contracts.decision import Alarm, Phase
+from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import NodeState, ProtectionKind
 from gateway.core import GatewayCore
+from gateway.sim import nodeframes as nf
 from tests.common import DBC_DIR
-from tests.gateway import nodeframes as nf
 
 PYLON = cantools.database.load_file(str(DBC_DIR / "pylontech_lv.dbc"))
 MOAT = cantools.database.load_file(str(DBC_DIR / "moat_bms.dbc"))
@@ -31,8 +32,8 @@ class Rig:
         self.t = 1000.0
         self.core = GatewayCore(settings(**extra), self.t, state)
         self.counter = 0
-        self.sent_battery: list[tuple[int, bytes]] = []
-        self.sent_inverter: list[tuple[int, bytes]] = []
+        self.sent_battery: list[Frame] = []
+        self.sent_inverter: list[Frame] = []
 
     def frames(
         self,
@@ -55,7 +56,7 @@ class Rig:
             nf.cell_extremes(0, vmin, vmax),
             nf.temperature_extremes(0, 20.0, 22.0),
         ):
-            urgent |= self.core.on_battery_frame(*frame, self.t)
+            urgent |= self.core.on_battery_frame(frame, self.t)
         return urgent
 
     def tick(self, dt: float = 0.1):
@@ -72,11 +73,11 @@ class Rig:
             self.tick(dt)
 
     def last_limits(self) -> dict:
-        data = next(d for fid, d in reversed(self.sent_inverter) if fid == 0x351)
+        data = next(f.data for f in reversed(self.sent_inverter) if f.id == 0x351)
         return PYLON.get_message_by_frame_id(0x351).decode(data)
 
     def last_relay_request(self) -> str:
-        data = next(d for fid, d in reversed(self.sent_battery) if fid == 0x110)
+        data = next(f.data for f in reversed(self.sent_battery) if f.id == 0x110)
         return str(MOAT.get_message_by_frame_id(0x110).decode(data)["Request"])
 
 
@@ -98,8 +99,8 @@ def test_standby_node_is_asked_to_close_then_limits_open_up() -> None:
     limits = rig.last_limits()
     assert limits["ChargeCurrentLimit"] > 0 and limits["DischargeCurrentLimit"] > 0
     assert rig.core.decision.phase == Phase.BULK
-    assert rig.core.sent_limits is not None
-    assert rig.core.sent_limits.charge_current_limit == limits["ChargeCurrentLimit"]
+    assert rig.core.sent is not None  # what the profile shaped is what went out
+    assert round(rig.core.sent.ccl, 1) == limits["ChargeCurrentLimit"]
 
 
 def test_stale_data_stops_both_directions_within_one_tick() -> None:
@@ -141,7 +142,7 @@ def test_inverter_missing_after_grace_and_back_with_keepalive() -> None:
     rig = Rig()
     rig.run(10.0)
     assert Alarm.INVERTER_MISSING in rig.core.decision.alarms
-    rig.core.on_inverter_frame(0x305, bytes(8), rig.t)
+    rig.core.on_inverter_frame(Frame(0x305, bytes(8)), rig.t)
     rig.tick()
     assert Alarm.INVERTER_MISSING not in rig.core.decision.alarms
     kinds = [e.kind.value for e in rig.core.events.events]
@@ -150,7 +151,7 @@ def test_inverter_missing_after_grace_and_back_with_keepalive() -> None:
 
 def test_keepalive_on_a_shared_bus_reaches_the_watch() -> None:
     rig = Rig()
-    assert not rig.core.on_battery_frame(0x305, bytes(8), rig.t)
+    assert not rig.core.on_battery_frame(Frame(0x305, bytes(8)), rig.t)
     assert rig.core.inverter_counters.received == 1
     assert rig.core.battery_counters.unknown == 0
 

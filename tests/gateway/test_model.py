@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import pytest
 
 from gateway.codec import moat_bms as codec
+from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import CellRef, NodeState, ProtectionKind
 from gateway.contracts.topology import TopologySettings
 from gateway.record.counters import BusCounters
+from gateway.sim import nodeframes as nf
 from gateway.sources.moat_nodes.ingest import BatteryIngest
 from gateway.sources.moat_nodes.model import BatteryModel
-from tests.gateway import nodeframes as nf
 
 TIMEOUT = 3.0
 
@@ -30,9 +32,8 @@ class Rig:
         self.ingest = BatteryIngest(self.model, self.counters)
         self.counter = dict.fromkeys(self.model.nodes, 0)
 
-    def feed(self, frame, now: float, **kw) -> bool:
-        fid, data = frame
-        return self.ingest.on_frame(fid, data, now, **kw)
+    def feed(self, frame: Frame, now: float) -> bool:
+        return self.ingest.on_frame(frame, now)
 
     def node_ok(
         self,
@@ -179,13 +180,13 @@ def test_cell_voltages_land_on_their_cells_and_expire() -> None:
 def test_unknown_malformed_and_error_frames_are_counted_never_raised(caplog) -> None:
     rig = Rig(strings=((0,),))
     caplog.set_level(logging.WARNING)
-    fid, data = nf.pack_status(0, 53.0, 1.0)
-    assert not rig.ingest.on_frame(0x7FF, b"\x00", 0.0)
-    assert not rig.ingest.on_frame(fid | 5, data, 0.0)  # node 5 is not configured
-    assert not rig.ingest.on_frame(fid, data[:5], 0.0)  # short
-    assert not rig.ingest.on_frame(fid, data, 0.0, extended=True)
-    assert not rig.ingest.on_frame(fid, data, 0.0, remote=True)
-    assert not rig.ingest.on_frame(0, b"", 0.0, error=True)
+    frame = nf.pack_status(0, 53.0, 1.0)
+    assert not rig.ingest.on_frame(Frame(0x7FF, b"\x00"), 0.0)
+    assert not rig.ingest.on_frame(Frame(frame.id | 5, frame.data), 0.0)  # node 5 is not configured
+    assert not rig.ingest.on_frame(Frame(frame.id, frame.data[:5]), 0.0)  # short
+    assert not rig.ingest.on_frame(replace(frame, extended=True), 0.0)
+    assert not rig.ingest.on_frame(replace(frame, remote=True), 0.0)
+    assert not rig.ingest.on_frame(Frame(0, b"", error=True), 0.0)
     c = rig.counters
     assert (c.received, c.unknown, c.malformed, c.errors) == (6, 4, 1, 1)
     assert c.unknown_ids[0x7FF] == 1
@@ -194,7 +195,7 @@ def test_unknown_malformed_and_error_frames_are_counted_never_raised(caplog) -> 
 
 def test_undecodable_multiplexer_is_malformed() -> None:
     rig = Rig(strings=((0,),))
-    assert not rig.ingest.on_frame(0x180, bytes([99, 0, 0, 0, 0, 0, 0, 0]), 0.0)
+    assert not rig.ingest.on_frame(Frame(0x180, bytes([99, 0, 0, 0, 0, 0, 0, 0])), 0.0)
     assert rig.counters.malformed == 1
 
 
@@ -202,9 +203,9 @@ def test_bad_frames_are_logged_once_per_id_per_minute(caplog) -> None:
     rig = Rig(strings=((0,),))
     caplog.set_level(logging.WARNING)
     for t in range(0, 59):
-        rig.ingest.on_frame(0x7FF, b"", float(t))
+        rig.ingest.on_frame(Frame(0x7FF, b""), float(t))
     assert caplog.text.count("0x7FF") == 1
-    rig.ingest.on_frame(0x7FF, b"", 60.0)
+    rig.ingest.on_frame(Frame(0x7FF, b""), 60.0)
     assert caplog.text.count("0x7FF") == 2
     assert rig.counters.unknown == 60
 
@@ -212,5 +213,5 @@ def test_bad_frames_are_logged_once_per_id_per_minute(caplog) -> None:
 def test_node_reporting_another_cell_count_is_a_mismatch() -> None:
     rig = Rig(strings=((0,),))
     info = codec.encode_node_info(codec.NodeInfo(0, 1, 0, 15, 4, 0, 280.0))
-    rig.ingest.on_frame(codec.FRAME_IDS["NodeInfo"], info, 0.0)
+    rig.ingest.on_frame(Frame(codec.FRAME_IDS["NodeInfo"], info), 0.0)
     assert rig.model.mismatches() == ["node 0 reports 15 cells, configured 16"]

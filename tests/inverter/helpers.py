@@ -9,6 +9,7 @@ from typing import Any
 import cantools
 
 from gateway.contracts.decision import Alarm, Limits, Severity
+from gateway.contracts.frame import Frame
 from gateway.outputs.inverter import InverterReport, InverterSettings, make_profile
 from gateway.outputs.inverter.profile import InverterProfile
 
@@ -76,11 +77,12 @@ def profile(name: str, **settings: Any) -> InverterProfile:
 
 
 def decode(
-    db: cantools.database.can.Database, frames: list[tuple[int, bytes]], padded: bool
+    db: cantools.database.can.Database, frames: list[Frame], padded: bool
 ) -> dict[int, dict[str, Any]]:
     """Decode every frame with the DBC; check its length and that any padding is zero."""
     decoded: dict[int, dict[str, Any]] = {}
-    for frame_id, data in frames:
+    for frame in frames:
+        frame_id, data = frame.id, frame.data
         message = db.get_message_by_frame_id(frame_id)
         assert len(data) == (8 if padded else message.length), hex(frame_id)
         assert data[message.length :] == bytes(len(data) - message.length), hex(frame_id)

@@ -56,7 +56,7 @@ def test_settings_for_another_profile_are_refused() -> None:
 
 @pytest.mark.parametrize("name", sorted(IDS))
 def test_frame_ids_and_order(pylon_db, name: str) -> None:
-    ids = [fid for fid, _ in profile(name).frames(report())]
+    ids = [f.id for f in profile(name).frames(report())]
     assert set(ids) == IDS[name]
     assert ids == sorted(ids), "sent in id order, limits (0x351) first"
 
@@ -334,7 +334,9 @@ def test_unknown_measurements_never_known(pylon_db, name: str) -> None:
 
 
 def test_sma_unknown_measurements_are_sent_as_not_available() -> None:
-    frames = dict(profile("sma-sunny-island").frames(report(**UNKNOWN_MEASUREMENTS)))
+    frames = {
+        f.id: f.data for f in profile("sma-sunny-island").frames(report(**UNKNOWN_MEASUREMENTS))
+    }
     assert frames[0x355][:6] == (50).to_bytes(2, "little") + b"\xff\xff" + (5000).to_bytes(
         2, "little"
     )

@@ -12,6 +12,7 @@ import pytest
 from gateway.codec.moat_bms import NODE_ADDRESSED, SENDERS
 from gateway.config.root import validate
 from gateway.core import GatewayCore
+from gateway.runtime.canport import frame_of
 from gateway.sim.scenarios import SCENARIOS
 from tests.common import ROOT
 
@@ -56,7 +57,7 @@ def test_replaying_the_battery_bus_rebuilds_the_battery(
     frames = [f for f in can.LogReader(path) if f.channel == "battery"]
     core = GatewayCore(settings, frames[0].timestamp, None)
     for f in frames:
-        core.on_battery_frame(f.arbitration_id, bytes(f.data), f.timestamp)
+        core.on_battery_frame(frame_of(f), f.timestamp)
     counters = core.battery_counters
     assert counters.malformed == 0
     # The log holds the gateway's own commands too; a gateway ignores those (counted).

@@ -18,6 +18,7 @@ from gateway.codec.pylontech_lv import decode_battery_limits
 from gateway.codec.simulation import decode_sim_battery_current
 from gateway.config.root import validate
 from gateway.core import GatewayCore
+from gateway.runtime.canport import frame_of
 from gateway.sim.power import Constant
 from gateway.sim.standalone import CURRENT_ID, StandaloneInverter, StandaloneNode
 
@@ -45,11 +46,11 @@ def test_node_inverter_and_gateway_on_one_bus_charge_the_battery() -> None:
             inverter.step(t)
             node.step(t)
             while (msg := gateway_bus.recv(0)) is not None:
-                core.on_battery_frame(msg.arbitration_id, bytes(msg.data), t)
+                core.on_battery_frame(frame_of(msg), t)
             out = core.tick(t)
-            for frame_id, data in out.battery + out.inverter:
+            for frame in out.battery + out.inverter:
                 gateway_bus.send(
-                    can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
+                    can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
                 )
         assert node.hw.relay_closed, "the gateway closed the node's relay"
         limits = inverter.inverter.limits

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.codec import moat_bms as codec
 from gateway.config.root import Settings, validate
+from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import ProtectionKind
 from gateway.core import GatewayCore
 from gateway.sim import (
@@ -25,8 +25,8 @@ from gateway.sim import (
     SimInverter,
     SimInverterSettings,
     SolarDay,
+    nodeframes,
 )
-from tests.gateway import nodeframes
 
 SENSORS = 4
 CAPACITY_AH = 280.0
@@ -113,19 +113,19 @@ class Bench:
             pack.balance_mask = 0 if tripped else balance.get(node, 0)
             if node in silent:
                 continue
-            for frame_id, data in self.node_frames(node):
-                core.on_battery_frame(frame_id, data, now)
+            for frame in self.node_frames(node):
+                core.on_battery_frame(frame, now)
         for frame_id, data in self.inverter.due_frames(now):
-            core.on_inverter_frame(frame_id, data, now)
-        for frame_id, data in core.tick(now).inverter:
-            self.inverter.on_frame(frame_id, data, now)
+            core.on_inverter_frame(Frame(frame_id, data), now)
+        for frame in core.tick(now).inverter:
+            self.inverter.on_frame(frame.id, frame.data, now)
 
     def run(self, until: float, dt: float) -> None:
         """Step every `dt` seconds up to `until` (fills the history quickly)."""
         while self.now + dt <= until:
             self.step(self.now + dt)
 
-    def node_frames(self, node: int) -> list[tuple[int, bytes]]:
+    def node_frames(self, node: int) -> list[Frame]:
         pack = self.battery.packs[node]
         flags = self.flags[node]
         tripped = bool(flags.faults)
@@ -146,53 +146,28 @@ class Bench:
             nodeframes.pack_status(node, round(pack.voltage, 3), round(pack.measured_current_a, 3)),
             nodeframes.cell_extremes(node, cells[low], cells[high], low + 1, high + 1),
         ]
-        ids = codec.FRAME_IDS
         t_low = min(range(len(temps)), key=temps.__getitem__)
         t_high = max(range(len(temps)), key=temps.__getitem__)
         frames.append(
-            (
-                ids["TemperatureExtremes"] | node,
-                codec.encode_temperature_extremes(
-                    codec.TemperatureExtremes(
-                        temps[t_low],
-                        temps[t_high],
-                        t_low + 1,
-                        t_high + 1,
-                        round(pack.balancer_temp_c, 1),
-                    )
-                ),
+            nodeframes.temperature_extremes(
+                node,
+                temps[t_low],
+                temps[t_high],
+                t_low + 1,
+                t_high + 1,
+                round(pack.balancer_temp_c, 1),
             )
         )
         for group in range(0, len(cells), 4):
             volts = tuple((cells[group : group + 4] + [0.0] * 4)[:4])
-            frames.append(nodeframes.cell_voltages(node, group // 4, volts))  # type: ignore[arg-type]
+            frames.append(nodeframes.cell_voltages(node, group // 4, volts))
         for group in range(0, len(temps), 3):
             values = tuple((temps[group : group + 3] + [0.0] * 3)[:3])
-            frames.append(
-                (
-                    ids["CellTemperatures"] | node,
-                    codec.encode_cell_temperatures(codec.CellTemperatures(group // 3, values)),
-                )
-            )
-        mask = pack.balance_mask
+            frames.append(nodeframes.cell_temperatures(node, group // 3, values))
+        frames.append(nodeframes.balance_state(node, pack.balance_mask))
         frames.append(
-            (
-                ids["BalanceState"] | node,
-                codec.encode_balance_state(
-                    codec.BalanceState(
-                        mask & 0xFFFF, mask >> 16 & 0xFFFF, mask >> 32 & 0xFFFF, mask >> 48 & 0xFFFF
-                    )
-                ),
-            )
-        )
-        frames.append(
-            (
-                ids["NodeInfo"] | node,
-                codec.encode_node_info(
-                    codec.NodeInfo(
-                        1, 4, 2, self.cells, SENSORS, codec.NodeInfoChemistry.LFP, CAPACITY_AH
-                    )
-                ),
+            nodeframes.node_info(
+                node, self.cells, SENSORS, capacity_ah=CAPACITY_AH, version=(1, 4, 2)
             )
         )
         return frames

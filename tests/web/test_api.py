@@ -38,13 +38,13 @@ async def test_status_matches_the_core(warm_bench: Bench) -> None:
     assert core.decision is not None
     assert s["phase"] == core.decision.phase.value
     assert s["strings_online"] == 2
-    sent = core.sent_limits
+    sent = core.sent
     assert sent is not None
     assert s["limits"]["sent"] == {
-        "cvl": round(sent.charge_voltage_limit, 2),
-        "ccl": round(sent.charge_current_limit, 1),
-        "dcl": round(sent.discharge_current_limit, 1),
-        "dvl": round(sent.discharge_voltage_limit, 2),
+        "cvl": round(sent.cvl, 1),
+        "ccl": round(sent.ccl, 1),
+        "dcl": round(sent.dcl, 1),
+        "dvl": round(sent.dvl, 1),
     }
     assert s["limits"]["decided"]["cvl"] == round(core.decision.limits.cvl, 2)
     assert {a["alarm"] for a in s["alarms"]} == {a.value for a in core.decision.alarms}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.outputs.inverter.frames import Frame
+from gateway.contracts.frame import Frame
 from gateway.outputs.inverter.profile import InverterProfile
 from gateway.outputs.inverter.pylontech import pylon_frames
 from gateway.outputs.inverter.shaping import Outgoing, Quirks

@@ -1,4 +1,4 @@
-"""Frame builders: Outgoing values -> (frame id, bytes), always through the generated codec.
+"""Frame builders: Outgoing values -> Frames, always through the generated codec.
 
 Every builder returns the frame at its DBC length; profiles pad where their inverter wants
 eight bytes. Values are already finite and within their fields (gateway/inverter/shaping.py).
@@ -9,10 +9,9 @@ from __future__ import annotations
 import functools
 
 from gateway.codec import pylontech_lv as codec
+from gateway.contracts.frame import Frame
 from gateway.outputs.inverter.alarms import alarm_pairs, protection_flags
 from gateway.outputs.inverter.shaping import Outgoing
-
-Frame = tuple[int, bytes]
 
 MODULE_COUNT_MAX = 0xFF  # 0x359 carries the module count in one byte
 
@@ -36,7 +35,7 @@ def battery_limits(out: Outgoing) -> Frame:
             discharge_voltage_limit=out.dvl,
         )
     )
-    return _id("BatteryLimits"), data
+    return Frame(_id("BatteryLimits"), data)
 
 
 def soc_percent(soc: float) -> int:
@@ -55,7 +54,7 @@ def battery_soc(out: Outgoing, soh: float) -> Frame:
     data = codec.encode_battery_soc(
         codec.BatterySoc(soc=soc_percent(out.soc), soh=round(soh), soc_high_res=out.soc)
     )
-    return _id("BatterySoc"), data
+    return Frame(_id("BatterySoc"), data)
 
 
 def battery_measurements(voltage: float, current: float, temperature: float) -> Frame:
@@ -63,7 +62,7 @@ def battery_measurements(voltage: float, current: float, temperature: float) -> 
     data = codec.encode_battery_measurements(
         codec.BatteryMeasurements(voltage=voltage, current=current, temperature=temperature)
     )
-    return _id("BatteryMeasurements"), data
+    return Frame(_id("BatteryMeasurements"), data)
 
 
 def protection_alarms(out: Outgoing, pylon_marker: bool = True) -> Frame:
@@ -77,17 +76,17 @@ def protection_alarms(out: Outgoing, pylon_marker: bool = True) -> Frame:
             marker_n=codec.ProtectionAlarmsMarkerN.N if pylon_marker else 0,
         )
     )
-    return _id("ProtectionAlarms"), data
+    return Frame(_id("ProtectionAlarms"), data)
 
 
 def alarms_warnings(out: Outgoing) -> Frame:
     """0x35A: alarm and warning 2-bit pairs."""
-    return _id("AlarmsWarnings"), codec.encode_alarms_warnings(alarm_pairs(out.alarms))
+    return Frame(_id("AlarmsWarnings"), codec.encode_alarms_warnings(alarm_pairs(out.alarms)))
 
 
 def sma_events() -> Frame:
     """0x35B: no event."""
-    return _id("SmaEvents"), codec.encode_sma_events(codec.SmaEvents(event_data=0))
+    return Frame(_id("SmaEvents"), codec.encode_sma_events(codec.SmaEvents(event_data=0)))
 
 
 def request_flags(out: Outgoing) -> Frame:
@@ -104,14 +103,14 @@ def request_flags(out: Outgoing) -> Frame:
             charge_enable=int(out.charge_enable),
         )
     )
-    return _id("RequestFlags"), data
+    return Frame(_id("RequestFlags"), data)
 
 
 @functools.lru_cache(maxsize=16)  # one name per profile, the same frame every second
 def manufacturer_name(name: str) -> Frame:
     """0x35E: eight ASCII characters, padded with spaces ("PYLON   ")."""
     data = codec.encode_manufacturer_name(codec.ManufacturerName(*ascii_codes(name, 8, " ")))
-    return _id("ManufacturerName"), data
+    return Frame(_id("ManufacturerName"), data)
 
 
 def battery_info(out: Outgoing, model: int, capacity_ah: float) -> Frame:
@@ -124,15 +123,15 @@ def battery_info(out: Outgoing, model: int, capacity_ah: float) -> Frame:
             software_version=out.firmware_version,
         )
     )
-    return _id("BatteryInfo"), data
+    return Frame(_id("BatteryInfo"), data)
 
 
 def bms_name(name: str) -> list[Frame]:
     """0x370 and 0x371: the BMS name, 16 characters padded with NUL (a C string)."""
     codes = ascii_codes(name, 16, "\0")
     return [
-        (_id("BmsName1"), codec.encode_bms_name1(codec.BmsName1(*codes[:8]))),
-        (_id("BmsName2"), codec.encode_bms_name2(codec.BmsName2(*codes[8:]))),
+        Frame(_id("BmsName1"), codec.encode_bms_name1(codec.BmsName1(*codes[:8]))),
+        Frame(_id("BmsName2"), codec.encode_bms_name2(codec.BmsName2(*codes[8:]))),
     ]
 
 
@@ -146,7 +145,7 @@ def module_counts(out: Outgoing) -> Frame:
             modules_offline=out.modules_offline,
         )
     )
-    return _id("ModuleCounts"), data
+    return Frame(_id("ModuleCounts"), data)
 
 
 def kelvin(celsius: float) -> int:
@@ -164,4 +163,4 @@ def cell_extremes(min_v: float, max_v: float, min_t: float, max_t: float) -> Fra
             max_cell_temperature=kelvin(max_t),
         )
     )
-    return _id("CellExtremes"), data
+    return Frame(_id("CellExtremes"), data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
-from gateway.outputs.inverter.frames import Frame
+from gateway.contracts.frame import Frame
 from gateway.outputs.inverter.report import InverterReport
 from gateway.outputs.inverter.shaping import Outgoing, Quirks, Shaper
 
@@ -47,11 +47,19 @@ class InverterProfile(ABC):
             )
 
     def frames(self, report: InverterReport) -> list[Frame]:
-        """The frame set for `report`, as (11-bit id, data) in sending order."""
-        out = self._shaper.shape(report)
+        """The frame set for `report`, in sending order."""
+        return self.frame_set(self.shape(report))
+
+    def shape(self, report: InverterReport) -> Outgoing:
+        """The values this family is sent for `report`: its quirks applied, what it was told
+        last kept where a measurement is unknown. Call once per frame set sent."""
+        return self._shaper.shape(report)
+
+    def frame_set(self, out: Outgoing) -> list[Frame]:
+        """The frames carrying the shaped values `out`, in sending order."""
         frames = self.encode(out)
         if self.pad_to_8:
-            frames = [(fid, data.ljust(FRAME_LENGTH, b"\0")) for fid, data in frames]
+            frames = [Frame(f.id, f.data.ljust(FRAME_LENGTH, b"\0")) for f in frames]
         return frames
 
     @abstractmethod

@@ -8,8 +8,8 @@ expect; inverters known to keep charging at 0 A have their own profile.
 
 from __future__ import annotations
 
+from gateway.contracts.frame import Frame
 from gateway.outputs.inverter import frames
-from gateway.outputs.inverter.frames import Frame
 from gateway.outputs.inverter.profile import InverterProfile
 from gateway.outputs.inverter.shaping import Outgoing
 

@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 from gateway.codec import pylontech_lv as codec
+from gateway.contracts.frame import Frame
 from gateway.outputs.inverter import frames
-from gateway.outputs.inverter.frames import Frame
 from gateway.outputs.inverter.profile import InverterProfile
 from gateway.outputs.inverter.shaping import Outgoing, Quirks
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gateway.contracts.frame import Frame
 from gateway.outputs.inverter import frames
-from gateway.outputs.inverter.frames import Frame
 from gateway.outputs.inverter.profile import InverterProfile
 from gateway.outputs.inverter.pylontech import (
     NEUTRAL_TEMPERATURE,

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from bms.e2e import COUNTER_MODULO, seal
 from gateway.codec import moat_bms as codec
 from gateway.contracts.decision import BalanceRequest, RelayAction, RelayRequest
+from gateway.contracts.frame import Frame
 
 HEARTBEAT_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["GatewayHeartbeat"]] / 1000
 RELAY_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["RelayCommand"]] / 1000
 BALANCE_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["BalanceCommand"]] / 1000
 RESET_FRAMES = 3  # a reset is held for a few frames: the node acts on the 0 -> 1 edge
-
-Frame = tuple[int, bytes]
 
 
 @dataclass
@@ -49,7 +48,7 @@ class NodeCommander:
         self._counters[frame_id] = (counter + 1) % COUNTER_MODULO
         buf = bytearray(data)
         seal(frame_id, buf, counter)
-        return frame_id, bytes(buf)
+        return Frame(frame_id, bytes(buf))
 
     def request_relay(self, req: RelayRequest) -> None:
         cmd = self._nodes.get(req.node)
@@ -85,6 +84,14 @@ class NodeCommander:
                 cmd.balance_due = now + BALANCE_PERIOD
                 frames.extend(self.balance_frames(node, cmd))
         return frames
+
+    def stopping(self) -> Frame | None:
+        """Switch the heartbeat to STOPPING and return that heartbeat, once; None after."""
+        stopping = codec.GatewayHeartbeatGatewayState.STOPPING
+        if self.gateway_state == stopping:
+            return None
+        self.gateway_state = stopping
+        return self.heartbeat()
 
     def heartbeat(self) -> Frame:
         frame_id = codec.FRAME_IDS["GatewayHeartbeat"]

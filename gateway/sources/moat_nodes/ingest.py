@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.codec import moat_bms as codec
+from gateway.contracts.frame import Frame
 from gateway.record.counters import BusCounters, RateLimitedLog
 from gateway.sources.moat_nodes.model import BatteryModel
 
@@ -57,26 +58,18 @@ class BatteryIngest:
                     node,
                 )
 
-    def on_frame(
-        self,
-        frame_id: int,
-        data: bytes,
-        now: float,
-        *,
-        extended: bool = False,
-        remote: bool = False,
-        error: bool = False,
-    ) -> bool:
+    def on_frame(self, frame: Frame, now: float) -> bool:
         """Handle one frame. True when it may change a decision at once (urgent)."""
         counters = self.counters
         counters.received += 1
-        if error:
+        frame_id, data = frame.id, frame.data
+        if frame.error:
             counters.errors += 1
             self.log.warning(("error",), now, "battery bus: error frame")
             return False
-        route = None if extended or remote else self.routes.get(frame_id)
+        route = self.routes.get(frame_id) if frame.plain else None
         if route is None:
-            self._unknown(frame_id, now, extended, remote)
+            self._unknown(frame_id, now, frame.extended, frame.remote)
             return False
         length, decode, handler, node = route
         if len(data) != length:
