@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 
+import cantools
 import pytest
 
 from gateway.contracts.chemistry import LFP
 from gateway.contracts.snapshot import BatterySnapshot
 from gateway.strategy.cvl import SETTLE_S, CvlController
-from gateway.strategy.settings import CvlSettings, PhaseSettings
+from gateway.strategy.settings import CVL_RESOLUTION_V, CvlSettings, PhaseSettings
+from tests.common import DBC_DIR
 from tests.strategy.battery import snapshot
 
 N = 16
@@ -165,3 +167,9 @@ def test_a_persistent_excess_while_charging_is_cut_again_from_the_cvl() -> None:
     # Not charging: the excess is not the CVL's doing; the slow loop stops where all
     # cells could need no more.
     assert lowest >= cells(3.46).voltage - N * (3.46 - 3.44) - STEP
+
+
+def test_the_cvl_step_is_the_resolution_of_the_cvl_field_in_the_dbc() -> None:
+    db = cantools.database.load_file(str(DBC_DIR / "pylontech_lv.dbc"))
+    signal = db.get_message_by_frame_id(0x351).get_signal_by_name("ChargeVoltageLimit")
+    assert signal.scale == CVL_RESOLUTION_V
