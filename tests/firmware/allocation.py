@@ -10,9 +10,9 @@ def allocated(fn, times: int = 200) -> int | None:
 
     fn runs once before the measurement (buffers built on first use do not count).
     """
+    fn()
     if not hasattr(gc, "mem_alloc"):
         return None
-    fn()
     gc.collect()
     gc.disable()
     try:
