@@ -37,5 +37,7 @@ def test_micropython_suite_passes_without_allocating(tmp_path: Path) -> None:
         assert 0 < run["heap_node_bytes"] < 32_768
     # The chip drivers (tests/firmware/test_chip_*.py): bytes per reading, every one 0.
     chips = figures["chips_alloc_bytes"]
-    assert {"ntc_read", "ina226_read", "ina228_read", "bq76952_read"} <= set(chips)
+    assert {"ntc_read", "ina226_read", "ina228_read", "bq76952_read", "ltc6811x2_read"} <= set(
+        chips
+    )
     assert set(chips.values()) == {0}, chips
