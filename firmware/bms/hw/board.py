@@ -89,7 +89,12 @@ class BoardHardware:
         return total // self.adc_samples
 
     def sample(self, now_ms):
-        """Read the ADCs, the relay feedback and the cell monitor."""
+        """Read the cell monitor, the ADCs (or the shunt monitor) and the relay feedback.
+
+        The cell monitor first: a monitor that also serves as the shunt monitor (BQ769x0)
+        hands out the pack voltage and current of the conversion read just now.
+        """
+        fresh = self.monitor.read(self.cell_mv, self.temp_dc)
         if self.pack_adc is None:
             self.pack_mv = self.shunt.read_bus_mv()
         else:
@@ -111,7 +116,7 @@ class BoardHardware:
         else:
             self.relay_closed = self.feedback_pin.value() == self.feedback_on
         self.balancer_temp_dc = self.monitor.balancer_temp_dc()
-        return self.monitor.read(self.cell_mv, self.temp_dc)
+        return fresh
 
     def set_relay(self, closed, now_ms):
         """Drive the relay output."""
