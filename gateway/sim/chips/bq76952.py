@@ -63,7 +63,7 @@ class FakeBq76952:
     def set_current(self, ma: int) -> None:
         self._set16(0x3A, ma & 0xFFFF)
 
-    def set_temps(self, temps_c: list[float], die_c: float = 30.0) -> None:
+    def set_temps(self, temps_c: list[float | None], die_c: float = 30.0) -> None:
         """TS1..TS3 (None: an open thermistor reads far below -40 degC, as the TRM says)."""
         for i, t in enumerate(temps_c):
             dk = -2000 if t is None else round(t * 10 + 2731.5)
