@@ -61,6 +61,22 @@ def test_setup_takes_the_fets_under_host_control_and_opens_them() -> None:
     assert 0x0095 in chip.subcommands and chip.regs[0x7F] == 0  # ALL_FETS_OFF
 
 
+def test_setup_waits_for_a_busy_chip_and_gives_up_on_a_silent_one() -> None:
+    bus = FakeI2C()
+    chip = FakeBq76952()
+    chip.busy = 3  # three polls see 0xFF before the data is there
+    bus.attach(chip)
+    assert Bq76952(bus).ready
+    chip.busy = 50  # never ready within the driver's polls
+    bq = Bq76952(bus)
+    assert not bq.ready
+    cells, temps = lists(bq)
+    assert not bq.read(cells, temps) and cells == [NOT_AVAILABLE] * 16
+    chip.busy = 0
+    chip.scan()
+    assert bq.read(cells, temps) and bq.ready
+
+
 def test_reads_cells_temperatures_current_and_stack() -> None:
     _, chip, bq = bench()
     cells, temps = lists(bq)

@@ -41,6 +41,16 @@ Failures: a NACK or a wrong CRC makes that reading NOT_AVAILABLE (the whole bloc
 from bms.hw import NOT_AVAILABLE
 from bms.hw.crc8 import TABLE
 
+try:
+    from time import sleep_us
+except ImportError:  # CPython
+
+    def sleep_us(us):
+        import time  # noqa: PLC0415
+
+        time.sleep(us / 1000000)
+
+
 ADDRESS = 0x08
 DEVICE_NUMBER = 0x7695
 
@@ -218,6 +228,7 @@ class Bq76952:
         for _ in range(polls):  # 0x3E/0x3F read back 0xFF while the chip is busy
             if self.read_u16(SUBCMD) == command:
                 return self.read_u16(BUFFER)
+            sleep_us(300)  # SLUAA11B: a subcommand's data is ready after about 0.5 ms
         return -1
 
     # ---- set-up ----

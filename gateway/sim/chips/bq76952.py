@@ -13,7 +13,8 @@ the data in the buffer. Modelled: DEVICE_NUMBER, MANUFACTURING_STATUS (FET_EN), 
 ALL_FETS_ON/OFF, CB_ACTIVE_CELLS. The FETs are on when FET_EN is set, the host allowed them
 and the chip's own protection has not tripped (trip()).
 
-Faults: bad_crc (the next N bytes the chip sends carry a wrong CRC), stuck (scans stop:
+Faults: bad_crc (the next N bytes the chip sends carry a wrong CRC), busy (0x3E/0x3F read
+0xFF that many times after a subcommand, while the chip fetches its data), stuck (scans stop:
 FULLSCAN never sets again), trip() (its protection opens the FETs); NACKs come from FakeI2C.
 """
 
@@ -37,6 +38,8 @@ class FakeBq76952:
         self.tripped = False
         self.balance_mask = 0
         self.subcommand = 0
+        self.busy = 0  # reads of 0x3E/0x3F answered 0xFF after each subcommand
+        self.busy_reads = 0
         self._set16(0x66, 0xF800)  # Alarm Enable: Default Alarm Mask
         self._fet_status()
 
@@ -92,7 +95,12 @@ class FakeBq76952:
         for i in range(len(buf) >> 1):
             reg = memaddr + i
             if SUBCMD_LO <= reg <= SUBCMD_LO + 1:
-                value = (self.subcommand >> (8 * (reg - SUBCMD_LO))) & 0xFF
+                if self.busy_reads:  # still fetching the data: 0xFF, as the TRM says
+                    value = 0xFF
+                    if reg == SUBCMD_LO + 1 or len(buf) == 2:
+                        self.busy_reads -= 1
+                else:
+                    value = (self.subcommand >> (8 * (reg - SUBCMD_LO))) & 0xFF
             elif BUFFER <= reg < BUFFER + 32:
                 value = self.buffer[reg - BUFFER]
             else:
@@ -142,6 +150,7 @@ class FakeBq76952:
 
     def _subcommand_read_side(self, command: int) -> None:
         self.subcommand = command
+        self.busy_reads = self.busy
         self.subcommands.append(command)
         if command == 0x0001:
             self._result(DEVICE_NUMBER, 2)
