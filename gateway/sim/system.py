@@ -38,6 +38,7 @@ from gateway.core import GatewayCore
 from gateway.outputs import Output
 from gateway.runtime.canport import frame_of
 from gateway.runtime.persist import StateStore
+from gateway.sim.chipboard import ChipBoard
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
 from gateway.sim.physics import Battery, CellParams, Pack
@@ -84,6 +85,9 @@ class SimSetup:
     # The gateway's persisted state at start-up (as GatewayCore.persistent_state() gives it),
     # e.g. to start with a full charge that is due.
     gateway_state: dict[str, Any] | None = None
+    # None: the nodes run on SimHardware. "bq76952" / "ltc6813": on BoardHardware with the
+    # firmware's driver over a fake chip fed by the simulated pack (gateway.sim.chipboard).
+    chip: str | None = None
 
     def gateway_settings(self) -> Settings:
         data: dict[str, Any] = {
@@ -164,11 +168,18 @@ class SimNode:
     """One firmware node on its simulated hardware and its own python-can bus."""
 
     def __init__(
-        self, node_id: int, settings: dict[str, Any], cells: int, temps: int, bus: can.BusABC
+        self,
+        node_id: int,
+        settings: dict[str, Any],
+        cells: int,
+        temps: int,
+        bus: can.BusABC,
+        chip: str | None = None,
     ) -> None:
         self.node_id = node_id
         self.settings = settings
-        self.hw = SimHardware(cells=cells, temps=temps)
+        self.board = ChipBoard(chip, cells, temps) if chip else None
+        self.hw: Any = self.board.hw if self.board else SimHardware(cells=cells, temps=temps)
         self.bus = bus
         self.link = CanLink(PythonCanBus(self.bus))
         self.node = self._boot()
@@ -189,6 +200,20 @@ class SimNode:
 
     def shutdown(self) -> None:
         self.bus.shutdown()
+
+    def relay_closed(self) -> bool:
+        """The node's power path as the physics sees it."""
+        return self.board.relay_closed() if self.board else bool(self.hw.relay_closed)
+
+    def balance_mask(self) -> int:
+        return self.board.balance_mask() if self.board else balance_mask(self.hw)
+
+    def feed(self, pack: Pack) -> None:
+        """The pack's state into the node's sensors (a fake chip's registers, or SimHardware)."""
+        if self.board:
+            self.board.feed(pack)
+        else:
+            read_pack(pack, self.hw)
 
 
 class SimSystem:
@@ -249,6 +274,7 @@ class SimSystem:
                     setup.cells_per_node,
                     setup.temp_sensors,
                     self.open_bus(self.battery_channel),
+                    setup.chip,
                 )
         self.settings = setup.gateway_settings()
         self.store = StateStore(state_dir / "state.json") if state_dir else None
@@ -349,8 +375,8 @@ class SimSystem:
 
         # physics, with the nodes' outputs of the last step
         for node_id, sim in self.nodes.items():
-            self.battery.set_relay(node_id, sim.hw.relay_closed)
-            self.battery.packs[node_id].balance_mask = balance_mask(sim.hw)
+            self.battery.set_relay(node_id, sim.relay_closed())
+            self.battery.packs[node_id].balance_mask = sim.balance_mask()
         flowed = self.battery.step(dt, self.inverter_current)
         if flowed > 0:
             self.truth.charge_ah += flowed * dt / 3600
@@ -359,7 +385,7 @@ class SimSystem:
 
         # readings into the node hardware, then the nodes
         for node_id, sim in self.nodes.items():
-            read_pack(self.battery.packs[node_id], sim.hw)
+            sim.feed(self.battery.packs[node_id])
             sim.step(now_ms)
         self._track_truth()
 

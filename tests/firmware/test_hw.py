@@ -6,7 +6,10 @@ import pytest
 
 from bms.hw import NOT_AVAILABLE
 from bms.hw.board import BoardHardware
+from bms.hw.ina22x import Ina228
 from bms.hw.sim import SimHardware
+from gateway.sim.chips.i2c import FakeI2C
+from gateway.sim.chips.ina22x import FakeIna228
 
 
 def test_sim_relay_feedback_follows_the_drive_after_its_delay() -> None:
@@ -169,3 +172,31 @@ def test_board_rejects_scales_that_would_overflow_small_ints() -> None:
         board(pack_uv_per_count=20_000)
     with pytest.raises(ValueError, match="adc_samples"):
         board(adc_samples=0)
+
+
+def test_board_with_a_shunt_monitor_for_current_and_pack_voltage() -> None:
+    bus = FakeI2C()
+    chip = FakeIna228(address=0x40, shunt_uohm=100)
+    bus.attach(chip)
+    monitor, relay = Monitor(), Pin(0)
+    hw = BoardHardware(monitor, relay_pin=relay, shunt=Ina228(bus, shunt_uohm=100))
+    chip.set(-25_000, 52_800)
+    chip.convert()
+    assert hw.sample(0)
+    assert hw.current_ma == -25_000
+    assert abs(hw.pack_mv - 52_800) <= 1
+    bus.nack = True
+    hw.sample(50)
+    assert hw.current_ma == NOT_AVAILABLE and hw.pack_mv == NOT_AVAILABLE
+    # a pack ADC still measures the pack when there is one
+    hw = BoardHardware(
+        monitor,
+        relay_pin=relay,
+        pack_adc=Adc(50_000),
+        pack_uv_per_count=1007,
+        shunt=Ina228(bus),
+    )
+    hw.sample(100)
+    assert hw.pack_mv == 50_000 * 1007 // 1000
+    with pytest.raises(ValueError, match="without a shunt monitor"):
+        BoardHardware(monitor, relay_pin=relay, pack_adc=Adc(1), pack_uv_per_count=1007)

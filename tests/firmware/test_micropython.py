@@ -35,3 +35,9 @@ def test_micropython_suite_passes_without_allocating(tmp_path: Path) -> None:
         assert run["cycles"] >= 1000
         assert run["alloc_bytes_per_cycle"] == 0
         assert 0 < run["heap_node_bytes"] < 32_768
+    # The chip drivers (tests/firmware/test_chip_*.py): bytes per reading, every one 0.
+    chips = figures["chips_alloc_bytes"]
+    drivers = ("ntc", "ina226", "ina228", "bq76952", "bq769x0", "ltc6811x2")
+    assert {f"{d}_read" for d in drivers} <= set(chips)
+    assert {"node_cycle_bq76952", "node_cycle_ltc6811"} <= set(chips)  # a node's whole cycle
+    assert set(chips.values()) == {0}, chips

@@ -10,7 +10,9 @@ import pytest
 
 from tests.common import FIRMWARE_DIR
 
-SOURCES = sorted((FIRMWARE_DIR / "bms").rglob("*.py"))
+SOURCES = sorted((FIRMWARE_DIR / "bms").rglob("*.py")) + sorted(
+    (FIRMWARE_DIR / "boards").glob("*/board.py")
+)
 
 
 def test_the_firmware_package_is_found() -> None:

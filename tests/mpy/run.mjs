@@ -2,7 +2,8 @@
 // WebAssembly port under node. Copies every file of firmware/bms into the interpreter's
 // file system as /lib/bms, runs the suite, exits non-zero when a scenario fails, and writes
 // the suite's allocation figures as JSON to the path given as the first argument or in
-// BMS_MPY_BENCH (if either is set).
+// BMS_MPY_BENCH (if either is set). Then the chip driver tests (tests/mpy/chips.py): the
+// fakes of gateway/sim/chips and tests/firmware/test_chip_*.py, copied as they are.
 //
 //   node tests/mpy/run.mjs [bench.json]
 
@@ -22,7 +23,7 @@ const mp = await loadMicroPython({
   linebuffer: true,
   stdout: (line) => {
     lines.push(line);
-    if (!line.startsWith("BENCH ")) {
+    if (!line.startsWith("BENCH")) {
       process.stdout.write(line + "\n");
     }
   },
@@ -45,6 +46,22 @@ function copyTree(src, dst) {
 
 mp.FS.mkdir("/lib");
 copyTree(firmware, "/lib/bms");
+// The chip fakes and the driver tests, under their CPython package names (empty packages
+// above them: the gateway's own __init__ files import CPython-only modules).
+for (const dir of ["/lib/gateway", "/lib/gateway/sim", "/lib/tests", "/lib/tests/firmware"]) {
+  mp.FS.mkdir(dir);
+  mp.FS.writeFile(`${dir}/__init__.py`, "");
+}
+copyTree(join(root, "gateway", "sim", "chips"), "/lib/gateway/sim/chips");
+const chipTests = [];
+for (const name of readdirSync(join(root, "tests", "firmware")).sort()) {
+  if (name === "allocation.py" || /^test_chip_.*\.py$/.test(name)) {
+    mp.FS.writeFile(`/lib/tests/firmware/${name}`, readFileSync(join(root, "tests", "firmware", name)));
+    if (name.startsWith("test_chip_")) {
+      chipTests.push(name.slice(0, -3));
+    }
+  }
+}
 
 let crashed = false;
 try {
@@ -54,18 +71,30 @@ try {
   process.stderr.write(`suite crashed: ${err}\n`);
 }
 
+try {
+  mp.runPython(readFileSync(join(here, "chips.py"), "utf8") + `\nrun_all(${JSON.stringify(chipTests)})\n`);
+} catch (err) {
+  crashed = true;
+  process.stderr.write(`chip suite crashed: ${err}\n`);
+}
+
 const failed = lines.filter((line) => line.startsWith("FAIL "));
 const result = lines.find((line) => line.startsWith("RESULT "));
 const bench = lines.find((line) => line.startsWith("BENCH "));
+const chipBench = lines.find((line) => line.startsWith("BENCH_CHIPS "));
+const chipResult = lines.find((line) => line.startsWith("RESULT_CHIPS "));
 if (bench) {
   const figures = JSON.parse(bench.slice("BENCH ".length));
+  if (chipBench) {
+    figures.chips_alloc_bytes = JSON.parse(chipBench.slice("BENCH_CHIPS ".length));
+  }
   process.stdout.write(`allocation figures: ${JSON.stringify(figures)}\n`);
   if (benchPath) {
     writeFileSync(benchPath, JSON.stringify(figures, null, 2) + "\n");
     process.stdout.write(`written to ${relative(process.cwd(), benchPath) || benchPath}\n`);
   }
 }
-if (crashed || failed.length > 0 || !result || !bench) {
+if (crashed || failed.length > 0 || !result || !bench || !chipResult) {
   process.stderr.write(`MicroPython suite failed (${failed.length} scenario(s))\n`);
   process.exitCode = 1;
 }

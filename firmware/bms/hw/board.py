@@ -15,6 +15,10 @@ gives mV. Current: (counts - current_zero) x current_ua_per_count / 1000 gives m
 reading at either end of the ADC range is a saturated or disconnected sensor and reads
 NOT_AVAILABLE (SensorFault). All arithmetic stays within MicroPython's small ints.
 
+With a shunt monitor instead (shunt=Ina226(...) or Ina228(...), bms.hw.ina22x) the current
+comes from it and current_adc is left out; without a pack_adc the pack voltage is the
+shunt monitor's bus voltage too (wire VBUS to the pack's positive terminal).
+
 The cell monitor (BQ769x0, LTC681x, ...) is an object with:
     cells, temps                         counts it measures
     read(cell_mv, temp_dc) -> bool       fill both lists (mV, 0.1 degC, NOT_AVAILABLE for a
@@ -36,20 +40,23 @@ class BoardHardware:
         self,
         monitor,
         relay_pin,
-        pack_adc,
-        pack_uv_per_count,
-        current_adc,
-        current_zero,
-        current_ua_per_count,
+        pack_adc=None,
+        pack_uv_per_count=1,
+        current_adc=None,
+        current_zero=32768,
+        current_ua_per_count=1,
         feedback_pin=None,
         relay_active_high=True,
         feedback_active_high=True,
         adc_samples=4,
+        shunt=None,
     ):
         if not 0 < pack_uv_per_count < _SCALE_LIMIT or not 0 < abs(current_ua_per_count) < (
             _SCALE_LIMIT
         ):
             raise ValueError("ADC scale factor out of range (1..16383)")
+        if shunt is None and (pack_adc is None or current_adc is None):
+            raise ValueError("pack_adc and current_adc are needed without a shunt monitor")
         if not 1 <= adc_samples <= 16:
             raise ValueError("adc_samples must be 1..16")
         self.monitor = monitor
@@ -70,6 +77,7 @@ class BoardHardware:
         self.current_zero = current_zero
         self.current_ua_per_count = current_ua_per_count
         self.adc_samples = adc_samples
+        self.shunt = shunt
         self.relay_drive = False
         self.relay_closed = False
         relay_pin.value(1 - self.relay_on)  # open until the node decides otherwise
@@ -81,23 +89,34 @@ class BoardHardware:
         return total // self.adc_samples
 
     def sample(self, now_ms):
-        """Read the ADCs, the relay feedback and the cell monitor."""
-        counts = self._average(self.pack_adc)
-        if counts >= ADC_FULL_SCALE:
-            self.pack_mv = NOT_AVAILABLE
+        """Read the cell monitor, the ADCs (or the shunt monitor) and the relay feedback.
+
+        The cell monitor first: a monitor that also serves as the shunt monitor (BQ769x0)
+        hands out the pack voltage and current of the conversion read just now.
+        """
+        fresh = self.monitor.read(self.cell_mv, self.temp_dc)
+        if self.pack_adc is None:
+            self.pack_mv = self.shunt.read_bus_mv()
         else:
-            self.pack_mv = counts * self.pack_uv_per_count // 1000
-        counts = self._average(self.current_adc)
-        if counts <= 0 or counts >= ADC_FULL_SCALE:
-            self.current_ma = NOT_AVAILABLE
+            counts = self._average(self.pack_adc)
+            if counts >= ADC_FULL_SCALE:
+                self.pack_mv = NOT_AVAILABLE
+            else:
+                self.pack_mv = counts * self.pack_uv_per_count // 1000
+        if self.shunt is not None:
+            self.current_ma = self.shunt.read_current_ma()
         else:
-            self.current_ma = (counts - self.current_zero) * self.current_ua_per_count // 1000
+            counts = self._average(self.current_adc)
+            if counts <= 0 or counts >= ADC_FULL_SCALE:
+                self.current_ma = NOT_AVAILABLE
+            else:
+                self.current_ma = (counts - self.current_zero) * self.current_ua_per_count // 1000
         if self.feedback_pin is None:
             self.relay_closed = self.relay_drive
         else:
             self.relay_closed = self.feedback_pin.value() == self.feedback_on
         self.balancer_temp_dc = self.monitor.balancer_temp_dc()
-        return self.monitor.read(self.cell_mv, self.temp_dc)
+        return fresh
 
     def set_relay(self, closed, now_ms):
         """Drive the relay output."""

@@ -1,0 +1,34 @@
+# Freeze what the Pico + MCP2515 + BQ76952 + INA228 board runs, and nothing else:
+#   make -C ports/rp2 BOARD=RPI_PICO \
+#       FROZEN_MANIFEST=/path/to/moat-bms/firmware/boards/pico-bq76952/manifest.py
+# (tests/firmware/test_boards.py checks this list against what the board's imports need.)
+include("$(PORT_DIR)/boards/manifest.py")
+package(
+    "bms",
+    files=[
+        "__init__.py",
+        "balance.py",
+        "codec.py",
+        "commands.py",
+        "compat.py",
+        "config.py",
+        "e2e.py",
+        "lifecycle.py",
+        "main.py",
+        "measure.py",
+        "node.py",
+        "protect.py",
+        "reports.py",
+        "runner.py",
+        "can/__init__.py",
+        "can/loopback.py",
+        "can/mcp2515.py",
+        "can/port.py",
+        "hw/__init__.py",
+        "hw/board.py",
+        "hw/bq76952.py",
+        "hw/crc8.py",
+        "hw/ina22x.py",
+    ],
+    base_path="../..",
+)
