@@ -215,7 +215,7 @@ class GatewayCore:
 
         report = build_report(snap, decision, soc.soc, soc.soh, self.settings.inverter)
         self.report = report
-        if self.emitter.due(now, report):
+        if self.settings.inverter.enabled and self.emitter.due(now, report):
             out.inverter = self.profile.frames(report)
             self.emitter.sent(now, report)
             for frame_id, data in out.inverter:
