@@ -3,6 +3,7 @@ docs/venus.md shows it."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -81,3 +82,45 @@ def test_sim_serves_the_battery_that_dbus_send_reads(tmp_path: Path) -> None:
         sim.terminate()
         sim.wait(10)
         daemon.stop()
+
+
+def test_run_serves_a_stop_while_no_node_reports(tmp_path: Path) -> None:
+    """`moat-bms run` with outputs.venus: registered at once; no node data is invalid values
+    and a stop, not a crash and not a guess."""
+    daemon = DBusDaemon(tmp_path)
+    daemon.start()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "buses": {"battery": {"interface": "virtual", "channel": "venus-run-test"}},
+                "web": {"enabled": False},
+                "persistence": {"state_file": str(tmp_path / "state.json")},
+                "inverter": {"enabled": False},
+                "outputs": {"venus": {"bus": daemon.address, "custom_name": "Cellar"}},
+            }
+        )
+    )
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while "Cellar" not in (name := dbus_send(daemon.address, "/CustomName").stdout):
+            assert gateway.poll() is None, f"the gateway ended: {gateway.communicate()[1]}"
+            assert time.monotonic() < deadline, f"the service did not appear: {name}"
+            time.sleep(0.2)
+        voltage = dbus_send(daemon.address, "/Dc/0/Voltage")
+        assert re.search(r"variant\s+array \[\s*\]", voltage.stdout), voltage.stdout  # invalid
+        ccl = DOUBLE.search(dbus_send(daemon.address, "/Info/MaxChargeCurrent").stdout)
+        assert ccl is not None and float(ccl.group(1)) == 0.0
+        cable = dbus_send(daemon.address, "/Alarms/BmsCable").stdout
+        assert re.search(r"variant\s+int32 2", cable), cable
+    finally:
+        gateway.terminate()
+        gateway.wait(10)
+        daemon.stop()
+    assert (tmp_path / "state.venus.json").exists()  # saved on the way out
