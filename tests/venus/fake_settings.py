@@ -4,17 +4,20 @@
 - AddSetting(group s, name s, default v, itemType s, min v, max v) -> i on the object
   /Settings, interface com.victronenergy.Settings: creates /Settings/<group>/<name> with the
   default unless it exists (then its value is kept); 0 = done.
-- Each setting is an object with com.victronenergy.BusItem GetValue / SetValue / GetText.
+- Each setting is an object with com.victronenergy.BusItem GetValue / SetValue / GetText
+  and signals PropertiesChanged when SetValue changes it (as the GX's device page does).
 - A setting named ClassAndVrmInstance under /Settings/Devices/<device>/ holds "class:n" and
   is unique per class: a value already taken by another device becomes the next free n.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
-from dbus_fast.annotations import DBusInt32, DBusStr, DBusVariant
-from dbus_fast.service import ServiceInterface, dbus_method
+from dbus_fast.annotations import DBusInt32, DBusSignature, DBusStr, DBusVariant
+from dbus_fast.service import ServiceInterface, dbus_method, dbus_signal
 
 NAME = "com.victronenergy.settings"
 ADD_SETTING_ERROR = -1  # any failure is negative
@@ -38,7 +41,15 @@ class Setting(ServiceInterface):
     @dbus_method()
     def SetValue(self, value: DBusVariant) -> DBusInt32:  # noqa: N802
         self.settings.set(self.path, value)
+        new = self.settings.values[self.path]
+        self.PropertiesChanged({"Value": new, "Text": Variant("s", str(new.value))})
         return 0
+
+    @dbus_signal()
+    def PropertiesChanged(  # noqa: N802
+        self, changes: dict[str, Variant]
+    ) -> Annotated[dict[str, Variant], DBusSignature("a{sv}")]:
+        return changes
 
 
 class SettingsRoot(ServiceInterface):

@@ -301,6 +301,26 @@ async def test_custom_name_is_set_on_the_bus_and_kept(rig: Rig) -> None:
     assert again.custom_name == "Garage battery"
 
 
+async def test_device_instance_set_on_the_gx_is_taken(rig: Rig) -> None:
+    await rig.settled()
+    assert await rig.call("/DeviceInstance", "GetValue") == Variant("i", 101)
+    setting = "/Settings/Devices/moat_bms/ClassAndVrmInstance"
+    reply = await rig.client.call(
+        Message(
+            destination="com.victronenergy.settings",
+            path=setting,
+            interface=BUS_ITEM,
+            member="SetValue",
+            signature="v",
+            body=[Variant("s", "battery:7")],
+        )
+    )
+    assert reply is not None and reply.body == [0]
+    await wait_for(lambda: rig.output.device_instance == 7)
+    await rig.settled()
+    assert await rig.call("/DeviceInstance", "GetValue") == Variant("i", 7)
+
+
 async def test_service_comes_back_when_the_bus_restarts(rig: Rig) -> None:
     await rig.settled()
     rig.client.disconnect()

@@ -404,7 +404,42 @@ class VenusOutput:
         if claimed is None:
             log.warning("venus: %s is %r: device instance %d", setting, value.body[0], wanted)
             return wanted
+        await self._follow_instance(bus, setting)
         return claimed
+
+    async def _follow_instance(self, bus: MessageBus, setting: str) -> None:
+        """Take a new instance set on the GX (its device page writes the setting)."""
+
+        def on_change(msg: Message) -> None:
+            if not (
+                msg.message_type == MessageType.SIGNAL
+                and msg.member == "PropertiesChanged"
+                and msg.path == setting
+                and msg.body
+            ):
+                return
+            value = msg.body[0].get("Value")
+            instance = _instance(value.value if isinstance(value, Variant) else None)
+            if instance is not None and instance != self.device_instance:
+                log.info("venus: device instance %d set on the GX", instance)
+                self.device_instance = instance
+                self._rendered = None  # render again: /DeviceInstance changes
+
+        bus.add_message_handler(on_change)
+        rule = (
+            f"type='signal',sender='{SETTINGS_SERVICE}',interface='{BUS_ITEM}',"
+            f"member='PropertiesChanged',path='{setting}'"
+        )
+        await bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=[rule],
+            )
+        )
 
     # ------------------------------------------------------------------ writes, state
 
