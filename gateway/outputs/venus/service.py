@@ -68,6 +68,7 @@ SETTINGS_INTERFACE = "com.victronenergy.Settings"
 DEVICE_CLASS = "battery"
 RENDER_S = 0.1  # s of wall clock between two updates of the values
 SAVE_S = 60.0  # s between two saves of the history (a rename is saved at once)
+CLAIM_TIMEOUT_S = 5.0  # s: a settings service that does not answer gets no longer
 # SetValue's answers, as vedbus.py gives them.
 SET_OK, SET_NOT_WRITABLE, SET_REFUSED = 0, 1, 2
 
@@ -284,9 +285,17 @@ class VenusOutput:
             while self._view is None:  # no decision yet: nothing true to show
                 self.status = f"connected to D-Bus {s.bus}; waiting for the first battery data"
                 await anyio.sleep(RENDER_S)
-            self.device_instance = await self._claim_instance(bus)
-            items = self._render()
-            assert items is not None
+            self.device_instance = self.settings.device_instance
+            with anyio.move_on_after(CLAIM_TIMEOUT_S) as claim:
+                self.device_instance = await self._claim_instance(bus)
+            if claim.cancelled_caught:
+                log.warning(
+                    "venus: %s did not answer: device instance %d",
+                    SETTINGS_SERVICE,
+                    self.device_instance,
+                )
+            self._rendered = None  # a new connection shows the newest view, rendered anew
+            items = self._render() or self.items
             tree = _Tree(items, self._set_value)
             leaves = {path: BusItem(tree, path) for path in items}
             root = RootItem(tree, "/")
