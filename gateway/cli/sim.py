@@ -27,6 +27,7 @@ from rich.logging import RichHandler
 
 from gateway.config import Settings
 from gateway.core import GatewayCore
+from gateway.outputs import Output
 from gateway.outputs.build import build_outputs
 from gateway.sim.scenarios import SCENARIOS, Record, Scenario
 from gateway.sim.system import BUSES, SimSystem
@@ -133,6 +134,10 @@ class SimHost:
     @property
     def config_path(self) -> Path | None:
         return None
+
+    @property
+    def outputs(self) -> list[Output]:
+        return self.sim.outputs
 
     def clock(self) -> float:
         return self.sim.now()

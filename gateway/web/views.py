@@ -7,6 +7,7 @@ Pure functions of the core's public state and `now` (the core's clock). Unknown 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.codec import moat_bms as codec
@@ -14,6 +15,7 @@ from gateway.core import GatewayCore
 from gateway.events import Event
 from gateway.limits import Limits
 from gateway.model import NodeRecord
+from gateway.outputs import Output
 from gateway.snapshot import CellRef, NodeSnapshot
 
 Json = dict[str, Any]
@@ -43,8 +45,9 @@ def _limits(limits: Limits) -> Json:
     }
 
 
-def status(core: GatewayCore, now: float) -> Json:
-    """The battery summary: SoC, V, A, W, phase, limits (decided and sent), alarms."""
+def status(core: GatewayCore, now: float, outputs: Sequence[Output] = ()) -> Json:
+    """The battery summary: SoC, V, A, W, phase, limits (decided and sent), alarms, and what
+    each output (D-Bus, MQTT) says of itself."""
     snap, soc, decision = core.snapshot, core.soc_state, core.decision
     chem = core.chemistry
     sent = core.sent_limits
@@ -118,6 +121,8 @@ def status(core: GatewayCore, now: float) -> Json:
             "inverter": core.inverter_counters.as_dict(),
         },
         "events_count": core.events.count,
+        # An output's `status` is its own words ("registered as ...", "... retrying in 4 s").
+        "outputs": [{"name": o.name, "status": str(getattr(o, "status", ""))} for o in outputs],
     }
 
 
