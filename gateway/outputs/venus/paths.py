@@ -4,11 +4,12 @@
 VRM read from a com.victronenergy.battery service, with the unit of each in `unit_of(path)`.
 
 Documents followed (docs/venus.md cites each path):
-- Venus OS D-Bus documentation, victronenergy/venus wiki pages "dbus" (the battery service's
-  paths; SI units except energy in kWh and temperature in degrees Celsius; alarms 0 = ok,
-  1 = warning, 2 = alarm) and "dbus-api" (the generic paths every service has).
+- Venus OS D-Bus documentation, victronenergy/venus wiki pages "dbus" (the generic paths
+  every service has; SI units except energy in kWh and temperature in degrees Celsius) and
+  "dbus-api".
 - The GX Modbus-TCP register list (victronenergy/dbus_modbustcp, attributes.csv), which gives
-  the unit of every battery path the GX exports.
+  the unit of every battery path the GX exports and the alarm levels (0 = no alarm,
+  1 = warning, 2 = alarm).
 - The paths VRM and the GX pages show for a BMS, as the most used third-party battery driver
   publishes them (mr-manuel/venus-os_dbus-serialbattery, dbushelper.py): /Voltages/Cell<n>,
   /Voltages/Sum and Diff, /System/Min/MaxVoltageCellId, /Balancing.
