@@ -8,7 +8,7 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
 
-.PHONY: help install browser test lint typecheck pytest test-mpy bench soak codec docs \
+.PHONY: help install browser dbus test lint typecheck pytest test-mpy bench soak codec docs \
 	check-generated golden \
 	demo screenshot clean
 
@@ -49,6 +49,11 @@ install: $(INSTALLED) $(NODE_INSTALLED)
 browser:
 	@sh .ci/install-browser || echo "make: no browser: tests/web/test_browser.py will be skipped"
 
+# Debian's dbus-daemon and dbus-send for the Venus OS D-Bus tests (tests/venus); skipped
+# without them, saying why; CI requires them (.ci/run).
+dbus:
+	@sh .ci/install-dbus || echo "make: no dbus-daemon: the D-Bus tests in tests/venus will be skipped"
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -61,7 +66,7 @@ typecheck: $(INSTALLED)
 pytest: install
 	$(BIN)/pytest -n 2 --dist loadfile
 
-test: install browser lint typecheck pytest
+test: install browser dbus lint typecheck pytest
 
 # The firmware suite on real MicroPython (the official WebAssembly port under node). pytest
 # runs it too (tests/firmware/test_micropython.py); this target runs it alone.

@@ -194,7 +194,7 @@ class GatewayCore:
 
         report = build_report(snap, decision, soc.soc, soc.soh, self.settings.inverter)
         self.report = report
-        if self.emitter.due(now, report):
+        if self.settings.inverter.enabled and self.emitter.due(now, report):
             shaped = self.profile.shape(report)
             out.inverter = self.profile.frame_set(shaped)
             self.emitter.sent(now, report)

@@ -1,7 +1,7 @@
 """The layout shows the data path (docs/architecture.md): each folder of gateway/ is a stage,
 and a stage imports only from itself and the stages below it, with no import circles.
 
-    contracts, record, codec  (shared types, records, generated codecs)
+    contracts, record, codec  (shared types, records and state files, generated codecs)
     sources -> soc -> strategy -> outputs       (the data path)
     config -> core -> runtime -> web -> sim -> cli  (around it)
 """
@@ -15,7 +15,7 @@ GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 
 # Lowest first. A module may import from its own stage and any stage listed before it.
 STAGES = (
-    ("gateway.codec", "gateway.contracts", "gateway.record"),
+    ("gateway", "gateway.codec", "gateway.contracts", "gateway.record"),
     ("gateway.sources",),
     ("gateway.soc",),
     ("gateway.strategy",),
@@ -25,7 +25,7 @@ STAGES = (
     ("gateway.runtime",),
     ("gateway.web",),
     ("gateway.sim",),
-    ("gateway.cli", "gateway.__main__", "gateway"),
+    ("gateway.cli", "gateway.__main__"),
 )
 
 

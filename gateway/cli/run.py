@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         from gateway.web.server import serve  # noqa: PLC0415
 
         web = serve
-    gateway = Gateway(settings, config_path=args.config)
+    from gateway.runtime.outputs import build_outputs  # noqa: PLC0415
+
+    outputs = build_outputs(settings, settings.persistence.state_file)
+    gateway = Gateway(settings, config_path=args.config, outputs=outputs)
     anyio.run(gateway.run, web)  # SIGINT/SIGTERM end it cleanly, state saved
     return 0

@@ -27,6 +27,8 @@ from rich.logging import RichHandler
 
 from gateway.config.root import Settings
 from gateway.core import GatewayCore
+from gateway.outputs import Output
+from gateway.runtime.outputs import build_outputs
 from gateway.sim.scenarios import SCENARIOS, Record, Scenario
 from gateway.sim.system import BUSES, SimSystem
 from gateway.sim.view import ViewInfo, render
@@ -83,6 +85,12 @@ def add_subparser(subparsers: Any) -> None:
     parser.add_argument(
         "--state-dir", type=Path, help="where the gateway keeps its state (default: a temp dir)"
     )
+    parser.add_argument(
+        "--venus",
+        metavar="ADDRESS",
+        help="also serve the battery as a Venus OS D-Bus service (docs/venus.md) on this "
+        "D-Bus: system, session or an address such as unix:path=/tmp/bus",
+    )
     parser.set_defaults(func=run)
 
 
@@ -127,6 +135,10 @@ class SimHost:
     def config_path(self) -> Path | None:
         return None
 
+    @property
+    def outputs(self) -> list[Output]:
+        return self.sim.outputs
+
     def clock(self) -> float:
         return self.sim.now()
 
@@ -159,10 +171,14 @@ def run(args: argparse.Namespace) -> int:
             "port": args.port,
             "token_file": str(state_dir / "token"),
         }
+        gateway: dict[str, Any] = {"web": web}
+        if args.venus is not None:
+            gateway["outputs"] = {"venus": {"bus": args.venus}}
         sim, record = scenario.build(
-            args.seed, gateway={"web": web}, log=log_file, state_dir=state_dir, bus=args.bus
+            args.seed, gateway=gateway, log=log_file, state_dir=state_dir, bus=args.bus
         )
         stack.callback(sim.close)
+        sim.outputs.extend(build_outputs(sim.settings, state_dir / "state.json"))
         runner = Runner(sim, scenario, record, args, console, view)
         try:
             anyio.run(runner.main, duration)

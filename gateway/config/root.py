@@ -23,6 +23,7 @@ from gateway.contracts.chemistry import Chemistry
 from gateway.contracts.section import Section
 from gateway.contracts.topology import TopologySettings
 from gateway.outputs.inverter.settings import InverterSettings
+from gateway.outputs.settings import OutputsSettings
 from gateway.soc import SocSettings
 from gateway.strategy.settings import StrategySettings
 
@@ -61,6 +62,15 @@ class Settings(Section):
         default_factory=PersistenceSettings, description="where state is kept"
     )
     web: WebSettings = Field(default_factory=WebSettings, description="the web page and API")
+    outputs: OutputsSettings = Field(
+        default_factory=OutputsSettings, description="outputs beside the inverter's CAN frames"
+    )
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _no_outputs(cls, value: object) -> object:
+        # `outputs:` with every output in it commented out (as in the example) is YAML null.
+        return {} if value is None else value
 
     @model_validator(mode="after")
     def _buses_distinct(self) -> Self:

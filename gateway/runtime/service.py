@@ -23,8 +23,8 @@ from gateway.contracts.frame import Frame
 from gateway.core import GatewayCore, Outbox
 from gateway.outputs import Output
 from gateway.record.events import EventKind
+from gateway.record.persist import StateStore
 from gateway.runtime.canport import BusFactory, GatewayCanPort
-from gateway.runtime.persist import StateStore
 
 log = logging.getLogger(__name__)
 

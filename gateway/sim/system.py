@@ -36,8 +36,8 @@ from bms.node import Node
 from gateway.config.root import Settings, validate
 from gateway.core import GatewayCore
 from gateway.outputs import Output
+from gateway.record.persist import StateStore
 from gateway.runtime.canport import frame_of
-from gateway.runtime.persist import StateStore
 from gateway.sim.chipboard import ChipBoard
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus

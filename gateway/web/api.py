@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.config.root import ConfigError, Settings, dump
 from gateway.contracts.decision import RelayAction
+from gateway.outputs import Output
 from gateway.record.events import EventKind
 from gateway.web import views
 from gateway.web.auth import authorized
@@ -73,7 +74,12 @@ class Api:
     # ------------------------------------------------------------------ reading
 
     async def status(self, request: Request) -> Response:
-        return JSONResponse(views.status(self.host.core, self.host.clock()))
+        return JSONResponse(views.status(self.host.core, self.host.clock(), self._outputs()))
+
+    def _outputs(self) -> Sequence[Output]:
+        # The gateway and the simulator have outputs; a host without any shows none.
+        outputs: Sequence[Output] = getattr(self.host, "outputs", ())
+        return outputs
 
     async def nodes(self, request: Request) -> Response:
         return JSONResponse({"nodes": views.nodes(self.host.core, self.host.clock())})
@@ -142,7 +148,7 @@ class Api:
             if columns["time"]:
                 history_since = max(t for t in columns["time"] if t is not None)
             payload = {
-                "status": views.status(core, now),
+                "status": views.status(core, now, self._outputs()),
                 "nodes": views.nodes(core, now),
                 "events": new_events["events"],
                 "history": columns,

@@ -147,7 +147,8 @@ def document() -> Json:
                 "Battery summary",
                 "SoC, SoH, voltage, current, power, cell and temperature extremes, charge "
                 "phase, limits decided and last sent to the inverter (CVL/CCL/DCL/DVL), "
-                "alarms, strings, inverter keepalive, bus counters.",
+                "alarms, strings, inverter keepalive, bus counters, and each output's "
+                "status (outputs: [{name, status}]).",
             ),
             "/api/nodes": _get(
                 "Every node",

@@ -7,12 +7,14 @@ Pure functions of the core's public state and `now` (the core's clock). Unknown 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.codec import moat_bms as codec
 from gateway.contracts.decision import Limits
 from gateway.contracts.snapshot import CellRef, NodeSnapshot
 from gateway.core import GatewayCore
+from gateway.outputs import Output
 from gateway.record.events import Event
 from gateway.sources.moat_nodes.model import NodeRecord
 
@@ -43,8 +45,9 @@ def _limits(limits: Limits) -> Json:
     }
 
 
-def status(core: GatewayCore, now: float) -> Json:
-    """The battery summary: SoC, V, A, W, phase, limits (decided and sent), alarms."""
+def status(core: GatewayCore, now: float, outputs: Sequence[Output] = ()) -> Json:
+    """The battery summary: SoC, V, A, W, phase, limits (decided and sent), alarms, and what
+    each output (D-Bus, MQTT) says of itself."""
     snap, soc, decision = core.snapshot, core.soc_state, core.decision
     chem = core.chemistry
     sent = core.sent  # the values after the profile's shaping, at the wire's 0.1 resolution
@@ -118,6 +121,8 @@ def status(core: GatewayCore, now: float) -> Json:
             "inverter": core.inverter_counters.as_dict(),
         },
         "events_count": core.events.count,
+        # An output's `status` is its own words ("registered as ...", "... retrying in 4 s").
+        "outputs": [{"name": o.name, "status": str(getattr(o, "status", ""))} for o in outputs],
     }
 
 

@@ -27,7 +27,7 @@ import pytest
 from gateway.config.root import validate
 from gateway.core import GatewayCore
 from gateway.record.events import EventKind
-from gateway.runtime.persist import StateStore
+from gateway.record.persist import StateStore
 from gateway.runtime.service import Gateway
 from tests.common import ROOT
 
@@ -39,7 +39,7 @@ KILLS = 30
 CHILD = """
 import json, sys
 from pathlib import Path
-from gateway.runtime.persist import StateStore
+from gateway.record.persist import StateStore
 
 store = StateStore(Path(sys.argv[1]))
 loaded = store.load() or {}
@@ -143,7 +143,7 @@ async def test_full_disk_is_logged_shown_and_retried(
     before = (tmp_path / "state.json").read_text()
     disk = FullDisk(monkeypatch)
     gw.core.set_soc(77.0, 1.0e9)
-    with caplog.at_level(logging.ERROR, "gateway.runtime.persist"):
+    with caplog.at_level(logging.ERROR, "gateway.record.persist"):
         assert not await gw.save()
     assert "No space left on device" in caplog.text
     assert "will retry" in caplog.text

@@ -6,7 +6,7 @@ import json
 import os
 import stat
 
-from gateway.runtime.persist import StateStore
+from gateway.record.persist import StateStore
 
 
 def test_round_trip_and_no_temporary_left(tmp_path) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.codec import moat_bms as battery_codec
 from gateway.config.root import validate
-from gateway.runtime.persist import StateStore
+from gateway.record.persist import StateStore
 from gateway.runtime.service import Gateway
 from gateway.sim.power import Constant
 from gateway.sim.standalone import StandaloneInverter, StandaloneNode

@@ -17,7 +17,7 @@ import pytest
 from starlette.routing import Route
 
 from gateway.config.sections import WebSettings
-from gateway.runtime.persist import StateStore
+from gateway.record.persist import StateStore
 from gateway.web import auth
 from gateway.web.app import build_app
 from gateway.web.parse import MAX_BODY_BYTES

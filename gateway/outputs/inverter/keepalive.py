@@ -56,7 +56,8 @@ class KeepaliveWatch:
             timeout=settings.keepalive_timeout,
             startup_grace=settings.startup_grace,
             missing_as_warning=settings.missing_as_warning,
-            enabled=settings.watch_keepalive,
+            # No CAN output, no keepalive to expect (the inverter cannot know of us).
+            enabled=settings.watch_keepalive and settings.enabled,
         )
 
     def on_keepalive(self, now: float) -> None:

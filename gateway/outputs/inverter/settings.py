@@ -17,6 +17,12 @@ class InverterSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    enabled: bool = Field(
+        True,
+        description="Send the inverter its CAN frames and watch its 0x305 keepalive. Turn off "
+        "when a Victron GX takes the limits from the D-Bus battery service (outputs.venus) "
+        "instead: the gateway still decides, and every output still gets the limits.",
+    )
     profile: str = Field(
         "pylontech",
         description="Inverter profile: pylontech, victron, sma-sunny-island or deye.",

@@ -240,6 +240,8 @@
       setText(id, d ? (on ? "allowed" : "stopped") : DASH);
       $(id).style.color = d ? (on ? "var(--ok)" : "var(--alarm)") : "";
     }
+    const outputs = s.outputs || [];
+    setText("outputs", outputs.length ? outputs.map((o) => `${o.name}: ${o.status}`).join("; ") : "none");
     renderAlarms(s.alarms);
   }
 
