@@ -8,7 +8,7 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
 
-.PHONY: help install browser test lint typecheck pytest test-mpy bench soak codec docs \
+.PHONY: help install browser mqtt-broker test lint typecheck pytest test-mpy bench soak codec docs \
 	check-generated \
 	demo screenshot clean
 
@@ -48,6 +48,12 @@ install: $(INSTALLED) $(NODE_INSTALLED)
 browser:
 	@sh .ci/install-browser || echo "make: no browser: tests/web/test_browser.py will be skipped"
 
+# Debian's mosquitto for the MQTT tests and benchmark (the tests start their own broker on a
+# free port; the system service stays off). Without it those tests are skipped, saying why;
+# CI requires them (.ci/run).
+mqtt-broker:
+	@sh .ci/install-mosquitto || echo "make: no mosquitto: tests/mqtt will be skipped"
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -60,7 +66,7 @@ typecheck: $(INSTALLED)
 pytest: install
 	$(BIN)/pytest -n 2 --dist loadfile
 
-test: install browser lint typecheck pytest
+test: install browser mqtt-broker lint typecheck pytest
 
 # The firmware suite on real MicroPython (the official WebAssembly port under node). pytest
 # runs it too (tests/firmware/test_micropython.py); this target runs it alone.
@@ -69,7 +75,7 @@ test-mpy: install
 
 # Speed and memory figures next to their references (docs/performance.md). Benchmarks time
 # things; tests never do.
-bench: install
+bench: install mqtt-broker
 	$(PY) -m benchmarks.run
 
 # Reliability beyond `make test` (docs/safety.md): a simulated week of daily cycles with four

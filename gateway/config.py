@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gateway.chemistry import Chemistry
 from gateway.inverter.settings import InverterSettings
+from gateway.outputs.settings import OutputsSettings
 from gateway.settings import (
     BusesSettings,
     PersistenceSettings,
@@ -61,6 +62,15 @@ class Settings(Section):
         default_factory=PersistenceSettings, description="where state is kept"
     )
     web: WebSettings = Field(default_factory=WebSettings, description="the web page and API")
+    outputs: OutputsSettings = Field(
+        default_factory=OutputsSettings, description="outputs beside the inverter (MQTT, ...)"
+    )
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs_empty(cls, value: object) -> object:
+        # `outputs:` with every output commented out (as in the example file) is YAML null.
+        return {} if value is None else value
 
     @model_validator(mode="after")
     def _buses_distinct(self) -> Self:

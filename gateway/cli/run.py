@@ -53,5 +53,12 @@ def run(args: argparse.Namespace) -> int:
 
         web = serve
     gateway = Gateway(settings, config_path=args.config)
+    mqtt = settings.outputs.mqtt
+    if mqtt is not None:
+        from gateway.outputs.mqtt.client import output_for  # noqa: PLC0415 -- only when used
+
+        gateway.outputs.append(
+            output_for(mqtt, settings.battery.topology, lambda: gateway.core, gateway.clock)
+        )
     anyio.run(gateway.run, web)  # SIGINT/SIGTERM end it cleanly, state saved
     return 0

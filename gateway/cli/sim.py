@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
@@ -81,6 +82,20 @@ def add_subparser(subparsers: Any) -> None:
         "--no-view", action="store_true", help="no live view: a status line per simulated hour"
     )
     parser.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish to this MQTT broker: mqtt://[user:password@]host[:port] (mqtts:// for "
+        "TLS), with Home Assistant discovery (docs/mqtt.md)",
+    )
+    parser.add_argument(
+        "--mqtt-id", default="sim", help="the simulated gateway's system id in topics (sim)"
+    )
+    parser.add_argument(
+        "--mqtt-commands",
+        action="store_true",
+        help="accept the MQTT commands (full_charge, balance, set_name)",
+    )
+    parser.add_argument(
         "--state-dir", type=Path, help="where the gateway keeps its state (default: a temp dir)"
     )
     parser.set_defaults(func=run)
@@ -102,6 +117,26 @@ def _speed(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
     return value
+
+
+def add_mqtt(sim: SimSystem, url: str, system_id: str, commands: bool, state_dir: Path) -> None:
+    """Publish the simulated gateway to the broker at `url` (ValueError when it is wrong)."""
+    from gateway.outputs.mqtt.client import output_for  # noqa: PLC0415 -- only when used
+    from gateway.outputs.mqtt.settings import settings_from_url  # noqa: PLC0415
+
+    try:
+        mqtt = settings_from_url(
+            url,
+            system_id=system_id,
+            commands=commands,
+            names_file=str(state_dir / "mqtt-names.json"),
+        )
+    except ValidationError as exc:
+        raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
+    host = SimHost(sim)
+    sim.outputs.append(
+        output_for(mqtt, sim.settings.battery.topology, lambda: sim.core, host.clock)
+    )
 
 
 class SimHost:
@@ -163,6 +198,12 @@ def run(args: argparse.Namespace) -> int:
             args.seed, gateway={"web": web}, log=log_file, state_dir=state_dir, bus=args.bus
         )
         stack.callback(sim.close)
+        if args.mqtt:
+            try:
+                add_mqtt(sim, args.mqtt, args.mqtt_id, args.mqtt_commands, state_dir)
+            except ValueError as exc:
+                print(f"moat-bms sim: --mqtt: {exc}", file=sys.stderr)
+                return 2
         runner = Runner(sim, scenario, record, args, console, view)
         try:
             anyio.run(runner.main, duration)

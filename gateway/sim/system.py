@@ -33,9 +33,9 @@ from bms.config import default_config, load_config
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.node import Node
-from gateway.outputs import Output, view_of
 from gateway.config import Settings, validate
 from gateway.core import GatewayCore
+from gateway.outputs import Output, view_of
 from gateway.persist import StateStore
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
