@@ -185,6 +185,15 @@ class Broker:
                 capture_output=True,
             )
         os.chmod(passwords, 0o600)
+        # As docs/mqtt.md advises for a fleet: each gateway (user gwN, system id gwN) may
+        # only touch its own topics; the test's own user may touch everything.
+        acl = directory / "acl"
+        acl.write_text(
+            "user gateway\ntopic readwrite #\n\n"
+            "pattern readwrite moat-bms/%u/#\n"
+            "pattern readwrite homeassistant/+/%u/+/config\n"
+        )
+        os.chmod(acl, 0o600)
         self.config = directory / "mosquitto.conf"
         self.config.write_text(
             "\n".join(
@@ -195,6 +204,7 @@ class Broker:
                     "per_listener_settings false",
                     "allow_anonymous false",
                     f"password_file {passwords}",
+                    f"acl_file {acl}",
                     "persistence true",
                     f"persistence_location {directory}/",
                     f"log_dest file {self.log}",

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.mqtt import helpers
 from tests.mqtt.broker import Broker, Pki, make_pki, require_mosquitto
+
+
+@pytest.fixture(autouse=True)
+def close_simulators() -> Iterator[None]:
+    yield
+    while helpers.OPEN:
+        helpers.OPEN.pop().close()
 
 
 @pytest.fixture(scope="session")

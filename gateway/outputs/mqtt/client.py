@@ -20,6 +20,7 @@ discovery documentation prescribes.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import random
 import secrets
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = b"online", b"offline"
 SYNC_TIMEOUT_S = 5.0  # reading back the retained configs at connect
-TIMEOUT_S = 10.0  # one broker round trip (connect, subscribe, a QoS 1 publish)
+BATCH = 64  # retained messages published at once (each waits for its PUBACK)
 GOODBYE_S = 2.0  # the "offline" at a clean stop
 
 
@@ -134,6 +135,14 @@ class MqttOutput:
         self.status.queued = len(self._events)
         self._kick()
 
+    def _requeue(self, message: Message) -> None:
+        """Put back an event whose sending failed, unless newer ones filled the queue."""
+        if len(self._events) < self.settings.queue_size:
+            self._events.appendleft(message)
+        else:
+            self.status.dropped += 1
+        self.status.queued = len(self._events)
+
     def _retain(self, topic: str, payload: bytes) -> None:
         self._retained[topic] = payload
         self._dirty[topic] = None
@@ -198,7 +207,7 @@ class MqttOutput:
             protocol=protocol,
             will=aiomqtt.Will(self.topics.status, OFFLINE, qos=1, retain=True),
             keepalive=s.keepalive_s,
-            timeout=TIMEOUT_S,
+            timeout=s.timeout_s,
             tls_context=tls,
             # A fresh session each time: a command queued while we were away must not run
             # late, and the subscriptions are made anew at every connect anyway.
@@ -303,11 +312,11 @@ class MqttOutput:
         gone = discovery.stale(configs, (t for t in self._retained if t.startswith(prefix)))
         for topic in gone:
             await client.publish(topic, b"", qos=1, retain=True)
+            self.status.removed_configs += 1
         # A removed node's retained state goes too.
         removed = {discovery.node_of(t) for t in gone} - {None, *self.nodes}
         for node in sorted(n for n in removed if n is not None):
             await client.publish(self.topics.node(node), b"", qos=1, retain=True)
-        self.status.removed_configs += len(gone)
         if gone:
             log.info(
                 "mqtt: %d stale discovery configs removed (nodes gone: %s)",
@@ -323,33 +332,47 @@ class MqttOutput:
                 await self._wake.wait()
             # Events first: they are what happened; retained topics carry the newest anyway.
             while self._events:
-                message = self._events[0]
-                await client.publish(message.topic, message.payload, qos=qos)
-                self._events.popleft()  # only once the broker has it (QoS 1)
-                self.status.sent += 1
+                message = self._events.popleft()
                 self.status.queued = len(self._events)
-            while self._dirty:
-                topic = next(iter(self._dirty))
-                payload = self._retained[topic]
-                del self._dirty[topic]
                 try:
-                    await client.publish(topic, payload, qos=qos, retain=True)
+                    await client.publish(message.topic, message.payload, qos=qos)
                 except BaseException:
-                    self._dirty[topic] = None  # sent again after the reconnect
+                    self._requeue(message)  # sent again after the reconnect
                     raise
                 self.status.sent += 1
+            while self._dirty:
+                # A batch at once: the broker's acknowledgements overlap instead of costing
+                # a round trip each (paho sends them in this order).
+                batch = list(itertools.islice(self._dirty, BATCH))
+                for topic in batch:
+                    del self._dirty[topic]
+                try:
+                    async with anyio.create_task_group() as tg:
+                        for topic in batch:
+                            tg.start_soon(self._send_retained, client, topic, qos)
+                except BaseException:
+                    for topic in batch:  # sent again after the reconnect
+                        self._dirty.setdefault(topic, None)
+                    raise
                 if self._events:
                     break  # an event arrived meanwhile: it goes first
+
+    async def _send_retained(self, client: aiomqtt.Client, topic: str, qos: int) -> None:
+        await client.publish(topic, self._retained[topic], qos=qos, retain=True)
+        self.status.sent += 1
 
     async def _receive_loop(self, client: aiomqtt.Client) -> None:
         # Iterating also notices a lost connection when there is nothing to send.
         async for message in client.messages:
             if self.commands is not None and str(message.topic) == self.topics.command:
+                if not _bytes(message.payload):
+                    continue  # someone cleared a retained command: nothing to answer
                 await self._command(client, message)
 
     async def _command(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         assert self.commands is not None
         parsed: cmd.Command | None = None
+        ident = None
         try:
             parsed = cmd.parse(_bytes(message.payload), bool(message.retain))
             before = self.display_names()
@@ -362,6 +385,7 @@ class MqttOutput:
                 self._kick()
         except (ValueError, OSError) as exc:
             ok, text = False, str(exc)
+            ident = exc.ident if isinstance(exc, cmd.CommandError) else None
             log.warning("mqtt: command refused: %s", text)
         topic, properties = self.topics.reply, None
         props = message.properties
@@ -375,7 +399,7 @@ class MqttOutput:
                 properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 properties.CorrelationData = correlation
         await client.publish(
-            topic, cmd.reply(parsed, ok, text), qos=1, retain=False, properties=properties
+            topic, cmd.reply(parsed, ok, text, ident), qos=1, retain=False, properties=properties
         )
 
 

@@ -134,31 +134,42 @@ class Command:
         self.args = args
 
 
+class CommandError(ValueError):
+    """A command that is refused; ident is the requester's id when it could be read."""
+
+    def __init__(self, message: str, ident: Any = None) -> None:
+        super().__init__(message)
+        self.ident = ident
+
+
 def parse(payload: bytes, retained: bool) -> Command:
-    """The command in a message; ValueError saying what is wrong."""
-    if retained:
-        raise ValueError("retained commands are refused: they would run again at reconnect")
+    """The command in a message; CommandError saying what is wrong."""
     if len(payload) > MAX_COMMAND_BYTES:
-        raise ValueError(f"command larger than {MAX_COMMAND_BYTES} bytes")
+        raise CommandError(f"command larger than {MAX_COMMAND_BYTES} bytes")
     try:
         data = json.loads(payload)
     except ValueError:
-        raise ValueError('not JSON: send {"command": "full_charge", "id": "..."}') from None
+        raise CommandError('not JSON: send {"command": "full_charge", "id": "..."}') from None
     if not isinstance(data, dict):
-        raise ValueError("a command is a JSON object")
+        raise CommandError("a command is a JSON object")
     ident = data.get("id")
     if ident is not None and (not isinstance(ident, str | int) or len(str(ident)) > MAX_ID):
-        raise ValueError(f"id must be a string or integer of at most {MAX_ID} characters")
+        raise CommandError(f"id must be a string or integer of at most {MAX_ID} characters")
+    if retained:
+        raise CommandError(
+            "retained commands are refused: they would run again at reconnect", ident
+        )
     name = data.get("command")
     if name not in COMMANDS:
-        raise ValueError(
+        raise CommandError(
             f"unknown command {name!r}: over MQTT only {', '.join(COMMANDS)} "
-            "(relays and limits never)"
+            "(relays and limits never)",
+            ident,
         )
     allowed = {"command", "id"} | ({"name", "node"} if name == "set_name" else set())
     extra = sorted(set(data) - allowed)
     if extra:
-        raise ValueError(f"{name}: unknown keys {', '.join(extra)}")
+        raise CommandError(f"{name}: unknown keys {', '.join(extra)}", ident)
     return Command(name, ident, {k: v for k, v in data.items() if k in ("name", "node")})
 
 

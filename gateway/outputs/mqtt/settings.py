@@ -80,6 +80,13 @@ class MqttSettings(Section):
     keepalive_s: int = Field(
         30, ge=5, le=3600, description="MQTT keepalive: a silent broker is noticed after 1.5x, s"
     )
+    timeout_s: float = Field(
+        10.0,
+        ge=0.5,
+        le=300,
+        description="a connect or a QoS 1 publish not answered within this counts as a lost "
+        "connection, s",
+    )
     queue_size: int = Field(
         1000,
         ge=10,
