@@ -485,3 +485,41 @@ def test_cli_sim_publishes_and_its_will_says_offline(broker: Broker, tmp_path: P
             await w.wait(lambda: w.latest.get("moat-bms/sim/status") == b"offline", "the last will")
 
     anyio.run(main)
+
+
+def test_run_publishes_from_its_configuration(broker: Broker, tmp_path: Path) -> None:
+    """`moat-bms run` builds the output from `outputs.mqtt`; with no node on its (virtual)
+    bus the state it publishes says so: not valid, stopped, the node missing."""
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\n")
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"persistence:\n  state_file: {tmp_path / 'state.json'}\nweb:\n  enabled: false\n"
+        "outputs:\n  mqtt:\n"
+        f"    host: 127.0.0.1\n    port: {broker.port}\n    username: {USER}\n"
+        f"    password_file: {secret}\n    system_id: cellar\n    state_interval_s: 0.5\n"
+        f"    names_file: {tmp_path / 'names.json'}\n"
+    )
+    command = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
+    command += ["--interface", "virtual", "--channel", "mqtt-run-test"]
+
+    async def main() -> Watcher:
+        async with watching(broker, "moat-bms/cellar/#") as w:
+            process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ)
+            )
+            try:
+                await w.wait(lambda: "moat-bms/cellar/state" in w.latest, "the gateway's state", 30)
+            finally:
+                process.terminate()  # SIGTERM: a clean stop says "offline" itself
+                process.wait(10)
+                assert process.stderr is not None
+                process.stderr.close()
+            await w.wait(lambda: w.latest.get("moat-bms/cellar/status") == b"offline", "offline")
+            return w
+
+    w = anyio.run(main)
+    state = w.json("moat-bms/cellar/state")
+    assert state["valid"] is False and state["phase"] == "stopped"
+    assert "node_missing" in state["alarms"] or "battery_data_stale" in state["alarms"]
+    assert state["voltage_v"] is None  # unknown, not a stale number
