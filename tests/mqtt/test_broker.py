@@ -79,8 +79,8 @@ def test_discovery_state_and_events(broker: Broker, tmp_path: Path) -> None:
     async def main() -> Watcher:
         async with watching(broker) as w:
             async with running(output):
-                await w.wait(lambda: w.latest.get(STATUS) == b"online", "online")
                 await drive(sim, 40)
+                await w.wait(lambda: w.latest.get(STATUS) == b"online", "online")
                 await w.wait(lambda: STATE in w.latest and nodes_seen(w), "state and nodes")
                 # Commands are off: one sent anyway is neither answered nor acted on.
                 await send(broker, f"{BASE}/command", {"command": "full_charge"})
@@ -178,7 +178,6 @@ def test_commands(broker: Broker, tmp_path: Path) -> None:
         # would run again at every reconnect.
         await send(broker, f"{BASE}/command", {"command": "balance", "id": "r"}, retain=True)
         async with watching(broker) as w, running(output):
-            await w.wait(lambda: w.latest.get(STATUS) == b"online", "online")
             await w.wait(lambda: reply_to(w, "r") is not None, "the retained command's reply")
             refused = reply_to(w, "r")
             assert refused is not None and not refused["ok"] and "retained" in refused["message"]
@@ -289,6 +288,24 @@ def test_broker_restart_keeps_retained_state(broker: Broker, tmp_path: Path) -> 
     anyio.run(main)
     assert timing.worst_publish < PUBLISH_BOUND_S
     assert output.status.failures >= 1
+
+
+def test_status_says_offline_when_the_gateway_stops_ticking(broker: Broker, tmp_path: Path) -> None:
+    """Stale data means stop: with no new state the retained one is not the present."""
+    settings = mqtt_settings(broker, tmp_path)
+    sim, output = simulator(settings)
+    output.stale_s = 0.5
+
+    async def main() -> None:
+        async with watching(broker, STATUS) as w, running(output):
+            await drive(sim, 4)
+            await w.wait(lambda: w.latest.get(STATUS) == b"online", "online")
+            await w.wait(lambda: w.latest.get(STATUS) == b"offline", "offline: no ticks")
+            await drive(sim, 1)
+            await w.wait(lambda: w.latest.get(STATUS) == b"online", "online again")
+
+    anyio.run(main)
+    assert output.status.connects == 1
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])

@@ -6,10 +6,11 @@ newest payload, so a long outage costs no memory and a reconnect sends the prese
 history; events wait in a bounded queue that drops its oldest (counted in status.dropped).
 
 `run()` connects (TLS, user name and password, client certificate as configured) with a
-last will of "offline" (retained) on the status topic, says "online" once connected, and
-reconnects with a doubling back-off. A broker that is slow or gone delays only this task,
-never a tick. A refused connection (a wrong password) is logged once per distinct reason
-and kept in `status.last_error`.
+last will of "offline" (retained) on the status topic, says "online" once connected while
+views arrive ("offline" again when none came for STALE_S: the gateway is not ticking, its
+last state is not the present one), and reconnects with a doubling back-off. A broker that
+is slow or gone delays only this task, never a tick. A refused connection (a wrong
+password) is logged once per distinct reason and kept in `status.last_error`.
 
 At each connect the client reads back its own retained discovery configs (and, the first
 time, its last retained state for the energy totals): configs that the topology no longer
@@ -22,9 +23,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import random
 import secrets
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -54,6 +57,9 @@ ONLINE, OFFLINE = b"online", b"offline"
 SYNC_TIMEOUT_S = 5.0  # reading back the retained configs at connect
 BATCH = 64  # retained messages published at once (each waits for its PUBACK)
 GOODBYE_S = 2.0  # the "offline" at a clean stop
+# No view for this long (wall clock) means the gateway is not ticking: the status says
+# "offline", so that nobody takes the last retained state for the present one.
+STALE_S = 10.0
 
 
 @dataclass
@@ -85,9 +91,12 @@ class MqttOutput:
         settings: MqttSettings,
         nodes: Mapping[int, int],
         commands: cmd.CommandTarget | None = None,
+        *,
+        stale_s: float = STALE_S,
     ) -> None:
         """`nodes` maps each configured node to its cell count; `commands` is what MQTT
-        commands act on (needed when settings.commands is on)."""
+        commands act on (needed when settings.commands is on); no view for `stale_s`
+        (wall clock) turns the status offline."""
         if settings.commands and commands is None:
             raise ValueError("outputs.mqtt.commands is on but nothing to command was given")
         self.settings = settings
@@ -107,6 +116,9 @@ class MqttOutput:
         self._dirty: dict[str, None] = {}
         self._events: deque[Message] = deque()
         self._wake: anyio.Event | None = None
+        self.stale_s = stale_s
+        self._last_view: float | None = None  # time.monotonic() of the newest view
+        self._announced: bytes | None = None  # what the status topic says (this connection)
         self._energy_restored = False
         self._reported_error = ""
         self._set_retained_info()
@@ -115,6 +127,9 @@ class MqttOutput:
 
     def publish(self, view: BatteryView) -> None:
         """Queue what is due after this tick. No I/O; never raises."""
+        self._last_view = time.monotonic()
+        if self._announced != ONLINE:
+            self._kick()
         try:
             messages = self.publisher.offer(view)
         except Exception:  # a bug here must not reach the tick loop
@@ -266,7 +281,7 @@ class MqttOutput:
         """After connecting: read back what is retained, remove stale configs, say online,
         and send every retained topic's newest payload."""
         await self._read_back(client)
-        await client.publish(self.topics.status, ONLINE, qos=1, retain=True)
+        self._announced = None  # the send loop says online (or offline: not ticking)
         self._dirty = dict.fromkeys(self._retained)
         if self.commands is not None:
             await client.subscribe(self.topics.command, qos=1)
@@ -324,12 +339,27 @@ class MqttOutput:
                 sorted(n for n in removed if n is not None) or "none",
             )
 
+    def _fresh(self) -> float:
+        """Seconds until the newest view is stale (<= 0: stale or none yet)."""
+        if self._last_view is None:
+            return 0.0
+        return self._last_view + self.stale_s - time.monotonic()
+
     async def _send_loop(self, client: aiomqtt.Client) -> None:
         qos = self.settings.qos
         while True:
+            fresh = self._fresh()
+            status = ONLINE if fresh > 0 else OFFLINE
+            if status != self._announced:
+                await client.publish(self.topics.status, status, qos=1, retain=True)
+                if status == OFFLINE and self._last_view is not None:
+                    log.warning("mqtt: no battery state for %g s: status offline", self.stale_s)
+                self._announced = status
             if not self._dirty and not self._events:
                 self._wake = anyio.Event()
-                await self._wake.wait()
+                with anyio.move_on_after(fresh if fresh > 0 else math.inf):
+                    await self._wake.wait()
+                continue
             # Events first: they are what happened; retained topics carry the newest anyway.
             while self._events:
                 message = self._events.popleft()
@@ -411,8 +441,10 @@ def _bytes(payload: object) -> bytes:
     return str(payload).encode()
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
     """A failure in words: what the broker refused, or what went wrong on the way."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # a task group's: the first failure says it
     if isinstance(exc, MqttConnectError):
         return f"broker refused the connection: {exc}"
     if isinstance(exc, ssl.SSLError):
