@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 EXIT_CHECK_FAILED = 1
 REDRAW_S = 0.25  # the terminal view, wall seconds
-YIELD_S = 0.02  # at --speed max, let the web page run this often (wall seconds)
+YIELD_S = 0.02  # at --speed max (or behind), let the web page run this often (wall seconds)
 
 
 def add_subparser(subparsers: Any) -> None:
@@ -265,11 +265,12 @@ class Runner:
         while sim.t < end - 1e-9:
             sim.step()
             now = time.monotonic()
-            if not math.isinf(speed):
-                ahead = (sim.t - sim0) / speed - (now - wall0)
-                if ahead > 0:
-                    await anyio.sleep(ahead)
+            ahead = -math.inf if math.isinf(speed) else (sim.t - sim0) / speed - (now - wall0)
+            if ahead > 0:
+                await anyio.sleep(ahead)
             elif now >= next_yield:
+                # At --speed max, or behind the wall clock on a busy machine: the web page
+                # and the outputs (MQTT) still get their turn.
                 next_yield = now + YIELD_S
                 await anyio.sleep(0)
             if live is not None and now >= next_draw:

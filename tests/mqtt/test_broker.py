@@ -68,6 +68,20 @@ async def send(broker: Broker, topic: str, payload: Any, **kwargs: Any) -> None:
         await c.publish(topic, body, qos=1, **kwargs)
 
 
+async def wait_or_show(
+    process: subprocess.Popen[bytes], w: Watcher, condition: Any, what: str
+) -> None:
+    """Wait (30 s at most) for a subprocess's messages; failing, show what it said."""
+    try:
+        await w.wait(condition, what, timeout=30)
+    except TimeoutError:
+        process.kill()
+        assert process.stderr is not None
+        raise AssertionError(
+            f"{what}: not seen; stderr: {process.stderr.read().decode()}"
+        ) from None
+
+
 def nodes_seen(w: Watcher) -> bool:
     return all(f"{BASE}/node/{n}" in w.latest for n in range(4))
 
@@ -492,7 +506,6 @@ def test_cli_sim_publishes_and_its_will_says_offline(broker: Broker, tmp_path: P
                         and "homeassistant/sensor/sim/soc/config" in w.latest
                     ),
                     "the simulator's state",
-                    timeout=30,
                 )
             finally:
                 process.send_signal(signal.SIGKILL)

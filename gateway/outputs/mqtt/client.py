@@ -40,6 +40,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway import __version__
 from gateway.outputs.mqtt import commands as cmd
 from gateway.outputs.mqtt import discovery, payloads
 from gateway.outputs.mqtt.publisher import Message, Publisher, energy_from_state
@@ -176,8 +177,6 @@ class MqttOutput:
             configs = discovery.all_configs(self.topics, names, self.nodes, self.settings.cells)
             for topic, config in configs:
                 self._retain(topic, payloads.encode(config))
-        from gateway import __version__  # noqa: PLC0415 -- the package's own
-
         info = payloads.info(
             names.gateway, self.topics.system_id, __version__, self.nodes, self.commands is not None
         )
