@@ -133,10 +133,7 @@ def add_mqtt(sim: SimSystem, url: str, system_id: str, commands: bool, state_dir
         )
     except ValidationError as exc:
         raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
-    host = SimHost(sim)
-    sim.outputs.append(
-        output_for(mqtt, sim.settings.battery.topology, lambda: sim.core, host.clock)
-    )
+    sim.outputs.append(output_for(mqtt, sim.settings.battery.topology, lambda: sim.core, sim.now))
 
 
 class SimHost:

@@ -310,3 +310,10 @@ def test_defaults_and_host_names(tmp_path: Path) -> None:
     assert with_file.read_password() == "hunter2"
     with pytest.raises(ValueError, match="password_file: cannot read"):
         MqttSettings(username="u", password_file=tmp_path / "none").read_password()
+
+
+def test_sim_refuses_a_bad_broker_url(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main  # noqa: PLC0415
+
+    assert main(["sim", "--mqtt", "http://broker", "--no-web", "--duration", "1"]) == 2
+    assert "--mqtt: 'http://broker': use mqtt://host[:port]" in capsys.readouterr().err
