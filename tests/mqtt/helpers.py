@@ -76,6 +76,26 @@ async def watch(
             watcher.on(message)
 
 
+def retained_now(broker: Broker, topic: str, timeout: float = 5.0) -> bytes | None:
+    """The retained payload of a topic, read synchronously (blocking the event loop, so that
+    nothing else in this process can publish meanwhile); None when there is none."""
+    import paho.mqtt.client as paho  # noqa: PLC0415
+
+    got: list[bytes] = []
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.username_pw_set(USER, PASSWORD)
+    client.on_message = lambda _c, _u, message: got.append(message.payload)
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe(topic, qos=1)
+    deadline = time.monotonic() + timeout
+    try:
+        while not got and time.monotonic() < deadline:
+            client.loop(0.05)
+    finally:
+        client.disconnect()
+    return got[0] if got else None
+
+
 def mqtt_settings(broker: Broker, tmp: Path, **extra: Any) -> MqttSettings:
     data: dict[str, Any] = {
         "host": "127.0.0.1",

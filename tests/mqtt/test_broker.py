@@ -32,6 +32,7 @@ from tests.mqtt.helpers import (
     Watcher,
     drive,
     mqtt_settings,
+    retained_now,
     simulator,
     timed,
     watch,
@@ -283,6 +284,9 @@ def test_broker_restart_keeps_retained_state(broker: Broker, tmp_path: Path) -> 
             await drive(sim, 40, timing)  # the gateway goes on while the broker is away
             assert not output.status.connected
             broker.start()
+            # Before the gateway can reconnect (this blocks the loop): the broker kept it.
+            kept = retained_now(broker, STATE)
+            assert kept is not None and json.loads(kept)["time"] == before["time"]
             await drive(sim, 4, timing)
             with anyio.fail_after(15):
                 while output.status.connects < 2 or not output.status.connected:

@@ -149,6 +149,10 @@ def test_state_at_its_interval_and_at_once_on_a_phase_or_alarm_change(
     assert topics(at(view, t0 + 8, phase=other, alarms=alarms)) == [TOPICS.state]
     nodes = [TOPICS.node(n) for n in range(4)]
     assert topics(at(view, t0 + 30, phase=other, alarms=alarms)) == [TOPICS.state, *nodes]
+    # The clock goes back an hour (NTP): the topics go on, not silent for an hour.
+    back = at(view, t0 + 31 - 3600, phase=other, alarms=alarms)
+    assert topics(back) == [TOPICS.state, *nodes]
+    assert topics(at(view, t0 + 32 - 3600, phase=other, alarms=alarms)) == []
     event = Event(t0, EventKind.USER, "hello")
     messages = publisher.offer(dataclasses.replace(at(view, t0 + 31), events=(event,)))
     assert messages[0].topic == TOPICS.event and not messages[0].retain

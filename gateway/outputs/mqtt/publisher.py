@@ -1,7 +1,8 @@
 """What the MQTT output publishes after a tick: pure, driven by the view's time.
 
 The state goes out every state_interval_s and at once when the phase or the alarms change;
-the nodes every node_interval_s; each event as it happens. The energy counters integrate
+the nodes every node_interval_s; each event as it happens. The intervals run on the view's
+time (the gateway's clock); a clock that goes back restarts them. The energy counters integrate
 the terminal power between views (trapezoid rule), each step clamped like the SoC count so
 that a pause or a clock jump adds nothing.
 """
@@ -60,12 +61,12 @@ class Publisher:
         ]
         now = view.time
         shown = (view.decision.phase, view.decision.alarms)
-        if now >= self._next_state or shown != self._shown:
+        if _due(now, self._next_state, self.state_interval_s) or shown != self._shown:
             self._next_state = now + self.state_interval_s
             self._shown = (shown[0], dict(shown[1]))
             state = payloads.state(view, self.energy)
             messages.append(Message(self.topics.state, payloads.encode(state), retain=True))
-        if now >= self._next_nodes:
+        if _due(now, self._next_nodes, self.node_interval_s):
             self._next_nodes = now + self.node_interval_s
             messages += self.nodes(view)
         return messages
@@ -100,6 +101,12 @@ class Publisher:
             self.energy.charged_kwh + earlier.charged_kwh,
             self.energy.discharged_kwh + earlier.discharged_kwh,
         )
+
+
+def _due(now: float, next_at: float, interval: float) -> bool:
+    """Time for the next one; also when the clock went back (NTP), which would otherwise
+    silence the topic for as long as it jumped."""
+    return now >= next_at or now < next_at - interval
 
 
 def energy_from_state(payload: bytes) -> payloads.Energy | None:
