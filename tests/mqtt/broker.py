@@ -162,67 +162,20 @@ def make_pki(directory: Path) -> Pki:
     return pki
 
 
-class Broker:
-    """One mosquitto process; stop() and start() again keep its ports and retained store."""
+class Mosquitto:
+    """One mosquitto process with a configuration written here; stop() and start() again
+    keep its ports and retained store."""
 
-    def __init__(self, directory: Path, pki: Pki, executable: str) -> None:
+    def __init__(self, directory: Path, executable: str, port: int, lines: list[str]) -> None:
         self.directory = directory
         self.executable = executable
-        self.port = free_port()
-        self.tls_port = free_port()
+        self.port = port
         self.log = directory / "mosquitto.log"
-        passwords = directory / "passwords"
-        passwords.touch(mode=0o600)
-        subprocess.run(
-            ["mosquitto_passwd", "-b", str(passwords), USER, PASSWORD],
-            check=True,
-            capture_output=True,
-        )
-        for n in range(10):  # the fleet test's gateways, each with its own account
-            subprocess.run(
-                ["mosquitto_passwd", "-b", str(passwords), f"gw{n}", f"pw{n}"],
-                check=True,
-                capture_output=True,
-            )
-        os.chmod(passwords, 0o600)
-        # As docs/mqtt.md advises for a fleet: each gateway (user gwN, system id gwN) may
-        # only touch its own topics; the test's own user may touch everything.
-        acl = directory / "acl"
-        acl.write_text(
-            "user gateway\ntopic readwrite #\n\n"
-            "pattern readwrite moat-bms/%u/#\n"
-            "pattern readwrite homeassistant/+/%u/+/config\n"
-        )
-        os.chmod(acl, 0o600)
         self.config = directory / "mosquitto.conf"
-        self.config.write_text(
-            "\n".join(
-                [
-                    # Started as root, mosquitto would switch to the user "mosquitto", which
-                    # cannot read this directory: stay who we are.
-                    f"user {pwd.getpwuid(os.getuid()).pw_name}",
-                    "per_listener_settings false",
-                    "allow_anonymous false",
-                    f"password_file {passwords}",
-                    f"acl_file {acl}",
-                    "persistence true",
-                    f"persistence_location {directory}/",
-                    f"log_dest file {self.log}",
-                    "log_type error",
-                    "log_type warning",
-                    "log_type notice",
-                    "log_type information",
-                    "max_queued_messages 100000",
-                    f"listener {self.port} 127.0.0.1",
-                    f"listener {self.tls_port} 127.0.0.1",
-                    f"cafile {pki.ca}",
-                    f"certfile {pki.server_cert}",
-                    f"keyfile {pki.server_key}",
-                    "require_certificate true",
-                    "",
-                ]
-            )
-        )
+        # Started as root, mosquitto would switch to the user "mosquitto", which cannot read
+        # this directory: stay who we are.
+        user = pwd.getpwuid(os.getuid()).pw_name
+        self.config.write_text("\n".join([f"user {user}", f"log_dest file {self.log}", *lines, ""]))
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -280,3 +233,94 @@ class Broker:
             return self.log.read_text(errors="replace")
         except OSError:
             return ""
+
+
+class Broker(Mosquitto):
+    """The central broker of the tests: accounts, ACL, persistence, a TLS listener."""
+
+    def __init__(self, directory: Path, pki: Pki, executable: str) -> None:
+        self.tls_port = free_port()
+        passwords = directory / "passwords"
+        passwords.touch(mode=0o600)
+        subprocess.run(
+            ["mosquitto_passwd", "-b", str(passwords), USER, PASSWORD],
+            check=True,
+            capture_output=True,
+        )
+        for n in range(10):  # the fleet test's gateways, each with its own account
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(passwords), f"gw{n}", f"pw{n}"],
+                check=True,
+                capture_output=True,
+            )
+        os.chmod(passwords, 0o600)
+        # As docs/mqtt.md advises for a fleet: each gateway (user gwN, system id gwN) may
+        # only touch its own topics; the test's own user may touch everything.
+        acl = directory / "acl"
+        acl.write_text(
+            "user gateway\ntopic readwrite #\n\n"
+            "pattern readwrite moat-bms/%u/#\n"
+            "pattern readwrite homeassistant/+/%u/+/config\n"
+        )
+        os.chmod(acl, 0o600)
+        super().__init__(
+            directory,
+            executable,
+            free_port(),
+            [
+                "per_listener_settings false",
+                "allow_anonymous false",
+                f"password_file {passwords}",
+                f"acl_file {acl}",
+                "persistence true",
+                f"persistence_location {directory}/",
+                "max_queued_messages 100000",
+            ],
+        )
+        self.config.write_text(
+            self.config.read_text()
+            + "\n".join(
+                [
+                    f"listener {self.port} 127.0.0.1",
+                    f"listener {self.tls_port} 127.0.0.1",
+                    f"cafile {pki.ca}",
+                    f"certfile {pki.server_cert}",
+                    f"keyfile {pki.server_key}",
+                    "require_certificate true",
+                    "",
+                ]
+            )
+        )
+
+
+class SiteBroker(Mosquitto):
+    """A site's own mosquitto (anonymous, localhost) bridged over TLS, with a client
+    certificate and the site's account, to a central broker: the bridge of docs/mqtt.md."""
+
+    def __init__(
+        self, directory: Path, pki: Pki, executable: str, central: Broker, site: str, password: str
+    ) -> None:
+        port = free_port()
+        super().__init__(
+            directory,
+            executable,
+            port,
+            [
+                f"listener {port} 127.0.0.1",
+                "allow_anonymous true",
+                "connection central",
+                f"address 127.0.0.1:{central.tls_port}",
+                "bridge_protocol_version mqttv311",
+                f"bridge_cafile {pki.ca}",
+                f"bridge_certfile {pki.client_cert}",
+                f"bridge_keyfile {pki.client_key}",
+                f"remote_clientid site-{site}",
+                f"remote_username {site}",
+                f"remote_password {password}",
+                "cleansession false",
+                f"notification_topic moat-bms/{site}/bridge",
+                f"topic moat-bms/{site}/# out 1",
+                f"topic homeassistant/+/{site}/# out 1",
+                f"topic moat-bms/{site}/command in 1",
+            ],
+        )

@@ -26,7 +26,7 @@ from gateway.limits import Alarm
 from gateway.outputs.mqtt import discovery
 from gateway.outputs.mqtt.client import MqttOutput
 from tests.mqtt import hass
-from tests.mqtt.broker import PASSWORD, USER, Broker, Pki
+from tests.mqtt.broker import PASSWORD, USER, Broker, Pki, SiteBroker
 from tests.mqtt.helpers import (
     Timing,
     Watcher,
@@ -559,3 +559,37 @@ def test_run_publishes_from_its_configuration(broker: Broker, tmp_path: Path) ->
     assert state["valid"] is False and state["phase"] == "stopped"
     assert "node_missing" in state["alarms"] or "battery_data_stale" in state["alarms"]
     assert state["voltage_v"] is None  # unknown, not a stale number
+
+
+def test_a_site_broker_bridged_to_the_central_one(broker: Broker, tmp_path: Path, pki: Pki) -> None:
+    """docs/mqtt.md's bridge: the gateway publishes to its site's mosquitto, which forwards
+    its topics over TLS, with the site's account and certificate, to the central broker,
+    whose ACL admits only the site's own topics."""
+    directory = tmp_path / "site"
+    directory.mkdir()
+    site = SiteBroker(directory, pki, broker.executable, broker, "gw3", "pw3")
+    site.start()
+    try:
+        settings = mqtt_settings(
+            broker, tmp_path, port=site.port, username=None, password=None, system_id="gw3"
+        )
+        sim, output = simulator(settings)
+
+        async def main() -> Watcher:
+            async with watching(broker, "moat-bms/#", "homeassistant/#") as w, running(output):
+                await drive(sim, 12)
+                await w.wait(
+                    lambda: (
+                        "moat-bms/gw3/state" in w.latest
+                        and w.latest.get("moat-bms/gw3/status") == b"online"
+                        and "homeassistant/sensor/gw3/soc/config" in w.latest
+                    ),
+                    "the site's gateway on the central broker",
+                )
+                return w
+
+        w = anyio.run(main)
+    finally:
+        site.stop()
+    assert w.latest.get("moat-bms/gw3/bridge") == b"1"  # the bridge's own state
+    assert w.json("moat-bms/gw3/info")["system_id"] == "gw3"
