@@ -212,7 +212,7 @@ class MqttOutput:
                 tls.load_cert_chain(str(s.tls.cert_file), str(s.tls.key_file))
         v5 = s.protocol == "5"
         protocol = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.broker_port,
             username=s.username,
@@ -229,6 +229,9 @@ class MqttOutput:
             clean_session=None if v5 else True,
             logger=logging.getLogger(f"{__name__}.paho"),
         )
+        # aiomqtt warns above 10 publishes in flight; a batch has more by design.
+        client.pending_calls_threshold = 2 * BATCH
+        return client
 
     async def _session(self) -> None:
         client = self._client()
@@ -450,6 +453,14 @@ def _reason(exc: BaseException) -> str:
         return f"TLS: {exc.reason or exc}"
     if isinstance(exc, ValueError):  # the password file
         return str(exc)
+    if isinstance(exc, aiomqtt.MqttError):
+        text = str(exc)
+        if text.startswith("Disconnected"):
+            cause = exc.__cause__
+            return f"connection lost ({cause})" if cause and str(cause) else "connection lost"
+        if "Errno" in text or "timed out" in text.lower():
+            return f"cannot connect: {text}"
+        return text
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
 
