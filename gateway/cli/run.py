@@ -45,6 +45,17 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID
+    mqtt = settings.outputs.mqtt
+    if mqtt is not None:
+        from gateway.outputs.mqtt.settings import check_files  # noqa: PLC0415
+
+        try:
+            check_files(mqtt)
+        except ValueError as exc:
+            print(
+                f"{args.config or 'command line'}: invalid configuration\n  {exc}", file=sys.stderr
+            )
+            return EXIT_INVALID
     from gateway.service import Gateway  # noqa: PLC0415 -- keeps `--help` fast
 
     web = None
@@ -53,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
 
         web = serve
     gateway = Gateway(settings, config_path=args.config)
-    mqtt = settings.outputs.mqtt
     if mqtt is not None:
         from gateway.outputs.mqtt.client import output_for  # noqa: PLC0415 -- only when used
 

@@ -321,3 +321,21 @@ def test_sim_refuses_a_bad_broker_url(capsys: pytest.CaptureFixture[str]) -> Non
 
     assert main(["sim", "--mqtt", "http://broker", "--no-web", "--duration", "1"]) == 2
     assert "--mqtt: 'http://broker': use mqtt://host[:port]" in capsys.readouterr().err
+
+
+def test_run_refuses_unreadable_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main  # noqa: PLC0415
+
+    config = tmp_path / "gw.yaml"
+    bus = ["--interface", "virtual", "--channel", "mqtt-check"]
+    config.write_text(
+        f"outputs:\n  mqtt:\n    username: u\n    password_file: {tmp_path / 'missing'}\n"
+    )
+    assert main(["run", "--config", str(config), *bus]) == 2
+    err = capsys.readouterr().err
+    assert "outputs.mqtt.password_file: cannot read" in err and "missing" in err
+    config.write_text(f"outputs:\n  mqtt:\n    tls:\n      ca_file: {tmp_path / 'ca.pem'}\n")
+    assert main(["run", "--config", str(config), *bus]) == 2
+    assert "outputs.mqtt.tls.ca_file: cannot read" in capsys.readouterr().err

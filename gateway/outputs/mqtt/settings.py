@@ -162,6 +162,25 @@ class MqttSettings(Section):
         return lines[0] if lines else ""
 
 
+def check_files(settings: MqttSettings, key: str = "outputs.mqtt") -> None:
+    """At start: the password file and the TLS files can be read (ValueError naming the key
+    and the reason otherwise). `config check` leaves this out: it may run elsewhere."""
+    settings.read_password()
+    if settings.tls is None:
+        return
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(settings.tls, name)
+        if path is None:
+            continue
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise ValueError(
+                f"{key}.tls.{name}: cannot read {path}: {exc.strerror or exc}"
+            ) from None
+
+
 def host_system_id(hostname: str) -> str:
     """A host name as a topic level: lowercase, other characters as '-', at most 64."""
     text = re.sub(r"[^a-z0-9_-]+", "-", hostname.split(".", maxsplit=1)[0].lower()).strip("-")
