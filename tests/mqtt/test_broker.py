@@ -1,6 +1,8 @@
 """The MQTT output against a real mosquitto, with the simulator as the gateway and a second
-client watching: discovery, state, events, commands, a restarting broker, a wrong password,
-a hung broker, TLS with a client certificate, ten gateways on one broker, the CLI."""
+client watching: discovery, state, events, commands, a restarting broker, the status when
+the gateway stops ticking, a wrong password, a hung broker, TLS with a client certificate,
+ten gateways on one broker, a removed node, a bridged site broker, `moat-bms sim --mqtt`
+and `moat-bms run` with an `outputs.mqtt` section."""
 
 from __future__ import annotations
 
