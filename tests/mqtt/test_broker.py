@@ -595,3 +595,27 @@ def test_a_site_broker_bridged_to_the_central_one(broker: Broker, tmp_path: Path
         site.stop()
     assert w.latest.get("moat-bms/gw3/bridge") == b"1"  # the bridge's own state
     assert w.json("moat-bms/gw3/info")["system_id"] == "gw3"
+
+
+def test_energy_totals_go_on_from_the_retained_state(broker: Broker, tmp_path: Path) -> None:
+    """A restarted gateway continues its energy counters from its last retained state, so
+    Home Assistant's total_increasing sensors see no reset."""
+    settings = mqtt_settings(broker, tmp_path, state_interval_s=1.0)
+    sim, output = simulator(settings)
+    earlier = {"energy_charged_kwh": 812.5, "energy_discharged_kwh": 790.25}
+
+    async def main() -> Watcher:
+        await send(broker, STATE, earlier, retain=True)
+        async with watching(broker, STATE) as w, running(output):
+            with anyio.fail_after(10):
+                while not output.status.connected:
+                    await anyio.sleep(0.02)
+            await drive(sim, 10)
+            await w.wait(
+                lambda: STATE in w.latest and "valid" in w.json(STATE), "a state of this run"
+            )
+            return w
+
+    state = anyio.run(main).json(STATE)
+    assert 812.5 <= state["energy_charged_kwh"] < 812.6
+    assert 790.25 <= state["energy_discharged_kwh"] < 790.4
