@@ -20,6 +20,7 @@ help:
 	@echo "make soak       a simulated week with 4 nodes, then the long fuzz run (about an hour)"
 	@echo "make codec      regenerate the codecs from dbc/"
 	@echo "make docs       regenerate docs generated from dbc/ and the config schema"
+	@echo "make mqtt-broker install Debian's mosquitto for the MQTT tests (service off)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
