@@ -8,8 +8,8 @@ PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.installed
 
-.PHONY: help install browser dbus test lint typecheck pytest test-mpy bench soak codec docs \
-	check-generated golden \
+.PHONY: help install browser dbus mqtt-broker test lint typecheck pytest test-mpy bench \
+	soak codec docs check-generated golden \
 	demo screenshot clean
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make codec      regenerate the codecs from dbc/"
 	@echo "make docs       regenerate docs generated from dbc/ and the config schema"
 	@echo "make golden     re-record the frame logs test_golden.py compares (frames meant to change)"
+	@echo "make mqtt-broker install Debian's mosquitto for the MQTT tests (service off)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,12 @@ browser:
 dbus:
 	@sh .ci/install-dbus || echo "make: no dbus-daemon: the D-Bus tests in tests/venus will be skipped"
 
+# Debian's mosquitto for the MQTT tests and benchmark (the tests start their own broker on a
+# free port; the system service stays off). Without it those tests are skipped, saying why;
+# CI requires them (.ci/run).
+mqtt-broker:
+	@sh .ci/install-mosquitto || echo "make: no mosquitto: tests/mqtt will be skipped"
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -66,7 +73,7 @@ typecheck: $(INSTALLED)
 pytest: install
 	$(BIN)/pytest -n 2 --dist loadfile
 
-test: install browser dbus lint typecheck pytest
+test: install browser dbus mqtt-broker lint typecheck pytest
 
 # The firmware suite on real MicroPython (the official WebAssembly port under node). pytest
 # runs it too (tests/firmware/test_micropython.py); this target runs it alone.
@@ -75,7 +82,7 @@ test-mpy: install
 
 # Speed and memory figures next to their references (docs/performance.md). Benchmarks time
 # things; tests never do.
-bench: install
+bench: install mqtt-broker
 	$(PY) -m benchmarks.run
 
 # Reliability beyond `make test` (docs/safety.md): a simulated week of daily cycles with four

@@ -139,6 +139,12 @@ class GatewayCore:
         self.controller.request_full_charge()
         self.events.add(now, EventKind.USER, "full charge requested")
 
+    def request_balancing(self, now: float) -> None:
+        """A balancing run. Balancing acts at the top of the charge (strategy/balancing.py), so
+        it is a full charge, whose absorption hold gives the balancers time."""
+        self.controller.request_full_charge()
+        self.events.add(now, EventKind.USER, "balancing run requested (a full charge)")
+
     def set_soc(self, percent: float, now: float) -> None:
         self.soc_state = self.soc.set_soc(percent)
         self.events.add(now, EventKind.USER, f"SoC set to {percent:.1f} %")

@@ -45,6 +45,17 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID
+    mqtt = settings.outputs.mqtt
+    if mqtt is not None:
+        from gateway.outputs.mqtt.settings import check_files  # noqa: PLC0415
+
+        try:
+            check_files(mqtt)
+        except ValueError as exc:
+            print(
+                f"{args.config or 'command line'}: invalid configuration\n  {exc}", file=sys.stderr
+            )
+            return EXIT_INVALID
     from gateway.runtime.service import Gateway  # noqa: PLC0415 -- keeps `--help` fast
 
     web = None
@@ -56,5 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
     outputs = build_outputs(settings, settings.persistence.state_file)
     gateway = Gateway(settings, config_path=args.config, outputs=outputs)
+    if mqtt is not None:
+        from gateway.runtime.outputs import mqtt_output  # noqa: PLC0415 -- only when used
+
+        gateway.outputs.append(
+            mqtt_output(mqtt, settings.battery.topology, lambda: gateway.core, gateway.clock)
+        )
     anyio.run(gateway.run, web)  # SIGINT/SIGTERM end it cleanly, state saved
     return 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 EXIT_CHECK_FAILED = 1
 REDRAW_S = 0.25  # the terminal view, wall seconds
-YIELD_S = 0.02  # at --speed max, let the web page run this often (wall seconds)
+YIELD_S = 0.02  # at --speed max (or behind), let the web page run this often (wall seconds)
 
 
 def add_subparser(subparsers: Any) -> None:
@@ -83,6 +84,20 @@ def add_subparser(subparsers: Any) -> None:
         "--no-view", action="store_true", help="no live view: a status line per simulated hour"
     )
     parser.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish to this MQTT broker: mqtt://[user:password@]host[:port] (mqtts:// for "
+        "TLS), with Home Assistant discovery (docs/mqtt.md)",
+    )
+    parser.add_argument(
+        "--mqtt-id", default="sim", help="the simulated gateway's system id in topics (sim)"
+    )
+    parser.add_argument(
+        "--mqtt-commands",
+        action="store_true",
+        help="accept the MQTT commands (full_charge, balance, set_name)",
+    )
+    parser.add_argument(
         "--state-dir", type=Path, help="where the gateway keeps its state (default: a temp dir)"
     )
     parser.add_argument(
@@ -110,6 +125,23 @@ def _speed(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
     return value
+
+
+def add_mqtt(sim: SimSystem, url: str, system_id: str, commands: bool, state_dir: Path) -> None:
+    """Publish the simulated gateway to the broker at `url` (ValueError when it is wrong)."""
+    from gateway.outputs.mqtt.settings import settings_from_url  # noqa: PLC0415
+    from gateway.runtime.outputs import mqtt_output  # noqa: PLC0415
+
+    try:
+        mqtt = settings_from_url(
+            url,
+            system_id=system_id,
+            commands=commands,
+            names_file=str(state_dir / "mqtt-names.json"),
+        )
+    except ValidationError as exc:
+        raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
+    sim.outputs.append(mqtt_output(mqtt, sim.settings.battery.topology, lambda: sim.core, sim.now))
 
 
 class SimHost:
@@ -179,6 +211,12 @@ def run(args: argparse.Namespace) -> int:
         )
         stack.callback(sim.close)
         sim.outputs.extend(build_outputs(sim.settings, state_dir / "state.json"))
+        if args.mqtt:
+            try:
+                add_mqtt(sim, args.mqtt, args.mqtt_id, args.mqtt_commands, state_dir)
+            except ValueError as exc:
+                print(f"moat-bms sim: --mqtt: {exc}", file=sys.stderr)
+                return 2
         runner = Runner(sim, scenario, record, args, console, view)
         try:
             anyio.run(runner.main, duration)
@@ -240,11 +278,12 @@ class Runner:
         while sim.t < end - 1e-9:
             sim.step()
             now = time.monotonic()
-            if not math.isinf(speed):
-                ahead = (sim.t - sim0) / speed - (now - wall0)
-                if ahead > 0:
-                    await anyio.sleep(ahead)
+            ahead = -math.inf if math.isinf(speed) else (sim.t - sim0) / speed - (now - wall0)
+            if ahead > 0:
+                await anyio.sleep(ahead)
             elif now >= next_yield:
+                # At --speed max, or behind the wall clock on a busy machine: the web page
+                # and the outputs (MQTT) still get their turn.
                 next_yield = now + YIELD_S
                 await anyio.sleep(0)
             if live is not None and now >= next_draw:

@@ -43,3 +43,7 @@ class Output(Protocol):
     async def run(self) -> None:
         """The output's I/O until cancelled: connect, publish, reconnect with back-off."""
         ...
+
+    def describe(self) -> str:
+        """One line for the web page: connected, or what is wrong and when it retries."""
+        ...

@@ -4,11 +4,16 @@ loads the D-Bus library."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gateway.config.root import Settings
+    from gateway.contracts.topology import TopologySettings
+    from gateway.core import GatewayCore
+    from gateway.outputs.mqtt.client import MqttOutput
+    from gateway.outputs.mqtt.settings import MqttSettings
     from gateway.outputs.seam import Output
 
 
@@ -24,3 +29,40 @@ def build_outputs(settings: Settings, state_file: Path) -> list[Output]:
         topology, inverter = settings.battery.topology, settings.inverter
         outputs.append(VenusOutput(venus, topology, inverter, connection, state_file))
     return outputs
+
+
+class CoreCommands:
+    """The MQTT commands (gateway/outputs/mqtt/commands.py) on a GatewayCore that may come
+    and go (the simulator restarts it): `core()` is None while it is down."""
+
+    def __init__(self, core: Callable[[], GatewayCore | None], clock: Callable[[], float]):
+        self._core = core
+        self._clock = clock
+
+    def _running(self) -> GatewayCore:
+        core = self._core()
+        if core is None:
+            raise ValueError("the gateway is not running")
+        return core
+
+    def request_full_charge(self) -> str:
+        self._running().request_full_charge(self._clock())
+        return "full charge requested"
+
+    def request_balancing(self) -> str:
+        self._running().request_balancing(self._clock())
+        return "balancing run requested: the battery is charged full and held there"
+
+
+def mqtt_output(
+    settings: MqttSettings,
+    topology: TopologySettings,
+    core: Callable[[], GatewayCore | None],
+    clock: Callable[[], float],
+) -> MqttOutput:
+    """The MQTT output of a gateway whose core `core()` returns (None while it is down)."""
+    from gateway.outputs.mqtt.client import MqttOutput  # noqa: PLC0415 -- only when used
+
+    nodes = {n: topology.cells_of(n) for n in topology.nodes}
+    target = CoreCommands(core, clock) if settings.commands else None
+    return MqttOutput(settings, nodes, target)

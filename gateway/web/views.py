@@ -122,7 +122,7 @@ def status(core: GatewayCore, now: float, outputs: Sequence[Output] = ()) -> Jso
         },
         "events_count": core.events.count,
         # An output's `status` is its own words ("registered as ...", "... retrying in 4 s").
-        "outputs": [{"name": o.name, "status": str(getattr(o, "status", ""))} for o in outputs],
+        "outputs": [{"name": o.name, "status": o.describe()} for o in outputs],
     }
 
 

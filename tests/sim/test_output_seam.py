@@ -22,6 +22,9 @@ class Recorder:
     async def run(self) -> None:  # pragma: no cover - nothing to run
         return None
 
+    def describe(self) -> str:
+        return f"{len(self.views)} views"
+
 
 def test_an_output_sees_every_tick_and_every_event_once_across_a_restart() -> None:
     scenario = SCENARIOS["gateway-restart"]

@@ -240,6 +240,9 @@ class VenusOutput:
 
     # ------------------------------------------------------------------ Output
 
+    def describe(self) -> str:
+        return self.status
+
     def publish(self, view: BatteryView) -> None:
         """Keep the newest view and count its history (a few float operations)."""
         try:
