@@ -12,11 +12,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.codec import moat_bms as battery_codec
 from gateway.codec import pylontech_lv as inverter_codec
 from gateway.config.root import Settings
 from gateway.contracts.chemistry import profile as chemistry_profile
-from gateway.contracts.decision import Alarm, BalanceRequest, Decision, Phase, RelayAction, Severity
+from gateway.contracts.decision import Alarm, Decision, Phase, RelayAction, Severity
 from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import BatterySnapshot, NodeState
 from gateway.outputs import BatteryView
@@ -28,9 +27,7 @@ from gateway.record.counters import BusCounters, RateLimitedLog
 from gateway.record.events import EventKind, EventLog
 from gateway.record.history import History, Sample
 from gateway.soc import SocEstimator, SocState
-from gateway.sources.moat_nodes.commands import NodeCommander
-from gateway.sources.moat_nodes.ingest import BatteryIngest
-from gateway.sources.moat_nodes.model import BatteryModel
+from gateway.sources.moat_nodes.source import MoatNodes
 from gateway.strategy import ChargeController, StrategyState
 
 log = logging.getLogger(__name__)
@@ -57,8 +54,6 @@ class GatewayCore:
         self.chemistry = chemistry_profile(settings.battery.chemistry)
         self.battery_counters = BusCounters()
         self.inverter_counters = BusCounters()
-        self.model = BatteryModel(topo, settings.timing.node_timeout_s)
-        self.ingest = BatteryIngest(self.model, self.battery_counters)
         self._inverter_log = RateLimitedLog(log, 60.0)
         state = state or {}
         self.controller = ChargeController(
@@ -75,23 +70,28 @@ class GatewayCore:
         self.profile = make_profile(settings.inverter.profile, settings.inverter)
         self.emitter = Emitter.for_profile(self.profile)
         self.keepalive = KeepaliveWatch.from_settings(settings.inverter, now)
-        self.commander = NodeCommander({n: topo.cells_of(n) for n in topo.nodes})
-        self.commander.gateway_state = battery_codec.GatewayHeartbeatGatewayState.RUNNING
+        # A frame with a cell beyond the alert bounds makes the strategy run at once instead
+        # of at the next tick: from there on the charge (discharge) derating bites, and a
+        # stop must reach the inverter in milliseconds.
+        self.source = MoatNodes(
+            topo,
+            settings.timing.node_timeout_s,
+            self.battery_counters,
+            alert_high_cell=self.chemistry.charge_target_v,
+            alert_low_cell=self.chemistry.empty_cell_v,
+        )
+        # The nodes' own records, for the page and the tests.
+        self.model = self.source.model
         self.events = EventLog()
         self.history = History()
         self.started = now
-        self.snapshot: BatterySnapshot = self.model.snapshot(now)
+        self.snapshot: BatterySnapshot = self.source.snapshot(now)
         self.soc_state: SocState = self.soc.state
         self.decision: Decision | None = None
         self.report: InverterReport | None = None
         # What the inverter was last sent: the values after the inverter profile's shaping.
         self.sent: Outgoing | None = None
         self.ticks = 0
-        # A frame with a cell beyond these makes the strategy run at once instead of at the
-        # next tick: from there on the charge (discharge) derating bites, and a stop must
-        # reach the inverter in milliseconds.
-        self.model.alert_high_cell = self.chemistry.charge_target_v
-        self.model.alert_low_cell = self.chemistry.empty_cell_v
         self._seen_nodes: dict[int, tuple[bool, NodeState]] = {}
         self._alarms: dict[Alarm, Severity] = {}
         self._keepalive_status: KeepaliveStatus | None = None
@@ -111,7 +111,7 @@ class GatewayCore:
             # One shared bus: the inverter's keepalive arrives here.
             self.on_inverter_frame(frame, now)
             return False
-        return self.ingest.on_frame(frame, now)
+        return self.source.on_frame(frame, now)
 
     def on_inverter_frame(self, frame: Frame, now: float) -> None:
         """A frame from the inverter bus: only its 0x305 keepalive matters."""
@@ -168,14 +168,14 @@ class GatewayCore:
     def tick(self, now: float) -> Outbox:
         """Re-evaluate the battery and return the frames due now."""
         self.ticks += 1
-        snap = self.model.snapshot(now)
+        snap = self.source.snapshot(now)
         previous_phase = self.decision.phase if self.decision else None
         soc = self.soc.update(snap, previous_phase)
         decision = self.controller.step(snap, soc)
         alarms = dict(decision.alarms)
         for alarm, severity in self.keepalive.alarms(now).items():
             alarms[alarm] = max(severity, alarms.get(alarm, severity))
-        if self.model.mismatches():
+        if self.source.problems():
             alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
         decision = Decision(
             limits=decision.limits,
@@ -189,14 +189,7 @@ class GatewayCore:
         self.snapshot, self.soc_state, self.decision = snap, soc, decision
 
         out = Outbox()
-        for relay in decision.relay:
-            self.commander.request_relay(relay)
-        for balance in decision.balance:
-            self.commander.request_balance(balance)
-        requested = {b.node for b in decision.balance}
-        for node in self.model.nodes.keys() - requested:
-            self.commander.request_balance(BalanceRequest(node, 0, 0.0))
-        out.battery = self.commander.due_frames(now)
+        out.battery = self.source.commands(decision, now)
 
         report = build_report(snap, decision, soc.soc, soc.soh, self.settings.inverter)
         self.report = report
@@ -282,7 +275,7 @@ class GatewayCore:
     def stopping(self) -> Frame | None:
         """The gateway is going away: the STOPPING heartbeat to send while the battery bus is
         still open (the nodes then stop waiting for commands), once; None after that."""
-        return self.commander.stopping()
+        return self.source.stopping()
 
     # ------------------------------------------------------------------ state
 

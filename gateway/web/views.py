@@ -133,23 +133,11 @@ def _faults(snap: NodeSnapshot) -> list[Json]:
     return out
 
 
-def _temperatures(rec: NodeRecord, now: float, timeout: float) -> list[float | None]:
-    """Fresh sensor readings: as many as the node says it has, else up to the last fresh."""
-    fresh = [now - t <= timeout for t in rec.t_sensors]
-    if rec.info is not None:
-        # The node's own count, but never beyond what the model keeps: a corrupted or
-        # foreign NodeInfo may claim up to 255 sensors.
-        count = min(rec.info.temperature_sensor_count, len(rec.temps))
-    else:
-        count = max((i + 1 for i, ok in enumerate(fresh) if ok), default=0)
-    return [num(rec.temps[i], 1) if fresh[i] else None for i in range(count)]
-
-
 def node(core: GatewayCore, rec: NodeRecord, now: float) -> Json:
     """One node: state, relay, pack, cells with min/max and bleeding marks, temperatures,
     faults by level."""
-    timeout = core.model.node_timeout
-    snap = core.snapshot.nodes.get(rec.node) or core.model.node_snapshot(rec, now)
+    model = core.model
+    snap = core.snapshot.nodes.get(rec.node) or model.node_snapshot(rec, now)
     present = snap.present
     string = next(
         (i for i, s in enumerate(core.settings.battery.topology.strings) if rec.node in s), None
@@ -169,14 +157,14 @@ def node(core: GatewayCore, rec: NodeRecord, now: float) -> Json:
         "voltage": num(rec.pack_voltage, 2) if present else None,
         "current": num(rec.pack_current, 1) if present else None,
         "cell_count": rec.cell_count,
-        "cells": [num(v) for v in rec.cell_voltages(now, timeout)],
+        "cells": [num(v) for v in model.fresh_cells(rec, now)],
         "min_cell": {"voltage": num(rec.min_cell), "cell": rec.min_cell_no} if present else None,
         "max_cell": {"voltage": num(rec.max_cell), "cell": rec.max_cell_no} if present else None,
         "bleeding": [k + 1 for k in range(rec.cell_count) if rec.bleeding >> k & 1]
         if present
         else [],
-        "temperatures": _temperatures(rec, now, timeout),
-        "balancer_temperature": num(rec.balancer_temp, 1) if now - rec.t_temps <= timeout else None,
+        "temperatures": [num(t, 1) for t in model.fresh_temperatures(rec, now)],
+        "balancer_temperature": num(model.fresh_balancer_temperature(rec, now), 1),
         "faults": _faults(snap) if present else [],
         "rejected_commands": rec.rejected_commands,
         "ignored_state_frames": rec.state_frames_ignored,

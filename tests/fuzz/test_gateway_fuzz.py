@@ -277,7 +277,7 @@ def test_a_flood_of_distinct_bad_ids_keeps_memory_bounded() -> None:
     counters = core.battery_counters
     assert counters.received == counters.unknown == 40_000
     assert len(counters.unknown_ids) == counters.MAX_TRACKED_IDS
-    assert len(core.ingest.log._last) <= core.ingest.log.MAX_KEYS
+    assert len(core.source.ingest.log._last) <= core.source.ingest.log.MAX_KEYS
 
 
 def test_node_info_claiming_255_sensors_does_not_break_the_nodes_view() -> None:

@@ -282,6 +282,25 @@ class BatteryModel:
                 )
         return out
 
+    # What is fresh, asked by the page too: only the model decides what counts as stale.
+
+    def fresh_cells(self, rec: NodeRecord, now: float) -> tuple[float, ...]:
+        """The node's cell voltages, NaN where a reading is older than the timeout."""
+        return rec.cell_voltages(now, self.node_timeout)
+
+    def fresh_temperatures(self, rec: NodeRecord, now: float) -> list[float]:
+        """Sensor readings, NaN where stale: as many as the node says it has (never more than
+        the model keeps: a corrupted NodeInfo may claim 255), else up to the last fresh one."""
+        fresh = [now - t <= self.node_timeout for t in rec.t_sensors]
+        if rec.info is not None:
+            count = min(rec.info.temperature_sensor_count, len(rec.temps))
+        else:
+            count = max((i + 1 for i, ok in enumerate(fresh) if ok), default=0)
+        return [rec.temps[i] if fresh[i] else NAN for i in range(count)]
+
+    def fresh_balancer_temperature(self, rec: NodeRecord, now: float) -> float:
+        return rec.balancer_temp if now - rec.t_temps <= self.node_timeout else NAN
+
     def node_snapshot(self, rec: NodeRecord, now: float) -> NodeSnapshot:
         present = rec.fresh(now, self.node_timeout)
         return NodeSnapshot(

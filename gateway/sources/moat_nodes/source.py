@@ -1,0 +1,59 @@
+"""The moat-bms nodes as a battery source: frames in (ingest -> model), commands out."""
+
+from __future__ import annotations
+
+from gateway.codec import moat_bms as codec
+from gateway.contracts.decision import BalanceRequest, Decision
+from gateway.contracts.frame import Frame
+from gateway.contracts.snapshot import BatterySnapshot
+from gateway.contracts.topology import TopologySettings
+from gateway.record.counters import BusCounters
+from gateway.sources.moat_nodes.commands import NodeCommander
+from gateway.sources.moat_nodes.ingest import BatteryIngest
+from gateway.sources.moat_nodes.model import BatteryModel
+
+
+class MoatNodes:
+    """Every configured node of dbc/moat_bms.dbc on one battery bus (a BatterySource)."""
+
+    name = "moat-bms nodes"
+
+    def __init__(
+        self,
+        topology: TopologySettings,
+        node_timeout: float,
+        counters: BusCounters,
+        *,
+        alert_high_cell: float,
+        alert_low_cell: float,
+    ) -> None:
+        """A frame showing a cell beyond the alert bounds (V) is urgent (see on_frame)."""
+        self.model = BatteryModel(topology, node_timeout)
+        self.model.alert_high_cell = alert_high_cell
+        self.model.alert_low_cell = alert_low_cell
+        self.ingest = BatteryIngest(self.model, counters)
+        self.commander = NodeCommander({n: topology.cells_of(n) for n in topology.nodes})
+        self.commander.gateway_state = codec.GatewayHeartbeatGatewayState.RUNNING
+
+    def on_frame(self, frame: Frame, now: float) -> bool:
+        return self.ingest.on_frame(frame, now)
+
+    def snapshot(self, now: float) -> BatterySnapshot:
+        return self.model.snapshot(now)
+
+    def problems(self) -> list[str]:
+        return self.model.mismatches()
+
+    def commands(self, decision: Decision, now: float) -> list[Frame]:
+        commander = self.commander
+        for relay in decision.relay:
+            commander.request_relay(relay)
+        for balance in decision.balance:
+            commander.request_balance(balance)
+        # A node the decision asks nothing of stops bleeding.
+        for node in self.model.nodes.keys() - {b.node for b in decision.balance}:
+            commander.request_balance(BalanceRequest(node, 0, 0.0))
+        return commander.due_frames(now)
+
+    def stopping(self) -> Frame | None:
+        return self.commander.stopping()
