@@ -411,13 +411,18 @@ def py_name(signal_name: str) -> str:
 
 GATEWAY_DOC = '''"""Typed codec for {dbc}: physical values (scale and offset applied).
 
-Decoders take the frame's bytes and return a NamedTuple; encoders take the NamedTuple and
-return the bytes, raising ValueError for a value that does not fit its field (a wrapped limit
-would be worse than none). NotAvailable raw values decode to NaN.
+Decoders take the frame's bytes and return a NamedTuple, raising DecodeError for content the
+DBC does not define (an unknown multiplexer value); encoders take the NamedTuple and return
+the bytes, raising ValueError for a value that does not fit its field (a wrapped limit would
+be worse than none). NotAvailable raw values decode to NaN.
 """
 '''
 
 GATEWAY_HELPERS = """
+class DecodeError(ValueError):
+    \"\"\"A frame whose content the DBC does not define: count it as malformed, drop it.\"\"\"
+
+
 def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int, int]) -> int:
     lo, hi = bounds
     raw = round((value - offset) / scale)
@@ -593,7 +598,7 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
         lines.append(f"    branch = _{upper(name)}_MUXED.get(v_{mux.index})")
         lines.append("    if branch is None:")
         lines.append(
-            f'        raise ValueError(f"{message.name}: unknown {mux.name} {{v_{mux.index}}}")'
+            f'        raise DecodeError(f"{message.name}: unknown {mux.name} {{v_{mux.index}}}")'
         )
         lines.append("    muxed = branch(x)")
         lines.append(f"    return {message.name}({', '.join([*values, 'muxed'])})")

@@ -2,9 +2,10 @@
 
 """Typed codec for moat_bms.dbc: physical values (scale and offset applied).
 
-Decoders take the frame's bytes and return a NamedTuple; encoders take the NamedTuple and
-return the bytes, raising ValueError for a value that does not fit its field (a wrapped limit
-would be worse than none). NotAvailable raw values decode to NaN.
+Decoders take the frame's bytes and return a NamedTuple, raising DecodeError for content the
+DBC does not define (an unknown multiplexer value); encoders take the NamedTuple and return
+the bytes, raising ValueError for a value that does not fit its field (a wrapped limit would
+be worse than none). NotAvailable raw values decode to NaN.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ __all__ = [
     "encode_temperature_extremes",
 ]
 
+
+
+class DecodeError(ValueError):
+    """A frame whose content the DBC does not define: count it as malformed, drop it."""
 
 
 def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int, int]) -> int:
@@ -567,7 +572,7 @@ def decode_balance_command(data: bytes) -> BalanceCommand:
     v_3 = v_3_raw * 0.001
     branch = _BALANCE_COMMAND_MUXED.get(v_2)
     if branch is None:
-        raise ValueError(f"BalanceCommand: unknown CellGroup {v_2}")
+        raise DecodeError(f"BalanceCommand: unknown CellGroup {v_2}")
     muxed = branch(x)
     return BalanceCommand(v_0, v_1, v_2, v_3, muxed)
 
@@ -668,7 +673,7 @@ def decode_cell_voltages(data: bytes) -> CellVoltages:
     v_0 = x & 0xFF
     branch = _CELL_VOLTAGES_MUXED.get(v_0)
     if branch is None:
-        raise ValueError(f"CellVoltages: unknown CellGroup {v_0}")
+        raise DecodeError(f"CellVoltages: unknown CellGroup {v_0}")
     muxed = branch(x)
     return CellVoltages(v_0, muxed)
 
@@ -1104,7 +1109,7 @@ def decode_cell_temperatures(data: bytes) -> CellTemperatures:
     v_0 = x & 0xFF
     branch = _CELL_TEMPERATURES_MUXED.get(v_0)
     if branch is None:
-        raise ValueError(f"CellTemperatures: unknown SensorGroup {v_0}")
+        raise DecodeError(f"CellTemperatures: unknown SensorGroup {v_0}")
     muxed = branch(x)
     return CellTemperatures(v_0, muxed)
 

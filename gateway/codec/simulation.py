@@ -2,9 +2,10 @@
 
 """Typed codec for simulation.dbc: physical values (scale and offset applied).
 
-Decoders take the frame's bytes and return a NamedTuple; encoders take the NamedTuple and
-return the bytes, raising ValueError for a value that does not fit its field (a wrapped limit
-would be worse than none). NotAvailable raw values decode to NaN.
+Decoders take the frame's bytes and return a NamedTuple, raising DecodeError for content the
+DBC does not define (an unknown multiplexer value); encoders take the NamedTuple and return
+the bytes, raising ValueError for a value that does not fit its field (a wrapped limit would
+be worse than none). NotAvailable raw values decode to NaN.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ __all__ = [
     "encode_sim_battery_current",
 ]
 
+
+
+class DecodeError(ValueError):
+    """A frame whose content the DBC does not define: count it as malformed, drop it."""
 
 
 def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int, int]) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from gateway.contracts.chemistry import ChemistryProfile
 from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.snapshot import BatterySnapshot, NodeState, ProtectionKind
-from gateway.strategy.flags import Effect, flag_effect, flags
+from gateway.strategy.flags import Effect, NodeFlags, flag_effect
 from gateway.strategy.settings import AlarmSettings
 
 KIND_ALARM: dict[ProtectionKind, Alarm] = {
@@ -54,14 +54,21 @@ class AlarmMonitor:
         self._imbalanced = False
 
     def step(
-        self, snap: BatterySnapshot, stale: bool, allowed_max: float, dt: float
+        self,
+        snap: BatterySnapshot,
+        stale: bool,
+        allowed_max: float,
+        dt: float,
+        node_flags: NodeFlags | None = None,
     ) -> dict[Alarm, Severity]:
-        """Alarms from node flags and own checks; `stale` is the fail-safe condition."""
+        """Alarms from node flags and own checks; `stale` is the fail-safe condition.
+        `node_flags`: the snapshot's, when the caller has them already."""
+        found = NodeFlags.of(snap) if node_flags is None else node_flags
         alarms: dict[Alarm, Severity] = {}
-        for level, kind in flags(snap):
+        for level, kind in found.connected:
             stops = Effect.STOP in flag_effect(level, kind)
             raise_alarm(alarms, KIND_ALARM[kind], Severity.ALARM if stops else Severity.WARNING)
-        for _, kind in flags(snap, connected=False):
+        for _, kind in found.isolated:
             # An isolated node stops nothing: its string is simply out.
             raise_alarm(alarms, KIND_ALARM[kind], Severity.WARNING)
 

@@ -18,7 +18,7 @@ from gateway.strategy.alarms import AlarmMonitor, raise_alarm
 from gateway.strategy.balancing import BalancingPolicy
 from gateway.strategy.cvl import CvlController
 from gateway.strategy.derating import Derater
-from gateway.strategy.flags import flags
+from gateway.strategy.flags import NodeFlags
 from gateway.strategy.phases import PhaseInputs, PhaseMachine
 from gateway.strategy.ramp import LimitRamp
 from gateway.strategy.relays import RelayPolicy
@@ -103,7 +103,8 @@ class ChargeController:
         )
         self._stale_s = self._stale_s + dt if stale else 0.0
         due = self._full_charge_due(snap.time)
-        faults = sorted(kind for level, kind in flags(snap) if level is Level.FAULT)
+        node_flags = NodeFlags.of(snap)  # once per step, for every part below
+        faults = sorted(kind for level, kind in node_flags.connected if level is Level.FAULT)
         isolated = snap.strings_online == 0
         current_c = snap.current / snap.capacity_ah if snap.capacity_ah > 0 else math.nan
         changed = self.phases.step(
@@ -132,7 +133,7 @@ class ChargeController:
                 self._state, last_full_charge=snap.time, full_charge_requested=False
             )
         allowed = self.phases.allowed_max()
-        alarms = self.alarms.step(snap, stale, allowed, dt)
+        alarms = self.alarms.step(snap, stale, allowed, dt, node_flags)
         relay = self.relays.step(snap, self._stale_s, dt)
         notes = [changed.note] if changed.note else []
 
@@ -149,7 +150,7 @@ class ChargeController:
             self._force_charge = False
             return Decision(limits, phase, alarms, relay, (), tuple(notes))
 
-        derating = self.derater.step(snap, allowed, soc.soc)
+        derating = self.derater.step(snap, allowed, soc.soc, node_flags.connected)
         for alarm, severity in derating.alarms.items():
             raise_alarm(alarms, alarm, severity)
         notes.extend(derating.notes)

@@ -15,7 +15,7 @@ from gateway.contracts.chemistry import ChemistryProfile, Curve, TemperatureWind
 from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.snapshot import BatterySnapshot, Level, ProtectionKind
 from gateway.strategy.alarms import raise_alarm
-from gateway.strategy.flags import Effect, flag_effect, flags
+from gateway.strategy.flags import Effect, Flags, flag_effect, flags
 from gateway.strategy.settings import DeratingSettings
 
 Reason = Callable[[], str]
@@ -66,7 +66,13 @@ class Derater:
         self.charge_gate = TemperatureGate(profile.charge_temp)
         self.discharge_gate = TemperatureGate(profile.discharge_temp)
 
-    def step(self, snap: BatterySnapshot, allowed_max: float, soc: float) -> Derating:
+    def step(
+        self,
+        snap: BatterySnapshot,
+        allowed_max: float,
+        soc: float,
+        connected_flags: Flags | None = None,
+    ) -> Derating:
         """Fractions for a valid snapshot; `allowed_max` is the phase's cell maximum (V)."""
         prof, cfg = self.profile, self.settings
         # (factor, reason): the reason is written only for a factor that limits, in the
@@ -121,7 +127,7 @@ class Derater:
             Effect.STRONG: cfg.warning_factor,
             Effect.STOP: 0.0,
         }
-        for level, kind in flags(snap):
+        for level, kind in flags(snap) if connected_flags is None else connected_flags:
             c_eff, d_eff = flag_effect(level, kind)
 
             def why(level: Level = level, kind: ProtectionKind = kind) -> str:

@@ -8,6 +8,7 @@ current count; an isolated node's flags only raise alarms.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 from gateway.contracts.snapshot import (
@@ -44,26 +45,29 @@ _OTHER_WARNING: dict[ProtectionKind, tuple[Effect, Effect]] = {
 
 Flags = tuple[tuple[Level, ProtectionKind], ...]
 
-# The last result per `connected`, with the snapshot it was computed for: the strategy asks
-# for the flags of one snapshot several times a tick, and a snapshot never changes.
-_last: dict[bool, tuple[BatterySnapshot, Flags]] = {}
+
+@dataclass(frozen=True, slots=True)
+class NodeFlags:
+    """The node flags of one snapshot, worked out once per step and handed to every part of
+    the strategy that reads them (controller, derating, alarms)."""
+
+    # Flags of the nodes in online strings, the ones carrying current: these derate and stop.
+    connected: Flags
+    # A node that has isolated its string (tripped, relay open) has done its job: its string
+    # counts as missing, and its flags only raise alarms, so one faulty parallel string does
+    # not stop the others.
+    isolated: Flags
+
+    @classmethod
+    def of(cls, snap: BatterySnapshot) -> NodeFlags:
+        return cls(flags(snap), flags(snap, connected=False))
 
 
 def flags(snap: BatterySnapshot, *, connected: bool = True) -> Flags:
-    """Node flags as (level, kind), faults first, in a stable order.
-
-    connected=True: the flags of the nodes in online strings, the ones carrying current;
-    these derate and stop. A node that has isolated its string (tripped, relay open) has
-    done its job: its string counts as missing, and its flags (connected=False) only raise
-    alarms, so one faulty parallel string does not stop the others. Without per-node data,
-    the battery's aggregate flags count as connected.
-    """
-    last = _last.get(connected)
-    if last is not None and last[0] is snap:
-        return last[1]
-    found = _flags(snap, connected)
-    _last[connected] = (snap, found)
-    return found
+    """Node flags as (level, kind), faults first, in a stable order: of the nodes carrying
+    current (connected) or of the isolated ones (see NodeFlags). Without per-node data, the
+    battery's aggregate flags count as connected."""
+    return _flags(snap, connected)
 
 
 def _flags(snap: BatterySnapshot, connected: bool) -> Flags:

@@ -215,3 +215,14 @@ def test_node_reporting_another_cell_count_is_a_mismatch() -> None:
     info = codec.encode_node_info(codec.NodeInfo(0, 1, 0, 15, 4, 0, 280.0))
     rig.ingest.on_frame(Frame(codec.FRAME_IDS["NodeInfo"], info), 0.0)
     assert rig.model.mismatches() == ["node 0 reports 15 cells, configured 16"]
+
+
+def test_undefined_content_is_a_decode_error_counted_as_malformed() -> None:
+    # CellVoltages group 20: the DBC defines groups 0..15 only.
+    data = bytearray(nf.cell_voltages(0, 0, (3.3, 3.3, 3.3, 3.3)).data)
+    data[0] = (data[0] & 0xE0) | 20
+    with pytest.raises(codec.DecodeError):
+        codec.decode_cell_voltages(bytes(data))
+    rig = Rig()
+    assert not rig.ingest.on_frame(Frame(codec.FRAME_IDS["CellVoltages"], bytes(data)), 0.0)
+    assert rig.counters.malformed == 1

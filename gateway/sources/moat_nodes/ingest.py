@@ -85,7 +85,7 @@ class BatteryIngest:
             return False
         try:
             message = decode(data)
-        except ValueError as exc:
+        except codec.DecodeError as exc:
             counters.malformed += 1
             self.log.warning(
                 ("decode", frame_id), now, "battery bus: frame 0x%03X: %s (dropped)", frame_id, exc
