@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.codec import pylontech_lv as inverter_codec
 from gateway.config.root import Settings
-from gateway.contracts.chemistry import profile as chemistry_profile
+from gateway.contracts.chemistry import spec_of
 from gateway.contracts.decision import Alarm, Decision, Phase, RelayAction, Severity
 from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import BatterySnapshot, NodeState
@@ -51,7 +51,7 @@ class GatewayCore:
     def __init__(self, settings: Settings, now: float, state: dict[str, Any] | None = None):
         self.settings = settings
         topo = settings.battery.topology
-        self.chemistry = chemistry_profile(settings.battery.chemistry)
+        self.chemistry = spec_of(settings.battery.chemistry)
         self.battery_counters = BusCounters()
         self.inverter_counters = BusCounters()
         self._inverter_log = RateLimitedLog(log, 60.0)
@@ -63,7 +63,7 @@ class GatewayCore:
             _restore(StrategyState, state.get("strategy"), "strategy"),
         )
         # The chemistry with the user's voltage overrides applied: SoC and alerts use it too.
-        self.chemistry = self.controller.profile
+        self.chemistry = self.controller.chemistry
         self.soc = SocEstimator(
             settings.soc, self.chemistry, _restore(SocState, state.get("soc"), "SoC")
         )

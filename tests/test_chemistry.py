@@ -1,4 +1,4 @@
-"""Chemistry profiles: curves, windows, the values the field uses, OCV tables."""
+"""Chemistry specifications: curves, windows, the values the field uses, OCV tables."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 
 from gateway.contracts.chemistry import (
     LFP,
-    PROFILES,
+    SPECS,
     Chemistry,
     Curve,
     TemperatureWindow,
-    profile,
+    spec_of,
 )
 
 
@@ -58,7 +58,7 @@ def test_temperature_window_validation() -> None:
 
 
 def test_lfp_defaults_are_the_field_values() -> None:
-    lfp = profile(Chemistry.LFP)
+    lfp = spec_of(Chemistry.LFP)
     assert lfp is LFP
     assert lfp.charge_target_v == 3.45
     assert lfp.full_charge_v == 3.55
@@ -70,14 +70,14 @@ def test_lfp_defaults_are_the_field_values() -> None:
 
 def test_default_chemistry_is_lfp_and_lookup_by_name() -> None:
     assert next(iter(Chemistry)) is Chemistry.LFP
-    assert profile("nmc").chemistry is Chemistry.NMC
+    assert spec_of("nmc").chemistry is Chemistry.NMC
     with pytest.raises(ValueError, match="known: lfp, nmc, lto"):
-        profile("lead-acid")
+        spec_of("lead-acid")
 
 
 @pytest.mark.parametrize("chem", list(Chemistry))
-def test_every_profile_is_ordered_and_complete(chem: Chemistry) -> None:
-    p = PROFILES[chem]
+def test_every_spec_is_ordered_and_complete(chem: Chemistry) -> None:
+    p = SPECS[chem]
     assert (
         p.hard_min_v
         < p.min_cell_v
@@ -103,7 +103,7 @@ def test_every_profile_is_ordered_and_complete(chem: Chemistry) -> None:
     assert p.discharge_by_temp.at(p.discharge_temp.high) == 0.0
 
 
-def test_profile_rejects_inconsistent_values() -> None:
+def test_spec_rejects_inconsistent_values() -> None:
     with pytest.raises(ValueError, match="float_v"):
         replace(LFP, float_v=3.50)
     with pytest.raises(ValueError, match="balance_start_v"):
@@ -124,7 +124,7 @@ def test_lfp_ocv_is_flat_in_the_middle_and_steep_at_the_ends() -> None:
 @pytest.mark.parametrize("chem", list(Chemistry))
 @pytest.mark.parametrize("soc", [0.0, 12.5, 50.0, 87.5, 100.0])
 def test_soc_from_ocv_inverts_the_table(chem: Chemistry, soc: float) -> None:
-    p = PROFILES[chem]
+    p = SPECS[chem]
     assert p.soc_from_ocv(p.ocv.at(soc)) == pytest.approx(soc)
 
 

@@ -1,6 +1,6 @@
 """Cell chemistries: voltage windows, temperature windows, derating tables and OCV curves.
 
-One frozen ChemistryProfile per chemistry, all values per cell (volts, degrees Celsius,
+One frozen ChemistrySpec per chemistry, all values per cell (volts, degrees Celsius,
 percent). The charge strategy, the SoC estimator and the docs read these; settings may
 override single values (gateway/strategy/settings.py).
 
@@ -90,7 +90,7 @@ class TemperatureWindow:
 
 
 @dataclass(frozen=True, slots=True)
-class ChemistryProfile:
+class ChemistrySpec:
     """Everything the gateway needs to know about one chemistry, per cell.
 
     Voltages in V per cell. The derating curves give a fraction (0..1) of the configured
@@ -176,7 +176,7 @@ def _ocv(*volts: float) -> Curve:
 _CHARGE_BY_CELL = Curve.of((-0.075, 1.0), (-0.050, 0.25), (-0.025, 0.05), (0.0, 0.005), (0.05, 0.0))
 _CHARGE_BY_SOC = Curve.of((85.0, 1.0), (90.0, 0.5), (95.0, 0.2), (98.0, 0.1))
 
-LFP = ChemistryProfile(
+LFP = ChemistrySpec(
     chemistry=Chemistry.LFP,
     nominal_v=3.2,
     hard_max_v=3.80,
@@ -207,7 +207,7 @@ LFP = ChemistryProfile(
     ),
 )  # fmt: skip
 
-NMC = ChemistryProfile(
+NMC = ChemistrySpec(
     chemistry=Chemistry.NMC,
     nominal_v=3.65,
     hard_max_v=4.25,
@@ -231,7 +231,7 @@ NMC = ChemistryProfile(
     ),
 )  # fmt: skip
 
-LTO = ChemistryProfile(
+LTO = ChemistrySpec(
     chemistry=Chemistry.LTO,
     nominal_v=2.3,
     hard_max_v=2.85,
@@ -255,13 +255,13 @@ LTO = ChemistryProfile(
     ),
 )  # fmt: skip
 
-PROFILES: dict[Chemistry, ChemistryProfile] = {p.chemistry: p for p in (LFP, NMC, LTO)}
+SPECS: dict[Chemistry, ChemistrySpec] = {p.chemistry: p for p in (LFP, NMC, LTO)}
 
 
-def profile(chemistry: Chemistry | str) -> ChemistryProfile:
-    """The built-in profile of a chemistry (by enum or name, e.g. "lfp")."""
+def spec_of(chemistry: Chemistry | str) -> ChemistrySpec:
+    """The built-in specification of a chemistry (by enum or name, e.g. "lfp")."""
     try:
-        return PROFILES[Chemistry(chemistry)]
+        return SPECS[Chemistry(chemistry)]
     except ValueError:
         known = ", ".join(c.value for c in Chemistry)
         raise ValueError(f"unknown chemistry {chemistry!r}; known: {known}") from None

@@ -1,4 +1,4 @@
-"""Simulation building blocks: battery physics, a simulated hybrid inverter, day profiles.
+"""Simulation building blocks: battery physics, a simulated hybrid inverter, power over the day.
 
 Pure and deterministic: no CAN bus, no threads, no wall clock. Time is passed in (seconds),
 randomness comes only from a `random.Random` the caller gives. The system simulator wires
@@ -24,7 +24,7 @@ Details: gateway.sim.physics, gateway.sim.inverter, gateway.sim.power.
 
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.physics import Battery, Cell, CellParams, Pack
-from gateway.sim.power import Constant, HouseholdLoad, Profile, SolarDay
+from gateway.sim.power import Constant, HouseholdLoad, PowerCurve, SolarDay
 
 __all__ = [
     "Battery",
@@ -33,7 +33,7 @@ __all__ = [
     "Constant",
     "HouseholdLoad",
     "Pack",
-    "Profile",
+    "PowerCurve",
     "SimInverter",
     "SimInverterSettings",
     "SolarDay",

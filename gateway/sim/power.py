@@ -1,7 +1,7 @@
-"""Day profiles for the simulator: PV power and household load over simulated time.
+"""Power over the simulated day: PV and household load.
 
-A profile is a callable `profile(t) -> watts`, t in seconds since the simulation start; the
-time of day at t = 0 is `start_h` (hours). Profiles are pure functions of t: the same t gives
+A power curve is a callable `curve(t) -> watts`, t in seconds since the simulation start; the
+time of day at t = 0 is `start_h` (hours). Curves are pure functions of t: the same t gives
 the same watts whatever the call order. Random clouds and appliance spikes are drawn per day
 from a seed taken once from the `random.Random` given at construction.
 
@@ -18,14 +18,14 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Constant", "HouseholdLoad", "Profile", "SolarDay", "day_and_hour"]
+__all__ = ["Constant", "HouseholdLoad", "PowerCurve", "SolarDay", "day_and_hour"]
 
 DAY_S = 86400.0
 # Clouds and appliances switch over this time (s) instead of stepping in zero time.
 EDGE_S = 30.0
 
 
-class Profile(Protocol):
+class PowerCurve(Protocol):
     """Power (W) at t seconds since the simulation start."""
 
     def __call__(self, t: float) -> float: ...
@@ -52,7 +52,7 @@ class Constant:
 class _Event:
     start_h: float
     duration_h: float
-    value: float  # meaning depends on the profile: attenuation or watts
+    value: float  # meaning depends on the curve: attenuation or watts
 
     def weight(self, hour: float) -> float:
         """0 outside the event, 1 inside, linear over EDGE_S at both ends."""

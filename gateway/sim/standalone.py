@@ -39,7 +39,7 @@ from gateway.codec.simulation import (
 )
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.physics import Battery, CellParams
-from gateway.sim.power import Profile
+from gateway.sim.power import PowerCurve
 from gateway.sim.system import balance_mask, read_pack
 
 CURRENT_ID = FRAME_IDS["SimBatteryCurrent"]
@@ -113,8 +113,8 @@ class StandaloneInverter:
     def __init__(
         self,
         bus: can.BusABC,
-        pv: Profile,
-        load: Profile,
+        pv: PowerCurve,
+        load: PowerCurve,
         settings: SimInverterSettings | None = None,
     ) -> None:
         self.bus = bus

@@ -42,7 +42,7 @@ from gateway.sim.chipboard import ChipBoard
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
 from gateway.sim.physics import Battery, CellParams, Pack
-from gateway.sim.power import Constant, Profile
+from gateway.sim.power import Constant, PowerCurve
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ class SimSetup:
     ambient_c: float = 25.0
     bleed_ohm: float = 10.0  # balancing resistor per cell
     start_hour: float = 8.0  # time of day at t = 0
-    pv: Profile = field(default_factory=lambda: Constant(0.0))
-    load: Profile = field(default_factory=lambda: Constant(0.0))
+    pv: PowerCurve = field(default_factory=lambda: Constant(0.0))
+    load: PowerCurve = field(default_factory=lambda: Constant(0.0))
     inverter: SimInverterSettings = field(default_factory=SimInverterSettings)
     gateway: dict[str, Any] = field(default_factory=dict)  # gateway config overrides
     node_config: dict[str, Any] = field(default_factory=dict)  # firmware config overrides

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.decision import Phase
 from gateway.contracts.snapshot import BatterySnapshot
 from gateway.soc.settings import SocSettings
@@ -30,15 +30,15 @@ TOP_RESOLVED_SOC = 95.0
 class SocEstimator:
     """Counts the state of charge from battery snapshots.
 
-    `profile` gives the charge target and empty voltages and the OCV table: pass the profile
+    `chemistry` gives the charge target and empty voltages and the OCV table: pass the chemistry
     the charge strategy uses (with the user's voltage overrides applied).
     """
 
     def __init__(
-        self, settings: SocSettings, profile: ChemistryProfile, state: SocState | None = None
+        self, settings: SocSettings, chemistry: ChemistrySpec, state: SocState | None = None
     ) -> None:
         self.settings = settings
-        self.profile = profile
+        self.chemistry = chemistry
         self._state = state if state is not None else SocState()
         self._last: tuple[float, float] | None = None  # (time, current) of the last sample
         self._rest_s = 0.0
@@ -92,7 +92,7 @@ class SocEstimator:
 
     def _start(self, snap: BatterySnapshot) -> None:
         """First data without a stored state: a rough SoC from the voltage under load."""
-        soc = self.profile.soc_from_ocv(_mean_cell(snap))
+        soc = self.chemistry.soc_from_ocv(_mean_cell(snap))
         if math.isnan(soc):
             return
         self._state = replace(self._state, soc=soc, source=SocSource.ESTIMATE)
@@ -122,7 +122,7 @@ class SocEstimator:
         return dt
 
     def _recalibrate(self, snap: BatterySnapshot, dt: float, entered_float: bool) -> None:
-        cfg, prof = self.settings, self.profile
+        cfg, prof = self.settings, self.chemistry
         current_c = snap.current / snap.capacity_ah
         rested = abs(current_c) < cfg.rest_current_c
         self._rest_s = self._rest_s + dt if rested else 0.0
@@ -155,7 +155,7 @@ class SocEstimator:
         charge again)."""
         soc = 100.0
         if math.isfinite(min_cell):
-            lacking = self.profile.soc_from_ocv(min_cell)
+            lacking = self.chemistry.soc_from_ocv(min_cell)
             if not math.isnan(lacking):
                 soc = min(100.0, max(TOP_RESOLVED_SOC, lacking))
         self._state = replace(
@@ -178,9 +178,9 @@ class SocEstimator:
         cfg = self.settings
         if cfg.low_end_soc <= 0.0 or not math.isfinite(min_cell):
             return
-        if min_cell > self.profile.ocv.at(cfg.low_end_soc):
+        if min_cell > self.chemistry.ocv.at(cfg.low_end_soc):
             return
-        target = self.profile.soc_from_ocv(min_cell)
+        target = self.chemistry.soc_from_ocv(min_cell)
         if math.isnan(target):
             return
         soc = self._state.soc

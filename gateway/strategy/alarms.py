@@ -10,7 +10,7 @@ derating come in from there.
 
 from __future__ import annotations
 
-from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.snapshot import BatterySnapshot, NodeState, ProtectionKind
 from gateway.strategy.flags import Effect, NodeFlags, flag_effect
@@ -47,9 +47,9 @@ def raise_alarm(alarms: dict[Alarm, Severity], alarm: Alarm, severity: Severity)
 class AlarmMonitor:
     """The alarm set of each step (the imbalance check keeps its delay and hysteresis)."""
 
-    def __init__(self, settings: AlarmSettings, profile: ChemistryProfile) -> None:
+    def __init__(self, settings: AlarmSettings, chemistry: ChemistrySpec) -> None:
         self.settings = settings
-        self.profile = profile
+        self.chemistry = chemistry
         self._imbalance_s = 0.0
         self._imbalanced = False
 
@@ -99,6 +99,6 @@ class AlarmMonitor:
             raise_alarm(alarms, Alarm.CELL_IMBALANCE, Severity.WARNING)
         if snap.max_cell > allowed_max + HIGH_CELL_MARGIN_V:
             raise_alarm(alarms, Alarm.HIGH_CELL_VOLTAGE, Severity.WARNING)
-        if snap.min_cell < self.profile.min_cell_v:
+        if snap.min_cell < self.chemistry.min_cell_v:
             raise_alarm(alarms, Alarm.LOW_CELL_VOLTAGE, Severity.WARNING)
         return alarms

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.decision import Decision, Limits, Phase, RelayAction
 from gateway.contracts.snapshot import BatterySnapshot, Level
 from gateway.soc import SocState
@@ -33,38 +33,38 @@ CURRENT_LIMITED = 0.9
 class ChargeController:
     """The charge strategy of one battery.
 
-    `profile` is the chemistry's built-in profile; the settings' voltage and table
-    overrides are applied to it (ValueError when that gives an inconsistent profile).
+    `chemistry` is the chemistry's built-in specification; the settings' voltage and table
+    overrides are applied to it (ValueError when that gives an inconsistent specification).
     `state` is what a previous run persisted (StrategyState.from_dict).
     """
 
     def __init__(
         self,
         settings: StrategySettings,
-        profile: ChemistryProfile,
+        chemistry: ChemistrySpec,
         cells_in_series: int,
         state: StrategyState | None = None,
     ) -> None:
         if cells_in_series <= 0:
             raise ValueError("cells_in_series must be positive")
         self.settings = settings
-        self.profile = settings.apply(profile)
+        self.chemistry = settings.apply(chemistry)
         self.cells = cells_in_series
         self._state = state if state is not None else StrategyState()
         self.phases = PhaseMachine(
-            settings.phases, self.profile, self._state.phase, self._state.absorption_completed
+            settings.phases, self.chemistry, self._state.phase, self._state.absorption_completed
         )
         self.cvl = CvlController(
-            settings.cvl, self.profile, cells_in_series, settings.phases.float_ramp_v_per_s
+            settings.cvl, self.chemistry, cells_in_series, settings.phases.float_ramp_v_per_s
         )
-        self.derater = Derater(settings.derating, self.profile)
+        self.derater = Derater(settings.derating, self.chemistry)
         self.ccl = LimitRamp(settings.limits, settings.max_charge_current_a)
         self.dcl = LimitRamp(settings.limits, settings.max_discharge_current_a)
-        self.balancing = BalancingPolicy(settings.balancing, self.profile.balance_start_v)
+        self.balancing = BalancingPolicy(settings.balancing, self.chemistry.balance_start_v)
         self.relays = RelayPolicy(settings.relays)
-        self.alarms = AlarmMonitor(settings.alarms, self.profile)
+        self.alarms = AlarmMonitor(settings.alarms, self.chemistry)
         dvl_cell = (
-            settings.dvl_cell_v if settings.dvl_cell_v is not None else (self.profile.min_cell_v)
+            settings.dvl_cell_v if settings.dvl_cell_v is not None else (self.chemistry.min_cell_v)
         )
         self.dvl = cells_in_series * dvl_cell
         self._last_time: float | None = None
@@ -217,7 +217,7 @@ class ChargeController:
     def _force(self, snap: BatterySnapshot, soc: SocState, can_charge: bool) -> bool:
         """Force-charge request with hysteresis: on at low SoC or an empty cell, off once
         SoC is back above force_charge_off_soc and the cell above the empty voltage."""
-        cfg, empty = self.settings, self.profile.empty_cell_v
+        cfg, empty = self.settings, self.chemistry.empty_cell_v
         if self._force_charge:
             self._force_charge = not (soc.soc >= cfg.force_charge_off_soc and snap.min_cell > empty)
         else:

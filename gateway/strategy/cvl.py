@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.snapshot import BatterySnapshot
 from gateway.strategy.settings import CvlSettings
 
@@ -48,17 +48,17 @@ class CvlController:
     """The CVL for one battery of `cells` cells in series per string."""
 
     def __init__(
-        self, settings: CvlSettings, profile: ChemistryProfile, cells: int, fall_rate: float
+        self, settings: CvlSettings, chemistry: ChemistrySpec, cells: int, fall_rate: float
     ) -> None:
         """`fall_rate`: how fast the allowed cell maximum may fall (V per cell per s; the
         float ramp)."""
         if cells <= 0:
             raise ValueError("cells in series must be positive")
         self.settings = settings
-        self.profile = profile
+        self.chemistry = chemistry
         self.cells = cells
         self.fall_rate = fall_rate
-        self.floor = cells * profile.min_cell_v
+        self.floor = cells * chemistry.min_cell_v
         self.limit: float | None = None  # allowed cell maximum, ramped (V per cell)
         self.output: float | None = None  # last CVL (V pack)
         self.offset = 0.0  # learnt inverter voltmeter offset, <= 0 (V pack)
@@ -136,7 +136,7 @@ class CvlController:
         pack up and the CVL after it). The loop starts afresh afterwards."""
         if math.isfinite(pack):
             self._last_pack = pack
-        value = n_float = self.cells * self.profile.float_v
+        value = n_float = self.cells * self.chemistry.float_v
         if self._last_pack is not None:
             value = min(self._last_pack, n_float)
         if self._holding and self.output is not None:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.contracts.chemistry import ChemistryProfile, Curve, TemperatureWindow
+from gateway.contracts.chemistry import ChemistrySpec, Curve, TemperatureWindow
 from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.snapshot import BatterySnapshot, Level, ProtectionKind
 from gateway.strategy.alarms import raise_alarm
@@ -60,11 +60,11 @@ class Derating:
 class Derater:
     """Computes the derating of one battery step by step (the temperature gates keep state)."""
 
-    def __init__(self, settings: DeratingSettings, profile: ChemistryProfile) -> None:
+    def __init__(self, settings: DeratingSettings, chemistry: ChemistrySpec) -> None:
         self.settings = settings
-        self.profile = profile
-        self.charge_gate = TemperatureGate(profile.charge_temp)
-        self.discharge_gate = TemperatureGate(profile.discharge_temp)
+        self.chemistry = chemistry
+        self.charge_gate = TemperatureGate(chemistry.charge_temp)
+        self.discharge_gate = TemperatureGate(chemistry.discharge_temp)
 
     def step(
         self,
@@ -74,7 +74,7 @@ class Derater:
         connected_flags: Flags | None = None,
     ) -> Derating:
         """Fractions for a valid snapshot; `allowed_max` is the phase's cell maximum (V)."""
-        prof, cfg = self.profile, self.settings
+        prof, cfg = self.chemistry, self.settings
         # (factor, reason): the reason is written only for a factor that limits, in the
         # notes; most ticks nothing does.
         charge: list[tuple[float, Reason]] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.contracts.chemistry import ChemistryProfile
+from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.decision import Phase
 from gateway.strategy.settings import PhaseSettings
 
@@ -47,12 +47,12 @@ class PhaseMachine:
     def __init__(
         self,
         settings: PhaseSettings,
-        profile: ChemistryProfile,
+        chemistry: ChemistrySpec,
         resume: Phase = Phase.BULK,
         absorption_completed: bool = False,
     ) -> None:
         self.settings = settings
-        self.profile = profile
+        self.chemistry = chemistry
         self.phase = Phase.STOPPED
         self.resume_phase: Phase = Phase.BULK if resume is Phase.STOPPED else resume
         # The last absorption (or full charge) ended by its timer rather than its cap: only
@@ -74,10 +74,10 @@ class PhaseMachine:
         if phase is Phase.STOPPED:
             phase = self.resume_phase
         if phase is Phase.FULL_CHARGE:
-            return self.profile.full_charge_v
+            return self.chemistry.full_charge_v
         if phase is Phase.FLOAT:
-            return self.profile.float_v
-        return self.profile.charge_target_v
+            return self.chemistry.float_v
+        return self.chemistry.charge_target_v
 
     def at_max_voltage(self, max_cell: float, current_c: float, cvl_at_ceiling: bool) -> bool:
         """The battery is at the phase's maximum voltage: its highest cell within

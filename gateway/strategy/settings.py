@@ -9,7 +9,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.contracts.chemistry import ChemistryProfile, Curve
+from gateway.contracts.chemistry import ChemistrySpec, Curve
 
 Points = tuple[tuple[float, float], ...]
 
@@ -432,8 +432,8 @@ class StrategySettings(_Section):
             raise ValueError("force_charge_on_soc must be below force_charge_off_soc")
         return self
 
-    def apply(self, profile: ChemistryProfile) -> ChemistryProfile:
-        """The chemistry profile with these voltage and table overrides (ValueError when the
+    def apply(self, chemistry: ChemistrySpec) -> ChemistrySpec:
+        """The chemistry with these voltage and table overrides (ValueError when the
         result is inconsistent, e.g. float_v not below charge_target_v)."""
         changes: dict[str, object] = {
             name: value for name, value in self.voltages.model_dump().items() if value is not None
@@ -441,4 +441,4 @@ class StrategySettings(_Section):
         for name, points in self.derating.tables.model_dump().items():
             if points is not None:
                 changes[name] = Curve.of(*points)
-        return dataclasses.replace(profile, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(chemistry, **changes)  # type: ignore[arg-type]

@@ -253,7 +253,7 @@ def test_stale_for_longer_than_the_grace_opens_the_relays() -> None:
 
 def test_overrides_are_applied_and_checked() -> None:
     c = controller(voltages={"charge_target_v": 3.50})
-    assert c.profile.charge_target_v == 3.50
+    assert c.chemistry.charge_target_v == 3.50
     assert c.phases.allowed_max(Phase.BULK) == 3.50
     with pytest.raises(ValueError, match="full_charge_v"):
         controller(voltages={"charge_target_v": 3.60})

@@ -1,4 +1,4 @@
-"""Day profiles: PV bell and clouds, household load peaks and spikes, determinism."""
+"""Power over the day: PV bell and clouds, household load peaks and spikes, determinism."""
 
 from __future__ import annotations
 
