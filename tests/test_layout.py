@@ -109,3 +109,15 @@ def test_every_stage_folder_is_listed() -> None:
     folders = {f"gateway.{p.name}" for p in GATEWAY.iterdir() if (p / "__init__.py").exists()}
     listed = {prefix for prefixes in STAGES for prefix in prefixes}
     assert folders <= listed
+
+
+def test_the_readme_and_the_architecture_name_every_stage_folder() -> None:
+    root = GATEWAY.parent
+    readme = (root / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    architecture = (root / "docs" / "architecture.md").read_text()
+    folders = sorted(p.name for p in GATEWAY.iterdir() if (p / "__init__.py").exists())
+    missing = [f for f in folders if f != "codec" and f"`gateway/{f}/`" not in layout]
+    assert missing == [], "README's layout table lacks these folders"
+    undocumented = [f for f in folders if f"gateway/{f}/" not in architecture]
+    assert undocumented == [], "docs/architecture.md lacks these folders"
