@@ -72,8 +72,13 @@ class Api:
 
     # ------------------------------------------------------------------ reading
 
+    def _wall_offset(self) -> float:
+        """Core clock -> wall time for display (a host on simulated time has none)."""
+        offset = getattr(self.host, "wall_offset", None)
+        return float(offset()) if callable(offset) else 0.0
+
     async def status(self, request: Request) -> Response:
-        return JSONResponse(views.status(self.host.core, self.host.clock()))
+        return JSONResponse(views.status(self.host.core, self.host.clock(), self._wall_offset()))
 
     async def nodes(self, request: Request) -> Response:
         return JSONResponse({"nodes": views.nodes(self.host.core, self.host.clock())})
@@ -142,7 +147,7 @@ class Api:
             if columns["time"]:
                 history_since = max(t for t in columns["time"] if t is not None)
             payload = {
-                "status": views.status(core, now),
+                "status": views.status(core, now, self._wall_offset()),
                 "nodes": views.nodes(core, now),
                 "events": new_events["events"],
                 "history": columns,

@@ -43,8 +43,11 @@ def _limits(limits: Limits) -> Json:
     }
 
 
-def status(core: GatewayCore, now: float) -> Json:
-    """The battery summary: SoC, V, A, W, phase, limits (decided and sent), alarms."""
+def status(core: GatewayCore, now: float, wall_offset: float = 0.0) -> Json:
+    """The battery summary: SoC, V, A, W, phase, limits (decided and sent), alarms.
+
+    Times are the core's (monotonic) clock; `wall_offset` turns them into the wall clock's
+    reading for display (the page adds it)."""
     snap, soc, decision = core.snapshot, core.soc_state, core.decision
     chem = core.chemistry
     sent = core.sent_limits
@@ -54,6 +57,7 @@ def status(core: GatewayCore, now: float) -> Json:
     return {
         "time": now,
         "started": core.started,
+        "wall_offset_s": round(wall_offset, 3),
         "valid": snap.valid,
         "data_age_s": num(snap.data_age, 1),
         "soc": num(soc.soc, 1),

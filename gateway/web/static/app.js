@@ -70,10 +70,13 @@
 
   function pad2(n) { return String(n).padStart(2, "0"); }
 
-  // The gateway's clock is Unix time on a real gateway; a simulator may start at 0.
+  // The gateway's clock is monotonic, started at Unix time on a real gateway (a simulator may
+  // start at 0); status.wall_offset_s turns its times into the wall clock's for display.
+  const wallOffset = () => (state.status && state.status.wall_offset_s) || 0;
+
   function timeText(t, seconds) {
     if (t > 1e9) {
-      const d = new Date(t * 1000);
+      const d = new Date((t + wallOffset()) * 1000);
       const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
       return seconds ? `${hm}:${pad2(d.getSeconds())}` : hm;
     }
@@ -84,7 +87,7 @@
 
   function eventTime(t) {
     if (t > 1e9 && state.status && state.status.time - t > 20 * 3600) {
-      const d = new Date(t * 1000);
+      const d = new Date((t + wallOffset()) * 1000);
       return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${timeText(t, true)}`;
     }
     return timeText(t, true);
