@@ -9,7 +9,7 @@ does the same with simulated time, which makes whole-system runs deterministic.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.chemistry import profile as chemistry_profile
@@ -60,7 +60,7 @@ class GatewayCore:
         self._inverter_log = RateLimitedLog(log, 60.0)
         state = state or {}
         self.controller = ChargeController(
-            settings.strategy,
+            settings.bounded_strategy(),  # maximum currents within the pack rating
             self.chemistry,
             topo.cells_in_series,
             _restore(StrategyState, state.get("strategy"), "strategy"),
@@ -93,6 +93,7 @@ class GatewayCore:
         self._seen_nodes: dict[int, tuple[bool, NodeState]] = {}
         self._alarms: dict[Alarm, Severity] = {}
         self._keepalive_status: KeepaliveStatus | None = None
+        self._mismatches: list[str] = []
         self.events.add(
             now,
             EventKind.START,
@@ -190,15 +191,26 @@ class GatewayCore:
         alarms = dict(decision.alarms)
         for alarm, severity in self.keepalive.alarms(now).items():
             alarms[alarm] = max(severity, alarms.get(alarm, severity))
-        if self.model.mismatches():
-            alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
+        limits, notes = decision.limits, decision.notes
+        mismatches = self.model.mismatches(self.settings.battery.chemistry.value)
+        if mismatches:
+            # The nodes measure another battery than the limits are computed for: the charge
+            # voltages may be wrong for these cells, so charging stops until it is fixed.
+            alarms[Alarm.SYSTEM] = Severity.ALARM
+            limits = replace(limits, ccl=0.0, charge_enable=False, force_charge=False)
+            notes = (*notes, *(f"charging stopped: {m}" for m in mismatches))
+        if mismatches != self._mismatches:
+            for m in mismatches:
+                if m not in self._mismatches:
+                    self.events.add(now, EventKind.ALARM, f"configuration mismatch: {m}")
+            self._mismatches = mismatches
         decision = Decision(
-            limits=decision.limits,
+            limits=limits,
             phase=decision.phase,
             alarms=alarms,
             relay=decision.relay,
             balance=decision.balance,
-            notes=decision.notes,
+            notes=notes,
         )
         self._record_events(now, snap, decision, previous_phase)
         self.snapshot, self.soc_state, self.decision = snap, soc, decision

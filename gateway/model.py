@@ -270,15 +270,28 @@ class BatteryModel:
 
     # ------------------------------------------------------------------ the battery
 
-    def mismatches(self) -> list[str]:
-        """Differences between what nodes report about themselves and the configuration."""
+    def mismatches(self, chemistry: str | None = None) -> list[str]:
+        """Differences between what nodes report about themselves (NodeInfo) and the
+        configuration: cell count, and the chemistry when `chemistry` (e.g. "lfp") is given."""
         out = []
         for rec in self.nodes.values():
-            if rec.info is not None and rec.info.cell_count != rec.cell_count:
+            info = rec.info
+            if info is None:
+                continue
+            if info.cell_count != rec.cell_count:
                 out.append(
-                    f"node {rec.node} reports {rec.info.cell_count} cells, "
-                    f"configured {rec.cell_count}"
+                    f"node {rec.node} reports {info.cell_count} cells, configured {rec.cell_count}"
                 )
+            if chemistry is not None:
+                try:
+                    reported = codec.NodeInfoChemistry(info.chemistry).name.lower()
+                except ValueError:
+                    reported = f"unknown chemistry {info.chemistry}"
+                if reported != chemistry:
+                    out.append(
+                        f"node {rec.node} reports {reported.upper()} cells, "
+                        f"configured {chemistry.upper()}"
+                    )
         return out
 
     def node_snapshot(self, rec: NodeRecord, now: float) -> NodeSnapshot:

@@ -18,7 +18,7 @@ Scalar = str | int | float | bool
 class Section(BaseModel):
     """Base of every settings section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CanBusSettings(Section):

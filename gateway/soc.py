@@ -34,7 +34,7 @@ TOP_RESOLVED_SOC = 95.0
 class SocSettings(BaseModel):
     """How the state of charge is counted and recalibrated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     charge_efficiency: float = Field(
         0.995,

@@ -33,9 +33,11 @@ def add_subparser(subparsers: Any) -> None:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The configuration file's settings with the command line's bus options applied."""
     base = load_config(args.config) if args.config else validate({})
-    data = base.model_dump(mode="json", exclude_none=True)
-    battery = data.setdefault("buses", {}).setdefault("battery", {})
+    # Only what the file states: a default is not a value the user set (pack-rating checks).
+    data = base.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    battery = base.buses.battery.model_dump(mode="json", exclude_none=True)
     battery.update(bus_overrides(args))
+    data.setdefault("buses", {})["battery"] = battery
     return validate(data, str(args.config or "command line"))
 
 
@@ -52,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         from gateway.web.server import serve  # noqa: PLC0415
 
         web = serve
-    gateway = Gateway(settings, config_path=args.config)
+    try:
+        gateway = Gateway(settings, config_path=args.config)
+    except ValueError as exc:  # the validator should have said so: never a traceback
+        print(f"{args.config or 'command line'}: invalid configuration\n  {exc}", file=sys.stderr)
+        return EXIT_INVALID
     anyio.run(gateway.run, web)  # SIGINT/SIGTERM end it cleanly, state saved
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import can
 import pytest
 
-from gateway.config import validate
+from gateway.config import ConfigError, validate
 from gateway.core import GatewayCore
 from gateway.events import EventKind
 from gateway.service import Gateway
@@ -189,3 +189,177 @@ def test_item02_a_low_cell_in_cell_voltages_stops_discharging() -> None:
     rig.tick(0.001)
     assert rig.core.snapshot.min_cell == pytest.approx(2.40)
     assert rig.core.decision is not None and rig.core.decision.limits.dcl == 0
+
+
+# ---------------------------------------------------------------------- item 3
+
+
+def check(data: dict) -> list[str]:
+    """The problems `config check`, `run` and the web page report for `data` ([] = valid)."""
+    try:
+        validate(data)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+LFP_PACK = {"battery": {"chemistry": "lfp", "topology": {"capacity_ah": 100}}}
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"strategy": {"voltages": {"charge_target_v": 5.0}}}, "strategy.voltages.charge_target_v"),
+        (
+            {"strategy": {"voltages": {"charge_target_v": 3.78, "full_charge_v": 3.79}}},
+            "strategy.voltages.charge_target_v",
+        ),
+        ({"strategy": {"max_charge_current_a": 10_000}}, "strategy.max_charge_current_a"),
+        ({"strategy": {"max_charge_current_a": 1e308}}, "strategy.max_charge_current_a"),
+        ({"strategy": {"max_discharge_current_a": 3000}}, "strategy.max_discharge_current_a"),
+        ({"strategy": {"dvl_cell_v": 0.5}}, "strategy.dvl_cell_v"),
+        ({"strategy": {"relays": {"open_after_s": 1e9}}}, "strategy.relays.open_after_s"),
+        ({"strategy": {"limits": {"ramp_a_per_s": 1e9}}}, "strategy.limits.ramp_a_per_s"),
+        ({"inverter": {"dvl": 20.0}}, "inverter.dvl"),
+    ],
+)
+def test_item03_dangerous_settings_are_refused_naming_the_key(data: dict, key: str) -> None:
+    problems = check({**LFP_PACK, **data})
+    assert problems, f"{data} was accepted"
+    assert any(p.startswith(key) for p in problems), problems
+
+
+def test_item03_a_stated_pack_rating_allows_more_and_limits_stay_within_it() -> None:
+    rated = {
+        "battery": {
+            "topology": {"capacity_ah": 100, "strings": [[0]], "cells_per_node": CELLS},
+            "rating": {"charge_current_a": 200},
+        },
+        "strategy": {"max_charge_current_a": 200},
+    }
+    assert check(rated) == []
+    # The default 100 A on a 50 Ah LFP pack: bounded to 1 C, not refused.
+    small = validate({"battery": {"topology": {"capacity_ah": 50, "cells_per_node": CELLS}}})
+    assert small.bounded_strategy().max_charge_current_a == 50
+    core = GatewayCore(small, 1000.0)
+    assert core.controller.settings.max_charge_current_a == 50
+    assert core.controller.settings.max_discharge_current_a == 50
+
+
+@pytest.mark.parametrize(
+    ("info_cells", "info_chemistry", "named"),
+    [(CELLS, 1, ("NMC", "LFP")), (CELLS - 1, 0, ("15 cells", "configured 16"))],
+)
+def test_item03_node_info_mismatch_stops_charging_with_an_alarm_naming_both(
+    info_cells: int, info_chemistry: int, named: tuple[str, str]
+) -> None:
+    from gateway.codec import moat_bms as codec  # noqa: PLC0415
+    from gateway.limits import Alarm, Severity  # noqa: PLC0415
+
+    rig = CoreRig()
+    rig.run(120.0)
+    assert rig.core.decision is not None and rig.core.decision.limits.ccl > 0
+    info = codec.encode_node_info(codec.NodeInfo(0, 1, 0, info_cells, 4, info_chemistry, 100.0))
+    rig.core.on_battery_frame(codec.FRAME_IDS["NodeInfo"], info, rig.t)
+    rig.run(1.0)
+    decision = rig.core.decision
+    assert decision.limits.ccl == 0 and not decision.limits.charge_enable
+    assert decision.alarms[Alarm.SYSTEM] == Severity.ALARM
+    note = " ".join(decision.notes)
+    assert all(word in note for word in named), note
+    event = [e.message for e in rig.core.events.events if "mismatch" in e.message]
+    assert event and all(word in event[-1] for word in named)
+
+
+# ---------------------------------------------------------------------- item 4
+
+
+ITEM04_FILES = {
+    "min_cell_v_only": "strategy:\n  voltages:\n    min_cell_v: 3.6\n",
+    "charge_target_low": "strategy:\n  voltages:\n    charge_target_v: 2.8\n",
+    "infinite_current": "strategy:\n  max_charge_current_a: .inf\n",
+    "nan_timeout": "timing:\n  node_timeout_s: .nan\n",
+    "charge_target_5v": "strategy:\n  voltages:\n    charge_target_v: 5.0\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ITEM04_FILES))
+def test_item04_config_check_and_run_refuse_the_same_files_with_exit_2_and_no_traceback(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main  # noqa: PLC0415
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(ITEM04_FILES[name] + f"persistence:\n  state_file: {tmp_path}/state.json\n")
+    key = ITEM04_FILES[name].split(":")[0]
+    for argv in (["config", "check", str(path)], ["run", "--config", str(path), "--no-web"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert key in err, err
+    assert not (tmp_path / "state.json").exists()  # run never started
+
+
+# ---------------------------------------------------------------------- item 5
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("strategy:\n  max_charge_current_a: 50\n  max_charge_current_a: 900\n", "line 3"),
+        ("battery:\n  chemistry: lfp\nbattery:\n  chemistry: nmc\n", "given twice"),
+        ("a: &a [1, 1]\nb: &b [*a, *a]\n", "aliases"),
+        ("strategy: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper"),
+        ("strategy: " + "{a: " * 2000 + "1" + "}" * 2000 + "\n", "nested deeper"),
+    ],
+    ids=["duplicate-line", "duplicate-section", "alias", "deep-list", "deep-map"],
+)
+def test_item05_duplicate_keys_aliases_and_deep_nesting_are_clear_errors(
+    text: str, reason: str, tmp_path: Path
+) -> None:
+    from gateway.config import load_config  # noqa: PLC0415
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert reason in str(caught.value), str(caught.value)
+    assert "line" in str(caught.value)
+
+
+def test_item05_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    from gateway.config import load_config  # noqa: PLC0415
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    start = time.process_time()
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(path)
+    assert time.process_time() - start < 1.0
+
+
+# ---------------------------------------------------------------------- item 6
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        bytes(range(256)) * 4,
+        b"\xff\xfe\x00garbage",
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"format": 1, "state": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
+    ],
+    ids=["binary", "bad-utf8", "deep-list", "deep-object"],
+)
+def test_item06_a_corrupt_state_file_is_kept_aside_and_the_gateway_starts_from_defaults(
+    content: bytes, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    gateway = Gateway(settings(tmp_path))  # must not raise
+    assert gateway.core.soc_state.source.value == "none"
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("state.json.bad-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == content
+    assert not state.exists()
