@@ -36,6 +36,12 @@ KEEPALIVE_ID = inverter_codec.FRAME_IDS["InverterKeepalive"]
 LIMITS_ID = inverter_codec.FRAME_IDS["BatteryLimits"]
 OUR_INVERTER_IDS = frozenset(inverter_codec.FRAME_IDS.values()) - {KEEPALIVE_ID}
 STATE_VERSION = 1
+# An alarm must stay away this long before its clear is recorded (debounce of events).
+ALARM_CLEAR_S = 5.0
+# A NodeInfo mismatch (every 5 s) holds this long after it was last seen.
+MISMATCH_HOLD_S = 15.0
+# Another device's battery frames on the inverter bus keep their alarm this long.
+FOREIGN_LIMITS_HOLD_S = 10.0
 
 
 @dataclass
@@ -91,9 +97,12 @@ class GatewayCore:
         self.model.alert_high_cell = self.chemistry.charge_target_v
         self.model.alert_low_cell = self.chemistry.empty_cell_v
         self._seen_nodes: dict[int, tuple[bool, NodeState]] = {}
-        self._alarms: dict[Alarm, Severity] = {}
+        self._alarms: dict[Alarm, Severity] = {}  # as the events last told them
+        self._alarm_gone_since: dict[Alarm, float] = {}
+        self._foreign_limits: tuple[float, int] | None = None  # (last seen, frame id)
         self._keepalive_status: KeepaliveStatus | None = None
         self._mismatches: list[str] = []
+        self._mismatch_seen: dict[str, float] = {}
         self.events.add(
             now,
             EventKind.START,
@@ -123,9 +132,30 @@ class GatewayCore:
             # One shared bus: the inverter's keepalive arrives here.
             self.on_inverter_frame(frame_id, data, now)
             return False
+        if (
+            frame_id in OUR_INVERTER_IDS
+            and not (extended or remote or error)
+            and self.settings.buses.inverter is None
+        ):
+            # One shared bus: our own frames are not heard back, so this is another device.
+            self._foreign_battery_frame(frame_id, now)
         return self.ingest.on_frame(
             frame_id, data, now, extended=extended, remote=remote, error=error
         )
+
+    def _foreign_battery_frame(self, frame_id: int, now: float) -> None:
+        """Another device sends battery frames (limits) to the inverter: it now gets two
+        sets of limits, and may follow the other one. An alarm and an event, not only a log
+        line."""
+        if self._foreign_limits is None:
+            self.events.add(
+                now,
+                EventKind.ALARM,
+                f"another device sends battery limits on the inverter bus (0x{frame_id:03X}): "
+                "the inverter gets two sets of limits",
+                cause=("foreign", frame_id),
+            )
+        self._foreign_limits = (now, frame_id)
 
     def on_inverter_frame(
         self,
@@ -147,6 +177,7 @@ class GatewayCore:
             self.keepalive.on_keepalive(now)
             return
         if not extended and frame_id in OUR_INVERTER_IDS:
+            self._foreign_battery_frame(frame_id, now)
             self._inverter_log.warning(
                 ("battery", frame_id),
                 now,
@@ -192,7 +223,21 @@ class GatewayCore:
         for alarm, severity in self.keepalive.alarms(now).items():
             alarms[alarm] = max(severity, alarms.get(alarm, severity))
         limits, notes = decision.limits, decision.notes
-        mismatches = self.model.mismatches(self.settings.battery.chemistry.value)
+        if self._foreign_limits is not None:
+            seen, frame_id = self._foreign_limits
+            if 0 <= now - seen <= FOREIGN_LIMITS_HOLD_S:
+                alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
+                notes = (*notes, f"another device sends 0x{frame_id:03X} on the inverter bus")
+            else:
+                self._foreign_limits = None
+        # A mismatch holds for MISMATCH_HOLD_S after it was last seen: two nodes answering
+        # with one id (one matching, one not) must not make the charge limit flap.
+        for m in self.model.mismatches(self.settings.battery.chemistry.value):
+            self._mismatch_seen[m] = now
+        for m, seen in list(self._mismatch_seen.items()):
+            if not 0 <= now - seen <= MISMATCH_HOLD_S:
+                del self._mismatch_seen[m]
+        mismatches = sorted(self._mismatch_seen)
         if mismatches:
             # The nodes measure another battery than the limits are computed for: the charge
             # voltages may be wrong for these cells, so charging stops until it is fixed.
@@ -202,7 +247,9 @@ class GatewayCore:
         if mismatches != self._mismatches:
             for m in mismatches:
                 if m not in self._mismatches:
-                    self.events.add(now, EventKind.ALARM, f"configuration mismatch: {m}")
+                    self.events.add(
+                        now, EventKind.ALARM, f"configuration mismatch: {m}", cause=("nodeinfo", m)
+                    )
             self._mismatches = mismatches
         decision = Decision(
             limits=limits,
@@ -277,12 +324,25 @@ class GatewayCore:
                     self.events.add(
                         now, EventKind.RELAY, f"{before[1].name} -> {ns.state.name}", node
                     )
+        # Alarm events are debounced: a clear is recorded once the alarm has stayed away for
+        # ALARM_CLEAR_S, so a flapping cause gives one raise, not a raise and a clear per
+        # tick; the event log folds what still repeats (per alarm, whatever its severity).
         for alarm, severity in decision.alarms.items():
+            self._alarm_gone_since.pop(alarm, None)
             if self._alarms.get(alarm) != severity:
-                self.events.add(now, EventKind.ALARM, f"{alarm.value} ({severity.name.lower()})")
-        for alarm in self._alarms.keys() - decision.alarms.keys():
-            self.events.add(now, EventKind.ALARM_CLEARED, alarm.value)
-        self._alarms = dict(decision.alarms)
+                self._alarms[alarm] = severity
+                self.events.add(
+                    now,
+                    EventKind.ALARM,
+                    f"{alarm.value} ({severity.name.lower()})",
+                    cause=("alarm", alarm),
+                )
+        for alarm in list(self._alarms.keys() - decision.alarms.keys()):
+            gone = self._alarm_gone_since.setdefault(alarm, now)
+            if now - gone >= ALARM_CLEAR_S or now < gone:
+                del self._alarms[alarm]
+                del self._alarm_gone_since[alarm]
+                self.events.add(now, EventKind.ALARM_CLEARED, alarm.value, cause=("alarm", alarm))
         status = self.keepalive.status(now)
         if status != self._keepalive_status:
             if status == KeepaliveStatus.MISSING:

@@ -363,3 +363,127 @@ def test_item06_a_corrupt_state_file_is_kept_aside_and_the_gateway_starts_from_d
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("state.json.bad-")]
     assert len(kept) == 1 and kept[0].read_bytes() == content
     assert not state.exists()
+
+
+# ---------------------------------------------------------------------- item 10
+
+
+def test_item10_a_flapping_cause_is_folded_and_never_evicts_other_events() -> None:
+    from gateway.codec import moat_bms as codec  # noqa: PLC0415
+    from gateway.limits import Alarm  # noqa: PLC0415
+
+    rig = CoreRig()
+    rig.run(30.0)
+    rig.core.request_full_charge(rig.t)  # an event the flood must not evict
+    # A duplicate node id: two senders answer as node 0, one with 16 cells, one with 15,
+    # so the configuration mismatch (SYSTEM alarm) flaps on every frame for ten minutes.
+    ccl = []
+    for i in range(6000):
+        cells = CELLS if i % 2 else CELLS - 1
+        info = codec.encode_node_info(codec.NodeInfo(0, 1, 0, cells, 4, 0, 100.0))
+        rig.core.on_battery_frame(codec.FRAME_IDS["NodeInfo"], info, rig.t)
+        rig.frames()
+        rig.tick(0.1)
+        ccl.append(rig.core.decision.limits.ccl)
+    assert set(ccl) == {0.0}  # held, not flapping with every other frame
+    events = list(rig.core.events.events)
+    kinds = [e.kind for e in events]
+    assert EventKind.START in kinds
+    assert any(e.kind == EventKind.USER and "full charge" in e.message for e in events)
+    system = [e for e in events if "system" in e.message or "mismatch" in e.message]
+    assert len(system) <= 12, [e.message for e in system]
+    assert len(events) < 40
+    assert Alarm.SYSTEM in rig.core.decision.alarms
+
+
+def test_item10_the_event_log_keeps_first_and_last_of_a_burst_with_a_count() -> None:
+    from gateway.events import EventLog  # noqa: PLC0415
+
+    log = EventLog(size=20, burst_events=3, burst_quiet_s=60.0)
+    log.add(0.0, EventKind.START, "started")
+    for i in range(1000):
+        log.add(1.0 + i * 0.02, EventKind.NODE_MISSING, "no fresh frames", 3)
+    log.add(30.0, EventKind.USER, "full charge requested")
+    messages = [e.message for e in log.events]
+    assert messages[0] == "started"
+    assert messages.count("no fresh frames") == 3
+    assert "no fresh frames (and 997 more like it in this burst)" in messages
+    assert messages[-1] == "full charge requested"
+    # After a quiet minute the cause is recorded one by one again.
+    log.add(200.0, EventKind.NODE_MISSING, "no fresh frames", 3)
+    assert log.events[-1].message == "no fresh frames"
+
+
+# ---------------------------------------------------------------------- item 11
+
+
+@pytest.mark.parametrize("shared_bus", [True, False], ids=["shared-bus", "inverter-bus"])
+def test_item11_another_device_sending_battery_limits_is_an_alarm_and_an_event(
+    shared_bus: bool,
+) -> None:
+    from gateway.codec import pylontech_lv as inverter_codec  # noqa: PLC0415
+    from gateway.limits import Alarm  # noqa: PLC0415
+
+    extra: dict[str, object] = {}
+    if not shared_bus:
+        extra["buses"] = {"inverter": {"interface": "virtual", "channel": "inv"}}
+    rig = CoreRig(**extra)
+    rig.run(30.0)
+    assert Alarm.SYSTEM not in rig.core.decision.alarms
+    foreign = inverter_codec.encode_battery_limits(
+        inverter_codec.BatteryLimits(58.0, 200.0, 200.0, 40.0)
+    )
+    limits_id = inverter_codec.FRAME_IDS["BatteryLimits"]
+    for _ in range(50):
+        if shared_bus:
+            rig.core.on_battery_frame(limits_id, foreign, rig.t)
+        else:
+            rig.core.on_inverter_frame(limits_id, foreign, rig.t)
+        rig.run(0.1)
+    assert Alarm.SYSTEM in rig.core.decision.alarms
+    told = [e for e in rig.core.events.events if "another device" in e.message]
+    assert len(told) == 1 and "0x351" in told[0].message
+    assert any("0x351" in n for n in rig.core.decision.notes)
+    rig.run(20.0)  # it stopped: the alarm clears
+    assert Alarm.SYSTEM not in rig.core.decision.alarms
+
+
+# ---------------------------------------------------------------------- item 12
+
+
+def test_item12_a_tripped_node_is_named_tripped_not_missing() -> None:
+    from gateway.limits import Alarm  # noqa: PLC0415
+    from gateway.snapshot import ProtectionKind  # noqa: PLC0415
+
+    rig = CoreRig()
+    rig.run(30.0)
+    rig.counter += 1
+    tripped = [
+        nf.node_state(
+            0,
+            rig.counter,
+            state=int(NodeState.TRIPPED),
+            relay=0,
+            faults=frozenset({ProtectionKind.CELL_OVER_VOLTAGE}),
+        ),
+        *node_frames(rig.counter)[1:],
+    ]
+    for _ in range(20):
+        rig.counter += 1
+        tripped[0] = nf.node_state(
+            0,
+            rig.counter,
+            state=int(NodeState.TRIPPED),
+            relay=0,
+            faults=frozenset({ProtectionKind.CELL_OVER_VOLTAGE}),
+        )
+        for frame in tripped:
+            rig.core.on_battery_frame(*frame, rig.t)
+        rig.tick(0.1)
+    alarms = rig.core.decision.alarms
+    assert Alarm.NODE_TRIPPED in alarms
+    assert Alarm.NODE_MISSING not in alarms
+    assert not any(e.kind == EventKind.NODE_MISSING for e in rig.core.events.events)
+    # A silent node is missing.
+    rig.tick(rig.core.settings.timing.node_timeout_s + 0.5)
+    assert Alarm.NODE_MISSING in rig.core.decision.alarms
