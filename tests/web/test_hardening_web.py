@@ -3,13 +3,19 @@ named after it; docs/safety.md lists them)."""
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
+import anyio
+import anyio.abc
+import httpx
 import pytest
 
-from gateway.web import configedit
+from gateway.web import configedit, server
+from tests.common import ROOT
 from tests.web.bench import Bench, BenchHost
-from tests.web.conftest import AUTH, client_for
+from tests.web.conftest import AUTH, T0, client_for
 
 pytestmark = pytest.mark.anyio
 
@@ -20,6 +26,16 @@ battery:
 strategy:
   max_charge_current_a: 80
 """
+
+
+def bench_host(tmp_path: Path, web_host: str = "127.0.0.1") -> BenchHost:
+    """A host serving on any free port (settings copied: the schema does not allow 0)."""
+    bench = Bench(now=T0)
+    bench.run(T0 + 30, 5.0)
+    web = bench.settings.web.model_copy(
+        update={"port": 0, "token_file": tmp_path / "token", "host": web_host}
+    )
+    return BenchHost(bench, settings_override=bench.settings.model_copy(update={"web": web}))
 
 
 @pytest.fixture
@@ -100,3 +116,99 @@ async def test_item07_every_malformed_body_answers_4xx(bench: Bench, body: bytes
                 method, path, content=body, headers={**AUTH, "Content-Type": "application/json"}
             )
             assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+
+
+# ---------------------------------------------------------------------- items 7-9 (server)
+
+
+async def test_item07_idle_and_slow_header_connections_do_not_deny_the_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server, "HEADER_TIMEOUT_S", 1.0)
+    host = bench_host(tmp_path)
+    attack: list[anyio.abc.SocketStream] = []
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            url = await tg.start(server.serve, host)
+            port = int(url.rsplit(":", 1)[1].strip("/"))
+            # 120 connections from another machine (127.0.0.2): half idle, half sending an
+            # incomplete request head, as a slowloris client does.
+            for i in range(120):
+                stream = await anyio.connect_tcp("127.0.0.1", port, local_host="127.0.0.2")
+                if i % 2:
+                    await stream.send(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                attack.append(stream)
+            async with httpx.AsyncClient(base_url=url, timeout=5) as owner:
+                for _ in range(3):
+                    response = await owner.get("/api/status")
+                    assert response.status_code == 200, response.text
+            # Every attacking connection is closed: at once beyond the per-client limit,
+            # after the head timeout for the rest.
+            closed = 0
+            for stream in attack:
+                with anyio.fail_after(5):
+                    try:
+                        data = await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                        closed += 1
+                    else:
+                        raise AssertionError(f"the server answered a slow client: {data!r}")
+            assert closed == 120
+            tg.cancel_scope.cancel()
+    for stream in attack:
+        await stream.aclose()
+
+
+class Terminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["terminal", "service"])
+def test_item08_the_api_token_is_never_written_to_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, tty: bool
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    terminal = Terminal(tty)
+    path = tmp_path / "token"
+    token = server._token(path, terminal)
+    assert token is not None and token == path.read_text().strip()
+    assert token not in caplog.text
+    assert str(path) in caplog.text  # the log says where it is
+    assert (token in terminal.getvalue()) is tty
+    assert server._token(path, terminal) == token  # the second start: not shown again
+    assert token not in caplog.text
+    assert terminal.getvalue().count(token) == (1 if tty else 0)
+
+
+async def test_item09_reads_can_require_the_token(bench: Bench) -> None:
+    async with client_for(BenchHost(bench), reads_need_token=True) as client:
+        for path in ("/api/status", "/api/nodes", "/api/events", "/api/history", "/api/config"):
+            assert (await client.get(path)).status_code == 401, path
+            assert (await client.get(path, headers=AUTH)).status_code == 200, path
+        assert (await client.get("/api/openapi.json")).status_code == 200
+        assert (await client.get("/")).status_code == 200  # the page itself, without data
+        wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+        assert (await client.get("/api/status", headers=wrong)).status_code == 403
+    async with client_for(BenchHost(bench)) as client:  # the default: reads are open
+        assert (await client.get("/api/status")).status_code == 200
+
+
+async def test_item09_a_non_loopback_page_says_what_is_exposed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.web")
+    host = bench_host(tmp_path, web_host="0.0.0.0")  # the case under test
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(server.serve, host)
+            tg.cancel_scope.cancel()
+    assert "open to the network" in caplog.text
+    assert "web.reads_need_token" in caplog.text
+    assert "reverse proxy" in caplog.text
+    text = (ROOT / "docs" / "web.md").read_text()
+    assert "reverse proxy" in text and "reads_need_token" in text

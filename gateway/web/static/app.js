@@ -167,6 +167,7 @@
     localStorage.setItem(TOKEN_KEY, state.token);
     $("token-dialog").close();
     toast("Unlocked: actions and setup are enabled");
+    reload();  // with web.reads_need_token the page could not read until now
   }
 
   function forgetToken() {
@@ -750,7 +751,9 @@
   function connect() {
     if (state.source) state.source.close();
     const last = state.hist && state.hist.time.length ? state.hist.time[state.hist.time.length - 1] : "";
-    const source = new EventSource(`/api/stream?events=${state.eventCount}&history=${last}`);
+    // With web.reads_need_token the stream needs the token; EventSource cannot send headers.
+    const auth = state.token ? `&access_token=${encodeURIComponent(state.token)}` : "";
+    const source = new EventSource(`/api/stream?events=${state.eventCount}&history=${last}${auth}`);
     state.source = source;
     state.lastUpdate = Date.now();
     setConn("connecting");
@@ -787,6 +790,7 @@
       renderConfig(config);
     } catch (e) {
       toast(`Cannot reach the gateway: ${e.message}`, true);
+      if (e.status === 401) openTokenDialog();  // web.reads_need_token: reading needs it too
     }
     connect();
   }
