@@ -300,7 +300,7 @@ class GatewayCore:
         self, now: float, snap: BatterySnapshot, decision: Decision, previous: Phase | None
     ) -> None:
         if previous is not None and decision.phase != previous:
-            self.events.add(now, EventKind.PHASE, f"phase {previous} -> {decision.phase}")
+            self.events.add(now, EventKind.PHASE, f"{previous} -> {decision.phase}")
         for node, ns in snap.nodes.items():
             before = self._seen_nodes.get(node)
             now_seen = (ns.present, ns.state)

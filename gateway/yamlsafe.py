@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from yaml import SafeLoader
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.events import AliasEvent
@@ -22,7 +23,7 @@ from yaml.nodes import MappingNode, Node
 MAX_DEPTH = 32  # a configuration is a few levels deep; a table of points is four
 
 
-class StrictLoader(yaml.SafeLoader):
+class StrictLoader(SafeLoader):
     """SafeLoader without aliases, duplicate keys or deep nesting."""
 
     def __init__(self, stream: Any) -> None:
@@ -68,8 +69,13 @@ class StrictLoader(yaml.SafeLoader):
 
 
 def load(text: bytes | str) -> Any:
-    """Parse one YAML document strictly (raises yaml.YAMLError)."""
-    return yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass: nothing executes
+    """Parse one YAML document strictly (raises yaml.YAMLError). What yaml.load does, with
+    this SafeLoader subclass: no tag can construct anything but plain data."""
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def describe(exc: yaml.YAMLError) -> str:

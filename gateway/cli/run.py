@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 
 from gateway.cli.config import EXIT_INVALID
-from gateway.cli.options import add_bus_options, bus_overrides
+from gateway.cli.options import add_bus_options, bus_overrides, warn_if_virtual
 from gateway.config import ConfigError, Settings, load_config, validate
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return EXIT_INVALID
     from gateway.service import Gateway  # noqa: PLC0415 -- keeps `--help` fast
+
+    warn_if_virtual("moat-bms run", settings.buses.battery.bus_kwargs())
+    if settings.buses.inverter is not None:
+        warn_if_virtual("moat-bms run", settings.buses.inverter.bus_kwargs())
 
     web = None
     if settings.web.enabled and not args.no_web:

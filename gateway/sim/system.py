@@ -33,9 +33,9 @@ from bms.config import default_config, load_config
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.node import Node
-from gateway.outputs import Output, view_of
 from gateway.config import Settings, validate
 from gateway.core import GatewayCore
+from gateway.outputs import Output, view_of
 from gateway.persist import StateStore
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
@@ -431,6 +431,9 @@ class SimSystem:
                     self.gateway_inverter_bus.send(
                         can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
                     )
+                # Counted as the service's CanPort counts them (the API shows them).
+                core.battery_counters.sent += len(out.battery)
+                core.inverter_counters.sent += len(out.inverter)
         if self.t >= self._next_save:
             self._next_save = self.t + self.settings.persistence.interval_s
             self.save_state()

@@ -487,3 +487,49 @@ def test_item12_a_tripped_node_is_named_tripped_not_missing() -> None:
     # A silent node is missing.
     rig.tick(rig.core.settings.timing.node_timeout_s + 0.5)
     assert Alarm.NODE_MISSING in rig.core.decision.alarms
+
+
+# ---------------------------------------------------------------------- seen as a new user
+
+
+def test_new_user_config_example_marks_what_is_an_example_not_a_default() -> None:
+    import yaml  # noqa: PLC0415
+
+    from gateway.configdoc import EXAMPLE_OVERRIDES, example_yaml  # noqa: PLC0415
+
+    text = example_yaml()
+    validate(yaml.safe_load(text))  # still a valid file
+    marked = [line for line in text.splitlines() if "# example; the default is" in line]
+    assert len(marked) == len(EXAMPLE_OVERRIDES)
+    assert any(line.strip().startswith("strings: [[0, 1], [2, 3]]") for line in marked)
+    assert "except the lines" in text.split("\n\n")[0]
+
+
+def test_new_user_a_virtual_bus_warns_that_other_processes_see_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gateway.cli.options import warn_if_virtual  # noqa: PLC0415
+
+    assert warn_if_virtual("moat-bms run", {"interface": "virtual", "channel": "x"})
+    assert "only inside this process" in caplog.text and "vcan" in caplog.text
+    assert "moat-bms sim" in caplog.text
+    assert not warn_if_virtual("moat-bms run", {"interface": "socketcan", "channel": "vcan0"})
+
+
+def test_new_user_phase_events_say_the_phase_once() -> None:
+    rig = CoreRig()
+    rig.run(60.0)
+    phases = [e.message for e in rig.core.events.events if e.kind == EventKind.PHASE]
+    assert phases and all(not m.startswith("phase ") for m in phases)
+    assert "stopped -> bulk" in phases
+
+
+def test_new_user_the_simulator_counts_sent_frames() -> None:
+    from gateway.sim.system import SimSetup, SimSystem  # noqa: PLC0415
+
+    with SimSystem(SimSetup(), seed=1, bus="memory") as sim:
+        sim.run(5.0)
+        core = sim.core
+        assert core is not None
+        assert core.battery_counters.sent > 0
+        assert core.inverter_counters.sent > 0

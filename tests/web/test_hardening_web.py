@@ -212,3 +212,13 @@ async def test_item09_a_non_loopback_page_says_what_is_exposed(
     assert "reverse proxy" in caplog.text
     text = (ROOT / "docs" / "web.md").read_text()
     assert "reverse proxy" in text and "reads_need_token" in text
+
+
+async def test_new_user_the_event_stream_sends_cache_control_once(bench: Bench) -> None:
+    stopping = anyio.Event()
+    stopping.set()  # the stream sends one update and ends
+    async with client_for(BenchHost(bench), stopping=stopping) as client:
+        with anyio.fail_after(10):
+            response = await client.get("/api/stream")
+    assert response.headers.get_list("cache-control") == ["no-store"]
+    assert "event: update" in response.text
