@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
 
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings, load_config
 from gateway.core import GatewayCore
 from gateway.sim.scenarios import SCENARIOS, Record, Scenario
 from gateway.sim.system import BUSES, SimSystem
@@ -57,6 +57,13 @@ def add_subparser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--scenario", default="demo", choices=sorted(SCENARIOS), metavar="NAME")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="simulate your own battery: the topology, chemistry, capacity, strategy, SoC "
+        "and inverter settings of this gateway configuration file (buses, web and state "
+        "stay the simulator's)",
+    )
     parser.add_argument(
         "--duration", type=float, help="simulated seconds (default: the whole scenario)"
     )
@@ -137,6 +144,13 @@ def run(args: argparse.Namespace) -> int:
     if duration <= 0:
         print(f"moat-bms sim: --duration must be above 0, got {duration}", file=sys.stderr)
         return 2
+    config = None
+    if args.config is not None:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc.report(), file=sys.stderr)
+            return 2
     view = not args.no_view and sys.stdout.isatty()
     console = Console()
     # The view (or the hourly status line) shows the events; the log keeps to warnings
@@ -159,9 +173,18 @@ def run(args: argparse.Namespace) -> int:
             "port": args.port,
             "token_file": str(state_dir / "token"),
         }
-        sim, record = scenario.build(
-            args.seed, gateway={"web": web}, log=log_file, state_dir=state_dir, bus=args.bus
-        )
+        try:
+            sim, record = scenario.build(
+                args.seed,
+                gateway={"web": web},
+                config=config,
+                log=log_file,
+                state_dir=state_dir,
+                bus=args.bus,
+            )
+        except (ValueError, ConfigError) as exc:
+            print(f"moat-bms sim: {args.config}: {exc}", file=sys.stderr)
+            return 2
         stack.callback(sim.close)
         runner = Runner(sim, scenario, record, args, console, view)
         try:

@@ -533,3 +533,43 @@ def test_new_user_the_simulator_counts_sent_frames() -> None:
         assert core is not None
         assert core.battery_counters.sent > 0
         assert core.inverter_counters.sent > 0
+
+
+def test_new_user_sim_simulates_the_battery_of_a_configuration_file(tmp_path: Path) -> None:
+    import yaml  # noqa: PLC0415
+
+    from gateway.cli import main  # noqa: PLC0415
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.limits import Alarm  # noqa: PLC0415
+    from gateway.sim.scenarios import SCENARIOS  # noqa: PLC0415
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "battery": {
+                    "chemistry": "nmc",
+                    "topology": {"strings": [[0], [1]], "cells_per_node": 14, "capacity_ah": 50},
+                },
+                "inverter": {"profile": "victron"},
+                "strategy": {"max_charge_current_a": 40},
+            }
+        )
+    )
+    sim, _ = SCENARIOS["demo"].build(1, config=load_config(path), bus="memory")
+    with sim:
+        sim.run(600.0)
+        core = sim.core
+        assert core is not None
+        assert core.settings.battery.chemistry.value == "nmc"
+        assert core.settings.battery.topology.cells_in_series == 14
+        assert core.profile.name == "victron"
+        assert core.decision is not None
+        assert Alarm.SYSTEM not in core.decision.alarms  # the nodes match the file
+        assert 0 < core.decision.limits.ccl <= 40
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("battery:\n  topology:\n    strings: [[0]]\n    cells: {0: 8}\n")
+    assert main(["sim", "--config", str(bad), "--no-web", "--no-view", "--duration", "1"]) == 2
+    worse = tmp_path / "worse.yaml"
+    worse.write_text("strategy:\n  voltages:\n    charge_target_v: 5.0\n")
+    assert main(["sim", "--config", str(worse), "--no-web", "--no-view", "--duration", "1"]) == 2
