@@ -573,3 +573,18 @@ def test_new_user_sim_simulates_the_battery_of_a_configuration_file(tmp_path: Pa
     worse = tmp_path / "worse.yaml"
     worse.write_text("strategy:\n  voltages:\n    charge_target_v: 5.0\n")
     assert main(["sim", "--config", str(worse), "--no-web", "--no-view", "--duration", "1"]) == 2
+
+
+def test_item02_a_node_state_warning_flag_stops_that_direction_in_the_urgent_tick() -> None:
+    from gateway.snapshot import ProtectionKind  # noqa: PLC0415
+
+    rig = CoreRig()
+    rig.run(120.0)
+    rig.counter += 1
+    frame = nf.node_state(
+        0, rig.counter, warnings=frozenset({ProtectionKind.CELL_OVER_VOLTAGE})
+    )  # CellExtremes and CellVoltages still look normal
+    assert rig.core.on_battery_frame(*frame, rig.t)  # urgent
+    rig.tick(0.001)
+    assert rig.core.decision is not None
+    assert rig.core.decision.limits.ccl == 0 and rig.core.decision.limits.dcl > 0
