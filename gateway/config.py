@@ -148,7 +148,12 @@ def _cell_and_pack_problems(settings: Settings) -> list[str]:
         try:
             effective = strategy.apply(chem)
         except ValueError as exc:
-            problems.append(f"strategy.voltages: {exc}")
+            # "lfp: min_cell_v (3.6 V) must be below empty_cell_v (3.0 V)": name the key set.
+            reason = str(exc).split(": ", 1)[-1]
+            given = [k for k, v in strategy.voltages.model_dump().items() if v is not None]
+            named = [k for k in given if k in reason] or given or [""]
+            key = ".".join(filter(None, ("strategy.voltages", named[0])))
+            problems.append(f"{key}: {reason} (the others at the {name} defaults)")
     dvl = strategy.dvl_cell_v
     if dvl is not None:
         top = effective.float_v if effective else chem.float_v
