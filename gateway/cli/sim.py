@@ -158,8 +158,13 @@ def run(args: argparse.Namespace) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.WARNING
     if view:
         # Log records print above the live view instead of tearing it.
+        # The handler shows time and level itself: the format adds only the logger's name
+        # (basicConfig's default would print the level a second time).
         logging.basicConfig(
-            level=level, handlers=[RichHandler(console=console, show_path=False)], force=True
+            level=level,
+            format="%(name)s: %(message)s",
+            handlers=[RichHandler(console=console, show_path=False)],
+            force=True,
         )
     else:
         logging.getLogger().setLevel(level)
