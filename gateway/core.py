@@ -40,6 +40,11 @@ STATE_VERSION = 1
 ALARM_CLEAR_S = 5.0
 # A NodeInfo mismatch (every 5 s) holds this long after it was last seen.
 MISMATCH_HOLD_S = 15.0
+# NodeState frames out of sequence: more than DUPLICATE_FRAMES in DUPLICATE_WINDOW_S while
+# the node is present means two senders with one id (a node's id set twice, a second
+# battery): their alive counters interleave. A stuck node goes stale instead.
+DUPLICATE_FRAMES = 10
+DUPLICATE_WINDOW_S = 10.0
 # Another device's battery frames on the inverter bus keep their alarm this long.
 FOREIGN_LIMITS_HOLD_S = 10.0
 
@@ -103,6 +108,10 @@ class GatewayCore:
         self._keepalive_status: KeepaliveStatus | None = None
         self._mismatches: list[str] = []
         self._mismatch_seen: dict[str, float] = {}
+        # node -> (window start, ignored NodeState frames at its start); nodes suspected of
+        # sharing their id with another sender, with the time last suspected.
+        self._ignored_at: dict[int, tuple[float, int]] = {}
+        self._duplicates: dict[int, float] = {}
         self.events.add(
             now,
             EventKind.START,
@@ -230,6 +239,12 @@ class GatewayCore:
                 notes = (*notes, f"another device sends 0x{frame_id:03X} on the inverter bus")
             else:
                 self._foreign_limits = None
+        for node in self._duplicate_ids(now):
+            alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
+            notes = (
+                *notes,
+                f"node {node}: NodeState frames out of sequence (two nodes with id {node}?)",
+            )
         # A mismatch holds for MISMATCH_HOLD_S after it was last seen: two nodes answering
         # with one id (one matching, one not) must not make the charge limit flap.
         for m in self.model.mismatches(self.settings.battery.chemistry.value):
@@ -295,6 +310,29 @@ class GatewayCore:
             )
         )
         return out
+
+    def _duplicate_ids(self, now: float) -> list[int]:
+        """Nodes whose NodeState frames arrive out of sequence as two senders' would."""
+        for node, rec in self.model.nodes.items():
+            start, ignored = self._ignored_at.setdefault(node, (now, rec.state_frames_ignored))
+            if not 0 <= now - start < DUPLICATE_WINDOW_S:
+                if rec.state_frames_ignored - ignored > DUPLICATE_FRAMES and rec.fresh(
+                    now, self.model.node_timeout
+                ):
+                    if node not in self._duplicates:
+                        self.events.add(
+                            now,
+                            EventKind.ALARM,
+                            "NodeState frames out of sequence: two nodes with this id?",
+                            node,
+                            cause=("duplicate", node),
+                        )
+                    self._duplicates[node] = now
+                self._ignored_at[node] = (now, rec.state_frames_ignored)
+        for node, seen in list(self._duplicates.items()):
+            if not 0 <= now - seen <= 2 * DUPLICATE_WINDOW_S:
+                del self._duplicates[node]
+        return sorted(self._duplicates)
 
     def _record_events(
         self, now: float, snap: BatterySnapshot, decision: Decision, previous: Phase | None

@@ -588,3 +588,33 @@ def test_item02_a_node_state_warning_flag_stops_that_direction_in_the_urgent_tic
     rig.tick(0.001)
     assert rig.core.decision is not None
     assert rig.core.decision.limits.ccl == 0 and rig.core.decision.limits.dcl > 0
+
+
+def test_item10_a_duplicate_node_id_is_named_once_and_the_log_keeps_the_rest() -> None:
+    from gateway.limits import Alarm  # noqa: PLC0415
+
+    rig = CoreRig()
+    rig.run(30.0)
+    rig.core.request_full_charge(rig.t)
+    # Two nodes answer as node 0: their alive counters interleave for ten minutes.
+    for i in range(6000):
+        for counter in (i, i + 8):
+            for frame in node_frames(counter):
+                rig.core.on_battery_frame(*frame, rig.t)
+        rig.tick(0.1)
+    assert Alarm.SYSTEM in rig.core.decision.alarms
+    assert any("two nodes with id 0" in n for n in rig.core.decision.notes)
+    events = list(rig.core.events.events)
+    told = [e for e in events if "out of sequence" in e.message]
+    assert len(told) == 1 and told[0].node == 0
+    assert events[0].kind == EventKind.START
+    assert any(e.kind == EventKind.USER for e in events)
+    assert len(events) < 40
+    # The second sender goes: the warning clears.
+    counter = 6000
+    for _ in range(300):
+        counter += 1
+        for frame in node_frames(counter):
+            rig.core.on_battery_frame(*frame, rig.t)
+        rig.tick(0.1)
+    assert Alarm.SYSTEM not in rig.core.decision.alarms
