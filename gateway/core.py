@@ -9,7 +9,7 @@ does the same with simulated time, which makes whole-system runs deterministic.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.codec import pylontech_lv as inverter_codec
@@ -35,6 +35,17 @@ log = logging.getLogger(__name__)
 KEEPALIVE_ID = inverter_codec.FRAME_IDS["InverterKeepalive"]
 OUR_INVERTER_IDS = frozenset(inverter_codec.FRAME_IDS.values()) - {KEEPALIVE_ID}
 STATE_VERSION = 1
+# An alarm must stay away this long before its clear is recorded (debounce of events).
+ALARM_CLEAR_S = 5.0
+# A NodeInfo mismatch (every 5 s) holds this long after it was last seen.
+MISMATCH_HOLD_S = 15.0
+# NodeState frames out of sequence: more than DUPLICATE_FRAMES in DUPLICATE_WINDOW_S while
+# the node is present means two senders with one id (a node's id set twice, a second
+# battery): their alive counters interleave. A stuck node goes stale instead.
+DUPLICATE_FRAMES = 10
+DUPLICATE_WINDOW_S = 10.0
+# Another device's battery frames on the inverter bus keep their alarm this long.
+FOREIGN_LIMITS_HOLD_S = 10.0
 
 
 @dataclass
@@ -57,7 +68,7 @@ class GatewayCore:
         self._inverter_log = RateLimitedLog(log, 60.0)
         state = state or {}
         self.controller = ChargeController(
-            settings.strategy,
+            settings.bounded_strategy(),  # maximum currents within the pack rating
             self.chemistry,
             topo.cells_in_series,
             _restore(StrategyState, state.get("strategy"), "strategy"),
@@ -79,6 +90,7 @@ class GatewayCore:
             self.battery_counters,
             alert_high_cell=self.chemistry.charge_target_v,
             alert_low_cell=self.chemistry.empty_cell_v,
+            chemistry=settings.battery.chemistry.value,
         )
         # The nodes' own records, for the page and the tests.
         self.model = self.source.model
@@ -93,8 +105,16 @@ class GatewayCore:
         self.sent: Outgoing | None = None
         self.ticks = 0
         self._seen_nodes: dict[int, tuple[bool, NodeState]] = {}
-        self._alarms: dict[Alarm, Severity] = {}
+        self._alarms: dict[Alarm, Severity] = {}  # as the events last told them
+        self._alarm_gone_since: dict[Alarm, float] = {}
+        self._foreign_limits: tuple[float, int] | None = None  # (last seen, frame id)
         self._keepalive_status: KeepaliveStatus | None = None
+        self._mismatches: list[str] = []
+        self._mismatch_seen: dict[str, float] = {}
+        # node -> (window start, ignored NodeState frames at its start); nodes suspected of
+        # sharing their id with another sender, with the time last suspected.
+        self._ignored_at: dict[int, tuple[float, int]] = {}
+        self._duplicates: dict[int, float] = {}
         self.events.add(
             now,
             EventKind.START,
@@ -111,7 +131,24 @@ class GatewayCore:
             # One shared bus: the inverter's keepalive arrives here.
             self.on_inverter_frame(frame, now)
             return False
+        if frame.id in OUR_INVERTER_IDS and frame.plain and self.settings.buses.inverter is None:
+            # One shared bus: our own frames are not heard back, so this is another device.
+            self._foreign_battery_frame(frame.id, now)
         return self.source.on_frame(frame, now)
+
+    def _foreign_battery_frame(self, frame_id: int, now: float) -> None:
+        """Another device sends battery frames (limits) to the inverter: it now gets two
+        sets of limits, and may follow the other one. An alarm and an event, not only a log
+        line."""
+        if self._foreign_limits is None:
+            self.events.add(
+                now,
+                EventKind.ALARM,
+                f"another device sends battery limits on the inverter bus (0x{frame_id:03X}): "
+                "the inverter gets two sets of limits",
+                cause=("foreign", frame_id),
+            )
+        self._foreign_limits = (now, frame_id)
 
     def on_inverter_frame(self, frame: Frame, now: float) -> None:
         """A frame from the inverter bus: only its 0x305 keepalive matters."""
@@ -125,6 +162,7 @@ class GatewayCore:
             self.keepalive.on_keepalive(now)
             return
         if not frame.extended and frame_id in OUR_INVERTER_IDS:
+            self._foreign_battery_frame(frame_id, now)
             self._inverter_log.warning(
                 ("battery", frame_id),
                 now,
@@ -175,15 +213,48 @@ class GatewayCore:
         alarms = dict(decision.alarms)
         for alarm, severity in self.keepalive.alarms(now).items():
             alarms[alarm] = max(severity, alarms.get(alarm, severity))
-        if self.source.problems():
+        limits, notes = decision.limits, decision.notes
+        if self._foreign_limits is not None:
+            seen, frame_id = self._foreign_limits
+            if 0 <= now - seen <= FOREIGN_LIMITS_HOLD_S:
+                alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
+                notes = (*notes, f"another device sends 0x{frame_id:03X} on the inverter bus")
+            else:
+                self._foreign_limits = None
+        for node in self._duplicate_ids(now):
             alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
+            notes = (
+                *notes,
+                f"node {node}: NodeState frames out of sequence (two nodes with id {node}?)",
+            )
+        # A mismatch holds for MISMATCH_HOLD_S after it was last seen: two nodes answering
+        # with one id (one matching, one not) must not make the charge limit flap.
+        for m in self.source.problems():
+            self._mismatch_seen[m] = now
+        for m, seen in list(self._mismatch_seen.items()):
+            if not 0 <= now - seen <= MISMATCH_HOLD_S:
+                del self._mismatch_seen[m]
+        mismatches = sorted(self._mismatch_seen)
+        if mismatches:
+            # The nodes measure another battery than the limits are computed for: the charge
+            # voltages may be wrong for these cells, so charging stops until it is fixed.
+            alarms[Alarm.SYSTEM] = Severity.ALARM
+            limits = replace(limits, ccl=0.0, charge_enable=False, force_charge=False)
+            notes = (*notes, *(f"charging stopped: {m}" for m in mismatches))
+        if mismatches != self._mismatches:
+            for m in mismatches:
+                if m not in self._mismatches:
+                    self.events.add(
+                        now, EventKind.ALARM, f"configuration mismatch: {m}", cause=("nodeinfo", m)
+                    )
+            self._mismatches = mismatches
         decision = Decision(
-            limits=decision.limits,
+            limits=limits,
             phase=decision.phase,
             alarms=alarms,
             relay=decision.relay,
             balance=decision.balance,
-            notes=decision.notes,
+            notes=notes,
         )
         self._record_events(now, snap, decision, previous_phase)
         self.snapshot, self.soc_state, self.decision = snap, soc, decision
@@ -214,11 +285,34 @@ class GatewayCore:
         )
         return out
 
+    def _duplicate_ids(self, now: float) -> list[int]:
+        """Nodes whose NodeState frames arrive out of sequence as two senders' would."""
+        for node, rec in self.model.nodes.items():
+            start, ignored = self._ignored_at.setdefault(node, (now, rec.state_frames_ignored))
+            if not 0 <= now - start < DUPLICATE_WINDOW_S:
+                if rec.state_frames_ignored - ignored > DUPLICATE_FRAMES and rec.fresh(
+                    now, self.model.node_timeout
+                ):
+                    if node not in self._duplicates:
+                        self.events.add(
+                            now,
+                            EventKind.ALARM,
+                            "NodeState frames out of sequence: two nodes with this id?",
+                            node,
+                            cause=("duplicate", node),
+                        )
+                    self._duplicates[node] = now
+                self._ignored_at[node] = (now, rec.state_frames_ignored)
+        for node, seen in list(self._duplicates.items()):
+            if not 0 <= now - seen <= 2 * DUPLICATE_WINDOW_S:
+                del self._duplicates[node]
+        return sorted(self._duplicates)
+
     def _record_events(
         self, now: float, snap: BatterySnapshot, decision: Decision, previous: Phase | None
     ) -> None:
         if previous is not None and decision.phase != previous:
-            self.events.add(now, EventKind.PHASE, f"phase {previous} -> {decision.phase}")
+            self.events.add(now, EventKind.PHASE, f"{previous} -> {decision.phase}")
         for node, ns in snap.nodes.items():
             before = self._seen_nodes.get(node)
             now_seen = (ns.present, ns.state)
@@ -242,12 +336,25 @@ class GatewayCore:
                     self.events.add(
                         now, EventKind.RELAY, f"{before[1].name} -> {ns.state.name}", node
                     )
+        # Alarm events are debounced: a clear is recorded once the alarm has stayed away for
+        # ALARM_CLEAR_S, so a flapping cause gives one raise, not a raise and a clear per
+        # tick; the event log folds what still repeats (per alarm, whatever its severity).
         for alarm, severity in decision.alarms.items():
+            self._alarm_gone_since.pop(alarm, None)
             if self._alarms.get(alarm) != severity:
-                self.events.add(now, EventKind.ALARM, f"{alarm.value} ({severity.name.lower()})")
-        for alarm in self._alarms.keys() - decision.alarms.keys():
-            self.events.add(now, EventKind.ALARM_CLEARED, alarm.value)
-        self._alarms = dict(decision.alarms)
+                self._alarms[alarm] = severity
+                self.events.add(
+                    now,
+                    EventKind.ALARM,
+                    f"{alarm.value} ({severity.name.lower()})",
+                    cause=("alarm", alarm),
+                )
+        for alarm in list(self._alarms.keys() - decision.alarms.keys()):
+            gone = self._alarm_gone_since.setdefault(alarm, now)
+            if now - gone >= ALARM_CLEAR_S or now < gone:
+                del self._alarms[alarm]
+                del self._alarm_gone_since[alarm]
+                self.events.add(now, EventKind.ALARM_CLEARED, alarm.value, cause=("alarm", alarm))
         status = self.keepalive.status(now)
         if status != self._keepalive_status:
             if status == KeepaliveStatus.MISSING:

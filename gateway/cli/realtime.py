@@ -8,7 +8,7 @@ from typing import Any
 
 import can
 
-from gateway.cli.options import bus_overrides
+from gateway.cli.options import bus_overrides, warn_if_virtual
 from gateway.config.sections import CanBusSettings
 
 
@@ -16,7 +16,9 @@ def open_bus(args: Any) -> can.BusABC:
     """A python-can bus from the command line's options; what they leave out comes from
     python-can's config file and CAN_* variables, as for `moat-bms run`."""
     factory: Callable[..., can.BusABC] = can.Bus
-    return factory(**CanBusSettings(**bus_overrides(args)).bus_kwargs())
+    kwargs = CanBusSettings(**bus_overrides(args)).bus_kwargs()
+    warn_if_virtual("moat-bms", kwargs)
+    return factory(**kwargs)
 
 
 def run_realtime(step: Callable[[float], object], period_s: float, duration: float | None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 
 from gateway.cli.config import EXIT_INVALID
-from gateway.cli.options import add_bus_options, bus_overrides
+from gateway.cli.options import add_bus_options, bus_overrides, warn_if_virtual
 from gateway.config.root import ConfigError, Settings, load_config, validate
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,11 @@ def add_subparser(subparsers: Any) -> None:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The configuration file's settings with the command line's bus options applied."""
     base = load_config(args.config) if args.config else validate({})
-    data = base.model_dump(mode="json", exclude_none=True)
-    battery = data.setdefault("buses", {}).setdefault("battery", {})
+    # Only what the file states: a default is not a value the user set (pack-rating checks).
+    data = base.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    battery = base.buses.battery.model_dump(mode="json", exclude_none=True)
     battery.update(bus_overrides(args))
+    data.setdefault("buses", {})["battery"] = battery
     return validate(data, str(args.config or "command line"))
 
 
@@ -58,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     from gateway.runtime.service import Gateway  # noqa: PLC0415 -- keeps `--help` fast
 
+    warn_if_virtual("moat-bms run", settings.buses.battery.bus_kwargs())
+    if settings.buses.inverter is not None:
+        warn_if_virtual("moat-bms run", settings.buses.inverter.bus_kwargs())
+
     web = None
     if settings.web.enabled and not args.no_web:
         from gateway.web.server import serve  # noqa: PLC0415
@@ -65,8 +71,12 @@ def run(args: argparse.Namespace) -> int:
         web = serve
     from gateway.runtime.outputs import build_outputs  # noqa: PLC0415
 
-    outputs = build_outputs(settings, settings.persistence.state_file)
-    gateway = Gateway(settings, config_path=args.config, outputs=outputs)
+    try:
+        outputs = build_outputs(settings, settings.persistence.state_file)
+        gateway = Gateway(settings, config_path=args.config, outputs=outputs)
+    except ValueError as exc:  # the validator should have said so: never a traceback
+        print(f"{args.config or 'command line'}: invalid configuration\n  {exc}", file=sys.stderr)
+        return EXIT_INVALID
     if mqtt is not None:
         from gateway.runtime.outputs import mqtt_output  # noqa: PLC0415 -- only when used
 

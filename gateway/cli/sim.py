@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
 
-from gateway.config.root import Settings
+from gateway.config.root import ConfigError, Settings, load_config
 from gateway.core import GatewayCore
 from gateway.outputs import Output
 from gateway.runtime.outputs import build_outputs
@@ -60,6 +60,13 @@ def add_subparser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--scenario", default="demo", choices=sorted(SCENARIOS), metavar="NAME")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="simulate your own battery: the topology, chemistry, capacity, strategy, SoC "
+        "and inverter settings of this gateway configuration file (buses, web and state "
+        "stay the simulator's)",
+    )
     parser.add_argument(
         "--duration", type=float, help="simulated seconds (default: the whole scenario)"
     )
@@ -181,6 +188,13 @@ def run(args: argparse.Namespace) -> int:
     if duration <= 0:
         print(f"moat-bms sim: --duration must be above 0, got {duration}", file=sys.stderr)
         return 2
+    config = None
+    if args.config is not None:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc.report(), file=sys.stderr)
+            return 2
     view = not args.no_view and sys.stdout.isatty()
     console = Console()
     # The view (or the hourly status line) shows the events; the log keeps to warnings
@@ -188,8 +202,13 @@ def run(args: argparse.Namespace) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.WARNING
     if view:
         # Log records print above the live view instead of tearing it.
+        # The handler shows time and level itself: the format adds only the logger's name
+        # (basicConfig's default would print the level a second time).
         logging.basicConfig(
-            level=level, handlers=[RichHandler(console=console, show_path=False)], force=True
+            level=level,
+            format="%(name)s: %(message)s",
+            handlers=[RichHandler(console=console, show_path=False)],
+            force=True,
         )
     else:
         logging.getLogger().setLevel(level)
@@ -206,9 +225,18 @@ def run(args: argparse.Namespace) -> int:
         gateway: dict[str, Any] = {"web": web}
         if args.venus is not None:
             gateway["outputs"] = {"venus": {"bus": args.venus}}
-        sim, record = scenario.build(
-            args.seed, gateway=gateway, log=log_file, state_dir=state_dir, bus=args.bus
-        )
+        try:
+            sim, record = scenario.build(
+                args.seed,
+                gateway=gateway,
+                config=config,
+                log=log_file,
+                state_dir=state_dir,
+                bus=args.bus,
+            )
+        except (ValueError, ConfigError) as exc:
+            print(f"moat-bms sim: {args.config}: {exc}", file=sys.stderr)
+            return 2
         stack.callback(sim.close)
         sim.outputs.extend(build_outputs(sim.settings, state_dir / "state.json"))
         if args.mqtt:

@@ -20,7 +20,8 @@ from gateway.config.root import Settings
 
 EXAMPLE_HEADER = """\
 # moat-bms gateway configuration (YAML).
-# Every key is optional: what you leave out takes the default shown here. Unknown keys are
+# Every key is optional: what you leave out takes the default shown here, except the lines
+# marked "example" (an example battery; the default is named there). Unknown keys are
 # errors. Check a file with:  moat-bms config check FILE
 # Reference: docs/configuration.md
 """
@@ -130,8 +131,13 @@ def example_yaml() -> str:
             else:
                 lines.append(f"{indent}{path[-1]}:")
             continue
-        shown = EXAMPLE_OVERRIDES.get(path, value)
-        lines.append(f"{indent}{path[-1]}: {_scalar_yaml(shown)}")
+        if path in EXAMPLE_OVERRIDES:
+            lines.append(
+                f"{indent}{path[-1]}: {_scalar_yaml(EXAMPLE_OVERRIDES[path])}"
+                f"  # example; the default is {_scalar_yaml(value)}"
+            )
+        else:
+            lines.append(f"{indent}{path[-1]}: {_scalar_yaml(value)}")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -13,13 +13,14 @@ from typing import Any, Self
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from gateway.config import yamlsafe
 from gateway.config.sections import (
     BusesSettings,
     PersistenceSettings,
     TimingSettings,
     WebSettings,
 )
-from gateway.contracts.chemistry import Chemistry
+from gateway.contracts.chemistry import Chemistry, ChemistrySpec, spec_of
 from gateway.contracts.section import Section
 from gateway.contracts.topology import TopologySettings
 from gateway.outputs.inverter.settings import InverterSettings
@@ -28,6 +29,21 @@ from gateway.soc import SocSettings
 from gateway.strategy.settings import StrategySettings
 
 MAX_CONFIG_BYTES = 1_000_000
+
+
+class PackRating(Section):
+    """What the pack's maker allows, per string. Left out: the chemistry's conservative
+    C-rate times the string's capacity (LFP and NMC 1 C, LTO 4 C)."""
+
+    charge_current_a: float | None = Field(
+        None, gt=0, le=100_000, description="rated continuous charge current of one string (A)"
+    )
+    discharge_current_a: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="rated continuous discharge current of one string (A)",
+    )
 
 
 class BatterySettings(Section):
@@ -43,6 +59,20 @@ class BatterySettings(Section):
     topology: TopologySettings = Field(
         default_factory=TopologySettings, description="strings of nodes and their capacity"
     )
+    rating: PackRating = Field(
+        default_factory=PackRating,
+        description="the pack's current rating: no current limit is ever above it",
+    )
+
+    def current_bounds(self) -> tuple[float, float]:
+        """Highest charge and discharge current the whole battery may carry (A): every
+        string's rating (or the chemistry's C-rate times its capacity), all strings."""
+        chem = spec_of(self.chemistry)
+        capacity = self.topology.capacity_ah
+        strings = len(self.topology.strings)
+        charge = self.rating.charge_current_a or chem.max_charge_c * capacity
+        discharge = self.rating.discharge_current_a or chem.max_discharge_c * capacity
+        return charge * strings, discharge * strings
 
 
 class Settings(Section):
@@ -82,6 +112,95 @@ class Settings(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _within_the_cells(self) -> Self:
+        """Cross-field: every voltage within the chemistry's hard cell limits, every current
+        within the pack rating (one message per offending key; they all count)."""
+        problems = _cell_and_pack_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def bounded_strategy(self) -> StrategySettings:
+        """The strategy with its maximum currents at most the pack rating (a default of
+        100 A on a smaller pack means the pack's rating; a value set above it is refused)."""
+        charge, discharge = self.battery.current_bounds()
+        strategy = self.strategy
+        return strategy.model_copy(
+            update={
+                "max_charge_current_a": min(strategy.max_charge_current_a, charge),
+                "max_discharge_current_a": min(strategy.max_discharge_current_a, discharge),
+            }
+        )
+
+
+def _cell_and_pack_problems(settings: Settings) -> list[str]:
+    chem = spec_of(settings.battery.chemistry)
+    name = chem.chemistry.value.upper()
+    strategy = settings.strategy
+    problems = []
+    for key, value in strategy.voltages.model_dump().items():
+        if value is None:
+            continue
+        if value > chem.max_charge_v:
+            problems.append(
+                f"strategy.voltages.{key}: {value} V is above the {name} charge cut-off "
+                f"{chem.max_charge_v} V per cell"
+            )
+        elif value <= chem.hard_min_v:
+            problems.append(
+                f"strategy.voltages.{key}: {value} V is at or below the {name} damage limit "
+                f"{chem.hard_min_v} V per cell"
+            )
+    effective: ChemistrySpec | None = None
+    if not problems:
+        try:
+            effective = strategy.apply(chem)
+        except ValueError as exc:
+            # "lfp: min_cell_v (3.6 V) must be below empty_cell_v (3.0 V)": name the key set.
+            reason = str(exc).split(": ", 1)[-1]
+            given = [k for k, v in strategy.voltages.model_dump().items() if v is not None]
+            named = [k for k in given if k in reason] or given or [""]
+            key = ".".join(filter(None, ("strategy.voltages", named[0])))
+            problems.append(f"{key}: {reason} (the others at the {name} defaults)")
+    dvl = strategy.dvl_cell_v
+    if dvl is not None:
+        top = effective.float_v if effective else chem.float_v
+        if not chem.hard_min_v <= dvl < top:
+            problems.append(
+                f"strategy.dvl_cell_v: {dvl} V must be within the {name} damage limit "
+                f"{chem.hard_min_v} V and the float voltage {top} V per cell"
+            )
+    cells = settings.battery.topology.cells_in_series
+    if settings.inverter.dvl is not None and effective is not None:
+        low, high = cells * chem.hard_min_v, cells * effective.charge_target_v
+        if not low <= settings.inverter.dvl < high:
+            problems.append(
+                f"inverter.dvl: {settings.inverter.dvl} V must be within {low:.2f} V and "
+                f"{high:.2f} V ({cells} {name} cells between the damage limit and the charge "
+                "target)"
+            )
+    charge, discharge = settings.battery.current_bounds()
+    stated = strategy.model_fields_set
+    for key, bound, rated in (
+        ("max_charge_current_a", charge, settings.battery.rating.charge_current_a),
+        ("max_discharge_current_a", discharge, settings.battery.rating.discharge_current_a),
+    ):
+        value = getattr(strategy, key)
+        if key in stated and value > bound:
+            why = (
+                "battery.rating"
+                if rated is not None
+                else f"{name} at {bound / len(settings.battery.topology.strings):.0f} A per "
+                "string of "
+                f"{settings.battery.topology.capacity_ah:g} Ah; state battery.rating if the "
+                "pack allows more"
+            )
+            problems.append(
+                f"strategy.{key}: {value} A is above the pack rating {bound:.0f} A ({why})"
+            )
+    return problems
+
 
 class ConfigError(Exception):
     """A configuration file that cannot be used. str() names the keys and the reasons."""
@@ -115,6 +234,9 @@ def validate(data: object, source: str = "configuration") -> Settings:
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 reason = "unknown key"
+            if not err["loc"] and err["type"] == "value_error":
+                problems += reason.splitlines()  # cross-field: each line names its key
+                continue
             problems.append(f"{_loc(err['loc'])}: {reason}")
         raise ConfigError(source, problems) from None
 
@@ -127,14 +249,18 @@ def load_config(path: Path) -> Settings:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), [f"file is larger than {MAX_CONFIG_BYTES} bytes"])
+    return validate(parse_yaml(raw, str(path)), str(path))
+
+
+def parse_yaml(raw: bytes, source: str) -> Any:
+    """A configuration file's YAML, strictly (no duplicate keys, no aliases, bounded
+    nesting: gateway/config/yamlsafe.py). Raises ConfigError naming the line."""
     try:
-        data: Any = yaml.safe_load(raw)
+        return yamlsafe.load(raw)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(str(path), [f"{where}YAML syntax: {problem}"]) from None
-    return validate(data, str(path))
+        raise ConfigError(source, [f"YAML syntax: {yamlsafe.describe(exc)}"]) from None
+    except RecursionError:  # belt and braces: the loader bounds nesting itself
+        raise ConfigError(source, ["YAML: nested too deeply"]) from None
 
 
 def dump(settings: Settings) -> dict[str, Any]:

@@ -89,3 +89,8 @@ class WebSettings(Section):
     token_file: Path = Field(
         Path("moat-bms-token"), description="file holding the API token (created mode 0600)"
     )
+    reads_need_token: bool = Field(
+        False,
+        description="require the API token for reading too (status, events, configuration); "
+        "advised when web.host is not loopback",
+    )

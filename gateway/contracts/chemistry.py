@@ -101,6 +101,13 @@ class ChemistrySpec:
     nominal_v: float  # nominal cell voltage, for capacity in Wh and display
     hard_max_v: float  # cell damage above this (reference; the nodes trip well below)
     hard_min_v: float  # cell damage below this (reference)
+    # The datasheet's charge cut-off: no charge voltage a user sets may exceed it (the
+    # margin to hard_max_v is what the cell's spread and the CVL loop's overshoot need).
+    max_charge_v: float
+    # Continuous current a pack of this chemistry takes without a stated rating, in C (A per
+    # Ah of a string): conservative datasheet values; battery.rating states more.
+    max_charge_c: float
+    max_discharge_c: float
     full_charge_v: float  # periodic / user full charge: SoC reset and top balancing
     charge_target_v: float  # daily charge: allowed max cell in bulk and absorption
     float_v: float  # allowed max cell in float
@@ -136,6 +143,11 @@ class ChemistrySpec:
                 raise ValueError(
                     f"{self.chemistry}: {name_a} ({a} V) must be below {name_b} ({b} V)"
                 )
+        if not self.full_charge_v <= self.max_charge_v < self.hard_max_v:
+            raise ValueError(
+                f"{self.chemistry}: full_charge_v ({self.full_charge_v} V) must be at most the "
+                f"chemistry's charge cut-off {self.max_charge_v} V"
+            )
         if not self.min_cell_v < self.balance_start_v <= self.charge_target_v:
             raise ValueError(
                 f"{self.chemistry}: balance_start_v ({self.balance_start_v} V) must be above "
@@ -181,6 +193,9 @@ LFP = ChemistrySpec(
     nominal_v=3.2,
     hard_max_v=3.80,
     hard_min_v=2.50,
+    max_charge_v=3.65,
+    max_charge_c=1.0,
+    max_discharge_c=1.0,
     full_charge_v=3.55,
     charge_target_v=3.45,
     float_v=3.375,
@@ -212,6 +227,9 @@ NMC = ChemistrySpec(
     nominal_v=3.65,
     hard_max_v=4.25,
     hard_min_v=3.00,
+    max_charge_v=4.20,
+    max_charge_c=1.0,
+    max_discharge_c=1.0,
     full_charge_v=4.20,
     charge_target_v=4.10,
     float_v=4.00,
@@ -236,6 +254,9 @@ LTO = ChemistrySpec(
     nominal_v=2.3,
     hard_max_v=2.85,
     hard_min_v=1.90,
+    max_charge_v=2.80,
+    max_charge_c=4.0,
+    max_discharge_c=4.0,
     full_charge_v=2.80,
     charge_target_v=2.70,
     float_v=2.60,

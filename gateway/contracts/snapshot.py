@@ -128,8 +128,9 @@ class StringSnapshot:
 class BatterySnapshot:
     """The whole battery as the strategy sees it. NaN marks an unknown value."""
 
-    # Seconds: wall-clock epoch seconds in production, simulated seconds in the simulator.
-    # The clock of all pure logic; it may jump (NTP), so logic clamps the dt it derives.
+    # Seconds: a monotonic clock that starts at Unix time in production (service.
+    # MonotonicClock), simulated seconds in the simulator. The clock of all pure logic; logic
+    # still clamps the dt it derives (a suspended host, a saved time from before a restart).
     time: float
     # True when at least one string has fresh data from every one of its nodes (its relay
     # may still be open: the relay policy needs valid data to close it). False means: stop
@@ -141,7 +142,8 @@ class BatterySnapshot:
     # none is online (relays open).
     voltage: float
     current: float  # system current (A, + = charging): sum over online strings
-    # Extremes over every node with fresh data (online or not).
+    # Extremes over every node with fresh data (online or not): the worst of its
+    # CellExtremes and of its fresh CellVoltages.
     min_cell: float  # V
     max_cell: float
     min_cell_at: CellRef | None

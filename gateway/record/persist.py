@@ -39,14 +39,19 @@ class StateStore:
         otherwise every crash during a write would leave one behind."""
         self._remove_leftovers()
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             log.error("cannot read state file %s: %s; starting from defaults", self.path, exc)
             return None
         try:
-            data = json.loads(text)
+            # UnicodeDecodeError (binary garbage) is a ValueError; RecursionError (deeply
+            # nested JSON) is not, and must not stop the gateway from starting either.
+            try:
+                data = json.loads(raw.decode("utf-8"))
+            except RecursionError:
+                raise ValueError("nested too deeply") from None
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError(f"not a moat-bms state file of format {FORMAT}")
             state = data.get("state")

@@ -32,6 +32,30 @@ Clock = Callable[[], float]
 WebServer = Callable[["Gateway"], Coroutine[Any, Any, Any]]
 
 
+class MonotonicClock:
+    """The gateway's clock: time.monotonic(), shifted so that at start it reads Unix time.
+
+    Every age, timeout and rate limit of the core runs on it, so a step of the wall clock
+    (NTP, an RTC fix on a Pi) changes none of them. Because it starts at Unix time, the times
+    in the state file (the last full charge) stay comparable across restarts; one saved
+    "in the future" after the wall clock went back is clamped by the controller. For
+    display, `wall_offset()` turns a time of this clock into the wall clock's reading.
+    """
+
+    def __init__(self, monotonic: Clock | None = None, wall: Clock | None = None) -> None:
+        # Looked up at construction, not at import: tests replace time.time/time.monotonic.
+        self._monotonic = monotonic if monotonic is not None else time.monotonic
+        self._wall = wall if wall is not None else time.time
+        self._offset = self._wall() - self._monotonic()
+
+    def __call__(self) -> float:
+        return self._monotonic() + self._offset
+
+    def wall_offset(self) -> float:
+        """Seconds to add to a time of this clock to show it as the wall clock reads now."""
+        return self._wall() - self()
+
+
 class Gateway:
     """GatewayCore wired to real buses and a real clock."""
 
@@ -41,14 +65,15 @@ class Gateway:
         *,
         config_path: Path | None = None,
         open_bus: BusFactory = can.Bus,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
         outputs: Sequence[Output] = (),
     ) -> None:
         self.settings = settings
         self.config_path = config_path  # where the settings came from (the web page saves here)
-        self.clock = clock
+        # Monotonic: the wall clock is for display only (see MonotonicClock).
+        self.clock: Clock = clock if clock is not None else MonotonicClock()
         self.store = StateStore(settings.persistence.state_file)
-        self.core = GatewayCore(settings, clock(), self.store.load())
+        self.core = GatewayCore(settings, self.clock(), self.store.load())
         buses = settings.buses
         self.battery = GatewayCanPort(
             "battery",
@@ -72,6 +97,12 @@ class Gateway:
         # Outputs beside the inverter's CAN frames (D-Bus, MQTT): told after every tick.
         self.outputs: list[Output] = list(outputs)
         self._events_seen = 0
+
+    def wall_offset(self) -> float:
+        """Seconds to add to a time of the gateway's clock to show it as wall time."""
+        if isinstance(self.clock, MonotonicClock):
+            return self.clock.wall_offset()
+        return 0.0
 
     # ------------------------------------------------------------------ frames
 

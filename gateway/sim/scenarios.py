@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.config.root import Settings
 from gateway.contracts.decision import Alarm, Phase
 from gateway.sim.inverter import SimInverterSettings
 from gateway.sim.power import Constant, HouseholdLoad, SolarDay
@@ -116,11 +117,19 @@ class Scenario:
     slow: bool = False  # long: worth running with a coarser step
 
     def build(
-        self, seed: int = 0, *, gateway: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        seed: int = 0,
+        *,
+        gateway: dict[str, Any] | None = None,
+        config: Settings | None = None,
+        **kwargs: Any,
     ) -> tuple[SimSystem, Record]:
-        """The system and its recorder, ready to run; `gateway` overrides gateway settings
-        (e.g. the web page's port), kwargs go to SimSystem."""
+        """The system and its recorder, ready to run; `config` puts a user's battery into
+        the scenario (with_config), `gateway` overrides gateway settings (e.g. the web
+        page's port), kwargs go to SimSystem."""
         setup = self.setup()
+        if config is not None:
+            setup = with_config(setup, config)
         if gateway:
             deep_merge(setup.gateway, gateway)
         sim = SimSystem(setup, seed, **kwargs)
@@ -174,6 +183,33 @@ def base_setup(step_s: float = 1.0, **kw: Any) -> SimSetup:
     }
     deep_merge(gateway, setup.gateway)
     setup.gateway = gateway
+    return setup
+
+
+def with_config(setup: SimSetup, config: Settings) -> SimSetup:
+    """The scenario's setup with a user's battery: topology, chemistry and capacity (the
+    simulated nodes follow them, with over-current levels for that capacity), and the
+    file's strategy, SoC and inverter settings for the gateway. Buses, web and persistence
+    stay the simulator's; the scenario's step stays its own. ValueError for what the
+    simulator cannot build (per-node cell counts)."""
+    topo = config.battery.topology
+    if topo.cells:
+        raise ValueError(
+            "battery.topology.cells: per-node cell counts are not simulated; "
+            "use cells_per_node for every node"
+        )
+    setup.strings = [list(s) for s in topo.strings]
+    setup.cells_per_node = topo.cells_per_node
+    setup.chemistry = config.battery.chemistry.value
+    setup.capacity_ah = topo.capacity_ah
+    setup.node_config = {**setup.node_config, **node_limits(topo.capacity_ah)}
+    stated = config.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    gateway = {k: v for k, v in stated.items() if k in ("battery", "strategy", "soc", "inverter")}
+    strategy = setup.gateway.setdefault("strategy", {})
+    # The scenario's 0.5 C limits for its own pack: for this pack, unless the file says.
+    for key in ("max_charge_current_a", "max_discharge_current_a"):
+        strategy[key] = 0.5 * topo.capacity_ah * len(topo.strings)
+    deep_merge(setup.gateway, gateway)
     return setup
 
 

@@ -99,7 +99,7 @@ def _top(sim: SimSystem) -> Table:
     battery.add_row("voltage", _v(sim.battery.bus_voltage, "V", 2))
     battery.add_row("current", _v(sim.inverter_current, "A") + " (+ charges)")
     pv, load = sim.setup.pv(sim.t), sim.setup.load(sim.t)
-    battery.add_row("sun / house", f"{pv:.0f} W / {load:.0f} W, grid {inv.grid_w:.0f} W")
+    battery.add_row("sun / house", f"{pv:.0f} W / {load:.0f} W, grid {round(inv.grid_w)} W")
 
     top = Table.grid(expand=True)
     top.add_column(ratio=1)

@@ -77,10 +77,13 @@ class AlarmMonitor:
         # A missing or tripped node only removes its string while others carry on.
         gone = Severity.ALARM if snap.strings_online == 0 else Severity.WARNING
         nodes = snap.nodes.values()
-        if any(not n.present for n in nodes) or any(s.blocked for s in snap.strings):
+        # Each cause by its name: a tripped node is present, not missing.
+        if any(not n.present for n in nodes):
             raise_alarm(alarms, Alarm.NODE_MISSING, gone)
         if any(n.state is NodeState.TRIPPED for n in nodes):
             raise_alarm(alarms, Alarm.NODE_TRIPPED, gone)
+        if any(n.present and n.state is NodeState.CONFIG_ERROR for n in nodes):
+            raise_alarm(alarms, Alarm.SYSTEM, gone)
         if stale:
             self._imbalance_s, self._imbalanced = 0.0, False
             return alarms

@@ -22,7 +22,7 @@ CVL_RESOLUTION_V = 0.1
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CellVoltageOverrides(_Section):
@@ -240,7 +240,9 @@ class LimitSettings(_Section):
     hold_s: float = Field(
         30.0, ge=0, description="a higher target must persist this long before it ramps (s)"
     )
-    ramp_a_per_s: float = Field(5.0, gt=0, description="fastest increase of CCL and DCL (A/s)")
+    ramp_a_per_s: float = Field(
+        5.0, gt=0, le=1000, description="fastest increase of CCL and DCL (A/s)"
+    )
     min_step_a: float = Field(
         1.0,
         ge=0,
@@ -352,6 +354,7 @@ class RelaySettings(_Section):
     open_after_s: float = Field(
         60.0,
         ge=0,
+        le=3600,
         description="battery data stale, or a node silent, this long: open the relays (s)",
     )
 
@@ -380,10 +383,10 @@ class StrategySettings(_Section):
     """The charge strategy: everything between the battery snapshot and the limits."""
 
     max_charge_current_a: float = Field(
-        100.0, gt=0, description="charge current limit with nothing derating (A)"
+        100.0, gt=0, le=100_000, description="charge current limit with nothing derating (A)"
     )
     max_discharge_current_a: float = Field(
-        100.0, gt=0, description="discharge current limit with nothing derating (A)"
+        100.0, gt=0, le=100_000, description="discharge current limit with nothing derating (A)"
     )
     dvl_cell_v: float | None = Field(
         None,

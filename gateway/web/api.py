@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from gateway.web.parse import (
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[Request], Awaitable[Response]]
 STREAM_RETRY_MS = 2000  # how soon a browser reconnects a dropped event stream
 
 
@@ -62,8 +63,10 @@ class Api:
         stream_interval: float = 1.0,
         max_body: int = MAX_BODY_BYTES,
         stopping: anyio.Event | None = None,
+        reads_need_token: bool = False,
     ) -> None:
         self.host = host
+        self.reads_need_token = reads_need_token
         self.token = token
         self.token_file = token_file
         self.stream_interval = stream_interval
@@ -73,8 +76,15 @@ class Api:
 
     # ------------------------------------------------------------------ reading
 
+    def _wall_offset(self) -> float:
+        """Core clock -> wall time for display (a host on simulated time has none)."""
+        offset = getattr(self.host, "wall_offset", None)
+        return float(offset()) if callable(offset) else 0.0
+
     async def status(self, request: Request) -> Response:
-        return JSONResponse(views.status(self.host.core, self.host.clock(), self._outputs()))
+        return JSONResponse(
+            views.status(self.host.core, self.host.clock(), self._outputs(), self._wall_offset())
+        )
 
     def _outputs(self) -> Sequence[Output]:
         # The gateway and the simulator have outputs; a host without any shows none.
@@ -148,7 +158,7 @@ class Api:
             if columns["time"]:
                 history_since = max(t for t in columns["time"] if t is not None)
             payload = {
-                "status": views.status(core, now, self._outputs()),
+                "status": views.status(core, now, self._outputs(), self._wall_offset()),
                 "nodes": views.nodes(core, now),
                 "events": new_events["events"],
                 "history": columns,
@@ -169,11 +179,24 @@ class Api:
 
     # ------------------------------------------------------------------ acting
 
-    def _authorize(self, request: Request) -> None:
+    def reader(self, handler: Handler) -> Handler:
+        """A read endpoint: open to all, or behind the token with web.reads_need_token."""
+
+        async def read(request: Request) -> Response:
+            if self.reads_need_token:
+                # EventSource cannot send headers: the stream may carry it in the query.
+                self._authorize(request, query=request.url.path == "/api/stream")
+            return await handler(request)
+
+        return read
+
+    def _authorize(self, request: Request, *, query: bool = False) -> None:
         where = f" (it is in {self.token_file})" if self.token_file else ""
         if self.token is None:
             raise ApiError(403, f"no API token is set up on the gateway{where}: read-only")
         header = request.headers.get("authorization")
+        if header is None and query and "access_token" in request.query_params:
+            header = f"Bearer {request.query_params['access_token']}"
         if header is None:
             raise ApiError(401, f"this needs the API token: Authorization: Bearer TOKEN{where}")
         if not authorized(header, self.token):

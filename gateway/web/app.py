@@ -71,7 +71,7 @@ class Guard:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += SECURITY_HEADERS
-                if is_api:
+                if is_api and not any(k.lower() == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
@@ -108,11 +108,14 @@ def build_app(
     stream_interval: float = 1.0,
     max_body: int = MAX_BODY_BYTES,
     stopping: anyio.Event | None = None,
+    reads_need_token: bool = False,
 ) -> ASGIApp:
     """The web page and API around `host`.
 
     token: the API token (None: read-only for everyone). allowed_hosts: Host header names
     to answer (None: any). stopping: set when the server shuts down, to end event streams.
+    reads_need_token: the read endpoints need the token too (the page itself and the
+    OpenAPI document stay open).
     """
     api = Api(
         host,
@@ -121,15 +124,17 @@ def build_app(
         stream_interval=stream_interval,
         max_body=max_body,
         stopping=stopping,
+        reads_need_token=reads_need_token,
     )
+    read = api.reader
     routes = [
         Route("/", _index),
-        Route("/api/status", api.status),
-        Route("/api/nodes", api.nodes),
-        Route("/api/history", api.history),
-        Route("/api/events", api.events),
-        Route("/api/stream", api.stream),
-        Route("/api/config", api.config),
+        Route("/api/status", read(api.status)),
+        Route("/api/nodes", read(api.nodes)),
+        Route("/api/history", read(api.history)),
+        Route("/api/events", read(api.events)),
+        Route("/api/stream", read(api.stream)),
+        Route("/api/config", read(api.config)),
         Route("/api/config", api.edit_config, methods=["PATCH"]),
         Route("/api/auth", api.auth),
         Route("/api/openapi.json", api.openapi),

@@ -39,7 +39,14 @@ import annotated_types
 import yaml
 
 from gateway.config.doc import walk
-from gateway.config.root import MAX_CONFIG_BYTES, ConfigError, Settings, dump, validate
+from gateway.config.root import (
+    MAX_CONFIG_BYTES,
+    ConfigError,
+    Settings,
+    dump,
+    parse_yaml,
+    validate,
+)
 
 EDITABLE_SECTIONS = ("battery", "timing", "strategy", "soc", "inverter")
 KEY_PART = re.compile(r"[a-z_][a-z0-9_]*")
@@ -194,10 +201,7 @@ def read_raw(path: Path) -> tuple[dict[str, Any], bytes]:
         raise ConfigError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), [f"file is larger than {MAX_CONFIG_BYTES} bytes"])
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"YAML syntax: {exc}"]) from None
+    data = parse_yaml(raw, str(path))
     if data is None:
         return {}, raw
     if not isinstance(data, dict):
@@ -254,11 +258,36 @@ class ConfigFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        # The last parse, keyed by the file's identity: GET /api/config needs no token, so
+        # it must not make the gateway re-read and re-parse the file on every request.
+        self._cached: tuple[object, Settings | ConfigError] | None = None
+        self.parses = 0
+
+    def _identity(self) -> object:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def load(self) -> Settings:
-        """The settings in the file now (raises ConfigError)."""
-        data, _ = read_raw(self.path)
-        return validate(data, str(self.path))
+        """The settings in the file now (raises ConfigError); parsed again only when the
+        file changed."""
+        with self._lock:
+            identity = self._identity()
+            cached = self._cached
+            if cached is None or identity is None or cached[0] != identity:
+                self.parses += 1
+                result: Settings | ConfigError
+                try:
+                    data, _ = read_raw(self.path)
+                    result = validate(data, str(self.path))
+                except ConfigError as exc:
+                    result = exc
+                cached = self._cached = (identity, result)
+            if isinstance(cached[1], ConfigError):
+                raise cached[1]
+            return cached[1]
 
     def edit(self, changes: Mapping[str, Any]) -> Settings:
         """Apply `changes`, validate, keep the old file as FILE.bak and write the new one.
@@ -280,4 +309,5 @@ class ConfigFile:
             if previous:
                 write_atomically(backup, previous, mode)
             write_atomically(self.path, text, mode)
+            self._cached = None
             return settings

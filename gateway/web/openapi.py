@@ -119,7 +119,8 @@ def document() -> Json:
             "description": "Live battery state, history, events and configuration of a moat-bms "
             "gateway; actions need `Authorization: Bearer TOKEN` (the token file is named in "
             "the gateway's log). Values are SI units: V, A, W, degC, %, s; null is unknown. "
-            "Times are the gateway's clock in seconds (Unix time on a real gateway).",
+            "Times are the gateway's monotonic clock in seconds (it reads Unix time when the "
+            "gateway starts); add status.wall_offset_s to show one as the wall clock's time.",
         },
         "components": {
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},

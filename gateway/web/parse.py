@@ -48,12 +48,19 @@ async def json_body(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, 
     if media != "application/json":
         raise ApiError(415, "the body must be JSON (Content-Type: application/json)")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"malformed JSON: {exc}") from None
+    except RecursionError:  # `[[[[...`: a 400 like any other malformed body, never a 500
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     return data
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's json accepts them): refuse them."""
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def only(body: dict[str, Any], *allowed: str) -> None:

@@ -45,9 +45,14 @@ def _limits(limits: Limits) -> Json:
     }
 
 
-def status(core: GatewayCore, now: float, outputs: Sequence[Output] = ()) -> Json:
+def status(
+    core: GatewayCore, now: float, outputs: Sequence[Output] = (), wall_offset: float = 0.0
+) -> Json:
     """The battery summary: SoC, V, A, W, phase, limits (decided and sent), alarms, and what
-    each output (D-Bus, MQTT) says of itself."""
+    each output (D-Bus, MQTT) says of itself.
+
+    Times are the core's (monotonic) clock; `wall_offset` turns them into the wall clock's
+    reading for display (the page adds it)."""
     snap, soc, decision = core.snapshot, core.soc_state, core.decision
     chem = core.chemistry
     sent = core.sent  # the values after the profile's shaping, at the wire's 0.1 resolution
@@ -57,6 +62,7 @@ def status(core: GatewayCore, now: float, outputs: Sequence[Output] = ()) -> Jso
     return {
         "time": now,
         "started": core.started,
+        "wall_offset_s": round(wall_offset, 3),
         "valid": snap.valid,
         "data_age_s": num(snap.data_age, 1),
         "soc": num(soc.soc, 1),

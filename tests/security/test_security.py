@@ -165,3 +165,15 @@ def test_no_input_reaches_an_evaluator() -> None:
                 if FORBIDDEN_MODULES & {module.split(".")[0], *(n.split(".")[0] for n in names)}:
                     problems.append(f"{where}:{node.lineno}: imports {module or names}")
     assert problems == []
+
+
+def test_the_strict_configuration_loader_is_a_safe_loader() -> None:
+    """gateway/config/yamlsafe.py parses configuration files with its own loader: it must stay a
+    SafeLoader (no Python tags), so the test above holds for it too."""
+    import yaml  # noqa: PLC0415
+
+    from gateway.config import yamlsafe  # noqa: PLC0415
+
+    assert issubclass(yamlsafe.StrictLoader, yaml.SafeLoader)
+    with pytest.raises(yaml.YAMLError):
+        yamlsafe.load("x: !!python/object/apply:os.system ['true']\n")

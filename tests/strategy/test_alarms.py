@@ -67,10 +67,8 @@ def test_missing_and_tripped_nodes_warn_while_others_carry_on() -> None:
     gone = snapshot(cells, nodes={1: node(1, cells[1], present=False)})
     assert check(gone) == {Alarm.NODE_MISSING: W}
     tripped = node(1, cells[1], state=NodeState.TRIPPED, relay_closed=False)
-    assert check(snapshot(cells, nodes={1: tripped})) == {
-        Alarm.NODE_MISSING: W,
-        Alarm.NODE_TRIPPED: W,
-    }
+    # Tripped but present: named tripped, not missing (issue 13, item 12).
+    assert check(snapshot(cells, nodes={1: tripped})) == {Alarm.NODE_TRIPPED: W}
     all_gone = snapshot([[3.3] * 16], nodes={0: node(0, [3.3] * 16, present=False)})
     assert check(all_gone, stale=True) == {Alarm.BATTERY_DATA_STALE: A, Alarm.NODE_MISSING: A}
 
@@ -86,7 +84,6 @@ def test_flags_of_an_isolated_node_are_warnings() -> None:
     )
     assert check(snapshot(cells, nodes={1: tripped})) == {
         Alarm.HIGH_CELL_VOLTAGE: W,
-        Alarm.NODE_MISSING: W,
         Alarm.NODE_TRIPPED: W,
     }
 

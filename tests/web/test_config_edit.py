@@ -46,7 +46,7 @@ async def test_config_view_lists_every_setting(bench: Bench, config_file: Path) 
     current = fields["strategy.max_charge_current_a"]
     assert current["kind"] == "float"
     assert current["value"] == 100.0
-    assert current["bounds"] == {"gt": 0}
+    assert current["bounds"] == {"gt": 0, "le": 100_000}
     assert "(A)" in current["description"]
     assert current["editable"] is True
     assert fields["battery.chemistry"]["kind"] == "enum"

@@ -15,7 +15,7 @@ MIN_MARGIN = 0.1  # V: the stop CVL (pack voltage rounded down to 0.1 V) must fi
 class InverterSettings(BaseModel):
     """How the gateway talks to the inverter (see docs/inverters.md)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = Field(
         True,

@@ -271,15 +271,28 @@ class BatteryModel:
 
     # ------------------------------------------------------------------ the battery
 
-    def mismatches(self) -> list[str]:
-        """Differences between what nodes report about themselves and the configuration."""
+    def mismatches(self, chemistry: str | None = None) -> list[str]:
+        """Differences between what nodes report about themselves (NodeInfo) and the
+        configuration: cell count, and the chemistry when `chemistry` (e.g. "lfp") is given."""
         out = []
         for rec in self.nodes.values():
-            if rec.info is not None and rec.info.cell_count != rec.cell_count:
+            info = rec.info
+            if info is None:
+                continue
+            if info.cell_count != rec.cell_count:
                 out.append(
-                    f"node {rec.node} reports {rec.info.cell_count} cells, "
-                    f"configured {rec.cell_count}"
+                    f"node {rec.node} reports {info.cell_count} cells, configured {rec.cell_count}"
                 )
+            if chemistry is not None:
+                try:
+                    reported = codec.NodeInfoChemistry(info.chemistry).name.lower()
+                except ValueError:
+                    reported = f"unknown chemistry {info.chemistry}"
+                if reported != chemistry:
+                    out.append(
+                        f"node {rec.node} reports {reported.upper()} cells, "
+                        f"configured {chemistry.upper()}"
+                    )
         return out
 
     # What is fresh, asked by the page too: only the model decides what counts as stale.
@@ -329,6 +342,17 @@ class BatteryModel:
         current = math.fsum(s.current for s in with_data) if with_data else NAN
         min_cell, min_at = _extreme(fresh, "min_cell", "min_cell_no", highest=False)
         max_cell, max_at = _extreme(fresh, "max_cell", "max_cell_no", highest=True)
+        # The worst of every fresh source: a CellVoltages frame may show a cell beyond the
+        # last CellExtremes (they are sent at different times), and either must bite.
+        cell_voltages = {rec.node: rec.cell_voltages(now, timeout) for rec in fresh}
+        for node, volts in cell_voltages.items():
+            for index, v in enumerate(volts):
+                if math.isnan(v):
+                    continue
+                if math.isnan(max_cell) or v > max_cell:
+                    max_cell, max_at = v, CellRef(node, index + 1)
+                if math.isnan(min_cell) or v < min_cell:
+                    min_cell, min_at = v, CellRef(node, index + 1)
         temps_fresh = self._temps_fresh(now)
         min_temp, _ = _extreme(fresh, "min_temp", "min_temp_no", False, temps_fresh)
         max_temp, _ = _extreme(fresh, "max_temp", "max_temp_no", True, temps_fresh)
@@ -355,7 +379,7 @@ class BatteryModel:
             faults=kinds(faults),
             warnings=kinds(warnings),
             infos=kinds(infos),
-            cell_voltages={rec.node: rec.cell_voltages(now, timeout) for rec in fresh},
+            cell_voltages=cell_voltages,
             bleeding={rec.node: rec.bleeding for rec in fresh},
             nodes=nodes,
         )

@@ -26,8 +26,11 @@ class MoatNodes:
         *,
         alert_high_cell: float,
         alert_low_cell: float,
+        chemistry: str | None = None,
     ) -> None:
-        """A frame showing a cell beyond the alert bounds (V) is urgent (see on_frame)."""
+        """A frame showing a cell beyond the alert bounds (V) is urgent (see on_frame);
+        `chemistry` ("lfp", ...) is what the nodes' NodeInfo must report."""
+        self.chemistry = chemistry
         self.model = BatteryModel(topology, node_timeout)
         self.model.alert_high_cell = alert_high_cell
         self.model.alert_low_cell = alert_low_cell
@@ -42,7 +45,7 @@ class MoatNodes:
         return self.model.snapshot(now)
 
     def problems(self) -> list[str]:
-        return self.model.mismatches()
+        return self.model.mismatches(self.chemistry)
 
     def commands(self, decision: Decision, now: float) -> list[Frame]:
         commander = self.commander

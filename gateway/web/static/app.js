@@ -70,10 +70,13 @@
 
   function pad2(n) { return String(n).padStart(2, "0"); }
 
-  // The gateway's clock is Unix time on a real gateway; a simulator may start at 0.
+  // The gateway's clock is monotonic, started at Unix time on a real gateway (a simulator may
+  // start at 0); status.wall_offset_s turns its times into the wall clock's for display.
+  const wallOffset = () => (state.status && state.status.wall_offset_s) || 0;
+
   function timeText(t, seconds) {
     if (t > 1e9) {
-      const d = new Date(t * 1000);
+      const d = new Date((t + wallOffset()) * 1000);
       const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
       return seconds ? `${hm}:${pad2(d.getSeconds())}` : hm;
     }
@@ -84,7 +87,7 @@
 
   function eventTime(t) {
     if (t > 1e9 && state.status && state.status.time - t > 20 * 3600) {
-      const d = new Date(t * 1000);
+      const d = new Date((t + wallOffset()) * 1000);
       return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${timeText(t, true)}`;
     }
     return timeText(t, true);
@@ -164,6 +167,7 @@
     localStorage.setItem(TOKEN_KEY, state.token);
     $("token-dialog").close();
     toast("Unlocked: actions and setup are enabled");
+    reload();  // with web.reads_need_token the page could not read until now
   }
 
   function forgetToken() {
@@ -749,7 +753,9 @@
   function connect() {
     if (state.source) state.source.close();
     const last = state.hist && state.hist.time.length ? state.hist.time[state.hist.time.length - 1] : "";
-    const source = new EventSource(`/api/stream?events=${state.eventCount}&history=${last}`);
+    // With web.reads_need_token the stream needs the token; EventSource cannot send headers.
+    const auth = state.token ? `&access_token=${encodeURIComponent(state.token)}` : "";
+    const source = new EventSource(`/api/stream?events=${state.eventCount}&history=${last}${auth}`);
     state.source = source;
     state.lastUpdate = Date.now();
     setConn("connecting");
@@ -786,6 +792,7 @@
       renderConfig(config);
     } catch (e) {
       toast(`Cannot reach the gateway: ${e.message}`, true);
+      if (e.status === 401) openTokenDialog();  // web.reads_need_token: reading needs it too
     }
     connect();
   }
