@@ -1,0 +1,126 @@
+"""Node safety, round two (issue 12): one test per finding, named after it.
+
+Each test failed on the node before the fix. Simulated time throughout; the tick-wrap tests
+run the node on MicroPython's own tick arithmetic (period 2**30 ms, see tests/firmware/ticks.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bms import protect
+from bms.hw import NOT_AVAILABLE
+from bms.lifecycle import ACTIVE, TRIPPED
+from tests.firmware.harness import Bench
+
+CYCLE = 50
+VOLTAGE_DEBOUNCE = 200
+TEMPERATURE_DEBOUNCE = 1000
+
+
+def active_bench(bench: Callable[..., Bench], **kwargs: Any) -> Bench:
+    """A node past Init with its relay closed on the gateway's request."""
+    b = bench(request="Close", **kwargs)
+    b.run_until(lambda: b.node.state == ACTIVE, 5000)
+    b.step()
+    assert b.hw.relay_closed
+    return b
+
+
+def share_bound_ms(debounce_ms: int, bad: int, good: int) -> int:
+    """docs/safety.md: bad in a share p > 1/5 of a stretch trips within 4 D / (5 p - 1)."""
+    p = bad / (bad + good)
+    return int(4 * debounce_ms / (5 * p - 1))
+
+
+# -- Finding 1: debounce defeated by alternation ---------------------------------------------
+
+
+@pytest.mark.parametrize(("bad", "good"), [(1, 1), (2, 2), (3, 3), (4, 4), (1, 2)])
+def test_debounce_defeated_by_alternation_trips_within_the_share_bound(
+    bench: Callable[..., Bench], bad: int, good: int
+) -> None:
+    """3.70 V / 3.60 V against a 3.65 V fault level, bad cycles / good cycles: trips."""
+    b = active_bench(bench)
+    onset = b.now
+    period = (bad + good) * CYCLE
+    limit = share_bound_ms(VOLTAGE_DEBOUNCE, bad, good) + period + CYCLE
+    while b.hw.relay_drive:
+        for k in range(bad + good):
+            b.set_cell(0, 3700 if k < bad else 3600)
+            b.step()
+        assert b.now - onset <= limit, "relay still closed after the documented bound"
+    assert b.node.faults & protect.CELL_OVER_VOLTAGE
+    assert b.node.state == TRIPPED
+
+
+def test_debounce_defeated_by_an_unreadable_cell_alternating_trips_as_if_steady(
+    bench: Callable[..., Bench],
+) -> None:
+    """3.80 V / unreadable every other cycle: the unreadable sample is never good."""
+    b = active_bench(bench)
+    onset = b.now
+    while b.hw.relay_drive:
+        b.set_cell(0, 3800 if (b.now - onset) % 100 == 0 else NOT_AVAILABLE)
+        b.step()
+        assert b.now - onset <= VOLTAGE_DEBOUNCE + 2 * CYCLE
+    assert b.node.faults & protect.CELL_OVER_VOLTAGE
+
+
+def test_debounce_defeated_by_an_unreadable_thermistor_trips_as_if_steady(
+    bench: Callable[..., Bench],
+) -> None:
+    """70 degC / unreadable while discharging 50 A: DischargeOverTemp within its debounce."""
+    b = active_bench(bench)
+    b.hw.current_ma = -50_000
+    onset = b.now
+    while not b.node.faults & protect.DISCHARGE_OVER_TEMP:
+        b.hw.temp_dc[2] = 700 if (b.now - onset) % 100 == 0 else NOT_AVAILABLE
+        b.step()
+        assert b.now - onset <= TEMPERATURE_DEBOUNCE + 2 * CYCLE
+    assert not b.hw.relay_drive
+
+
+def test_debounce_an_intermittent_thermistor_is_a_sensor_fault(
+    bench: Callable[..., Bench],
+) -> None:
+    """A thermistor readable only every other cycle is a sensor fault, not a healthy one."""
+    b = active_bench(bench)
+    onset = b.now
+    while b.hw.relay_drive:
+        b.hw.temp_dc[0] = NOT_AVAILABLE if (b.now - onset) % 100 == 0 else 250
+        b.step()
+        assert b.now - onset <= share_bound_ms(500, 1, 1) + 2 * CYCLE
+    assert b.node.faults & protect.SENSOR_FAULT
+
+
+def test_debounce_keeps_its_hysteresis_near_the_threshold(bench: Callable[..., Bench]) -> None:
+    """A clean value just inside the limit never trips; one hovering across it switches once."""
+    b = active_bench(bench)
+    for k in range(400):
+        b.set_cell(0, 3640 + (k % 3) * 4)  # 3640..3648 mV, below 3650
+        b.step()
+    assert b.node.faults == 0 and b.hw.relay_drive
+    switches = b.hw.relay_switches
+    for k in range(400):
+        b.set_cell(0, 3645 if k % 2 else 3655)
+        b.step()
+    assert b.node.faults & protect.CELL_OVER_VOLTAGE
+    assert b.hw.relay_switches == switches + 1  # opened once, no chatter
+
+
+# -- Also: the open-wire hook of the cell-monitor interface ----------------------------------
+
+
+def test_open_wire_reported_by_the_cell_monitor_is_a_sensor_fault(
+    bench: Callable[..., Bench],
+) -> None:
+    """A cell on an open sense wire reads a plausible lie: the node does not trust it."""
+    b = active_bench(bench)
+    b.hw.open_wire = 1 << 4  # cell 5
+    b.run(600)
+    assert b.node.faults & protect.SENSOR_FAULT
+    assert not b.hw.relay_drive
