@@ -50,6 +50,7 @@ class Commands:
         self._heartbeat_ms = 0
         self._boot_ms = 0
         self._started = False
+        self._boot_expired = False
 
     def filters(self):
         """CAN acceptance filters for the three identifiers this node listens to."""
@@ -140,6 +141,10 @@ class Commands:
             self._started = True
             self._boot_ms = now_ms
         timeout = self.gateway_timeout_ms
+        # Lost is latched until the next valid heartbeat, and the boot timeout only once:
+        # an age compared after 2**29 ms would wrap round to "fresh" on MicroPython's ticks.
+        if self.link == LINK_LOST:
+            return True
         if self._heard:
             if ticks_diff(now_ms, self._heartbeat_ms) > timeout:
                 if self.link != LINK_LOST:
@@ -151,4 +156,6 @@ class Commands:
                     self._heartbeat_alive.reset()
                 return True
             return False
-        return ticks_diff(now_ms, self._boot_ms) > timeout
+        if not self._boot_expired and ticks_diff(now_ms, self._boot_ms) > timeout:
+            self._boot_expired = True
+        return self._boot_expired

@@ -10,7 +10,10 @@
     node.step(now_ms)          # every cycle_ms on a board; every 10..100 ms in the simulator
 
 The caller owns time: now_ms is a plain int of milliseconds (time.ticks_ms() on a board,
-simulated milliseconds on CPython); the node compares it only with ticks_diff. For
+simulated milliseconds on CPython); the node compares it only with ticks_diff, and only
+while the two times are less than 2**28 ms apart: an age that can grow without bound (no
+fresh sample, no heartbeat) latches once it passes its limit instead of being compared
+again, so MicroPython's tick wrap (2**30 ms) never turns it "fresh". For
 assertions and the simulator the node exposes, after each step: state (NodeState.State),
 relay_closed (the relay drive), relay_state (Open / Closed / Mismatch with the feedback),
 faults, warnings and infos (bit masks of bms.protect's kinds), gateway_link,
@@ -98,6 +101,7 @@ class Node:
         self._started = False
         self._last_ms = 0
         self._fresh_ms = 0
+        self._stale = False
         self.port.set_filters(self.commands.filters())
         if error is not None:
             print("bms: configuration error:", error)
@@ -140,7 +144,12 @@ class Node:
             fresh = False
         if fresh:
             self._fresh_ms = now_ms
-        stale = ticks_diff(now_ms, self._fresh_ms) > config.sensor_stale_ms
+            self._stale = False
+        elif not self._stale and ticks_diff(now_ms, self._fresh_ms) > config.sensor_stale_ms:
+            # Latched until the next fresh sample: the age is never compared again, so it
+            # cannot wrap round to "fresh" after 2**29 ms (6.2 days) on MicroPython's ticks.
+            self._stale = True
+        stale = self._stale
         summary = self.summary
         summary.update(hw)
 

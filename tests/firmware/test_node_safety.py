@@ -14,6 +14,7 @@ import pytest
 from bms import protect
 from bms.hw import NOT_AVAILABLE
 from bms.lifecycle import ACTIVE, TRIPPED
+from tests.firmware import ticks
 from tests.firmware.harness import Bench
 
 CYCLE = 50
@@ -124,3 +125,82 @@ def test_open_wire_reported_by_the_cell_monitor_is_a_sensor_fault(
     b.run(600)
     assert b.node.faults & protect.SENSOR_FAULT
     assert not b.hw.relay_drive
+
+
+# -- Finding 2: tick wrap ------------------------------------------------------------------
+
+WRAPS = 3.2  # run this many tick periods (2**30 ms each) past the fault
+COARSE_MS = 10 * 60 * 1000  # one node cycle every 10 minutes while the days go by
+
+
+def tick_step(b: Bench, advance_ms: int) -> None:
+    """One node cycle at the bench's time on the wrapping tick counter, then advance."""
+    b._gateway_duties()
+    b.node.step(b.now & ticks.MASK)
+    while b.bus.take(b._frame):
+        pass
+    b.now += advance_ms
+
+
+def tick_run(b: Bench, ms: int, advance_ms: int = CYCLE) -> None:
+    end = b.now + ms
+    while b.now < end:
+        tick_step(b, advance_ms)
+
+
+def test_tick_wrap_a_hung_monitor_stays_a_sensor_fault_and_never_recloses(
+    bench: Callable[..., Bench], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cell monitor hung for weeks: stale for good, no reset or auto-reclose closes."""
+    with ticks.micropython_ticks(monkeypatch):
+        b = bench(request="Close", settings={"auto_reclose_ms": 10_000})
+        b.now = (ticks.PERIOD - 60_000) // 1000 * 1000  # the counter wraps a minute after start
+        tick_run(b, 3000)
+        assert b.node.state == ACTIVE
+        b.hw.fresh = False
+        tick_run(b, 2000)
+        assert b.node.faults & protect.SENSOR_FAULT and not b.hw.relay_drive
+        end = b.now + int(WRAPS * ticks.PERIOD)
+        while b.now < end:
+            b.reset ^= 1  # the gateway keeps trying to reset
+            tick_step(b, COARSE_MS)
+            assert b.node.faults & protect.SENSOR_FAULT, f"cleared after {b.now} ms"
+            assert not b.hw.relay_drive
+        b.reset = 0
+        for _ in range(20):  # cycles on time again, resets and auto-reclose keep trying
+            b.reset ^= 1
+            tick_run(b, 1000)
+            assert b.node.faults & protect.SENSOR_FAULT and not b.hw.relay_drive
+
+
+def test_tick_wrap_comm_loss_stays_while_the_gateway_is_silent(
+    bench: Callable[..., Bench], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CommLoss (and the forgotten relay request) last as long as the silence, past wraps."""
+    with ticks.micropython_ticks(monkeypatch):
+        b = bench(request="Close")
+        b.now = (ticks.PERIOD - 60_000) // 1000 * 1000  # gateway duties run on whole seconds
+        tick_run(b, 3000)
+        assert b.node.state == ACTIVE
+        b.heartbeat = False
+        b.request = None
+        tick_run(b, 6000)
+        assert b.node.warnings & protect.COMM_LOSS
+        end = b.now + int(WRAPS * ticks.PERIOD)
+        while b.now < end:
+            tick_step(b, COARSE_MS)
+            assert b.node.warnings & protect.COMM_LOSS, f"CommLoss gone after {b.now} ms"
+
+
+def test_tick_wrap_a_gateway_never_heard_stays_comm_loss(
+    bench: Callable[..., Bench], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ticks.micropython_ticks(monkeypatch):
+        b = bench(heartbeat=False)
+        b.now = (ticks.PERIOD - 60_000) // 1000 * 1000  # gateway duties run on whole seconds
+        tick_run(b, 6000)
+        assert b.node.warnings & protect.COMM_LOSS
+        end = b.now + int(WRAPS * ticks.PERIOD)
+        while b.now < end:
+            tick_step(b, COARSE_MS)
+            assert b.node.warnings & protect.COMM_LOSS, f"CommLoss gone after {b.now} ms"

@@ -81,7 +81,8 @@ class Bench:
         self.bus = LoopbackBus(tx_capacity=tx_capacity)
         self.node = Node(load_config(s), self.hw, self.bus)
         self.cells = cells
-        self.now = 0
+        self.now = 0  # elapsed ms: the gateway's schedule
+        self.ticks = 0  # the node's clock, advanced with MicroPython's own time.ticks_add
         self.gateway = True
         self.request = codec.RELAY_COMMAND_REQUEST_CLOSE
         self.reset = 0
@@ -105,14 +106,15 @@ class Bench:
             self.bus.inject(BALANCE_ID, balance_frame(c[2], self.bleed, 3200))
             c[2] = (c[2] + 1) & 15
 
-    def run(self, ms):
+    def run(self, ms, advance=CYCLE):
         end = self.now + ms
         while self.now < end:
             self.duties()
-            self.node.step(self.now)
+            self.node.step(self.ticks)
             while self.bus.take(self.frame):
                 self.sent += 1
-            self.now += CYCLE
+            self.now += advance
+            self.ticks = time.ticks_add(self.ticks, advance)
 
     def set_cell(self, i, mv):
         self.hw.cell_mv[i] = mv
@@ -235,6 +237,47 @@ def scenario_sensor_fault():
     b.run(700)
     check(b.node.faults & protect.SENSOR_FAULT, "open thermistor not a sensor fault")
     check(not b.hw.relay_drive, "relay not opened")
+
+
+def scenario_alternation_trips():
+    """3.70 V / 3.60 V every other cycle, then 3.80 V / unreadable: both trip (leaky debounce)."""
+    for bad, good, low, bound in (
+        (1, 1, 3600, 650),
+        (1, 2, 3600, 1400),
+        (1, 1, NOT_AVAILABLE, 300),
+    ):
+        b = Bench().active()
+        onset = b.now
+        while b.hw.relay_drive:
+            for k in range(bad + good):
+                b.set_cell(0, 3700 if k < bad else low)
+                b.run(CYCLE)
+            check(b.now - onset <= bound, "alternation did not trip: " + str((bad, good, low)))
+        check(b.node.faults & protect.CELL_OVER_VOLTAGE, "not a cell over-voltage")
+
+
+TICKS_PERIOD = 1 << 30
+COARSE = 20 * 60 * 1000  # one cycle every 20 minutes while the days go by
+
+
+def scenario_tick_wrap_hung_monitor():
+    """A monitor hung for 3.2 tick periods: SensorFault and CommLoss never wrap to fresh."""
+    b = Bench({"auto_reclose_ms": 10000})
+    b.ticks = time.ticks_add(0, -60000)  # the real counter wraps a minute after start
+    b.active()
+    b.hw.fresh = False
+    b.run(2000)
+    check(b.node.faults & protect.SENSOR_FAULT and not b.hw.relay_drive, "no sensor fault")
+    for _ in range(int(3.2 * TICKS_PERIOD) // COARSE):
+        b.reset ^= 1
+        b.run(COARSE, COARSE)
+        check(b.node.faults & protect.SENSOR_FAULT, "stale monitor turned fresh")
+        check(not b.hw.relay_drive, "relay closed on frozen data")
+    b.gateway = False
+    b.run(6000)
+    for _ in range(int(3.2 * TICKS_PERIOD) // COARSE):
+        b.run(COARSE, COARSE)
+        check(b.node.warnings & protect.COMM_LOSS, "CommLoss vanished")
 
 
 def scenario_config_error():
@@ -385,6 +428,8 @@ SCENARIOS = (
     ("CRC and counter rejection", scenario_crc_rejection),
     ("sensor fault", scenario_sensor_fault),
     ("config error", scenario_config_error),
+    ("alternation trips", scenario_alternation_trips),
+    ("tick wrap: hung monitor and silent gateway", scenario_tick_wrap_hung_monitor),
 )
 
 
