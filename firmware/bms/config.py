@@ -22,6 +22,7 @@ from bms.compat import const
 
 CHEMISTRIES = ("LFP", "NMC", "LTO")  # index = NodeInfo.Chemistry code
 COMM_LOSS_ACTIONS = ("keep", "open")
+AUTO_RECLOSE_MIN_MS = const(5000)
 
 _INT = const(0)
 _NUMBER = const(1)
@@ -67,6 +68,7 @@ SCHEMA = (
     ("gateway_timeout_ms", _INT, 1000, 600000),
     ("comm_loss_action", _CHOICE, COMM_LOSS_ACTIONS),
     ("auto_reclose_ms", _INT, 0, 86400000),
+    ("auto_reclose_per_hour", _INT, 1, 10),
     ("relay_feedback_delay_ms", _INT, 10, 5000),
     ("balance_floor_mv", _INT, 500, 5000),
     ("balance_hysteresis_mv", _INT, 0, 200),
@@ -99,6 +101,7 @@ COMMON_DEFAULTS = {
     "gateway_timeout_ms": 5000,
     "comm_loss_action": "keep",
     "auto_reclose_ms": 0,
+    "auto_reclose_per_hour": 3,
     "relay_feedback_delay_ms": 250,
     "balance_hysteresis_mv": 10,
     "balance_timeout_ms": 3000,
@@ -222,6 +225,13 @@ def _cross_checks(values, errors):
         errors.append("settle_ms must be at least the longest debounce (" + str(longest) + " ms)")
     if values["sensor_stale_ms"] < 2 * values["cycle_ms"]:
         errors.append("sensor_stale_ms must be at least two cycles")
+    reclose = values["auto_reclose_ms"]
+    if reclose and reclose < AUTO_RECLOSE_MIN_MS:
+        errors.append(
+            "auto_reclose_ms must be 0 (off) or at least "
+            + str(AUTO_RECLOSE_MIN_MS)
+            + " ms (a relay that recloses faster wears out against a persistent fault)"
+        )
     watchdog = values["watchdog_ms"]
     if watchdog and watchdog < 4 * values["cycle_ms"]:
         errors.append("watchdog_ms must be 0 (off) or at least four cycles")
@@ -306,6 +316,7 @@ class Config:
         self.gateway_timeout_ms = v["gateway_timeout_ms"]
         self.comm_loss_opens = v["comm_loss_action"] == "open"
         self.auto_reclose_ms = v["auto_reclose_ms"]
+        self.auto_reclose_per_hour = v["auto_reclose_per_hour"]
         self.relay_feedback_delay_ms = v["relay_feedback_delay_ms"]
         self.balance_floor_mv = v["balance_floor_mv"]
         self.balance_hysteresis_mv = v["balance_hysteresis_mv"]

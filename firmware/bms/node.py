@@ -81,7 +81,9 @@ class Node:
         self.error = None
         self.summary = Summary()
         self.protection = Protection(config)
-        self.lifecycle = Lifecycle(config.settle_ms, config.auto_reclose_ms, error is None)
+        self.lifecycle = Lifecycle(
+            config.settle_ms, config.auto_reclose_ms, error is None, config.auto_reclose_per_hour
+        )
         self.commands = Commands(config.node_id, config.gateway_timeout_ms)
         self.balancer = Balancer(config)
         self.reports = Reports(config, self.port)

@@ -204,3 +204,40 @@ def test_tick_wrap_a_gateway_never_heard_stays_comm_loss(
         while b.now < end:
             tick_step(b, COARSE_MS)
             assert b.node.warnings & protect.COMM_LOSS, f"CommLoss gone after {b.now} ms"
+
+
+# -- Finding 3: unbounded auto-reclose ---------------------------------------------------------
+
+
+def test_unbounded_auto_reclose_is_limited_per_hour_then_latched(
+    bench: Callable[..., Bench],
+) -> None:
+    """120 A against a 100 A limit for 10 minutes: at most auto_reclose_per_hour (3)
+    recloses, then latched until a reset, whatever the hour does."""
+    b = active_bench(bench, settings={"auto_reclose_ms": 5000})
+    switches = b.hw.relay_switches
+    closes = 0
+    closed = b.hw.relay_drive
+    for _ in range(10 * 60 * 1000 // CYCLE):
+        b.hw.current_ma = 120_000 if b.hw.relay_closed else 0  # the load, through the relay
+        b.step()
+        if b.hw.relay_drive and not closed:
+            closes += 1
+        closed = b.hw.relay_drive
+    assert closes == 3
+    assert b.hw.relay_switches - switches == 1 + 2 * 3
+    assert b.node.state == TRIPPED and b.node.trip_cleared  # clear, latched
+    b.hw.current_ma = 0
+    b.run(2 * 60 * 60 * 1000)  # two hours clear: still latched, no auto-reclose
+    assert b.node.state == TRIPPED and not b.hw.relay_drive
+    b.reset = 1  # a user reset clears the latch
+    b.run(1000)
+    assert b.node.state == ACTIVE and b.hw.relay_drive
+
+
+def test_unbounded_auto_reclose_delay_below_five_seconds_is_a_config_error(
+    bench: Callable[..., Bench],
+) -> None:
+    b = bench(settings={"auto_reclose_ms": 1000})
+    assert b.node.config_error is not None
+    assert "auto_reclose_ms" in b.node.config_error

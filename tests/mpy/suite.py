@@ -256,6 +256,22 @@ def scenario_alternation_trips():
         check(b.node.faults & protect.CELL_OVER_VOLTAGE, "not a cell over-voltage")
 
 
+def scenario_auto_reclose_bounded():
+    """120 A against 100 A with auto-reclose: 3 recloses, then latched until a reset."""
+    b = Bench({"auto_reclose_ms": 5000}).active()
+    closes = 0
+    closed = b.hw.relay_drive
+    for _ in range(10 * 60 * 1000 // CYCLE):
+        b.hw.current_ma = 120000 if b.hw.relay_closed else 0
+        b.run(CYCLE)
+        if b.hw.relay_drive and not closed:
+            closes += 1
+        closed = b.hw.relay_drive
+    check(closes == 3, "recloses: " + str(closes))
+    check(b.node.state == TRIPPED, "not latched")
+    check(load_config({"auto_reclose_ms": 1000}).error is not None, "1 s auto-reclose accepted")
+
+
 TICKS_PERIOD = 1 << 30
 COARSE = 20 * 60 * 1000  # one cycle every 20 minutes while the days go by
 
@@ -429,6 +445,7 @@ SCENARIOS = (
     ("sensor fault", scenario_sensor_fault),
     ("config error", scenario_config_error),
     ("alternation trips", scenario_alternation_trips),
+    ("auto-reclose bounded", scenario_auto_reclose_bounded),
     ("tick wrap: hung monitor and silent gateway", scenario_tick_wrap_hung_monitor),
 )
 
