@@ -277,8 +277,11 @@ def _levels(values, scale):
 class Config:
     """Validated node configuration in hot-path units; error is None or every reason."""
 
-    def __init__(self, values, error=None):
+    def __init__(self, values, error=None, node_id_valid=True):
         self.error = error
+        # False when the node id itself is not known (no readable configuration): such a
+        # node must not transmit, since node_id is only a stand-in.
+        self.node_id_valid = node_id_valid
         self.settings = values  # the merged key/value settings, as in /bms.json
         v = values
         cells = v["cells"]
@@ -336,11 +339,13 @@ def load_config(settings):
     # Safe stand-in values so that the node can run (relay open) and report the error under
     # its own id when that much is valid.
     fallback = default_config("LFP")
+    valid_id = False
     if isinstance(settings, dict):
-        node_id = settings.get("node_id")
+        node_id = settings.get("node_id", 0)  # an absent key means the default id, 0
         if _is_int(node_id) and 0 <= node_id <= 15:
             fallback["node_id"] = node_id
-    return Config(fallback, "; ".join(errors))
+            valid_id = True
+    return Config(fallback, "; ".join(errors), valid_id)
 
 
 def load_config_file(path="/bms.json"):
@@ -356,5 +361,5 @@ def load_config_file(path="/bms.json"):
 
 
 def error_config(reason):
-    """A ConfigError configuration carrying reason (safe defaults, node id 0)."""
-    return Config(default_config("LFP"), reason)
+    """A ConfigError configuration carrying reason, without a node id (listen-only)."""
+    return Config(default_config("LFP"), reason, node_id_valid=False)

@@ -23,6 +23,7 @@ import asyncio
 from bms.can.loopback import LoopbackBus
 from bms.compat import ticks_ms
 from bms.config import load_config_file
+from bms.hw import BALANCE_WORDS
 from bms.node import Node
 from bms.runner import run
 
@@ -32,6 +33,7 @@ except ImportError:  # not on a board: no watchdog
     WDT = None
 
 CONFIG_PATH = "/bms.json"
+OFF = [0] * BALANCE_WORDS
 
 
 def start(config_path=CONFIG_PATH, board_module="board", cycles=None):
@@ -50,5 +52,6 @@ def start(config_path=CONFIG_PATH, board_module="board", cycles=None):
         asyncio.run(run(node, watchdog, cycles))
     finally:
         hw.set_relay(False, ticks_ms())
-        print("bms: node stopped, relay opened")
+        hw.set_balance(OFF)
+        print("bms: node stopped, relay opened, balancer off")
     return node

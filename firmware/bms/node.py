@@ -105,8 +105,13 @@ class Node:
         self._fresh_ms = 0
         self._stale = False
         self.port.set_filters(self.commands.filters())
+        # Without a valid node id the node has no identifiers of its own: it listens only,
+        # so it never speaks for another node (node 0 is a real node on the bus).
+        self.listen_only = error is not None and not config.node_id_valid
         if error is not None:
             print("bms: configuration error:", error)
+        if self.listen_only:
+            print("bms: no valid node id: listening only, relay open")
 
     def step(self, now_ms):
         """Run one cycle at now_ms (milliseconds). Never raises."""
@@ -234,17 +239,27 @@ class Node:
         for _ in range(MAX_RX_PER_CYCLE):
             if port.recv() is None:
                 break
-        self.reports.send_node_state(now_ms, self)
+        if not self.listen_only:
+            self.reports.send_node_state(now_ms, self)
 
     def _internal_error(self, now_ms, exc):
-        """Open the relay and latch the Internal fault; report the error once."""
+        """Open the relay, switch every bleed output off, latch the Internal fault; report
+        the error once. Runs on every failing cycle, so outputs a cell monitor switched on
+        by itself go off again."""
         first = not self._internal
         self._internal = True
         self.faults |= INTERNAL
         self.relay_closed = False
+        self.balancing = False
         try:  # noqa: SIM105 (MicroPython has no contextlib built in)
             self.hw.set_relay(False, now_ms)
-        except Exception:  # the relay driver itself failed: nothing more can be done here
+        except Exception:  # the relay driver itself failed: still try the balancer
+            pass
+        balancer = self.balancer
+        balancer.off()
+        try:  # noqa: SIM105
+            self.hw.set_balance(balancer.words)
+        except Exception:  # the monitor failed: nothing more can be done here
             pass
         if self.lifecycle.state != CONFIG_ERROR:
             self.lifecycle.trip()

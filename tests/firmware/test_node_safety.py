@@ -7,13 +7,19 @@ run the node on MicroPython's own tick arithmetic (period 2**30 ms, see tests/fi
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bms import protect
+from bms.can import Frame
+from bms.can.loopback import LoopbackBus
+from bms.config import load_config_file
 from bms.hw import NOT_AVAILABLE
+from bms.hw.sim import SimHardware
 from bms.lifecycle import ACTIVE, TRIPPED
+from bms.node import Node
 from tests.firmware import ticks
 from tests.firmware.harness import Bench
 
@@ -241,3 +247,59 @@ def test_unbounded_auto_reclose_delay_below_five_seconds_is_a_config_error(
     b = bench(settings={"auto_reclose_ms": 1000})
     assert b.node.config_error is not None
     assert "auto_reclose_ms" in b.node.config_error
+
+
+# -- Finding 7: an internal error switches every bleed output off ----------------------------
+
+
+def test_internal_error_switches_the_balancer_outputs_off(bench: Callable[..., Bench]) -> None:
+    """A monitor raising something other than OSError every cycle: relay open, bleed off."""
+    b = bench(request="Close", balance_cells=0b10010, balance_floor_v=3.2)
+    b.set_cells(3400)
+    b.settle()
+    b.run(1000)
+    assert b.hw.balance_mask == 0b10010 and b.hw.relay_drive
+
+    def broken(now_ms: int) -> bool:
+        raise ValueError("driver bug")
+
+    b.hw.sample = broken  # type: ignore[method-assign]
+    b.step()
+    assert not b.hw.relay_drive
+    assert b.hw.balance_mask == 0
+    b.hw.balance_words[0] = 0b10010  # the monitor chip switched them on again by itself
+    b.run(500)
+    assert b.hw.balance_mask == 0, "an error cycle must switch every output off again"
+    assert b.node.faults & protect.INTERNAL
+
+
+# -- Finding 9: no valid node id means listen-only, never another node's identifiers ---------
+
+
+def test_unreadable_config_file_listens_only_with_the_relay_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreadable /bms.json: ConfigError, relay open, nothing sent (node 0 is a real node)."""
+    (tmp_path / "bms.json").write_text("{broken")
+    for path in (tmp_path / "missing.json", tmp_path / "bms.json"):
+        hw = SimHardware()
+        bus = LoopbackBus(tx_capacity=64)
+        node = Node(load_config_file(str(path)), hw, bus)
+        frame = Frame()
+        sent = 0
+        for t in range(0, 5000, CYCLE):
+            node.step(t)
+            while bus.take(frame):
+                sent += 1
+        assert node.config_error is not None
+        assert not hw.relay_drive
+        assert sent == 0, "transmitted on another node's identifiers"
+        assert "no valid node id" in capsys.readouterr().out
+
+
+def test_config_error_with_a_valid_node_id_still_reports(bench: Callable[..., Bench]) -> None:
+    """A broken configuration that names its node id reports ConfigError under that id."""
+    b = bench(settings={"node_id": 4, "cells": 80})
+    b.run(2000)
+    assert b.node.config_error is not None
+    assert b.decoded("NodeState")
