@@ -137,10 +137,12 @@ class Node:
         hw = self.hw
         config = self.config
         if self._started:
-            overrun = ticks_diff(now_ms, self._last_ms) > OVERRUN_CYCLES * config.cycle_ms
+            gap = ticks_diff(now_ms, self._last_ms)
+            overrun = gap > OVERRUN_CYCLES * config.cycle_ms
+            late = gap > config.cycle_deadline_ms
         else:
             self._start(now_ms)
-            overrun = False
+            overrun = late = False
         self._last_ms = now_ms
         self.cycles += 1
 
@@ -162,7 +164,7 @@ class Node:
 
         # 2. protect
         protection = self.protection
-        protection.measure_from(summary, hw, stale, overrun)
+        protection.measure_from(summary, hw, stale, overrun, False, late)
         protection.update(now_ms)
         commands = self.commands
         comm_lost = commands.update_link(now_ms)

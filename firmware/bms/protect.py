@@ -97,7 +97,8 @@ M_PLAUSIBILITY = const(14)
 M_BALANCER_TEMP = const(15)
 M_RELAY_MISMATCH = const(16)
 M_OVERRUN = const(17)
-MEASURES = const(18)
+M_DEADLINE = const(18)
+MEASURES = const(19)
 
 # A good sample counts the time to the next one down by 1 / 2**LEAK_SHIFT: a bad share above
 # 1 / (2**LEAK_SHIFT + 1) = 1/5 always builds up (module docstring). The counters hold
@@ -166,6 +167,9 @@ class Protection:
             self._levels(BALANCER_OVER_TEMP, M_BALANCER_TEMP, True, c.balancer_over_dc, hyst, temp)
         self._row(RELAY_FAULT, FAULT, M_RELAY_MISMATCH, True, 0, 0, c.relay_feedback_delay_ms)
         self._row(INTERNAL, WARNING, M_OVERRUN, True, 0, 0, 0)
+        # A task-timing violation opens the relay (foxBMS does too): the readings the
+        # protection acted on are older than its bounds assume.
+        self._row(INTERNAL, FAULT, M_DEADLINE, True, 0, 0, 0)
         self.rows = len(self.kind)
 
     def _row(self, kind, level, source, upper, limit, hysteresis, debounce):
@@ -184,12 +188,12 @@ class Protection:
         for level in (INFO, WARNING, FAULT):
             self._row(kind, level, source, upper, limits[level], hysteresis, debounce)
 
-    def measure_from(self, summary, hw, stale, overrun, current_doubtful=False):
+    def measure_from(self, summary, hw, stale, overrun, current_doubtful=False, late=False):
         """Fill the measures from a Summary and the hardware's pack, current and relay.
 
         stale: no fresh cell-monitor data (the readings are frozen, so unknown); overrun: a
-        late cycle; current_doubtful: the current reading failed a plausibility check, so
-        its direction is unknown.
+        late cycle; late: a cycle beyond its deadline; current_doubtful: the current reading
+        failed a plausibility check, so its direction is unknown.
         """
         m = self.measure
         u = self.unknown
@@ -261,6 +265,7 @@ class Protection:
             u[M_BALANCER_TEMP] = 1
         m[M_RELAY_MISMATCH] = 1 if hw.relay_drive != hw.relay_closed else 0
         m[M_OVERRUN] = 1 if overrun else 0
+        m[M_DEADLINE] = 1 if late else 0
 
     def update(self, now_ms):
         """Run every row on the current measures; recompute faults, warnings and infos."""

@@ -234,7 +234,7 @@ def test_unbounded_auto_reclose_is_limited_per_hour_then_latched(
     assert b.hw.relay_switches - switches == 1 + 2 * 3
     assert b.node.state == TRIPPED and b.node.trip_cleared  # clear, latched
     b.hw.current_ma = 0
-    b.run(2 * 60 * 60 * 1000)  # two hours clear: still latched, no auto-reclose
+    b.run(61 * 60 * 1000)  # past the hour of the recloses: still latched, no auto-reclose
     assert b.node.state == TRIPPED and not b.hw.relay_drive
     b.reset = 1  # a user reset clears the latch
     b.run(1000)
@@ -303,3 +303,36 @@ def test_config_error_with_a_valid_node_id_still_reports(bench: Callable[..., Be
     b.run(2000)
     assert b.node.config_error is not None
     assert b.decoded("NodeState")
+
+
+# -- Finding 10: a late cycle opens the relay; the documented bounds are the code's ----------
+
+
+def test_late_cycle_beyond_the_deadline_opens_the_relay(bench: Callable[..., Bench]) -> None:
+    """A cycle more than cycle_deadline_ms (500 ms) after the last one: Internal fault."""
+    b = active_bench(bench)
+    b.now += 400  # 450 ms between cycles: late (Internal warning), within the deadline
+    b.step()
+    assert b.node.warnings & protect.INTERNAL and b.hw.relay_drive
+    b.now += 500  # 550 ms between cycles
+    b.step()
+    assert not b.hw.relay_drive
+    assert b.node.faults & protect.INTERNAL
+    assert b.node.state == TRIPPED
+    b.run(200)
+    assert b.node.trip_cleared  # on time again: a reset may close
+    b.reset = 1
+    b.run(400)
+    assert b.node.state == ACTIVE
+
+
+def test_late_cycle_hung_monitor_bound_is_stale_time_plus_sensor_debounce_plus_a_cycle(
+    bench: Callable[..., Bench],
+) -> None:
+    """docs/safety.md: a hung cell monitor opens the relay within 1000 + 500 + 50 ms."""
+    b = active_bench(bench)
+    last_fresh = b.now - CYCLE  # the last cycle that had a fresh conversion
+    b.hw.fresh = False
+    opened = b.run_until(lambda: not b.hw.relay_drive, 3000)
+    assert opened - last_fresh <= 1000 + 500 + CYCLE
+    assert b.node.faults & protect.SENSOR_FAULT

@@ -272,6 +272,15 @@ def scenario_auto_reclose_bounded():
     check(load_config({"auto_reclose_ms": 1000}).error is not None, "1 s auto-reclose accepted")
 
 
+def scenario_late_cycle_opens():
+    """A cycle 550 ms after the previous one (deadline 500 ms): Internal fault, relay open."""
+    b = Bench().active()
+    b.ticks = time.ticks_add(b.ticks, 500)
+    b.run(CYCLE)
+    check(not b.hw.relay_drive and b.node.faults & protect.INTERNAL, "late cycle kept closed")
+    check(b.node.state == TRIPPED, "not Tripped")
+
+
 TICKS_PERIOD = 1 << 30
 COARSE = 20 * 60 * 1000  # one cycle every 20 minutes while the days go by
 
@@ -446,6 +455,7 @@ SCENARIOS = (
     ("config error", scenario_config_error),
     ("alternation trips", scenario_alternation_trips),
     ("auto-reclose bounded", scenario_auto_reclose_bounded),
+    ("late cycle opens the relay", scenario_late_cycle_opens),
     ("tick wrap: hung monitor and silent gateway", scenario_tick_wrap_hung_monitor),
 )
 
