@@ -55,6 +55,8 @@ SCHEMA = (
     ("charge_over_current_a", _LEVELS, 0.1, 5000, _UPPER),
     ("discharge_over_current_a", _LEVELS, 0.1, 5000, _UPPER),
     ("charge_detect_a", _NUMBER, 0, 100),
+    ("current_rest_limit_a", _NUMBER, 0.1, 100),
+    ("charge_rise_mv_per_cell", _INT, 0, 500),
     ("plausibility_mv", _LEVELS, 10, 100000, _UPPER),
     ("balancer_over_temp_c", _LEVELS, 20, 150, _UPPER),
     ("hysteresis_cell_mv", _INT, 0, 500),
@@ -89,6 +91,8 @@ COMMON_DEFAULTS = {
     "charge_over_current_a": [50, 90, 100],
     "discharge_over_current_a": [80, 95, 100],
     "charge_detect_a": 0.5,
+    "current_rest_limit_a": 2,
+    "charge_rise_mv_per_cell": 15,
     "plausibility_mv": [500, 1000, 2000],
     "balancer_over_temp_c": [60, 70, 85],
     "hysteresis_cell_mv": 20,
@@ -309,6 +313,8 @@ class Config:
         self.charge_over_ma = _levels(v["charge_over_current_a"], 1000)
         self.discharge_over_ma = _levels(v["discharge_over_current_a"], 1000)
         self.charge_detect_ma = round(v["charge_detect_a"] * 1000)
+        self.current_rest_limit_ma = round(v["current_rest_limit_a"] * 1000)
+        self.charge_rise_mv_per_cell = v["charge_rise_mv_per_cell"]
         self.plausibility_mv = _levels(v["plausibility_mv"], 1)
         self.balancer_over_dc = _levels(v["balancer_over_temp_c"], 10)
         self.hysteresis_cell_mv = v["hysteresis_cell_mv"]

@@ -41,6 +41,7 @@ from bms.commands import LINK_LOST, LINK_OK, Commands
 from bms.compat import const, ticks_diff
 from bms.lifecycle import ACTIVE, CONFIG_ERROR, STANDBY, Lifecycle
 from bms.measure import Summary
+from bms.plausible import CurrentCheck
 from bms.protect import (
     BALANCER_OVER_TEMP,
     COMM_LOSS,
@@ -81,6 +82,7 @@ class Node:
         self.error = None
         self.summary = Summary()
         self.protection = Protection(config)
+        self.current_check = CurrentCheck(config)
         self.lifecycle = Lifecycle(
             config.settle_ms, config.auto_reclose_ms, error is None, config.auto_reclose_per_hour
         )
@@ -164,7 +166,17 @@ class Node:
 
         # 2. protect
         protection = self.protection
-        protection.measure_from(summary, hw, stale, overrun, False, late)
+        current_check = self.current_check
+        current_check.update(now_ms, hw, summary)
+        protection.measure_from(
+            summary,
+            hw,
+            stale,
+            overrun,
+            late,
+            current_check.offset,
+            current_check.direction_doubtful,
+        )
         protection.update(now_ms)
         commands = self.commands
         comm_lost = commands.update_link(now_ms)

@@ -188,12 +188,15 @@ class Protection:
         for level in (INFO, WARNING, FAULT):
             self._row(kind, level, source, upper, limits[level], hysteresis, debounce)
 
-    def measure_from(self, summary, hw, stale, overrun, current_doubtful=False, late=False):
+    def measure_from(
+        self, summary, hw, stale, overrun, late=False, current_offset=False, direction_doubtful=0
+    ):
         """Fill the measures from a Summary and the hardware's pack, current and relay.
 
         stale: no fresh cell-monitor data (the readings are frozen, so unknown); overrun: a
-        late cycle; late: a cycle beyond its deadline; current_doubtful: the current reading
-        failed a plausibility check, so its direction is unknown.
+        late cycle; late: a cycle beyond its deadline; current_offset: the current read
+        beyond its rest limit with the relay open (a sensor fault); direction_doubtful: the
+        pack voltage contradicts the current's direction (bms.plausible), so it is unknown.
         """
         m = self.measure
         u = self.unknown
@@ -230,7 +233,7 @@ class Protection:
         temps_unknown = 1 if stale or summary.temps_bad else 0
         m[M_TEMP_MAX] = hi
         m[M_TEMP_MIN] = lo
-        direction_known = current_ok and not current_doubtful
+        direction_known = current_ok and not current_offset and not direction_doubtful
         charge_window = charging or not direction_known
         discharge_window = not charging or not direction_known
         m[M_CHARGE_TEMP_MAX] = hi if charge_window else NONE_LOW
@@ -245,11 +248,11 @@ class Protection:
             or summary.temps_bad > 0
             or not summary.pack_ok
             or not current_ok
-            or current_doubtful
+            or current_offset
         )
         balancer_missing = c.balancer_temp_sensor and not summary.balancer_ok
         m[M_SENSOR_CRITICAL] = 1 if critical else 0
-        m[M_SENSOR_ANY] = 1 if critical or balancer_missing else 0
+        m[M_SENSOR_ANY] = 1 if critical or balancer_missing or direction_doubtful else 0
         if summary.cells_bad == 0 and summary.pack_ok:
             diff = summary.cell_sum_mv - hw.pack_mv
             m[M_PLAUSIBILITY] = diff if diff >= 0 else -diff

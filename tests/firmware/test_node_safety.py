@@ -336,3 +336,74 @@ def test_late_cycle_hung_monitor_bound_is_stale_time_plus_sensor_debounce_plus_a
     opened = b.run_until(lambda: not b.hw.relay_drive, 3000)
     assert opened - last_fresh <= 1000 + 500 + CYCLE
     assert b.node.faults & protect.SENSOR_FAULT
+
+
+# -- Finding 11: no protection hangs on one current sensor alone -----------------------------
+
+
+def charge_unseen(b: Bench, reading_ma: int, mv_per_minute: int, limit_ms: int) -> int:
+    """Charge the pack (cells rising) while the current sensor reads reading_ma; returns the
+    ms until the relay opened."""
+    onset = b.now
+    start = b.hw.cell_mv[0]
+    while b.hw.relay_drive:
+        rise = (b.now - onset) * mv_per_minute // 60_000
+        b.set_cells(start + rise)
+        b.hw.current_ma = reading_ma
+        b.step()
+        assert b.now - onset <= limit_ms, "charging on an implausible current reading"
+    return b.now - onset
+
+
+def test_current_sensor_stuck_at_zero_while_charging_cold_opens_the_relay(
+    bench: Callable[..., Bench],
+) -> None:
+    """-10 degC, charging at a current the sensor reads as 0: the voltage trend says charging."""
+    b = bench(request="Close")
+    for i in range(b.temps):
+        b.hw.temp_dc[i] = -100
+    b.run_until(lambda: b.node.state == ACTIVE, 5000)
+    b.step()
+    charge_unseen(b, 0, 30, 60_000 + TEMPERATURE_DEBOUNCE + 2 * CYCLE)
+    assert b.node.faults & protect.CHARGE_UNDER_TEMP
+    assert b.node.warnings & protect.SENSOR_FAULT
+
+
+def test_current_sensor_of_the_wrong_polarity_while_charging_hot_opens_the_relay(
+    bench: Callable[..., Bench],
+) -> None:
+    """50 degC (charge limit 45, discharge limit 55), charging 50 A read as -50 A."""
+    b = bench(request="Close")
+    b.hw.temp_dc[1] = 500
+    b.run_until(lambda: b.node.state == ACTIVE, 5000)
+    b.step()
+    charge_unseen(b, -50_000, 30, 60_000 + TEMPERATURE_DEBOUNCE + 2 * CYCLE)
+    assert b.node.faults & protect.CHARGE_OVER_TEMP
+
+
+def test_current_sensor_offset_at_rest_is_a_sensor_fault(bench: Callable[..., Bench]) -> None:
+    """Relay open, the sensor reads 5 A: it cannot be right; the relay never closes on it."""
+    b = bench()
+    b.hw.current_ma = 5_000
+    b.settle()
+    b.request = "Close"
+    b.run(3000)
+    assert b.node.faults & protect.SENSOR_FAULT
+    assert b.hw.relay_switches == 0
+    b.hw.current_ma = 100  # within the rest limit: the fault clears
+    b.run(3000)
+    assert not b.node.faults & protect.SENSOR_FAULT
+
+
+def test_current_sensor_a_pack_relaxing_after_discharge_does_not_trip(
+    bench: Callable[..., Bench],
+) -> None:
+    """At 25 degC a rising pack with no current is only a warning, never a trip."""
+    b = active_bench(bench)
+    charge_unseen_ms = 3 * 60_000
+    start = b.hw.cell_mv[0]
+    for k in range(charge_unseen_ms // CYCLE):
+        b.set_cells(start + k * CYCLE * 30 // 60_000)
+        b.step()
+    assert b.hw.relay_drive and b.node.state == ACTIVE
+    assert b.node.faults == 0
