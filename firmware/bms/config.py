@@ -59,6 +59,7 @@ SCHEMA = (
     ("charge_rise_mv_per_cell", _INT, 0, 500),
     ("plausibility_mv", _LEVELS, 10, 100000, _UPPER),
     ("balancer_over_temp_c", _LEVELS, 20, 150, _UPPER),
+    ("temp_spread_c", _NUMBER, 5, 100),
     ("hysteresis_cell_mv", _INT, 0, 500),
     ("hysteresis_temp_c", _NUMBER, 0, 30),
     ("hysteresis_current_a", _NUMBER, 0, 500),
@@ -95,6 +96,7 @@ COMMON_DEFAULTS = {
     "charge_rise_mv_per_cell": 15,
     "plausibility_mv": [500, 1000, 2000],
     "balancer_over_temp_c": [60, 70, 85],
+    "temp_spread_c": 25,
     "hysteresis_cell_mv": 20,
     "hysteresis_temp_c": 5,
     "hysteresis_current_a": 5,
@@ -317,6 +319,7 @@ class Config:
         self.charge_rise_mv_per_cell = v["charge_rise_mv_per_cell"]
         self.plausibility_mv = _levels(v["plausibility_mv"], 1)
         self.balancer_over_dc = _levels(v["balancer_over_temp_c"], 10)
+        self.temp_spread_dc = _dc(v["temp_spread_c"])
         self.hysteresis_cell_mv = v["hysteresis_cell_mv"]
         self.hysteresis_pack_mv = v["hysteresis_cell_mv"] * cells
         self.hysteresis_dc = _dc(v["hysteresis_temp_c"])

@@ -42,6 +42,7 @@ class Lifecycle:
         self.settle_ms = settle_ms
         self.auto_reclose_ms = auto_reclose_ms
         self.reclose_locked = False  # the hour's auto-recloses are used up: a reset is needed
+        self.no_auto_reclose = False  # set by the node while a stored trip is kept
         # When each of the last auto-recloses happened; a slot frees an hour after its use.
         # Checked every cycle, so no age is compared after more than an hour and a cycle.
         self._reclose_ms = [0] * reclose_per_hour
@@ -103,7 +104,12 @@ class Lifecycle:
                     used[i] = 0
                 self.reclose_locked = False
                 self._leave_tripped()
-            elif auto and not self.reclose_locked and ticks_diff(now_ms, self._cleared_ms) >= auto:
+            elif (
+                auto
+                and not self.reclose_locked
+                and not self.no_auto_reclose
+                and ticks_diff(now_ms, self._cleared_ms) >= auto
+            ):
                 slot = self._free_reclose_slot()
                 if slot < 0:
                     self.reclose_locked = True  # latched until a reset

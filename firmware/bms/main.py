@@ -26,6 +26,7 @@ from bms.config import load_config_file
 from bms.hw import BALANCE_WORDS
 from bms.node import Node
 from bms.runner import run
+from bms.tripstore import FileTripStore
 
 try:
     from machine import WDT
@@ -33,6 +34,7 @@ except ImportError:  # not on a board: no watchdog
     WDT = None
 
 CONFIG_PATH = "/bms.json"
+TRIP_PATH = "/bms_trip"  # a deep-discharge or over-charge trip, kept across reboots
 OFF = [0] * BALANCE_WORDS
 
 
@@ -46,7 +48,7 @@ def start(config_path=CONFIG_PATH, board_module="board", cycles=None):
     except Exception as exc:  # protection must run even without a working CAN controller
         print("bms: CAN controller failed, running without a bus:", repr(exc))
         can_backend = LoopbackBus()
-    node = Node(config, hw, can_backend)
+    node = Node(config, hw, can_backend, trip_store=FileTripStore(TRIP_PATH))
     watchdog = WDT(timeout=config.watchdog_ms) if WDT and config.watchdog_ms else None
     try:
         asyncio.run(run(node, watchdog, cycles))

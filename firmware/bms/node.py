@@ -36,10 +36,10 @@ cycle never raises.
 
 from bms import codec
 from bms.balance import Balancer
-from bms.can.port import CanPort
+from bms.can.port import COUNTER_MASK, CanPort
 from bms.commands import LINK_LOST, LINK_OK, Commands
 from bms.compat import const, ticks_diff
-from bms.lifecycle import ACTIVE, CONFIG_ERROR, STANDBY, Lifecycle
+from bms.lifecycle import ACTIVE, CONFIG_ERROR, STANDBY, TRIPPED, Lifecycle
 from bms.measure import Summary
 from bms.plausible import CurrentCheck
 from bms.protect import (
@@ -50,6 +50,7 @@ from bms.protect import (
     Protection,
 )
 from bms.reports import Reports
+from bms.tripstore import PERSISTENT_KINDS
 
 MAX_RX_PER_CYCLE = const(32)  # bounds the cycle time under a flood of frames
 OVERRUN_CYCLES = const(4)  # a cycle later than this many periods raises the Internal warning
@@ -62,7 +63,7 @@ RELAY_MISMATCH = codec.NODE_STATE_RELAY_STATE_MISMATCH
 class Node:
     """One battery node; see the module docstring."""
 
-    def __init__(self, config, hw, can_backend):
+    def __init__(self, config, hw, can_backend, trip_store=None):
         self.config = config
         self.hw = hw
         self.port = CanPort(can_backend)
@@ -89,6 +90,17 @@ class Node:
         self.commands = Commands(config.node_id, config.gateway_timeout_ms)
         self.balancer = Balancer(config)
         self.reports = Reports(config, self.port)
+        # A deep-discharge or over-charge trip kept across reboots (bms.tripstore).
+        self.trip_store = trip_store
+        self.stored_trip = 0
+        if trip_store is not None and error is None:
+            try:
+                self.stored_trip = trip_store.load()
+            except Exception:  # unreadable: assume the worst
+                self.stored_trip = PERSISTENT_KINDS
+            if self.stored_trip:
+                self.lifecycle.trip()
+                print("bms: stored trip", self.stored_trip, "kept from before the reboot")
         self.state = self.lifecycle.state
         self.relay_closed = False
         self.relay_state = RELAY_OPEN
@@ -146,7 +158,7 @@ class Node:
             self._start(now_ms)
             overrun = late = False
         self._last_ms = now_ms
-        self.cycles += 1
+        self.cycles = (self.cycles + 1) & COUNTER_MASK  # a small int for ever
 
         # 1. sample
         try:
@@ -197,9 +209,16 @@ class Node:
 
         # 3. act
         lifecycle = self.lifecycle
+        if self.trip_store is not None:
+            self._store_trip(faults)
+        lifecycle.no_auto_reclose = self.stored_trip != 0
+        was_tripped = lifecycle.state == TRIPPED
         closed = lifecycle.update(
             now_ms, faults, commands.request, link == LINK_OK, commands.take_reset()
         )
+        if was_tripped and lifecycle.state != TRIPPED and self.stored_trip:
+            self.stored_trip = 0  # reset: the one write that clears it
+            self._save_trip()
         hw.set_relay(closed, now_ms)
         self._relay_outputs(closed, lifecycle)
         state = lifecycle.state
@@ -226,6 +245,19 @@ class Node:
         self.rejected_commands = commands.rejected
         self.reports.send_node_state(now_ms, self)
         self.reports.send_periodic(now_ms, self)
+
+    def _store_trip(self, faults):
+        """Write a new deep-discharge or over-charge trip once (not while it lasts)."""
+        new = faults & PERSISTENT_KINDS & ~self.stored_trip
+        if new:
+            self.stored_trip |= new
+            self._save_trip()
+
+    def _save_trip(self):
+        try:
+            self.trip_store.save(self.stored_trip)
+        except OSError as exc:  # a full or broken flash must not stop protection
+            print("bms: cannot store the trip:", repr(exc))
 
     def _relay_outputs(self, closed, lifecycle):
         self.relay_closed = closed

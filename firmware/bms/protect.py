@@ -98,7 +98,8 @@ M_BALANCER_TEMP = const(15)
 M_RELAY_MISMATCH = const(16)
 M_OVERRUN = const(17)
 M_DEADLINE = const(18)
-MEASURES = const(19)
+M_TEMP_SPREAD = const(19)
+MEASURES = const(20)
 
 # A good sample counts the time to the next one down by 1 / 2**LEAK_SHIFT: a bad share above
 # 1 / (2**LEAK_SHIFT + 1) = 1/5 always builds up (module docstring). The counters hold
@@ -161,6 +162,9 @@ class Protection:
         sensor = c.debounce_sensor_ms
         self._row(SENSOR_FAULT, WARNING, M_SENSOR_ANY, True, 0, 0, sensor)
         self._row(SENSOR_FAULT, FAULT, M_SENSOR_CRITICAL, True, 0, 0, sensor)
+        # The cell temperature sensors checked against each other: one far from the others
+        # is drifting, loose or misplaced (or one cell is heating: the relay opens either way).
+        self._row(SENSOR_FAULT, FAULT, M_TEMP_SPREAD, True, c.temp_spread_dc, hyst, temp)
         plaus = c.debounce_plausibility_ms
         self._levels(PLAUSIBILITY, M_PLAUSIBILITY, True, c.plausibility_mv, pack_hyst, plaus)
         if c.balancer_temp_sensor:
@@ -242,6 +246,8 @@ class Protection:
         m[M_DISCHARGE_TEMP_MIN] = lo if discharge_window else NONE_HIGH
         for k in range(M_TEMP_MAX, M_DISCHARGE_TEMP_MIN + 1):
             u[k] = temps_unknown
+        m[M_TEMP_SPREAD] = hi - lo if summary.temp_max_no else NONE_LOW
+        u[M_TEMP_SPREAD] = temps_unknown
         critical = (
             stale
             or summary.cells_bad > 0

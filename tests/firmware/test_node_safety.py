@@ -20,6 +20,7 @@ from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.lifecycle import ACTIVE, TRIPPED
 from bms.node import Node
+from bms.tripstore import PERSISTENT_KINDS, FileTripStore
 from tests.firmware import ticks
 from tests.firmware.harness import Bench
 
@@ -407,3 +408,87 @@ def test_current_sensor_a_pack_relaxing_after_discharge_does_not_trip(
         b.step()
     assert b.hw.relay_drive and b.node.state == ACTIVE
     assert b.node.faults == 0
+
+
+# -- Finding 12: small things that allocate or mislead after long uptimes ---------------------
+
+
+def test_small_counters_wrap_before_they_become_long_ints(bench: Callable[..., Bench]) -> None:
+    """cycles and tx_frames stay below 2**30 (MicroPython's small ints) for ever."""
+    b = bench()
+    b.step()
+    b.node.cycles = (1 << 30) - 1
+    b.node.port.tx_frames = (1 << 30) - 1
+    b.run(200)
+    assert 0 < b.node.cycles < 10
+    assert 0 < b.node.port.tx_frames < 100
+
+
+def test_small_runner_awaits_micropythons_sleep_ms_directly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No wrapper coroutine per cycle: with asyncio.sleep_ms present the runner uses it."""
+    import asyncio  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
+
+    from bms import runner  # noqa: PLC0415
+
+    def sleep_ms(ms: int) -> Any:
+        return asyncio.sleep(ms / 1000)
+
+    monkeypatch.setattr(asyncio, "sleep_ms", sleep_ms, raising=False)
+    try:
+        importlib.reload(runner)
+        assert runner.run.__defaults__ is not None
+        assert runner.run.__defaults__[-1] is sleep_ms
+    finally:
+        monkeypatch.undo()
+        importlib.reload(runner)
+
+
+# -- Also: a deep-discharge or over-charge trip survives a reboot ------------------------------
+
+
+def test_a_deep_discharge_trip_survives_a_reboot_until_a_reset(
+    bench: Callable[..., Bench], tmp_path: Path
+) -> None:
+    store = FileTripStore(str(tmp_path / "bms_trip"))
+    b = active_bench(bench, settings={"auto_reclose_ms": 5000})
+    b.node = Node(b.config, b.hw, b.bus, trip_store=store)  # a board with its flash store
+    b.run_until(lambda: b.node.state == ACTIVE, 5000)
+    b.set_cell(3, 2400)  # below the 2.5 V fault level
+    b.run(1000)
+    assert b.node.state == TRIPPED
+    b.run(1000)
+    assert store.writes == 1, "written once, not every cycle"
+    b.set_cell(3, 3000)  # the cell recovers (a charger behind the relay would lift it)
+    b.node = Node(b.config, b.hw, b.bus, trip_store=FileTripStore(store.path))  # reboot
+    b.run(30_000)  # auto-reclose is on, the gateway asks to close
+    assert b.node.state == TRIPPED and not b.hw.relay_drive
+    assert b.node.trip_cleared
+    b.reset = 1
+    b.run(1000)
+    assert b.node.state == ACTIVE
+    assert FileTripStore(store.path).load() == 0
+
+
+def test_a_trip_store_that_cannot_be_read_counts_as_tripped(tmp_path: Path) -> None:
+    (tmp_path / "bms_trip").write_text("garbage")
+    assert FileTripStore(str(tmp_path / "bms_trip")).load() == PERSISTENT_KINDS
+    assert PERSISTENT_KINDS == (
+        protect.CELL_OVER_VOLTAGE
+        | protect.CELL_UNDER_VOLTAGE
+        | protect.PACK_OVER_VOLTAGE
+        | protect.PACK_UNDER_VOLTAGE
+    )
+
+
+def test_temperature_sensors_that_disagree_are_a_sensor_fault(bench: Callable[..., Bench]) -> None:
+    """One sensor reads 12 degC, the others 40 degC: a spread of 28 > 25 degC."""
+    b = active_bench(bench)
+    for i in range(b.temps):
+        b.hw.temp_dc[i] = 400
+    b.hw.temp_dc[2] = 120
+    opened = b.run_until(lambda: not b.hw.relay_drive, 2000)
+    assert b.node.faults & protect.SENSOR_FAULT
+    assert opened > 0
