@@ -47,7 +47,7 @@ class FileTripStore:
         leaves the old or the new state."""
         self.writes += 1
         if not kinds:
-            try:
+            try:  # noqa: SIM105 (MicroPython has no contextlib built in)
                 os.remove(self.path)
             except OSError:  # already gone
                 pass
