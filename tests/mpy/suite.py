@@ -20,11 +20,12 @@ from bms import codec, e2e, protect
 from bms.can import Frame
 from bms.can.loopback import LoopbackBus
 from bms.can.mcp2515 import Mcp2515Bus
-from bms.config import load_config
+from bms.config import load_config, load_config_file
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.lifecycle import ACTIVE, CONFIG_ERROR, STANDBY, TRIPPED
 from bms.node import Node
+from bms.tripstore import MemoryTripStore
 
 gc.collect()
 HEAP_MODULES = gc.mem_alloc() - _HEAP_BEFORE_IMPORT  # bytecode etc. of the firmware modules
@@ -281,6 +282,81 @@ def scenario_late_cycle_opens():
     check(b.node.state == TRIPPED, "not Tripped")
 
 
+def scenario_internal_error_bleed_off():
+    b = Bench()
+    for i in range(16):
+        b.hw.cell_mv[i] = 3400
+    b.hw.pack_mv = 16 * 3400
+    b.bleed = 0b1011
+    b.active()
+    b.run(1000)
+    check(b.hw.balance_mask == 0b1011, "not balancing")
+
+    def broken(now_ms):
+        raise ValueError("driver bug")
+
+    b.hw.sample = broken
+    b.run(CYCLE)
+    check(not b.hw.relay_drive and b.hw.balance_mask == 0, "bleeding after an internal error")
+
+
+def scenario_listen_only_without_a_node_id():
+    hw = SimHardware()
+    bus = LoopbackBus(tx_capacity=64)
+    node = Node(load_config_file("/no/such/bms.json"), hw, bus)
+    frame = Frame()
+    sent = 0
+    for t in range(0, 3000, CYCLE):
+        node.step(t)
+        while bus.take(frame):
+            sent += 1
+    check(sent == 0 and not hw.relay_drive, "sent " + str(sent) + " frames without a node id")
+
+
+def scenario_trip_survives_reboot():
+    store = MemoryTripStore()
+    b = Bench({"auto_reclose_ms": 5000})
+    b.node = Node(b.node.config, b.hw, b.bus, trip_store=store)
+    b.active()
+    b.set_cell(3, 2400)
+    b.run(2000)
+    check(b.node.state == TRIPPED and store.writes == 1, "writes " + str(store.writes))
+    b.set_cell(3, 3000)
+    b.node = Node(b.node.config, b.hw, b.bus, trip_store=store)
+    b.run(20000)
+    check(b.node.state == TRIPPED and not b.hw.relay_drive, "closed after the reboot")
+    b.reset = 1
+    b.run(1000)
+    check(b.node.state == ACTIVE and store.kinds == 0, "reset did not clear the stored trip")
+
+
+def scenario_current_stuck_at_zero_cold():
+    b = Bench()
+    for i in range(4):
+        b.hw.temp_dc[i] = -100
+    b.active()
+    start = b.hw.cell_mv[0]
+    onset = b.now
+    while b.hw.relay_drive:
+        mv = start + (b.now - onset) * 30 // 60000
+        for i in range(16):
+            b.hw.cell_mv[i] = mv
+        b.hw.pack_mv = 16 * mv
+        b.hw.current_ma = 0
+        b.run(CYCLE)
+        check(b.now - onset <= 62000, "charging cold on a stuck current sensor")
+    check(b.node.faults & protect.CHARGE_UNDER_TEMP, "not ChargeUnderTemp")
+
+
+def scenario_temperature_spread():
+    b = Bench().active()
+    for i in range(4):
+        b.hw.temp_dc[i] = 400
+    b.hw.temp_dc[2] = 120
+    b.run(1200)
+    check(b.node.faults & protect.SENSOR_FAULT and not b.hw.relay_drive, "spread ignored")
+
+
 TICKS_PERIOD = 1 << 30
 COARSE = 20 * 60 * 1000  # one cycle every 20 minutes while the days go by
 
@@ -456,6 +532,11 @@ SCENARIOS = (
     ("alternation trips", scenario_alternation_trips),
     ("auto-reclose bounded", scenario_auto_reclose_bounded),
     ("late cycle opens the relay", scenario_late_cycle_opens),
+    ("internal error: bleed off", scenario_internal_error_bleed_off),
+    ("listen-only without a node id", scenario_listen_only_without_a_node_id),
+    ("trip survives a reboot", scenario_trip_survives_reboot),
+    ("current stuck at 0 while charging cold", scenario_current_stuck_at_zero_cold),
+    ("temperature sensors disagree", scenario_temperature_spread),
     ("tick wrap: hung monitor and silent gateway", scenario_tick_wrap_hung_monitor),
 )
 
