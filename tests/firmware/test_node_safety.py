@@ -6,6 +6,9 @@ run the node on MicroPython's own tick arithmetic (period 2**30 ms, see tests/fi
 
 from __future__ import annotations
 
+import json
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -492,3 +495,110 @@ def test_temperature_sensors_that_disagree_are_a_sensor_fault(bench: Callable[..
     opened = b.run_until(lambda: not b.hw.relay_drive, 2000)
     assert b.node.faults & protect.SENSOR_FAULT
     assert opened > 0
+
+
+# -- Finding 8: start-up: safe outputs, then the watchdog, then everything else ---------------
+
+
+class StartBoard:
+    """A board module for bms.main.start(): records the order of what start() does."""
+
+    def __init__(self, can_failures: int = 0, hardware_fails: bool = False) -> None:
+        self.events: list[str] = []
+        self.hw = SimHardware()
+        self.hw.set_balance([0xFFFF, 0, 0, 0])  # left on by the monitor across a reset
+        self.hw.relay_drive = True
+        self.bus = LoopbackBus(tx_capacity=256)
+        self.can_failures = can_failures
+        self.hardware_fails = hardware_fails
+
+    def safe_outputs(self) -> None:
+        self.events.append("safe")
+        self.hw.set_relay(False, 0)
+        self.hw.set_balance([0, 0, 0, 0])
+
+    def hardware(self, config: Any) -> SimHardware:
+        self.events.append("hardware")
+        if self.hardware_fails:
+            raise RuntimeError("cell monitor does not answer")
+        return self.hw
+
+    def can_backend(self, config: Any) -> LoopbackBus:
+        self.events.append("can")
+        if self.can_failures:
+            self.can_failures -= 1
+            raise OSError(19)
+        return self.bus
+
+
+class StartWatchdog:
+    def __init__(self, board: StartBoard, timeout: int) -> None:
+        board.events.append(f"watchdog {timeout}")
+        self.feeds = 0
+
+    def feed(self) -> None:
+        self.feeds += 1
+
+
+def start_board(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, board: StartBoard
+) -> tuple[Any, Path]:
+    from bms import main as board_main  # noqa: PLC0415
+
+    module = types.ModuleType("start_board")
+    for name in ("safe_outputs", "hardware", "can_backend"):
+        setattr(module, name, getattr(board, name))
+    monkeypatch.setitem(sys.modules, "start_board", module)
+    monkeypatch.setattr(board_main, "WDT", lambda timeout: StartWatchdog(board, timeout))
+    monkeypatch.setattr(board_main, "TRIP_PATH", str(tmp_path / "bms_trip"))
+    path = tmp_path / "bms.json"
+    path.write_text(json.dumps({"node_id": 2, "cycle_ms": 10}))
+    return board_main, path
+
+
+def test_start_up_makes_outputs_safe_then_starts_the_watchdog_then_the_rest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    board = StartBoard()
+    board_main, path = start_board(monkeypatch, tmp_path, board)
+    board_main.start(str(path), "start_board", cycles=2)
+    assert board.events[:4] == ["safe", "watchdog 5000", "hardware", "can"]
+
+
+def test_start_up_failure_leaves_outputs_safe_under_the_watchdog(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """board.hardware() raising: outputs off, the watchdog running (it will reset the board)."""
+    board = StartBoard(hardware_fails=True)
+    board_main, path = start_board(monkeypatch, tmp_path, board)
+    with pytest.raises(RuntimeError):
+        board_main.start(str(path), "start_board", cycles=2)
+    assert board.events[:3] == ["safe", "watchdog 5000", "hardware"]
+    assert not board.hw.relay_drive and board.hw.balance_mask == 0
+
+
+def test_start_up_retries_a_failed_can_controller_with_back_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CAN controller that fails to start twice is retried, then used: the node talks."""
+    board = StartBoard(can_failures=2)
+    board_main, path = start_board(monkeypatch, tmp_path, board)
+    clock = [0]
+
+    def ticks() -> int:
+        clock[0] += 10
+        return clock[0]
+
+    async def sleep_ms(ms: int) -> None:
+        return None
+
+    monkeypatch.setattr(board_main, "ticks_ms", ticks)
+    node = board_main.start(str(path), "start_board", cycles=100, clock=ticks, sleep_ms=sleep_ms)
+    assert board.events.count("can") == 3
+    frame = Frame()
+    sent = 0
+    while board.bus.take(frame):
+        sent += 1
+    assert sent > 0, "the node never talked on the controller once it started"
+    assert node.port.backend.start_failures == 2
+    assert "CAN controller failed" in capsys.readouterr().out
