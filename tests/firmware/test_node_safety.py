@@ -15,16 +15,18 @@ from typing import Any
 
 import pytest
 
-from bms import protect
+from bms import e2e, protect
 from bms.can import Frame
 from bms.can.loopback import LoopbackBus
-from bms.config import load_config_file
+from bms.can.mcp2515 import Mcp2515Bus
+from bms.config import load_config, load_config_file
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.lifecycle import ACTIVE, TRIPPED
 from bms.node import Node
 from bms.tripstore import PERSISTENT_KINDS, FileTripStore
 from tests.firmware import ticks
+from tests.firmware.fake_mcp2515 import FakeIntPin, FakeMcp2515
 from tests.firmware.harness import Bench
 
 CYCLE = 50
@@ -602,3 +604,135 @@ def test_start_up_retries_a_failed_can_controller_with_back_off(
     assert sent > 0, "the node never talked on the controller once it started"
     assert node.port.backend.start_failures == 2
     assert "CAN controller failed" in capsys.readouterr().out
+
+
+# -- Finding 5: MCP2515 receive overflow (and finding 8/12's MCP2515 items) -------------------
+
+
+def gateway_burst(db: Any, chip: FakeMcp2515, node_id: int, k: int) -> None:
+    """The gateway's burst to a 64-cell node: heartbeat, relay, two balance groups."""
+    frames = [
+        ("GatewayHeartbeat", 0x120, {"GatewayState": "Running"}),
+        ("RelayCommand", 0x110 | node_id, {"Request": "Close", "ResetFault": 0}),
+        (
+            "BalanceCommand",
+            0x160 | node_id,
+            {"CellGroup": 0, "BleedCells01To16": 0, "BleedCells17To32": 0x0001},
+        ),
+        (
+            "BalanceCommand",
+            0x160 | node_id,
+            {"CellGroup": 1, "BleedCells33To48": 0x0001, "BleedCells49To64": 0x8000},
+        ),
+    ]
+    counters: dict[int, int] = {}
+    for name, frame_id, signals in frames:
+        msg = db.get_message_by_name(name)
+        values = {"Crc": 0, "Counter": 0, **signals}
+        if name == "BalanceCommand":
+            values["BleedFloorVoltage"] = 3.2
+        buf = bytearray(msg.encode(values, strict=False))
+        counter = (2 * k + counters.get(frame_id, 0)) & 15 if name == "BalanceCommand" else k & 15
+        counters[frame_id] = counters.get(frame_id, 0) + 1
+        e2e.seal(frame_id, buf, counter)
+        assert chip.deliver(frame_id, bytes(buf)), f"{name} lost in the chip"
+
+
+def test_mcp2515_receive_overflow_a_gateway_burst_loses_no_command_with_the_int_pin(
+    moat_db: Any,
+) -> None:
+    """64 cells, a burst every second for 60 s: both balance groups are applied every time."""
+    chip = FakeMcp2515()
+    pin = FakeIntPin(chip)
+    bus = Mcp2515Bus(chip.spi, chip.cs, int_pin=pin)
+    hw = SimHardware(cells=64, temps=4, cell_mv=3400)
+    node = Node(load_config({"node_id": 3, "cells": 64}), hw, bus)
+    t = 0
+    seconds = 0
+    high_group_on = 0
+    for k in range(60 * 20):
+        if k % 20 == 0:
+            gateway_burst(moat_db, chip, 3, seconds)
+            seconds += 1
+        node.step(t)
+        t += 50
+        if k % 20 == 19 and hw.balance_mask >> 32:
+            high_group_on += 1
+    assert pin.interrupts >= 4 * 60
+    assert node.rejected_commands == 0
+    assert high_group_on >= 57, "cells 33..64 never balanced"
+    assert hw.balance_mask == (1 << 16) | (1 << 32) | (1 << 63)
+    assert bus.rx_overruns == 0
+
+
+def test_mcp2515_receive_overflow_is_counted_when_the_queue_is_full() -> None:
+    chip = FakeMcp2515()
+    pin = FakeIntPin(chip)
+    bus = Mcp2515Bus(chip.spi, chip.cs, int_pin=pin, rx_queue=4)
+    for i in range(6):
+        chip.deliver(0x200 + i, bytes(8))
+    assert bus.rx_overruns == 2
+    frame = Frame()
+    got = []
+    while bus.recv(frame):
+        got.append(frame.id)
+    assert got == [0x200, 0x201, 0x202, 0x203]
+
+
+def test_mcp2515_an_interrupt_during_a_transfer_waits_for_its_end() -> None:
+    """The soft IRQ may run between any two bytecodes: it must not split an SPI sequence."""
+    chip = FakeMcp2515()
+    pin = FakeIntPin(chip)
+    bus = Mcp2515Bus(chip.spi, chip.cs, int_pin=pin)
+    real_write = chip.spi.write
+
+    def write_then_receive(buf: bytes | bytearray) -> None:
+        real_write(buf)
+        if buf[0] == 0x40:  # LOAD TX BUFFER: a frame arrives meanwhile
+            chip.deliver(0x120, bytes(8))
+
+    chip.spi.write = write_then_receive  # type: ignore[method-assign]
+    assert bus.send(0x103, bytes(8), 0)
+    assert chip.errors == []
+    frame = Frame()
+    assert bus.recv(frame) and frame.id == 0x120
+
+
+def test_mcp2515_waits_for_the_oscillator_after_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bms.can import mcp2515  # noqa: PLC0415
+
+    chip = FakeMcp2515()
+    events: list[str] = []
+    monkeypatch.setattr(mcp2515, "sleep_ms", lambda ms: events.append(f"sleep {ms}"))
+    real_end = chip.end
+
+    def end() -> None:
+        if chip._tx:
+            events.append(f"spi 0x{chip._tx[0]:02X}")
+        real_end()
+
+    chip.end = end  # type: ignore[method-assign]
+    Mcp2515Bus(chip.spi, chip.cs)
+    assert events[:2] == ["spi 0xC0", "sleep 5"]
+
+
+def test_small_mcp2515_frames_leave_in_the_order_they_were_sent() -> None:
+    chip = FakeMcp2515()
+    bus = Mcp2515Bus(chip.spi, chip.cs)
+    chip.hold_tx = True
+    for can_id in (0x101, 0x102, 0x103):
+        assert bus.send(can_id, bytes(8), 0)
+    chip.release_tx()
+    assert [s.can_id for s in chip.sent] == [0x101, 0x102, 0x103]
+
+
+def test_small_mcp2515_error_counters_are_read_with_the_state() -> None:
+    chip = FakeMcp2515()
+    bus = Mcp2515Bus(chip.spi, chip.cs)
+    chip.regs[0x1C] = 130
+    chip.regs[0x1D] = 7
+    bus.state()
+    assert (bus.tec, bus.rec) == (130, 7)
+    node = Node(load_config({}), SimHardware(), bus)
+    node.step(0)
+    assert (node.port.tec, node.port.rec) == (130, 7)

@@ -27,7 +27,8 @@ class CanPort:
 
     Counters: tx_frames (taken by the controller), tx_deferred (had to wait in the queue),
     tx_dropped (lost: queue full, bus-off or error), rx_frames, errors (OSError from the
-    driver), bus_off_count (entries into bus-off), restarts (restart() calls). Each wraps to
+    driver), bus_off_count (entries into bus-off), restarts (restart() calls); tec and rec
+    the controller's error counters when its backend reports them. Each wraps to
     0 after 2**30 - 1, so it stays a small int (no allocation).
     """
 
@@ -58,6 +59,10 @@ class CanPort:
         self._delay_ms = backoff_min_ms
         self._restart_at = 0
         self._healthy_since = 0
+        # Transmit and receive error counters of controllers that report them (MCP2515).
+        self.tec = 0
+        self.rec = 0
+        self._error_counters = hasattr(backend, "tec")
 
     def set_filters(self, filters):
         """Install receive filters; a driver error only means more frames reach the node."""
@@ -73,6 +78,9 @@ class CanPort:
         except OSError:
             self.errors = (self.errors + 1) & COUNTER_MASK
             bus_off = True
+        if self._error_counters:
+            self.tec = self.backend.tec
+            self.rec = self.backend.rec
         if bus_off:
             if not self.bus_off:
                 self.bus_off = True
