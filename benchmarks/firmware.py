@@ -155,6 +155,16 @@ def run(quick: bool = False) -> Result:
             float(m["heap_in_use_after_startup"]) - float(m["heap_node_bytes"]),
             "modules and suite before the node",
         )
+    for key, label in (
+        ("mcp2515_alloc_bytes_per_cycle", "MCP2515 driver: MicroPython heap allocated per cycle"),
+        (
+            "pyb_full_mailbox_alloc_bytes_per_cycle",
+            "pyb.CAN, every mailbox busy: MicroPython heap allocated per cycle",
+        ),
+    ):
+        if key in mpy:
+            value = float(mpy[key])  # type: ignore[arg-type]
+            res.add(label, value, "bytes", target="== 0", met=value == 0)
     res.notes.append(
         "MicroPython figures from tests/mpy/run.mjs (WebAssembly port under node: slower than "
         "CPython, and not an MCU's speed); heap in use includes the firmware's bytecode "

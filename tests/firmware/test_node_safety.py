@@ -19,6 +19,7 @@ from bms import e2e, protect
 from bms.can import Frame
 from bms.can.loopback import LoopbackBus
 from bms.can.mcp2515 import Mcp2515Bus
+from bms.can.pyb_can import PybCanBus
 from bms.config import load_config, load_config_file
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
@@ -28,6 +29,7 @@ from bms.tripstore import PERSISTENT_KINDS, FileTripStore
 from tests.firmware import ticks
 from tests.firmware.fake_mcp2515 import FakeIntPin, FakeMcp2515
 from tests.firmware.harness import Bench
+from tests.firmware.test_can import FakePybCan
 
 CYCLE = 50
 VOLTAGE_DEBOUNCE = 200
@@ -736,3 +738,35 @@ def test_small_mcp2515_error_counters_are_read_with_the_state() -> None:
     node = Node(load_config({}), SimHardware(), bus)
     node.step(0)
     assert (node.port.tec, node.port.rec) == (130, 7)
+
+
+# -- Finding 6: pyb.CAN: both FIFOs, a full mailbox without an exception ----------------------
+
+
+def test_pyb_can_a_gateway_burst_is_spread_over_both_fifos() -> None:
+    """Heartbeat, relay and two balance groups: none overwritten in a 3-deep FIFO."""
+    hw = FakePybCan()
+    bus = PybCanBus(hw)
+    bus.set_filters([(0x113, 0x7FF, 0), (0x120, 0x7FF, 0), (0x163, 0x7FF, 0)])
+    for can_id, first in ((0x120, 1), (0x113, 2), (0x163, 3), (0x163, 4)):
+        hw.deliver(can_id, bytes([first]))
+    frame = Frame()
+    got = []
+    while bus.recv(frame):
+        got.append((frame.id, frame.data[0]))
+    assert sorted(got) == [(0x113, 2), (0x120, 1), (0x163, 3), (0x163, 4)]
+
+
+def test_pyb_can_full_mailboxes_are_reported_without_an_exception() -> None:
+    """The gateway off the bus: mailboxes stay busy; no OSError is raised (it allocates)."""
+    hw = FakePybCan()
+    bus = PybCanBus(hw)
+    node = Node(load_config({}), SimHardware(), bus)
+    for t in range(0, 5000, CYCLE):
+        node.step(t)
+    assert len(hw.mailboxes) == 3
+    assert hw.raised == 0
+    assert node.port.tx_dropped > 0
+    hw.tec = 128
+    node.step(5000)
+    assert node.port.tec == 128

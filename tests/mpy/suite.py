@@ -20,6 +20,7 @@ from bms import codec, e2e, protect
 from bms.can import Frame
 from bms.can.loopback import LoopbackBus
 from bms.can.mcp2515 import Mcp2515Bus
+from bms.can.pyb_can import PybCanBus
 from bms.config import load_config, load_config_file
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
@@ -519,6 +520,58 @@ def mcp2515_allocation(cycles):
     return allocated
 
 
+class PybCanOffTheBus:
+    """pyb.CAN with no other node to acknowledge: every mailbox stays busy for ever."""
+
+    STOPPED, ERROR_ACTIVE, ERROR_WARNING, ERROR_PASSIVE, BUS_OFF = 0, 1, 2, 3, 4
+    LIST16, MASK16, LIST32, MASK32 = 0, 1, 2, 3
+
+    def __init__(self):
+        self.pending = 0
+
+    def info(self, lst):
+        lst[5] = self.pending
+        return lst
+
+    def send(self, data, can_id, timeout=0, extframe=False):
+        if self.pending == 3:
+            raise OSError(110)  # what pyb.CAN does: the allocation the driver must avoid
+        self.pending += 1
+
+    def any(self, fifo):
+        return False
+
+    def setfilter(self, bank, mode, fifo, params, extframe=False):
+        pass
+
+    def state(self):
+        return self.ERROR_PASSIVE
+
+    def restart(self):
+        pass
+
+
+def pyb_full_mailbox_allocation(cycles):
+    """Bytes allocated per cycle by a node whose pyb.CAN mailboxes are all busy."""
+    can = PybCanOffTheBus()
+    node = Node(load_config({"node_id": NODE}), SimHardware(), PybCanBus(can))
+    t = 0
+    for _ in range(120):
+        node.step(t)
+        t += CYCLE
+    check(can.pending == 3, "mailboxes not full")
+    gc.collect()
+    gc.disable()
+    start = gc.mem_alloc()
+    for _ in range(cycles):
+        node.step(t)
+        t += CYCLE
+    allocated = gc.mem_alloc() - start
+    gc.enable()
+    check(node.port.tx_dropped > 0, "nothing dropped")
+    return allocated
+
+
 SCENARIOS = (
     ("trip", scenario_trip),
     ("latch and reset", scenario_latch_and_reset),
@@ -578,6 +631,16 @@ def run_all():
         passed += 1
         bench["mcp2515_alloc_bytes_per_cycle"] = allocated / 500
         print("PASS allocation MCP2515 driver: 0 bytes/cycle")
+    try:
+        allocated = pyb_full_mailbox_allocation(500)
+        check(allocated == 0, str(allocated) + " bytes")
+    except Exception as exc:
+        failed += 1
+        print("FAIL allocation pyb.CAN with full mailboxes: " + repr(exc))
+    else:
+        passed += 1
+        bench["pyb_full_mailbox_alloc_bytes_per_cycle"] = allocated / 500
+        print("PASS allocation pyb.CAN with full mailboxes: 0 bytes/cycle")
     for name, scenario in SCENARIOS:
         try:
             scenario()
