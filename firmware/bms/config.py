@@ -23,6 +23,7 @@ from bms.compat import const
 CHEMISTRIES = ("LFP", "NMC", "LTO")  # index = NodeInfo.Chemistry code
 COMM_LOSS_ACTIONS = ("keep", "open")
 AUTO_RECLOSE_MIN_MS = const(5000)
+DEADLINE_CYCLES = const(10)  # cycle_deadline_ms 0: this many cycles (500 ms at 50 ms)
 
 _INT = const(0)
 _NUMBER = const(1)
@@ -42,7 +43,7 @@ SCHEMA = (
     ("chemistry", _CHOICE, CHEMISTRIES),
     ("capacity_ah", _NUMBER, 0.1, 6553.5),
     ("cycle_ms", _INT, 10, 1000),
-    ("cycle_deadline_ms", _INT, 20, 10000),
+    ("cycle_deadline_ms", _INT, 0, 60000),
     ("settle_ms", _INT, 0, 60000),
     ("cell_over_mv", _LEVELS, 1000, 5000, _UPPER),
     ("cell_under_mv", _LEVELS, 500, 4500, _LOWER),
@@ -87,7 +88,7 @@ COMMON_DEFAULTS = {
     "temp_sensors": 4,
     "capacity_ah": 100,
     "cycle_ms": 50,
-    "cycle_deadline_ms": 500,
+    "cycle_deadline_ms": 0,
     "settle_ms": 2000,
     "charge_over_current_a": [50, 90, 100],
     "discharge_over_current_a": [80, 95, 100],
@@ -231,8 +232,9 @@ def _cross_checks(values, errors):
         longest = max(longest, values[key])
     if values["settle_ms"] < longest:
         errors.append("settle_ms must be at least the longest debounce (" + str(longest) + " ms)")
-    if values["cycle_deadline_ms"] < 2 * values["cycle_ms"]:
-        errors.append("cycle_deadline_ms must be at least two cycles")
+    deadline = values["cycle_deadline_ms"]
+    if deadline and deadline < 2 * values["cycle_ms"]:
+        errors.append("cycle_deadline_ms must be 0 (ten cycles) or at least two cycles")
     if values["sensor_stale_ms"] < 2 * values["cycle_ms"]:
         errors.append("sensor_stale_ms must be at least two cycles")
     reclose = values["auto_reclose_ms"]
@@ -302,7 +304,7 @@ class Config:
         self.chemistry_code = CHEMISTRIES.index(v["chemistry"])
         self.capacity_dah = round(v["capacity_ah"] * 10)
         self.cycle_ms = v["cycle_ms"]
-        self.cycle_deadline_ms = v["cycle_deadline_ms"]
+        self.cycle_deadline_ms = v["cycle_deadline_ms"] or DEADLINE_CYCLES * v["cycle_ms"]
         self.settle_ms = v["settle_ms"]
         self.cell_over_mv = _levels(v["cell_over_mv"], 1)
         self.cell_under_mv = _levels(v["cell_under_mv"], 1)

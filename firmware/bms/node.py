@@ -118,6 +118,8 @@ class Node:
         self._last_ms = 0
         self._fresh_ms = 0
         self._stale = False
+        self._settling = False  # the relay feedback may still follow a drive change
+        self._drive_ms = 0
         self.port.set_filters(self.commands.filters())
         # Without a valid node id the node has no identifiers of its own: it listens only,
         # so it never speaks for another node (node 0 is a real node on the bus).
@@ -145,6 +147,7 @@ class Node:
         # Whatever the outputs were before a reboot (a cell monitor may keep its bleed
         # switches on across a reset of the microcontroller): off until decided otherwise.
         self.hw.set_relay(False, now_ms)
+        self._drive_changed(now_ms)
         self.hw.set_balance(self.balancer.words)
 
     def _cycle(self, now_ms):
@@ -173,11 +176,14 @@ class Node:
             # cannot wrap round to "fresh" after 2**29 ms (6.2 days) on MicroPython's ticks.
             self._stale = True
         stale = self._stale
+        if self._settling and ticks_diff(now_ms, self._drive_ms) >= config.relay_feedback_delay_ms:
+            self._settling = False  # latched off: the stamp is not compared again
         summary = self.summary
         summary.update(hw)
 
         # 2. protect
         protection = self.protection
+        protection.feedback_settling = self._settling
         current_check = self.current_check
         current_check.update(now_ms, hw, summary)
         protection.measure_from(
@@ -219,6 +225,8 @@ class Node:
         if was_tripped and lifecycle.state != TRIPPED and self.stored_trip:
             self.stored_trip = 0  # reset: the one write that clears it
             self._save_trip()
+        if closed != self.relay_closed:
+            self._drive_changed(now_ms)
         hw.set_relay(closed, now_ms)
         self._relay_outputs(closed, lifecycle)
         state = lifecycle.state
@@ -245,6 +253,11 @@ class Node:
         self.rejected_commands = commands.rejected
         self.reports.send_node_state(now_ms, self)
         self.reports.send_periodic(now_ms, self)
+
+    def _drive_changed(self, now_ms):
+        """The relay drive changes: its feedback may lag for relay_feedback_delay_ms."""
+        self._settling = True
+        self._drive_ms = now_ms
 
     def _store_trip(self, faults):
         """Write a new deep-discharge or over-charge trip once (not while it lasts)."""

@@ -11,9 +11,9 @@ a cold or hot pack be charged. Two checks against what the node knows otherwise:
   that rose by more than charge_rise_mv_per_cell per cell within that window while the
   sensor never read charging is being charged by a current the sensor does not see (stuck
   at 0, wrong polarity): `direction_doubtful`. The node then applies the charge and the
-  discharge temperature limits alike and raises the SensorFault warning. Not a fault by
-  itself: a pack relaxing after a heavy discharge rises too, and must not trip for it; but a
-  pack outside its charge temperature window opens its relay, since it may be charging.
+  discharge temperature limits alike. Not a fault or a flag by itself: a pack relaxing after
+  a heavy discharge rises too, and must neither trip nor stop balancing for it; but a pack
+  outside its charge temperature window opens its relay, since it may be charging.
 """
 
 from bms.compat import const, ticks_diff

@@ -121,6 +121,9 @@ class Protection:
         self.warnings = 0
         self.infos = 0
         self.charging = False
+        # True while the relay feedback may still lag a drive change (set by the node): a
+        # mismatch then is the relay's own switching time, not a fault.
+        self.feedback_settling = False
         self._last_ms = 0
         self._started = False
         # One row per (kind, level) check, in parallel lists.
@@ -258,7 +261,7 @@ class Protection:
         )
         balancer_missing = c.balancer_temp_sensor and not summary.balancer_ok
         m[M_SENSOR_CRITICAL] = 1 if critical else 0
-        m[M_SENSOR_ANY] = 1 if critical or balancer_missing or direction_doubtful else 0
+        m[M_SENSOR_ANY] = 1 if critical or balancer_missing else 0
         if summary.cells_bad == 0 and summary.pack_ok:
             diff = summary.cell_sum_mv - hw.pack_mv
             m[M_PLAUSIBILITY] = diff if diff >= 0 else -diff
@@ -272,7 +275,8 @@ class Protection:
         else:
             m[M_BALANCER_TEMP] = NONE_LOW
             u[M_BALANCER_TEMP] = 1
-        m[M_RELAY_MISMATCH] = 1 if hw.relay_drive != hw.relay_closed else 0
+        mismatch = hw.relay_drive != hw.relay_closed and not self.feedback_settling
+        m[M_RELAY_MISMATCH] = 1 if mismatch else 0
         m[M_OVERRUN] = 1 if overrun else 0
         m[M_DEADLINE] = 1 if late else 0
 

@@ -315,6 +315,8 @@ def test_a_guarded_value_beyond_its_fault_level_longer_than_its_bound_opens_the_
             temp = value
         else:
             current = value
+        if not hw.relay_closed:
+            current = 0  # the physics: no current through an open relay
         cell_known = rng.random() >= regime.unreadable
         temp_known = rng.random() >= regime.unreadable
         current_known = rng.random() >= regime.current_unreadable
