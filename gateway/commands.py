@@ -4,13 +4,20 @@ Every frame is encoded with the generated codec and sealed with the CRC-8 and th
 counter of bms.e2e (one counter per frame id), so a node rejects a stuck, repeated,
 corrupted or misaddressed command. Frames are sent at their DBC cycle times and at once when
 a request changes.
+
+RelayCommand also carries a Freshness value (per node: the wall clock in 100 ms ticks, at
+least +1 per frame, low 24 bits) and, with the installation's command key, the Mac of
+bms.auth (AUTOSAR SecOC style): a node with the same key closes its relay or clears a trip
+only on a frame that carries both, so a device on the bus can neither forge nor replay one.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
+from bms.auth import command_mac
 from bms.e2e import COUNTER_MODULO, seal
 from gateway.codec import moat_bms as codec
 from gateway.limits import BalanceRequest, RelayAction, RelayRequest
@@ -31,14 +38,18 @@ class _NodeCommand:
     balance_floor: float = 0.0
     relay_due: float = -math.inf
     balance_due: float = -math.inf
+    freshness: int = 0  # the last Freshness sent (full value, the frame has the low 24 bits)
 
 
 class NodeCommander:
     """Turns the strategy's requests into a stream of protected frames."""
 
-    def __init__(self, cells: dict[int, int]) -> None:
-        """cells: node id -> configured cell count (decides the balance groups to send)."""
+    def __init__(self, cells: dict[int, int], command_key: bytes | None = None) -> None:
+        """cells: node id -> configured cell count (decides the balance groups to send);
+        command_key: the installation's key (bms.auth), None = no Mac (the nodes then accept
+        commands unauthenticated, if they have no key either)."""
         self.cells = cells
+        self.command_key = command_key
         self._nodes = {n: _NodeCommand() for n in cells}
         self._counters: dict[int, int] = {}
         self._heartbeat_due = -math.inf
@@ -98,10 +109,25 @@ class NodeCommander:
         reset = cmd.reset_left > 0
         if reset:
             cmd.reset_left -= 1
+        cmd.freshness = max(cmd.freshness + 1, int(time.time() * 10))
         data = codec.encode_relay_command(
-            codec.RelayCommand(crc=0, counter=0, request=int(cmd.relay), reset_fault=int(reset))
+            codec.RelayCommand(
+                crc=0,
+                counter=0,
+                request=int(cmd.relay),
+                reset_fault=int(reset),
+                freshness=cmd.freshness & 0xFFFFFF,
+                mac=0,
+            )
         )
-        return self._sealed(frame_id, data)
+        frame_id, sealed = self._sealed(frame_id, data)
+        if self.command_key is None:
+            return frame_id, sealed
+        buf = bytearray(sealed)
+        mac = command_mac(self.command_key, frame_id, buf)  # over the counter too
+        buf[5:8] = mac.to_bytes(3, "little")
+        seal(frame_id, buf, buf[1] & 0x0F)  # the CRC covers the Mac
+        return frame_id, bytes(buf)
 
     def balance_frames(self, node: int, cmd: _NodeCommand) -> list[Frame]:
         frame_id = codec.FRAME_IDS["BalanceCommand"] | node

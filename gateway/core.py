@@ -73,7 +73,10 @@ class GatewayCore:
         self.profile = make_profile(settings.inverter.profile, settings.inverter)
         self.emitter = Emitter.for_profile(self.profile)
         self.keepalive = KeepaliveWatch.from_settings(settings.inverter, now)
-        self.commander = NodeCommander({n: topo.cells_of(n) for n in topo.nodes})
+        key = settings.battery.key_bytes()
+        if key is None:
+            log.warning("no battery.command_key: relay commands are not authenticated")
+        self.commander = NodeCommander({n: topo.cells_of(n) for n in topo.nodes}, key)
         self.commander.gateway_state = battery_codec.GatewayHeartbeatGatewayState.RUNNING
         self.events = EventLog()
         self.history = History()

@@ -18,6 +18,7 @@ with its relay open. Values are converted once, here, to the integer units of th
 
 import json
 
+from bms.auth import parse_key
 from bms.compat import const
 
 CHEMISTRIES = ("LFP", "NMC", "LTO")  # index = NodeInfo.Chemistry code
@@ -30,6 +31,7 @@ _NUMBER = const(1)
 _LEVELS = const(2)
 _CHOICE = const(3)
 _BOOL = const(4)
+_KEY = const(5)
 
 _UPPER = const(1)  # level list ascending: info < warning < fault
 _LOWER = const(-1)  # level list descending: info > warning > fault
@@ -80,6 +82,7 @@ SCHEMA = (
     ("balance_timeout_ms", _INT, 1500, 60000),
     ("balancer_temp_sensor", _BOOL),
     ("watchdog_ms", _INT, 0, 8000),
+    ("command_key", _KEY),
 )
 
 COMMON_DEFAULTS = {
@@ -116,6 +119,7 @@ COMMON_DEFAULTS = {
     "balance_timeout_ms": 3000,
     "balancer_temp_sensor": True,
     "watchdog_ms": 5000,
+    "command_key": "",
 }
 
 CHEMISTRY_DEFAULTS = {
@@ -218,6 +222,14 @@ def _check(key, value, rule, errors):
             errors.append(key + ": expected one of " + ", ".join(rule[2]))
     elif kind == _BOOL and type(value) is not bool:
         errors.append(key + ": expected true or false")
+    elif kind == _KEY:
+        if type(value) is not str:
+            errors.append(key + ": expected a hex string")
+            return
+        try:
+            parse_key(value)
+        except ValueError as exc:
+            errors.append(str(exc))
 
 
 def _cross_checks(values, errors):
@@ -342,6 +354,7 @@ class Config:
         self.balance_timeout_ms = v["balance_timeout_ms"]
         self.balancer_temp_sensor = v["balancer_temp_sensor"]
         self.watchdog_ms = v["watchdog_ms"]
+        self.command_key = parse_key(v["command_key"])  # bytes or None: never on the bus
 
 
 def load_config(settings):

@@ -87,7 +87,7 @@ class Node:
         self.lifecycle = Lifecycle(
             config.settle_ms, config.auto_reclose_ms, error is None, config.auto_reclose_per_hour
         )
-        self.commands = Commands(config.node_id, config.gateway_timeout_ms)
+        self.commands = Commands(config.node_id, config.gateway_timeout_ms, config.command_key)
         self.balancer = Balancer(config)
         self.reports = Reports(config, self.port)
         # A deep-discharge or over-charge trip kept across reboots (bms.tripstore).

@@ -615,7 +615,11 @@ def gateway_burst(db: Any, chip: FakeMcp2515, node_id: int, k: int) -> None:
     """The gateway's burst to a 64-cell node: heartbeat, relay, two balance groups."""
     frames = [
         ("GatewayHeartbeat", 0x120, {"GatewayState": "Running"}),
-        ("RelayCommand", 0x110 | node_id, {"Request": "Close", "ResetFault": 0}),
+        (
+            "RelayCommand",
+            0x110 | node_id,
+            {"Request": "Close", "ResetFault": 0, "Freshness": k + 1, "Mac": 0},
+        ),
         (
             "BalanceCommand",
             0x160 | node_id,
@@ -770,3 +774,103 @@ def test_pyb_can_full_mailboxes_are_reported_without_an_exception() -> None:
     hw.tec = 128
     node.step(5000)
     assert node.port.tec == 128
+
+
+# -- Finding 4: commands that make the battery less safe are authenticated --------------------
+
+KEY = bytes(range(32))
+KEY_HEX = KEY.hex()
+
+
+def keyed_bench(bench: Callable[..., Bench], **kwargs: Any) -> Bench:
+    b = bench(settings={"command_key": KEY_HEX, **kwargs.pop("settings", {})}, **kwargs)
+    b.gateway.key = KEY
+    return b
+
+
+def test_forgeable_close_is_rejected_with_a_command_key(bench: Callable[..., Bench]) -> None:
+    """The gateway says Open; a forger on the bus says Close with a valid CRC and counter and
+    newer freshness, but cannot make the Mac: the relay never closes."""
+    b = keyed_bench(bench, request="Open")
+    b.settle()
+    forger = GatewayPeerOnTheBus(b)
+    for _ in range(200):
+        forger.close()
+        b.step()
+        assert not b.hw.relay_drive
+    assert b.node.commands.mac_failures > 0
+    assert b.node.rejected_commands > 0
+    b.request = "Close"  # the genuine gateway closes it
+    b.run(600)
+    assert b.hw.relay_drive
+
+
+def test_forgeable_replay_of_recorded_frames_cannot_reset_a_trip(
+    bench: Callable[..., Bench],
+) -> None:
+    """16 frames of a genuine reset recorded, replayed after a later trip: all rejected."""
+    b = keyed_bench(bench, request="Close")
+    b.settle()
+    b.set_cell(0, 3700)
+    b.run(500)
+    b.set_cell(0, 3300)
+    b.run(4000)
+    recorded = []
+    b.reset = 1  # the genuine reset, recorded by the attacker
+    for _ in range(16):
+        b.step()
+        frame_id, buf = b.gateway.sealed("RelayCommand", {"Request": "Close", "ResetFault": 1})
+        recorded.append((frame_id, buf))
+    b.reset = 0
+    assert b.node.state == ACTIVE
+    b.set_cell(0, 3700)  # a new trip
+    b.run(500)
+    b.set_cell(0, 3300)
+    b.run(4000)
+    assert b.node.state == TRIPPED and b.node.trip_cleared
+    b.request = None  # only the attacker talks to the relay now
+    for frame_id, buf in recorded:
+        b.bus.inject(frame_id, buf)
+        b.step()
+    b.run(1000)
+    assert b.node.state == TRIPPED and not b.hw.relay_drive
+
+
+def test_forgeable_genuine_keyed_commands_still_close_and_reset(
+    bench: Callable[..., Bench],
+) -> None:
+    b = keyed_bench(bench, request="Close")
+    b.settle()
+    b.step()
+    assert b.hw.relay_drive
+    b.set_cell(0, 3700)
+    b.run(500)
+    b.set_cell(0, 3300)
+    b.run(4000)
+    b.reset = 1
+    b.run(600)
+    assert b.node.state == ACTIVE and b.hw.relay_drive
+    assert b.node.commands.mac_failures == 0
+
+
+def test_forgeable_without_a_key_the_node_says_so_at_start(
+    bench: Callable[..., Bench], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench()
+    assert "not authenticated" in capsys.readouterr().out
+    assert load_config({"command_key": "abc"}).error is not None
+
+
+class GatewayPeerOnTheBus:
+    """A forger: knows the DBC, the CRC and the counters (it listens), not the key."""
+
+    def __init__(self, b: Bench) -> None:
+        self.b = b
+
+    def close(self) -> None:
+        b = self.b
+        peer = b.gateway
+        frame_id, buf = peer.sealed(
+            "RelayCommand", {"Request": "Close", "ResetFault": 0, "Mac": 0x123456}
+        )
+        b.bus.inject(frame_id, buf)

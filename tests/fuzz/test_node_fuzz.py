@@ -35,8 +35,8 @@ RELAY_ID = codec.FRAME_IDS["RelayCommand"] | NODE_ID
 BALANCE_ID = codec.FRAME_IDS["BalanceCommand"] | NODE_ID
 HEARTBEAT_ID = codec.FRAME_IDS["GatewayHeartbeat"]
 PROTECTED = {RELAY_ID: 8, BALANCE_ID: 8, HEARTBEAT_ID: 8}  # id -> DLC
-CLOSE = codec.encode_relay_command(codec.RelayCommand(0, 0, 2, 0))  # Request = Close
-RESET = codec.encode_relay_command(codec.RelayCommand(0, 0, 2, 1))  # Close + ResetFault
+CLOSE = codec.encode_relay_command(codec.RelayCommand(0, 0, 2, 0, 0, 0))  # Request = Close
+RESET = codec.encode_relay_command(codec.RelayCommand(0, 0, 2, 1, 0, 0))  # Close + ResetFault
 HEARTBEAT = codec.encode_gateway_heartbeat(codec.GatewayHeartbeat(0, 0, 1))  # Running
 
 

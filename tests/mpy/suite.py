@@ -16,7 +16,7 @@ import time
 gc.collect()
 _HEAP_BEFORE_IMPORT = gc.mem_alloc()
 
-from bms import codec, e2e, protect
+from bms import auth, codec, e2e, protect
 from bms.can import Frame
 from bms.can.loopback import LoopbackBus
 from bms.can.mcp2515 import Mcp2515Bus
@@ -358,6 +358,50 @@ def scenario_temperature_spread():
     check(b.node.faults & protect.SENSOR_FAULT and not b.hw.relay_drive, "spread ignored")
 
 
+def keyed_relay_frame(counter, request, freshness, key, reset=0):
+    buf = relay_frame(counter, request, reset)
+    buf[2] = freshness & 0xFF
+    buf[3] = (freshness >> 8) & 0xFF
+    buf[4] = (freshness >> 16) & 0xFF
+    if key is not None:
+        mac = auth.command_mac(key, RELAY_ID, buf)
+        buf[5] = mac & 0xFF
+        buf[6] = (mac >> 8) & 0xFF
+        buf[7] = mac >> 16
+    e2e.seal(RELAY_ID, buf, counter)
+    return buf
+
+
+def scenario_command_key():
+    """With a command key a forged Close is refused, the genuine one obeyed (HMAC-SHA256 on
+    MicroPython's hashlib)."""
+    key = bytes(range(16))
+    check(
+        auth.hmac_sha256(b"Jefe", b"what do ya want for nothing?")[:4] == b"\x5b\xdc\xc1\x46",
+        "HMAC-SHA256 differs from RFC 4231",
+    )
+    b = Bench({"command_key": "000102030405060708090a0b0c0d0e0f"})
+    b.request = codec.RELAY_COMMAND_REQUEST_OPEN
+    b.run(2200)
+    fresh = 100
+    for _ in range(40):  # a forger: right CRC and counter, newer freshness, no key
+        b.bus.inject(RELAY_ID, keyed_relay_frame(b.counters[1], 2, fresh + 1000, None))
+        b.counters[1] = (b.counters[1] + 1) & 15
+        b.run(CYCLE)
+        check(not b.hw.relay_drive, "closed on a forged frame")
+    check(b.node.commands.mac_failures > 0, "no Mac failure counted")
+    b.gateway = False  # the genuine gateway from here on: heartbeats by hand
+    for k in range(20):
+        if k % 10 == 0:
+            b.bus.inject(HEARTBEAT_ID, heartbeat_frame(b.counters[0]))
+            b.counters[0] = (b.counters[0] + 1) & 15
+        fresh += 1
+        b.bus.inject(RELAY_ID, keyed_relay_frame(b.counters[1], 2, fresh + 2000, key))
+        b.counters[1] = (b.counters[1] + 1) & 15
+        b.run(CYCLE)
+    check(b.hw.relay_drive, "the genuine keyed Close was not obeyed")
+
+
 TICKS_PERIOD = 1 << 30
 COARSE = 20 * 60 * 1000  # one cycle every 20 minutes while the days go by
 
@@ -590,6 +634,7 @@ SCENARIOS = (
     ("trip survives a reboot", scenario_trip_survives_reboot),
     ("current stuck at 0 while charging cold", scenario_current_stuck_at_zero_cold),
     ("temperature sensors disagree", scenario_temperature_spread),
+    ("command key: forged Close refused", scenario_command_key),
     ("tick wrap: hung monitor and silent gateway", scenario_tick_wrap_hung_monitor),
 )
 
