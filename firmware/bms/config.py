@@ -96,7 +96,7 @@ COMMON_DEFAULTS = {
     "charge_over_current_a": [50, 90, 100],
     "discharge_over_current_a": [80, 95, 100],
     "charge_detect_a": 0.5,
-    "current_rest_limit_a": 2,
+    "current_rest_limit_a": 5,
     "charge_rise_mv_per_cell": 15,
     "plausibility_mv": [500, 1000, 2000],
     "balancer_over_temp_c": [60, 70, 85],

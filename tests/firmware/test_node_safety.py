@@ -390,9 +390,9 @@ def test_current_sensor_of_the_wrong_polarity_while_charging_hot_opens_the_relay
 
 
 def test_current_sensor_offset_at_rest_is_a_sensor_fault(bench: Callable[..., Bench]) -> None:
-    """Relay open, the sensor reads 5 A: it cannot be right; the relay never closes on it."""
+    """Relay open, the sensor reads 8 A: it cannot be right; the relay never closes on it."""
     b = bench()
-    b.hw.current_ma = 5_000
+    b.hw.current_ma = 8_000  # beyond current_rest_limit_a (5 A)
     b.settle()
     b.request = "Close"
     b.run(3000)
