@@ -160,16 +160,16 @@ class NodeState(NamedTuple):
     # Debounced fault (maximum safety limit: the relay opens): the pack voltage below its limit.
     fault_pack_under_voltage: int
     # Debounced fault (maximum safety limit: the relay opens): a temperature above the charge
-    # limit while charging.
+    # limit while charging or while the current's direction is unknown.
     fault_charge_over_temp: int
     # Debounced fault (maximum safety limit: the relay opens): a temperature below the charge
-    # limit while charging.
+    # limit while charging or while the current's direction is unknown.
     fault_charge_under_temp: int
     # Debounced fault (maximum safety limit: the relay opens): a temperature above the discharge
-    # limit while discharging or idle.
+    # limit while discharging, idle or the current's direction is unknown.
     fault_discharge_over_temp: int
     # Debounced fault (maximum safety limit: the relay opens): a temperature below the discharge
-    # limit while discharging or idle.
+    # limit while discharging, idle or the current's direction is unknown.
     fault_discharge_under_temp: int
     # Debounced fault (maximum safety limit: the relay opens): charge current above its limit.
     fault_charge_over_current: int
