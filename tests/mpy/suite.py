@@ -541,6 +541,99 @@ class Mcp2515Stub:
             into[1] = 0
 
 
+class Mcp2515RxStub(Mcp2515Stub):
+    """The stub with received frames: a ring of up to two (the chip's RXB0/RXB1) that READ
+    STATUS and READ RX BUFFER serve, and an INT pin whose handler the test calls when a frame
+    lands, as the chip's INT line would."""
+
+    IRQ_FALLING = 2
+
+    def __init__(self):
+        super().__init__()
+        self.rx = [bytearray(13), bytearray(13)]  # SIDH SIDL EID8 EID0 DLC D0..D7
+        self.rx_count = 0
+        self.lost = 0
+        self.handler = None
+
+    def irq(self, handler=None, trigger=0):
+        self.handler = handler
+
+    def deliver(self, can_id, data):
+        if self.rx_count == 2:
+            self.lost += 1
+            return
+        buf = self.rx[self.rx_count]
+        buf[0] = can_id >> 3
+        buf[1] = (can_id & 7) << 5
+        buf[4] = 8
+        for i in range(8):
+            buf[5 + i] = data[i]
+        self.rx_count += 1
+        if self.handler is not None:
+            self.handler(self)  # INT falls: the soft IRQ runs
+
+    def write_readinto(self, out, into):
+        op = out[0]
+        if op == 0xA0:  # READ STATUS: RX0IF while a frame waits
+            into[1] = 1 if self.rx_count else 0
+        elif op == 0x90:  # READ RX BUFFER 0
+            src = self.rx[0]
+            for i in range(13):
+                into[1 + i] = src[i]
+            self.rx[0], self.rx[1] = self.rx[1], self.rx[0]
+            self.rx_count -= 1
+        else:
+            super().write_readinto(out, into)
+
+
+def mcp2515_burst_allocation(seconds):
+    """64 cells on an MCP2515 with its INT pin: the gateway's burst of four every second is
+    received whole (both balance groups) and the receive path allocates nothing."""
+    chip = Mcp2515RxStub()
+    hw = SimHardware(cells=64, temps=4, cell_mv=3400)
+    node = Node(
+        load_config({"node_id": NODE, "cells": 64}), hw, Mcp2515Bus(chip, chip, int_pin=chip)
+    )
+    bursts = []
+    for k in range(16):
+        low = bytearray(8)  # group 0: cell 17; group 1: cells 33 and 64
+        low[4] = 1
+        low[6] = 3200 & 0xFF
+        low[7] = 3200 >> 8
+        e2e.seal(BALANCE_ID, low, 2 * k & 15)
+        high = bytearray(8)
+        high[1] = 0x10  # CellGroup 1
+        high[2] = 1
+        high[5] = 0x80
+        high[6] = 3200 & 0xFF
+        high[7] = 3200 >> 8
+        e2e.seal(BALANCE_ID, high, (2 * k + 1) & 15)
+        bursts.append(
+            (heartbeat_frame(k), relay_frame(k, codec.RELAY_COMMAND_REQUEST_CLOSE), low, high)
+        )
+    t = 0
+    allocated = 0
+    for second in range(seconds):
+        if second == 4:
+            gc.collect()
+            gc.disable()
+            start = gc.mem_alloc()
+        hb, rc, low, high = bursts[second & 15]
+        chip.deliver(HEARTBEAT_ID, hb)
+        chip.deliver(RELAY_ID, rc)
+        chip.deliver(BALANCE_ID, low)
+        chip.deliver(BALANCE_ID, high)
+        for _ in range(20):
+            node.step(t)
+            t += CYCLE
+    allocated = gc.mem_alloc() - start
+    gc.enable()
+    check(chip.lost == 0, str(chip.lost) + " frames lost in the chip")
+    check(node.rejected_commands == 0, "rejected " + str(node.rejected_commands))
+    check(hw.balance_mask == (1 << 16) | (1 << 32) | (1 << 63), "mask " + hex(hw.balance_mask))
+    return allocated
+
+
 def mcp2515_allocation(cycles):
     """Bytes allocated per cycle by a node sending through the MCP2515 driver."""
     chip = Mcp2515Stub()
@@ -676,6 +769,16 @@ def run_all():
         passed += 1
         bench["mcp2515_alloc_bytes_per_cycle"] = allocated / 500
         print("PASS allocation MCP2515 driver: 0 bytes/cycle")
+    try:
+        allocated = mcp2515_burst_allocation(30)
+        check(allocated == 0, str(allocated) + " bytes")
+    except Exception as exc:
+        failed += 1
+        print("FAIL MCP2515 INT pin: a burst of four, both balance groups: " + repr(exc))
+    else:
+        passed += 1
+        bench["mcp2515_burst_alloc_bytes"] = allocated
+        print("PASS MCP2515 INT pin: a burst of four, both balance groups, 0 bytes")
     try:
         allocated = pyb_full_mailbox_allocation(500)
         check(allocated == 0, str(allocated) + " bytes")
