@@ -5,8 +5,9 @@ counter of bms.e2e (one counter per frame id), so a node rejects a stuck, repeat
 corrupted or misaddressed command. Frames are sent at their DBC cycle times and at once when
 a request changes.
 
-RelayCommand also carries a Freshness value (per node: the wall clock in 100 ms ticks, at
-least +1 per frame, low 24 bits) and, with the installation's command key, the Mac of
+RelayCommand also carries a Freshness value (per node: the tick's wall clock in 100 ms
+ticks, at least +1 per frame, low 24 bits; the simulated clock in the simulator, so a run
+replays bit for bit) and, with the installation's command key, the Mac of
 bms.auth (AUTOSAR SecOC style): a node with the same key closes its relay or clears a trip
 only on a frame that carries both, so a device on the bus can neither forge nor replay one.
 """
@@ -14,7 +15,6 @@ only on a frame that carries both, so a device on the bus can neither forge nor 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 from bms.auth import command_mac
@@ -91,7 +91,7 @@ class NodeCommander:
         for node, cmd in self._nodes.items():
             if now >= cmd.relay_due:
                 cmd.relay_due = now + RELAY_PERIOD
-                frames.append(self.relay_frame(node, cmd))
+                frames.append(self.relay_frame(node, cmd, now))
             if now >= cmd.balance_due:
                 cmd.balance_due = now + BALANCE_PERIOD
                 frames.extend(self.balance_frames(node, cmd))
@@ -104,12 +104,13 @@ class NodeCommander:
         )
         return self._sealed(frame_id, data)
 
-    def relay_frame(self, node: int, cmd: _NodeCommand) -> Frame:
+    def relay_frame(self, node: int, cmd: _NodeCommand, now: float = 0.0) -> Frame:
+        """The RelayCommand to node; now (epoch seconds, the tick's clock) seeds Freshness."""
         frame_id = codec.FRAME_IDS["RelayCommand"] | node
         reset = cmd.reset_left > 0
         if reset:
             cmd.reset_left -= 1
-        cmd.freshness = max(cmd.freshness + 1, int(time.time() * 10))
+        cmd.freshness = max(cmd.freshness + 1, int(now * 10))
         data = codec.encode_relay_command(
             codec.RelayCommand(
                 crc=0,
