@@ -84,6 +84,9 @@ class GatewayCore:
         # A frame with a cell beyond the alert bounds makes the strategy run at once instead
         # of at the next tick: from there on the charge (discharge) derating bites, and a
         # stop must reach the inverter in milliseconds.
+        key = settings.battery.key_bytes()
+        if key is None:
+            log.warning("no battery.command_key: relay commands are not authenticated")
         self.source = MoatNodes(
             topo,
             settings.timing.node_timeout_s,
@@ -91,6 +94,7 @@ class GatewayCore:
             alert_high_cell=self.chemistry.charge_target_v,
             alert_low_cell=self.chemistry.empty_cell_v,
             chemistry=settings.battery.chemistry.value,
+            command_key=key,
         )
         # The nodes' own records, for the page and the tests.
         self.model = self.source.model

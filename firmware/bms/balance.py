@@ -49,6 +49,13 @@ class Balancer:
         for k in range(BALANCE_WORDS):
             self.requested[k] = 0
 
+    def off(self):
+        """Forget every command and switch every output off (the caller writes words out)."""
+        self.clear()
+        for k in range(BALANCE_WORDS):
+            self.words[k] = 0
+        self.active = False
+
     def update(self, now_ms, cell_mv, allowed):
         """Compute the outputs; True when they changed (and must be switched)."""
         for g in range(2):

@@ -195,12 +195,14 @@ def encode_node_state(buf, v):
 RELAY_COMMAND_ID = const(0x110)
 RELAY_COMMAND_DLC = const(8)
 RELAY_COMMAND_CYCLE_MS = const(200)
-RELAY_COMMAND_SIGNALS = const(4)
+RELAY_COMMAND_SIGNALS = const(6)
 RELAY_COMMAND_PROTECTED = const(1)  # CRC in byte 0, alive counter in byte 1
 RELAY_COMMAND_CRC = const(0)
 RELAY_COMMAND_COUNTER = const(1)
 RELAY_COMMAND_REQUEST = const(2)
 RELAY_COMMAND_RESET_FAULT = const(3)
+RELAY_COMMAND_FRESHNESS = const(4)
+RELAY_COMMAND_MAC = const(5)
 RELAY_COMMAND_REQUEST_NONE = const(0)
 RELAY_COMMAND_REQUEST_OPEN = const(1)
 RELAY_COMMAND_REQUEST_CLOSE = const(2)
@@ -212,6 +214,8 @@ def decode_relay_command(data, v):
     v[1] = (data[1] & 0xF)
     v[2] = ((data[1] >> 4) & 0x3)
     v[3] = ((data[1] >> 6) & 0x1)
+    v[4] = data[2] | (data[3] << 8) | (data[4] << 16)
+    v[5] = data[5] | (data[6] << 8) | (data[7] << 16)
     return True
 
 

@@ -9,12 +9,20 @@ another node's identifier and put on this one. Frames on other identifiers (othe
 commands on a shared bus, extended identifiers) are not for this node and are ignored
 without counting.
 
+With a command key (bms.auth) a RelayCommand must also carry a Freshness value newer than
+every one seen before (else it is rejected as a replay), and one that makes the battery less
+safe, a Close while Close is not held or a ResetFault edge, must carry the right Mac. The
+newest Freshness lives in RAM: in the moments after a node restart, before the gateway's
+next frame, a recorded frame could still pass once (the node is in Init then and cannot
+close). Without a key the node behaves as before and says so once at start.
+
 The gateway link is Ok while valid heartbeats arrive within gateway_timeout_ms, Lost after
 that, NeverSeen before the first one. Losing the link forgets the held relay request (a
 gateway that comes back must ask again) and re-arms the alive checks for its restart.
 """
 
 from bms import codec
+from bms.auth import command_mac, newer
 from bms.can import FLAG_EXT_ID, FLAG_RTR
 from bms.compat import ticks_diff
 from bms.e2e import ACCEPT, AliveCheck, crc_ok
@@ -29,7 +37,7 @@ REQUEST_NONE = codec.RELAY_COMMAND_REQUEST_NONE
 class Commands:
     """Receive side of the protocol for one node; see the module docstring."""
 
-    def __init__(self, node_id, gateway_timeout_ms):
+    def __init__(self, node_id, gateway_timeout_ms, key=None):
         self.relay_id = codec.RELAY_COMMAND_ID | node_id
         self.balance_id = codec.BALANCE_COMMAND_ID | node_id
         self.heartbeat_id = codec.GATEWAY_HEARTBEAT_ID
@@ -50,6 +58,13 @@ class Commands:
         self._heartbeat_ms = 0
         self._boot_ms = 0
         self._started = False
+        self._boot_expired = False
+        self.key = key
+        self._freshness = 0  # the newest Freshness seen (with a key)
+        self._fresh_seen = False
+        self.mac_failures = 0
+        if key is None:
+            print("bms: no command_key: commands are checked (CRC, counter), not authenticated")
 
     def filters(self):
         """CAN acceptance filters for the three identifiers this node listens to."""
@@ -104,11 +119,34 @@ class Commands:
         if request > codec.RELAY_COMMAND_REQUEST_CLOSE:
             self._reject()  # undefined request value
             return
-        self.request = request
         reset = values[codec.RELAY_COMMAND_RESET_FAULT]
+        if self.key is not None and not self._authentic(frame, values, request, reset):
+            self._reject()
+            return
+        self.request = request
         if reset and not self._reset_bit:
             self.reset_requested = True
         self._reset_bit = reset
+
+    def _authentic(self, frame, values, request, reset):
+        """Freshness newer than any seen; a less-safe command with the right Mac."""
+        freshness = values[codec.RELAY_COMMAND_FRESHNESS]
+        seen = self._fresh_seen
+        if seen and not newer(freshness, self._freshness):
+            return False  # a replayed or delayed frame
+        less_safe = (request == codec.RELAY_COMMAND_REQUEST_CLOSE and self.request != request) or (
+            reset and not self._reset_bit
+        )
+        # The Mac allocates (hash objects), but only for these rare frames, never per cycle.
+        if (
+            less_safe
+            and command_mac(self.key, frame.id, frame.data) != values[codec.RELAY_COMMAND_MAC]
+        ):
+            self.mac_failures = (self.mac_failures + 1) & 0x3FFFFFFF
+            return False
+        self._freshness = freshness
+        self._fresh_seen = True
+        return True
 
     def _on_balance_command(self, frame, now_ms, balancer):
         if not self._sound(frame, codec.BALANCE_COMMAND_DLC, self._balance_alive):
@@ -140,6 +178,10 @@ class Commands:
             self._started = True
             self._boot_ms = now_ms
         timeout = self.gateway_timeout_ms
+        # Lost is latched until the next valid heartbeat, and the boot timeout only once:
+        # an age compared after 2**29 ms would wrap round to "fresh" on MicroPython's ticks.
+        if self.link == LINK_LOST:
+            return True
         if self._heard:
             if ticks_diff(now_ms, self._heartbeat_ms) > timeout:
                 if self.link != LINK_LOST:
@@ -151,4 +193,6 @@ class Commands:
                     self._heartbeat_alive.reset()
                 return True
             return False
-        return ticks_diff(now_ms, self._boot_ms) > timeout
+        if not self._boot_expired and ticks_diff(now_ms, self._boot_ms) > timeout:
+            self._boot_expired = True
+        return self._boot_expired

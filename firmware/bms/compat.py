@@ -15,7 +15,7 @@ except ImportError:  # CPython
 
 
 try:
-    from time import ticks_add, ticks_diff, ticks_ms
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
 except ImportError:  # CPython
     import time
 
@@ -31,5 +31,9 @@ except ImportError:  # CPython
         """ticks + delta milliseconds."""
         return ticks + delta
 
+    def sleep_ms(ms):
+        """Block for ms milliseconds (start-up only: never in a cycle)."""
+        time.sleep(ms / 1000)
 
-__all__ = ["const", "ticks_add", "ticks_diff", "ticks_ms"]
+
+__all__ = ["const", "sleep_ms", "ticks_add", "ticks_diff", "ticks_ms"]

@@ -18,16 +18,20 @@ with its relay open. Values are converted once, here, to the integer units of th
 
 import json
 
+from bms.auth import parse_key
 from bms.compat import const
 
 CHEMISTRIES = ("LFP", "NMC", "LTO")  # index = NodeInfo.Chemistry code
 COMM_LOSS_ACTIONS = ("keep", "open")
+AUTO_RECLOSE_MIN_MS = const(5000)
+DEADLINE_CYCLES = const(10)  # cycle_deadline_ms 0: this many cycles (500 ms at 50 ms)
 
 _INT = const(0)
 _NUMBER = const(1)
 _LEVELS = const(2)
 _CHOICE = const(3)
 _BOOL = const(4)
+_KEY = const(5)
 
 _UPPER = const(1)  # level list ascending: info < warning < fault
 _LOWER = const(-1)  # level list descending: info > warning > fault
@@ -41,6 +45,7 @@ SCHEMA = (
     ("chemistry", _CHOICE, CHEMISTRIES),
     ("capacity_ah", _NUMBER, 0.1, 6553.5),
     ("cycle_ms", _INT, 10, 1000),
+    ("cycle_deadline_ms", _INT, 0, 60000),
     ("settle_ms", _INT, 0, 60000),
     ("cell_over_mv", _LEVELS, 1000, 5000, _UPPER),
     ("cell_under_mv", _LEVELS, 500, 4500, _LOWER),
@@ -53,8 +58,11 @@ SCHEMA = (
     ("charge_over_current_a", _LEVELS, 0.1, 5000, _UPPER),
     ("discharge_over_current_a", _LEVELS, 0.1, 5000, _UPPER),
     ("charge_detect_a", _NUMBER, 0, 100),
+    ("current_rest_limit_a", _NUMBER, 0.1, 100),
+    ("charge_rise_mv_per_cell", _INT, 0, 500),
     ("plausibility_mv", _LEVELS, 10, 100000, _UPPER),
     ("balancer_over_temp_c", _LEVELS, 20, 150, _UPPER),
+    ("temp_spread_c", _NUMBER, 5, 100),
     ("hysteresis_cell_mv", _INT, 0, 500),
     ("hysteresis_temp_c", _NUMBER, 0, 30),
     ("hysteresis_current_a", _NUMBER, 0, 500),
@@ -67,12 +75,14 @@ SCHEMA = (
     ("gateway_timeout_ms", _INT, 1000, 600000),
     ("comm_loss_action", _CHOICE, COMM_LOSS_ACTIONS),
     ("auto_reclose_ms", _INT, 0, 86400000),
+    ("auto_reclose_per_hour", _INT, 1, 10),
     ("relay_feedback_delay_ms", _INT, 10, 5000),
     ("balance_floor_mv", _INT, 500, 5000),
     ("balance_hysteresis_mv", _INT, 0, 200),
     ("balance_timeout_ms", _INT, 1500, 60000),
     ("balancer_temp_sensor", _BOOL),
     ("watchdog_ms", _INT, 0, 8000),
+    ("command_key", _KEY),
 )
 
 COMMON_DEFAULTS = {
@@ -81,12 +91,16 @@ COMMON_DEFAULTS = {
     "temp_sensors": 4,
     "capacity_ah": 100,
     "cycle_ms": 50,
+    "cycle_deadline_ms": 0,
     "settle_ms": 2000,
     "charge_over_current_a": [50, 90, 100],
     "discharge_over_current_a": [80, 95, 100],
     "charge_detect_a": 0.5,
+    "current_rest_limit_a": 5,
+    "charge_rise_mv_per_cell": 15,
     "plausibility_mv": [500, 1000, 2000],
     "balancer_over_temp_c": [60, 70, 85],
+    "temp_spread_c": 25,
     "hysteresis_cell_mv": 20,
     "hysteresis_temp_c": 5,
     "hysteresis_current_a": 5,
@@ -99,11 +113,13 @@ COMMON_DEFAULTS = {
     "gateway_timeout_ms": 5000,
     "comm_loss_action": "keep",
     "auto_reclose_ms": 0,
+    "auto_reclose_per_hour": 3,
     "relay_feedback_delay_ms": 250,
     "balance_hysteresis_mv": 10,
     "balance_timeout_ms": 3000,
     "balancer_temp_sensor": True,
     "watchdog_ms": 5000,
+    "command_key": "",
 }
 
 CHEMISTRY_DEFAULTS = {
@@ -206,6 +222,14 @@ def _check(key, value, rule, errors):
             errors.append(key + ": expected one of " + ", ".join(rule[2]))
     elif kind == _BOOL and type(value) is not bool:
         errors.append(key + ": expected true or false")
+    elif kind == _KEY:
+        if type(value) is not str:
+            errors.append(key + ": expected a hex string")
+            return
+        try:
+            parse_key(value)
+        except ValueError as exc:
+            errors.append(str(exc))
 
 
 def _cross_checks(values, errors):
@@ -220,8 +244,18 @@ def _cross_checks(values, errors):
         longest = max(longest, values[key])
     if values["settle_ms"] < longest:
         errors.append("settle_ms must be at least the longest debounce (" + str(longest) + " ms)")
+    deadline = values["cycle_deadline_ms"]
+    if deadline and deadline < 2 * values["cycle_ms"]:
+        errors.append("cycle_deadline_ms must be 0 (ten cycles) or at least two cycles")
     if values["sensor_stale_ms"] < 2 * values["cycle_ms"]:
         errors.append("sensor_stale_ms must be at least two cycles")
+    reclose = values["auto_reclose_ms"]
+    if reclose and reclose < AUTO_RECLOSE_MIN_MS:
+        errors.append(
+            "auto_reclose_ms must be 0 (off) or at least "
+            + str(AUTO_RECLOSE_MIN_MS)
+            + " ms (a relay that recloses faster wears out against a persistent fault)"
+        )
     watchdog = values["watchdog_ms"]
     if watchdog and watchdog < 4 * values["cycle_ms"]:
         errors.append("watchdog_ms must be 0 (off) or at least four cycles")
@@ -267,8 +301,11 @@ def _levels(values, scale):
 class Config:
     """Validated node configuration in hot-path units; error is None or every reason."""
 
-    def __init__(self, values, error=None):
+    def __init__(self, values, error=None, node_id_valid=True):
         self.error = error
+        # False when the node id itself is not known (no readable configuration): such a
+        # node must not transmit, since node_id is only a stand-in.
+        self.node_id_valid = node_id_valid
         self.settings = values  # the merged key/value settings, as in /bms.json
         v = values
         cells = v["cells"]
@@ -279,6 +316,7 @@ class Config:
         self.chemistry_code = CHEMISTRIES.index(v["chemistry"])
         self.capacity_dah = round(v["capacity_ah"] * 10)
         self.cycle_ms = v["cycle_ms"]
+        self.cycle_deadline_ms = v["cycle_deadline_ms"] or DEADLINE_CYCLES * v["cycle_ms"]
         self.settle_ms = v["settle_ms"]
         self.cell_over_mv = _levels(v["cell_over_mv"], 1)
         self.cell_under_mv = _levels(v["cell_under_mv"], 1)
@@ -291,8 +329,11 @@ class Config:
         self.charge_over_ma = _levels(v["charge_over_current_a"], 1000)
         self.discharge_over_ma = _levels(v["discharge_over_current_a"], 1000)
         self.charge_detect_ma = round(v["charge_detect_a"] * 1000)
+        self.current_rest_limit_ma = round(v["current_rest_limit_a"] * 1000)
+        self.charge_rise_mv_per_cell = v["charge_rise_mv_per_cell"]
         self.plausibility_mv = _levels(v["plausibility_mv"], 1)
         self.balancer_over_dc = _levels(v["balancer_over_temp_c"], 10)
+        self.temp_spread_dc = _dc(v["temp_spread_c"])
         self.hysteresis_cell_mv = v["hysteresis_cell_mv"]
         self.hysteresis_pack_mv = v["hysteresis_cell_mv"] * cells
         self.hysteresis_dc = _dc(v["hysteresis_temp_c"])
@@ -306,12 +347,14 @@ class Config:
         self.gateway_timeout_ms = v["gateway_timeout_ms"]
         self.comm_loss_opens = v["comm_loss_action"] == "open"
         self.auto_reclose_ms = v["auto_reclose_ms"]
+        self.auto_reclose_per_hour = v["auto_reclose_per_hour"]
         self.relay_feedback_delay_ms = v["relay_feedback_delay_ms"]
         self.balance_floor_mv = v["balance_floor_mv"]
         self.balance_hysteresis_mv = v["balance_hysteresis_mv"]
         self.balance_timeout_ms = v["balance_timeout_ms"]
         self.balancer_temp_sensor = v["balancer_temp_sensor"]
         self.watchdog_ms = v["watchdog_ms"]
+        self.command_key = parse_key(v["command_key"])  # bytes or None: never on the bus
 
 
 def load_config(settings):
@@ -325,11 +368,13 @@ def load_config(settings):
     # Safe stand-in values so that the node can run (relay open) and report the error under
     # its own id when that much is valid.
     fallback = default_config("LFP")
+    valid_id = False
     if isinstance(settings, dict):
-        node_id = settings.get("node_id")
+        node_id = settings.get("node_id", 0)  # an absent key means the default id, 0
         if _is_int(node_id) and 0 <= node_id <= 15:
             fallback["node_id"] = node_id
-    return Config(fallback, "; ".join(errors))
+            valid_id = True
+    return Config(fallback, "; ".join(errors), valid_id)
 
 
 def load_config_file(path="/bms.json"):
@@ -345,5 +390,5 @@ def load_config_file(path="/bms.json"):
 
 
 def error_config(reason):
-    """A ConfigError configuration carrying reason (safe defaults, node id 0)."""
-    return Config(default_config("LFP"), reason)
+    """A ConfigError configuration carrying reason, without a node id (listen-only)."""
+    return Config(default_config("LFP"), reason, node_id_valid=False)

@@ -10,7 +10,9 @@
 The relay is closed in Active and only there, so it never closes while a fault is active,
 whatever the gateway requests. A reset is the ResetFault 0->1 edge of a valid RelayCommand;
 it is ignored unless the node is Tripped with every fault cleared. With auto_reclose_ms > 0
-the node leaves Tripped on its own once every fault has been clear for that long.
+the node leaves Tripped on its own once every fault has been clear for that long, at most
+reclose_per_hour times in any hour: the trip after that stays latched until a reset (which
+also forgets the count), so a persistent fault cannot wear the relay out.
 """
 
 from bms.codec import (
@@ -22,7 +24,9 @@ from bms.codec import (
     RELAY_COMMAND_REQUEST_CLOSE,
     RELAY_COMMAND_REQUEST_OPEN,
 )
-from bms.compat import ticks_diff
+from bms.compat import const, ticks_diff
+
+HOUR_MS = const(3600000)
 
 INIT = NODE_STATE_STATE_INIT
 STANDBY = NODE_STATE_STATE_STANDBY
@@ -34,9 +38,15 @@ CONFIG_ERROR = NODE_STATE_STATE_CONFIG_ERROR
 class Lifecycle:
     """State machine of one node; see the module docstring."""
 
-    def __init__(self, settle_ms, auto_reclose_ms, config_ok):
+    def __init__(self, settle_ms, auto_reclose_ms, config_ok, reclose_per_hour=3):
         self.settle_ms = settle_ms
         self.auto_reclose_ms = auto_reclose_ms
+        self.reclose_locked = False  # the hour's auto-recloses are used up: a reset is needed
+        self.no_auto_reclose = False  # set by the node while a stored trip is kept
+        # When each of the last auto-recloses happened; a slot frees an hour after its use.
+        # Checked every cycle, so no age is compared after more than an hour and a cycle.
+        self._reclose_ms = [0] * reclose_per_hour
+        self._reclose_used = bytearray(reclose_per_hour)
         self.state = INIT if config_ok else CONFIG_ERROR
         self.settled = False
         self.trip_cleared = False  # Tripped and every fault clear: a reset may close again
@@ -66,6 +76,11 @@ class Lifecycle:
         state = self.state
         if state == CONFIG_ERROR:
             return False
+        used = self._reclose_used
+        stamps = self._reclose_ms
+        for i in range(len(used)):
+            if used[i] and ticks_diff(now_ms, stamps[i]) >= HOUR_MS:
+                used[i] = 0
         if faults:
             if state != TRIPPED:
                 self.trip()
@@ -84,7 +99,33 @@ class Lifecycle:
                 self.trip_cleared = True
                 self._cleared_ms = now_ms
             auto = self.auto_reclose_ms
-            if reset or (auto and ticks_diff(now_ms, self._cleared_ms) >= auto):
-                self.state = STANDBY if self.settled else INIT
-                self.trip_cleared = False
+            if reset:
+                for i in range(len(used)):
+                    used[i] = 0
+                self.reclose_locked = False
+                self._leave_tripped()
+            elif (
+                auto
+                and not self.reclose_locked
+                and not self.no_auto_reclose
+                and ticks_diff(now_ms, self._cleared_ms) >= auto
+            ):
+                slot = self._free_reclose_slot()
+                if slot < 0:
+                    self.reclose_locked = True  # latched until a reset
+                else:
+                    used[slot] = 1
+                    stamps[slot] = now_ms
+                    self._leave_tripped()
         return self.state == ACTIVE
+
+    def _leave_tripped(self):
+        self.state = STANDBY if self.settled else INIT
+        self.trip_cleared = False
+
+    def _free_reclose_slot(self):
+        used = self._reclose_used
+        for i in range(len(used)):
+            if not used[i]:
+                return i
+        return -1

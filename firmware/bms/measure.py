@@ -2,8 +2,8 @@
 
 Protection and the CAN reports both read the Summary, so each cycle looks at every cell
 and sensor once. A reading is usable when it is available and inside its sensor's
-physical range; a reading outside that range is a sensor problem (broken sense wire,
-open or shorted thermistor), not a battery state.
+physical range, and for a cell, when the monitor found no open sense wire; anything else is
+a sensor problem (broken sense wire, open or shorted thermistor), not a battery state.
 """
 
 from bms.compat import const
@@ -39,13 +39,14 @@ class Summary:
     def update(self, hw):
         """Summarise the readings of hw (see bms.hw)."""
         cells = hw.cell_mv
+        open_wire = hw.open_wire
         lo_no = hi_no = 0
         lo = hi = total = 0
         bad = 0
         for i in range(hw.cells):
             mv = cells[i]
-            if not CELL_MV_MIN <= mv <= CELL_MV_MAX:
-                bad += 1
+            if not CELL_MV_MIN <= mv <= CELL_MV_MAX or (open_wire and (open_wire >> i) & 1):
+                bad += 1  # no usable reading: an open sense wire reads a plausible lie
                 continue
             total += mv
             if lo_no == 0 or mv < lo:

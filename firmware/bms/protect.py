@@ -1,19 +1,23 @@
-"""Local protection: table-driven limit checks with up/down debounce and release hysteresis.
+"""Local protection: table-driven limit checks with a leaky debounce and release hysteresis.
 
-Every cycle the node fills Protection.measure from the summarised readings and calls
-update(now_ms). Each row of the table checks one measure against one limit at one level
-(info = MOL, warning = RSL, fault = MSL) of one protection kind:
+Every cycle the node fills Protection.measure (and Protection.unknown) from the summarised
+readings and calls update(now_ms). Each row of the table checks one measure against one
+limit at one level (info = MOL, warning = RSL, fault = MSL) of one protection kind:
 
 * A sample is bad when the measure is beyond the limit (above an upper limit, below a lower
   one); once the row is active it stays bad until the measure is back inside the limit by
   the row's hysteresis, so a value hovering at the limit does not chatter.
-* An up/down counter in milliseconds: while consecutive samples are bad it counts up by the
-  time between them, while consecutive good samples it counts down; the first sample after
-  a change counts nothing. The row sets when the counter reaches the debounce time and
-  clears when it is back at 0. So a condition sets debounce ms after the first sample that
-  shows it (a fault opens the relay within debounce + one cycle of its onset) and clears
-  debounce ms after the first sample without it; a sensor flickering between good and bad
-  never builds up a count.
+* A sample whose measure is unknown (a reading it depends on is unavailable or stale) and
+  not beyond the limit repeats the row's previous verdict: an unreadable sample never counts
+  as good for the limit it guards.
+* A leaky counter of milliseconds: the time from one sample to the next counts up in full
+  when the earlier sample was bad and down by a quarter (LEAK_SHIFT) when it was good. The
+  row sets when the counter reaches the debounce time D and clears when it is back at 0.
+  So a condition that stays bad sets D ms after its first sample (the relay opens within
+  D + one cycle of its onset); one that is bad in a share p > 1/5 of the time, however it
+  alternates, sets within 4 D / (5 p - 1) (bad half the time: 2.7 D; a third: 6 D); an
+  active row clears 4 D after the condition is gone (the counter is capped at D). A row
+  with D = 0 follows its samples.
 
 The kinds and their bit order are NodeState's protection flags (docs/protocol.md). faults,
 warnings and infos are the active rows as bit masks of those kinds. The node adds CommLoss
@@ -21,8 +25,10 @@ and the Internal fault itself (they depend on time and configuration, not on rea
 
 Temperature kinds: the info and warning levels of the charge limits are checked whatever
 the current direction, so the gateway learns that it must not charge before it starts; the
-fault level (the relay opens) applies only while charging (current above charge_detect_a).
-Likewise the discharge limits' fault level applies only while discharging or idle.
+fault level (the relay opens) applies while charging (current above charge_detect_a).
+Likewise the discharge limits' fault level applies while discharging or idle. When the
+direction is unknown (no usable or no plausible current reading) both fault levels apply:
+a pack outside its charge window must not be charged by a current the node cannot see.
 """
 
 from bms.compat import const, ticks_diff
@@ -70,8 +76,9 @@ FAULT = const(2)
 
 # Measures (indices into Protection.measure). A measure that cannot be evaluated (no usable
 # reading, or a direction that does not apply) holds NONE_HIGH for lower-limit checks and
-# NONE_LOW for upper-limit checks, so the check sees a good sample; missing readings are
-# SensorFault's business.
+# NONE_LOW for upper-limit checks, so the value itself is never beyond a limit; when a
+# reading it depends on is missing, Protection.unknown[measure] is 1 and the rows on it keep
+# their previous verdict (a direction that does not apply is known: unknown stays 0).
 M_CELL_MAX = const(0)
 M_CELL_MIN = const(1)
 M_PACK_HIGH = const(2)
@@ -90,7 +97,14 @@ M_PLAUSIBILITY = const(14)
 M_BALANCER_TEMP = const(15)
 M_RELAY_MISMATCH = const(16)
 M_OVERRUN = const(17)
-MEASURES = const(18)
+M_DEADLINE = const(18)
+M_TEMP_SPREAD = const(19)
+MEASURES = const(20)
+
+# A good sample counts the time to the next one down by 1 / 2**LEAK_SHIFT: a bad share above
+# 1 / (2**LEAK_SHIFT + 1) = 1/5 always builds up (module docstring). The counters hold
+# 2**LEAK_SHIFT units per millisecond so that the leak is exact.
+LEAK_SHIFT = const(2)
 
 NONE_LOW = const(-0x8000000)
 NONE_HIGH = const(0x8000000)
@@ -102,10 +116,14 @@ class Protection:
     def __init__(self, config):
         self.config = config
         self.measure = [0] * MEASURES
+        self.unknown = bytearray(MEASURES)
         self.faults = 0
         self.warnings = 0
         self.infos = 0
         self.charging = False
+        # True while the relay feedback may still lag a drive change (set by the node): a
+        # mismatch then is the relay's own switching time, not a fault.
+        self.feedback_settling = False
         self._last_ms = 0
         self._started = False
         # One row per (kind, level) check, in parallel lists.
@@ -147,12 +165,18 @@ class Protection:
         sensor = c.debounce_sensor_ms
         self._row(SENSOR_FAULT, WARNING, M_SENSOR_ANY, True, 0, 0, sensor)
         self._row(SENSOR_FAULT, FAULT, M_SENSOR_CRITICAL, True, 0, 0, sensor)
+        # The cell temperature sensors checked against each other: one far from the others
+        # is drifting, loose or misplaced (or one cell is heating: the relay opens either way).
+        self._row(SENSOR_FAULT, FAULT, M_TEMP_SPREAD, True, c.temp_spread_dc, hyst, temp)
         plaus = c.debounce_plausibility_ms
         self._levels(PLAUSIBILITY, M_PLAUSIBILITY, True, c.plausibility_mv, pack_hyst, plaus)
         if c.balancer_temp_sensor:
             self._levels(BALANCER_OVER_TEMP, M_BALANCER_TEMP, True, c.balancer_over_dc, hyst, temp)
         self._row(RELAY_FAULT, FAULT, M_RELAY_MISMATCH, True, 0, 0, c.relay_feedback_delay_ms)
         self._row(INTERNAL, WARNING, M_OVERRUN, True, 0, 0, 0)
+        # A task-timing violation opens the relay (foxBMS does too): the readings the
+        # protection acted on are older than its bounds assume.
+        self._row(INTERNAL, FAULT, M_DEADLINE, True, 0, 0, 0)
         self.rows = len(self.kind)
 
     def _row(self, kind, level, source, upper, limit, hysteresis, debounce):
@@ -171,45 +195,69 @@ class Protection:
         for level in (INFO, WARNING, FAULT):
             self._row(kind, level, source, upper, limits[level], hysteresis, debounce)
 
-    def measure_from(self, summary, hw, stale, overrun):
-        """Fill the measures from a Summary and the hardware's pack, current and relay."""
+    def measure_from(
+        self, summary, hw, stale, overrun, late=False, current_offset=False, direction_doubtful=0
+    ):
+        """Fill the measures from a Summary and the hardware's pack, current and relay.
+
+        stale: no fresh cell-monitor data (the readings are frozen, so unknown); overrun: a
+        late cycle; late: a cycle beyond its deadline; current_offset: the current read
+        beyond its rest limit with the relay open (a sensor fault); direction_doubtful: the
+        pack voltage contradicts the current's direction (bms.plausible), so it is unknown.
+        """
         m = self.measure
+        u = self.unknown
         c = self.config
+        cells_unknown = 1 if stale or summary.cells_bad else 0
         if summary.cell_max_no:
             m[M_CELL_MAX] = summary.cell_max_mv
             m[M_CELL_MIN] = summary.cell_min_mv
         else:
             m[M_CELL_MAX] = NONE_LOW
             m[M_CELL_MIN] = NONE_HIGH
+        u[M_CELL_MAX] = u[M_CELL_MIN] = cells_unknown
         if summary.pack_ok:
             m[M_PACK_HIGH] = hw.pack_mv
             m[M_PACK_LOW] = hw.pack_mv
+            u[M_PACK_HIGH] = u[M_PACK_LOW] = 0
         else:
             m[M_PACK_HIGH] = NONE_LOW
             m[M_PACK_LOW] = NONE_HIGH
-        current = hw.current_ma if summary.current_ok else 0
+            u[M_PACK_HIGH] = u[M_PACK_LOW] = 1
+        current_ok = summary.current_ok
+        current = hw.current_ma if current_ok else 0
         charging = current > c.charge_detect_ma
         self.charging = charging
         m[M_CHARGE_CURRENT] = current if current > 0 else 0
         m[M_DISCHARGE_CURRENT] = -current if current < 0 else 0
+        u[M_CHARGE_CURRENT] = u[M_DISCHARGE_CURRENT] = 0 if current_ok else 1
         if summary.temp_max_no:
             hi = summary.temp_max_dc
             lo = summary.temp_min_dc
         else:
             hi = NONE_LOW
             lo = NONE_HIGH
+        temps_unknown = 1 if stale or summary.temps_bad else 0
         m[M_TEMP_MAX] = hi
         m[M_TEMP_MIN] = lo
-        m[M_CHARGE_TEMP_MAX] = hi if charging else NONE_LOW
-        m[M_CHARGE_TEMP_MIN] = lo if charging else NONE_HIGH
-        m[M_DISCHARGE_TEMP_MAX] = NONE_LOW if charging else hi
-        m[M_DISCHARGE_TEMP_MIN] = NONE_HIGH if charging else lo
+        direction_known = current_ok and not current_offset and not direction_doubtful
+        charge_window = charging or not direction_known
+        discharge_window = not charging or not direction_known
+        m[M_CHARGE_TEMP_MAX] = hi if charge_window else NONE_LOW
+        m[M_CHARGE_TEMP_MIN] = lo if charge_window else NONE_HIGH
+        m[M_DISCHARGE_TEMP_MAX] = hi if discharge_window else NONE_LOW
+        m[M_DISCHARGE_TEMP_MIN] = lo if discharge_window else NONE_HIGH
+        for k in range(M_TEMP_MAX, M_DISCHARGE_TEMP_MIN + 1):
+            u[k] = temps_unknown
+        m[M_TEMP_SPREAD] = hi - lo if summary.temp_max_no else NONE_LOW
+        u[M_TEMP_SPREAD] = temps_unknown
         critical = (
             stale
             or summary.cells_bad > 0
             or summary.temps_bad > 0
             or not summary.pack_ok
-            or not summary.current_ok
+            or not current_ok
+            or current_offset
         )
         balancer_missing = c.balancer_temp_sensor and not summary.balancer_ok
         m[M_SENSOR_CRITICAL] = 1 if critical else 0
@@ -217,11 +265,20 @@ class Protection:
         if summary.cells_bad == 0 and summary.pack_ok:
             diff = summary.cell_sum_mv - hw.pack_mv
             m[M_PLAUSIBILITY] = diff if diff >= 0 else -diff
+            u[M_PLAUSIBILITY] = 0
         else:
             m[M_PLAUSIBILITY] = NONE_LOW
-        m[M_BALANCER_TEMP] = hw.balancer_temp_dc if summary.balancer_ok else NONE_LOW
-        m[M_RELAY_MISMATCH] = 1 if hw.relay_drive != hw.relay_closed else 0
+            u[M_PLAUSIBILITY] = 1
+        if summary.balancer_ok:
+            m[M_BALANCER_TEMP] = hw.balancer_temp_dc
+            u[M_BALANCER_TEMP] = 0
+        else:
+            m[M_BALANCER_TEMP] = NONE_LOW
+            u[M_BALANCER_TEMP] = 1
+        mismatch = hw.relay_drive != hw.relay_closed and not self.feedback_settling
+        m[M_RELAY_MISMATCH] = 1 if mismatch else 0
         m[M_OVERRUN] = 1 if overrun else 0
+        m[M_DEADLINE] = 1 if late else 0
 
     def update(self, now_ms):
         """Run every row on the current measures; recompute faults, warnings and infos."""
@@ -232,7 +289,9 @@ class Protection:
             dt = 0
             self._started = True
         self._last_ms = now_ms
+        rise = dt << LEAK_SHIFT
         m = self.measure
+        unknown = self.unknown
         source = self.source
         upper = self.upper
         limit = self.limit
@@ -245,27 +304,29 @@ class Protection:
         level = self.level
         faults = warnings = infos = 0
         for r in range(self.rows):
-            value = m[source[r]]
+            src = source[r]
+            value = m[src]
             on = active[r]
             if upper[r]:
                 bad = value > (limit[r] - hysteresis[r] if on else limit[r])
             else:
                 bad = value < (limit[r] + hysteresis[r] if on else limit[r])
-            n = count[r]
-            if bad:
-                if was_bad[r]:
-                    n += dt
-                was_bad[r] = True
-                if n >= debounce[r]:
-                    n = debounce[r]
-                    on = True
-            else:
-                if not was_bad[r]:
-                    n -= dt
-                was_bad[r] = False
-                if n <= 0:
-                    n = 0
-                    on = False
+            before = was_bad[r]
+            if not bad and unknown[src]:
+                bad = before  # an unreadable sample never counts as good
+            # The time since the previous sample counts by that sample's verdict.
+            n = count[r] + rise if before else count[r] - dt
+            was_bad[r] = bad
+            d = debounce[r] << LEAK_SHIFT
+            if d == 0:
+                n = 0
+                on = bad
+            elif n >= d:
+                n = d
+                on = True
+            elif n <= 0:
+                n = 0
+                on = False
             count[r] = n
             active[r] = on
             if on:

@@ -23,11 +23,13 @@ from bms.compat import ticks_add, ticks_diff, ticks_ms
 GC_INTERVAL_MS = 1000
 
 
-async def _sleep_ms(ms):
-    if hasattr(asyncio, "sleep_ms"):  # MicroPython
-        await asyncio.sleep_ms(ms)
-    else:
-        await asyncio.sleep(ms / 1000)
+async def _sleep_seconds(ms):
+    await asyncio.sleep(ms / 1000)
+
+
+# MicroPython's own sleep_ms is awaited directly: it returns a preallocated singleton, while
+# a wrapper coroutine would allocate a new generator (48 bytes) every cycle.
+_sleep_ms = getattr(asyncio, "sleep_ms", None) or _sleep_seconds
 
 
 async def run(node, watchdog=None, cycles=None, clock=ticks_ms, sleep_ms=_sleep_ms):

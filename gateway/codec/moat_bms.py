@@ -165,16 +165,16 @@ class NodeState(NamedTuple):
     # Debounced fault (maximum safety limit: the relay opens): the pack voltage below its limit.
     fault_pack_under_voltage: int
     # Debounced fault (maximum safety limit: the relay opens): a temperature above the charge
-    # limit while charging.
+    # limit while charging or while the current's direction is unknown.
     fault_charge_over_temp: int
     # Debounced fault (maximum safety limit: the relay opens): a temperature below the charge
-    # limit while charging.
+    # limit while charging or while the current's direction is unknown.
     fault_charge_under_temp: int
     # Debounced fault (maximum safety limit: the relay opens): a temperature above the discharge
-    # limit while discharging or idle.
+    # limit while discharging, idle or the current's direction is unknown.
     fault_discharge_over_temp: int
     # Debounced fault (maximum safety limit: the relay opens): a temperature below the discharge
-    # limit while discharging or idle.
+    # limit while discharging, idle or the current's direction is unknown.
     fault_discharge_under_temp: int
     # Debounced fault (maximum safety limit: the relay opens): charge current above its limit.
     fault_charge_over_current: int
@@ -382,6 +382,15 @@ class RelayCommand(NamedTuple):
     request: int
     # 1 clears a latched trip if every fault has cleared. Acted on once per change from 0 to 1.
     reset_fault: int
+    # The gateway's freshness value for this node, low 24 bits: its wall clock in 100 ms ticks,
+    # at least +1 per frame. A node with a command key rejects a frame whose value is not newer
+    # (modulo 2^24, within half the range) than every one it has seen.
+    freshness: int
+    # First 3 bytes of HMAC-SHA256 under the installation's command key over the frame id (2
+    # bytes, little-endian) and bytes 1..4 (counter, request, reset, freshness). Checked by a
+    # node with a key when the frame closes the relay (Request Close while not already held) or
+    # resets a trip; 0 when the gateway has no key.
+    mac: int
 
 
 def decode_relay_command(data: bytes) -> RelayCommand:
@@ -390,7 +399,9 @@ def decode_relay_command(data: bytes) -> RelayCommand:
     v_1 = (x >> 8) & 0xF
     v_2 = (x >> 12) & 0x3
     v_3 = (x >> 14) & 0x1
-    return RelayCommand(v_0, v_1, v_2, v_3)
+    v_4 = (x >> 16) & 0xFFFFFF
+    v_5 = (x >> 40) & 0xFFFFFF
+    return RelayCommand(v_0, v_1, v_2, v_3, v_4, v_5)
 
 
 def encode_relay_command(m: RelayCommand) -> bytes:
@@ -398,7 +409,9 @@ def encode_relay_command(m: RelayCommand) -> bytes:
     r1 = _int("Counter", m.counter, 0, 15)
     r2 = _int("Request", m.request, 0, 3)
     r3 = _int("ResetFault", m.reset_fault, 0, 1)
-    x = r0 | (r1 << 8) | (r2 << 12) | (r3 << 14)
+    r4 = _int("Freshness", m.freshness, 0, 16777215)
+    r5 = _int("Mac", m.mac, 0, 16777215)
+    x = r0 | (r1 << 8) | (r2 << 12) | (r3 << 14) | (r4 << 16) | (r5 << 40)
     return x.to_bytes(8, "little")
 
 

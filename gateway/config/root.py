@@ -63,6 +63,28 @@ class BatterySettings(Section):
         default_factory=PackRating,
         description="the pack's current rating: no current limit is ever above it",
     )
+    command_key: str = Field(
+        "",
+        description=(
+            "the installation's command key, 32..128 hex digits, the same as the nodes' "
+            "command_key: relay closes and resets carry its MAC; empty: not authenticated"
+        ),
+    )
+
+    @field_validator("command_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if value and (
+            len(value) % 2
+            or not 32 <= len(value) <= 128
+            or any(c not in "0123456789abcdefABCDEF" for c in value)
+        ):
+            raise ValueError("expected 32..128 hex digits (16..64 bytes), or empty")
+        return value
+
+    def key_bytes(self) -> bytes | None:
+        """The command key as bytes; None when none is configured."""
+        return bytes.fromhex(self.command_key) if self.command_key else None
 
     def current_bounds(self) -> tuple[float, float]:
         """Highest charge and discharge current the whole battery may carry (A): every

@@ -11,6 +11,7 @@ bus through the masks and filters into RXB0 / RXB1 with roll-over.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 CANSTAT, CANCTRL, EFLG, CANINTF = 0x0E, 0x0F, 0x2D, 0x2C
 CNF3, CNF2, CNF1 = 0x28, 0x29, 0x2A
@@ -50,6 +51,27 @@ class FakePin:
         return v
 
 
+class FakeIntPin:
+    """The chip's INT output on a machine.Pin input with an IRQ handler."""
+
+    IRQ_FALLING = 4
+
+    def __init__(self, chip: FakeMcp2515) -> None:
+        self.chip = chip
+        chip.int_pin = self
+        self.handler: Any = None
+        self.interrupts = 0
+
+    def irq(self, handler: Any = None, trigger: int = 0) -> None:
+        assert trigger == self.IRQ_FALLING
+        self.handler = handler
+
+    def fall(self) -> None:
+        self.interrupts += 1
+        if self.handler is not None:
+            self.handler(self)
+
+
 class FakeSpi:
     """machine.SPI: write, readinto, write_readinto (only while selected)."""
 
@@ -77,6 +99,7 @@ class FakeMcp2515:
         self._tx = b""
         self._selected = False
         self._rx_read: int | None = None
+        self.int_pin: FakeIntPin | None = None
         self.power_on()
 
     # ---- chip state ----
@@ -178,7 +201,10 @@ class FakeMcp2515:
     def _transmit(self) -> None:
         if self.hold_tx or self.mode not in (MODE_NORMAL, MODE_LOOPBACK):
             return
-        for n in (2, 1, 0):  # equal priority: the highest buffer goes first
+        # The highest TXP priority first; among equal priorities the highest buffer number
+        # (datasheet 3.2).
+        order = sorted((2, 1, 0), key=lambda n: -(self.regs[TXB_CTRL[n]] & 0x03) * 4 - n)
+        for n in order:
             ctrl = TXB_CTRL[n]
             if not self.regs[ctrl] & TXREQ:
                 continue
@@ -218,7 +244,14 @@ class FakeMcp2515:
         return False
 
     def deliver(self, can_id: int, data: bytes, ext: bool = False, rtr: bool = False) -> bool:
-        """A frame on the bus; True if it landed in a receive buffer."""
+        """A frame on the bus; True if it landed in a receive buffer. With CANINTE's receive
+        bits set and an INT pin attached, the pin falls and its handler runs."""
+        landed = self._deliver(can_id, data, ext, rtr)
+        if landed and self.regs[0x2B] & 0x03 and self.int_pin is not None:
+            self.int_pin.fall()
+        return landed
+
+    def _deliver(self, can_id: int, data: bytes, ext: bool, rtr: bool) -> bool:
         if self.mode not in (MODE_NORMAL, MODE_LOOPBACK):
             return False
         target = None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bms import e2e
+from bms.auth import command_mac
 from bms.can import Frame
 from bms.can.loopback import LoopbackBus
 from bms.config import load_config
@@ -39,6 +40,8 @@ class GatewayPeer:
         self.bus = bus
         self.node_id = node_id
         self.counters: dict[int, int] = {}
+        self.key: bytes | None = None  # the installation's command key (bms.auth)
+        self.freshness = 1000  # RelayCommand Freshness, raised with every frame
 
     def sealed(
         self,
@@ -54,11 +57,18 @@ class GatewayPeer:
             node = self.node_id if node_id is None else node_id
             frame_id = msg.frame_id if name == "GatewayHeartbeat" else msg.frame_id | node
         values = {"Crc": 0, "Counter": 0, **signals}
+        if name == "RelayCommand":
+            self.freshness = (self.freshness + 1) & 0xFFFFFF
+            values = {"Freshness": self.freshness, "Mac": 0, **values}
         buf = bytearray(msg.encode(values, strict=True))
         if counter is None:
             counter = self.counters.get(frame_id, -1) + 1 & 0x0F
         self.counters[frame_id] = counter
         e2e.seal(frame_id, buf, counter)
+        if name == "RelayCommand" and self.key is not None and "Mac" not in signals:
+            mac = command_mac(self.key, frame_id, buf)  # over the counter too
+            buf[5], buf[6], buf[7] = mac & 0xFF, (mac >> 8) & 0xFF, mac >> 16
+            e2e.seal(frame_id, buf, counter)  # the CRC covers the Mac
         return frame_id, buf
 
     def send(self, name: str, **signals: Any) -> bool:

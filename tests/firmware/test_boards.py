@@ -205,7 +205,9 @@ def test_esp32_ltc6813_board_runs_a_node(monkeypatch: pytest.MonkeyPatch) -> Non
 
     def feed() -> None:
         chain.set_cells(cells, 18)
-        ina.set(12_000, 60_000)
+        # 2 A: a current above the node's rest limit (5 A) with its relay open is a sensor
+        # fault (bms/plausible.py), and nothing closes the relay here.
+        ina.set(2_000, 60_000)
         ina.convert()
         pack_adc.counts = sum(cells) * 1000 // 2365
 
@@ -213,6 +215,6 @@ def test_esp32_ltc6813_board_runs_a_node(monkeypatch: pytest.MonkeyPatch) -> Non
     hw, node = run_node(board, settings, feed, mcp)
     assert hw.cell_mv == cells
     assert hw.temp_dc == [250, 250, 250, 250]  # 1.5 V of 3.0 V: 25 degC
-    assert hw.current_ma == 12_000 and abs(hw.pack_mv - sum(cells)) <= 3
+    assert hw.current_ma == 2_000 and abs(hw.pack_mv - sum(cells)) <= 3
     assert hw.balancer_temp_dc == 300
     assert node.faults == 0, hex(node.faults)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bms.hw import NOT_AVAILABLE
+from bms.hw import NOT_AVAILABLE, CellMonitor
 from bms.hw.board import BoardHardware
 from bms.hw.ina22x import Ina228
 from bms.hw.sim import SimHardware
@@ -200,3 +200,27 @@ def test_board_with_a_shunt_monitor_for_current_and_pack_voltage() -> None:
     assert hw.pack_mv == 50_000 * 1007 // 1000
     with pytest.raises(ValueError, match="without a shunt monitor"):
         BoardHardware(monitor, relay_pin=relay, pack_adc=Adc(1), pack_uv_per_count=1007)
+
+
+def test_board_hardware_reads_the_monitors_open_wire_hook() -> None:
+    """bms.hw.CellMonitor's open_wire defaults to 0; a driver's mask reaches hw.open_wire."""
+    assert CellMonitor().open_wire() == 0
+    hw, *_ = board()
+    hw.sample(0)
+    assert hw.open_wire == 0  # a monitor without the hook cannot tell
+
+    class OpenWireMonitor(Monitor, CellMonitor):
+        def open_wire(self) -> int:
+            return 0b0100
+
+    hw = BoardHardware(
+        OpenWireMonitor(),
+        relay_pin=Pin(),
+        pack_adc=Adc(50_000),
+        pack_uv_per_count=1007,
+        current_adc=Adc(32_768),
+        current_zero=32_768,
+        current_ua_per_count=7629,
+    )
+    hw.sample(0)
+    assert hw.open_wire == 0b0100

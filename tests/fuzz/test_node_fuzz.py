@@ -8,6 +8,7 @@ a fault is active, and every frame the node sends is a well-formed frame of the 
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from bms.hw.sim import SimHardware
 from bms.node import MAX_RX_PER_CYCLE, Node
 from bms.protect import INTERNAL
 from gateway.codec import moat_bms as codec
-from tests.fuzz.profile import FRAMES, fuzz
+from tests.fuzz.profile import FRAMES, LONG, fuzz
 
 CLOSED: Counter[str] = Counter()
 
@@ -34,7 +35,8 @@ RELAY_ID = codec.FRAME_IDS["RelayCommand"] | NODE_ID
 BALANCE_ID = codec.FRAME_IDS["BalanceCommand"] | NODE_ID
 HEARTBEAT_ID = codec.FRAME_IDS["GatewayHeartbeat"]
 PROTECTED = {RELAY_ID: 8, BALANCE_ID: 8, HEARTBEAT_ID: 8}  # id -> DLC
-CLOSE = codec.encode_relay_command(codec.RelayCommand(0, 0, 2, 0))  # Request = Close
+CLOSE = codec.encode_relay_command(codec.RelayCommand(0, 0, 2, 0, 0, 0))  # Request = Close
+RESET = codec.encode_relay_command(codec.RelayCommand(0, 0, 2, 1, 0, 0))  # Close + ResetFault
 HEARTBEAT = codec.encode_gateway_heartbeat(codec.GatewayHeartbeat(0, 0, 1))  # Running
 
 
@@ -190,3 +192,176 @@ def test_random_readings_never_raise_and_a_fault_keeps_the_relay_open(
             if rig.node.relay_closed:
                 CLOSED["cycles with the relay closed"] += 1
             FRAMES["node"] += 2
+
+
+# -- The protection invariant under values drawn around every threshold ----------------------
+
+CHARGE_DETECT_MA = 500
+SENSOR_DEBOUNCE_MS = 500
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One fault-level check of the node as docs/safety.md states it."""
+
+    name: str
+    debounce_ms: int
+
+
+GUARDS = (
+    Guard("cell over 3.65 V", 200),
+    Guard("cell under 2.50 V", 200),
+    Guard("charge over 45 degC", 1000),
+    Guard("charge under 0 degC", 1000),
+    Guard("discharge over 55 degC", 1000),
+    Guard("discharge under -20 degC", 1000),
+    Guard("charge over 100 A", 100),
+    Guard("discharge over 100 A", 100),
+)
+THRESHOLDS = (  # (guard index, quantity, fault level in its unit)
+    (0, "cell", 3650),
+    (1, "cell", 2500),
+    (2, "temp", 450),
+    (3, "temp", 0),
+    (4, "temp", 550),
+    (5, "temp", -200),
+    (6, "current", 100_000),
+    (7, "current", -100_000),
+)
+# Windows (in cycles) over which the documented share bound is checked for each guard.
+WINDOW_FACTORS = (1, 2, 3, 4, 6, 8)
+
+
+def beyond(temp: int, cell: int, current: int, current_known: bool) -> list[bool]:
+    """Which guards a sample's true values violate; the direction as the node defines it.
+
+    With no current reading the node applies both temperature windows.
+    """
+    charging = current > CHARGE_DETECT_MA
+    charge_window = charging or not current_known
+    discharge_window = not charging or not current_known
+    return [
+        cell > 3650,
+        cell < 2500,
+        charge_window and temp > 450,
+        charge_window and temp < 0,
+        discharge_window and temp > 550,
+        discharge_window and temp < -200,
+        current > 100_000,
+        current < -100_000,
+    ]
+
+
+class Regime:
+    """A stretch of samples: values around one threshold, steady, alternating or flickering."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.guard, self.quantity, level = rng.choice(THRESHOLDS)
+        spread = {"cell": 60, "temp": 60, "current": 8000}[self.quantity]
+        self.high = level + rng.randint(1, spread)
+        self.low = level - rng.randint(1, spread)
+        self.bad_cycles = rng.randint(1, 6)
+        self.good_cycles = rng.choice((0, 0, rng.randint(1, 6)))
+        self.unreadable = rng.choice((0.0, 0.0, 0.1, 0.5, 0.9))  # share of NOT_AVAILABLE
+        self.current_unreadable = rng.choice((0.0, 0.0, 0.0, 0.3))
+        self.current = rng.choice((-60_000, -10_000, 0, 200, 10_000, 60_000))
+        self.length = rng.randint(1, 400)
+        self.flip = rng.random() < 0.5  # which of high / low is the first phase
+
+
+def test_a_guarded_value_beyond_its_fault_level_longer_than_its_bound_opens_the_relay() -> None:
+    """>= 10**5 node cycles (2 x 10**6 with MOAT_BMS_FUZZ=long) with values drawn around
+    every threshold, alternating, intermittent and with NOT_AVAILABLE mixed in. The
+    invariant, from docs/safety.md: whenever a guarded value has been beyond its fault level
+
+    * in every sample of the last D + 500 ms (sensor debounce), however many were unreadable,
+      the relay is open;
+    * readably in a share p of the samples of the last T ms with T (5 p - 1) >= 4 D, the
+      relay has opened within those T ms (it may have closed again after the value came
+      back and the trip was reset);
+
+    D is the guard's debounce. A gateway keeps asking to close and resets
+    every trip, so the relay closes whenever the node lets it."""
+    cycles = 2_000_000 if LONG else 100_000
+    rng = random.Random(0x12 if not LONG else None)
+    rig = Rig()
+    hw = rig.hw
+    node = rig.node
+    guards = len(GUARDS)
+    # Per guard: prefix sums of readable samples beyond the fault level, and the length of
+    # the current run of samples whose true value is beyond it (readable or not).
+    prefix = [[0] for _ in range(guards)]
+    run = [0] * guards
+    heartbeats = relays = 0
+    last_open = -1  # the last cycle with the relay open
+    regime = Regime(rng)
+    phase = 0
+    checked = 0
+    for k in range(cycles):
+        if regime.length == 0:
+            regime = Regime(rng)
+            phase = 0
+        regime.length -= 1
+        period = regime.bad_cycles + regime.good_cycles
+        in_high = phase % period < regime.bad_cycles
+        phase += 1
+        if regime.flip:
+            in_high = not in_high
+        value = regime.high if in_high else regime.low
+        cell, temp, current = 3300, 250, regime.current
+        if regime.quantity == "cell":
+            cell = value
+        elif regime.quantity == "temp":
+            temp = value
+        else:
+            current = value
+        if not hw.relay_closed:
+            current = 0  # the physics: no current through an open relay
+        cell_known = rng.random() >= regime.unreadable
+        temp_known = rng.random() >= regime.unreadable
+        current_known = rng.random() >= regime.current_unreadable
+        hw.cell_mv[7] = cell if cell_known else NOT_AVAILABLE
+        hw.temp_dc[2] = temp if temp_known else NOT_AVAILABLE
+        hw.pack_mv = 3300 * (CELLS - 1) + cell  # the physics: the true cell voltage
+        hw.current_ma = current if current_known else NOT_AVAILABLE
+        truth = beyond(temp, cell, current, current_known)
+        readable = (cell_known, cell_known) + (temp_known,) * 4 + (current_known,) * 2
+
+        if k % 10 == 0:
+            heartbeats += 1
+            rig.bus.inject(HEARTBEAT_ID, sealed(HEARTBEAT_ID, HEARTBEAT, heartbeats))
+        if k % 4 == 0:  # Close, with a ResetFault edge every other frame once a trip cleared
+            relays += 1
+            command = RESET if node.trip_cleared and relays % 2 else CLOSE
+            rig.bus.inject(RELAY_ID, sealed(RELAY_ID, command, relays))
+        rig.step()
+        closed = rig.hw.relay_drive
+
+        for g in range(guards):
+            p = prefix[g]
+            # The verdict of this sample counts from the next cycle on (the interval after it).
+            run[g] = run[g] + 1 if truth[g] else 0
+            if closed:
+                debounce = GUARDS[g].debounce_ms
+                steady = (debounce + SENSOR_DEBOUNCE_MS) // CYCLE_MS + 1
+                if run[g] > steady:
+                    raise AssertionError(f"{GUARDS[g].name}: beyond for {run[g]} cycles, closed")
+                n = len(p) - 1  # samples before this one
+                for factor in WINDOW_FACTORS:
+                    window = factor * debounce // CYCLE_MS
+                    if window > n or window == 0 or last_open >= k - window:
+                        continue  # the relay has been open within the window
+                    bad = p[n] - p[n - window]
+                    if CYCLE_MS * (5 * bad - window) >= 4 * debounce:
+                        raise AssertionError(
+                            f"{GUARDS[g].name}: {bad} of the last {window} samples beyond"
+                            f" its fault level, relay closed at cycle {k}"
+                        )
+                checked += 1
+            p.append(p[-1] + (1 if truth[g] and readable[g] else 0))
+        if closed:
+            CLOSED["cycles with the relay closed (invariant)"] += 1
+        else:
+            last_open = k
+    assert checked >= len(GUARDS) * cycles // 20  # the relay was closed for 5 % of the run
+    FRAMES["node"] += heartbeats + relays

@@ -88,3 +88,41 @@ def test_balance_bits_reach_the_right_groups_and_cells() -> None:
 def test_a_16_cell_node_gets_one_balance_frame() -> None:
     cmd = NodeCommander({0: 16})
     assert len(by_id(cmd.due_frames(0.0), 0x160)) == 1
+
+
+def test_keyed_relay_commands_are_accepted_by_a_keyed_node_and_forgeries_are_not() -> None:
+    """The gateway's Mac and Freshness against the node firmware's own checks (bms.auth)."""
+    from bms.can import Frame  # noqa: PLC0415
+    from bms.commands import Commands  # noqa: PLC0415
+
+    key = bytes(range(16))
+    cmd = NodeCommander({3: 16}, key)
+    node = Commands(3, 5000, key)
+    cmd.request_relay(RelayRequest(3, RelayAction.CLOSE))
+    frame = Frame()
+    for t in range(3):  # the alive counter synchronises on the first frames
+        sent = cmd.relay_frame(3, cmd._nodes[3])
+        frame.set(sent.id, sent.data, 8, 0)
+        node.accept(frame, 50 * t, None)
+    assert node.request == 2 and node.mac_failures == 0
+    # A forger with the wrong key, a newer freshness and a valid CRC and counter: rejected.
+    node.request = 0
+    forged = NodeCommander({3: 16}, bytes(16))
+    forged._counters = dict(cmd._counters)
+    forged._nodes[3].relay = RelayAction.CLOSE
+    forged._nodes[3].freshness = cmd._nodes[3].freshness + 10
+    sent = forged.relay_frame(3, forged._nodes[3])
+    frame.set(sent.id, sent.data, 8, 0)
+    node.accept(frame, 50, None)
+    assert node.request == 0 and node.mac_failures == 1
+    # The genuine gateway goes on (its next counter repeats the forger's: sent twice).
+    for t in (100, 150):
+        sent = cmd.relay_frame(3, cmd._nodes[3])
+        frame.set(sent.id, sent.data, 8, 0)
+        node.accept(frame, t, None)
+    assert node.request == 2
+    # Replaying that genuine frame later: its freshness is no longer new.
+    node.request = 0
+    node._relay_alive.reset()
+    node.accept(frame, 200, None)
+    assert node.request == 0

@@ -7,13 +7,30 @@
 A pure-Python driver of the chip's registers (datasheet DS20001801): RESET, bit timing
 (CNF1..3) for 8 or 16 MHz crystals at 125/250/500/1000 kbit/s, normal mode, the three
 transmit buffers, the two receive buffers with roll-over, acceptance filters and masks, and
-the error flags. The node polls it (no interrupt pin needed). Every SPI transfer uses
-buffers allocated here, so sending and receiving does not allocate.
+the error flags. Every SPI transfer uses buffers allocated here, so sending and receiving
+does not allocate.
 
-The chip leaves bus-off by itself after 128 x 11 recessive bits; restart() re-initialises
-it completely, which also clears its error counters. A chip that reset itself (a brown-out
-puts it back into configuration mode, silently off the bus) is reported as bus-off too, so
-that CanPort re-initialises it.
+Receiving: the chip holds two frames. The gateway sends a burst of up to four frames to a
+node (heartbeat, relay command, two balance groups above 32 cells) within about a
+millisecond, so a node that only polls once a cycle loses the rest. Wire the chip's INT pin
+and pass it as int_pin: every received frame then raises the interrupt, whose handler moves
+the chip's buffers into a software queue of rx_queue frames (a soft IRQ, scheduled between
+bytecodes; a handler that finds the driver in the middle of an SPI transfer leaves the
+draining to the end of that transfer). recv() takes from that queue. Frames lost in the chip
+(EFLG RXnOVR) or to a full queue are counted in rx_overruns.
+
+Transmitting: frames leave in the order they were sent. The chip sends the pending buffer
+of highest priority first and, among equal priorities, the highest buffer number, so each
+frame loaded while others wait gets a lower TXP priority than theirs (3, 2, 1, 0); when a
+fourth level would be needed send() reports the buffers full and CanPort queues the frame.
+
+tec and rec are the transmit and receive error counters, read with the error state.
+
+After RESET the driver waits OSC_STARTUP_MS for the oscillator start-up timer before it
+touches a register. The chip leaves bus-off by itself after 128 x 11 recessive bits;
+restart() re-initialises it completely, which also clears its error counters. A chip that
+reset itself (a brown-out puts it back into configuration mode, silently off the bus) is
+reported as bus-off too, so that CanPort re-initialises it.
 """
 
 from bms.can import (
@@ -23,8 +40,10 @@ from bms.can import (
     STATE_BUS_OFF,
     STATE_PASSIVE,
     STATE_WARNING,
+    Frame,
+    FrameRing,
 )
-from bms.compat import const
+from bms.compat import const, sleep_ms
 
 # SPI instructions
 RESET = const(0xC0)
@@ -45,6 +64,9 @@ CNF1 = const(0x2A)
 CANINTE = const(0x2B)
 CANINTF = const(0x2C)
 EFLG = const(0x2D)
+TEC = const(0x1C)
+REC = const(0x1D)
+TXB_CTRL = (0x30, 0x40, 0x50)  # TXBnCTRL: TXREQ bit 3, TXP priority bits 1:0
 RXB0CTRL = const(0x60)
 RXB1CTRL = const(0x70)
 # Acceptance filters RXF0..RXF5 and masks RXM0, RXM1 (4 registers each: SIDH SIDL EID8 EID0).
@@ -77,6 +99,10 @@ SIDL_SRR = const(0x10)  # standard frame received as remote request
 DLC_RTR = const(0x40)
 
 MODE_RETRIES = const(50)
+OSC_STARTUP_MS = const(5)  # after RESET: the oscillator start-up timer (datasheet 8.1)
+CANINTE_RX = const(0x03)  # RX0IE | RX1IE: INT falls when a receive buffer fills
+RX_QUEUE = const(16)
+TX_PRIORITY_TOP = const(3)
 
 
 def bit_timing(crystal_hz, bitrate, sample_point=75):
@@ -130,9 +156,26 @@ def _encode_id(buf, at, can_id, ext):
 class Mcp2515Bus:
     """MCP2515 backend (see bms.can for the interface); counts rx_overruns."""
 
-    def __init__(self, spi, cs, crystal_hz=16000000, bitrate=500000, loopback=False):
+    def __init__(
+        self,
+        spi,
+        cs,
+        crystal_hz=16000000,
+        bitrate=500000,
+        loopback=False,
+        int_pin=None,
+        rx_queue=RX_QUEUE,
+    ):
         self.spi = spi
         self.cs = cs
+        self.int_pin = int_pin
+        self.tec = 0
+        self.rec = 0
+        self._queue = FrameRing(rx_queue)
+        self._scratch = Frame()
+        self._busy = False  # inside an SPI transfer sequence: the IRQ handler must wait
+        self._pending = False  # the IRQ fired while busy: drain when the sequence ends
+        self._priority = TX_PRIORITY_TOP
         self.cnf = bit_timing(crystal_hz, bitrate)
         self.mode = MODE_LOOPBACK if loopback else MODE_NORMAL
         self.filters = None
@@ -148,7 +191,50 @@ class Mcp2515Bus:
         self._rx_out = bytearray(14)
         self._rx_in = bytearray(14)
         cs.value(1)
-        self.init()
+        self._enter()
+        try:
+            self.init()
+        finally:
+            self._leave()
+        if int_pin is not None:
+            # The bound method is made once here: the handler itself does not allocate.
+            int_pin.irq(handler=self._on_int, trigger=int_pin.IRQ_FALLING)
+
+    # ---- receive interrupt and the guard around SPI sequences ----
+
+    def _enter(self):
+        self._busy = True
+
+    def _leave(self):
+        self._busy = False
+        if self._pending:
+            self._pending = False
+            self._busy = True
+            try:
+                self._drain()
+            finally:
+                self._busy = False
+
+    def _on_int(self, pin):
+        """INT pin handler: move received frames into the queue (later, if mid-transfer)."""
+        if self._busy:
+            self._pending = True
+            return
+        self._busy = True
+        try:
+            self._drain()
+        except OSError:  # a bus error: the next poll sees the chip's state
+            pass
+        finally:
+            self._busy = False
+
+    def _drain(self):
+        """Every frame waiting in the chip into the software queue (counted when full)."""
+        scratch = self._scratch
+        queue = self._queue
+        while self._read_rx(scratch):
+            if not queue.put(scratch.id, scratch.data, scratch.dlc, scratch.flags):
+                self.rx_overruns += 1
 
     # ---- SPI primitives ----
 
@@ -224,6 +310,8 @@ class Mcp2515Bus:
     def init(self):
         """Reset the chip, set bit timing, filters and interrupts, and go on the bus."""
         self._command(RESET)
+        sleep_ms(OSC_STARTUP_MS)  # no register access before the oscillator runs
+        self._priority = TX_PRIORITY_TOP
         for _ in range(MODE_RETRIES):  # the oscillator start-up timer runs after a reset
             if self.read_register(CANSTAT) & MODE_MASK == MODE_CONFIG:
                 break
@@ -233,7 +321,7 @@ class Mcp2515Bus:
         self.write_register(CNF1, cnf1)
         self.write_register(CNF2, cnf2)
         self.write_register(CNF3, cnf3)
-        self.write_register(CANINTE, 0)  # polled
+        self.write_register(CANINTE, CANINTE_RX if self.int_pin is not None else 0)
         self.write_register(CANINTF, 0)
         self._apply_filters()
         self.set_mode(self.mode)
@@ -260,13 +348,29 @@ class Mcp2515Bus:
     def set_filters(self, filters):
         """Program acceptance filters (see bms.can); more than the chip can hold -> all."""
         self.filters = filters
-        self.set_mode(MODE_CONFIG)
-        self._apply_filters()
-        self.set_mode(self.mode)
+        self._enter()
+        try:
+            self.set_mode(MODE_CONFIG)
+            self._apply_filters()
+            self.set_mode(self.mode)
+        finally:
+            self._leave()
 
     def send(self, can_id, data, flags):
-        """Load the first free transmit buffer and request its transmission."""
+        """Load a free transmit buffer, below the waiting ones in priority, and request it."""
+        self._enter()
+        try:
+            return self._send(can_id, data, flags)
+        finally:
+            self._leave()
+
+    def _send(self, can_id, data, flags):
         status = self.read_status()
+        if not status & (STATUS_TXREQ[0] | STATUS_TXREQ[1] | STATUS_TXREQ[2]):
+            self._priority = TX_PRIORITY_TOP  # nothing waits: start from the top again
+        priority = self._priority
+        if priority < 0:
+            return False  # no lower priority left: wait until the buffers drain
         for n in range(3):
             if not status & STATUS_TXREQ[n]:
                 break
@@ -282,10 +386,21 @@ class Mcp2515Bus:
         self.cs.value(0)
         self.spi.write(buf)
         self.cs.value(1)
+        self.write_register(TXB_CTRL[n], priority)
+        self._priority = priority - 1
         self._command(RTS | (1 << n))
         return True
 
     def recv(self, frame):
+        """The oldest received frame: the chip's buffers are moved into the queue first."""
+        self._enter()
+        try:
+            self._drain()
+        finally:
+            self._leave()
+        return self._queue.get(frame)
+
+    def _read_rx(self, frame):
         """Read the oldest full receive buffer (RXB0 first); reading clears its flag."""
         status = self.read_status()
         if status & STATUS_RX0IF:
@@ -322,8 +437,17 @@ class Mcp2515Bus:
 
     def state(self):
         """Error state from EFLG; a chip out of its operating mode counts as bus-off."""
+        self._enter()
+        try:
+            return self._state()
+        finally:
+            self._leave()
+
+    def _state(self):
         if self.read_register(CANSTAT) & MODE_MASK != self.mode:
             return STATE_BUS_OFF
+        self.tec = self.read_register(TEC)
+        self.rec = self.read_register(REC)
         eflg = self.read_register(EFLG)
         if eflg & (EFLG_RX0OVR | EFLG_RX1OVR):
             self.rx_overruns += 1
@@ -338,7 +462,11 @@ class Mcp2515Bus:
 
     def restart(self):
         """Re-initialise the chip: clears bus-off, error counters and pending frames."""
-        self.init()
+        self._enter()
+        try:
+            self.init()
+        finally:
+            self._leave()
 
 
 def _filter_plan(filters):

@@ -17,6 +17,9 @@ from bms.compat import const, ticks_add, ticks_diff
 BACKOFF_MIN_MS = const(100)
 BACKOFF_MAX_MS = const(5000)
 TX_QUEUE = const(16)
+# Counters wrap at 2**30 (about a year of frames at 30 a second): beyond that an int is no
+# longer a small int on MicroPython, and every increment would allocate.
+COUNTER_MASK = const(0x3FFFFFFF)
 
 
 class CanPort:
@@ -24,7 +27,9 @@ class CanPort:
 
     Counters: tx_frames (taken by the controller), tx_deferred (had to wait in the queue),
     tx_dropped (lost: queue full, bus-off or error), rx_frames, errors (OSError from the
-    driver), bus_off_count (entries into bus-off), restarts (restart() calls).
+    driver), bus_off_count (entries into bus-off), restarts (restart() calls); tec and rec
+    the controller's error counters when its backend reports them. Each wraps to
+    0 after 2**30 - 1, so it stays a small int (no allocation).
     """
 
     def __init__(
@@ -54,34 +59,41 @@ class CanPort:
         self._delay_ms = backoff_min_ms
         self._restart_at = 0
         self._healthy_since = 0
+        # Transmit and receive error counters of controllers that report them (MCP2515).
+        self.tec = 0
+        self.rec = 0
+        self._error_counters = hasattr(backend, "tec")
 
     def set_filters(self, filters):
         """Install receive filters; a driver error only means more frames reach the node."""
         try:
             self.backend.set_filters(filters)
         except (OSError, ValueError):
-            self.errors += 1
+            self.errors = (self.errors + 1) & COUNTER_MASK
 
     def poll(self, now_ms):
         """Check the controller state and restart it from bus-off when its back-off is over."""
         try:
             bus_off = self.backend.state() == STATE_BUS_OFF
         except OSError:
-            self.errors += 1
+            self.errors = (self.errors + 1) & COUNTER_MASK
             bus_off = True
+        if self._error_counters:
+            self.tec = self.backend.tec
+            self.rec = self.backend.rec
         if bus_off:
             if not self.bus_off:
                 self.bus_off = True
-                self.bus_off_count += 1
-                self.tx_dropped += self.queue.count
+                self.bus_off_count = (self.bus_off_count + 1) & COUNTER_MASK
+                self.tx_dropped = (self.tx_dropped + self.queue.count) & COUNTER_MASK
                 self.queue.clear()
                 self._restart_at = ticks_add(now_ms, self._delay_ms)
             elif ticks_diff(now_ms, self._restart_at) >= 0:
-                self.restarts += 1
+                self.restarts = (self.restarts + 1) & COUNTER_MASK
                 try:
                     self.backend.restart()
                 except OSError:
-                    self.errors += 1
+                    self.errors = (self.errors + 1) & COUNTER_MASK
                 # Each restart that does not cure the bus doubles the wait before the next.
                 self._delay_ms = min(self._delay_ms * 2, self.backoff_max_ms)
                 self._restart_at = ticks_add(now_ms, self._delay_ms)
@@ -101,10 +113,10 @@ class CanPort:
         try:
             ok = self.backend.send(can_id, data, flags)
         except OSError:
-            self.errors += 1
+            self.errors = (self.errors + 1) & COUNTER_MASK
             ok = False
         if ok:
-            self.tx_frames += 1
+            self.tx_frames = (self.tx_frames + 1) & COUNTER_MASK
         return ok
 
     def _flush(self):
@@ -120,22 +132,22 @@ class CanPort:
     def send(self, can_id, data, flags=0):
         """Send or queue a frame (True); False when it had to be dropped (and counted)."""
         if self.bus_off:
-            self.tx_dropped += 1
+            self.tx_dropped = (self.tx_dropped + 1) & COUNTER_MASK
             return False
         if self._flush() and self._transmit(can_id, data, flags):
             return True
         if self.queue.put(can_id, data, len(data), flags):
-            self.tx_deferred += 1
+            self.tx_deferred = (self.tx_deferred + 1) & COUNTER_MASK
             return True
-        self.tx_dropped += 1
+        self.tx_dropped = (self.tx_dropped + 1) & COUNTER_MASK
         return False
 
     def recv(self):
         """The next received frame (the shared Frame, valid until the next call) or None."""
         try:
             if self.backend.recv(self.frame):
-                self.rx_frames += 1
+                self.rx_frames = (self.rx_frames + 1) & COUNTER_MASK
                 return self.frame
         except OSError:
-            self.errors += 1
+            self.errors = (self.errors + 1) & COUNTER_MASK
         return None

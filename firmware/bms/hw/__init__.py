@@ -10,6 +10,8 @@ A hardware backend is an object with these attributes, refreshed by sample():
     balancer_temp_dc    balancer (bleed resistor) temperature, 0.1 degC
     relay_drive         True while the relay coil is driven (as last set)
     relay_closed        relay feedback contact: True when the relay reports closed
+    open_wire           cells whose sense wire the cell monitor found open, a bit mask
+                        (bit i = cell i + 1); 0 when none or when the monitor cannot tell
 
 Any reading that is missing (open thermistor, failed conversion, no such sensor) holds
 NOT_AVAILABLE. And these methods:
@@ -24,6 +26,9 @@ NOT_AVAILABLE. And these methods:
     set_balance(words) -> None
         Switch the balancer outputs: words[k] bit b = bleed cell 16 k + b + 1 (4 words).
 
+A cell with an open sense wire has no usable reading, whatever its register says: the node
+counts it as unreadable (SensorFault, and its limits keep their previous verdict).
+
 Everything is an int (floats allocate on MicroPython). Backends: sim.SimHardware (tests and
 the system simulator) and board.BoardHardware (machine.ADC and machine.Pin, with the cell
 voltages, temperatures and balancer outputs from a cell-monitor object; see
@@ -36,3 +41,36 @@ from bms.compat import const
 # MicroPython (no allocation).
 NOT_AVAILABLE = const(-0x10000000)
 BALANCE_WORDS = const(4)
+
+
+class CellMonitor:
+    """Base of cell-monitor drivers (BQ769x0, LTC681x, ...) used by board.BoardHardware.
+
+    A driver sets cells and temps and implements read, balancer_temp_dc and set_balance
+    (docs/firmware.md, "Cell-monitor drivers"); open_wire is optional.
+    """
+
+    cells = 0
+    temps = 0
+
+    def read(self, cell_mv, temp_dc):
+        """Fill cell_mv (mV) and temp_dc (0.1 degC); False when no fresh conversion."""
+        raise NotImplementedError
+
+    def balancer_temp_dc(self):
+        """Balancer temperature, 0.1 degC, or NOT_AVAILABLE."""
+        return NOT_AVAILABLE
+
+    def set_balance(self, words):
+        """Switch the bleed outputs: 4 words, bit b of word k = cell 16 k + b + 1."""
+        raise NotImplementedError
+
+    def open_wire(self):
+        """Cells with an open sense wire as a bit mask (bit i = cell i + 1); 0 = none found.
+
+        Called every cycle: a driver runs its open-wire test (LTC681x ADOW pull-up/pull-down
+        pair, BQ769x0 cell-balancing trick) at its own pace and returns the result of the
+        last one, kept as a stored int so that the call does not allocate. The default says
+        that this monitor cannot tell.
+        """
+        return 0

@@ -25,6 +25,8 @@ The cell monitor (BQ769x0, LTC681x, ...) is an object with:
                                          missing value); False if no fresh conversion
     balancer_temp_dc() -> int            0.1 degC or NOT_AVAILABLE
     set_balance(words) -> None           4 words, bit b of word k = cell 16 k + b + 1
+    open_wire() -> int                   optional: cells with an open sense wire, bit i =
+                                         cell i + 1 (bms.hw.CellMonitor has the default 0)
 """
 
 from bms.hw import NOT_AVAILABLE
@@ -80,6 +82,9 @@ class BoardHardware:
         self.shunt = shunt
         self.relay_drive = False
         self.relay_closed = False
+        self.open_wire = 0
+        # Looked up once: a bound method stored here is called without allocating.
+        self._open_wire = getattr(monitor, "open_wire", None)
         relay_pin.value(1 - self.relay_on)  # open until the node decides otherwise
 
     def _average(self, adc):
@@ -116,6 +121,8 @@ class BoardHardware:
         else:
             self.relay_closed = self.feedback_pin.value() == self.feedback_on
         self.balancer_temp_dc = self.monitor.balancer_temp_dc()
+        if self._open_wire is not None:
+            self.open_wire = self._open_wire()
         return fresh
 
     def set_relay(self, closed, now_ms):

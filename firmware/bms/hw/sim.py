@@ -30,6 +30,7 @@ class SimHardware:
         self.current_ma = 0
         self.balancer_temp_dc = temp_dc
         self.fresh = True
+        self.open_wire = 0  # cells with an open sense wire (bms.hw)
         self.relay_delay_ms = relay_delay_ms
         self.relay_stuck = None  # None: healthy; True: welded closed; False: never closes
         self.relay_drive = False

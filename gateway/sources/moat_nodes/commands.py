@@ -4,6 +4,12 @@ Every frame is encoded with the generated codec and sealed with the CRC-8 and th
 counter of bms.e2e (one counter per frame id), so a node rejects a stuck, repeated,
 corrupted or misaddressed command. Frames are sent at their DBC cycle times and at once when
 a request changes.
+
+RelayCommand also carries a Freshness value (per node: the tick's wall clock in 100 ms
+ticks, at least +1 per frame, low 24 bits; the simulated clock in the simulator, so a run
+replays bit for bit) and, with the installation's command key, the Mac of
+bms.auth (AUTOSAR SecOC style): a node with the same key closes its relay or clears a trip
+only on a frame that carries both, so a device on the bus can neither forge nor replay one.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bms.auth import command_mac
 from bms.e2e import COUNTER_MODULO, seal
 from gateway.codec import moat_bms as codec
 from gateway.contracts.decision import BalanceRequest, RelayAction, RelayRequest
@@ -30,14 +37,18 @@ class _NodeCommand:
     balance_floor: float = 0.0
     relay_due: float = -math.inf
     balance_due: float = -math.inf
+    freshness: int = 0  # the last Freshness sent (full value, the frame has the low 24 bits)
 
 
 class NodeCommander:
     """Turns the strategy's requests into a stream of protected frames."""
 
-    def __init__(self, cells: dict[int, int]) -> None:
-        """cells: node id -> configured cell count (decides the balance groups to send)."""
+    def __init__(self, cells: dict[int, int], command_key: bytes | None = None) -> None:
+        """cells: node id -> configured cell count (decides the balance groups to send);
+        command_key: the installation's key (bms.auth), None = no Mac (the nodes then accept
+        commands unauthenticated, if they have no key either)."""
         self.cells = cells
+        self.command_key = command_key
         self._nodes = {n: _NodeCommand() for n in cells}
         self._counters: dict[int, int] = {}
         self._heartbeat_due = -math.inf
@@ -79,7 +90,7 @@ class NodeCommander:
         for node, cmd in self._nodes.items():
             if now >= cmd.relay_due:
                 cmd.relay_due = now + RELAY_PERIOD
-                frames.append(self.relay_frame(node, cmd))
+                frames.append(self.relay_frame(node, cmd, now))
             if now >= cmd.balance_due:
                 cmd.balance_due = now + BALANCE_PERIOD
                 frames.extend(self.balance_frames(node, cmd))
@@ -100,15 +111,31 @@ class NodeCommander:
         )
         return self._sealed(frame_id, data)
 
-    def relay_frame(self, node: int, cmd: _NodeCommand) -> Frame:
+    def relay_frame(self, node: int, cmd: _NodeCommand, now: float = 0.0) -> Frame:
+        """The RelayCommand to node; now (epoch seconds, the tick's clock) seeds Freshness."""
         frame_id = codec.FRAME_IDS["RelayCommand"] | node
         reset = cmd.reset_left > 0
         if reset:
             cmd.reset_left -= 1
+        cmd.freshness = max(cmd.freshness + 1, int(now * 10))
         data = codec.encode_relay_command(
-            codec.RelayCommand(crc=0, counter=0, request=int(cmd.relay), reset_fault=int(reset))
+            codec.RelayCommand(
+                crc=0,
+                counter=0,
+                request=int(cmd.relay),
+                reset_fault=int(reset),
+                freshness=cmd.freshness & 0xFFFFFF,
+                mac=0,
+            )
         )
-        return self._sealed(frame_id, data)
+        sealed = self._sealed(frame_id, data)
+        if self.command_key is None:
+            return sealed
+        buf = bytearray(sealed.data)
+        mac = command_mac(self.command_key, frame_id, buf)  # over the counter too
+        buf[5:8] = mac.to_bytes(3, "little")
+        seal(frame_id, buf, buf[1] & 0x0F)  # the CRC covers the Mac
+        return Frame(frame_id, bytes(buf))
 
     def balance_frames(self, node: int, cmd: _NodeCommand) -> list[Frame]:
         frame_id = codec.FRAME_IDS["BalanceCommand"] | node

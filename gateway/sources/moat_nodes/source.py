@@ -27,15 +27,19 @@ class MoatNodes:
         alert_high_cell: float,
         alert_low_cell: float,
         chemistry: str | None = None,
+        command_key: bytes | None = None,
     ) -> None:
         """A frame showing a cell beyond the alert bounds (V) is urgent (see on_frame);
-        `chemistry` ("lfp", ...) is what the nodes' NodeInfo must report."""
+        `chemistry` ("lfp", ...) is what the nodes' NodeInfo must report; `command_key` the
+        installation's key for authenticated relay commands (bms.auth), None for none."""
         self.chemistry = chemistry
         self.model = BatteryModel(topology, node_timeout)
         self.model.alert_high_cell = alert_high_cell
         self.model.alert_low_cell = alert_low_cell
         self.ingest = BatteryIngest(self.model, counters)
-        self.commander = NodeCommander({n: topology.cells_of(n) for n in topology.nodes})
+        self.commander = NodeCommander(
+            {n: topology.cells_of(n) for n in topology.nodes}, command_key
+        )
         self.commander.gateway_state = codec.GatewayHeartbeatGatewayState.RUNNING
 
     def on_frame(self, frame: Frame, now: float) -> bool:
