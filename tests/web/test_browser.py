@@ -144,12 +144,22 @@ def text(driver: WebDriver, element_id: str) -> str:
     return str(driver.find_element(By.ID, element_id).text)
 
 
+# True when the element's centre is on top, not under the sticky header or a toast that is
+# still fading out (the first save's toast covered the second save's button once in CI).
+ON_TOP = """
+const r = arguments[0].getBoundingClientRect();
+const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+return hit !== null && (hit === arguments[0] || arguments[0].contains(hit));
+"""
+
+
 def click(driver: WebDriver, selector: str) -> None:
-    """Click an element after scrolling it to the middle (not under the sticky header)."""
+    """Click an element after scrolling it to the middle, once nothing covers it."""
     element = driver.find_element(By.CSS_SELECTOR, selector)
     driver.execute_script(
         "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", element
     )
+    wait(driver, lambda d: d.execute_script(ON_TOP, element), f"{selector} stays covered")
     element.click()
 
 
