@@ -110,6 +110,52 @@ NONE_LOW = const(-0x8000000)
 NONE_HIGH = const(0x8000000)
 
 
+ALL = (INFO, WARNING, FAULT)
+ABOVE = True  # an upper limit: bad above it
+BELOW = False  # a lower limit: bad below it
+
+# The protection table (docs/safety.md, "Node protection"): one line per kind, a row per
+# level. The measure of the info and warning rows, then of the fault row (the temperature
+# faults apply only in the current's direction, their advisory levels always); the limit,
+# release hysteresis and debounce are Config attributes (a per-level list is indexed by the
+# level; None is 0); the last column names a Config switch the line depends on.
+# fmt: off
+TABLE = (
+    # kind                  levels       info/warning measure   fault measure           limit                  hysteresis              debounce                    only if
+    (CELL_OVER_VOLTAGE,      ALL,        M_CELL_MAX,            M_CELL_MAX,             ABOVE, "cell_over_mv",       "hysteresis_cell_mv",   "debounce_voltage_ms",      None),
+    (CELL_UNDER_VOLTAGE,     ALL,        M_CELL_MIN,            M_CELL_MIN,             BELOW, "cell_under_mv",      "hysteresis_cell_mv",   "debounce_voltage_ms",      None),
+    (PACK_OVER_VOLTAGE,      ALL,        M_PACK_HIGH,           M_PACK_HIGH,            ABOVE, "pack_over_mv",       "hysteresis_pack_mv",   "debounce_voltage_ms",      None),
+    (PACK_UNDER_VOLTAGE,     ALL,        M_PACK_LOW,            M_PACK_LOW,             BELOW, "pack_under_mv",      "hysteresis_pack_mv",   "debounce_voltage_ms",      None),
+    (CHARGE_OVER_TEMP,       ALL,        M_TEMP_MAX,            M_CHARGE_TEMP_MAX,      ABOVE, "charge_over_dc",     "hysteresis_dc",        "debounce_temperature_ms",  None),
+    (CHARGE_UNDER_TEMP,      ALL,        M_TEMP_MIN,            M_CHARGE_TEMP_MIN,      BELOW, "charge_under_dc",    "hysteresis_dc",        "debounce_temperature_ms",  None),
+    (DISCHARGE_OVER_TEMP,    ALL,        M_TEMP_MAX,            M_DISCHARGE_TEMP_MAX,   ABOVE, "discharge_over_dc",  "hysteresis_dc",        "debounce_temperature_ms",  None),
+    (DISCHARGE_UNDER_TEMP,   ALL,        M_TEMP_MIN,            M_DISCHARGE_TEMP_MIN,   BELOW, "discharge_under_dc", "hysteresis_dc",        "debounce_temperature_ms",  None),
+    (CHARGE_OVER_CURRENT,    ALL,        M_CHARGE_CURRENT,      M_CHARGE_CURRENT,       ABOVE, "charge_over_ma",     "hysteresis_ma",        "debounce_current_ms",      None),
+    (DISCHARGE_OVER_CURRENT, ALL,        M_DISCHARGE_CURRENT,   M_DISCHARGE_CURRENT,    ABOVE, "discharge_over_ma",  "hysteresis_ma",        "debounce_current_ms",      None),
+    (SENSOR_FAULT,           (WARNING,), M_SENSOR_ANY,          M_SENSOR_ANY,           ABOVE, None,                 None,                   "debounce_sensor_ms",       None),
+    (SENSOR_FAULT,           (FAULT,),   M_SENSOR_CRITICAL,     M_SENSOR_CRITICAL,      ABOVE, None,                 None,                   "debounce_sensor_ms",       None),
+    # The cell temperature sensors checked against each other: one far from the others is
+    # drifting, loose or misplaced (or one cell is heating: the relay opens either way).
+    (SENSOR_FAULT,           (FAULT,),   M_TEMP_SPREAD,         M_TEMP_SPREAD,          ABOVE, "temp_spread_dc",     "hysteresis_dc",        "debounce_temperature_ms",  None),
+    (PLAUSIBILITY,           ALL,        M_PLAUSIBILITY,        M_PLAUSIBILITY,         ABOVE, "plausibility_mv",    "hysteresis_pack_mv",   "debounce_plausibility_ms", None),
+    (BALANCER_OVER_TEMP,     ALL,        M_BALANCER_TEMP,       M_BALANCER_TEMP,        ABOVE, "balancer_over_dc",   "hysteresis_dc",        "debounce_temperature_ms",  "balancer_temp_sensor"),
+    (RELAY_FAULT,            (FAULT,),   M_RELAY_MISMATCH,      M_RELAY_MISMATCH,       ABOVE, None,                 None,                   "relay_feedback_delay_ms",  None),
+    (INTERNAL,               (WARNING,), M_OVERRUN,             M_OVERRUN,              ABOVE, None,                 None,                   None,                       None),
+    # A task-timing violation opens the relay (foxBMS does too): the readings the protection
+    # acted on are older than its bounds assume.
+    (INTERNAL,               (FAULT,),   M_DEADLINE,            M_DEADLINE,             ABOVE, None,                 None,                   None,                       None),
+)
+# fmt: on
+
+
+def _setting(config, name, level):
+    """A table cell: the Config attribute `name` (a per-level list indexed by level), or 0."""
+    if name is None:
+        return 0
+    value = getattr(config, name)
+    return value[level] if isinstance(value, list) else value
+
+
 class Protection:
     """The protection table of one node, built from its Config; see the module docstring."""
 
@@ -138,45 +184,19 @@ class Protection:
         self.was_bad = []
         self.active = []
         c = config
-        volt = c.debounce_voltage_ms
-        temp = c.debounce_temperature_ms
-        amps = c.debounce_current_ms
-        cell_hyst = c.hysteresis_cell_mv
-        pack_hyst = c.hysteresis_pack_mv
-        self._levels(CELL_OVER_VOLTAGE, M_CELL_MAX, True, c.cell_over_mv, cell_hyst, volt)
-        self._levels(CELL_UNDER_VOLTAGE, M_CELL_MIN, False, c.cell_under_mv, cell_hyst, volt)
-        self._levels(PACK_OVER_VOLTAGE, M_PACK_HIGH, True, c.pack_over_mv, pack_hyst, volt)
-        self._levels(PACK_UNDER_VOLTAGE, M_PACK_LOW, False, c.pack_under_mv, pack_hyst, volt)
-        hyst = c.hysteresis_dc
-        for kind, upper, limits, advisory, fault in (
-            (CHARGE_OVER_TEMP, True, c.charge_over_dc, M_TEMP_MAX, M_CHARGE_TEMP_MAX),
-            (CHARGE_UNDER_TEMP, False, c.charge_under_dc, M_TEMP_MIN, M_CHARGE_TEMP_MIN),
-            (DISCHARGE_OVER_TEMP, True, c.discharge_over_dc, M_TEMP_MAX, M_DISCHARGE_TEMP_MAX),
-            (DISCHARGE_UNDER_TEMP, False, c.discharge_under_dc, M_TEMP_MIN, M_DISCHARGE_TEMP_MIN),
-        ):
-            self._row(kind, INFO, advisory, upper, limits[INFO], hyst, temp)
-            self._row(kind, WARNING, advisory, upper, limits[WARNING], hyst, temp)
-            self._row(kind, FAULT, fault, upper, limits[FAULT], hyst, temp)
-        amps_hyst = c.hysteresis_ma
-        self._levels(CHARGE_OVER_CURRENT, M_CHARGE_CURRENT, True, c.charge_over_ma, amps_hyst, amps)
-        self._levels(
-            DISCHARGE_OVER_CURRENT, M_DISCHARGE_CURRENT, True, c.discharge_over_ma, amps_hyst, amps
-        )
-        sensor = c.debounce_sensor_ms
-        self._row(SENSOR_FAULT, WARNING, M_SENSOR_ANY, True, 0, 0, sensor)
-        self._row(SENSOR_FAULT, FAULT, M_SENSOR_CRITICAL, True, 0, 0, sensor)
-        # The cell temperature sensors checked against each other: one far from the others
-        # is drifting, loose or misplaced (or one cell is heating: the relay opens either way).
-        self._row(SENSOR_FAULT, FAULT, M_TEMP_SPREAD, True, c.temp_spread_dc, hyst, temp)
-        plaus = c.debounce_plausibility_ms
-        self._levels(PLAUSIBILITY, M_PLAUSIBILITY, True, c.plausibility_mv, pack_hyst, plaus)
-        if c.balancer_temp_sensor:
-            self._levels(BALANCER_OVER_TEMP, M_BALANCER_TEMP, True, c.balancer_over_dc, hyst, temp)
-        self._row(RELAY_FAULT, FAULT, M_RELAY_MISMATCH, True, 0, 0, c.relay_feedback_delay_ms)
-        self._row(INTERNAL, WARNING, M_OVERRUN, True, 0, 0, 0)
-        # A task-timing violation opens the relay (foxBMS does too): the readings the
-        # protection acted on are older than its bounds assume.
-        self._row(INTERNAL, FAULT, M_DEADLINE, True, 0, 0, 0)
+        for kind, levels, advisory, fault, upper, limit, hysteresis, debounce, only_if in TABLE:
+            if only_if is not None and not getattr(c, only_if):
+                continue
+            for level in levels:
+                self._row(
+                    kind,
+                    level,
+                    fault if level == FAULT else advisory,
+                    upper,
+                    _setting(c, limit, level),
+                    _setting(c, hysteresis, level),
+                    _setting(c, debounce, level),
+                )
         self.rows = len(self.kind)
 
     def _row(self, kind, level, source, upper, limit, hysteresis, debounce):
@@ -190,10 +210,6 @@ class Protection:
         self.count.append(0)
         self.was_bad.append(False)
         self.active.append(False)
-
-    def _levels(self, kind, source, upper, limits, hysteresis, debounce):
-        for level in (INFO, WARNING, FAULT):
-            self._row(kind, level, source, upper, limits[level], hysteresis, debounce)
 
     def measure_from(
         self, summary, hw, stale, overrun, late=False, current_offset=False, direction_doubtful=0
