@@ -36,7 +36,7 @@ cycle never raises.
 
 from bms import codec
 from bms.balance import Balancer
-from bms.can.port import COUNTER_MASK, CanPort
+from bms.can.port import COUNTER_MASK, NodeCanPort
 from bms.commands import LINK_LOST, LINK_OK, Commands
 from bms.compat import const, ticks_diff
 from bms.lifecycle import ACTIVE, CONFIG_ERROR, STANDBY, TRIPPED, Lifecycle
@@ -66,7 +66,7 @@ class Node:
     def __init__(self, config, hw, can_backend, trip_store=None):
         self.config = config
         self.hw = hw
-        self.port = CanPort(can_backend)
+        self.port = NodeCanPort(can_backend)
         error = config.error
         if error is None and (hw.cells != config.cells or hw.temps != config.temp_sensors):
             error = (

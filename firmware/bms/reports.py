@@ -5,7 +5,7 @@ NODE_STATE_CYCLE_MS; its AliveCounter advances with every NodeState frame that i
 The multiplexed CellVoltages and CellTemperatures frames are spread evenly over their
 period (one group every period / groups ms) instead of bursting all groups at once. Each
 node starts its schedule offset by node_id / 16 of every period, so nodes on one bus do not
-send in lock-step. A frame the controller cannot take is dropped and counted by CanPort;
+send in lock-step. A frame the controller cannot take is dropped and counted by NodeCanPort;
 after a stall longer than a period the schedule restarts instead of catching up in a burst.
 """
 

@@ -451,7 +451,7 @@ class SimSystem:
                     self.gateway_inverter_bus.send(
                         can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
                     )
-                # Counted as the service's CanPort counts them (the API shows them).
+                # Counted as the service's GatewayCanPort counts them (the API shows them).
                 core.battery_counters.sent += len(out.battery)
                 core.inverter_counters.sent += len(out.inverter)
         if self.t >= self._next_save:

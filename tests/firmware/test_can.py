@@ -1,4 +1,4 @@
-"""The CAN shim: CanPort (drops, bus-off back-off), loopback, machine.CAN, pyb.CAN, python-can."""
+"""The CAN shim: NodeCanPort (drops, bus-off back-off), loopback, machine.CAN, pyb.CAN, python-can."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bms.can import (
 )
 from bms.can.loopback import LoopbackBus
 from bms.can.machine_can import MachineCanBus
-from bms.can.port import CanPort
+from bms.can.port import NodeCanPort
 from bms.can.pyb_can import PybCanBus
 from bms.can.pythoncan import PythonCanBus
 from bms.config import load_config
@@ -29,10 +29,10 @@ from bms.lifecycle import ACTIVE
 from bms.node import Node
 from tests.firmware.harness import Bench, GatewayPeer
 
-# ---- CanPort ----
+# ---- NodeCanPort ----
 
 
-def restart_times(port: CanPort, bus: LoopbackBus, until: int, step: int = 10) -> list[int]:
+def restart_times(port: NodeCanPort, bus: LoopbackBus, until: int, step: int = 10) -> list[int]:
     times = []
     for now in range(0, until, step):
         before = bus.restarts
@@ -44,7 +44,7 @@ def restart_times(port: CanPort, bus: LoopbackBus, until: int, step: int = 10) -
 
 def test_bus_off_restarts_with_doubling_back_off() -> None:
     bus = LoopbackBus()
-    port = CanPort(bus)
+    port = NodeCanPort(bus)
     bus.bus_state = STATE_BUS_OFF
     bus.stuck_bus_off = True
     times = restart_times(port, bus, 30_000)
@@ -56,7 +56,7 @@ def test_bus_off_restarts_with_doubling_back_off() -> None:
 
 def test_back_off_resets_after_the_bus_stays_healthy() -> None:
     bus = LoopbackBus()
-    port = CanPort(bus)
+    port = NodeCanPort(bus)
     bus.bus_state = STATE_BUS_OFF
     port.poll(0)
     port.poll(100)  # restart: the bus recovers
@@ -78,7 +78,7 @@ def test_back_off_resets_after_the_bus_stays_healthy() -> None:
 
 def test_frames_are_dropped_and_counted_while_bus_off() -> None:
     bus = LoopbackBus()
-    port = CanPort(bus)
+    port = NodeCanPort(bus)
     bus.bus_state = STATE_BUS_OFF
     port.poll(0)
     assert not port.send(0x100, bytes(8))
@@ -103,7 +103,7 @@ def test_driver_errors_never_reach_the_caller() -> None:
         def set_filters(self, filters: Any) -> None:
             raise ValueError("too many filters")
 
-    port = CanPort(Broken(), tx_queue=2)
+    port = NodeCanPort(Broken(), tx_queue=2)
     port.set_filters([(0x100, 0x7FF, 0)])
     assert port.send(0x100, bytes(8))  # queued
     assert port.send(0x101, bytes(8))
@@ -150,7 +150,7 @@ class Mailboxes:
 
 def test_a_burst_larger_than_the_mailboxes_goes_out_in_order() -> None:
     hw = Mailboxes()
-    port = CanPort(hw)
+    port = NodeCanPort(hw)
     for k in range(9):
         assert port.send(0x100 + k, bytes([k, 0, 0, 0, 0, 0, 0, k]))
     assert port.queue.count == 6
@@ -165,7 +165,7 @@ def test_a_burst_larger_than_the_mailboxes_goes_out_in_order() -> None:
 
 def test_queued_frames_keep_their_length() -> None:
     hw = Mailboxes()
-    port = CanPort(hw)
+    port = NodeCanPort(hw)
     for _ in range(3):
         port.send(0x100, b"")
     port.send(0x7FF, b"\x01\x02\x03")
@@ -177,7 +177,7 @@ def test_queued_frames_keep_their_length() -> None:
 
 def test_full_queue_drops_and_counts() -> None:
     bus = LoopbackBus(tx_capacity=2)
-    port = CanPort(bus, tx_queue=4)
+    port = NodeCanPort(bus, tx_queue=4)
     for k in range(6):
         assert port.send(0x100 + k, bytes([k]))
     assert not port.send(0x106, b"\x06")
@@ -186,7 +186,7 @@ def test_full_queue_drops_and_counts() -> None:
 
 def test_bus_off_drops_the_queued_frames() -> None:
     hw = Mailboxes()
-    port = CanPort(hw)
+    port = NodeCanPort(hw)
     for k in range(5):
         port.send(0x100 + k, b"")
     hw.bus_state = STATE_BUS_OFF

@@ -439,7 +439,7 @@ def allocation(cells, cycles):
     """Heap figures of one node: start-up and bytes allocated per steady-state cycle."""
     gc.collect()
     before = gc.mem_alloc()
-    # Three transmit buffers, as on bxCAN and the MCP2515: bursts go through CanPort's queue.
+    # Three transmit buffers, as on bxCAN and the MCP2515: bursts go through NodeCanPort's queue.
     b = Bench(cells=cells, tx_capacity=3)
     gc.collect()
     after_startup = gc.mem_alloc()

@@ -6,7 +6,7 @@ A backend is any object with these five methods (one module per backend in this 
         Queue one frame for transmission without blocking: data is a bytes-like object whose
         length is the DLC (0..8), flags a mask of FLAG_*. Returns False when the controller
         has no free transmit buffer (the frame is not sent). May raise OSError when the
-        controller is bus-off or broken; CanPort turns that into a dropped frame.
+        controller is bus-off or broken; NodeCanPort turns that into a dropped frame.
     recv(frame) -> bool
         Copy the oldest received frame into the reusable Frame and return True, or return
         False at once when nothing is waiting. Must not allocate.
@@ -24,7 +24,7 @@ A backend is any object with these five methods (one module per backend in this 
 Backends: machine_can.MachineCanBus (machine.CAN, MicroPython >= 1.28), pyb_can.PybCanBus
 (pyb.CAN on STM32), mcp2515.Mcp2515Bus (an MCP2515 on SPI, e.g. for the RP2040),
 pythoncan.PythonCanBus (any python-can bus on CPython) and loopback.LoopbackBus (in memory,
-for tests and the simulator). The node talks to its backend only through port.CanPort, which
+for tests and the simulator). The node talks to its backend only through port.NodeCanPort, which
 counts dropped frames and restarts a bus-off controller with back-off.
 """
 

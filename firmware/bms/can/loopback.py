@@ -31,7 +31,7 @@ class LoopbackBus:
         self.restarts = 0
         self.rx_overruns = 0
 
-    # ---- backend interface (used by the node through CanPort) ----
+    # ---- backend interface (used by the node through NodeCanPort) ----
 
     def send(self, can_id, data, flags):
         """Queue a frame; False when the queue is full; OSError while bus-off."""

@@ -22,7 +22,7 @@ draining to the end of that transfer). recv() takes from that queue. Frames lost
 Transmitting: frames leave in the order they were sent. The chip sends the pending buffer
 of highest priority first and, among equal priorities, the highest buffer number, so each
 frame loaded while others wait gets a lower TXP priority than theirs (3, 2, 1, 0); when a
-fourth level would be needed send() reports the buffers full and CanPort queues the frame.
+fourth level would be needed send() reports the buffers full and NodeCanPort queues the frame.
 
 tec and rec are the transmit and receive error counters, read with the error state.
 
@@ -30,7 +30,7 @@ After RESET the driver waits OSC_STARTUP_MS for the oscillator start-up timer be
 touches a register. The chip leaves bus-off by itself after 128 x 11 recessive bits;
 restart() re-initialises it completely, which also clears its error counters. A chip that
 reset itself (a brown-out puts it back into configuration mode, silently off the bus) is
-reported as bus-off too, so that CanPort re-initialises it.
+reported as bus-off too, so that NodeCanPort re-initialises it.
 """
 
 from bms.can import (

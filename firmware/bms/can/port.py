@@ -1,6 +1,6 @@
 """The node's side of the CAN shim: never blocks, never raises into the protection loop.
 
-CanPort wraps a backend (see bms.can). Controllers have few transmit buffers (three on bxCAN
+NodeCanPort wraps a backend (see bms.can). Controllers have few transmit buffers (three on bxCAN
 and the MCP2515) while a cycle may produce a burst of frames, so a frame the controller
 cannot take at once waits in a small software queue (tx_queue frames, sent in order as soon
 as the controller has room, before any newer frame). When that queue is full too, or the
@@ -22,7 +22,7 @@ TX_QUEUE = const(16)
 COUNTER_MASK = const(0x3FFFFFFF)
 
 
-class CanPort:
+class NodeCanPort:
     """Counting, non-blocking access to one CAN backend.
 
     Counters: tx_frames (taken by the controller), tx_deferred (had to wait in the queue),

@@ -3,7 +3,7 @@
     backend = RetryingBus(lambda: board.can_backend(config))
 
 A controller that fails to start (an MCP2515 still in reset, a loose SPI wire, a transceiver
-without power) is reported as bus-off, so CanPort retries it with its bus-off back-off
+without power) is reported as bus-off, so NodeCanPort retries it with its bus-off back-off
 (100 ms doubling to 5 s): restart() calls the factory again. Until one attempt succeeds
 the node runs with no bus (frames dropped and counted, CommLoss); afterwards this object
 passes everything to the controller, filters included. start_failures counts the failed
