@@ -1,4 +1,5 @@
-"""The CAN shim: NodeCanPort (drops, bus-off back-off), loopback, machine.CAN, pyb.CAN, python-can."""
+"""The CAN shim: NodeCanPort (drops, bus-off back-off), loopback, machine.CAN, pyb.CAN,
+python-can."""
 
 from __future__ import annotations
 
