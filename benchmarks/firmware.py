@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, Result
-from bms import codec, e2e
+from bms import codec
 from bms.can import Frame
 from bms.can.loopback import LoopbackBus
 from bms.config import load_config
 from bms.hw.sim import SimHardware
 from bms.node import Node
+from tests.firmware.gateway_commands import GatewayCommands
 
 CYCLE_MS = 50
 NODE = 1
@@ -30,30 +31,6 @@ HEARTBEAT_ID = codec.GATEWAY_HEARTBEAT_ID
 RELAY_ID = codec.RELAY_COMMAND_ID | NODE
 BALANCE_ID = codec.BALANCE_COMMAND_ID | NODE
 CYCLES = 2000
-
-
-def _sealed(frame_id: int, buf: bytearray, counter: int) -> bytearray:
-    e2e.seal(frame_id, buf, counter)
-    return buf
-
-
-def _heartbeat(counter: int) -> bytearray:
-    buf = bytearray(8)
-    buf[1] = codec.GATEWAY_HEARTBEAT_GATEWAY_STATE_RUNNING << 4
-    return _sealed(HEARTBEAT_ID, buf, counter)
-
-
-def _relay(counter: int) -> bytearray:
-    buf = bytearray(8)
-    buf[1] = codec.RELAY_COMMAND_REQUEST_CLOSE << 4
-    return _sealed(RELAY_ID, buf, counter)
-
-
-def _balance(counter: int, cells: int, floor_mv: int) -> bytearray:
-    buf = bytearray(8)
-    buf[2:6] = cells.to_bytes(4, "little")
-    buf[6:8] = floor_mv.to_bytes(2, "little")
-    return _sealed(BALANCE_ID, buf, counter)
 
 
 def cpython_cycle_us(cells: int, cycles: int = CYCLES) -> float:
@@ -65,25 +42,14 @@ def cpython_cycle_us(cells: int, cycles: int = CYCLES) -> float:
         hw.cell_mv[i] = 3400
     hw.pack_mv = cells * 3400
     frame = Frame()
-    hb = [_heartbeat(c) for c in range(16)]
-    rc = [_relay(c) for c in range(16)]
-    bc = [_balance(c, 0b1011, 3200) for c in range(16)]
-    counters = [0, 0, 0]
+    commands = GatewayCommands(NODE, codec.RELAY_COMMAND_REQUEST_CLOSE, 0b1011, 3200)
     t = 0
 
     def steps(n: int, timed: bool) -> float:
         nonlocal t
         elapsed = 0.0
         for k in range(n):
-            if t % 500 == 0:
-                bus.inject(HEARTBEAT_ID, hb[counters[0]])
-                counters[0] = (counters[0] + 1) & 15
-            if t % 200 == 0:
-                bus.inject(RELAY_ID, rc[counters[1]])
-                counters[1] = (counters[1] + 1) & 15
-            if t % 1000 == 0:
-                bus.inject(BALANCE_ID, bc[counters[2]])
-                counters[2] = (counters[2] + 1) & 15
+            commands.inject(bus, t)
             d = k & 7
             hw.cell_mv[5] = 3400 + d
             hw.cell_mv[6] = 3400 - d

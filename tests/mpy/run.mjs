@@ -55,7 +55,7 @@ for (const dir of ["/lib/gateway", "/lib/gateway/sim", "/lib/tests", "/lib/tests
 copyTree(join(root, "gateway", "sim", "chips"), "/lib/gateway/sim/chips");
 const chipTests = [];
 for (const name of readdirSync(join(root, "tests", "firmware")).sort()) {
-  if (name === "allocation.py" || /^test_chip_.*\.py$/.test(name)) {
+  if (name === "allocation.py" || name === "gateway_commands.py" || /^test_chip_.*\.py$/.test(name)) {
     mp.FS.writeFile(`/lib/tests/firmware/${name}`, readFileSync(join(root, "tests", "firmware", name)));
     if (name.startsWith("test_chip_")) {
       chipTests.push(name.slice(0, -3));

@@ -27,6 +27,7 @@ from bms.hw.sim import SimHardware
 from bms.lifecycle import ACTIVE, CONFIG_ERROR, STANDBY, TRIPPED
 from bms.node import Node
 from bms.tripstore import MemoryTripStore
+from tests.firmware import gateway_commands
 
 gc.collect()
 HEAP_MODULES = gc.mem_alloc() - _HEAP_BEFORE_IMPORT  # bytecode etc. of the firmware modules
@@ -47,29 +48,15 @@ def check(condition, message):
 
 
 def heartbeat_frame(counter):
-    buf = bytearray(8)
-    buf[1] = codec.GATEWAY_HEARTBEAT_GATEWAY_STATE_RUNNING << 4
-    e2e.seal(HEARTBEAT_ID, buf, counter)
-    return buf
+    return gateway_commands.heartbeat_frame(counter)
 
 
 def relay_frame(counter, request, reset=0):
-    buf = bytearray(8)
-    buf[1] = (request << 4) | (reset << 6)  # Request bits 12..13, ResetFault bit 14
-    e2e.seal(RELAY_ID, buf, counter)
-    return buf
+    return gateway_commands.relay_frame(NODE, counter, request, reset)
 
 
 def balance_frame(counter, cells, floor_mv):
-    buf = bytearray(8)  # CellGroup 0: bits 16..47 cells 1..32, 48..63 floor (mV)
-    buf[2] = cells & 0xFF
-    buf[3] = (cells >> 8) & 0xFF
-    buf[4] = (cells >> 16) & 0xFF
-    buf[5] = (cells >> 24) & 0xFF
-    buf[6] = floor_mv & 0xFF
-    buf[7] = floor_mv >> 8
-    e2e.seal(BALANCE_ID, buf, counter)
-    return buf
+    return gateway_commands.balance_frame(NODE, counter, cells, floor_mv)
 
 
 class Bench:
@@ -454,26 +441,17 @@ def allocation(cells, cycles):
     node = b.node
     bus = b.bus
     frame = b.frame
-    # Every gateway frame of the measurement, built before it.
-    hb = [heartbeat_frame(c) for c in range(16)]
-    rc = [relay_frame(c, codec.RELAY_COMMAND_REQUEST_CLOSE) for c in range(16)]
-    bc = [balance_frame(c, 0b1011, 3200) for c in range(16)]
-    counters = b.counters
+    # The gateway's commands, every frame built before the measurement.
+    commands = gateway_commands.GatewayCommands(
+        NODE, codec.RELAY_COMMAND_REQUEST_CLOSE, 0b1011, 3200, b.counters
+    )
     t = b.now
     gc.collect()
     gc.disable()
     start_us = time.ticks_us()
     start = gc.mem_alloc()
     for k in range(cycles):
-        if t % 500 == 0:
-            bus.inject(HEARTBEAT_ID, hb[counters[0]])
-            counters[0] = (counters[0] + 1) & 15
-        if t % 200 == 0:
-            bus.inject(RELAY_ID, rc[counters[1]])
-            counters[1] = (counters[1] + 1) & 15
-        if t % 1000 == 0:
-            bus.inject(BALANCE_ID, bc[counters[2]])
-            counters[2] = (counters[2] + 1) & 15
+        commands.inject(bus, t)
         d = k & 7
         hw.cell_mv[5] = 3400 + d  # readings move, their sum stays
         hw.cell_mv[6] = 3400 - d
