@@ -385,7 +385,8 @@ class GatewayCore:
 
     def stopping(self) -> Frame | None:
         """The gateway is going away: the STOPPING heartbeat to send while the battery bus is
-        still open (the nodes then stop waiting for commands), once; None after that."""
+        still open, once; None after that. It says so on the bus (candump, logs); the nodes
+        rely on their own heartbeat timeout."""
         return self.source.stopping()
 
     # ------------------------------------------------------------------ state

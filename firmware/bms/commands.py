@@ -9,12 +9,19 @@ another node's identifier and put on this one. Frames on other identifiers (othe
 commands on a shared bus, extended identifiers) are not for this node and are ignored
 without counting.
 
-With a command key (bms.auth) a RelayCommand must also carry a Freshness value newer than
-every one seen before (else it is rejected as a replay), and one that makes the battery less
-safe, a Close while Close is not held or a ResetFault edge, must carry the right Mac. The
-newest Freshness lives in RAM: in the moments after a node restart, before the gateway's
-next frame, a recorded frame could still pass once (the node is in Init then and cannot
-close). Without a key the node behaves as before and says so once at start.
+With a command key (bms.auth) a RelayCommand that makes the battery less safe, a Close while
+Close is not held or a ResetFault edge, must carry the right Mac over a Freshness value newer
+than that of every frame verified before (else it is a replay). The gateway puts a Mac on
+every RelayCommand, and every frame newer than the newest verified one is checked, so the
+genuine stream keeps the newest Freshness past anything an attacker can have recorded; only a
+frame with a good Mac moves it, so a forger cannot walk it towards a recorded frame. Frames
+that make nothing less safe (Open, None, Close held) pass without a good Mac and are never
+refused for their Freshness: a gateway whose clock went back still opens the relay. After a
+wrong Mac on a less-safe command the node checks no Mac and refuses less-safe commands for
+MAC_LOCKOUT_MS, so guessing the 24-bit Mac takes one try per lockout (months on average).
+The newest Freshness lives in RAM: in the moments after a node restart a recorded frame could
+still pass once (docs/safety.md).
+Without a key the node behaves as before and says so once at start.
 
 The gateway link is Ok while valid heartbeats arrive within gateway_timeout_ms, Lost after
 that, NeverSeen before the first one. Losing the link forgets the held relay request (a
@@ -24,7 +31,7 @@ gateway that comes back must ask again) and re-arms the alive checks for its res
 from bms import codec
 from bms.auth import command_mac, newer
 from bms.can import FLAG_EXT_ID, FLAG_RTR
-from bms.compat import ticks_diff
+from bms.compat import const, ticks_diff
 from bms.e2e import ACCEPT, AliveCheck, crc_ok
 
 LINK_NEVER_SEEN = codec.NODE_STATE_GATEWAY_LINK_NEVER_SEEN
@@ -32,6 +39,9 @@ LINK_OK = codec.NODE_STATE_GATEWAY_LINK_OK
 LINK_LOST = codec.NODE_STATE_GATEWAY_LINK_LOST
 
 REQUEST_NONE = codec.RELAY_COMMAND_REQUEST_NONE
+# After a wrong Mac, less-safe commands are refused this long: a genuine gateway repeats its
+# Close every 200 ms, a forger gets one guess per lockout.
+MAC_LOCKOUT_MS = const(1000)
 
 
 class Commands:
@@ -63,6 +73,8 @@ class Commands:
         self._freshness = 0  # the newest Freshness seen (with a key)
         self._fresh_seen = False
         self.mac_failures = 0
+        self._locked = False  # a wrong Mac seen less than MAC_LOCKOUT_MS ago
+        self._locked_ms = 0
         if key is None:
             print("bms: no command_key: commands are checked (CRC, counter), not authenticated")
 
@@ -96,7 +108,7 @@ class Commands:
         if can_id == self.heartbeat_id:
             self._on_heartbeat(frame, now_ms)
         elif can_id == self.relay_id:
-            self._on_relay_command(frame)
+            self._on_relay_command(frame, now_ms)
         elif can_id == self.balance_id:
             self._on_balance_command(frame, now_ms, balancer)
 
@@ -110,7 +122,7 @@ class Commands:
         self._heartbeat_ms = now_ms
         self.link = LINK_OK
 
-    def _on_relay_command(self, frame):
+    def _on_relay_command(self, frame, now_ms):
         if not self._sound(frame, codec.RELAY_COMMAND_DLC, self._relay_alive):
             return
         values = self._relay
@@ -120,7 +132,7 @@ class Commands:
             self._reject()  # undefined request value
             return
         reset = values[codec.RELAY_COMMAND_RESET_FAULT]
-        if self.key is not None and not self._authentic(frame, values, request, reset):
+        if self.key is not None and not self._authentic(frame, values, request, reset, now_ms):
             self._reject()
             return
         self.request = request
@@ -128,25 +140,34 @@ class Commands:
             self.reset_requested = True
         self._reset_bit = reset
 
-    def _authentic(self, frame, values, request, reset):
-        """Freshness newer than any seen; a less-safe command with the right Mac."""
-        freshness = values[codec.RELAY_COMMAND_FRESHNESS]
-        seen = self._fresh_seen
-        if seen and not newer(freshness, self._freshness):
-            return False  # a replayed or delayed frame
+    def _authentic(self, frame, values, request, reset, now_ms):
+        """Track the newest Freshness of frames with a good Mac; pass a less-safe command only
+        with a good Mac over a Freshness newer than every one verified before. Anything else
+        passes (it makes nothing less safe)."""
         less_safe = (request == codec.RELAY_COMMAND_REQUEST_CLOSE and self.request != request) or (
             reset and not self._reset_bit
         )
-        # The Mac allocates (hash objects), but only for these rare frames, never per cycle.
-        if (
-            less_safe
-            and command_mac(self.key, frame.id, frame.data) != values[codec.RELAY_COMMAND_MAC]
-        ):
-            self.mac_failures = (self.mac_failures + 1) & 0x3FFFFFFF
-            return False
-        self._freshness = freshness
-        self._fresh_seen = True
-        return True
+        if self._locked:
+            # Latched: an age is only compared while it is short (MicroPython's ticks wrap).
+            if 0 <= ticks_diff(now_ms, self._locked_ms) < MAC_LOCKOUT_MS:
+                return not less_safe  # no Mac is checked while locked out
+            self._locked = False
+        freshness = values[codec.RELAY_COMMAND_FRESHNESS]
+        if self._fresh_seen and not newer(freshness, self._freshness):
+            return not less_safe  # not newer: a replayed or delayed frame
+        # Every newer frame is checked, safe ones too: the gateway's stream of Macs moves the
+        # newest Freshness past every frame an attacker can have recorded. The Mac allocates
+        # (hash objects): five RelayCommands a second with a key, none without.
+        if command_mac(self.key, frame.id, frame.data) == values[codec.RELAY_COMMAND_MAC]:
+            self._freshness = freshness
+            self._fresh_seen = True
+            return True
+        if not less_safe:
+            return True  # an Open (or a held request) without a good Mac: safe, not counted
+        self.mac_failures = (self.mac_failures + 1) & 0x3FFFFFFF
+        self._locked = True
+        self._locked_ms = now_ms
+        return False
 
     def _on_balance_command(self, frame, now_ms, balancer):
         if not self._sound(frame, codec.BALANCE_COMMAND_DLC, self._balance_alive):

@@ -46,7 +46,8 @@ async def run(node, watchdog=None, cycles=None, clock=ticks_ms, sleep_ms=_sleep_
         if ticks_diff(now, collected) >= GC_INTERVAL_MS:
             gc.collect()
             collected = now
-        count += 1
+        if cycles is not None:  # counted only when bounded: forever would become a long int
+            count += 1
         due = ticks_add(due, period)
         delay = ticks_diff(due, clock())
         if delay < 0:  # overrun: start a new grid now

@@ -21,6 +21,7 @@ from bms.compat import const
 # CellOverVoltage | CellUnderVoltage | PackOverVoltage | PackUnderVoltage (bms.protect's
 # bits; const() needs a literal, a test checks it against them).
 PERSISTENT_KINDS = const(0x000F)
+ENOENT = const(2)  # errno's "no such file", the same on MicroPython and CPython
 
 
 class FileTripStore:
@@ -35,8 +36,10 @@ class FileTripStore:
         try:
             with open(self.path) as f:
                 text = f.read().strip()
-        except OSError:
-            return 0  # no file: never tripped (or cleared)
+        except OSError as exc:
+            if exc.args and exc.args[0] == ENOENT:
+                return 0  # no file: never tripped (or cleared)
+            return PERSISTENT_KINDS  # a flash read error: unknown means unsafe
         try:
             return int(text) & PERSISTENT_KINDS
         except ValueError:

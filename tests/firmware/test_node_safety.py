@@ -490,6 +490,30 @@ def test_a_trip_store_that_cannot_be_read_counts_as_tripped(tmp_path: Path) -> N
     )
 
 
+def test_a_trip_store_whose_flash_fails_to_read_counts_as_tripped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding: a read error other than "no such file" (EIO) is unknown, so unsafe."""
+    import builtins  # noqa: PLC0415
+    import errno  # noqa: PLC0415
+
+    path = str(tmp_path / "bms_trip")
+    store = FileTripStore(path)
+    store.save(protect.CELL_UNDER_VOLTAGE)
+    real_open = builtins.open
+
+    def failing(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == path:
+            raise OSError(errno.EIO, "flash read error")
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", failing)
+    assert store.load() == PERSISTENT_KINDS
+    monkeypatch.setattr(builtins, "open", real_open)
+    (tmp_path / "bms_trip").unlink()
+    assert store.load() == 0  # no file: never tripped
+
+
 def test_temperature_sensors_that_disagree_are_a_sensor_fault(bench: Callable[..., Bench]) -> None:
     """One sensor reads 12 degC, the others 40 degC: a spread of 28 > 25 degC."""
     b = active_bench(bench)
@@ -859,6 +883,84 @@ def test_forgeable_without_a_key_the_node_says_so_at_start(
     bench()
     assert "not authenticated" in capsys.readouterr().out
     assert load_config({"command_key": "abc"}).error is not None
+
+
+def test_forgeable_unauthenticated_frames_cannot_walk_the_freshness_to_a_recorded_reset(
+    bench: Callable[..., Bench],
+) -> None:
+    """Review finding: Open frames need no Mac; they must not move the newest Freshness, or a
+    forger walks it round to just before a recorded Close+Reset and replays that."""
+    b = keyed_bench(bench, request="Close")
+    b.settle()
+    b.step()
+    rec_id, rec = b.gateway.sealed("RelayCommand", {"Request": "Close", "ResetFault": 1})
+    recorded_freshness = rec[2] | rec[3] << 8 | rec[4] << 16
+    b.run(2000)
+    b.request = "Open"
+    b.set_cell(0, 3700)
+    b.run(500)
+    b.set_cell(0, 3300)
+    b.run(4000)
+    b.request = None  # only the forger talks to the relay now
+    assert b.node.state == TRIPPED and b.node.trip_cleared
+    commands = b.node.commands
+    relay = b.gateway.db.get_message_by_name("RelayCommand")
+    newest = commands._freshness
+    target = (recorded_freshness - 20) & 0xFFFFFF
+    fresh = newest
+    for _ in range(40):  # Open frames, each up to 2**23 ahead, round to the target
+        fresh = (fresh + min((target - fresh) & 0xFFFFFF, 0x7FFFFF)) & 0xFFFFFF
+        values = {"Crc": 0, "Counter": 0, "Request": "Open", "ResetFault": 0}
+        buf = bytearray(relay.encode({**values, "Freshness": fresh, "Mac": 0}, strict=True))
+        e2e.seal(rec_id, buf, (commands._relay_alive.last + 1) & 0xF)
+        b.bus.inject(rec_id, buf)
+        b.step()
+    assert commands._freshness == newest  # only verified frames move it
+    while (commands._relay_alive.last + 1) & 0xF != rec[1] & 0xF:
+        values = {"Crc": 0, "Counter": 0, "Request": "Open", "ResetFault": 0}
+        buf = bytearray(relay.encode({**values, "Freshness": fresh, "Mac": 0}, strict=True))
+        e2e.seal(rec_id, buf, (commands._relay_alive.last + 1) & 0xF)
+        b.bus.inject(rec_id, buf)
+        b.step()
+    b.bus.inject(rec_id, rec)
+    b.step()
+    b.run(200)
+    assert b.node.state == TRIPPED and not b.hw.relay_drive
+
+
+def test_forgeable_a_gateway_whose_clock_went_back_still_opens_the_relay(
+    bench: Callable[..., Bench],
+) -> None:
+    """Review finding: an Open makes nothing less safe; it is never refused for an old
+    Freshness (a gateway restarted with its clock behind, or after a forged newer frame)."""
+    b = keyed_bench(bench, request="Close")
+    b.settle()
+    b.step()
+    assert b.hw.relay_drive
+    b.gateway.freshness -= 36000  # an hour back, in 100 ms steps
+    b.request = "Open"
+    b.run(1000)
+    assert not b.hw.relay_drive
+
+
+def test_forgeable_a_wrong_mac_locks_out_less_safe_commands_for_a_while(
+    bench: Callable[..., Bench],
+) -> None:
+    """Guessing the 24-bit Mac costs a lockout per try (MAC_LOCKOUT_MS): even the genuine
+    Close is refused right after a wrong Mac, and accepted once the lockout is over."""
+    from bms.commands import MAC_LOCKOUT_MS  # noqa: PLC0415
+
+    b = keyed_bench(bench, request="Open")
+    b.settle()
+    forger = GatewayPeerOnTheBus(b)
+    forger.close()
+    b.step()
+    assert b.node.commands.mac_failures == 1
+    b.request = "Close"
+    b.run(MAC_LOCKOUT_MS // 2)
+    assert not b.hw.relay_drive  # locked out
+    b.run(MAC_LOCKOUT_MS)
+    assert b.hw.relay_drive
 
 
 class GatewayPeerOnTheBus:

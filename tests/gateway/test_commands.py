@@ -115,8 +115,11 @@ def test_keyed_relay_commands_are_accepted_by_a_keyed_node_and_forgeries_are_not
     frame.set(sent.id, sent.data, 8, 0)
     node.accept(frame, 50, None)
     assert node.request == 0 and node.mac_failures == 1
-    # The genuine gateway goes on (its next counter repeats the forger's: sent twice).
-    for t in (100, 150):
+    # The genuine gateway goes on once the lockout after a wrong Mac is over (its next
+    # counter repeats the forger's: sent twice).
+    from bms.commands import MAC_LOCKOUT_MS  # noqa: PLC0415
+
+    for t in (100 + MAC_LOCKOUT_MS, 150 + MAC_LOCKOUT_MS):
         sent = cmd.relay_frame(3, cmd._nodes[3])
         frame.set(sent.id, sent.data, 8, 0)
         node.accept(frame, t, None)
@@ -124,5 +127,5 @@ def test_keyed_relay_commands_are_accepted_by_a_keyed_node_and_forgeries_are_not
     # Replaying that genuine frame later: its freshness is no longer new.
     node.request = 0
     node._relay_alive.reset()
-    node.accept(frame, 200, None)
+    node.accept(frame, 200 + MAC_LOCKOUT_MS, None)
     assert node.request == 0

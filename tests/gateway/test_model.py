@@ -226,3 +226,24 @@ def test_undefined_content_is_a_decode_error_counted_as_malformed() -> None:
     rig = Rig()
     assert not rig.ingest.on_frame(Frame(codec.FRAME_IDS["CellVoltages"], bytes(data)), 0.0)
     assert rig.counters.malformed == 1
+
+
+def test_a_node_whose_temperatures_went_stale_makes_the_battery_temperature_unknown() -> None:
+    """Review finding: node 3 reports 60 degC, then only its TemperatureExtremes stop while
+    its other frames stay fresh: the battery's temperature is unknown, not the others'."""
+    rig = Rig()
+    for node in rig.model.nodes:
+        rig.node_ok(node, now=100.0)
+    rig.feed(nf.temperature_extremes(3, 21.0, 60.0), 100.0)
+    assert rig.model.snapshot(100.0).max_temp == 60.0
+    for t in (102.0, 104.0, 106.0):  # node 3's temperature frames stop, the rest go on
+        for node in rig.model.nodes:
+            rig.counter[node] += 1
+            rig.feed(nf.node_state(node, rig.counter[node]), t)
+            rig.feed(nf.pack_status(node, 53.0, 10.0), t)
+            rig.feed(nf.cell_extremes(node, 3.30, 3.32), t)
+            if node != 3:
+                rig.feed(nf.temperature_extremes(node, 20.0, 25.0), t)
+    snap = rig.model.snapshot(106.0)
+    assert snap.valid and snap.nodes[3].present
+    assert math.isnan(snap.max_temp) and math.isnan(snap.min_temp)

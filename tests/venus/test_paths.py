@@ -141,3 +141,20 @@ def test_history_state_round_trips_and_bad_state_names_the_key() -> None:
     assert HistoryState.from_dict(state.to_dict()) == state
     with pytest.raises(ValueError, match="charged_kwh"):
         HistoryState.from_dict({**state.to_dict(), "charged_kwh": "lots"})
+
+
+def test_time_to_go_fits_the_int32_of_d_bus_for_a_huge_battery_at_a_trickle() -> None:
+    """Review finding: remaining Ah / discharge current can exceed 2**31 s; D-Bus's "i"
+    would refuse it and end the session. Capped at a year."""
+    from gateway.outputs.venus.paths import MAX_TIME_TO_GO_S  # noqa: PLC0415
+
+    rig = Rig()
+    rig.run(120.0, amps=-0.2)
+    view, _ = rig.core.view(0)
+    assert view is not None and view.report is not None
+    settings = rig.core.settings
+    out = Shaper(VictronProfile.quirks, settings.inverter).shape(view.report)
+    topology = settings.battery.topology
+    items = battery_items(view, out, topology, 1e7, HistoryState(), IDENTITY)
+    time_to_go = items["/TimeToGo"][0]
+    assert isinstance(time_to_go, int) and 0 < time_to_go <= MAX_TIME_TO_GO_S < 2**31

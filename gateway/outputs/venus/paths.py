@@ -47,6 +47,7 @@ PRODUCT_NAME = "moat-bms"
 # rules the GX applies to batteries (dbus-systemcalc-py delegates/dvcc.py, its quirk table).
 PRODUCT_ID = 0
 INVALID_TEXT = "---"  # what Venus OS's own services give as the text of an invalid value
+MAX_TIME_TO_GO_S = 365 * 86400  # s: TimeToGo is capped here (it is an int32 on D-Bus)
 DISCHARGING_A = 0.1  # A: below this the battery is not discharging and TimeToGo is unknown
 
 
@@ -291,7 +292,9 @@ def battery_items(
     current = snap.current
     time_to_go = None
     if remaining is not None and math.isfinite(current) and current < -DISCHARGING_A:
-        time_to_go = round(remaining / -current * 3600)
+        # An int32 on D-Bus: a huge battery at a trickle would not fit (the service would
+        # then fail its GetValue), and a year is as good as "very long" on a GX.
+        time_to_go = min(round(remaining / -current * 3600), MAX_TIME_TO_GO_S)
     values: dict[str, Value] = {
         "/Mgmt/ProcessName": PRODUCT_NAME,
         "/Mgmt/ProcessVersion": __version__,

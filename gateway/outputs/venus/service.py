@@ -432,6 +432,7 @@ class VenusOutput:
                 and msg.member == "PropertiesChanged"
                 and msg.path == setting
                 and msg.body
+                and isinstance(msg.body[0], dict)  # a{sv}: anything else is not ours
             ):
                 return
             value = msg.body[0].get("Value")

@@ -354,8 +354,14 @@ class BatteryModel:
                 if math.isnan(min_cell) or v < min_cell:
                     min_cell, min_at = v, CellRef(node, index + 1)
         temps_fresh = self._temps_fresh(now)
-        min_temp, _ = _extreme(fresh, "min_temp", "min_temp_no", False, temps_fresh)
-        max_temp, _ = _extreme(fresh, "max_temp", "max_temp_no", True, temps_fresh)
+        if all(rec.node in temps_fresh for rec in fresh):
+            min_temp, _ = _extreme(fresh, "min_temp", "min_temp_no", False, temps_fresh)
+            max_temp, _ = _extreme(fresh, "max_temp", "max_temp_no", True, temps_fresh)
+        else:
+            # A node whose cells count but whose temperatures went stale: the battery's
+            # temperature is unknown (the strategy then stops what needs it), never "the
+            # others' temperature" (that node may be the hot one).
+            min_temp = max_temp = NAN
         faults = warnings = infos = 0
         for rec in fresh:
             faults |= rec.faults
