@@ -98,6 +98,15 @@ class GatewayCore:
         )
         # The nodes' own records, for the page and the tests.
         self.model = self.source.model
+        saved_commands = state.get("commands")
+        if saved_commands is not None:
+            # Freshness moves 10 a second at most (the clock in 100 ms steps, one a frame);
+            # skip what can have been sent between the last save and the stop.
+            skip = round(10 * (2 * settings.persistence.interval_s + 60))
+            try:
+                self.source.restore(saved_commands, skip)
+            except ValueError as exc:
+                log.error("saved commands state is unusable (%s): starting from defaults", exc)
         self.events = EventLog()
         self.history = History()
         self.started = now
@@ -397,6 +406,7 @@ class GatewayCore:
             "version": STATE_VERSION,
             "soc": self.soc.state.to_dict(),
             "strategy": self.controller.state.to_dict(),
+            "commands": self.source.saved(),
         }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import cantools
+import pytest
 
 from bms import e2e
 from gateway.contracts.decision import BalanceRequest, RelayAction, RelayRequest
@@ -129,3 +132,47 @@ def test_keyed_relay_commands_are_accepted_by_a_keyed_node_and_forgeries_are_not
     node._relay_alive.reset()
     node.accept(frame, 200 + MAC_LOCKOUT_MS, None)
     assert node.request == 0
+
+
+def test_a_gateway_restarted_with_its_clock_behind_still_closes_a_keyed_node() -> None:
+    """Review finding: Freshness came from the clock alone, so a gateway restarted an hour
+    behind (a Pi without a real-time clock) had its Close refused until the clock caught up.
+    The last Freshness sent is kept in the state file and resumed past it."""
+    from bms.can import Frame as NodeFrame  # noqa: PLC0415
+    from bms.commands import Commands  # noqa: PLC0415
+
+    key = bytes(range(16))
+    node = Commands(3, 5000, key)
+    frame = NodeFrame()
+    t0 = 1_800_000_000.0
+
+    def close_from(cmd: NodeCommander, now: float, frames: int) -> int:
+        node.request = 0
+        for k in range(frames):
+            sent = cmd.relay_frame(3, cmd._nodes[3], now + 0.2 * k)
+            frame.set(sent.id, sent.data, 8, 0)
+            node.accept(frame, int(now * 1000) + 200 * k, None)
+        return node.request
+
+    before = NodeCommander({3: 16}, key)
+    before.request_relay(RelayRequest(3, RelayAction.CLOSE))
+    assert close_from(before, t0, 3) == RelayAction.CLOSE
+    saved = json.loads(json.dumps(before.saved()))
+
+    behind = t0 - 3600.0
+    forgetful = NodeCommander({3: 16}, key)
+    forgetful._counters = dict(before._counters)
+    forgetful.request_relay(RelayRequest(3, RelayAction.CLOSE))
+    assert close_from(forgetful, behind, 3) == 0  # its Freshness looks old: refused
+
+    resumed = NodeCommander({3: 16}, key)
+    resumed._counters = dict(forgetful._counters)
+    resumed.restore(saved, skip=1200)
+    resumed.request_relay(RelayRequest(3, RelayAction.CLOSE))
+    assert close_from(resumed, behind, 3) == RelayAction.CLOSE
+
+
+def test_saved_commands_that_do_not_fit_name_the_key() -> None:
+    cmd = NodeCommander({3: 16})
+    with pytest.raises(ValueError, match="commands state unusable: freshness"):
+        cmd.restore({"version": 1, "freshness": {"3": "soon"}}, skip=0)

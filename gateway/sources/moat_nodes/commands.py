@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from bms.auth import command_mac
 from bms.e2e import COUNTER_MODULO, seal
 from gateway.codec import moat_bms as codec
 from gateway.contracts.decision import BalanceRequest, RelayAction, RelayRequest
 from gateway.contracts.frame import Frame
+from gateway.contracts.saved import SavedState, parse_saved
 
 HEARTBEAT_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["GatewayHeartbeat"]] / 1000
 RELAY_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["RelayCommand"]] / 1000
@@ -40,6 +42,15 @@ class _NodeCommand:
     freshness: int = 0  # the last Freshness sent (full value, the frame has the low 24 bits)
 
 
+class SavedCommands(SavedState):
+    """What the commander keeps across a restart: the last Freshness sent to each node. A
+    gateway whose clock restarts behind (a Pi without a real-time clock) then still sends
+    Freshness values the nodes take as new, so its Close is not refused."""
+
+    version: Literal[1]
+    freshness: dict[str, int]  # node id (JSON keys are text) -> last Freshness sent
+
+
 class NodeCommander:
     """Turns the strategy's requests into a stream of protected frames."""
 
@@ -53,6 +64,22 @@ class NodeCommander:
         self._counters: dict[int, int] = {}
         self._heartbeat_due = -math.inf
         self.gateway_state = codec.GatewayHeartbeatGatewayState.STARTING
+
+    def saved(self) -> dict[str, Any]:
+        """The state to keep across a restart (JSON-safe)."""
+        return {
+            "version": 1,
+            "freshness": {str(n): cmd.freshness for n, cmd in self._nodes.items()},
+        }
+
+    def restore(self, data: object, skip: int) -> None:
+        """Go on from saved(): each node's Freshness resumes `skip` past the saved value (the
+        frames sent after that save). ValueError naming the key when data is unusable."""
+        saved = parse_saved(SavedCommands, data, "commands")
+        for key, value in saved.freshness.items():
+            node = int(key) if key.isdigit() else -1
+            if node in self._nodes and value >= 0:
+                self._nodes[node].freshness = value + skip
 
     def _sealed(self, frame_id: int, data: bytes) -> Frame:
         counter = self._counters.get(frame_id, 0)

@@ -62,5 +62,13 @@ class MoatNodes:
             commander.request_balance(BalanceRequest(node, 0, 0.0))
         return commander.due_frames(now)
 
+    def saved(self) -> dict[str, object]:
+        """What the nodes' commands need across a restart (the Freshness sent)."""
+        return self.commander.saved()
+
+    def restore(self, data: object, skip: int) -> None:
+        """Go on from saved(); ValueError naming the key when data is unusable."""
+        self.commander.restore(data, skip)
+
     def stopping(self) -> Frame | None:
         return self.commander.stopping()
