@@ -15,7 +15,10 @@ and decides, each step, the current it pushes into the battery (A, + = charging)
   when 0x351 returns, ramping up through the lag.
 - Its family (`family`, else the gateway's inverter profile; see SimSystem) decides how it
   reads the frames: "sol-ark" ignores any frame shorter than eight bytes and reads the
-  0x356 voltage in 0.1 V (Sol-Ark V1.3); every other family reads them as V1.2 does.
+  0x356 voltage in 0.1 V (Sol-Ark V1.3); "luxpower" reads 0x355 bytes 4-7 as the highest
+  and lowest cell mV (`cell_mv`) and, with `shutdown_request` set, sends 0x300 with bit 0
+  (shut the battery down) beside its keepalive (Luxpower V04.2); every other family reads
+  them as V1.2 does.
 - Quirks: `ignores_zero_ccl` keeps charging at `trickle_a` with CCL 0 (a Victron Multi),
   `honours_request_flags=False` ignores 0x35C (Victron), `voltage_offset_v` mis-reads the
   battery voltage.
@@ -108,6 +111,9 @@ ALARM_BLOCKS = {
 # Families whose inverters read the frames differently from V1.2 (see the module docstring).
 EIGHT_BYTES_ONLY = frozenset({"sol-ark"})  # a shorter frame is ignored
 DECIVOLT_MEASUREMENTS = frozenset({"sol-ark"})  # 0x356 voltage in 0.1 V
+CELL_MV_IN_SOC = frozenset({"luxpower"})  # 0x355 bytes 4-7: highest, lowest cell mV
+SENDS_REQUESTS = frozenset({"luxpower"})  # 0x300 beside the keepalive
+REQUEST_ID = 0x300
 
 
 class SimInverterSettings(BaseModel):
@@ -185,6 +191,8 @@ class SimInverter:
         self.protection: ProtectionAlarms | None = None
         self.alarms: AlarmsWarnings | None = None
         self.flags: RequestFlags | None = None
+        self.shutdown_request = False  # Luxpower: ask the battery to shut down (0x300)
+        self.cell_mv: tuple[int, int] | None = None  # Luxpower 0x355: highest, lowest
         self.raw: dict[int, bytes] = {}  # last accepted payload per known frame id
         self.last_seen: dict[int, float] = {}
         self.frames: dict[int, int] = {}  # accepted frames per id
@@ -217,6 +225,10 @@ class SimInverter:
         if frame_id == LIMITS_ID:
             self.limits = decode_battery_limits(payload)
             self.battery_missing = False
+        elif frame_id == SOC_ID and family in CELL_MV_IN_SOC:
+            soc, soh, high, low = struct.unpack("<HHHH", payload.ljust(MAX_DLC, b"\0"))
+            self.soc = BatterySoc(soc, soh, float(soc))
+            self.cell_mv = (high, low)
         elif frame_id == SOC_ID:
             self.soc = decode_battery_soc(payload)
         elif frame_id == MEASUREMENTS_ID and family in DECIVOLT_MEASUREMENTS:
@@ -244,6 +256,9 @@ class SimInverter:
             return []
         # Keep the cadence; after a gap (silence, a stalled caller) restart from now.
         self._next_keepalive = now + period if due is None or now - due >= period else due + period
+        if self.settings.family in SENDS_REQUESTS:
+            request = bytes([int(self.shutdown_request)]) + bytes(7)
+            return [(KEEPALIVE_ID, KEEPALIVE), (REQUEST_ID, request)]
         return [(KEEPALIVE_ID, KEEPALIVE)]
 
     # -- power side --

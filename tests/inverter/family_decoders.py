@@ -60,3 +60,43 @@ def sol_ark(frames: list[Frame]) -> Decoded:
         else:
             raise AssertionError(f"{f.id:#x} is not in Sol-Ark V1.3")
     return out
+
+
+# Luxpower "battery CAN protocol" V04.2: V1.2 with DVL in 0x351, cell mV in 0x355 bytes 4-7,
+# capacity in 0x359 bytes 5-6, 0x379 installed capacity; little-endian.
+LUXPOWER_LENGTHS = {0x351: 8, 0x355: 8, 0x356: 6, 0x359: 7, 0x35C: 2, 0x35E: 8, 0x379: 8}
+
+
+def luxpower(frames: list[Frame]) -> Decoded:
+    out: Decoded = {}
+    for f in frames:
+        d = f.data
+        assert f.id in LUXPOWER_LENGTHS, f"{f.id:#x} is not in Luxpower V04.2"
+        assert len(d) >= LUXPOWER_LENGTHS[f.id], f"{f.id:#x} too short: {len(d)}"
+        assert len(d) <= 8
+        assert f.id not in out, f"{f.id:#x} twice"
+        if f.id == 0x351:
+            cvl, ccl, dcl, dvl = struct.unpack_from("<HhhH", d)
+            out[f.id] = {"cvl": cvl / 10, "ccl": ccl / 10, "dcl": dcl / 10, "dvl": dvl / 10}
+        elif f.id == 0x355:
+            soc, soh, max_mv, min_mv = struct.unpack_from("<HHHH", d)
+            out[f.id] = {"soc": soc, "soh": soh, "max_cell_mv": max_mv, "min_cell_mv": min_mv}
+        elif f.id == 0x356:
+            v, i, t = struct.unpack_from("<hhh", d)
+            out[f.id] = {"voltage": v / 100, "current": i / 10, "temperature": t / 10}
+        elif f.id == 0x359:
+            out[f.id] = {
+                **{f"protection_{k}": v for k, v in _flags(d[0], SOL_ARK_PROTECTION_0).items()},
+                **{f"protection_{k}": v for k, v in _flags(d[1], SOL_ARK_PROTECTION_1).items()},
+                **{f"alarm_{k}": v for k, v in _flags(d[2], SOL_ARK_ALARM_0).items()},
+                **{f"alarm_{k}": v for k, v in _flags(d[3], SOL_ARK_ALARM_1).items()},
+                "modules": d[4],
+                "capacity_ah": struct.unpack_from("<H", d, 5)[0],
+            }
+        elif f.id == 0x35C:
+            out[f.id] = _flags(d[0], SOL_ARK_REQUEST)
+        elif f.id == 0x35E:
+            out[f.id] = {"name": d.decode("ascii").rstrip(" \0")}
+        elif f.id == 0x379:
+            out[f.id] = {"capacity_ah": struct.unpack_from("<H", d)[0]}
+    return out

@@ -8,14 +8,18 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.record.events import EventKind
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.scenarios import SCENARIOS
 
 # cell-overvoltage stops charging while discharging stays allowed: the direction-stop path
 # every family must carry without an alarm. About 2 s each.
 SCENARIO = "cell-overvoltage"
-FAMILIES = ["sol-ark"]
-FRAME_SETS = {"sol-ark": {"351", "355", "356", "359", "35C", "35E", "379"}}
+FAMILIES = ["sol-ark", "luxpower"]
+FRAME_SETS = {
+    "sol-ark": {"351", "355", "356", "359", "35C", "35E", "379"},
+    "luxpower": {"351", "355", "356", "359", "35C", "35E", "379"},
+}
 EIGHT_BYTES = {"sol-ark"}
 
 
@@ -65,3 +69,23 @@ def test_moat_bms_sim_selects_the_profile(profile: str, tmp_path: Path) -> None:
     if profile in EIGHT_BYTES:
         lengths = {len(f.split("#")[1]) // 2 for f in sent if f.split("#")[0] != "305"}
         assert lengths == {8}
+
+
+def test_luxpower_reads_cell_mv_and_its_shutdown_request_becomes_an_alarm_event() -> None:
+    scenario = SCENARIOS[SCENARIO]
+    sim, _ = scenario.build(0, gateway={"inverter": {"profile": "luxpower"}})
+    with sim:
+        sim.run(20.0)
+        assert sim.inverter.cell_mv is not None
+        high, low = sim.inverter.cell_mv
+        assert 2500 < low <= high < 3700  # LFP cells in mV, not a 0.01 % SoC
+        assert sim.core is not None and not sim.core.inverter_shutdown_requested
+        sim.inverter.shutdown_request = True
+        sim.run(25.0)
+        core = sim.core
+        assert core.inverter_shutdown_requested
+        alarms = [e for e in core.events.since(0) if e.kind == EventKind.ALARM]
+        assert any("shut down" in e.message for e in alarms)
+        sim.inverter.shutdown_request = False
+        sim.run(30.0)
+        assert not core.inverter_shutdown_requested

@@ -14,6 +14,7 @@ PROFILES: dict[str, str] = {
     "sma-sunny-island": "gateway.outputs.inverter.sma_sunny_island:SmaSunnyIslandProfile",
     "deye": "gateway.outputs.inverter.deye:DeyeProfile",
     "sol-ark": "gateway.outputs.inverter.sol_ark:SolArkProfile",
+    "luxpower": "gateway.outputs.inverter.luxpower:LuxpowerProfile",
 }
 
 

@@ -26,7 +26,7 @@ class InverterSettings(BaseModel):
     profile: str = Field(
         "pylontech",
         description="Inverter profile (docs/inverters.md): pylontech, victron, "
-        "sma-sunny-island, deye or sol-ark.",
+        "sma-sunny-island, deye, sol-ark or luxpower.",
     )
     period: float = Field(
         1.0,
