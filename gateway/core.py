@@ -182,7 +182,7 @@ class GatewayCore:
             c.errors += 1
             return
         frame_id = frame.id
-        if frame_id == KEEPALIVE_ID and frame.plain:
+        if frame_id == self.profile.keepalive_id and frame.plain:
             self.keepalive.on_keepalive(now)
             return
         request = self.profile.inverter_request(frame)

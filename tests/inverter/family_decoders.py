@@ -100,3 +100,85 @@ def luxpower(frames: list[Frame]) -> Decoded:
         elif f.id == 0x379:
             out[f.id] = {"capacity_ah": struct.unpack_from("<H", d)[0]}
     return out
+
+
+# Growatt "BMS CAN-Bus protocol Low Voltage" Rev 04: 0x311-0x321, every frame eight bytes,
+# big-endian.
+GROWATT_IDS = {0x311, 0x312, 0x313, 0x314, 0x315, 0x316, 0x317, 0x318, 0x319, 0x320, 0x321}
+GROWATT_PROTECTION = {
+    (0, 3): "cell_uv",
+    (0, 4): "cell_ov",
+    (0, 6): "charge_oc",
+    (0, 7): "discharge_oc",
+    (1, 2): "imbalance",
+    (1, 3): "system_error",
+    (1, 4): "charge_ut",
+    (1, 5): "discharge_ut",
+    (1, 6): "charge_ot",
+    (1, 7): "discharge_ot",
+}
+
+
+def growatt_lv(frames: list[Frame]) -> Decoded:
+    out: Decoded = {}
+    for f in frames:
+        d = f.data
+        assert f.id in GROWATT_IDS, f"{f.id:#x} is not in Growatt LV"
+        assert len(d) == 8, f"{f.id:#x}: {len(d)} bytes"
+        assert f.id not in out, f"{f.id:#x} twice"
+        if f.id == 0x311:
+            cvl, ccl, dcl, status = struct.unpack(">HhhH", d)
+            out[f.id] = {
+                "cvl": cvl / 10,
+                "ccl": ccl / 10,
+                "dcl": dcl / 10,
+                "status": status & 0b11,
+                "error": (status >> 2) & 1,
+                "sp_status": (status >> 10) & 0b11,
+            }
+        elif f.id == 0x312:
+            protection = {n: (d[b] >> bit) & 1 for (b, bit), n in GROWATT_PROTECTION.items()}
+            warning = {n: (d[b + 2] >> bit) & 1 for (b, bit), n in GROWATT_PROTECTION.items()}
+            out[f.id] = {
+                "protection": protection,
+                "warning": warning,
+                "comm_warning": d[3] & 1,
+                "packs": d[4],
+                "manufacturer": d[5:7],
+                "cells": d[7],
+            }
+        elif f.id == 0x313:
+            v, i, t, soc, soh = struct.unpack(">HhhBB", d)
+            out[f.id] = {
+                "voltage": v / 100,
+                "current": i / 10,
+                "temperature": t / 10,
+                "soc": soc,
+                "soh": soh & 0x7F,
+                "unsafe": soh >> 7,
+            }
+        elif f.id == 0x314:
+            rem, full, delta, cycles = struct.unpack(">HHHH", d)
+            out[f.id] = {
+                "remaining_ah": rem / 100,
+                "full_ah": full / 100,
+                "delta_mv": delta,
+                "cycles": cycles,
+            }
+        elif f.id == 0x319:
+            flags, high, low, n_high, n_low, pack = struct.unpack(">BHHBBB", d)
+            out[f.id] = {
+                "charge_enable": flags >> 7 & 1,
+                "discharge_enable": flags >> 6 & 1,
+                "force_charge": flags >> 5 & 1,
+                "max_cell_mv": high,
+                "min_cell_mv": low,
+                "max_cell_number": n_high,
+                "min_cell_number": n_low,
+                "protect_pack": pack,
+            }
+        elif f.id == 0x320:
+            out[f.id] = {"manufacturer": d[:2], "hw": d[2], "sw": d[3]}
+        else:
+            out[f.id] = {"raw": d}
+    return out

@@ -29,7 +29,7 @@ IDS = {
 PADDED = {"sma-sunny-island"}
 # Families whose layout differs from the Pylontech DBC: tested with their own decoders
 # (tests/inverter/family_decoders.py, test_<family>.py).
-FAMILIES = {"sol-ark", "luxpower"}
+FAMILIES = {"sol-ark", "luxpower", "growatt-lv"}
 OK, ACTIVE, UNKNOWN = 2, 1, 0
 
 

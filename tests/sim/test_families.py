@@ -15,12 +15,13 @@ from gateway.sim.scenarios import SCENARIOS
 # cell-overvoltage stops charging while discharging stays allowed: the direction-stop path
 # every family must carry without an alarm. About 2 s each.
 SCENARIO = "cell-overvoltage"
-FAMILIES = ["sol-ark", "luxpower"]
+FAMILIES = ["sol-ark", "luxpower", "growatt-lv"]
 FRAME_SETS = {
     "sol-ark": {"351", "355", "356", "359", "35C", "35E", "379"},
     "luxpower": {"351", "355", "356", "359", "35C", "35E", "379"},
+    "growatt-lv": {"311", "312", "313", "314", "319", "320", "321"},
 }
-EIGHT_BYTES = {"sol-ark"}
+EIGHT_BYTES = {"sol-ark", "growatt-lv"}
 
 
 @pytest.mark.parametrize("profile", FAMILIES)
@@ -67,7 +68,7 @@ def test_moat_bms_sim_selects_the_profile(profile: str, tmp_path: Path) -> None:
     assert FRAME_SETS[profile] <= ids
     # Battery frames only: 8 bytes each where the family reads nothing shorter.
     if profile in EIGHT_BYTES:
-        lengths = {len(f.split("#")[1]) // 2 for f in sent if f.split("#")[0] != "305"}
+        lengths = {len(f.split("#")[1]) // 2 for f in sent if f.split("#")[0] not in ("305", "301")}
         assert lengths == {8}
 
 
@@ -89,3 +90,13 @@ def test_luxpower_reads_cell_mv_and_its_shutdown_request_becomes_an_alarm_event(
         sim.inverter.shutdown_request = False
         sim.run(30.0)
         assert not core.inverter_shutdown_requested
+
+
+def test_growatt_heartbeat_keeps_the_inverter_present() -> None:
+    """The simulated Growatt sends only 0x301: the gateway must take it as the keepalive."""
+    scenario = SCENARIOS[SCENARIO]
+    sim, _ = scenario.build(0, gateway={"inverter": {"profile": "growatt-lv"}})
+    with sim:
+        sim.run(60.0)
+        assert sim.core is not None and sim.core.keepalive.status(sim.t) == "ok"
+        assert sim.inverter.limits is not None and sim.inverter.unknown == 0

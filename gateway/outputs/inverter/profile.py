@@ -38,6 +38,7 @@ class InverterProfile(ABC):
     pads_to_8: ClassVar[bool] = False  # the family wants every frame eight bytes long
     quirks: ClassVar[Quirks] = Quirks()
     default_manufacturer: ClassVar[str] = "PYLON"  # 0x35E name when none is configured
+    keepalive_id: ClassVar[int] = 0x305  # the inverter's keepalive (Growatt LV: 0x301)
 
     def __init__(self, settings: InverterSettings) -> None:
         if settings.profile != self.name:

@@ -15,6 +15,7 @@ PROFILES: dict[str, str] = {
     "deye": "gateway.outputs.inverter.deye:DeyeProfile",
     "sol-ark": "gateway.outputs.inverter.sol_ark:SolArkProfile",
     "luxpower": "gateway.outputs.inverter.luxpower:LuxpowerProfile",
+    "growatt-lv": "gateway.outputs.inverter.growatt_lv:GrowattLvProfile",
 }
 
 

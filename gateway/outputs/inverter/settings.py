@@ -26,7 +26,7 @@ class InverterSettings(BaseModel):
     profile: str = Field(
         "pylontech",
         description="Inverter profile (docs/inverters.md): pylontech, victron, "
-        "sma-sunny-island, deye, sol-ark or luxpower.",
+        "sma-sunny-island, deye, sol-ark, luxpower or growatt-lv.",
     )
     period: float = Field(
         1.0,
