@@ -21,6 +21,7 @@ from gateway.contracts.snapshot import BatterySnapshot, NodeState
 from gateway.outputs import BatteryView
 from gateway.outputs.inverter import Emitter, KeepaliveWatch, build_report, make_profile
 from gateway.outputs.inverter.keepalive import KeepaliveStatus
+from gateway.outputs.inverter.profile import InverterRequest
 from gateway.outputs.inverter.report import InverterReport
 from gateway.outputs.inverter.shaping import Outgoing
 from gateway.record.counters import BusCounters, RateLimitedLog
@@ -80,6 +81,8 @@ class GatewayCore:
         )
         self.profile = make_profile(settings.inverter.profile, settings.inverter)
         self.emitter = Emitter.for_profile(self.profile)
+        # The inverter's last request of its own family (Luxpower 0x300): shut down or not.
+        self.inverter_shutdown_requested = False
         self.keepalive = KeepaliveWatch.from_settings(settings.inverter, now)
         # A frame with a cell beyond the alert bounds makes the strategy run at once instead
         # of at the next tick: from there on the charge (discharge) derating bites, and a
@@ -163,6 +166,23 @@ class GatewayCore:
             )
         self._foreign_limits = (now, frame_id)
 
+    def _inverter_request(self, request: InverterRequest, now: float) -> None:
+        """A request of the inverter's own family (profile.inverter_request): a shutdown
+        request is an ALARM event (once per burst) and a warning in the log. The gateway does
+        not act on it: opening the relays stays the strategy's and the user's decision."""
+        self.inverter_shutdown_requested = request.shutdown
+        if not request.shutdown:
+            return
+        self.events.add(
+            now,
+            EventKind.ALARM,
+            f"the inverter asks the battery to shut down: {request.text}",
+            cause=("inverter-request", request.frame_id),
+        )
+        self._inverter_log.warning(
+            ("request", request.frame_id), now, "inverter bus: %s", request.text
+        )
+
     def on_inverter_frame(self, frame: Frame, now: float) -> None:
         """A frame from the inverter bus: only its 0x305 keepalive matters."""
         c = self.inverter_counters
@@ -171,8 +191,12 @@ class GatewayCore:
             c.errors += 1
             return
         frame_id = frame.id
-        if frame_id == KEEPALIVE_ID and frame.plain:
+        if frame_id == self.profile.keepalive_id and frame.plain:
             self.keepalive.on_keepalive(now)
+            return
+        request = self.profile.inverter_request(frame)
+        if request is not None:
+            self._inverter_request(request, now)
             return
         if not frame.extended and frame_id in OUR_INVERTER_IDS:
             self._foreign_battery_frame(frame_id, now)

@@ -29,6 +29,7 @@ from rich.logging import RichHandler
 from gateway.config.root import ConfigError, Settings, load_config
 from gateway.core import GatewayCore
 from gateway.outputs import Output
+from gateway.outputs.inverter.registry import PROFILES
 from gateway.runtime.outputs import build_outputs
 from gateway.sim.scenarios import SCENARIOS, Record, Scenario
 from gateway.sim.system import BUSES, SimSystem
@@ -66,6 +67,13 @@ def add_subparser(subparsers: Any) -> None:
         help="simulate your own battery: the topology, chemistry, capacity, strategy, SoC "
         "and inverter settings of this gateway configuration file (buses, web and state "
         "stay the simulator's)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        metavar="NAME",
+        help="the inverter profile the gateway speaks and the simulated inverter reads "
+        "(default: the configuration's, else pylontech): " + ", ".join(sorted(PROFILES)),
     )
     parser.add_argument(
         "--duration", type=float, help="simulated seconds (default: the whole scenario)"
@@ -223,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
             "token_file": str(state_dir / "token"),
         }
         gateway: dict[str, Any] = {"web": web}
+        if args.profile is not None:
+            gateway["inverter"] = {"profile": args.profile}
         if args.venus is not None:
             gateway["outputs"] = {"venus": {"bus": args.venus}}
         try:

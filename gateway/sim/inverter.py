@@ -13,6 +13,14 @@ and decides, each step, the current it pushes into the battery (A, + = charging)
 - No 0x351 for `battery_timeout_s` (3 s, like Victron): switch off at once, no current
   either way (or keep the last limits, `missing_battery_action="keep_last"`); it recovers
   when 0x351 returns, ramping up through the lag.
+- Its family (`family`, else the gateway's inverter profile; see SimSystem) decides how it
+  reads the frames: "sol-ark" ignores any frame shorter than eight bytes and reads the
+  0x356 voltage in 0.1 V (Sol-Ark V1.3); "luxpower" reads 0x355 bytes 4-7 as the highest
+  and lowest cell mV (`cell_mv`) and, with `shutdown_request` set, sends 0x300 with bit 0
+  (shut the battery down) beside its keepalive (Luxpower V04.2); "growatt-lv" reads
+  Growatt's own big-endian 0x311 (limits), 0x312 (protection bits stop a direction), 0x313
+  (measurements) and 0x319 (enable / force-charge bits), eight bytes each, and sends the
+  0x301 heartbeat instead of 0x305; every other family reads them as V1.2 does.
 - Quirks: `ignores_zero_ccl` keeps charging at `trickle_a` with CCL 0 (a Victron Multi),
   `honours_request_flags=False` ignores 0x35C (Victron), `voltage_offset_v` mis-reads the
   battery voltage.
@@ -35,6 +43,7 @@ Set `silent = True` to stop its keepalive (fault injection). What it last receiv
 from __future__ import annotations
 
 import math
+import struct
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -101,10 +110,40 @@ ALARM_BLOCKS = {
 }
 
 
+# Families whose inverters read the frames differently from V1.2 (see the module docstring).
+EIGHT_BYTES_ONLY = frozenset({"sol-ark"})  # a shorter frame is ignored
+DECIVOLT_MEASUREMENTS = frozenset({"sol-ark"})  # 0x356 voltage in 0.1 V
+CELL_MV_IN_SOC = frozenset({"luxpower"})  # 0x355 bytes 4-7: highest, lowest cell mV
+SENDS_REQUESTS = frozenset({"luxpower"})  # 0x300 beside the keepalive
+REQUEST_ID = 0x300
+GROWATT = "growatt-lv"
+GROWATT_HEARTBEAT = 0x301
+GROWATT_LIMITS, GROWATT_FAULTS, GROWATT_MEASUREMENTS, GROWATT_FLAGS = 0x311, 0x312, 0x313, 0x319
+GROWATT_IDS = frozenset({*range(0x311, 0x31A), 0x320, 0x321})
+# 0x312 protection bits (byte, bit) -> (blocks charge, blocks discharge).
+GROWATT_BLOCKS = {
+    (0, 3): (False, True),
+    (0, 4): (True, False),
+    (0, 6): (True, False),
+    (0, 7): (False, True),
+    (1, 3): (True, True),
+    (1, 4): (True, False),
+    (1, 5): (False, True),
+    (1, 6): (True, False),
+    (1, 7): (False, True),
+}
+
+
 class SimInverterSettings(BaseModel):
     """Behaviour of the simulated hybrid inverter."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: str | None = Field(
+        None,
+        description="The inverter family it behaves as (an inverter profile name); None: "
+        "the gateway's inverter profile.",
+    )
 
     max_charge_a: float = Field(100.0, gt=0, description="Most the inverter can charge with, A.")
     max_discharge_a: float = Field(
@@ -170,6 +209,9 @@ class SimInverter:
         self.protection: ProtectionAlarms | None = None
         self.alarms: AlarmsWarnings | None = None
         self.flags: RequestFlags | None = None
+        self.shutdown_request = False  # Luxpower: ask the battery to shut down (0x300)
+        self.cell_mv: tuple[int, int] | None = None  # Luxpower 0x355: highest, lowest
+        self.growatt_blocks = (False, False)  # Growatt 0x312: charge, discharge stopped
         self.raw: dict[int, bytes] = {}  # last accepted payload per known frame id
         self.last_seen: dict[int, float] = {}
         self.frames: dict[int, int] = {}  # accepted frames per id
@@ -190,18 +232,30 @@ class SimInverter:
         if not isinstance(frame_id, int) or not isinstance(data, bytes | bytearray):
             self.garbage += 1
             return
+        if self.settings.family == GROWATT:
+            self._on_growatt_frame(frame_id, bytes(data), now)
+            return
         if frame_id not in DECODERS or frame_id == KEEPALIVE_ID:
             self.unknown += 1
             return
         payload = bytes(data)
-        if not LENGTHS[frame_id] <= len(payload) <= MAX_DLC:
+        family = self.settings.family
+        shortest = MAX_DLC if family in EIGHT_BYTES_ONLY else LENGTHS[frame_id]
+        if not shortest <= len(payload) <= MAX_DLC:
             self.garbage += 1
             return
         if frame_id == LIMITS_ID:
             self.limits = decode_battery_limits(payload)
             self.battery_missing = False
+        elif frame_id == SOC_ID and family in CELL_MV_IN_SOC:
+            soc, soh, high, low = struct.unpack("<HHHH", payload.ljust(MAX_DLC, b"\0"))
+            self.soc = BatterySoc(soc, soh, float(soc))
+            self.cell_mv = (high, low)
         elif frame_id == SOC_ID:
             self.soc = decode_battery_soc(payload)
+        elif frame_id == MEASUREMENTS_ID and family in DECIVOLT_MEASUREMENTS:
+            volts, amps, degc = struct.unpack_from("<hhh", payload)
+            self.measurements = BatteryMeasurements(volts / 10, amps / 10, degc / 10)
         elif frame_id == MEASUREMENTS_ID:
             self.measurements = decode_battery_measurements(payload)
         elif frame_id == PROTECTION_ID:
@@ -210,6 +264,41 @@ class SimInverter:
             self.alarms = decode_alarms_warnings(payload)
         elif frame_id == FLAGS_ID:
             self.flags = decode_request_flags(payload)
+        self.raw[frame_id] = payload
+        self.last_seen[frame_id] = now
+        self.frames[frame_id] = self.frames.get(frame_id, 0) + 1
+
+    def _on_growatt_frame(self, frame_id: int, payload: bytes, now: float) -> None:
+        """A frame after Growatt's LV protocol (big-endian, eight bytes)."""
+        if frame_id not in GROWATT_IDS:
+            self.unknown += 1
+            return
+        if len(payload) != MAX_DLC:
+            self.garbage += 1
+            return
+        if frame_id == GROWATT_LIMITS:
+            cvl, ccl, dcl, _ = struct.unpack(">HhhH", payload)
+            self.limits = BatteryLimits(cvl / 10, ccl / 10, dcl / 10, 0.0)
+            self.battery_missing = False
+        elif frame_id == GROWATT_FAULTS:
+            charge = discharge = False
+            for (byte, bit), (stops_charge, stops_discharge) in GROWATT_BLOCKS.items():
+                if payload[byte] >> bit & 1:
+                    charge = charge or stops_charge
+                    discharge = discharge or stops_discharge
+            self.growatt_blocks = (charge, discharge)
+        elif frame_id == GROWATT_MEASUREMENTS:
+            volts, amps, degc, _, _ = struct.unpack(">HhhBB", payload)
+            self.measurements = BatteryMeasurements(volts / 100, amps / 10, degc / 10)
+        elif frame_id == GROWATT_FLAGS:
+            flags = payload[0]
+            self.flags = RequestFlags(
+                full_charge_request=0,
+                force_charge_ii=0,
+                force_charge_i=flags >> 5 & 1,
+                discharge_enable=flags >> 6 & 1,
+                charge_enable=flags >> 7 & 1,
+            )
         self.raw[frame_id] = payload
         self.last_seen[frame_id] = now
         self.frames[frame_id] = self.frames.get(frame_id, 0) + 1
@@ -224,6 +313,11 @@ class SimInverter:
             return []
         # Keep the cadence; after a gap (silence, a stalled caller) restart from now.
         self._next_keepalive = now + period if due is None or now - due >= period else due + period
+        if self.settings.family == GROWATT:
+            return [(GROWATT_HEARTBEAT, bytes(8))]
+        if self.settings.family in SENDS_REQUESTS:
+            request = bytes([int(self.shutdown_request)]) + bytes(7)
+            return [(KEEPALIVE_ID, KEEPALIVE), (REQUEST_ID, request)]
         return [(KEEPALIVE_ID, KEEPALIVE)]
 
     # -- power side --
@@ -255,7 +349,7 @@ class SimInverter:
         return self.current_a
 
     def _watch_battery(self, now: float) -> None:
-        seen = self.last_seen.get(LIMITS_ID)
+        seen = self.last_seen.get(GROWATT_LIMITS if self.settings.family == GROWATT else LIMITS_ID)
         fresh = seen is not None and now - seen <= self.settings.battery_timeout_s
         if not fresh and not self.battery_missing:
             self.battery_lost_count += 1
@@ -267,6 +361,9 @@ class SimInverter:
         if self.settings.honours_request_flags and self.flags is not None:
             charge = self.flags.charge_enable == 1
             discharge = self.flags.discharge_enable == 1
+        if self.settings.honours_alarms and self.settings.family == GROWATT:
+            charge = charge and not self.growatt_blocks[0]
+            discharge = discharge and not self.growatt_blocks[1]
         if self.settings.honours_alarms:
             for table, frame, active in (
                 (PROTECTION_BLOCKS, self.protection, 1),

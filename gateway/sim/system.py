@@ -289,7 +289,11 @@ class SimSystem:
         self._start_gateway()
         if setup.initial_soc_known and self.core is not None:
             self.core.set_soc(100 * self.battery.true_soc(), self.now())
-        self.inverter = SimInverter(setup.inverter)
+        inverter = setup.inverter
+        if inverter.family is None:
+            family = self.settings.inverter.profile
+            inverter = inverter.model_copy(update={"family": family})
+        self.inverter = SimInverter(inverter)
         self.inverter_bus = self.open_bus(self.inverter_channel)
         self.inverter_current = 0.0
         self.bus_faults = BusFaults()

@@ -25,7 +25,7 @@ def test_every_profile_is_accepted_with_defaults(name: str) -> None:
 
 
 def test_unknown_profile_lists_the_known_ones() -> None:
-    with pytest.raises(pydantic.ValidationError, match="known profiles: deye, pylontech"):
+    with pytest.raises(pydantic.ValidationError, match=r"known profiles: deye, .*pylontech"):
         InverterSettings(profile="growatt")
 
 

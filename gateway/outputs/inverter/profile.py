@@ -8,6 +8,7 @@ one instance per inverter connection. It does no I/O: the service puts the frame
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from gateway.contracts.frame import Frame
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
 FRAME_LENGTH = 8  # classic CAN payload
 
 
+@dataclass(frozen=True, slots=True)
+class InverterRequest:
+    """What an inverter asks of the battery in a frame of its family's own (Luxpower 0x300)."""
+
+    frame_id: int
+    shutdown: bool  # the inverter asks the battery to shut down
+    text: str  # for the event log
+
+
 class InverterProfile(ABC):
     """One inverter family's view of the Pylontech-compatible protocol."""
 
@@ -28,6 +38,7 @@ class InverterProfile(ABC):
     pads_to_8: ClassVar[bool] = False  # the family wants every frame eight bytes long
     quirks: ClassVar[Quirks] = Quirks()
     default_manufacturer: ClassVar[str] = "PYLON"  # 0x35E name when none is configured
+    keepalive_id: ClassVar[int] = 0x305  # the inverter's keepalive (Growatt LV: 0x301)
 
     def __init__(self, settings: InverterSettings) -> None:
         if settings.profile != self.name:
@@ -61,6 +72,11 @@ class InverterProfile(ABC):
         if self.pad_to_8:
             frames = [Frame(f.id, f.data.ljust(FRAME_LENGTH, b"\0")) for f in frames]
         return frames
+
+    def inverter_request(self, frame: Frame) -> InverterRequest | None:
+        """`frame` from the inverter read as a request of this family, or None when it is
+        none of this family's request frames (V1.2 has none: the 0x305 keepalive only)."""
+        return None
 
     @abstractmethod
     def encode(self, out: Outgoing) -> list[Frame]:

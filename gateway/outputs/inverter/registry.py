@@ -13,6 +13,9 @@ PROFILES: dict[str, str] = {
     "victron": "gateway.outputs.inverter.victron:VictronProfile",
     "sma-sunny-island": "gateway.outputs.inverter.sma_sunny_island:SmaSunnyIslandProfile",
     "deye": "gateway.outputs.inverter.deye:DeyeProfile",
+    "sol-ark": "gateway.outputs.inverter.sol_ark:SolArkProfile",
+    "luxpower": "gateway.outputs.inverter.luxpower:LuxpowerProfile",
+    "growatt-lv": "gateway.outputs.inverter.growatt_lv:GrowattLvProfile",
 }
 
 

@@ -25,7 +25,8 @@ class InverterSettings(BaseModel):
     )
     profile: str = Field(
         "pylontech",
-        description="Inverter profile: pylontech, victron, sma-sunny-island or deye.",
+        description="Inverter profile (docs/inverters.md): pylontech, victron, "
+        "sma-sunny-island, deye, sol-ark, luxpower or growatt-lv.",
     )
     period: float = Field(
         1.0,
