@@ -81,7 +81,8 @@ def protection_alarms(out: Outgoing, pylon_marker: bool = True) -> Frame:
 
 def alarms_warnings(out: Outgoing) -> Frame:
     """0x35A: alarm and warning 2-bit pairs."""
-    return Frame(_id("AlarmsWarnings"), codec.encode_alarms_warnings(alarm_pairs(out.alarms)))
+    pairs = alarm_pairs(out.alarms, charging=out.charge_enable and out.ccl > 0)
+    return Frame(_id("AlarmsWarnings"), codec.encode_alarms_warnings(pairs))
 
 
 def sma_events() -> Frame:

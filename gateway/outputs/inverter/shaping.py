@@ -20,6 +20,13 @@ Rules (see docs/inverters.md):
   the profile decides what to send (a neutral default or the protocol's "not available").
   Current is never held: unknown current is reported as 0 A. SoC is always known: the last
   value, else 50 % (neither "full" nor "empty" to an inverter that acts on SoC).
+- One direction stopped is not a battery fault (issue 15, item 1): while charging or
+  discharging is still allowed, an ALARM of a measured quantity (cell voltage, temperature,
+  current, imbalance) goes out as a WARNING. The stop itself is CCL or DCL 0 with its
+  enable bit cleared. Pylontech V1.2 reads a 0x359 protection bit as "the battery is in
+  self-protection", and a Sunny Island goes to fault on any 0x35A alarm and stops
+  discharging too (SMA FSS-ConnectingBat-TI-en-10). Faults of the system (stale data,
+  contactor, tripped or missing nodes, internal errors) stay alarms.
 """
 
 from __future__ import annotations
@@ -46,6 +53,32 @@ MAX_CELL_VOLTAGE = 10.0  # V
 MAX_CAPACITY = 60000.0  # Ah
 MAX_COUNT = 0xFFFF  # module counts travel as 16-bit numbers (0x372)
 DEFAULT_SOC = 50.0  # %, before any SoC is known
+
+# Conditions of one measured quantity: each stops one direction (or derates), not the battery.
+DIRECTIONAL = frozenset(
+    {
+        Alarm.HIGH_CELL_VOLTAGE,
+        Alarm.LOW_CELL_VOLTAGE,
+        Alarm.HIGH_TEMPERATURE,
+        Alarm.LOW_TEMPERATURE,
+        Alarm.HIGH_CHARGE_CURRENT,
+        Alarm.HIGH_DISCHARGE_CURRENT,
+        Alarm.CELL_IMBALANCE,
+    }
+)
+
+
+def direction_stops_as_warnings(
+    alarms: Mapping[Alarm, Severity], charging: bool, discharging: bool
+) -> dict[Alarm, Severity]:
+    """`alarms` as the inverter is told them: while a direction is still allowed, an
+    ALARM of a measured quantity only stopped the other one and is sent as a WARNING."""
+    if not (charging or discharging):
+        return dict(alarms)
+    return {
+        a: Severity.WARNING if a in DIRECTIONAL and s >= Severity.ALARM else s
+        for a, s in alarms.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +218,8 @@ class Shaper:
         if self.quirks.dvl_window is not None:
             dvl = _clamp(dvl, *self.quirks.dvl_window)
 
-        alarms = dict(report.alarms)
+        charging, discharging = charge_enable and ccl > 0, discharge_enable and dcl > 0
+        alarms = direction_stops_as_warnings(report.alarms, charging, discharging)
         if not valid:
             alarms[Alarm.SYSTEM] = Severity.ALARM
 

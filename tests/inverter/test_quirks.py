@@ -1,0 +1,127 @@
+"""Issue 15, "Quirks to fix": one test per item, against raw bytes read as the documents
+lay them out (Pylontech LV CAN V1.2; SMA FSS-ConnectingBat-TI-en-10; Deye LV V1.2), not
+through our DBC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.contracts.decision import Alarm, Severity
+from gateway.contracts.frame import Frame
+from tests.inverter.helpers import limits, profile, report
+
+PROFILES = ["pylontech", "victron", "sma-sunny-island", "deye"]
+
+# 0x35A pairs in SMA's order: 2 bits each from bit 0 of byte 0; alarms bytes 0-3.
+SMA_PAIRS = [
+    "general",
+    "high_voltage",
+    "low_voltage",
+    "high_temperature",
+    "low_temperature",
+    "high_temperature_charge",
+    "low_temperature_charge",
+    "high_discharge_current",
+    "high_charge_current",
+    "contactor",
+    "short_circuit",
+    "bms_internal",
+    "cell_imbalance",
+]
+
+
+def by_id(frames: list[Frame]) -> dict[int, bytes]:
+    return {f.id: f.data for f in frames}
+
+
+def sma_pairs(data: bytes, warnings: bool) -> dict[str, int]:
+    """0x35A as SMA lays it out: 01 raised, 10 cleared, 00 not evaluated."""
+    base = 4 if warnings else 0
+    word = int.from_bytes(data[base : base + 4], "little")
+    return {name: (word >> (2 * i)) & 3 for i, name in enumerate(SMA_PAIRS)}
+
+
+def u16(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 2], "little")
+
+
+def s16(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 2], "little", signed=True)
+
+
+# --- item 1: a stopped direction is not a battery fault -------------------------------
+
+# One direction stopped, the other still allowed, with the alarm the strategy raises.
+DIRECTION_STOPS: dict[str, dict[str, Any]] = {
+    "cold charging": {
+        "alarms": {Alarm.LOW_TEMPERATURE: Severity.ALARM},
+        "limits": limits(ccl=0.0, charge_enable=False),
+    },
+    "high cell": {
+        "alarms": {Alarm.HIGH_CELL_VOLTAGE: Severity.ALARM},
+        "limits": limits(ccl=0.0, charge_enable=False),
+    },
+    "full battery": {
+        "alarms": {Alarm.HIGH_CELL_VOLTAGE: Severity.ALARM},
+        "limits": limits(ccl=0.0),
+        "soc": 100.0,
+    },
+    "empty battery": {
+        "alarms": {Alarm.LOW_CELL_VOLTAGE: Severity.ALARM},
+        "limits": limits(dcl=0.0, discharge_enable=False),
+    },
+}
+
+
+@pytest.mark.parametrize("name", PROFILES)
+@pytest.mark.parametrize("case", sorted(DIRECTION_STOPS))
+def test_item1_stopped_direction_is_a_warning_not_an_alarm(name: str, case: str) -> None:
+    f = by_id(profile(name).frames(report(**DIRECTION_STOPS[case])))
+    charging = "empty" in case
+    lim = f[0x351]
+    assert (s16(lim, 2) > 0) == charging  # the stopped direction is CCL or DCL 0 ...
+    assert (s16(lim, 4) > 0) != charging
+    if 0x35C in f:  # ... with its enable bit cleared (V1.2 0x35C bit 7 charge, bit 6 disch.)
+        assert bool(f[0x35C][0] & 0x40) != charging
+        if case != "full battery":
+            assert bool(f[0x35C][0] & 0x80) == charging
+    if 0x359 in f:  # V1.2: a protection bit means self-protection: none
+        assert f[0x359][0] == 0 and f[0x359][1] == 0
+        assert f[0x359][2] != 0  # the warning (V1.2 "alarm") bit is there
+    if 0x35A in f:  # a Sunny Island faults on any alarm pair: none
+        assert 1 not in sma_pairs(f[0x35A], warnings=False).values()
+        assert sma_pairs(f[0x35A], warnings=True)["general"] == 1
+
+
+@pytest.mark.parametrize("name", ["victron", "sma-sunny-island"])
+def test_item1_cold_charging_uses_the_sma_temperature_while_charging_pair(name: str) -> None:
+    case = DIRECTION_STOPS["cold charging"]
+    pairs = sma_pairs(by_id(profile(name).frames(report(**case)))[0x35A], warnings=True)
+    assert pairs["low_temperature_charge"] == 1
+    assert pairs["high_temperature_charge"] == 2
+    normal = sma_pairs(by_id(profile(name).frames(report()))[0x35A], warnings=True)
+    assert normal["low_temperature_charge"] == 2 and normal["high_temperature_charge"] == 2
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_item1_real_faults_stay_alarms(name: str) -> None:
+    # Both directions stopped (a tripped battery, stale data): that is a fault.
+    stopped = limits(ccl=0.0, dcl=0.0, charge_enable=False, discharge_enable=False)
+    for alarms in (
+        {Alarm.HIGH_CELL_VOLTAGE: Severity.ALARM},
+        {Alarm.BATTERY_DATA_STALE: Severity.ALARM},
+    ):
+        f = by_id(profile(name).frames(report(alarms=alarms, limits=stopped)))
+        if 0x359 in f:
+            assert f[0x359][0] | f[0x359][1]
+        if 0x35A in f:
+            assert sma_pairs(f[0x35A], warnings=False)["general"] == 1
+    # A contactor fault is a fault even while the strategy still allows a direction.
+    f = by_id(profile(name).frames(report(alarms={Alarm.CONTACTOR: Severity.ALARM})))
+    if 0x359 in f:
+        assert f[0x359][1] & 0x08  # V1.2 byte 1 bit 3: system error
+    if 0x35A in f:
+        assert sma_pairs(f[0x35A], warnings=False)["contactor"] == 1
