@@ -271,7 +271,7 @@ def test_requests_follow_the_limits(pylon_db) -> None:
     assert f[0x35C] == {
         "ChargeEnable": 1,
         "DischargeEnable": 1,
-        "ForceChargeI": 0,
+        "ForceChargeI": 1,  # bit 5
         "ForceChargeII": 1,  # bit 4
         "FullChargeRequest": 1,
     }
@@ -280,6 +280,7 @@ def test_requests_follow_the_limits(pylon_db) -> None:
         pylon_db, "pylontech", report(limits=limits(force_charge=True, charge_enable=False))
     )
     assert f[0x35C]["ForceChargeII"] == 0
+    assert f[0x35C]["ForceChargeI"] == 0
 
 
 @pytest.mark.parametrize("name", sorted(IDS))

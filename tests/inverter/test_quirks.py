@@ -125,3 +125,22 @@ def test_item1_real_faults_stay_alarms(name: str) -> None:
         assert f[0x359][1] & 0x08  # V1.2 byte 1 bit 3: system error
     if 0x35A in f:
         assert sma_pairs(f[0x35A], warnings=False)["contactor"] == 1
+
+
+# --- item 2: force charge in bit 5 as well as bit 4 -----------------------------------
+
+
+@pytest.mark.parametrize("name", ["pylontech", "victron", "deye"])
+def test_item2_force_charge_sets_bit_5_as_well_as_bit_4(name: str) -> None:
+    p = profile(name)
+    assert p.force_charge_bits == {4, 5}
+    flags = by_id(p.frames(report(limits=limits(force_charge=True))))[0x35C][0]
+    # V1.2 0x35C byte 0: bit 5 force charge I (read by OpenDTU-OnBattery; Battery-Emulator
+    # sends 0xA0), bit 4 force charge II (Pylontech's recommendation, Luxpower/EG4).
+    assert flags & 0x30 == 0x30
+    assert flags & 0xC0 == 0xC0  # both directions still enabled
+    plain = by_id(profile(name).frames(report()))[0x35C][0]
+    assert plain & 0x30 == 0
+    # No force charge while charging is disabled.
+    off = by_id(profile(name).frames(report(limits=limits(force_charge=True, charge_enable=False))))
+    assert off[0x35C][0] & 0x30 == 0

@@ -42,4 +42,5 @@ class DeyeProfile(InverterProfile):
 
     def encode(self, out: Outgoing) -> list[Frame]:
         name = out.manufacturer
-        return pylon_frames(out, name if name.startswith(REQUIRED_PREFIX) else REQUIRED_PREFIX)
+        name = name if name.startswith(REQUIRED_PREFIX) else REQUIRED_PREFIX
+        return pylon_frames(out, name, force_bits=self.force_charge_bits)

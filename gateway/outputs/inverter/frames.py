@@ -90,16 +90,21 @@ def sma_events() -> Frame:
     return Frame(_id("SmaEvents"), codec.encode_sma_events(codec.SmaEvents(event_data=0)))
 
 
-def request_flags(out: Outgoing) -> Frame:
-    """0x35C: charge/discharge enable, force charge (bit 4 only, see docs/inverters.md) and
-    full-charge request."""
+def request_flags(out: Outgoing, force_bits: frozenset[int] = frozenset({4, 5})) -> Frame:
+    """0x35C: charge/discharge enable, force charge and full-charge request.
+
+    Force charge sets the bits in `force_bits` (the profile's choice). Bit 4 ("force charge
+    II" in Pylontech LV CAN V1.2) is the one Pylontech recommends inverters read and the one
+    Luxpower/EG4 watch; bit 5 ("force charge I", US2000B era) is the only one OpenDTU-
+    OnBattery reads (src/battery/pylontech/Provider.cpp) and the one Battery-Emulator sends
+    (0xA0 = bits 7 and 5).
+    """
+    force = out.force_charge
     data = codec.encode_request_flags(
         codec.RequestFlags(
             full_charge_request=int(out.full_charge_request),
-            # Bit 4: the one Pylontech recommends inverters read and the one Luxpower/EG4
-            # watch. Bit 5 (named "force charge I" by Pylontech, "II" by Sol-Ark) stays 0.
-            force_charge_ii=int(out.force_charge),
-            force_charge_i=0,
+            force_charge_ii=int(force and 4 in force_bits),
+            force_charge_i=int(force and 5 in force_bits),
             discharge_enable=int(out.discharge_enable),
             charge_enable=int(out.charge_enable),
         )

@@ -28,6 +28,10 @@ class InverterProfile(ABC):
     pads_to_8: ClassVar[bool] = False  # the family wants every frame eight bytes long
     quirks: ClassVar[Quirks] = Quirks()
     default_manufacturer: ClassVar[str] = "PYLON"  # 0x35E name when none is configured
+    # 0x35C bits a force-charge request sets (issue 15 item 2): bit 4 and bit 5, each read
+    # by some inverters (docs/inverters.md, "Requests"). A family that misreads one of
+    # them overrides this.
+    force_charge_bits: ClassVar[frozenset[int]] = frozenset({4, 5})
 
     def __init__(self, settings: InverterSettings) -> None:
         if settings.profile != self.name:

@@ -61,7 +61,7 @@ class VictronProfile(InverterProfile):
         name = out.manufacturer
         if name.upper().startswith(FORBIDDEN_PREFIX):
             name = self.default_manufacturer
-        pylon = pylon_frames(out, name, pylon_marker=False)
+        pylon = pylon_frames(out, name, pylon_marker=False, force_bits=self.force_charge_bits)
         return [
             *pylon[:4],  # 0x351 0x355 0x356 0x359
             frames.alarms_warnings(out),
