@@ -34,6 +34,14 @@ log = logging.getLogger(__name__)
 
 KEEPALIVE_ID = inverter_codec.FRAME_IDS["InverterKeepalive"]
 OUR_INVERTER_IDS = frozenset(inverter_codec.FRAME_IDS.values()) - {KEEPALIVE_ID}
+
+
+def is_keepalive(frame: Frame) -> bool:
+    """The inverter's 0x305 keepalive, with an 11-bit or a 29-bit identifier: the Schneider
+    XW Pro sends it as a 29-bit id (issue 15, item 6; docs/inverters.md)."""
+    return frame.id == KEEPALIVE_ID and not (frame.remote or frame.error)
+
+
 STATE_VERSION = 1
 # An alarm must stay away this long before its clear is recorded (debounce of events).
 ALARM_CLEAR_S = 5.0
@@ -131,7 +139,7 @@ class GatewayCore:
 
     def on_battery_frame(self, frame: Frame, now: float) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
-        if frame.id == KEEPALIVE_ID and frame.plain and self.settings.buses.inverter is None:
+        if is_keepalive(frame) and self.settings.buses.inverter is None:
             # One shared bus: the inverter's keepalive arrives here.
             self.on_inverter_frame(frame, now)
             return False
@@ -162,7 +170,7 @@ class GatewayCore:
             c.errors += 1
             return
         frame_id = frame.id
-        if frame_id == KEEPALIVE_ID and frame.plain:
+        if is_keepalive(frame):
             self.keepalive.on_keepalive(now)
             return
         if not frame.extended and frame_id in OUR_INVERTER_IDS:

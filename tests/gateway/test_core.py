@@ -156,6 +156,21 @@ def test_keepalive_on_a_shared_bus_reaches_the_watch() -> None:
     assert rig.core.battery_counters.unknown == 0
 
 
+@pytest.mark.parametrize("shared_bus", [False, True])
+def test_item6_keepalive_with_a_29_bit_id_is_accepted(shared_bus: bool) -> None:
+    # Issue 15 item 6: the Schneider XW Pro sends 0x305 as a 29-bit identifier.
+    rig = Rig()
+    rig.run(10.0)
+    assert Alarm.INVERTER_MISSING in rig.core.decision.alarms
+    frame = Frame(0x305, bytes(8), extended=True)
+    if shared_bus:
+        assert not rig.core.on_battery_frame(frame, rig.t)
+    else:
+        rig.core.on_inverter_frame(frame, rig.t)
+    rig.tick()
+    assert Alarm.INVERTER_MISSING not in rig.core.decision.alarms
+
+
 def test_state_survives_a_restart() -> None:
     rig = Rig()
     rig.core.set_soc(63.0, rig.t)

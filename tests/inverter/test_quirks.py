@@ -144,3 +144,17 @@ def test_item2_force_charge_sets_bit_5_as_well_as_bit_4(name: str) -> None:
     # No force charge while charging is disabled.
     off = by_id(profile(name).frames(report(limits=limits(force_charge=True, charge_enable=False))))
     assert off[0x35C][0] & 0x30 == 0
+
+
+# --- item 6: 0x356 temperature is the average where V1.2 / Deye say so ---------------
+
+
+@pytest.mark.parametrize("name", ["pylontech", "deye"])
+def test_item6_temperature_is_the_average_cell_temperature(name: str) -> None:
+    # V1.2 / Deye 0x356 bytes 4-5: average cell temperature, s16 0.1 degC.
+    r = report(temperature=30.0, min_cell_temperature=10.0, max_cell_temperature=30.0)
+    assert s16(by_id(profile(name).frames(r))[0x356], 4) == 200
+    # A cell temperature never known: the report's temperature.
+    nan = float("nan")
+    unknown = report(temperature=30.0, min_cell_temperature=nan, max_cell_temperature=nan)
+    assert s16(by_id(profile(name).frames(unknown))[0x356], 4) == 300

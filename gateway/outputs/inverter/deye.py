@@ -28,6 +28,7 @@ class DeyeProfile(InverterProfile):
     """Deye / Sunsynk low-voltage hybrid inverters."""
 
     name = "deye"
+    average_temperature = True  # V1.2 / Deye V1.2: 0x356 average cell temperature
     quirks = Quirks(stop_charge_by_cvl=True, keep_cvl_near_voltage=True)
 
     @classmethod

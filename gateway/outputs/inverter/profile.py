@@ -7,6 +7,7 @@ one instance per inverter connection. It does no I/O: the service puts the frame
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
@@ -32,6 +33,11 @@ class InverterProfile(ABC):
     # by some inverters (docs/inverters.md, "Requests"). A family that misreads one of
     # them overrides this.
     force_charge_bits: ClassVar[frozenset[int]] = frozenset({4, 5})
+    # 0x356 temperature is the average cell temperature (Pylontech LV CAN V1.2, Deye LV V1.2:
+    # "average cell temperature"), not the report's (highest cell) temperature. The
+    # snapshot carries the extremes only, so the average is (min + max) / 2, as
+    # Battery-Emulator and YamBMS send it.
+    average_temperature: ClassVar[bool] = False
 
     def __init__(self, settings: InverterSettings) -> None:
         if settings.profile != self.name:
@@ -57,7 +63,12 @@ class InverterProfile(ABC):
     def shape(self, report: InverterReport) -> Outgoing:
         """The values this family is sent for `report`: its quirks applied, what it was told
         last kept where a measurement is unknown. Call once per frame set sent."""
-        return self._shaper.shape(report)
+        out = self._shaper.shape(report)
+        if self.average_temperature:
+            lo, hi = out.min_cell_temperature, out.max_cell_temperature
+            if lo is not None and hi is not None:
+                out = dataclasses.replace(out, temperature=(lo + hi) / 2)
+        return out
 
     def frame_set(self, out: Outgoing) -> list[Frame]:
         """The frames carrying the shaped values `out`, in sending order."""

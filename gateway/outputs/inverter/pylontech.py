@@ -52,6 +52,7 @@ class PylontechProfile(InverterProfile):
     """Generic Pylontech LV V1.2."""
 
     name = "pylontech"
+    average_temperature = True  # V1.2 / Deye V1.2: 0x356 average cell temperature
 
     def encode(self, out: Outgoing) -> list[Frame]:
         return pylon_frames(out, out.manufacturer, force_bits=self.force_charge_bits)
