@@ -174,9 +174,10 @@ def test_deye_cvl_is_kept_within_the_margin_below_the_pack_voltage(pylon_db) -> 
     f = frames_of(pylon_db, "deye", report(limits=limits(cvl=52.6)))
     assert f[0x351]["ChargeVoltageLimit"] == approx(52.8)  # 53.27 - 0.5, rounded up
     assert f[0x351]["ChargeCurrentLimit"] == 0  # the strategy wants the pack lower
-    # The raise is bounded by the margin above the strategy's CVL.
+    # However far below the strategy's CVL is (issue 15 item 5), with charging disabled.
     f = frames_of(pylon_db, "deye", report(limits=limits(cvl=52.0)))
-    assert f[0x351]["ChargeVoltageLimit"] == approx(52.5)
+    assert f[0x351]["ChargeVoltageLimit"] == approx(52.8)
+    assert f[0x35C]["ChargeEnable"] == 0
     # Within the margin nothing changes, and other profiles never raise.
     f = frames_of(pylon_db, "deye", report(limits=limits(cvl=52.9)))
     assert f[0x351] == approx({**f[0x351], "ChargeVoltageLimit": 52.9, "ChargeCurrentLimit": 100})

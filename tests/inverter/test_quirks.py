@@ -11,6 +11,7 @@ import pytest
 
 from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.frame import Frame
+from gateway.sim.scenarios import SCENARIOS
 from tests.inverter.helpers import limits, profile, report
 
 PROFILES = ["pylontech", "victron", "sma-sunny-island", "deye"]
@@ -158,3 +159,43 @@ def test_item6_temperature_is_the_average_cell_temperature(name: str) -> None:
     nan = float("nan")
     unknown = report(temperature=30.0, min_cell_temperature=nan, max_cell_temperature=nan)
     assert s16(by_id(profile(name).frames(unknown))[0x356], 4) == 300
+
+
+# --- item 5: Deye CVL never more than cvl_margin below the pack voltage ----------------
+
+
+@pytest.mark.parametrize("strategy_cvl", [52.9, 52.6, 52.0, 51.0, 45.0])
+@pytest.mark.parametrize("ccl", [100.0, 0.0])
+def test_item5_deye_cvl_never_more_than_the_margin_below_the_pack(
+    strategy_cvl: float, ccl: float
+) -> None:
+    # Deye LV V1.2 receiver: a CVL far below the pack voltage raises W31 and it keeps
+    # charging. 0x351 bytes 0-1 CVL u16 0.1 V, 0x356 bytes 0-1 voltage s16 0.01 V.
+    r = report(voltage=53.27, limits=limits(cvl=strategy_cvl, ccl=ccl))
+    f = by_id(profile("deye").frames(r))
+    cvl, pack = u16(f[0x351], 0) / 10, s16(f[0x356], 0) / 100
+    assert pack - cvl <= 0.5 + 1e-9
+    if strategy_cvl < 52.77:  # raised: the inverter is still told to stop charging
+        assert s16(f[0x351], 2) == 0 and not f[0x35C][0] & 0x80
+
+
+def test_item5_deye_cvl_in_the_cell_overvoltage_scenario() -> None:
+    """The simulator's cell-overvoltage run with the deye profile (1.95 V measured there
+    before the fix): every frame set the simulated inverter receives keeps the CVL within
+    cvl_margin (0.5 V) of the pack voltage in the same set."""
+    scenario = SCENARIOS["cell-overvoltage"]
+    sim, record = scenario.build(0, gateway={"inverter": {"profile": "deye"}}, bus="memory")
+    gaps: list[float] = []
+
+    def watch(s: Any) -> None:
+        inv = s.inverter
+        if inv.limits is not None and inv.measurements is not None:
+            gaps.append(inv.measurements.voltage - inv.limits.charge_voltage_limit)
+
+    sim.observers.append(watch)
+    try:
+        sim.run(scenario.duration)
+        assert scenario.check(sim, record) == []  # the stop still reaches the inverter
+    finally:
+        sim.close()
+    assert gaps and max(gaps) <= 0.5 + 1e-6, f"CVL {max(gaps):.2f} V below the pack"

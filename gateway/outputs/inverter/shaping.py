@@ -14,8 +14,9 @@ Rules (see docs/inverters.md):
   to the present pack voltage rounded down to 0.1 V, never above the strategy's CVL.
 - Where a CVL far below the pack voltage makes the inverter fault and keep charging
   (Quirks.keep_cvl_near_voltage, Deye W31), the CVL is never sent more than
-  settings.cvl_margin below the pack voltage, nor raised more than cvl_margin above the
-  strategy's CVL to achieve that; a CVL raised this way comes with CCL 0.
+  settings.cvl_margin below the pack voltage (Deye LV V1.2; issue 15 item 5); a CVL raised
+  this way comes with CCL 0 and the charge-enable bit cleared, so the inverter is still
+  told to stop charging.
 - Unknown measurements hold their last known value; before any is known they are None and
   the profile decides what to send (a neutral default or the protocol's "not available").
   Current is never held: unknown current is reported as 0 A. SoC is always known: the last
@@ -195,7 +196,6 @@ class Shaper:
         held_cvl = self._hold("cvl", strategy_cvl)
         from_voltage = _voltage(floor_decivolt(voltage)) if voltage is not None else None
         cvl = held_cvl or from_voltage or settings.fallback_cvl
-        base_cvl = cvl
 
         strategy_dvl = settings.dvl if settings.dvl is not None else _voltage(limits.dvl)
         dvl = self._hold("dvl", strategy_dvl) or cvl
@@ -208,10 +208,15 @@ class Shaper:
         if self.quirks.stop_charge_by_cvl and ccl == 0 and from_voltage is not None:
             cvl = min(cvl, from_voltage)
         if self.quirks.keep_cvl_near_voltage and voltage is not None:
+            # Issue 15 item 5: no bound above the strategy's CVL. Bounding the raise by
+            # cvl_margin above it let the CVL sink 0.54-0.60 V below the pack in the demo
+            # and 1.95 V in cell-overvoltage (strategy CVL more than twice the margin below
+            # the pack). A raised CVL comes with CCL 0 and charging disabled instead.
             lowest = ceil_decivolt(voltage - settings.cvl_margin)
             if cvl < lowest:
-                cvl = max(cvl, min(lowest, floor_decivolt(base_cvl + settings.cvl_margin)))
+                cvl = lowest
                 ccl = 0.0
+                charge_enable = False
         if self.quirks.cvl_max is not None:
             cvl = min(cvl, self.quirks.cvl_max)
         dvl = min(dvl, cvl)
