@@ -126,19 +126,20 @@ def test_normal_report(pylon_db, name: str) -> None:
                 "MaxCellTemperature": 298,
             }
         )
-    if 0x35F in f:
+    if 0x35F in f:  # SMA's layout: type n/a, BMS version, capacity, manufacturer id n/a
         assert f[0x35F] == {
-            "BatteryModel": 0,
-            "HardwareVersion": 3,
+            "BatteryModel": 0xFFFF,
+            "HardwareVersion": 0x0102,
             "Capacity": 280,
-            "SoftwareVersion": 0x0102,
+            "SoftwareVersion": 0xFFFF,
         }
     if 0x35B in f:
         assert f[0x35B] == {"EventData": 0}
 
 
 # Stop charging: the CVL each family needs to really stop, for a pack at 53.27 V.
-STOP_CHARGE_CVL = {"pylontech": 55.2, "victron": 53.2, "sma-sunny-island": 53.2, "deye": 53.2}
+# SMA: at the pack voltage rounded up, never below it (issue 15 item 3).
+STOP_CHARGE_CVL = {"pylontech": 55.2, "victron": 53.2, "sma-sunny-island": 53.3, "deye": 53.2}
 
 
 @pytest.mark.parametrize("name", sorted(IDS))
@@ -155,7 +156,7 @@ def test_stop_charging(pylon_db, name: str, stop: dict[str, Any]) -> None:
         assert f[0x35C]["DischargeEnable"] == 1
 
 
-@pytest.mark.parametrize("name", ["victron", "sma-sunny-island", "deye"])
+@pytest.mark.parametrize("name", ["victron", "deye"])  # SMA: never below the pack (item 3)
 def test_stop_charging_never_raises_the_strategy_cvl(pylon_db, name: str) -> None:
     f = frames_of(pylon_db, name, report(limits=limits(cvl=53.1, ccl=0.0)))
     assert f[0x351]["ChargeVoltageLimit"] == approx(53.1)
@@ -247,8 +248,8 @@ def test_invalid_cvl_stops_both_directions_and_never_sends_zero(
     pylon_db, name: str, cvl: float
 ) -> None:
     f = frames_of(pylon_db, name, report(limits=limits(cvl=cvl)))
-    # Nothing valid was ever sent: the pack voltage rounded down stands in.
-    assert f[0x351]["ChargeVoltageLimit"] == approx(53.2)
+    # Nothing valid was ever sent: the pack voltage rounded down stands in (SMA: up).
+    assert f[0x351]["ChargeVoltageLimit"] == approx(53.3 if name == "sma-sunny-island" else 53.2)
     assert f[0x351]["ChargeCurrentLimit"] == 0
     assert f[0x351]["DischargeCurrentLimit"] == 0
     if 0x359 in f:

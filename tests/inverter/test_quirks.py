@@ -11,6 +11,7 @@ import pytest
 
 from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.frame import Frame
+from gateway.outputs.inverter.emitter import Emitter
 from gateway.sim.scenarios import SCENARIOS
 from tests.inverter.helpers import limits, profile, report
 
@@ -199,3 +200,49 @@ def test_item5_deye_cvl_in_the_cell_overvoltage_scenario() -> None:
     finally:
         sim.close()
     assert gaps and max(gaps) <= 0.5 + 1e-6, f"CVL {max(gaps):.2f} V below the pack"
+
+
+# --- item 3: SMA Sunny Island ----------------------------------------------------------
+
+SMA = "sma-sunny-island"
+
+
+def test_item3_sma_never_faster_than_200_ms_stops_included() -> None:
+    # SMA: nothing faster than every 200 ms; a stop used to go out at once.
+    stop = report(limits=limits(ccl=0.0, charge_enable=False))
+    for name, due_early in ((SMA, False), ("pylontech", True)):
+        emitter = Emitter.for_profile(profile(name))
+        emitter.sent(0.0, report())
+        assert emitter.due(0.05, stop) is due_early, name
+        assert emitter.due(0.1999, stop) is due_early, name
+        assert emitter.due(0.2, stop), name
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [limits(), limits(cvl=52.0), limits(ccl=0.0), limits(charge_enable=False)],
+    ids=["normal", "cvl below pack", "ccl 0", "charge disabled"],
+)
+def test_item3_sma_cvl_never_below_the_measured_pack_voltage(strategy: Any) -> None:
+    # SMA: a CVL below the measured voltage makes the Sunny Island discharge and ignore DCL.
+    f = by_id(profile(SMA).frames(report(voltage=53.27, limits=strategy)))
+    cvl, pack = u16(f[0x351], 0) / 10, s16(f[0x356], 0) / 100
+    assert cvl >= pack
+    if cvl < 55.2:  # brought up to the pack: charging is stopped
+        assert cvl == pytest.approx(53.3) and s16(f[0x351], 2) == 0
+
+
+def test_item3_sma_currents_clamped_to_1200_a() -> None:
+    f = by_id(profile(SMA).frames(report(limits=limits(ccl=2000.0, dcl=3000.0))))
+    assert s16(f[0x351], 2) == 12000 and s16(f[0x351], 4) == 12000  # 0.1 A
+
+
+def test_item3_sma_0x35f_laid_out_as_sma_says() -> None:
+    # SMA 0x35F: 0-1 battery type, 2-3 BMS version, 4-5 capacity 1 Ah, 6-7 manufacturer id;
+    # "not available" (0xFFFF) where a third-party BMS has nothing to say.
+    data = by_id(profile(SMA).frames(report(capacity_ah=280.0, firmware_version=0x0102)))[0x35F]
+    assert len(data) == 8
+    assert u16(data, 0) == 0xFFFF
+    assert u16(data, 2) == 0x0102
+    assert u16(data, 4) == 280
+    assert u16(data, 6) == 0xFFFF

@@ -82,9 +82,11 @@ def test_any_report_gives_decodable_frames_with_safe_limits(name, sequence) -> N
         if valid_voltage(r.limits.cvl):
             # Never more than the strategy asked for; Deye may raise it to within its W31
             # margin below the pack voltage (issue 15 item 5), never above the 60 V its LV
-            # models accept, and only with charging stopped.
-            if name == "deye" and cvl > min(r.limits.cvl, 300.0) + 0.05 + 1e-9:
-                assert cvl <= DEYE_CVL_MAX
+            # models accept, SMA to the pack voltage (item 3), never above 63 V; both only
+            # with charging stopped.
+            raises = {"deye": DEYE_CVL_MAX, "sma-sunny-island": 63.0}  # items 5 and 3
+            if name in raises and cvl > min(r.limits.cvl, 300.0) + 0.05 + 1e-9:
+                assert cvl <= raises[name]
                 assert limits_out["ChargeCurrentLimit"] == 0
             else:
                 assert cvl <= r.limits.cvl + 0.05 + 1e-9
@@ -98,9 +100,15 @@ def test_stop_charging_cvl_is_never_above_the_present_voltage(name, r) -> None:
     frames = p.frames(dataclasses.replace(r, limits=stop))
     cvl = decode(DB, frames, p.pad_to_8)[0x351]["ChargeVoltageLimit"]
     assert cvl >= MIN_VOLTAGE
-    # Deye may raise it to within its W31 margin below the pack voltage, never above it.
-    assert cvl <= (max(55.2, DEYE_CVL_MAX) if name == "deye" else 55.2) + 1e-9
-    if name != "pylontech" and valid_voltage(r.voltage):
+    # Deye may raise it to within its W31 margin below the pack voltage, never above it;
+    # SMA to the pack voltage (rounded up), never above its 63 V.
+    highest = {"deye": DEYE_CVL_MAX, "sma-sunny-island": 63.0}.get(name, 55.2)
+    assert cvl <= highest + 1e-9
+    if name == "sma-sunny-island" and valid_voltage(r.voltage):
+        # At the pack voltage rounded up, never below it (issue 15 item 3), at most 63 V.
+        assert cvl <= ceil_decivolt(min(r.voltage, 300.0)) + 1e-9
+        assert cvl >= min(r.voltage, 63.0) - 1e-9
+    elif name != "pylontech" and valid_voltage(r.voltage):
         assert cvl <= r.voltage + 1e-9
 
 

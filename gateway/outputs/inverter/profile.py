@@ -26,6 +26,8 @@ class InverterProfile(ABC):
 
     name: ClassVar[str]  # registry key, e.g. "victron"
     min_interval: ClassVar[float] = 0.1  # s: never send two frame sets closer than this
+    # True: not even a stop goes out sooner than min_interval after the last set (SMA).
+    strict_min_interval: ClassVar[bool] = False
     pads_to_8: ClassVar[bool] = False  # the family wants every frame eight bytes long
     quirks: ClassVar[Quirks] = Quirks()
     default_manufacturer: ClassVar[str] = "PYLON"  # 0x35E name when none is configured

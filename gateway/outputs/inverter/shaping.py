@@ -17,6 +17,10 @@ Rules (see docs/inverters.md):
   settings.cvl_margin below the pack voltage (Deye LV V1.2; issue 15 item 5); a CVL raised
   this way comes with CCL 0 and the charge-enable bit cleared, so the inverter is still
   told to stop charging.
+- Where a CVL below the measured pack voltage makes the inverter discharge and ignore DCL
+  (Quirks.cvl_not_below_voltage, SMA Sunny Island), the CVL is never below the pack voltage
+  rounded up to 0.1 V; a CVL raised so comes with CCL 0 and charging disabled. Current
+  limits are clamped to Quirks.current_max (SMA: 0..1200 A).
 - Unknown measurements hold their last known value; before any is known they are None and
   the profile decides what to send (a neutral default or the protocol's "not available").
   Current is never held: unknown current is reported as 0 A. SoC is always known: the last
@@ -95,6 +99,11 @@ class Quirks:
     cvl_max: float | None = None
     # Range of DVL the inverter accepts (V), None for any.
     dvl_window: tuple[float, float] | None = None
+    # A CVL below the measured pack voltage makes the inverter discharge and ignore DCL
+    # (SMA Sunny Island): the CVL is never below the pack voltage rounded up to 0.1 V.
+    cvl_not_below_voltage: bool = False
+    # Highest current limit the inverter accepts (A), None for no limit (SMA: 1200 A).
+    current_max: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +226,18 @@ class Shaper:
                 cvl = lowest
                 ccl = 0.0
                 charge_enable = False
+        if self.quirks.cvl_not_below_voltage and voltage is not None:
+            # Issue 15 item 3: at (not below) the pack voltage, with charging stopped.
+            at_voltage = ceil_decivolt(voltage)
+            if cvl < at_voltage:
+                cvl = at_voltage
+                ccl = 0.0
+                charge_enable = False
         if self.quirks.cvl_max is not None:
             cvl = min(cvl, self.quirks.cvl_max)
+        if self.quirks.current_max is not None:
+            ccl = min(ccl, self.quirks.current_max)
+            dcl = min(dcl, self.quirks.current_max)
         dvl = min(dvl, cvl)
         if self.quirks.dvl_window is not None:
             dvl = _clamp(dvl, *self.quirks.dvl_window)
