@@ -33,7 +33,11 @@ from gateway.strategy import ChargeController, StrategyState
 log = logging.getLogger(__name__)
 
 KEEPALIVE_ID = inverter_codec.FRAME_IDS["InverterKeepalive"]
-OUR_INVERTER_IDS = frozenset(inverter_codec.FRAME_IDS.values()) - {KEEPALIVE_ID}
+INVERTER_STATUS_ID = inverter_codec.FRAME_IDS["InverterStatus"]  # 0x306, SMA Sunny Island
+OUR_INVERTER_IDS = frozenset(inverter_codec.FRAME_IDS.values()) - {
+    KEEPALIVE_ID,
+    INVERTER_STATUS_ID,
+}
 
 
 def is_keepalive(frame: Frame) -> bool:
@@ -89,6 +93,8 @@ class GatewayCore:
         self.profile = make_profile(settings.inverter.profile, settings.inverter)
         self.emitter = Emitter.for_profile(self.profile)
         self.keepalive = KeepaliveWatch.from_settings(settings.inverter, now)
+        # The inverter's own readings (0x305/0x306, SMA), by name; empty until received.
+        self.inverter_readings: dict[str, float] = {}
         # A frame with a cell beyond the alert bounds makes the strategy run at once instead
         # of at the next tick: from there on the charge (discharge) derating bites, and a
         # stop must reach the inverter in milliseconds.
@@ -139,7 +145,8 @@ class GatewayCore:
 
     def on_battery_frame(self, frame: Frame, now: float) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
-        if is_keepalive(frame) and self.settings.buses.inverter is None:
+        inverter_sends = is_keepalive(frame) or (frame.id == INVERTER_STATUS_ID and frame.plain)
+        if inverter_sends and self.settings.buses.inverter is None:
             # One shared bus: the inverter's keepalive arrives here.
             self.on_inverter_frame(frame, now)
             return False
@@ -172,6 +179,10 @@ class GatewayCore:
         frame_id = frame.id
         if is_keepalive(frame):
             self.keepalive.on_keepalive(now)
+            self._inverter_readings(frame, now)
+            return
+        if frame_id == INVERTER_STATUS_ID and frame.plain:
+            self._inverter_readings(frame, now)
             return
         if not frame.extended and frame_id in OUR_INVERTER_IDS:
             self._foreign_battery_frame(frame_id, now)
@@ -182,6 +193,32 @@ class GatewayCore:
                 frame_id,
             )
         c.count_unknown(frame_id)
+
+    def _inverter_readings(self, frame: Frame, now: float) -> None:
+        """What the inverter says about the battery in 0x305 / 0x306 (SMA Sunny Island: its
+        own voltage, current, temperature, SoC; SoH, state, error, charge voltage), kept for
+        the status report when the profile reads them (issue 15 item 3)."""
+        if not self.profile.reads_inverter_readings or len(frame.data) != 8:
+            return
+        readings = self.inverter_readings
+        if frame.id == KEEPALIVE_ID:
+            k = inverter_codec.decode_inverter_keepalive(frame.data)
+            readings.update(
+                voltage=k.inverter_voltage,
+                current=k.inverter_current,
+                temperature=k.inverter_temperature,
+                soc=k.inverter_soc,
+            )
+        else:
+            st = inverter_codec.decode_inverter_status(frame.data)
+            readings.update(
+                soh=st.inverter_soh,
+                charging_procedure=st.charging_procedure,
+                operating_state=st.operating_state,
+                error=st.active_error,
+                cvl_setpoint=st.charge_voltage_setpoint,
+            )
+        readings["time"] = now
 
     # ------------------------------------------------------------------ user actions
 

@@ -32,6 +32,7 @@ __all__ = [
     "CellExtremes",
     "InstalledCapacity",
     "InverterKeepalive",
+    "InverterStatus",
     "ManufacturerName",
     "ModuleCounts",
     "ProtectionAlarms",
@@ -49,6 +50,7 @@ __all__ = [
     "decode_cell_extremes",
     "decode_installed_capacity",
     "decode_inverter_keepalive",
+    "decode_inverter_status",
     "decode_manufacturer_name",
     "decode_module_counts",
     "decode_protection_alarms",
@@ -64,6 +66,7 @@ __all__ = [
     "encode_cell_extremes",
     "encode_installed_capacity",
     "encode_inverter_keepalive",
+    "encode_inverter_status",
     "encode_manufacturer_name",
     "encode_module_counts",
     "encode_protection_alarms",
@@ -107,21 +110,78 @@ class AlarmsWarningsChoice(IntEnum):
 
 
 class InverterKeepalive(NamedTuple):
-    """0x305, 8 bytes, every 1000 ms. Keepalive from the inverter, about once a second. Usually eight zero bytes; some inverters put measurements or their brand in it. The gateway only watches that it arrives."""
+    """0x305, 8 bytes, every 1000 ms. Keepalive from the inverter, about once a second, with an 11-bit or (Schneider XW Pro) a 29-bit id. Usually eight zero bytes; a Sunny Island puts its own readings in it (SMA FSS-ConnectingBat-TI-en-10), which the gateway reports for the sma-sunny-island profile; other inverters other things (Afore: its brand in ASCII)."""
 
-    # Inverter-specific content; ignored.
-    payload: int
+    # SMA Sunny Island: battery voltage it measures, 0.1 V. [V]
+    inverter_voltage: float
+    # SMA Sunny Island: battery current it measures, 0.1 A. [A]
+    inverter_current: float
+    # SMA Sunny Island: battery temperature, 0.1 degC. [degC]
+    inverter_temperature: float
+    # SMA Sunny Island: its SoC, 0.1 %. [%]
+    inverter_soc: float
 
 
 def decode_inverter_keepalive(data: bytes) -> InverterKeepalive:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFFFFFFFFFFFFFFFF
-    return InverterKeepalive(v_0)
+    v_0_raw = x & 0xFFFF
+    v_0 = v_0_raw * 0.1
+    v_1_raw = (x >> 16) & 0xFFFF
+    if v_1_raw & 0x8000:
+        v_1_raw -= 0x10000
+    v_1 = v_1_raw * 0.1
+    v_2_raw = (x >> 32) & 0xFFFF
+    if v_2_raw & 0x8000:
+        v_2_raw -= 0x10000
+    v_2 = v_2_raw * 0.1
+    v_3_raw = (x >> 48) & 0xFFFF
+    v_3 = v_3_raw * 0.1
+    return InverterKeepalive(v_0, v_1, v_2, v_3)
 
 
 def encode_inverter_keepalive(m: InverterKeepalive) -> bytes:
-    r0 = _int("Payload", m.payload, 0, 18446744073709551615)
-    x = r0
+    r0 = _raw("InverterVoltage", m.inverter_voltage, 0.1, 0.0, (0, 65535))
+    r1 = _raw("InverterCurrent", m.inverter_current, 0.1, 0.0, (-32768, 32767))
+    r2 = _raw("InverterTemperature", m.inverter_temperature, 0.1, 0.0, (-32768, 32767))
+    r3 = _raw("InverterSoc", m.inverter_soc, 0.1, 0.0, (0, 65535))
+    x = r0 | ((r1 & 0xFFFF) << 16) | ((r2 & 0xFFFF) << 32) | (r3 << 48)
+    return x.to_bytes(8, "little")
+
+
+
+class InverterStatus(NamedTuple):
+    """0x306, 8 bytes, every 1000 ms. SMA Sunny Island status, about once a second (FSS-ConnectingBat-TI-en-10)."""
+
+    # SMA Sunny Island: battery SoH, 1 %. [%]
+    inverter_soh: int
+    # SMA Sunny Island: charging procedure (SMA code).
+    charging_procedure: int
+    # SMA Sunny Island: operating state (SMA code).
+    operating_state: int
+    # SMA Sunny Island: active error number (e.g. 952 for F952), 0 for none.
+    active_error: int
+    # SMA Sunny Island: the charge voltage it regulates to, 0.1 V. [V]
+    charge_voltage_setpoint: float
+
+
+def decode_inverter_status(data: bytes) -> InverterStatus:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFFFF
+    v_1 = (x >> 16) & 0xFF
+    v_2 = (x >> 24) & 0xFF
+    v_3 = (x >> 32) & 0xFFFF
+    v_4_raw = (x >> 48) & 0xFFFF
+    v_4 = v_4_raw * 0.1
+    return InverterStatus(v_0, v_1, v_2, v_3, v_4)
+
+
+def encode_inverter_status(m: InverterStatus) -> bytes:
+    r0 = _int("InverterSoh", m.inverter_soh, 0, 65535)
+    r1 = _int("ChargingProcedure", m.charging_procedure, 0, 255)
+    r2 = _int("OperatingState", m.operating_state, 0, 255)
+    r3 = _int("ActiveError", m.active_error, 0, 65535)
+    r4 = _raw("ChargeVoltageSetpoint", m.charge_voltage_setpoint, 0.1, 0.0, (0, 65535))
+    x = r0 | (r1 << 16) | (r2 << 24) | (r3 << 32) | (r4 << 48)
     return x.to_bytes(8, "little")
 
 
@@ -759,6 +819,7 @@ def encode_installed_capacity(m: InstalledCapacity) -> bytes:
 # Frame id (node 0 for per-node messages) -> decoder, length, cycle time.
 DECODERS = {
     0x305: decode_inverter_keepalive,
+    0x306: decode_inverter_status,
     0x351: decode_battery_limits,
     0x355: decode_battery_soc,
     0x356: decode_battery_measurements,
@@ -776,6 +837,7 @@ DECODERS = {
 }
 FRAME_IDS = {
     "InverterKeepalive": 0x305,
+    "InverterStatus": 0x306,
     "BatteryLimits": 0x351,
     "BatterySoc": 0x355,
     "BatteryMeasurements": 0x356,
@@ -793,6 +855,7 @@ FRAME_IDS = {
 }
 LENGTHS = {
     0x305: 8,
+    0x306: 8,
     0x351: 8,
     0x355: 6,
     0x356: 6,
@@ -810,6 +873,7 @@ LENGTHS = {
 }
 CYCLE_MS = {
     0x305: 1000,
+    0x306: 1000,
     0x351: 1000,
     0x355: 1000,
     0x356: 1000,
@@ -827,6 +891,7 @@ CYCLE_MS = {
 }
 SENDERS = {
     0x305: "Inverter",
+    0x306: "Inverter",
     0x351: "Battery",
     0x355: "Battery",
     0x356: "Battery",

@@ -35,6 +35,8 @@ class InverterProfile(ABC):
     # by some inverters (docs/inverters.md, "Requests"). A family that misreads one of
     # them overrides this.
     force_charge_bits: ClassVar[frozenset[int]] = frozenset({4, 5})
+    # The inverter sends its own readings in 0x305/0x306 (SMA): the gateway reports them.
+    reads_inverter_readings: ClassVar[bool] = False
     # 0x356 temperature is the average cell temperature (Pylontech LV CAN V1.2, Deye LV V1.2:
     # "average cell temperature"), not the report's (highest cell) temperature. The
     # snapshot carries the extremes only, so the average is (min + max) / 2, as

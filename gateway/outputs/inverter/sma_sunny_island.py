@@ -61,6 +61,7 @@ class SmaSunnyIslandProfile(InverterProfile):
     name = "sma-sunny-island"
     min_interval = 0.2
     strict_min_interval = True  # stops included
+    reads_inverter_readings = True  # 0x305 V/I/T/SoC, 0x306 SoH/state/error/CVL setpoint
     pads_to_8 = True
     quirks = Quirks(
         stop_charge_by_cvl=True,
