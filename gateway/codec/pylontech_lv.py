@@ -34,6 +34,10 @@ __all__ = [
     "InverterKeepalive",
     "InverterStatus",
     "ManufacturerName",
+    "MaxCellTemperatureId",
+    "MaxCellVoltageId",
+    "MinCellTemperatureId",
+    "MinCellVoltageId",
     "ModuleCounts",
     "ProtectionAlarms",
     "ProtectionAlarmsMarkerN",
@@ -52,6 +56,10 @@ __all__ = [
     "decode_inverter_keepalive",
     "decode_inverter_status",
     "decode_manufacturer_name",
+    "decode_max_cell_temperature_id",
+    "decode_max_cell_voltage_id",
+    "decode_min_cell_temperature_id",
+    "decode_min_cell_voltage_id",
     "decode_module_counts",
     "decode_protection_alarms",
     "decode_request_flags",
@@ -68,6 +76,10 @@ __all__ = [
     "encode_inverter_keepalive",
     "encode_inverter_status",
     "encode_manufacturer_name",
+    "encode_max_cell_temperature_id",
+    "encode_max_cell_voltage_id",
+    "encode_min_cell_temperature_id",
+    "encode_min_cell_voltage_id",
     "encode_module_counts",
     "encode_protection_alarms",
     "encode_request_flags",
@@ -796,8 +808,200 @@ def encode_cell_extremes(m: CellExtremes) -> bytes:
 
 
 
+class MinCellVoltageId(NamedTuple):
+    """0x374, 8 bytes, every 1000 ms. Name of the cell with the lowest cell voltage, 8 ASCII characters padded with NUL (Victron, shown by the GX)."""
+
+    # Character 1 (ASCII).
+    id_char1: int
+    # Character 2 (ASCII).
+    id_char2: int
+    # Character 3 (ASCII).
+    id_char3: int
+    # Character 4 (ASCII).
+    id_char4: int
+    # Character 5 (ASCII).
+    id_char5: int
+    # Character 6 (ASCII).
+    id_char6: int
+    # Character 7 (ASCII).
+    id_char7: int
+    # Character 8 (ASCII).
+    id_char8: int
+
+
+def decode_min_cell_voltage_id(data: bytes) -> MinCellVoltageId:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFF
+    v_1 = (x >> 8) & 0xFF
+    v_2 = (x >> 16) & 0xFF
+    v_3 = (x >> 24) & 0xFF
+    v_4 = (x >> 32) & 0xFF
+    v_5 = (x >> 40) & 0xFF
+    v_6 = (x >> 48) & 0xFF
+    v_7 = (x >> 56) & 0xFF
+    return MinCellVoltageId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+
+
+def encode_min_cell_voltage_id(m: MinCellVoltageId) -> bytes:
+    r0 = _int("IdChar1", m.id_char1, 0, 255)
+    r1 = _int("IdChar2", m.id_char2, 0, 255)
+    r2 = _int("IdChar3", m.id_char3, 0, 255)
+    r3 = _int("IdChar4", m.id_char4, 0, 255)
+    r4 = _int("IdChar5", m.id_char5, 0, 255)
+    r5 = _int("IdChar6", m.id_char6, 0, 255)
+    r6 = _int("IdChar7", m.id_char7, 0, 255)
+    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
+    return x.to_bytes(8, "little")
+
+
+
+class MaxCellVoltageId(NamedTuple):
+    """0x375, 8 bytes, every 1000 ms. Name of the cell with the highest cell voltage, 8 ASCII characters padded with NUL (Victron, shown by the GX)."""
+
+    # Character 1 (ASCII).
+    id_char1: int
+    # Character 2 (ASCII).
+    id_char2: int
+    # Character 3 (ASCII).
+    id_char3: int
+    # Character 4 (ASCII).
+    id_char4: int
+    # Character 5 (ASCII).
+    id_char5: int
+    # Character 6 (ASCII).
+    id_char6: int
+    # Character 7 (ASCII).
+    id_char7: int
+    # Character 8 (ASCII).
+    id_char8: int
+
+
+def decode_max_cell_voltage_id(data: bytes) -> MaxCellVoltageId:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFF
+    v_1 = (x >> 8) & 0xFF
+    v_2 = (x >> 16) & 0xFF
+    v_3 = (x >> 24) & 0xFF
+    v_4 = (x >> 32) & 0xFF
+    v_5 = (x >> 40) & 0xFF
+    v_6 = (x >> 48) & 0xFF
+    v_7 = (x >> 56) & 0xFF
+    return MaxCellVoltageId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+
+
+def encode_max_cell_voltage_id(m: MaxCellVoltageId) -> bytes:
+    r0 = _int("IdChar1", m.id_char1, 0, 255)
+    r1 = _int("IdChar2", m.id_char2, 0, 255)
+    r2 = _int("IdChar3", m.id_char3, 0, 255)
+    r3 = _int("IdChar4", m.id_char4, 0, 255)
+    r4 = _int("IdChar5", m.id_char5, 0, 255)
+    r5 = _int("IdChar6", m.id_char6, 0, 255)
+    r6 = _int("IdChar7", m.id_char7, 0, 255)
+    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
+    return x.to_bytes(8, "little")
+
+
+
+class MinCellTemperatureId(NamedTuple):
+    """0x376, 8 bytes, every 1000 ms. Name of the cell with the lowest cell temperature, 8 ASCII characters padded with NUL (Victron, shown by the GX)."""
+
+    # Character 1 (ASCII).
+    id_char1: int
+    # Character 2 (ASCII).
+    id_char2: int
+    # Character 3 (ASCII).
+    id_char3: int
+    # Character 4 (ASCII).
+    id_char4: int
+    # Character 5 (ASCII).
+    id_char5: int
+    # Character 6 (ASCII).
+    id_char6: int
+    # Character 7 (ASCII).
+    id_char7: int
+    # Character 8 (ASCII).
+    id_char8: int
+
+
+def decode_min_cell_temperature_id(data: bytes) -> MinCellTemperatureId:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFF
+    v_1 = (x >> 8) & 0xFF
+    v_2 = (x >> 16) & 0xFF
+    v_3 = (x >> 24) & 0xFF
+    v_4 = (x >> 32) & 0xFF
+    v_5 = (x >> 40) & 0xFF
+    v_6 = (x >> 48) & 0xFF
+    v_7 = (x >> 56) & 0xFF
+    return MinCellTemperatureId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+
+
+def encode_min_cell_temperature_id(m: MinCellTemperatureId) -> bytes:
+    r0 = _int("IdChar1", m.id_char1, 0, 255)
+    r1 = _int("IdChar2", m.id_char2, 0, 255)
+    r2 = _int("IdChar3", m.id_char3, 0, 255)
+    r3 = _int("IdChar4", m.id_char4, 0, 255)
+    r4 = _int("IdChar5", m.id_char5, 0, 255)
+    r5 = _int("IdChar6", m.id_char6, 0, 255)
+    r6 = _int("IdChar7", m.id_char7, 0, 255)
+    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
+    return x.to_bytes(8, "little")
+
+
+
+class MaxCellTemperatureId(NamedTuple):
+    """0x377, 8 bytes, every 1000 ms. Name of the cell with the highest cell temperature, 8 ASCII characters padded with NUL (Victron, shown by the GX)."""
+
+    # Character 1 (ASCII).
+    id_char1: int
+    # Character 2 (ASCII).
+    id_char2: int
+    # Character 3 (ASCII).
+    id_char3: int
+    # Character 4 (ASCII).
+    id_char4: int
+    # Character 5 (ASCII).
+    id_char5: int
+    # Character 6 (ASCII).
+    id_char6: int
+    # Character 7 (ASCII).
+    id_char7: int
+    # Character 8 (ASCII).
+    id_char8: int
+
+
+def decode_max_cell_temperature_id(data: bytes) -> MaxCellTemperatureId:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFF
+    v_1 = (x >> 8) & 0xFF
+    v_2 = (x >> 16) & 0xFF
+    v_3 = (x >> 24) & 0xFF
+    v_4 = (x >> 32) & 0xFF
+    v_5 = (x >> 40) & 0xFF
+    v_6 = (x >> 48) & 0xFF
+    v_7 = (x >> 56) & 0xFF
+    return MaxCellTemperatureId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+
+
+def encode_max_cell_temperature_id(m: MaxCellTemperatureId) -> bytes:
+    r0 = _int("IdChar1", m.id_char1, 0, 255)
+    r1 = _int("IdChar2", m.id_char2, 0, 255)
+    r2 = _int("IdChar3", m.id_char3, 0, 255)
+    r3 = _int("IdChar4", m.id_char4, 0, 255)
+    r4 = _int("IdChar5", m.id_char5, 0, 255)
+    r5 = _int("IdChar6", m.id_char6, 0, 255)
+    r6 = _int("IdChar7", m.id_char7, 0, 255)
+    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
+    return x.to_bytes(8, "little")
+
+
+
 class InstalledCapacity(NamedTuple):
-    """0x379, 8 bytes, every 1000 ms. Installed capacity (Sol-Ark, Luxpower)."""
+    """0x379, 8 bytes, every 1000 ms. Installed capacity (Sol-Ark, Luxpower; Victron shows it and derives its CCL floor from it)."""
 
     # Installed capacity, 1 Ah. [Ah]
     installed_capacity: int
@@ -833,6 +1037,10 @@ DECODERS = {
     0x371: decode_bms_name2,
     0x372: decode_module_counts,
     0x373: decode_cell_extremes,
+    0x374: decode_min_cell_voltage_id,
+    0x375: decode_max_cell_voltage_id,
+    0x376: decode_min_cell_temperature_id,
+    0x377: decode_max_cell_temperature_id,
     0x379: decode_installed_capacity,
 }
 FRAME_IDS = {
@@ -851,6 +1059,10 @@ FRAME_IDS = {
     "BmsName2": 0x371,
     "ModuleCounts": 0x372,
     "CellExtremes": 0x373,
+    "MinCellVoltageId": 0x374,
+    "MaxCellVoltageId": 0x375,
+    "MinCellTemperatureId": 0x376,
+    "MaxCellTemperatureId": 0x377,
     "InstalledCapacity": 0x379,
 }
 LENGTHS = {
@@ -869,6 +1081,10 @@ LENGTHS = {
     0x371: 8,
     0x372: 8,
     0x373: 8,
+    0x374: 8,
+    0x375: 8,
+    0x376: 8,
+    0x377: 8,
     0x379: 8,
 }
 CYCLE_MS = {
@@ -887,6 +1103,10 @@ CYCLE_MS = {
     0x371: 1000,
     0x372: 1000,
     0x373: 1000,
+    0x374: 1000,
+    0x375: 1000,
+    0x376: 1000,
+    0x377: 1000,
     0x379: 1000,
 }
 SENDERS = {
@@ -905,6 +1125,10 @@ SENDERS = {
     0x371: "Battery",
     0x372: "Battery",
     0x373: "Battery",
+    0x374: "Battery",
+    0x375: "Battery",
+    0x376: "Battery",
+    0x377: "Battery",
     0x379: "Battery",
 }
 # Frame ids whose low 4 bits carry the node id.

@@ -22,7 +22,9 @@ from tests.inverter.helpers import (
 PYLON_SET = {0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E}
 IDS = {
     "pylontech": PYLON_SET,
-    "victron": PYLON_SET | {0x35A, 0x370, 0x371, 0x372, 0x373},
+    "victron": PYLON_SET
+    | {0x35A, 0x35F, 0x370, 0x371, 0x372, 0x373}
+    | {0x374, 0x375, 0x376, 0x377, 0x379},
     "sma-sunny-island": {0x351, 0x355, 0x356, 0x35A, 0x35B, 0x35E, 0x35F},
     "deye": PYLON_SET,
 }
@@ -126,7 +128,14 @@ def test_normal_report(pylon_db, name: str) -> None:
                 "MaxCellTemperature": 298,
             }
         )
-    if 0x35F in f:  # SMA's layout: type n/a, BMS version, capacity, manufacturer id n/a
+    if 0x35F in f and name == "victron":  # model, firmware, capacity, hardware (item 4)
+        assert f[0x35F] == {
+            "BatteryModel": 0,
+            "HardwareVersion": 0x0102,
+            "Capacity": 280,
+            "SoftwareVersion": 3,
+        }
+    elif 0x35F in f:  # SMA's layout: type n/a, BMS version, capacity, manufacturer id n/a
         assert f[0x35F] == {
             "BatteryModel": 0xFFFF,
             "HardwareVersion": 0x0102,

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.frame import Frame
+from gateway.outputs.inverter import victron
 from gateway.outputs.inverter.emitter import Emitter
 from gateway.sim.scenarios import SCENARIOS
 from gateway.sim.system import SimSystem, deep_merge
@@ -276,3 +277,30 @@ def test_item3_sma_restart_is_back_on_the_bus_well_within_60_s() -> None:
     after = min(t for t in seen if t >= 105.0)
     assert after - 105.0 <= setup.node_period_ms / 1000  # the first step after the start
     assert after - before <= 10.0  # a 5 s outage: far from SMA's 60 s
+
+
+# --- item 4: Victron --------------------------------------------------------------------
+
+
+def test_item4_victron_capacity_in_0x35f_and_0x379() -> None:
+    # The GX shows the capacity and floors its CCL at capacity/4 from it. 0x35F as diyBMS
+    # v4 sends it to a GX: 0-1 model, 2-3 firmware version, 4-5 capacity 1 Ah; 0x379 0-1
+    # installed capacity 1 Ah.
+    f = by_id(profile("victron").frames(report(capacity_ah=280.0, firmware_version=0x0102)))
+    assert u16(f[0x35F], 2) == 0x0102
+    assert u16(f[0x35F], 4) == 280
+    assert u16(f[0x379], 0) == 280
+
+
+def test_item4_victron_cell_ids_in_0x374_to_0x377() -> None:
+    r = report(min_cell_id="N0C3", max_cell_id="N12C15")
+    f = by_id(profile("victron").frames(r))
+    assert f[0x374] == b"N0C3\0\0\0\0"
+    assert f[0x375] == b"N12C15\0\0"
+    assert f[0x376] == f[0x377] == bytes(8)  # the gateway does not know which cell
+
+
+def test_item4_victron_docstring_matches_dbus_systemcalc() -> None:
+    doc = " ".join((victron.__doc__ or "").split())
+    assert "(30, 54] V is replaced" in doc
+    assert "(20, 55] V it floors the CCL at capacity/4" in doc

@@ -170,3 +170,38 @@ def cell_extremes(min_v: float, max_v: float, min_t: float, max_t: float) -> Fra
         )
     )
     return Frame(_id("CellExtremes"), data)
+
+
+def cell_ids(min_v: str, max_v: str, min_t: str, max_t: str) -> list[Frame]:
+    """0x374-0x377: names of the cells with the lowest / highest voltage and temperature,
+    8 ASCII characters each, padded with NUL (Victron; diyBMS v4 victron_canbus.cpp)."""
+    return [
+        Frame(
+            _id("MinCellVoltageId"),
+            codec.encode_min_cell_voltage_id(codec.MinCellVoltageId(*ascii_codes(min_v, 8, "\0"))),
+        ),
+        Frame(
+            _id("MaxCellVoltageId"),
+            codec.encode_max_cell_voltage_id(codec.MaxCellVoltageId(*ascii_codes(max_v, 8, "\0"))),
+        ),
+        Frame(
+            _id("MinCellTemperatureId"),
+            codec.encode_min_cell_temperature_id(
+                codec.MinCellTemperatureId(*ascii_codes(min_t, 8, "\0"))
+            ),
+        ),
+        Frame(
+            _id("MaxCellTemperatureId"),
+            codec.encode_max_cell_temperature_id(
+                codec.MaxCellTemperatureId(*ascii_codes(max_t, 8, "\0"))
+            ),
+        ),
+    ]
+
+
+def installed_capacity(capacity_ah: float) -> Frame:
+    """0x379: installed capacity, whole Ah."""
+    data = codec.encode_installed_capacity(
+        codec.InstalledCapacity(installed_capacity=round(capacity_ah))
+    )
+    return Frame(_id("InstalledCapacity"), data)

@@ -137,6 +137,8 @@ class Outgoing:
     bms_name: str
     firmware_version: int
     hardware_version: int
+    min_cell_id: str = ""
+    max_cell_id: str = ""
 
 
 def floor_decivolt(volts: float) -> float:
@@ -280,6 +282,8 @@ class Shaper:
             bms_name=report.bms_name,
             firmware_version=report.firmware_version,
             hardware_version=report.hardware_version,
+            min_cell_id=report.min_cell_id,
+            max_cell_id=report.max_cell_id,
         )
 
     def _temperature(self, key: str, value: float) -> float | None:
