@@ -34,7 +34,13 @@ from gateway.strategy import ChargeController, StrategyState
 log = logging.getLogger(__name__)
 
 KEEPALIVE_ID = inverter_codec.FRAME_IDS["InverterKeepalive"]
-OUR_INVERTER_IDS = frozenset(inverter_codec.FRAME_IDS.values()) - {KEEPALIVE_ID}
+INVERTER_STATUS_ID = inverter_codec.FRAME_IDS["InverterStatus"]  # 0x306, SMA Sunny Island
+OUR_INVERTER_IDS = frozenset(inverter_codec.FRAME_IDS.values()) - {
+    KEEPALIVE_ID,
+    INVERTER_STATUS_ID,
+}
+
+
 STATE_VERSION = 1
 # An alarm must stay away this long before its clear is recorded (debounce of events).
 ALARM_CLEAR_S = 5.0
@@ -84,6 +90,8 @@ class GatewayCore:
         # The inverter's last request of its own family (Luxpower 0x300): shut down or not.
         self.inverter_shutdown_requested = False
         self.keepalive = KeepaliveWatch.from_settings(settings.inverter, now)
+        # The inverter's own readings (0x305/0x306, SMA), by name; empty until received.
+        self.inverter_readings: dict[str, float] = {}
         # A frame with a cell beyond the alert bounds makes the strategy run at once instead
         # of at the next tick: from there on the charge (discharge) derating bites, and a
         # stop must reach the inverter in milliseconds.
@@ -143,7 +151,10 @@ class GatewayCore:
 
     def on_battery_frame(self, frame: Frame, now: float) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
-        if frame.id == KEEPALIVE_ID and frame.plain and self.settings.buses.inverter is None:
+        inverter_sends = self.is_keepalive(frame) or (
+            frame.id == INVERTER_STATUS_ID and frame.plain
+        )
+        if inverter_sends and self.settings.buses.inverter is None:
             # One shared bus: the inverter's keepalive arrives here.
             self.on_inverter_frame(frame, now)
             return False
@@ -151,6 +162,12 @@ class GatewayCore:
             # One shared bus: our own frames are not heard back, so this is another device.
             self._foreign_battery_frame(frame.id, now)
         return self.source.on_frame(frame, now)
+
+    def is_keepalive(self, frame: Frame) -> bool:
+        """The inverter's keepalive (0x305; the profile's own id, e.g. Growatt LV's 0x301),
+        with an 11-bit or a 29-bit identifier: the Schneider XW Pro sends 0x305 as a 29-bit
+        id (issue 15, item 6; docs/inverters.md)."""
+        return frame.id == self.profile.keepalive_id and not (frame.remote or frame.error)
 
     def _foreign_battery_frame(self, frame_id: int, now: float) -> None:
         """Another device sends battery frames (limits) to the inverter: it now gets two
@@ -191,8 +208,12 @@ class GatewayCore:
             c.errors += 1
             return
         frame_id = frame.id
-        if frame_id == self.profile.keepalive_id and frame.plain:
+        if self.is_keepalive(frame):
             self.keepalive.on_keepalive(now)
+            self._inverter_readings(frame, now)
+            return
+        if frame_id == INVERTER_STATUS_ID and frame.plain:
+            self._inverter_readings(frame, now)
             return
         request = self.profile.inverter_request(frame)
         if request is not None:
@@ -207,6 +228,32 @@ class GatewayCore:
                 frame_id,
             )
         c.count_unknown(frame_id)
+
+    def _inverter_readings(self, frame: Frame, now: float) -> None:
+        """What the inverter says about the battery in 0x305 / 0x306 (SMA Sunny Island: its
+        own voltage, current, temperature, SoC; SoH, state, error, charge voltage), kept for
+        the status report when the profile reads them (issue 15 item 3)."""
+        if not self.profile.reads_inverter_readings or len(frame.data) != 8:
+            return
+        readings = self.inverter_readings
+        if frame.id == KEEPALIVE_ID:
+            k = inverter_codec.decode_inverter_keepalive(frame.data)
+            readings.update(
+                voltage=k.inverter_voltage,
+                current=k.inverter_current,
+                temperature=k.inverter_temperature,
+                soc=k.inverter_soc,
+            )
+        else:
+            st = inverter_codec.decode_inverter_status(frame.data)
+            readings.update(
+                soh=st.inverter_soh,
+                charging_procedure=st.charging_procedure,
+                operating_state=st.operating_state,
+                error=st.active_error,
+                cvl_setpoint=st.charge_voltage_setpoint,
+            )
+        readings["time"] = now
 
     # ------------------------------------------------------------------ user actions
 

@@ -148,6 +148,7 @@ def test_protected_messages_carry_crc_and_counter_where_e2e_expects_them(moat_db
 
 PYLON_IDS = {
     0x305,
+    0x306,  # SMA Sunny Island status (issue 15 item 3)
     0x351,
     0x355,
     0x356,
@@ -161,6 +162,10 @@ PYLON_IDS = {
     0x371,
     0x372,
     0x373,
+    0x374,  # 0x374-0x377: Victron cell names (issue 15 item 4)
+    0x375,
+    0x376,
+    0x377,
     0x379,
 }
 

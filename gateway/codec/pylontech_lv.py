@@ -32,7 +32,12 @@ __all__ = [
     "CellExtremes",
     "InstalledCapacity",
     "InverterKeepalive",
+    "InverterStatus",
     "ManufacturerName",
+    "MaxCellTemperatureId",
+    "MaxCellVoltageId",
+    "MinCellTemperatureId",
+    "MinCellVoltageId",
     "ModuleCounts",
     "ProtectionAlarms",
     "ProtectionAlarmsMarkerN",
@@ -49,7 +54,12 @@ __all__ = [
     "decode_cell_extremes",
     "decode_installed_capacity",
     "decode_inverter_keepalive",
+    "decode_inverter_status",
     "decode_manufacturer_name",
+    "decode_max_cell_temperature_id",
+    "decode_max_cell_voltage_id",
+    "decode_min_cell_temperature_id",
+    "decode_min_cell_voltage_id",
     "decode_module_counts",
     "decode_protection_alarms",
     "decode_request_flags",
@@ -64,7 +74,12 @@ __all__ = [
     "encode_cell_extremes",
     "encode_installed_capacity",
     "encode_inverter_keepalive",
+    "encode_inverter_status",
     "encode_manufacturer_name",
+    "encode_max_cell_temperature_id",
+    "encode_max_cell_voltage_id",
+    "encode_min_cell_temperature_id",
+    "encode_min_cell_voltage_id",
     "encode_module_counts",
     "encode_protection_alarms",
     "encode_request_flags",
@@ -107,21 +122,78 @@ class AlarmsWarningsChoice(IntEnum):
 
 
 class InverterKeepalive(NamedTuple):
-    """0x305, 8 bytes, every 1000 ms. Keepalive from the inverter, about once a second. Usually eight zero bytes; some inverters put measurements or their brand in it. The gateway only watches that it arrives."""
+    """0x305, 8 bytes, every 1000 ms. Keepalive from the inverter, about once a second, with an 11-bit or (Schneider XW Pro) a 29-bit id. Usually eight zero bytes; a Sunny Island puts its own readings in it (SMA FSS-ConnectingBat-TI-en-10), which the gateway reports for the sma-sunny-island profile; other inverters other things (Afore: its brand in ASCII)."""
 
-    # Inverter-specific content; ignored.
-    payload: int
+    # SMA Sunny Island: battery voltage it measures, 0.1 V. [V]
+    inverter_voltage: float
+    # SMA Sunny Island: battery current it measures, 0.1 A. [A]
+    inverter_current: float
+    # SMA Sunny Island: battery temperature, 0.1 degC. [degC]
+    inverter_temperature: float
+    # SMA Sunny Island: its SoC, 0.1 %. [%]
+    inverter_soc: float
 
 
 def decode_inverter_keepalive(data: bytes) -> InverterKeepalive:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFFFFFFFFFFFFFFFF
-    return InverterKeepalive(v_0)
+    v_0_raw = x & 0xFFFF
+    v_0 = v_0_raw * 0.1
+    v_1_raw = (x >> 16) & 0xFFFF
+    if v_1_raw & 0x8000:
+        v_1_raw -= 0x10000
+    v_1 = v_1_raw * 0.1
+    v_2_raw = (x >> 32) & 0xFFFF
+    if v_2_raw & 0x8000:
+        v_2_raw -= 0x10000
+    v_2 = v_2_raw * 0.1
+    v_3_raw = (x >> 48) & 0xFFFF
+    v_3 = v_3_raw * 0.1
+    return InverterKeepalive(v_0, v_1, v_2, v_3)
 
 
 def encode_inverter_keepalive(m: InverterKeepalive) -> bytes:
-    r0 = _int("Payload", m.payload, 0, 18446744073709551615)
-    x = r0
+    r0 = _raw("InverterVoltage", m.inverter_voltage, 0.1, 0.0, (0, 65535))
+    r1 = _raw("InverterCurrent", m.inverter_current, 0.1, 0.0, (-32768, 32767))
+    r2 = _raw("InverterTemperature", m.inverter_temperature, 0.1, 0.0, (-32768, 32767))
+    r3 = _raw("InverterSoc", m.inverter_soc, 0.1, 0.0, (0, 65535))
+    x = r0 | ((r1 & 0xFFFF) << 16) | ((r2 & 0xFFFF) << 32) | (r3 << 48)
+    return x.to_bytes(8, "little")
+
+
+
+class InverterStatus(NamedTuple):
+    """0x306, 8 bytes, every 1000 ms. SMA Sunny Island status, about once a second (FSS-ConnectingBat-TI-en-10)."""
+
+    # SMA Sunny Island: battery SoH, 1 %. [%]
+    inverter_soh: int
+    # SMA Sunny Island: charging procedure (SMA code).
+    charging_procedure: int
+    # SMA Sunny Island: operating state (SMA code).
+    operating_state: int
+    # SMA Sunny Island: active error number (e.g. 952 for F952), 0 for none.
+    active_error: int
+    # SMA Sunny Island: the charge voltage it regulates to, 0.1 V. [V]
+    charge_voltage_setpoint: float
+
+
+def decode_inverter_status(data: bytes) -> InverterStatus:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFFFF
+    v_1 = (x >> 16) & 0xFF
+    v_2 = (x >> 24) & 0xFF
+    v_3 = (x >> 32) & 0xFFFF
+    v_4_raw = (x >> 48) & 0xFFFF
+    v_4 = v_4_raw * 0.1
+    return InverterStatus(v_0, v_1, v_2, v_3, v_4)
+
+
+def encode_inverter_status(m: InverterStatus) -> bytes:
+    r0 = _int("InverterSoh", m.inverter_soh, 0, 65535)
+    r1 = _int("ChargingProcedure", m.charging_procedure, 0, 255)
+    r2 = _int("OperatingState", m.operating_state, 0, 255)
+    r3 = _int("ActiveError", m.active_error, 0, 65535)
+    r4 = _raw("ChargeVoltageSetpoint", m.charge_voltage_setpoint, 0.1, 0.0, (0, 65535))
+    x = r0 | (r1 << 16) | (r2 << 24) | (r3 << 32) | (r4 << 48)
     return x.to_bytes(8, "little")
 
 
@@ -736,8 +808,200 @@ def encode_cell_extremes(m: CellExtremes) -> bytes:
 
 
 
+class MinCellVoltageId(NamedTuple):
+    """0x374, 8 bytes, every 1000 ms. Name of the cell with the lowest cell voltage, 8 ASCII characters padded with NUL (Victron, shown by the GX)."""
+
+    # Character 1 (ASCII).
+    id_char1: int
+    # Character 2 (ASCII).
+    id_char2: int
+    # Character 3 (ASCII).
+    id_char3: int
+    # Character 4 (ASCII).
+    id_char4: int
+    # Character 5 (ASCII).
+    id_char5: int
+    # Character 6 (ASCII).
+    id_char6: int
+    # Character 7 (ASCII).
+    id_char7: int
+    # Character 8 (ASCII).
+    id_char8: int
+
+
+def decode_min_cell_voltage_id(data: bytes) -> MinCellVoltageId:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFF
+    v_1 = (x >> 8) & 0xFF
+    v_2 = (x >> 16) & 0xFF
+    v_3 = (x >> 24) & 0xFF
+    v_4 = (x >> 32) & 0xFF
+    v_5 = (x >> 40) & 0xFF
+    v_6 = (x >> 48) & 0xFF
+    v_7 = (x >> 56) & 0xFF
+    return MinCellVoltageId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+
+
+def encode_min_cell_voltage_id(m: MinCellVoltageId) -> bytes:
+    r0 = _int("IdChar1", m.id_char1, 0, 255)
+    r1 = _int("IdChar2", m.id_char2, 0, 255)
+    r2 = _int("IdChar3", m.id_char3, 0, 255)
+    r3 = _int("IdChar4", m.id_char4, 0, 255)
+    r4 = _int("IdChar5", m.id_char5, 0, 255)
+    r5 = _int("IdChar6", m.id_char6, 0, 255)
+    r6 = _int("IdChar7", m.id_char7, 0, 255)
+    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
+    return x.to_bytes(8, "little")
+
+
+
+class MaxCellVoltageId(NamedTuple):
+    """0x375, 8 bytes, every 1000 ms. Name of the cell with the highest cell voltage, 8 ASCII characters padded with NUL (Victron, shown by the GX)."""
+
+    # Character 1 (ASCII).
+    id_char1: int
+    # Character 2 (ASCII).
+    id_char2: int
+    # Character 3 (ASCII).
+    id_char3: int
+    # Character 4 (ASCII).
+    id_char4: int
+    # Character 5 (ASCII).
+    id_char5: int
+    # Character 6 (ASCII).
+    id_char6: int
+    # Character 7 (ASCII).
+    id_char7: int
+    # Character 8 (ASCII).
+    id_char8: int
+
+
+def decode_max_cell_voltage_id(data: bytes) -> MaxCellVoltageId:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFF
+    v_1 = (x >> 8) & 0xFF
+    v_2 = (x >> 16) & 0xFF
+    v_3 = (x >> 24) & 0xFF
+    v_4 = (x >> 32) & 0xFF
+    v_5 = (x >> 40) & 0xFF
+    v_6 = (x >> 48) & 0xFF
+    v_7 = (x >> 56) & 0xFF
+    return MaxCellVoltageId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+
+
+def encode_max_cell_voltage_id(m: MaxCellVoltageId) -> bytes:
+    r0 = _int("IdChar1", m.id_char1, 0, 255)
+    r1 = _int("IdChar2", m.id_char2, 0, 255)
+    r2 = _int("IdChar3", m.id_char3, 0, 255)
+    r3 = _int("IdChar4", m.id_char4, 0, 255)
+    r4 = _int("IdChar5", m.id_char5, 0, 255)
+    r5 = _int("IdChar6", m.id_char6, 0, 255)
+    r6 = _int("IdChar7", m.id_char7, 0, 255)
+    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
+    return x.to_bytes(8, "little")
+
+
+
+class MinCellTemperatureId(NamedTuple):
+    """0x376, 8 bytes, every 1000 ms. Name of the cell with the lowest cell temperature, 8 ASCII characters padded with NUL (Victron, shown by the GX)."""
+
+    # Character 1 (ASCII).
+    id_char1: int
+    # Character 2 (ASCII).
+    id_char2: int
+    # Character 3 (ASCII).
+    id_char3: int
+    # Character 4 (ASCII).
+    id_char4: int
+    # Character 5 (ASCII).
+    id_char5: int
+    # Character 6 (ASCII).
+    id_char6: int
+    # Character 7 (ASCII).
+    id_char7: int
+    # Character 8 (ASCII).
+    id_char8: int
+
+
+def decode_min_cell_temperature_id(data: bytes) -> MinCellTemperatureId:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFF
+    v_1 = (x >> 8) & 0xFF
+    v_2 = (x >> 16) & 0xFF
+    v_3 = (x >> 24) & 0xFF
+    v_4 = (x >> 32) & 0xFF
+    v_5 = (x >> 40) & 0xFF
+    v_6 = (x >> 48) & 0xFF
+    v_7 = (x >> 56) & 0xFF
+    return MinCellTemperatureId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+
+
+def encode_min_cell_temperature_id(m: MinCellTemperatureId) -> bytes:
+    r0 = _int("IdChar1", m.id_char1, 0, 255)
+    r1 = _int("IdChar2", m.id_char2, 0, 255)
+    r2 = _int("IdChar3", m.id_char3, 0, 255)
+    r3 = _int("IdChar4", m.id_char4, 0, 255)
+    r4 = _int("IdChar5", m.id_char5, 0, 255)
+    r5 = _int("IdChar6", m.id_char6, 0, 255)
+    r6 = _int("IdChar7", m.id_char7, 0, 255)
+    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
+    return x.to_bytes(8, "little")
+
+
+
+class MaxCellTemperatureId(NamedTuple):
+    """0x377, 8 bytes, every 1000 ms. Name of the cell with the highest cell temperature, 8 ASCII characters padded with NUL (Victron, shown by the GX)."""
+
+    # Character 1 (ASCII).
+    id_char1: int
+    # Character 2 (ASCII).
+    id_char2: int
+    # Character 3 (ASCII).
+    id_char3: int
+    # Character 4 (ASCII).
+    id_char4: int
+    # Character 5 (ASCII).
+    id_char5: int
+    # Character 6 (ASCII).
+    id_char6: int
+    # Character 7 (ASCII).
+    id_char7: int
+    # Character 8 (ASCII).
+    id_char8: int
+
+
+def decode_max_cell_temperature_id(data: bytes) -> MaxCellTemperatureId:
+    x = int.from_bytes(data[:8], "little")
+    v_0 = x & 0xFF
+    v_1 = (x >> 8) & 0xFF
+    v_2 = (x >> 16) & 0xFF
+    v_3 = (x >> 24) & 0xFF
+    v_4 = (x >> 32) & 0xFF
+    v_5 = (x >> 40) & 0xFF
+    v_6 = (x >> 48) & 0xFF
+    v_7 = (x >> 56) & 0xFF
+    return MaxCellTemperatureId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+
+
+def encode_max_cell_temperature_id(m: MaxCellTemperatureId) -> bytes:
+    r0 = _int("IdChar1", m.id_char1, 0, 255)
+    r1 = _int("IdChar2", m.id_char2, 0, 255)
+    r2 = _int("IdChar3", m.id_char3, 0, 255)
+    r3 = _int("IdChar4", m.id_char4, 0, 255)
+    r4 = _int("IdChar5", m.id_char5, 0, 255)
+    r5 = _int("IdChar6", m.id_char6, 0, 255)
+    r6 = _int("IdChar7", m.id_char7, 0, 255)
+    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
+    return x.to_bytes(8, "little")
+
+
+
 class InstalledCapacity(NamedTuple):
-    """0x379, 8 bytes, every 1000 ms. Installed capacity (Sol-Ark, Luxpower)."""
+    """0x379, 8 bytes, every 1000 ms. Installed capacity (Sol-Ark, Luxpower; Victron shows it and derives its CCL floor from it)."""
 
     # Installed capacity, 1 Ah. [Ah]
     installed_capacity: int
@@ -759,6 +1023,7 @@ def encode_installed_capacity(m: InstalledCapacity) -> bytes:
 # Frame id (node 0 for per-node messages) -> decoder, length, cycle time.
 DECODERS = {
     0x305: decode_inverter_keepalive,
+    0x306: decode_inverter_status,
     0x351: decode_battery_limits,
     0x355: decode_battery_soc,
     0x356: decode_battery_measurements,
@@ -772,10 +1037,15 @@ DECODERS = {
     0x371: decode_bms_name2,
     0x372: decode_module_counts,
     0x373: decode_cell_extremes,
+    0x374: decode_min_cell_voltage_id,
+    0x375: decode_max_cell_voltage_id,
+    0x376: decode_min_cell_temperature_id,
+    0x377: decode_max_cell_temperature_id,
     0x379: decode_installed_capacity,
 }
 FRAME_IDS = {
     "InverterKeepalive": 0x305,
+    "InverterStatus": 0x306,
     "BatteryLimits": 0x351,
     "BatterySoc": 0x355,
     "BatteryMeasurements": 0x356,
@@ -789,10 +1059,15 @@ FRAME_IDS = {
     "BmsName2": 0x371,
     "ModuleCounts": 0x372,
     "CellExtremes": 0x373,
+    "MinCellVoltageId": 0x374,
+    "MaxCellVoltageId": 0x375,
+    "MinCellTemperatureId": 0x376,
+    "MaxCellTemperatureId": 0x377,
     "InstalledCapacity": 0x379,
 }
 LENGTHS = {
     0x305: 8,
+    0x306: 8,
     0x351: 8,
     0x355: 6,
     0x356: 6,
@@ -806,10 +1081,15 @@ LENGTHS = {
     0x371: 8,
     0x372: 8,
     0x373: 8,
+    0x374: 8,
+    0x375: 8,
+    0x376: 8,
+    0x377: 8,
     0x379: 8,
 }
 CYCLE_MS = {
     0x305: 1000,
+    0x306: 1000,
     0x351: 1000,
     0x355: 1000,
     0x356: 1000,
@@ -823,10 +1103,15 @@ CYCLE_MS = {
     0x371: 1000,
     0x372: 1000,
     0x373: 1000,
+    0x374: 1000,
+    0x375: 1000,
+    0x376: 1000,
+    0x377: 1000,
     0x379: 1000,
 }
 SENDERS = {
     0x305: "Inverter",
+    0x306: "Inverter",
     0x351: "Battery",
     0x355: "Battery",
     0x356: "Battery",
@@ -840,6 +1125,10 @@ SENDERS = {
     0x371: "Battery",
     0x372: "Battery",
     0x373: "Battery",
+    0x374: "Battery",
+    0x375: "Battery",
+    0x376: "Battery",
+    0x377: "Battery",
     0x379: "Battery",
 }
 # Frame ids whose low 4 bits carry the node id.

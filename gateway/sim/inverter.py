@@ -79,7 +79,7 @@ PROTECTION_ID = FRAME_IDS["ProtectionAlarms"]
 ALARMS_ID = FRAME_IDS["AlarmsWarnings"]
 FLAGS_ID = FRAME_IDS["RequestFlags"]
 KEEPALIVE_ID = FRAME_IDS["InverterKeepalive"]
-KEEPALIVE = encode_inverter_keepalive(InverterKeepalive(0))
+KEEPALIVE = encode_inverter_keepalive(InverterKeepalive(0, 0, 0, 0))  # eight zero bytes
 MAX_DLC = 8
 # Smallest current step the 0x351 field carries (0.1 A): below it, CCL counts as zero.
 CCL_RESOLUTION_A = 0.1

@@ -100,6 +100,12 @@ def status(
         "inverter": {
             "profile": core.profile.name,
             "keepalive": core.keepalive.status(now).value,
+            # SMA Sunny Island: its own readings from 0x305/0x306 (issue 15 item 3).
+            **(
+                {"readings": {k: num(v, 2) for k, v in core.inverter_readings.items()}}
+                if core.profile.reads_inverter_readings
+                else {}
+            ),
         },
         "strings": [
             {

@@ -32,6 +32,16 @@ MAX_CCL, MAX_DCL = 120.0, 150.0
 NODE_BASES = tuple(fid for fid, sender in codec.SENDERS.items() if sender == "Node")
 GATEWAY_BASES = tuple(fid for fid, sender in codec.SENDERS.items() if sender == "Gateway")
 KEEPALIVE_ID = inverter_codec.FRAME_IDS["InverterKeepalive"]
+STATUS_ID = inverter_codec.FRAME_IDS["InverterStatus"]
+
+
+def from_inverter(f: CanFrame) -> bool:
+    """0x305 with an 11- or a 29-bit id (issue 15 item 6), or a plain 0x306 (SMA status)."""
+    if f.remote or f.error:
+        return False
+    return f.id == KEEPALIVE_ID or (f.id == STATUS_ID and not f.extended)
+
+
 T0 = 1_780_000_000.0
 
 
@@ -120,7 +130,7 @@ class Expected:
 
     def battery(self, f: CanFrame, shared: bool) -> None:
         plain = not (f.extended or f.remote or f.error)
-        if shared and plain and f.id == KEEPALIVE_ID:
+        if shared and from_inverter(f):
             self.inverter_received += 1
             return
         self.battery_received += 1
@@ -143,7 +153,7 @@ class Expected:
         self.inverter_received += 1
         if f.error:
             self.inverter_errors += 1
-        elif f.extended or f.remote or f.id != KEEPALIVE_ID:
+        elif not from_inverter(f):
             self.inverter_unknown += 1
 
 

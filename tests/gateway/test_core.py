@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import cantools
 import pytest
 
@@ -11,6 +13,7 @@ from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import NodeState, ProtectionKind
 from gateway.core import GatewayCore
 from gateway.sim import nodeframes as nf
+from gateway.web.views import status
 from tests.common import DBC_DIR
 
 PYLON = cantools.database.load_file(str(DBC_DIR / "pylontech_lv.dbc"))
@@ -154,6 +157,53 @@ def test_keepalive_on_a_shared_bus_reaches_the_watch() -> None:
     assert not rig.core.on_battery_frame(Frame(0x305, bytes(8)), rig.t)
     assert rig.core.inverter_counters.received == 1
     assert rig.core.battery_counters.unknown == 0
+
+
+@pytest.mark.parametrize("shared_bus", [False, True])
+def test_item6_keepalive_with_a_29_bit_id_is_accepted(shared_bus: bool) -> None:
+    # Issue 15 item 6: the Schneider XW Pro sends 0x305 as a 29-bit identifier.
+    rig = Rig()
+    rig.run(10.0)
+    assert Alarm.INVERTER_MISSING in rig.core.decision.alarms
+    frame = Frame(0x305, bytes(8), extended=True)
+    if shared_bus:
+        assert not rig.core.on_battery_frame(frame, rig.t)
+    else:
+        rig.core.on_inverter_frame(frame, rig.t)
+    rig.tick()
+    assert Alarm.INVERTER_MISSING not in rig.core.decision.alarms
+
+
+def test_item3_sma_0x305_and_0x306_readings_reach_the_report() -> None:
+    # SMA FSS-ConnectingBat-TI-en-10: the Sunny Island sends its own battery readings in
+    # 0x305 (V 0.1 V, I 0.1 A, T 0.1 degC, SoC 0.1 %) and its state in 0x306 (SoH 1 %,
+    # charging procedure, operating state, active error, charge voltage setpoint 0.1 V).
+    # Bytes written by hand, little-endian, not with our codec.
+    inverter = {"profile": "sma-sunny-island", "startup_grace": 5, "keepalive_timeout": 3}
+    rig = Rig(inverter=inverter)
+    rig.core.on_inverter_frame(Frame(0x305, struct.pack("<HhhH", 532, -123, 251, 734)), rig.t)
+    rig.core.on_inverter_frame(Frame(0x306, struct.pack("<HBBHH", 98, 2, 3, 952, 552)), rig.t)
+    assert rig.core.inverter_readings == pytest.approx(
+        {
+            "voltage": 53.2,
+            "current": -12.3,
+            "temperature": 25.1,
+            "soc": 73.4,
+            "soh": 98,
+            "charging_procedure": 2,
+            "operating_state": 3,
+            "error": 952,
+            "cvl_setpoint": 55.2,
+            "time": rig.t,
+        }
+    )
+    assert rig.core.inverter_counters.unknown == 0  # 0x306 is not "another BMS"
+    rig.tick()
+    assert status(rig.core, rig.t)["inverter"]["readings"]["error"] == 952
+    # Other profiles ignore the content (0x305 is eight zero bytes for most inverters).
+    plain = Rig()
+    plain.core.on_inverter_frame(Frame(0x305, struct.pack("<HhhH", 532, 0, 0, 0)), plain.t)
+    assert plain.core.inverter_readings == {}
 
 
 def test_state_survives_a_restart() -> None:

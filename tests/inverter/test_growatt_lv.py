@@ -83,9 +83,15 @@ def test_a_stopped_direction_is_a_warning_never_a_protection_bit() -> None:
 
 
 def test_a_fault_is_a_protection_bit_and_the_error_flag() -> None:
-    d = decoded(report(alarms={Alarm.HIGH_CELL_VOLTAGE: Severity.ALARM}))
+    # Both directions stopped: a battery fault (issue 15 item 1).
+    both = limits(ccl=0.0, dcl=0.0, charge_enable=False, discharge_enable=False)
+    d = decoded(report(limits=both, alarms={Alarm.HIGH_CELL_VOLTAGE: Severity.ALARM}))
     assert d[0x312]["protection"]["cell_ov"] == 1 and d[0x312]["warning"]["cell_ov"] == 1
     assert d[0x311]["error"] == 1
+    # Charging stopped, discharging still allowed: a warning, no protection, no error flag.
+    d = decoded(report(alarms={Alarm.HIGH_CELL_VOLTAGE: Severity.ALARM}))
+    assert d[0x312]["protection"]["cell_ov"] == 0 and d[0x312]["warning"]["cell_ov"] == 1
+    assert d[0x311]["error"] == 0
     # The inverter missing concerns the inverter: no error flag.
     assert decoded(report(alarms={Alarm.INVERTER_MISSING: Severity.ALARM}))[0x311]["error"] == 0
 

@@ -22,7 +22,9 @@ from tests.inverter.helpers import (
 PYLON_SET = {0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E}
 IDS = {
     "pylontech": PYLON_SET,
-    "victron": PYLON_SET | {0x35A, 0x370, 0x371, 0x372, 0x373},
+    "victron": PYLON_SET
+    | {0x35A, 0x35F, 0x370, 0x371, 0x372, 0x373}
+    | {0x374, 0x375, 0x376, 0x377, 0x379},
     "sma-sunny-island": {0x351, 0x355, 0x356, 0x35A, 0x35B, 0x35E, 0x35F},
     "deye": PYLON_SET,
 }
@@ -31,6 +33,9 @@ PADDED = {"sma-sunny-island"}
 # (tests/inverter/family_decoders.py, test_<family>.py).
 FAMILIES = {"sol-ark", "luxpower", "growatt-lv"}
 OK, ACTIVE, UNKNOWN = 2, 1, 0
+# 0x356 temperature of report(): the average cell temperature (20.0 and 24.5 -> 22.25, in
+# 0.1 degC) for V1.2 and Deye (issue 15 item 6), the highest cell for the others.
+TEMP = {"pylontech": 22.2, "deye": 22.2, "victron": 24.5, "sma-sunny-island": 24.5}
 
 
 def frames_of(pylon_db, name: str, *reports, **settings: Any) -> dict[int, dict[str, Any]]:
@@ -85,7 +90,7 @@ def test_normal_report(pylon_db, name: str) -> None:
         }
     )
     assert f[0x355] == approx({"Soc": 73, "Soh": 98, "SocHighRes": 73.46})
-    assert f[0x356] == approx({"Voltage": 53.27, "Current": -12.3, "Temperature": 24.5})
+    assert f[0x356] == approx({"Voltage": 53.27, "Current": -12.3, "Temperature": TEMP[name]})
     # Victron must not take the battery for a Pylontech (see gateway/inverter/victron.py).
     pylontech_like = name != "victron"
     manufacturer = "PYLON   " if pylontech_like else "moat-bms"
@@ -106,7 +111,7 @@ def test_normal_report(pylon_db, name: str) -> None:
             "FullChargeRequest": 0,
         }
     if 0x35A in f:
-        unsupported = {"HighTemperatureCharge", "LowTemperatureCharge", "ShortCircuit"}
+        unsupported = {"ShortCircuit"}  # the "while charging" pairs are evaluated (item 1)
         for signal, value in f[0x35A].items():
             supported = signal.removeprefix("Alarm").removeprefix("Warning") not in unsupported
             assert value == (OK if supported else UNKNOWN), signal
@@ -127,19 +132,27 @@ def test_normal_report(pylon_db, name: str) -> None:
                 "MaxCellTemperature": 298,
             }
         )
-    if 0x35F in f:
+    if 0x35F in f and name == "victron":  # model, firmware, capacity, hardware (item 4)
         assert f[0x35F] == {
             "BatteryModel": 0,
-            "HardwareVersion": 3,
+            "HardwareVersion": 0x0102,
             "Capacity": 280,
-            "SoftwareVersion": 0x0102,
+            "SoftwareVersion": 3,
+        }
+    elif 0x35F in f:  # SMA's layout: type n/a, BMS version, capacity, manufacturer id n/a
+        assert f[0x35F] == {
+            "BatteryModel": 0xFFFF,
+            "HardwareVersion": 0x0102,
+            "Capacity": 280,
+            "SoftwareVersion": 0xFFFF,
         }
     if 0x35B in f:
         assert f[0x35B] == {"EventData": 0}
 
 
 # Stop charging: the CVL each family needs to really stop, for a pack at 53.27 V.
-STOP_CHARGE_CVL = {"pylontech": 55.2, "victron": 53.2, "sma-sunny-island": 53.2, "deye": 53.2}
+# SMA: at the pack voltage rounded up, never below it (issue 15 item 3).
+STOP_CHARGE_CVL = {"pylontech": 55.2, "victron": 53.2, "sma-sunny-island": 53.3, "deye": 53.2}
 
 
 @pytest.mark.parametrize("name", sorted(IDS))
@@ -156,7 +169,7 @@ def test_stop_charging(pylon_db, name: str, stop: dict[str, Any]) -> None:
         assert f[0x35C]["DischargeEnable"] == 1
 
 
-@pytest.mark.parametrize("name", ["victron", "sma-sunny-island", "deye"])
+@pytest.mark.parametrize("name", ["victron", "deye"])  # SMA: never below the pack (item 3)
 def test_stop_charging_never_raises_the_strategy_cvl(pylon_db, name: str) -> None:
     f = frames_of(pylon_db, name, report(limits=limits(cvl=53.1, ccl=0.0)))
     assert f[0x351]["ChargeVoltageLimit"] == approx(53.1)
@@ -175,9 +188,10 @@ def test_deye_cvl_is_kept_within_the_margin_below_the_pack_voltage(pylon_db) -> 
     f = frames_of(pylon_db, "deye", report(limits=limits(cvl=52.6)))
     assert f[0x351]["ChargeVoltageLimit"] == approx(52.8)  # 53.27 - 0.5, rounded up
     assert f[0x351]["ChargeCurrentLimit"] == 0  # the strategy wants the pack lower
-    # The raise is bounded by the margin above the strategy's CVL.
+    # However far below the strategy's CVL is (issue 15 item 5), with charging disabled.
     f = frames_of(pylon_db, "deye", report(limits=limits(cvl=52.0)))
-    assert f[0x351]["ChargeVoltageLimit"] == approx(52.5)
+    assert f[0x351]["ChargeVoltageLimit"] == approx(52.8)
+    assert f[0x35C]["ChargeEnable"] == 0
     # Within the margin nothing changes, and other profiles never raise.
     f = frames_of(pylon_db, "deye", report(limits=limits(cvl=52.9)))
     assert f[0x351] == approx({**f[0x351], "ChargeVoltageLimit": 52.9, "ChargeCurrentLimit": 100})
@@ -247,8 +261,8 @@ def test_invalid_cvl_stops_both_directions_and_never_sends_zero(
     pylon_db, name: str, cvl: float
 ) -> None:
     f = frames_of(pylon_db, name, report(limits=limits(cvl=cvl)))
-    # Nothing valid was ever sent: the pack voltage rounded down stands in.
-    assert f[0x351]["ChargeVoltageLimit"] == approx(53.2)
+    # Nothing valid was ever sent: the pack voltage rounded down stands in (SMA: up).
+    assert f[0x351]["ChargeVoltageLimit"] == approx(53.3 if name == "sma-sunny-island" else 53.2)
     assert f[0x351]["ChargeCurrentLimit"] == 0
     assert f[0x351]["DischargeCurrentLimit"] == 0
     if 0x359 in f:
@@ -275,7 +289,7 @@ def test_requests_follow_the_limits(pylon_db) -> None:
     assert f[0x35C] == {
         "ChargeEnable": 1,
         "DischargeEnable": 1,
-        "ForceChargeI": 0,
+        "ForceChargeI": 1,  # bit 5
         "ForceChargeII": 1,  # bit 4
         "FullChargeRequest": 1,
     }
@@ -284,11 +298,14 @@ def test_requests_follow_the_limits(pylon_db) -> None:
         pylon_db, "pylontech", report(limits=limits(force_charge=True, charge_enable=False))
     )
     assert f[0x35C]["ForceChargeII"] == 0
+    assert f[0x35C]["ForceChargeI"] == 0
 
 
 @pytest.mark.parametrize("name", sorted(IDS))
 def test_alarms(pylon_db, name: str) -> None:
-    f = frames_of(pylon_db, name, report(alarms=ALARMS))
+    # Both directions stopped: HIGH_CELL_VOLTAGE stays an alarm (issue 15 item 1).
+    stopped = limits(ccl=0.0, dcl=0.0, charge_enable=False, discharge_enable=False)
+    f = frames_of(pylon_db, name, report(alarms=ALARMS, limits=stopped))
     if 0x359 in f:
         set_bits = {signal for signal, value in f[0x359].items() if value == 1}
         assert set_bits == {
@@ -304,6 +321,7 @@ def test_alarms(pylon_db, name: str) -> None:
             "WarningGeneral",
             "WarningHighVoltage",
             "WarningHighTemperature",
+            "WarningHighTemperatureCharge",  # charging is stopped
             "WarningCellImbalance",
         }
         assert f[0x35A]["AlarmHighTemperature"] == OK
@@ -352,7 +370,7 @@ def test_sma_unknown_measurements_are_sent_as_not_available() -> None:
 def test_unknown_measurements_hold_their_last_value(pylon_db, name: str) -> None:
     f = frames_of(pylon_db, name, report(), report(**UNKNOWN_MEASUREMENTS))
     assert f[0x355] == approx({"Soc": 73, "Soh": 98, "SocHighRes": 73.46})
-    assert f[0x356] == approx({"Voltage": 53.27, "Current": 0.0, "Temperature": 24.5})
+    assert f[0x356] == approx({"Voltage": 53.27, "Current": 0.0, "Temperature": TEMP[name]})
     if 0x373 in f:
         assert f[0x373] == approx(
             {

@@ -93,6 +93,7 @@ def test_build_report() -> None:
     assert r.modules_blocking_discharge == 2  # node 2 (cold for discharge), node 4 (fault)
     assert (r.manufacturer, r.bms_name) == ("PYLONDIY", "garage battery")
     assert (r.firmware_version, r.hardware_version) == (0x0203, 1)
+    assert (r.min_cell_id, r.max_cell_id) == ("N1C4", "N2C9")  # Victron 0x374/0x375 (item 4)
     assert build_report(SNAPSHOT, decision, 64.5, 97.0, default_victron).manufacturer == "moat-bms"
 
 

@@ -73,6 +73,9 @@ def limits_of(frames: list[Frame], padded: bool) -> dict[str, float]:
     return decode(DB, [f for f in frames if f.id == 0x351], padded)[0x351]
 
 
+DEYE_CVL_MAX = 60.0  # V: Deye LV datasheets, battery voltage range 40-60 V
+
+
 def valid_voltage(value: float) -> bool:
     return math.isfinite(value) and value >= MIN_VOLTAGE
 
@@ -94,9 +97,16 @@ def test_any_report_gives_decodable_frames_with_safe_limits(name, sequence) -> N
         if not r.limits.discharge_enable or not valid_voltage(r.limits.cvl):
             assert limits_out["DischargeCurrentLimit"] == 0
         if valid_voltage(r.limits.cvl):
-            # Never more than the strategy asked for (Deye: within its W31 margin).
-            margin = p.settings.cvl_margin if name == "deye" else 0.0
-            assert cvl <= r.limits.cvl + margin + 0.05 + 1e-9
+            # Never more than the strategy asked for; Deye may raise it to within its W31
+            # margin below the pack voltage (issue 15 item 5), never above the 60 V its LV
+            # models accept, SMA to the pack voltage (item 3), never above 63 V; both only
+            # with charging stopped.
+            raises = {"deye": DEYE_CVL_MAX, "sma-sunny-island": 63.0}  # items 5 and 3
+            if name in raises and cvl > min(r.limits.cvl, 300.0) + 0.05 + 1e-9:
+                assert cvl <= raises[name]
+                assert limits_out["ChargeCurrentLimit"] == 0
+            else:
+                assert cvl <= r.limits.cvl + 0.05 + 1e-9
 
 
 @SETTINGS
@@ -107,10 +117,15 @@ def test_stop_charging_cvl_is_never_above_the_present_voltage(name, r) -> None:
     frames = p.frames(dataclasses.replace(r, limits=stop))
     cvl = limits_of(frames, p.pad_to_8)["ChargeVoltageLimit"]
     assert cvl >= MIN_VOLTAGE
-    # Deye may raise it by its W31 margin, never above the pack voltage.
-    margin = p.settings.cvl_margin if name == "deye" else 0.0
-    assert cvl <= 55.2 + margin + 1e-9
-    if p.quirks.stop_charge_by_cvl and valid_voltage(r.voltage):
+    # Deye may raise it to within its W31 margin below the pack voltage, never above it;
+    # SMA to the pack voltage (rounded up), never above its 63 V.
+    highest = {"deye": DEYE_CVL_MAX, "sma-sunny-island": 63.0}.get(name, 55.2)
+    assert cvl <= highest + 1e-9
+    if name == "sma-sunny-island" and valid_voltage(r.voltage):
+        # At the pack voltage rounded up, never below it (issue 15 item 3), at most 63 V.
+        assert cvl <= ceil_decivolt(min(r.voltage, 300.0)) + 1e-9
+        assert cvl >= min(r.voltage, 63.0) - 1e-9
+    elif p.quirks.stop_charge_by_cvl and valid_voltage(r.voltage):
         assert cvl <= r.voltage + 1e-9
 
 

@@ -4,6 +4,12 @@ Severity.ALARM sets the "protection" bits of 0x359 and the alarm pairs of 0x35A;
 severity (WARNING or ALARM) sets the "alarm" (warning) bits of 0x359 and the warning pairs
 of 0x35A, so an escalated condition shows in both. INVERTER_MISSING is never reported to the
 inverter: it concerns the inverter itself.
+
+A stopped direction reaches here as a WARNING (shaping.direction_stops_as_warnings), so
+no protection bit and no alarm pair goes out for it. Where charging alone is stopped by a
+temperature, SMA's "high/low temperature while charging" pairs of 0x35A say so (SMA
+FSS-ConnectingBat-TI-en-10, 0x35A byte 1): warning active, or alarm active when it is an
+alarm; with charging allowed they are "ok".
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ WARNING_BITS: Mapping[str, frozenset[Alarm]] = {
     "alarm_internal_communication": _COMMUNICATION,
 }
 # 0x35A conditions we evaluate, by the AlarmsWarnings field name without its alarm_/warning_
-# prefix. Conditions the gateway cannot tell apart (short circuit; high/low temperature
-# while charging -- Alarm has one temperature alarm each way) are absent and sent as 0
-# ("unknown"), not as a 2 ("ok") we could not vouch for.
+# prefix. A condition the gateway cannot tell (short circuit) is absent and sent as 0
+# ("unknown"), not as a 2 ("ok") we could not vouch for. The "while charging" temperature
+# pairs are evaluated in alarm_pairs from whether charging is stopped.
 PAIRS: Mapping[str, frozenset[Alarm]] = {
     "general": REPORTED,
     "high_voltage": frozenset({Alarm.HIGH_CELL_VOLTAGE}),
@@ -83,12 +89,24 @@ def protection_flags(alarms: Mapping[Alarm, Severity]) -> dict[str, int]:
 _ALL_CLEAR = dict.fromkeys([*PROTECTION_BITS, *WARNING_BITS], 0)
 
 
-def alarm_pairs(alarms: Mapping[Alarm, Severity]) -> AlarmsWarnings:
-    """The 0x35A frame content: 1 = active, 2 = ok, 0 = not evaluated."""
+# The "while charging" temperature pairs: the temperature condition with charging stopped.
+CHARGE_TEMPERATURE_PAIRS: Mapping[str, frozenset[Alarm]] = {
+    "high_temperature_charge": frozenset({Alarm.HIGH_TEMPERATURE}),
+    "low_temperature_charge": frozenset({Alarm.LOW_TEMPERATURE}),
+}
+
+
+def alarm_pairs(alarms: Mapping[Alarm, Severity], charging: bool = True) -> AlarmsWarnings:
+    """The 0x35A frame content: 1 = active, 2 = ok, 0 = not evaluated. `charging`: whether
+    charging is allowed (CCL above 0); if not, a temperature condition is also reported
+    in its "while charging" pair."""
     pairs = dict.fromkeys(AlarmsWarnings._fields, int(AlarmsWarningsChoice.UNKNOWN))
-    for condition, which in PAIRS.items():
+    evaluated = {**PAIRS, **CHARGE_TEMPERATURE_PAIRS}
+    for condition, which in evaluated.items():
         for prefix, least in (("alarm_", Severity.ALARM), ("warning_", Severity.WARNING)):
             active = _active(alarms, which, least)
+            if condition in CHARGE_TEMPERATURE_PAIRS:
+                active = active and not charging
             choice = AlarmsWarningsChoice.ACTIVE if active else AlarmsWarningsChoice.OK
             pairs[prefix + condition] = int(choice)
     return AlarmsWarnings(**pairs)

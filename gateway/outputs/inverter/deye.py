@@ -4,7 +4,9 @@ The V1.2 set. Quirks:
 - Requests of 0 A may be ignored: "stop charging" is CCL 0 and the charge-enable bit cleared
   and the CVL lowered to the present pack voltage rounded down to 0.1 V.
 - A CVL far below the pack voltage raises W31 and charging continues (reported with a CVL
-  of 0.1 V): the CVL is never sent more than settings.cvl_margin below the pack voltage.
+  of 0.1 V): the CVL is never sent more than settings.cvl_margin below the pack voltage
+  (issue 15 item 5), however far below the strategy's CVL is; a CVL raised so comes with
+  CCL 0 and charging disabled, and never exceeds the 60 V Deye LV models accept.
 - The manufacturer name must start with "PYLON" ("PYLONDIY" is accepted, "DIYPYLON" is
   not): any other configured name is replaced by "PYLON".
 """
@@ -22,13 +24,17 @@ if TYPE_CHECKING:
     from gateway.outputs.inverter.settings import InverterSettings
 
 REQUIRED_PREFIX = "PYLON"
+# Deye LV hybrid datasheets (SUN-xK-SG0xLP1/LP3): battery voltage range 40-60 V. Bounds a
+# CVL raised towards a pack voltage that reads wrong high (item 5 below).
+CVL_MAX = 60.0  # V
 
 
 class DeyeProfile(InverterProfile):
     """Deye / Sunsynk low-voltage hybrid inverters."""
 
     name = "deye"
-    quirks = Quirks(stop_charge_by_cvl=True, keep_cvl_near_voltage=True)
+    average_temperature = True  # V1.2 / Deye V1.2: 0x356 average cell temperature
+    quirks = Quirks(stop_charge_by_cvl=True, keep_cvl_near_voltage=True, cvl_max=CVL_MAX)
 
     @classmethod
     def check_settings(cls, settings: InverterSettings) -> None:
@@ -42,4 +48,5 @@ class DeyeProfile(InverterProfile):
 
     def encode(self, out: Outgoing) -> list[Frame]:
         name = out.manufacturer
-        return pylon_frames(out, name if name.startswith(REQUIRED_PREFIX) else REQUIRED_PREFIX)
+        name = name if name.startswith(REQUIRED_PREFIX) else REQUIRED_PREFIX
+        return pylon_frames(out, name, force_bits=self.force_charge_bits)

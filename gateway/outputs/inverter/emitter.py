@@ -7,7 +7,9 @@ period, so a backward step is treated as "due now".
 
 Decreases are safety: a lower CVL, CCL or DCL, an enable bit cleared or an alarm that
 appears or escalates is sent as soon as the profile's minimum interval allows -- a stop
-(an enable bit cleared, CCL or DCL down to 0) at once, whatever the minimum interval. Increases
+(an enable bit cleared, CCL or DCL down to 0) at once, whatever the minimum interval, except
+for a family whose minimum interval is absolute (SMA Sunny Island: never faster than every
+200 ms, FSS-ConnectingBat-TI-en-10; issue 15 item 3), where a stop waits for it too. Increases
 wait for the next period (the strategy already ramps them; there is no hurry to allow more).
 Changes smaller than the frame resolution (0.1 V, 0.1 A) are not urgent: the next period
 carries them, which keeps a slowly ramping limit from turning into a frame storm.
@@ -70,18 +72,21 @@ def alarm_rose(new: Mapping[Alarm, Severity], old: Mapping[Alarm, Severity]) -> 
 class Emitter:
     """Send timing for one inverter connection."""
 
-    def __init__(self, period: float = 1.0, min_interval: float = 0.0) -> None:
+    def __init__(
+        self, period: float = 1.0, min_interval: float = 0.0, strict: bool = False
+    ) -> None:
         if not 0 <= min_interval <= period:
             raise ValueError(f"need 0 <= min_interval ({min_interval}) <= period ({period})")
         self.period = period
         self.min_interval = min_interval
+        self.strict = strict  # the minimum interval holds for stops too
         self._last_time: float | None = None
         self._last: InverterReport | None = None
 
     @classmethod
     def for_profile(cls, profile: InverterProfile) -> Emitter:
         """The timing for `profile`: its configured period and its minimum interval."""
-        return cls(profile.settings.period, profile.min_interval)
+        return cls(profile.settings.period, profile.min_interval, profile.strict_min_interval)
 
     def due(self, now: float, report: InverterReport) -> bool:
         """True when the frame set for `report` should be sent at `now` (seconds)."""
@@ -91,6 +96,8 @@ class Emitter:
         if elapsed < 0 or elapsed >= self.period:
             return True
         if elapsed < self.min_interval:
+            if self.strict:
+                return False
             # A stop goes out even so: it cannot repeat before an increase, and increases
             # wait for the period, so stops add at most two frame sets a period.
             return stopped(report.limits, self._last.limits)

@@ -81,7 +81,8 @@ def protection_alarms(out: Outgoing, pylon_marker: bool = True) -> Frame:
 
 def alarms_warnings(out: Outgoing) -> Frame:
     """0x35A: alarm and warning 2-bit pairs."""
-    return Frame(_id("AlarmsWarnings"), codec.encode_alarms_warnings(alarm_pairs(out.alarms)))
+    pairs = alarm_pairs(out.alarms, charging=out.charge_enable and out.ccl > 0)
+    return Frame(_id("AlarmsWarnings"), codec.encode_alarms_warnings(pairs))
 
 
 def sma_events() -> Frame:
@@ -89,16 +90,21 @@ def sma_events() -> Frame:
     return Frame(_id("SmaEvents"), codec.encode_sma_events(codec.SmaEvents(event_data=0)))
 
 
-def request_flags(out: Outgoing) -> Frame:
-    """0x35C: charge/discharge enable, force charge (bit 4 only, see docs/inverters.md) and
-    full-charge request."""
+def request_flags(out: Outgoing, force_bits: frozenset[int] = frozenset({4, 5})) -> Frame:
+    """0x35C: charge/discharge enable, force charge and full-charge request.
+
+    Force charge sets the bits in `force_bits` (the profile's choice). Bit 4 ("force charge
+    II" in Pylontech LV CAN V1.2) is the one Pylontech recommends inverters read and the one
+    Luxpower/EG4 watch; bit 5 ("force charge I", US2000B era) is the only one OpenDTU-
+    OnBattery reads (src/battery/pylontech/Provider.cpp) and the one Battery-Emulator sends
+    (0xA0 = bits 7 and 5).
+    """
+    force = out.force_charge
     data = codec.encode_request_flags(
         codec.RequestFlags(
             full_charge_request=int(out.full_charge_request),
-            # Bit 4: the one Pylontech recommends inverters read and the one Luxpower/EG4
-            # watch. Bit 5 (named "force charge I" by Pylontech, "II" by Sol-Ark) stays 0.
-            force_charge_ii=int(out.force_charge),
-            force_charge_i=0,
+            force_charge_ii=int(force and 4 in force_bits),
+            force_charge_i=int(force and 5 in force_bits),
             discharge_enable=int(out.discharge_enable),
             charge_enable=int(out.charge_enable),
         )
@@ -164,3 +170,38 @@ def cell_extremes(min_v: float, max_v: float, min_t: float, max_t: float) -> Fra
         )
     )
     return Frame(_id("CellExtremes"), data)
+
+
+def cell_ids(min_v: str, max_v: str, min_t: str, max_t: str) -> list[Frame]:
+    """0x374-0x377: names of the cells with the lowest / highest voltage and temperature,
+    8 ASCII characters each, padded with NUL (Victron; diyBMS v4 victron_canbus.cpp)."""
+    return [
+        Frame(
+            _id("MinCellVoltageId"),
+            codec.encode_min_cell_voltage_id(codec.MinCellVoltageId(*ascii_codes(min_v, 8, "\0"))),
+        ),
+        Frame(
+            _id("MaxCellVoltageId"),
+            codec.encode_max_cell_voltage_id(codec.MaxCellVoltageId(*ascii_codes(max_v, 8, "\0"))),
+        ),
+        Frame(
+            _id("MinCellTemperatureId"),
+            codec.encode_min_cell_temperature_id(
+                codec.MinCellTemperatureId(*ascii_codes(min_t, 8, "\0"))
+            ),
+        ),
+        Frame(
+            _id("MaxCellTemperatureId"),
+            codec.encode_max_cell_temperature_id(
+                codec.MaxCellTemperatureId(*ascii_codes(max_t, 8, "\0"))
+            ),
+        ),
+    ]
+
+
+def installed_capacity(capacity_ah: float) -> Frame:
+    """0x379: installed capacity, whole Ah."""
+    data = codec.encode_installed_capacity(
+        codec.InstalledCapacity(installed_capacity=round(capacity_ah))
+    )
+    return Frame(_id("InstalledCapacity"), data)

@@ -7,6 +7,7 @@ one instance per inverter connection. It does no I/O: the service puts the frame
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -35,10 +36,23 @@ class InverterProfile(ABC):
 
     name: ClassVar[str]  # registry key, e.g. "victron"
     min_interval: ClassVar[float] = 0.1  # s: never send two frame sets closer than this
+    # True: not even a stop goes out sooner than min_interval after the last set (SMA).
+    strict_min_interval: ClassVar[bool] = False
     pads_to_8: ClassVar[bool] = False  # the family wants every frame eight bytes long
     quirks: ClassVar[Quirks] = Quirks()
     default_manufacturer: ClassVar[str] = "PYLON"  # 0x35E name when none is configured
     keepalive_id: ClassVar[int] = 0x305  # the inverter's keepalive (Growatt LV: 0x301)
+    # 0x35C bits a force-charge request sets (issue 15 item 2): bit 4 and bit 5, each read
+    # by some inverters (docs/inverters.md, "Requests"). A family that misreads one of
+    # them overrides this.
+    force_charge_bits: ClassVar[frozenset[int]] = frozenset({4, 5})
+    # The inverter sends its own readings in 0x305/0x306 (SMA): the gateway reports them.
+    reads_inverter_readings: ClassVar[bool] = False
+    # 0x356 temperature is the average cell temperature (Pylontech LV CAN V1.2, Deye LV V1.2:
+    # "average cell temperature"), not the report's (highest cell) temperature. The
+    # snapshot carries the extremes only, so the average is (min + max) / 2, as
+    # Battery-Emulator and YamBMS send it.
+    average_temperature: ClassVar[bool] = False
 
     def __init__(self, settings: InverterSettings) -> None:
         if settings.profile != self.name:
@@ -64,7 +78,12 @@ class InverterProfile(ABC):
     def shape(self, report: InverterReport) -> Outgoing:
         """The values this family is sent for `report`: its quirks applied, what it was told
         last kept where a measurement is unknown. Call once per frame set sent."""
-        return self._shaper.shape(report)
+        out = self._shaper.shape(report)
+        if self.average_temperature:
+            lo, hi = out.min_cell_temperature, out.max_cell_temperature
+            if lo is not None and hi is not None:
+                out = dataclasses.replace(out, temperature=(lo + hi) / 2)
+        return out
 
     def frame_set(self, out: Outgoing) -> list[Frame]:
         """The frames carrying the shaped values `out`, in sending order."""

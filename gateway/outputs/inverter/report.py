@@ -12,12 +12,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.contracts.decision import Alarm, Decision, Limits, Severity
-from gateway.contracts.snapshot import BLOCKS_CHARGE, BLOCKS_DISCHARGE, BatterySnapshot
+from gateway.contracts.snapshot import (
+    BLOCKS_CHARGE,
+    BLOCKS_DISCHARGE,
+    BatterySnapshot,
+    CellRef,
+)
 from gateway.outputs.inverter.names import BMS_NAME_LENGTH, MANUFACTURER_LENGTH, check_name
 
 if TYPE_CHECKING:
     from gateway.outputs.inverter.settings import InverterSettings
 
+CELL_ID_LENGTH = 8  # characters of a Victron 0x374-0x377 cell name
 VERSION_MAX = 0xFFFF  # versions travel as 16-bit numbers (0x35F)
 
 
@@ -48,11 +54,18 @@ class InverterReport:
     manufacturer: str = "PYLON"
     bms_name: str = "moat-bms"
     firmware_version: int = 0  # 16-bit, e.g. major << 8 | minor
+    # Names of the cells with the lowest / highest voltage ("N0C3": node 0, cell 3), up to
+    # 8 ASCII characters, "" when unknown (Victron 0x374 / 0x375).
+    min_cell_id: str = ""
+    max_cell_id: str = ""
     hardware_version: int = 0  # 16-bit
 
     def __post_init__(self) -> None:
         check_name(self.manufacturer, MANUFACTURER_LENGTH, "manufacturer name")
         check_name(self.bms_name, BMS_NAME_LENGTH, "BMS name")
+        for cell in (self.min_cell_id, self.max_cell_id):
+            if cell:
+                check_name(cell, CELL_ID_LENGTH, "cell id")
         for version in (self.firmware_version, self.hardware_version):
             if not 0 <= version <= VERSION_MAX:
                 raise ValueError(f"version {version} does not fit 16 bits")
@@ -117,4 +130,11 @@ def build_report(
         bms_name=settings.bms_name,
         firmware_version=firmware_version,
         hardware_version=hardware_version,
+        min_cell_id=cell_id(snapshot.min_cell_at),
+        max_cell_id=cell_id(snapshot.max_cell_at),
     )
+
+
+def cell_id(ref: CellRef | None) -> str:
+    """A cell's name for the Victron 0x374-0x377 frames: "N<node>C<cell>", "" if unknown."""
+    return "" if ref is None else f"N{ref.node}C{ref.cell}"

@@ -14,12 +14,24 @@ Rules (see docs/inverters.md):
   to the present pack voltage rounded down to 0.1 V, never above the strategy's CVL.
 - Where a CVL far below the pack voltage makes the inverter fault and keep charging
   (Quirks.keep_cvl_near_voltage, Deye W31), the CVL is never sent more than
-  settings.cvl_margin below the pack voltage, nor raised more than cvl_margin above the
-  strategy's CVL to achieve that; a CVL raised this way comes with CCL 0.
+  settings.cvl_margin below the pack voltage (Deye LV V1.2; issue 15 item 5); a CVL raised
+  this way comes with CCL 0 and the charge-enable bit cleared, so the inverter is still
+  told to stop charging.
+- Where a CVL below the measured pack voltage makes the inverter discharge and ignore DCL
+  (Quirks.cvl_not_below_voltage, SMA Sunny Island), the CVL is never below the pack voltage
+  rounded up to 0.1 V; a CVL raised so comes with CCL 0 and charging disabled. Current
+  limits are clamped to Quirks.current_max (SMA: 0..1200 A).
 - Unknown measurements hold their last known value; before any is known they are None and
   the profile decides what to send (a neutral default or the protocol's "not available").
   Current is never held: unknown current is reported as 0 A. SoC is always known: the last
   value, else 50 % (neither "full" nor "empty" to an inverter that acts on SoC).
+- One direction stopped is not a battery fault (issue 15, item 1): while charging or
+  discharging is still allowed, an ALARM of a measured quantity (cell voltage, temperature,
+  current, imbalance) goes out as a WARNING. The stop itself is CCL or DCL 0 with its
+  enable bit cleared. Pylontech V1.2 reads a 0x359 protection bit as "the battery is in
+  self-protection", and a Sunny Island goes to fault on any 0x35A alarm and stops
+  discharging too (SMA FSS-ConnectingBat-TI-en-10). Faults of the system (stale data,
+  contactor, tripped or missing nodes, internal errors) stay alarms.
 """
 
 from __future__ import annotations
@@ -47,6 +59,32 @@ MAX_CAPACITY = 60000.0  # Ah
 MAX_COUNT = 0xFFFF  # module counts travel as 16-bit numbers (0x372)
 DEFAULT_SOC = 50.0  # %, before any SoC is known
 
+# Conditions of one measured quantity: each stops one direction (or derates), not the battery.
+DIRECTIONAL = frozenset(
+    {
+        Alarm.HIGH_CELL_VOLTAGE,
+        Alarm.LOW_CELL_VOLTAGE,
+        Alarm.HIGH_TEMPERATURE,
+        Alarm.LOW_TEMPERATURE,
+        Alarm.HIGH_CHARGE_CURRENT,
+        Alarm.HIGH_DISCHARGE_CURRENT,
+        Alarm.CELL_IMBALANCE,
+    }
+)
+
+
+def direction_stops_as_warnings(
+    alarms: Mapping[Alarm, Severity], charging: bool, discharging: bool
+) -> dict[Alarm, Severity]:
+    """`alarms` as the inverter is told them: while a direction is still allowed, an
+    ALARM of a measured quantity only stopped the other one and is sent as a WARNING."""
+    if not (charging or discharging):
+        return dict(alarms)
+    return {
+        a: Severity.WARNING if a in DIRECTIONAL and s >= Severity.ALARM else s
+        for a, s in alarms.items()
+    }
+
 
 @dataclass(frozen=True, slots=True)
 class Quirks:
@@ -61,6 +99,11 @@ class Quirks:
     cvl_max: float | None = None
     # Range of DVL the inverter accepts (V), None for any.
     dvl_window: tuple[float, float] | None = None
+    # A CVL below the measured pack voltage makes the inverter discharge and ignore DCL
+    # (SMA Sunny Island): the CVL is never below the pack voltage rounded up to 0.1 V.
+    cvl_not_below_voltage: bool = False
+    # Highest current limit the inverter accepts (A), None for no limit (SMA: 1200 A).
+    current_max: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +137,8 @@ class Outgoing:
     bms_name: str
     firmware_version: int
     hardware_version: int
+    min_cell_id: str = ""
+    max_cell_id: str = ""
 
 
 def floor_decivolt(volts: float) -> float:
@@ -162,7 +207,6 @@ class Shaper:
         held_cvl = self._hold("cvl", strategy_cvl)
         from_voltage = _voltage(floor_decivolt(voltage)) if voltage is not None else None
         cvl = held_cvl or from_voltage or settings.fallback_cvl
-        base_cvl = cvl
 
         strategy_dvl = settings.dvl if settings.dvl is not None else _voltage(limits.dvl)
         dvl = self._hold("dvl", strategy_dvl) or cvl
@@ -175,17 +219,33 @@ class Shaper:
         if self.quirks.stop_charge_by_cvl and ccl == 0 and from_voltage is not None:
             cvl = min(cvl, from_voltage)
         if self.quirks.keep_cvl_near_voltage and voltage is not None:
+            # Issue 15 item 5: no bound above the strategy's CVL. Bounding the raise by
+            # cvl_margin above it let the CVL sink 0.54-0.60 V below the pack in the demo
+            # and 1.95 V in cell-overvoltage (strategy CVL more than twice the margin below
+            # the pack). A raised CVL comes with CCL 0 and charging disabled instead.
             lowest = ceil_decivolt(voltage - settings.cvl_margin)
             if cvl < lowest:
-                cvl = max(cvl, min(lowest, floor_decivolt(base_cvl + settings.cvl_margin)))
+                cvl = lowest
                 ccl = 0.0
+                charge_enable = False
+        if self.quirks.cvl_not_below_voltage and voltage is not None:
+            # Issue 15 item 3: at (not below) the pack voltage, with charging stopped.
+            at_voltage = ceil_decivolt(voltage)
+            if cvl < at_voltage:
+                cvl = at_voltage
+                ccl = 0.0
+                charge_enable = False
         if self.quirks.cvl_max is not None:
             cvl = min(cvl, self.quirks.cvl_max)
+        if self.quirks.current_max is not None:
+            ccl = min(ccl, self.quirks.current_max)
+            dcl = min(dcl, self.quirks.current_max)
         dvl = min(dvl, cvl)
         if self.quirks.dvl_window is not None:
             dvl = _clamp(dvl, *self.quirks.dvl_window)
 
-        alarms = dict(report.alarms)
+        charging, discharging = charge_enable and ccl > 0, discharge_enable and dcl > 0
+        alarms = direction_stops_as_warnings(report.alarms, charging, discharging)
         if not valid:
             alarms[Alarm.SYSTEM] = Severity.ALARM
 
@@ -222,6 +282,8 @@ class Shaper:
             bms_name=report.bms_name,
             firmware_version=report.firmware_version,
             hardware_version=report.hardware_version,
+            min_cell_id=report.min_cell_id,
+            max_cell_id=report.max_cell_id,
         )
 
     def _temperature(self, key: str, value: float) -> float | None:

@@ -1,12 +1,19 @@
 """`victron`: Victron GX devices with the "BMS-Can" (Pylontech-compatible) battery profile.
 
-The V1.2 set plus 0x35A (alarm/warning pairs, which Victron acts on) and 0x370-0x373
-(BMS name, module counts, cell extremes) for its user interface. Quirks:
+The V1.2 set plus 0x35A (alarm/warning pairs, which Victron acts on), 0x35F and 0x379
+(capacity) and 0x370-0x377 (BMS name, module counts, cell extremes and cell names) for its
+user interface. Quirks:
 - The battery must not look like a Pylontech: a GX recognises one by the 'PN' marker in
-  0x359 and then applies its own Pylontech rules (dbus-systemcalc-py, delegates/dvcc.py,
-  _pylontech_quirk): it replaces any CVL of 55 V or less by its own (about 52.5 V, i.e.
-  3.5 V per cell for 15 cells) and, for 24 V batteries, charges at capacity/4 even when
-  CCL is 0. So 0x359 goes without the marker and the manufacturer name is never "PYLON...".
+  0x359 and then applies its Pylontech quirk (dbus-systemcalc-py, delegates/dvcc.py,
+  _pylontech_quirk): a CVL in (30, 54] V is replaced by its own (3.48 V per cell plus a
+  little), and for a CVL in (20, 55] V it floors the CCL at capacity/4, even when the
+  battery sends CCL 0. So 0x359 goes without the marker and the manufacturer name is never
+  "PYLON...".
+- 0x35F (model 0, firmware version in bytes 2-3, capacity in Ah in bytes 4-5, as diyBMS v4
+  victron_canbus.cpp sends it; the hardware version in 6-7) and 0x379 (installed capacity,
+  1 Ah) carry the capacity the GX displays and derives its charge-current floor from.
+- 0x374-0x377 name the cells with the lowest / highest voltage ("N0C3": node 0, cell 3)
+  and temperature (unknown to the gateway: sent empty).
 - CVL 0 is read as over-voltage and the system discharges hard: never sent (shaping.py).
 - A Multi may keep charging at 0.4-0.6 A with CCL 0, and MPPTs with DC feed-in ignore CCL:
   "stop charging" also lowers the CVL to the present pack voltage rounded down to 0.1 V.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gateway.codec import pylontech_lv as codec
 from gateway.contracts.frame import Frame
 from gateway.outputs.inverter import frames
 from gateway.outputs.inverter.profile import InverterProfile
@@ -34,6 +42,21 @@ if TYPE_CHECKING:
     from gateway.outputs.inverter.settings import InverterSettings
 
 FORBIDDEN_PREFIX = "PYLON"
+
+
+def battery_info(out: Outgoing, capacity_ah: float) -> Frame:
+    """0x35F the way the GX reads it (diyBMS v4 victron_canbus.cpp): model, firmware
+    version, capacity (1 Ah); bytes 6-7 the hardware version. Encoded with the generated
+    codec, whose bytes 2-3 field is named hardware_version."""
+    data = codec.encode_battery_info(
+        codec.BatteryInfo(
+            battery_model=0,
+            hardware_version=out.firmware_version,  # Victron: firmware version
+            capacity=round(capacity_ah),
+            software_version=out.hardware_version,  # bytes 6-7, not read by the GX
+        )
+    )
+    return Frame(codec.FRAME_IDS["BatteryInfo"], data)
 
 
 def _or(value: float | None, default: float) -> float:
@@ -61,11 +84,13 @@ class VictronProfile(InverterProfile):
         name = out.manufacturer
         if name.upper().startswith(FORBIDDEN_PREFIX):
             name = self.default_manufacturer
-        pylon = pylon_frames(out, name, pylon_marker=False)
+        pylon = pylon_frames(out, name, pylon_marker=False, force_bits=self.force_charge_bits)
+        capacity = _or(out.capacity_ah, 0.0)
         return [
             *pylon[:4],  # 0x351 0x355 0x356 0x359
             frames.alarms_warnings(out),
             *pylon[4:],  # 0x35C 0x35E
+            battery_info(out, capacity),
             *frames.bms_name(out.bms_name),
             frames.module_counts(out),
             frames.cell_extremes(
@@ -74,4 +99,6 @@ class VictronProfile(InverterProfile):
                 _or(out.min_cell_temperature, NEUTRAL_TEMPERATURE),
                 _or(out.max_cell_temperature, NEUTRAL_TEMPERATURE),
             ),
+            *frames.cell_ids(out.min_cell_id, out.max_cell_id, "", ""),
+            frames.installed_capacity(capacity),
         ]
