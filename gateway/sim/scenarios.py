@@ -156,6 +156,10 @@ def node_limits(capacity_ah: float) -> dict[str, Any]:
     }
 
 
+# The simulated demo's command key (bms.auth): public, so only for the simulation.
+DEMO_COMMAND_KEY = "00112233445566778899aabbccddeeff"
+
+
 def base_setup(step_s: float = 1.0, **kw: Any) -> SimSetup:
     """A scenario's system: nodes with over-current levels for their capacity, the gateway
     limited to 0.5 C, state saved every 30 s.
@@ -236,6 +240,9 @@ def _demo_setup() -> SimSetup:
         pv=SolarDay(peak_w=9000.0, cloudiness=0.2, rng=rng, start_h=7.0),
         load=HouseholdLoad(start_h=7.0, rng=rng),
         initial_soc_known=True,
+        # The demo runs as an installation should: relay closes and resets authenticated.
+        # This key is published here: never use it for a real battery.
+        gateway={"battery": {"command_key": DEMO_COMMAND_KEY}},
     )
 
 

@@ -257,6 +257,10 @@ class SimSystem:
         self.battery.set_ambient(setup.ambient_c)
         for node in self.battery.packs:
             self.battery.set_relay(node, False)  # relays start open, as on real hardware
+        self.settings = setup.gateway_settings()
+        # The nodes hold the installation's command key when the gateway has one, as a
+        # real installation provisions both (a simulated --config file's key included).
+        key = {"command_key": self.settings.battery.command_key}
         self.nodes: dict[int, SimNode] = {}
         for string in setup.strings:
             for node_id in string:
@@ -267,6 +271,8 @@ class SimSystem:
                     temp_sensors=setup.temp_sensors,
                     capacity_ah=setup.capacity_ah,
                 )
+                if key["command_key"]:
+                    cfg.update(key)
                 cfg.update(setup.node_config)
                 self.nodes[node_id] = SimNode(
                     node_id,
@@ -276,7 +282,6 @@ class SimSystem:
                     self.open_bus(self.battery_channel),
                     setup.chip,
                 )
-        self.settings = setup.gateway_settings()
         self.store = StateStore(state_dir / "state.json") if state_dir else None
         self._memory_state: dict[str, Any] | None = setup.gateway_state
         if self.store is not None and setup.gateway_state is not None:
