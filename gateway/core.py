@@ -51,6 +51,9 @@ MISMATCH_HOLD_S = 15.0
 # battery): their alive counters interleave. A stuck node goes stale instead.
 DUPLICATE_FRAMES = 10
 DUPLICATE_WINDOW_S = 10.0
+# A node whose RejectedCommands count rose keeps its warning this long: it refuses what the
+# gateway sends (a command key that differs, a second gateway, a forger on its identifiers).
+REJECTED_HOLD_S = 30.0
 # Another device's battery frames on the inverter bus keep their alarm this long.
 FOREIGN_LIMITS_HOLD_S = 10.0
 
@@ -139,6 +142,9 @@ class GatewayCore:
         # sharing their id with another sender, with the time last suspected.
         self._ignored_at: dict[int, tuple[float, int]] = {}
         self._duplicates: dict[int, float] = {}
+        # node -> its last RejectedCommands count; nodes seen rejecting, with the time.
+        self._rejected_count: dict[int, int] = {}
+        self._rejecting: dict[int, float] = {}
         self.events.add(
             now,
             EventKind.START,
@@ -305,6 +311,13 @@ class GatewayCore:
                 notes = (*notes, f"another device sends 0x{frame_id:03X} on the inverter bus")
             else:
                 self._foreign_limits = None
+        for node in self._rejecting_nodes(now):
+            alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
+            notes = (
+                *notes,
+                f"node {node} rejects the gateway's commands (a different command key, or "
+                "another device on its identifiers?)",
+            )
         for node in self._duplicate_ids(now):
             alarms.setdefault(Alarm.SYSTEM, Severity.WARNING)
             notes = (
@@ -368,6 +381,32 @@ class GatewayCore:
             )
         )
         return out
+
+    def _rejecting_nodes(self, now: float) -> list[int]:
+        """Nodes whose RejectedCommands count (PackStatus, wraps 255 -> 0) rose: they refuse
+        frames on their command identifiers, and the gateway would otherwise not know why its
+        relay requests do not happen."""
+        for node, rec in self.model.nodes.items():
+            count = rec.rejected_commands
+            last = self._rejected_count.get(node)
+            self._rejected_count[node] = count
+            # A rise of less than half the counter's range; a node that restarted counts
+            # from 0 again (a "rise" of more) and only sets the new baseline.
+            if last is not None and 0 < (count - last) & 0xFF < 0x80:
+                if node not in self._rejecting:
+                    self.events.add(
+                        now,
+                        EventKind.ALARM,
+                        f"the node rejects the gateway's commands ({count} so far): a "
+                        "different command key, or another device on its identifiers?",
+                        node,
+                        cause=("rejected", node),
+                    )
+                self._rejecting[node] = now
+        for node, seen in list(self._rejecting.items()):
+            if not 0 <= now - seen <= REJECTED_HOLD_S:
+                del self._rejecting[node]
+        return sorted(self._rejecting)
 
     def _duplicate_ids(self, now: float) -> list[int]:
         """Nodes whose NodeState frames arrive out of sequence as two senders' would."""

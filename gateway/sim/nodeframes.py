@@ -48,8 +48,9 @@ def node_state(
     return Frame(NODE_STATE | node, codec.encode_node_state(codec.NodeState(**fields)))
 
 
-def pack_status(node: int, volts: float, amps: float) -> Frame:
-    data = codec.encode_pack_status(codec.PackStatus(volts, amps, 0))
+def pack_status(node: int, volts: float, amps: float, rejected: int = 0) -> Frame:
+    """PackStatus; `rejected` is the node's count of rejected commands (wraps 255 -> 0)."""
+    data = codec.encode_pack_status(codec.PackStatus(volts, amps, rejected))
     return Frame(codec.FRAME_IDS["PackStatus"] | node, data)
 
 

@@ -8,7 +8,7 @@ import cantools
 import pytest
 
 from gateway.config.root import validate
-from gateway.contracts.decision import Alarm, Phase
+from gateway.contracts.decision import Alarm, Phase, Severity
 from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import NodeState, ProtectionKind
 from gateway.core import GatewayCore
@@ -225,3 +225,21 @@ def test_user_actions_on_unknown_nodes_are_refused() -> None:
     rig = Rig()
     with pytest.raises(ValueError, match="node 7 is not configured"):
         rig.core.request_reset(7, rig.t)
+
+
+def test_a_node_rejecting_the_gateways_commands_is_a_warning_and_an_event() -> None:
+    """Review finding: a node refusing every command (a different command key, a forger on
+    its identifiers) showed only as a counter on the page; now a SYSTEM warning naming it."""
+    rig = Rig()
+    rig.run(30.0)
+    assert Alarm.SYSTEM not in rig.core.decision.alarms
+    for rejected in (1, 2, 3):
+        rig.core.on_battery_frame(nf.pack_status(0, CELLS * 3.325, 0.0, rejected), rig.t)
+        rig.tick()
+    assert rig.core.decision.alarms.get(Alarm.SYSTEM) == Severity.WARNING
+    assert any("rejects the gateway's commands" in n for n in rig.core.decision.notes)
+    told = [e for e in rig.core.events.events if "rejects the gateway's commands" in e.message]
+    assert len(told) == 1 and told[0].node == 0
+    # Nothing rejected for REJECTED_HOLD_S: the warning goes.
+    rig.run(40.0)
+    assert Alarm.SYSTEM not in rig.core.decision.alarms
