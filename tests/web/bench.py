@@ -1,65 +1,97 @@
-"""A small simulated battery system for the web tests: a real GatewayCore fed with node frames
-built by the generated codec from simulated packs (gateway.sim physics), and a simulated
-inverter that obeys the limits the core sends it. Deterministic for a given seed and times.
-
-The full system simulator (firmware nodes on a simulated bus) will replace this driver; it
-stands in for the nodes only as far as the web page needs: states, relays, cells, bleeding,
-temperatures, protection flags.
+"""The web tests' battery system: a thin adapter over the real simulator
+(gateway.sim.system.SimSystem: firmware nodes on a simulated bus, a GatewayCore, a simulated
+inverter). The adapter adds only what the web tests need on top of it: a clock anchored at a
+chosen epoch, stepping to a given time, silent nodes (their microcontroller stopped) and
+protection flags raised through each node's own sensors at the firmware's configured levels.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.config.root import Settings, validate
-from gateway.contracts.frame import Frame
+from gateway.config.root import Settings
 from gateway.contracts.snapshot import ProtectionKind
 from gateway.core import GatewayCore
-from gateway.sim import (
-    Battery,
-    CellParams,
-    HouseholdLoad,
-    SimInverter,
-    SimInverterSettings,
-    SolarDay,
-    nodeframes,
-)
+from gateway.sim import HouseholdLoad, SolarDay
+from gateway.sim.scenarios import DEMO_COMMAND_KEY, base_setup
+from gateway.sim.system import SimNode, SimSetup, SimSystem
 
 SENSORS = 4
 CAPACITY_AH = 280.0
+STEP_S = 1.0  # the nodes' cycle, the gateway's tick and the physics step
 
-
-def bench_settings(
-    strings: list[list[int]], cells: int, extra: dict[str, Any] | None = None
-) -> Settings:
-    data: dict[str, Any] = {
-        "battery": {
-            "topology": {"strings": strings, "cells_per_node": cells, "capacity_ah": CAPACITY_AH}
-        },
-        # The bench steps up to 10 s at a time when it fills the history.
-        "strategy": {"max_step_s": 15.0},
-        "soc": {"max_step_s": 15.0},
-    }
-    for section, values in (extra or {}).items():
-        data.setdefault(section, {}).update(values)
-    return validate(data)
+LEVELS = ("info", "warning", "fault")
 
 
 @dataclass
 class NodeFlags:
-    """Protection flags a bench node reports; a fault trips it (relay open)."""
+    """Protection flags a node should raise: each is made by a sensor reading just past the
+    firmware's level for it (a fault trips the node: relay open)."""
 
     faults: frozenset[ProtectionKind] = frozenset()
     warnings: frozenset[ProtectionKind] = frozenset()
     infos: frozenset[ProtectionKind] = frozenset()
 
+    def by_level(self) -> list[tuple[int, ProtectionKind]]:
+        return [
+            (level, kind)
+            for level, kinds in enumerate((self.infos, self.warnings, self.faults))
+            for kind in sorted(kinds, key=lambda k: k.value)
+        ]
+
+
+def _past(levels: list[int], level: int, upper: bool) -> int:
+    """A reading just past `levels[level]` and short of the next level."""
+    return levels[level] + 1 if upper else levels[level] - 1
+
+
+def apply_flag(node: SimNode, kind: ProtectionKind, level: int) -> None:
+    """Set the node's sensors so that its firmware raises `kind` at `level`."""
+    hw, cfg = node.hw, node.settings
+    if kind is ProtectionKind.CELL_OVER_VOLTAGE:
+        hw.cell_mv[1] = _past(cfg["cell_over_mv"], level, upper=True)
+    elif kind is ProtectionKind.CELL_UNDER_VOLTAGE:
+        hw.cell_mv[2] = _past(cfg["cell_under_mv"], level, upper=False)
+    elif kind is ProtectionKind.CHARGE_OVER_TEMP:
+        hw.temp_dc[0] = 10 * _past(cfg["charge_over_temp_c"], level, upper=True)
+    elif kind is ProtectionKind.DISCHARGE_OVER_TEMP:
+        hw.temp_dc[1] = 10 * _past(cfg["discharge_over_temp_c"], level, upper=True)
+    elif kind is ProtectionKind.CHARGE_UNDER_TEMP:
+        hw.temp_dc[2] = 10 * _past(cfg["charge_under_temp_c"], level, upper=False)
+    else:
+        raise NotImplementedError(f"no sensor reading for {kind}")
+    hw.pack_mv = sum(hw.cell_mv[: hw.cells])
+
+
+class BenchSystem(SimSystem):
+    """A SimSystem whose clock starts at `origin` (epoch seconds) and whose nodes' sensors
+    read the flags' readings over the pack's."""
+
+    def __init__(self, setup: SimSetup, seed: int, origin: float) -> None:
+        self.origin = origin
+        super().__init__(setup, seed, bus="memory")
+        self.flags: dict[int, NodeFlags] = {n: NodeFlags() for n in self.nodes}
+        for node in self.nodes.values():
+            feed = node.feed
+
+            def feed_with_flags(pack: Any, node: SimNode = node, feed: Any = feed) -> None:
+                feed(pack)
+                for level, kind in self.flags[node.node_id].by_level():
+                    apply_flag(node, kind, level)
+
+            node.feed = feed_with_flags  # type: ignore[method-assign]
+
+    def now(self) -> float:
+        return self.origin + self.t
+
 
 @dataclass
 class Bench:
-    """The core and its simulated surroundings. Call step(now) with increasing times."""
+    """The simulated system around a real core. Call step(now) with increasing times."""
 
     now: float
     strings: list[list[int]] = field(default_factory=lambda: [[0, 1], [2, 3]])
@@ -71,106 +103,73 @@ class Bench:
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
-        self.settings = bench_settings(self.strings, self.cells, self.extra)
-        self.core = GatewayCore(self.settings, self.now)
-        self.battery = Battery.build(
-            rng,
-            self.strings,
-            self.cells,
-            params=CellParams().scaled(CAPACITY_AH),
+        # The command key the simulated nodes share with the gateway (simulation only).
+        gateway: dict[str, Any] = {"battery": {"command_key": DEMO_COMMAND_KEY}}
+        for section, values in (self.extra or {}).items():
+            gateway.setdefault(section, {}).update(values)
+        setup = base_setup(
+            step_s=STEP_S,
+            strings=self.strings,
+            cells_per_node=self.cells,
+            temp_sensors=SENSORS,
+            capacity_ah=CAPACITY_AH,
             soc=self.soc,
             soc_spread=self.soc_spread,
-            sensors=SENSORS,
+            start_hour=10.0,
+            pv=SolarDay(peak_w=9000.0, start_h=10.0, cloudiness=0.4, rng=rng),
+            load=HouseholdLoad(start_h=10.0, appliances_per_day=6, rng=rng),
+            gateway=gateway,
         )
-        # The bench may step 10 s at a time: the inverter must not drop the battery then.
-        self.inverter = SimInverter(SimInverterSettings(battery_timeout_s=30.0))
-        self.pv = SolarDay(peak_w=9000.0, start_h=10.0, cloudiness=0.4, rng=rng)
-        self.load = HouseholdLoad(start_h=10.0, appliances_per_day=6, rng=rng)
-        self.origin = self.now
-        self.flags: dict[int, NodeFlags] = {n: NodeFlags() for n in self.nodes}
-        self.counter = 0
+        # run() may step a few seconds at a time: the inverter must not drop the battery then.
+        setup.inverter = setup.inverter.model_copy(update={"battery_timeout_s": 30.0})
+        self.sim = BenchSystem(setup, self.seed, self.now)
+        self.settings: Settings = self.sim.settings
+
+    @property
+    def core(self) -> GatewayCore:
+        assert self.sim.core is not None
+        return self.sim.core
+
+    @property
+    def flags(self) -> dict[int, NodeFlags]:
+        return self.sim.flags
 
     @property
     def nodes(self) -> list[int]:
-        return [n for s in self.strings for n in s]
+        return list(self.sim.nodes)
+
+    def _step_to(self, now: float, step_s: float) -> None:
+        sim = self.sim
+        if step_s != sim.step_s:
+            sim.step_s = step_s
+            sim.steps = round(sim.t / step_s)
+        while sim.now() < now - 1e-9:
+            sim.step()
+        self.now = sim.now()
 
     def step(self, now: float, silent: frozenset[int] = frozenset()) -> None:
-        """Advance the physics to `now`, send the frames of every node but the `silent`
-        ones and tick the core."""
-        dt = now - self.now
-        if dt > 0:
-            t = now - self.origin
-            current = self.inverter.step(now, self.battery.bus_voltage, self.pv(t), self.load(t))
-            self.battery.step(dt, current)
-        self.now = now
-        self.counter += 1
-        core = self.core
-        balance = {b.node: b.cells for b in core.decision.balance} if core.decision else {}
-        for node in self.nodes:
-            pack = self.battery.packs[node]
-            tripped = bool(self.flags[node].faults)
-            self.battery.set_relay(node, not tripped)
-            pack.balance_mask = 0 if tripped else balance.get(node, 0)
-            if node in silent:
-                continue
-            for frame in self.node_frames(node):
-                core.on_battery_frame(frame, now)
-        for frame_id, data in self.inverter.due_frames(now):
-            core.on_inverter_frame(Frame(frame_id, data), now)
-        for frame in core.tick(now).inverter:
-            self.inverter.on_frame(frame.id, frame.data, now)
+        """Run the system up to `now` (whole node cycles: to the first cycle at or after it),
+        the `silent` nodes stopped."""
+        for node in silent:
+            self.sim.nodes[node].stopped = True
+        try:
+            self._step_to(now, STEP_S)
+        finally:
+            for node in silent:
+                self.sim.nodes[node].stopped = False
 
     def run(self, until: float, dt: float) -> None:
-        """Step every `dt` seconds up to `until` (fills the history quickly)."""
-        while self.now + dt <= until:
-            self.step(self.now + dt)
-
-    def node_frames(self, node: int) -> list[Frame]:
-        pack = self.battery.packs[node]
-        flags = self.flags[node]
-        tripped = bool(flags.faults)
-        cells = [round(v, 3) for v in pack.cell_voltages()]
-        temps = [round(t if t is not None else -40.0, 1) for t in pack.temperatures()]
-        low = min(range(len(cells)), key=cells.__getitem__)
-        high = max(range(len(cells)), key=cells.__getitem__)
-        frames = [
-            nodeframes.node_state(
-                node,
-                self.counter,
-                state=3 if tripped else 2,
-                relay=0 if tripped else 1,
-                faults=flags.faults,
-                warnings=flags.warnings,
-                infos=flags.infos,
-            ),
-            nodeframes.pack_status(node, round(pack.voltage, 3), round(pack.measured_current_a, 3)),
-            nodeframes.cell_extremes(node, cells[low], cells[high], low + 1, high + 1),
-        ]
-        t_low = min(range(len(temps)), key=temps.__getitem__)
-        t_high = max(range(len(temps)), key=temps.__getitem__)
-        frames.append(
-            nodeframes.temperature_extremes(
-                node,
-                temps[t_low],
-                temps[t_high],
-                t_low + 1,
-                t_high + 1,
-                round(pack.balancer_temp_c, 1),
+        """Run up to `until` in steps of `dt` seconds (fills the history quickly): at most
+        4/5 of the nodes' gateway watchdog, so that they keep their relays closed."""
+        watchdog_s = min(n.settings["watchdog_ms"] for n in self.sim.nodes.values()) / 1000
+        dt = min(dt, 0.8 * watchdog_s)
+        if dt > STEP_S:
+            # to a multiple of dt first: the simulator's time is its step count times its step
+            self._step_to(
+                min(until, self.now + dt * math.ceil(self.sim.t / dt) - self.sim.t), STEP_S
             )
-        )
-        for group in range(0, len(cells), 4):
-            volts = tuple((cells[group : group + 4] + [0.0] * 4)[:4])
-            frames.append(nodeframes.cell_voltages(node, group // 4, volts))
-        for group in range(0, len(temps), 3):
-            values = tuple((temps[group : group + 3] + [0.0] * 3)[:3])
-            frames.append(nodeframes.cell_temperatures(node, group // 3, values))
-        frames.append(nodeframes.balance_state(node, pack.balance_mask))
-        frames.append(
-            nodeframes.node_info(
-                node, self.cells, SENSORS, capacity_ah=CAPACITY_AH, version=(1, 4, 2)
-            )
-        )
-        return frames
+            self._step_to(self.now + dt * math.floor((until - self.now) / dt + 1e-9), dt)
+        self._step_to(until, STEP_S)
 
 
 @dataclass

@@ -59,7 +59,7 @@ async def test_nodes_show_cells_bleeding_and_faults_by_level(bench: Bench) -> No
     bench.flags[1].warnings = frozenset({ProtectionKind.CHARGE_OVER_TEMP})
     bench.flags[1].infos = frozenset({ProtectionKind.CELL_OVER_VOLTAGE})
     bench.flags[3].faults = frozenset({ProtectionKind.CELL_UNDER_VOLTAGE})
-    bench.step(bench.now + 0.5)
+    bench.step(bench.now + 3.0)  # the debounce: up to three node cycles
     async with client_for(BenchHost(bench)) as client:
         nodes = (await client.get("/api/nodes")).json()["nodes"]
     assert [n["node"] for n in nodes] == [0, 1, 2, 3]
@@ -69,13 +69,19 @@ async def test_nodes_show_cells_bleeding_and_faults_by_level(bench: Bench) -> No
         assert n["cell_count"] == 16
         assert n["bleeding"] == [k + 1 for k in range(16) if rec.bleeding >> k & 1]
         assert len(n["temperatures"]) == 4
-        assert n["info"]["firmware"] == "1.4.2"
+        assert n["info"]["firmware"] == "0.1.0"
         assert n["info"]["chemistry"] == "lfp"
+    # The firmware raises every level a reading has passed: a warning comes with its info.
     assert nodes[1]["faults"] == [
         {"kind": "ChargeOverTemp", "level": "warning"},
         {"kind": "CellOverVoltage", "level": "info"},
+        {"kind": "ChargeOverTemp", "level": "info"},
     ]
-    assert nodes[3]["faults"] == [{"kind": "CellUnderVoltage", "level": "fault"}]
+    assert nodes[3]["faults"] == [
+        {"kind": "CellUnderVoltage", "level": "fault"},
+        {"kind": "CellUnderVoltage", "level": "warning"},
+        {"kind": "CellUnderVoltage", "level": "info"},
+    ]
     assert nodes[3]["state"] == "tripped"
     assert nodes[3]["relay"] == "open"
     assert nodes[0]["state"] == "active" and nodes[0]["relay"] == "closed"

@@ -33,7 +33,7 @@ from tests.web.bench import Bench, BenchHost
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 OUTPUT = ROOT / "test-output"
-STEP_S = 0.2  # the bench's node frames, as a node sends its fast frames
+STEP_S = 0.2  # how often the bench catches up with the wall clock (in 1 s node cycles)
 WAIT_S = 15.0
 UNKNOWN = "\N{EN DASH}"  # what the page shows for a value it does not have
 
@@ -241,18 +241,17 @@ def test_the_page_shows_the_live_battery_and_acts_with_the_token(
         "no setup shown",
     )
 
-    # It updates by itself: a warning raised on node 1 appears without a reload, and the
-    # boxes that update every second stay where they are.
+    # It updates by itself: a flag raised on node 1 (an info: the firmware raises a warning
+    # with its info, two badges) appears without a reload, and the boxes that update every
+    # second stay where they are.
     OUTPUT.mkdir(exist_ok=True)
     screenshot(driver, OUTPUT / "web.png")
     before = layout(driver)
-    live.call(
-        setattr, live.bench.flags[1], "warnings", frozenset({ProtectionKind.CHARGE_OVER_TEMP})
-    )
+    live.call(setattr, live.bench.flags[1], "infos", frozenset({ProtectionKind.CHARGE_OVER_TEMP}))
     wait(
         driver,
-        lambda d: "warning: ChargeOverTemp" in d.find_element(By.ID, "node-1").text,
-        "the node's warning never appeared",
+        lambda d: "info: ChargeOverTemp" in d.find_element(By.ID, "node-1").text,
+        "the node's info never appeared",
     )
     assert layout(driver) == before
 

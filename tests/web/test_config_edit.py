@@ -55,8 +55,15 @@ async def test_config_view_lists_every_setting(bench: Bench, config_file: Path) 
     assert fields["battery.topology.strings"]["kind"] == "json"
     assert fields["web.port"]["editable"] is False
     assert fields["persistence.state_file"]["editable"] is False
-    # The running (bench) settings step up to 15 s; the file leaves that at its default.
-    assert view["pending_restart"] == ["strategy.max_step_s", "soc.max_step_s"]
+    # The running (simulated) system's own settings (gateway.sim.scenarios.base_setup: its
+    # command key, a 1 s tick, 0.5 C limits, a quick inverter start) differ from the file.
+    assert view["pending_restart"] == [
+        "battery.command_key",
+        "timing.tick_s",
+        "strategy.max_charge_current_a",
+        "strategy.max_discharge_current_a",
+        "inverter.startup_grace",
+    ]
 
 
 async def test_an_edit_is_validated_saved_atomically_with_a_backup(
