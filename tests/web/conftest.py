@@ -1,5 +1,6 @@
-"""Fixtures for the web tests: a bench (real GatewayCore fed with node frames) and an
-in-process client of the app around it."""
+"""Fixtures for the web tests: a bench (the simulated system of gateway.sim: firmware nodes
+on a simulated bus, a real GatewayCore, a simulated inverter) and an in-process client of
+the app around it."""
 
 from __future__ import annotations
 
