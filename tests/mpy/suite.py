@@ -737,36 +737,35 @@ def run_all():
                 + str(figures["heap_in_use_after_startup"])
                 + " bytes"
             )
-    try:
-        allocated = mcp2515_allocation(500)
-        check(allocated == 0, str(allocated) + " bytes")
-    except Exception as exc:
-        failed += 1
-        print("FAIL allocation MCP2515 driver: " + repr(exc))
-    else:
-        passed += 1
-        bench["mcp2515_alloc_bytes_per_cycle"] = allocated / 500
-        print("PASS allocation MCP2515 driver: 0 bytes/cycle")
-    try:
-        allocated = mcp2515_burst_allocation(30)
-        check(allocated == 0, str(allocated) + " bytes")
-    except Exception as exc:
-        failed += 1
-        print("FAIL MCP2515 INT pin: a burst of four, both balance groups: " + repr(exc))
-    else:
-        passed += 1
-        bench["mcp2515_burst_alloc_bytes"] = allocated
-        print("PASS MCP2515 INT pin: a burst of four, both balance groups, 0 bytes")
-    try:
-        allocated = pyb_full_mailbox_allocation(500)
-        check(allocated == 0, str(allocated) + " bytes")
-    except Exception as exc:
-        failed += 1
-        print("FAIL allocation pyb.CAN with full mailboxes: " + repr(exc))
-    else:
-        passed += 1
-        bench["pyb_full_mailbox_alloc_bytes_per_cycle"] = allocated / 500
-        print("PASS allocation pyb.CAN with full mailboxes: 0 bytes/cycle")
+    # The CAN drivers' steady states: name, measurement, its count (cycles or bursts), the
+    # bench key and whether the figure is per cycle (else the total).
+    for name, measure, count, key, per_cycle in (
+        ("allocation MCP2515 driver", mcp2515_allocation, 500, "mcp2515_alloc_bytes_per_cycle", 1),
+        (
+            "MCP2515 INT pin: a burst of four, both balance groups",
+            mcp2515_burst_allocation,
+            30,
+            "mcp2515_burst_alloc_bytes",
+            0,
+        ),
+        (
+            "allocation pyb.CAN with full mailboxes",
+            pyb_full_mailbox_allocation,
+            500,
+            "pyb_full_mailbox_alloc_bytes_per_cycle",
+            1,
+        ),
+    ):
+        try:
+            allocated = measure(count)
+            check(allocated == 0, str(allocated) + " bytes")
+        except Exception as exc:
+            failed += 1
+            print("FAIL " + name + ": " + repr(exc))
+        else:
+            passed += 1
+            bench[key] = allocated / count if per_cycle else allocated
+            print("PASS " + name + ": 0 bytes" + ("/cycle" if per_cycle else ""))
     for name, scenario in SCENARIOS:
         try:
             scenario()
