@@ -157,16 +157,14 @@ class GatewayCore:
 
     def on_battery_frame(self, frame: Frame, now: float) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
-        inverter_sends = self.is_keepalive(frame) or (
-            frame.id == INVERTER_STATUS_ID and frame.plain
-        )
-        if inverter_sends and self.settings.buses.inverter is None:
-            # One shared bus: the inverter's keepalive arrives here.
-            self.on_inverter_frame(frame, now)
-            return False
-        if frame.id in OUR_INVERTER_IDS and frame.plain and self.settings.buses.inverter is None:
-            # One shared bus: our own frames are not heard back, so this is another device.
-            self._foreign_battery_frame(frame.id, now)
+        if self.settings.buses.inverter is None:  # one bus for battery and inverter
+            if self.is_keepalive(frame) or (frame.id == INVERTER_STATUS_ID and frame.plain):
+                # The inverter's keepalive (and its status frame) arrives here.
+                self.on_inverter_frame(frame, now)
+                return False
+            if frame.id in OUR_INVERTER_IDS and frame.plain:
+                # Our own frames are not heard back, so this is another device.
+                self._foreign_battery_frame(frame.id, now)
         return self.source.on_frame(frame, now)
 
     def is_keepalive(self, frame: Frame) -> bool:
