@@ -66,3 +66,24 @@ def mqtt_output(
     nodes = {n: topology.cells_of(n) for n in topology.nodes}
     target = CoreCommands(core, clock) if settings.commands else None
     return MqttOutput(settings, nodes, target)
+
+
+class OutputFeed:
+    """Hands each tick's result to the outputs (they neither block nor raise), with every
+    event once: the service and the simulator feed their outputs through one of these. A
+    restarted gateway is a new core whose event count starts from 0 again: followed."""
+
+    def __init__(self, outputs: list[Output]) -> None:
+        self.outputs = outputs  # the caller's list: outputs added later are fed too
+        self._core = 0  # id() of the core fed last
+        self._seen = 0  # its events handed over
+
+    def publish(self, core: GatewayCore) -> None:
+        if not self.outputs:
+            return
+        if id(core) != self._core:
+            self._core, self._seen = id(core), 0
+        view, self._seen = core.view(self._seen)
+        if view is not None:
+            for output in self.outputs:
+                output.publish(view)

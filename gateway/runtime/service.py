@@ -25,6 +25,7 @@ from gateway.outputs import Output
 from gateway.record.events import EventKind
 from gateway.record.persist import StateStore
 from gateway.runtime.canport import BusFactory, GatewayCanPort
+from gateway.runtime.outputs import OutputFeed
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class Gateway:
         self.urgent_ticks = 0
         # Outputs beside the inverter's CAN frames (D-Bus, MQTT): told after every tick.
         self.outputs: list[Output] = list(outputs)
-        self._events_seen = 0
+        self._feed = OutputFeed(self.outputs)
 
     def wall_offset(self) -> float:
         """Seconds to add to a time of the gateway's clock to show it as wall time."""
@@ -128,13 +129,7 @@ class Gateway:
 
     def publish(self) -> None:
         """Hand the tick's result to every output (they neither block nor raise)."""
-        if not self.outputs:
-            return
-        view, self._events_seen = self.core.view(self._events_seen)
-        if view is None:
-            return
-        for output in self.outputs:
-            output.publish(view)
+        self._feed.publish(self.core)
 
     def send(self, out: Outbox) -> None:
         # The inverter's frames first: after an urgent tick they carry the stop.

@@ -38,6 +38,7 @@ from gateway.core import GatewayCore
 from gateway.outputs import Output
 from gateway.record.persist import StateStore
 from gateway.runtime.canport import frame_of
+from gateway.runtime.outputs import OutputFeed
 from gateway.sim.chipboard import ChipBoard
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
@@ -322,7 +323,7 @@ class SimSystem:
         # Outputs beside the inverter's CAN frames (D-Bus, MQTT), told after every tick; the
         # caller runs their I/O tasks (gateway/cli/sim.py).
         self.outputs: list[Output] = []
-        self._events_seen: tuple[int, int] = (0, 0)  # (id of the core, its events seen)
+        self._feed = OutputFeed(self.outputs)
 
     # ------------------------------------------------------------------ clock
 
@@ -447,8 +448,7 @@ class SimSystem:
             core.on_inverter_frame(frame_of(msg), now)
         if urgent or self.t + 1e-9 >= self._next_tick:
             out = core.tick(now)
-            if self.outputs:
-                self._publish(core)
+            self._feed.publish(core)
             if self.t + 1e-9 >= self._next_tick:
                 self._next_tick = self.t + self.settings.timing.tick_s
             if not self.gateway_silent:
@@ -466,15 +466,6 @@ class SimSystem:
         if self.t >= self._next_save:
             self._next_save = self.t + self.settings.persistence.interval_s
             self.save_state()
-
-    def _publish(self, core: GatewayCore) -> None:
-        # A restarted gateway is a new core whose event count starts again from 0.
-        key, seen = self._events_seen
-        view, seen = core.view(seen if key == id(core) else 0)
-        self._events_seen = (id(core), seen)
-        if view is not None:
-            for output in self.outputs:
-                output.publish(view)
 
     def _write_log(self) -> None:
         writer = self._log_writer
