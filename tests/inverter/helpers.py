@@ -76,6 +76,15 @@ def profile(name: str, **settings: Any) -> InverterProfile:
     return make_profile(name, InverterSettings(profile=name, **settings))
 
 
+def last_frames(name: str, *reports: InverterReport, **settings: Any) -> list[Frame]:
+    """The frames of the last of `reports`, sent in order through one profile instance (a
+    profile remembers what it last knew)."""
+    p = profile(name, **settings)
+    for r in reports[:-1]:
+        p.frames(r)
+    return p.frames(reports[-1])
+
+
 def decode(
     db: cantools.database.can.Database, frames: list[Frame], padded: bool
 ) -> dict[int, dict[str, Any]]:

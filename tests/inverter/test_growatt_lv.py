@@ -13,16 +13,13 @@ from pytest import approx
 from gateway.contracts.decision import Alarm, Severity
 from gateway.outputs.inverter import InverterSettings, profile_class
 from tests.inverter.family_decoders import growatt_lv
-from tests.inverter.helpers import UNKNOWN_MEASUREMENTS, limits, profile, report
+from tests.inverter.helpers import UNKNOWN_MEASUREMENTS, last_frames, limits, profile, report
 
 GROWATT_IDS = [0x311, 0x312, 0x313, 0x314, 0x319, 0x320, 0x321]
 
 
 def decoded(*reports, **kw):
-    p = profile("growatt-lv", **kw)
-    for r in reports[:-1]:
-        p.frames(r)
-    return growatt_lv(p.frames(reports[-1]))
+    return growatt_lv(last_frames("growatt-lv", *reports, **kw))
 
 
 def test_frame_set_and_field_meaning() -> None:

@@ -14,16 +14,13 @@ from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.frame import Frame
 from gateway.outputs.inverter import InverterSettings, profile_class
 from tests.inverter.family_decoders import luxpower
-from tests.inverter.helpers import UNKNOWN_MEASUREMENTS, limits, profile, report
+from tests.inverter.helpers import UNKNOWN_MEASUREMENTS, last_frames, limits, profile, report
 
 LUXPOWER_IDS = [0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E, 0x379]
 
 
 def decoded(*reports, **kw):
-    p = profile("luxpower", **kw)
-    for r in reports[:-1]:
-        p.frames(r)
-    return luxpower(p.frames(reports[-1]))
+    return luxpower(last_frames("luxpower", *reports, **kw))
 
 
 def test_frame_set_and_field_meaning() -> None:

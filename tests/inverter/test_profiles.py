@@ -13,6 +13,7 @@ from tests.inverter.helpers import (
     ALARMS,
     UNKNOWN_MEASUREMENTS,
     decode,
+    last_frames,
     limits,
     profile,
     report,
@@ -40,10 +41,7 @@ TEMP = {"pylontech": 22.2, "deye": 22.2, "victron": 24.5, "sma-sunny-island": 24
 
 def frames_of(pylon_db, name: str, *reports, **settings: Any) -> dict[int, dict[str, Any]]:
     """Decoded frames of the last of `reports`, sent in order through one profile instance."""
-    p = profile(name, **settings)
-    for r in reports[:-1]:
-        p.frames(r)
-    return decode(pylon_db, p.frames(reports[-1]), padded=name in PADDED)
+    return decode(pylon_db, last_frames(name, *reports, **settings), padded=name in PADDED)
 
 
 def test_registry_has_exactly_the_known_profiles() -> None:

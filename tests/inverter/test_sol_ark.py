@@ -13,16 +13,13 @@ from pytest import approx
 from gateway.contracts.decision import Alarm, Severity
 from gateway.outputs.inverter import InverterSettings, profile_class
 from tests.inverter.family_decoders import sol_ark
-from tests.inverter.helpers import UNKNOWN_MEASUREMENTS, limits, profile, report
+from tests.inverter.helpers import UNKNOWN_MEASUREMENTS, last_frames, limits, profile, report
 
 SOL_ARK_IDS = [0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E, 0x379]
 
 
 def decoded(*reports, **kw):
-    p = profile("sol-ark", **kw)
-    for r in reports[:-1]:
-        p.frames(r)
-    return sol_ark(p.frames(reports[-1]))
+    return sol_ark(last_frames("sol-ark", *reports, **kw))
 
 
 def test_frame_set_and_field_meaning() -> None:
