@@ -141,7 +141,7 @@ class SerialPackLink:
             return await action()
         except PackError as exc:
             self.counters.failed += 1
-            self._log.warning(str(exc), self._clock(), "%s", exc)
+            self._log.warning(self.name, self._clock(), "%s", exc)  # one line a minute a pack
             raise
 
     async def _read(self) -> PackReading:
