@@ -252,9 +252,9 @@ PROTOCOLS: dict[str, tuple[Callable[[int | None], PackProtocol], int, str]] = {
         "Modbus device address (DIP switches), default 1",
     ),
     "daly": (
-        lambda a: daly.Daly(daly.BMS if a is None else a),
+        lambda a: daly.Daly(a or 0),
         daly.BAUDRATE,
-        "the BMS's address in its answers, default 0x01",
+        "board number 0..15 (requests to 0x40 + board), default 0",
     ),
 }
 

@@ -70,13 +70,12 @@ def test_a_missing_frame_raises() -> None:
         daly.numbered([answer(0x95, b"\x01\x0d\x05"), answer(0x95, b"\x03\x0d\x08")], 4, 3, "cells")
 
 
-def test_an_answer_from_another_bms_or_for_another_id_is_not_taken() -> None:
-    poll = daly.Daly().poll()
+def test_our_echo_or_an_answer_for_another_id_is_not_taken() -> None:
+    poll = daly.Daly(board=2).poll()
+    request = poll.request()
+    assert request == daly.request(0x90, host=0x42)
     assert not poll.take(answer(0x93, bytes(8)))
-    other = bytearray(ANSWERS[0])
-    other[1] = 0x02
-    other[-1] = sum(other[:-1]) & 0xFF
-    assert not poll.take(bytes(other))
+    assert not poll.take(request)  # heard back on an adapter with echo
     assert poll.take(ANSWERS[0])
 
 

@@ -25,6 +25,8 @@ def test_another_address_gets_no_answer() -> None:
     assert JkEmulator(terminal=5).respond(jk.read_all_request(terminal=4)) == b""
     assert JkModbusEmulator(address=2).respond(jk_modbus.read_request(1, 0x1200, 4)) == b""
     assert JkModbusEmulator(address=2).respond(jk_modbus.read_request(2, 0x1200, 4)) != b""
+    assert DalyEmulator(board=1).respond(daly.request(0x90)) == b""
+    assert DalyEmulator(board=1).respond(daly.request(0x90, host=0x41)) != b""
 
 
 def test_unknown_registers_answer_errors() -> None:

@@ -3,7 +3,9 @@ V1.2"): 13-byte frames; data IDs 0x90 (voltage, current, SOC), 0x93 (MOS status,
 capacity), 0x94 (status: cells, sensors), 0x95 (cell voltages, 3 a frame, as many frames as
 cells need), 0x96 (temperatures, 7 a frame), 0x98 (failure flags) answered with the BMS
 address 0x01; anything else, or a wrong checksum, gets no answer. Frame numbers of 0x95 and
-0x96 start at `first_frame` (0 as the document says; 1 as BMSes in the field do).
+0x96 start at `first_frame` (0 as the document says; 1 as BMSes in the field do). It answers
+requests to 0x40 + `board` (the upper computer's address, plus the board number that Daly's
+PC tool sets for several BMSes on one line).
 
 The document has no MOSFET command: the host cannot switch; a raised failure flag in BLOCKS
 holds a MOSFET off (bit n of the 7 flag bytes, byte 0 bit 0 first).
@@ -35,9 +37,10 @@ def _frame(address: int, data_id: int, data: bytes) -> bytes:
 
 
 class DalyEmulator(Emulator):
-    def __init__(self, pack: PackState | None = None, first_frame: int = 0) -> None:
+    def __init__(self, pack: PackState | None = None, first_frame: int = 0, board: int = 0) -> None:
         self.pack = pack or PackState()
         self.first_frame = first_frame
+        self.board = board
 
     def split(self, buf: bytearray) -> list[bytes]:
         out: list[bytes] = []
@@ -53,7 +56,12 @@ class DalyEmulator(Emulator):
             del buf[:13]
 
     def respond(self, request: bytes) -> bytes:
-        if len(request) != 13 or sum(request[:12]) & 0xFF != request[12] or request[3] != 8:
+        if (
+            len(request) != 13
+            or sum(request[:12]) & 0xFF != request[12]
+            or request[3] != 8
+            or request[1] != 0x40 + self.board
+        ):
             return b""
         p = self.pack
         data_id = request[2]

@@ -5,8 +5,10 @@ PDF in maland16/daly-bms-uart docs/):
 
 - 9600 baud 8N1. Every frame is 13 bytes: A5, address, data ID, length (8), 8 data bytes,
   checksum (low byte of the sum of the 12 bytes before it). The host sends its own address
-  (0x40 upper computer) and 8 reserved bytes; the BMS answers with its address (0x01) and
-  the same data ID.
+  (0x40 upper computer) and 8 reserved bytes; the BMS answers with its own address (0x01)
+  and the same data ID. With several BMSes on one RS485 line, each is given a board number
+  n in Daly's PC tool and answers requests to 0x40 + n (mr-manuel/venus-os_dbus-serialbattery
+  docs, "How to connect": board 0 = 0x40 ... 15 = 0x4F).
 - 0x90 total voltage (0.1 V, cumulative and gathered), current (0.1 A, offset 30000, above
   the offset = charging), SOC (0.1 %). 0x93 state, charge MOS, discharge MOS, BMS life,
   remaining capacity (mAh, 4 bytes). 0x94 number of cells, of temperatures, charger and load
@@ -27,7 +29,6 @@ from gateway.sources.packs.reading import PackError, PackReading
 BAUDRATE = 9600
 START = 0xA5
 HOST = 0x40  # upper computer
-BMS = 0x01
 SIZE = 13
 SOC, MOS, STATUS, CELLS, TEMPS, FAILURES = 0x90, 0x93, 0x94, 0x95, 0x96, 0x98
 CURRENT_OFFSET = 30000
@@ -123,10 +124,10 @@ def data_of(frame: bytes) -> bytes:
 
 
 class DalyPoll(Poll):
-    def __init__(self, bms: int, host: int) -> None:
+    def __init__(self, host: int) -> None:
         self.ids = (SOC, MOS, STATUS, CELLS, TEMPS, FAILURES)
         super().__init__([request(i, host) for i in self.ids])
-        self.bms = bms
+        self.host = host
 
     def expect(self, step: int) -> int:
         if self.ids[step] in (CELLS, TEMPS):
@@ -136,7 +137,8 @@ class DalyPoll(Poll):
         return 1
 
     def check(self, step: int, frame: bytes) -> bool:
-        return frame[1] == self.bms and frame[2] == self.ids[step]
+        # Our own request heard back (adapters with echo) carries our address: not an answer.
+        return frame[1] != self.host and frame[2] == self.ids[step]
 
     def result(self) -> PackReading:
         soc, mos, status, _, _, failures = (data_of(a[0]) for a in self.answers)
@@ -174,20 +176,22 @@ def numbered(frames: list[bytes], count: int, per: int, what: str) -> list[bytes
 
 
 class Daly:
-    """The Daly protocol for the link; address = the BMS's address in its answers (0x01)."""
+    """The Daly protocol for the link; board = the board number set with Daly's PC tool when
+    several BMSes share one RS485 line: requests go to address 0x40 + board."""
 
     family = "daly"
     can_switch = False
 
-    def __init__(self, bms: int = BMS, host: int = HOST) -> None:
-        self.bms = bms
-        self.host = host
+    def __init__(self, board: int = 0) -> None:
+        if not 0 <= board <= 15:
+            raise ValueError(f"daly board number {board} out of 0..15")
+        self.host = HOST + board
 
     def framer(self) -> Framer:
         return DalyFramer()
 
     def poll(self) -> Poll:
-        return DalyPoll(self.bms, self.host)
+        return DalyPoll(self.host)
 
     def switch_poll(self, charge: bool, discharge: bool) -> Poll:
         raise PackError("daly: the protocol document has no MOSFET command")
