@@ -132,7 +132,9 @@ class SerialPackLink:
             )
 
     async def close(self) -> None:
-        self._close()
+        """Close the port (after a read in progress, which its timeout bounds)."""
+        async with self._lock:
+            self._close()
 
     # -- internals
 

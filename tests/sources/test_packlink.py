@@ -6,16 +6,14 @@ runs on a simulated clock, so only the read timeouts (short) take real time."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway.runtime.packlink import SerialPackLink, open_link
-from gateway.sim.bms.daly import DalyEmulator
+from gateway.sim.bms import emulator as emulator_for
 from gateway.sim.bms.jbd import JbdEmulator
-from gateway.sim.bms.jk import JkEmulator
-from gateway.sim.bms.jk_modbus import JkModbusEmulator
 from gateway.sim.bms.pack import Emulator, PackState
 from gateway.sim.bms.pty import GARBAGE, Fault, PtyServer
 from gateway.sources.packs.reading import PackError
@@ -34,12 +32,7 @@ def pack() -> PackState:
     )
 
 
-EMULATORS: dict[str, Callable[[], Emulator]] = {
-    "jbd": lambda: JbdEmulator(pack()),
-    "jk": lambda: JkEmulator(pack()),
-    "jk_modbus": lambda: JkModbusEmulator(pack()),
-    "daly": lambda: DalyEmulator(pack()),
-}
+PROTOCOLS = ("daly", "jbd", "jk", "jk_modbus")
 # An alarm bit of each protocol that holds the charge MOSFET off (cell over-voltage).
 CHARGE_BLOCKING = {"jbd": 0, "jk": 10, "jk_modbus": 4, "daly": 1}
 
@@ -55,10 +48,10 @@ class Clock:
 Bms = tuple[str, Emulator, PtyServer, SerialPackLink, Clock]
 
 
-@pytest.fixture(params=sorted(EMULATORS))
+@pytest.fixture(params=PROTOCOLS)
 async def bms(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bms]:
     protocol: str = request.param
-    emulator = EMULATORS[protocol]()
+    emulator = emulator_for(protocol, pack())
     clock = Clock()
     with PtyServer(emulator, link=tmp_path / "ttyBMS") as server:
         link = open_link(protocol, server.port, timeout=TIMEOUT, clock=clock)
@@ -176,11 +169,13 @@ async def test_switching_is_confirmed_and_refused_into_a_fault(bms: Bms) -> None
 
 def test_open_link_knows_each_protocol_and_its_baud_rate() -> None:
     rates = {}
-    for protocol in ("jbd", "jk", "jk_modbus", "daly"):
+    for protocol in PROTOCOLS:
         link = open_link(protocol, "/dev/ttyUSB9")
         assert isinstance(link, SerialPackLink) and not link.is_open  # opened at first read
         rates[protocol] = link.baudrate
     assert rates == {"jbd": 9600, "jk": 115200, "jk_modbus": 115200, "daly": 9600}
+    with pytest.raises(ValueError, match="no emulator for BMS protocol 'pylon'"):
+        emulator_for("pylon")
     link = open_link("jk_modbus", "/dev/ttyUSB9", address=7, baudrate=9600)
     assert isinstance(link, SerialPackLink) and link.baudrate == 9600
     with pytest.raises(ValueError, match="unknown BMS protocol 'pylon'"):
