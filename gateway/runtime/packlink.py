@@ -165,14 +165,16 @@ class SerialPackLink:
             except PORT_ERRORS as exc:
                 self._lost(exc)
             skipped, bad = self._framer.skipped, self._framer.bad
-            with anyio.move_on_after(self.timeout):
-                while poll.waiting():
-                    frame = await self._next_frame(port)
-                    try:
-                        poll.take(frame)
-                    except PackError as exc:
-                        raise PackError(f"{self.name}: {exc}") from None
-            self._count(skipped, bad)
+            try:
+                with anyio.move_on_after(self.timeout):
+                    while poll.waiting():
+                        frame = await self._next_frame(port)
+                        try:
+                            poll.take(frame)
+                        except PackError as exc:
+                            raise PackError(f"{self.name}: {exc}") from None
+            finally:
+                self._count(skipped, bad)
             if poll.waiting():
                 self.counters.timeouts += 1
                 raise PackError(self._timeout_message(request, skipped, bad))
