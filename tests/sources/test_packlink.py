@@ -18,7 +18,7 @@ from gateway.sim.bms.pack import Emulator, PackState
 from gateway.sim.bms.pty import GARBAGE, Fault, PtyServer
 from gateway.sources.packs.reading import PackError
 
-TIMEOUT = 0.25  # s per request
+TIMEOUT = 0.5  # s per request: short, yet ample for a loaded machine
 
 
 def pack() -> PackState:
