@@ -9,13 +9,14 @@ PDF in maland16/daly-bms-uart docs/):
   and the same data ID. With several BMSes on one RS485 line, each is given a board number
   n in Daly's PC tool and answers requests to 0x40 + n (mr-manuel/venus-os_dbus-serialbattery
   docs, "How to connect": board 0 = 0x40 ... 15 = 0x4F).
-- 0x90 total voltage (0.1 V, cumulative and gathered), current (0.1 A, offset 30000, above
-  the offset = charging), SOC (0.1 %). 0x93 state, charge MOS, discharge MOS, BMS life,
-  remaining capacity (mAh, 4 bytes). 0x94 number of cells, of temperatures, charger and load
-  status. 0x95 cell voltages: one frame per 3 cells (frame number from 1, 3 x mV); 0x96
-  temperatures: one frame per 7 sensors (frame number, 7 x degC + 40); both answered by as
-  many frames as the cell / sensor counts of 0x94 need. 0x98 failure status: 7 bytes of
-  flags (named below as the document names them) and a fault code.
+- 0x90 total voltage (0.1 V, cumulative and gathered), current (0.1 A, offset 30000; the
+  document states no sign: above the offset is charging, as Daly's own software shows it),
+  SOC (0.1 %). 0x93 state, charge MOS, discharge MOS, BMS life, remaining capacity (mAh, 4
+  bytes). 0x94 number of cells, of temperatures, charger and load status. 0x95 cell
+  voltages: one frame per 3 cells (frame number, 3 x mV); 0x96 temperatures: one frame per 7
+  sensors (frame number, 7 x degC + 40); both answered by as many frames as the cell / sensor
+  counts of 0x94 need. 0x98 failure status: 7 bytes of flags (named below as the document
+  names them) and a fault code.
 
 The document describes no command to switch the MOSFETs, nor the rated capacity: this
 source cannot switch (can_switch False) and reports no capacity_ah.

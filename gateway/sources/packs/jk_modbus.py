@@ -10,7 +10,8 @@ syssi/esphome-jk-bms esp32-jk-pb-modbus-example.yaml); values big-endian.
 
 Read here, from the data block 0x1200: CellVol0..31 (mV, offsets 0..62), CellSta (64, bit n =
 cell n present), TempMos (138, 0.1 degC, signed), BatVol (144, mV), BatCurrent (152, mA,
-signed, + = charging), TempBat1/2 (156/158), Alarms (160, 32 bits as named below), SOC (167, %),
+signed; the map states no sign, taken as charging positive as the BMS's display
+shows it), TempBat1/2 (156/158), Alarms (160, 32 bits as named below), SOC (167, %),
 SOCCapRemain (168, mAh), SOCFullChargeCap (172, mAh), SOCCycleCount (176), Charge and
 Discharge (192/193, the MOSFET states), the temperature sensors present (208: bit 0 MOS,
 bits 1.. battery sensors, 1 = present). Switched: BatChargeEN (0x1070) and BatDisChargeEN
