@@ -85,6 +85,23 @@ async def test_garbage_before_answers_is_skipped_and_counted(bms: Bms) -> None:
 
 
 @pytest.mark.anyio
+async def test_stale_bytes_on_the_line_are_flushed_before_a_request(bms: Bms) -> None:
+    protocol, _, server, link, _ = bms
+    stale = emulator_for(protocol, PackState(cells_mv=[2500] * 4))
+    # A complete answer from before, waiting in the input: never taken for the new one.
+    server.send(b"".join(stale.respond(r) for r in requests(protocol)))
+    assert (await link.read()).cells[0] == 3.301
+
+
+def requests(protocol: str) -> list[bytes]:
+    """The requests of one poll, as the gateway sends them."""
+    link = open_link(protocol, "unused")
+    assert isinstance(link, SerialPackLink)
+    poll = link.protocol.poll()
+    return poll.requests
+
+
+@pytest.mark.anyio
 async def test_answers_split_in_two_writes_are_joined(bms: Bms) -> None:
     _, _, server, link, _ = bms
     server.inject(Fault.SPLIT, times=10)

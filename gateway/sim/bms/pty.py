@@ -8,8 +8,9 @@ Faults, injected for the next answers (inject(fault, times)):
   truncated     only the first half of the answer, the rest never comes
   bad_checksum  the answer's (last) checksum byte wrong
   silence       no answer at all
-and the port itself: close_port() closes the pair (the /dev/pts node goes away and the reader
-sees a hang-up, as when a USB adapter is pulled), reopen_port() opens a new pair. A new pair
+send(data) puts bytes on the line outside any answer. The port itself: close_port() closes
+the pair (the /dev/pts node goes away and the reader sees a hang-up, as when a USB adapter is
+pulled), reopen_port() opens a new pair. A new pair
 may get another /dev/pts number: pass `link` to keep a stable symbolic link to the current
 one (like /dev/serial/by-id/...), re-pointed on reopen.
 """
@@ -91,6 +92,12 @@ class PtyServer:
         """Apply `fault` to the next `times` answers."""
         with self._lock:
             self._faults.extend([Fault(fault)] * times)
+
+    def send(self, data: bytes) -> None:
+        """Bytes on the line outside any answer (a late answer, another device, noise): in the
+        reader's input queue when this returns."""
+        with self._lock:
+            os.write(self._master, data)
 
     def close_port(self) -> None:
         """The adapter disappears: both sides of the pair are closed."""
