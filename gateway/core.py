@@ -20,6 +20,7 @@ from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import BatterySnapshot, NodeState
 from gateway.outputs import BatteryView
 from gateway.outputs.inverter import Emitter, KeepaliveWatch, build_report, make_profile
+from gateway.outputs.inverter.energy import EnergyCounter
 from gateway.outputs.inverter.keepalive import KeepaliveStatus
 from gateway.outputs.inverter.profile import InverterRequest
 from gateway.outputs.inverter.report import InverterReport
@@ -89,6 +90,10 @@ class GatewayCore:
             settings.soc, self.chemistry, _restore(SocState, state.get("soc"), "SoC")
         )
         self.profile = make_profile(settings.inverter.profile, settings.inverter)
+        # Energy in and out of the battery (Victron 0x378), kept across restarts.
+        self.energy: EnergyCounter = (
+            _restore(EnergyCounter, state.get("energy"), "energy") or EnergyCounter()
+        )
         self.emitter = Emitter.for_profile(self.profile)
         # The inverter's last request of its own family (Luxpower 0x300): shut down or not.
         self.inverter_shutdown_requested = False
@@ -357,7 +362,16 @@ class GatewayCore:
         out = Outbox()
         out.battery = self.source.commands(decision, now)
 
-        report = build_report(snap, decision, soc.soc, soc.soh, self.settings.inverter)
+        self.energy.update(now, snap.voltage, snap.current)
+        report = build_report(
+            snap,
+            decision,
+            soc.soc,
+            soc.soh,
+            self.settings.inverter,
+            charged_wh=self.energy.charged_wh,
+            discharged_wh=self.energy.discharged_wh,
+        )
         self.report = report
         if self.settings.inverter.enabled and self.emitter.due(now, report):
             shaped = self.profile.shape(report)
@@ -515,6 +529,7 @@ class GatewayCore:
             "soc": self.soc.state.to_dict(),
             "strategy": self.controller.state.to_dict(),
             "commands": self.source.saved(),
+            "energy": self.energy.to_dict(),
         }
 
 

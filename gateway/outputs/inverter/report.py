@@ -59,6 +59,9 @@ class InverterReport:
     min_cell_id: str = ""
     max_cell_id: str = ""
     hardware_version: int = 0  # 16-bit
+    # Energy into / out of the battery since it was installed, Wh (Victron 0x378).
+    charged_wh: float = 0.0
+    discharged_wh: float = 0.0
 
     def __post_init__(self) -> None:
         check_name(self.manufacturer, MANUFACTURER_LENGTH, "manufacturer name")
@@ -88,6 +91,8 @@ def build_report(
     *,
     firmware_version: int = 0,
     hardware_version: int = 0,
+    charged_wh: float = 0.0,
+    discharged_wh: float = 0.0,
 ) -> InverterReport:
     """The report for one output step: the strategy's decision plus the battery's measurements.
 
@@ -132,6 +137,8 @@ def build_report(
         hardware_version=hardware_version,
         min_cell_id=cell_id(snapshot.min_cell_at),
         max_cell_id=cell_id(snapshot.max_cell_at),
+        charged_wh=charged_wh,
+        discharged_wh=discharged_wh,
     )
 
 

@@ -56,6 +56,7 @@ MIN_TEMPERATURE = -100.0  # degC
 MAX_TEMPERATURE = 300.0  # degC
 MAX_CELL_VOLTAGE = 10.0  # V
 MAX_CAPACITY = 60000.0  # Ah
+MAX_ENERGY_WH = 0xFFFFFFFF * 100.0  # 0x378 carries u32 in 100 Wh
 MAX_COUNT = 0xFFFF  # module counts travel as 16-bit numbers (0x372)
 DEFAULT_SOC = 50.0  # %, before any SoC is known
 
@@ -139,6 +140,8 @@ class Outgoing:
     hardware_version: int
     min_cell_id: str = ""
     max_cell_id: str = ""
+    charged_wh: float = 0.0  # energy into the battery so far, Wh
+    discharged_wh: float = 0.0  # energy out of it, Wh
 
 
 def floor_decivolt(volts: float) -> float:
@@ -171,6 +174,11 @@ def _current(value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         return 0.0
     return min(value, MAX_CURRENT)
+
+
+def _energy(value: float) -> float:
+    """An energy total, Wh: unknown or negative is 0."""
+    return min(value, MAX_ENERGY_WH) if math.isfinite(value) and value > 0 else 0.0
 
 
 def _measured_current(value: float) -> float:
@@ -284,6 +292,8 @@ class Shaper:
             hardware_version=report.hardware_version,
             min_cell_id=report.min_cell_id,
             max_cell_id=report.max_cell_id,
+            charged_wh=_energy(report.charged_wh),
+            discharged_wh=_energy(report.discharged_wh),
         )
 
     def _temperature(self, key: str, value: float) -> float | None:
