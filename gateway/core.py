@@ -22,7 +22,7 @@ from gateway.outputs import BatteryView
 from gateway.outputs.inverter import Emitter, KeepaliveWatch, build_report, make_profile
 from gateway.outputs.inverter.energy import EnergyCounter
 from gateway.outputs.inverter.keepalive import KeepaliveStatus
-from gateway.outputs.inverter.profile import InverterRequest
+from gateway.outputs.inverter.profile import FRAME_SET, InverterRequest
 from gateway.outputs.inverter.report import InverterReport
 from gateway.outputs.inverter.shaping import Outgoing
 from gateway.record.counters import BusCounters, RateLimitedLog
@@ -97,6 +97,9 @@ class GatewayCore:
         self.emitter = Emitter.for_profile(self.profile)
         # The inverter's last request of its own family (Luxpower 0x300): shut down or not.
         self.inverter_shutdown_requested = False
+        # What a polling inverter asked for since the last tick (Pylontech HV 0x4200), in
+        # order: answered at the next tick, which it makes at once (on_inverter_frame).
+        self._asked: list[str] = []
         self.keepalive = KeepaliveWatch.from_settings(settings.inverter, now)
         # The inverter's own readings (0x305/0x306, SMA), by name; empty until received.
         self.inverter_readings: dict[str, float] = {}
@@ -163,10 +166,13 @@ class GatewayCore:
     def on_battery_frame(self, frame: Frame, now: float) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
         if self.settings.buses.inverter is None:  # one bus for battery and inverter
-            if self.is_keepalive(frame) or (frame.id == INVERTER_STATUS_ID and frame.plain):
-                # The inverter's keepalive (and its status frame) arrives here.
-                self.on_inverter_frame(frame, now)
-                return False
+            if (
+                self.is_keepalive(frame)
+                or (frame.id == INVERTER_STATUS_ID and frame.plain)
+                or self.profile.request(frame) is not None
+            ):
+                # The inverter's keepalive (its status frame, its poll) arrives here.
+                return self.on_inverter_frame(frame, now)
             if frame.id in OUR_INVERTER_IDS and frame.plain:
                 # Our own frames are not heard back, so this is another device.
                 self._foreign_battery_frame(frame.id, now)
@@ -209,25 +215,31 @@ class GatewayCore:
             ("request", request.frame_id), now, "inverter bus: %s", request.text
         )
 
-    def on_inverter_frame(self, frame: Frame, now: float) -> None:
-        """A frame from the inverter bus: only its 0x305 keepalive matters."""
+    def on_inverter_frame(self, frame: Frame, now: float) -> bool:
+        """A frame from the inverter bus: its keepalive, its readings, its requests. True
+        when the caller should tick at once: the inverter polls and waits for the answer."""
         c = self.inverter_counters
         c.received += 1
         if frame.error:
             c.errors += 1
-            return
+            return False
         frame_id = frame.id
+        asked = self.profile.request(frame)
+        if asked is not None and asked not in self._asked:
+            self._asked.append(asked)
         if self.is_keepalive(frame):
             self.keepalive.on_keepalive(now)
             self._inverter_readings(frame, now)
-            return
+            return asked is not None
+        if asked is not None:
+            return True
         if frame_id == INVERTER_STATUS_ID and frame.plain:
             self._inverter_readings(frame, now)
-            return
+            return False
         request = self.profile.inverter_request(frame)
         if request is not None:
             self._inverter_request(request, now)
-            return
+            return False
         if not frame.extended and frame_id in OUR_INVERTER_IDS:
             self._foreign_battery_frame(frame_id, now)
             self._inverter_log.warning(
@@ -237,6 +249,7 @@ class GatewayCore:
                 frame_id,
             )
         c.count_unknown(frame_id)
+        return False
 
     def _inverter_readings(self, frame: Frame, now: float) -> None:
         """What the inverter says about the battery in 0x305 / 0x306 (SMA Sunny Island: its
@@ -371,13 +384,21 @@ class GatewayCore:
             self.settings.inverter,
             charged_wh=self.energy.charged_wh,
             discharged_wh=self.energy.discharged_wh,
+            nominal_voltage=self.chemistry.nominal_v * snap.cells_in_series,
+            cycles=soc.cycles,
         )
         self.report = report
-        if self.settings.inverter.enabled and self.emitter.due(now, report):
-            shaped = self.profile.shape(report)
-            out.inverter = self.profile.frame_set(shaped)
-            self.emitter.sent(now, report)
-            self.sent = shaped
+        asked, self._asked = self._asked, []
+        if self.settings.inverter.enabled:
+            if self.emitter.due(now, report) and FRAME_SET not in asked:
+                asked.insert(0, FRAME_SET)
+            if asked:
+                shaped = self.profile.shape(report)
+                for request in asked:
+                    out.inverter += self.profile.answer(request, shaped)
+                if FRAME_SET in asked:
+                    self.emitter.sent(now, report)
+                    self.sent = shaped
         self.history.offer(
             Sample(
                 now,
