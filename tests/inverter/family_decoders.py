@@ -284,3 +284,43 @@ def pylontech_hv(frames: list[Frame]) -> Decoded:
         else:
             out[f.id] = {"raw": d}
     return out
+
+
+# Sofar LV: V1.2 (Pylontech LV CAN V1.2) with 0x355 bytes 6-7 remaining capacity and 0x356
+# bytes 6-7 cycle count (the bytes esphome-yambms marks as Sofar's); little-endian.
+SOFAR_LENGTHS = {0x351: 8, 0x355: 8, 0x356: 8, 0x359: 7, 0x35C: 2, 0x35E: 8}
+
+
+def sofar(frames: list[Frame]) -> Decoded:
+    out: Decoded = {}
+    for f in frames:
+        d = f.data
+        assert f.id in SOFAR_LENGTHS, f"{f.id:#x} is not in the Sofar set"
+        assert len(d) >= SOFAR_LENGTHS[f.id], f"{f.id:#x} too short: {len(d)}"
+        assert f.id not in out, f"{f.id:#x} twice"
+        if f.id == 0x351:
+            cvl, ccl, dcl, dvl = struct.unpack_from("<HhhH", d)
+            out[f.id] = {"cvl": cvl / 10, "ccl": ccl / 10, "dcl": dcl / 10, "dvl": dvl / 10}
+        elif f.id == 0x355:
+            soc, soh, soc_hr, remaining = struct.unpack_from("<HHHH", d)
+            out[f.id] = {"soc": soc, "soh": soh, "soc_hr": soc_hr / 100, "remaining_ah": remaining}
+        elif f.id == 0x356:
+            v, i, t, cycles = struct.unpack_from("<hhhH", d)
+            out[f.id] = {
+                "voltage": v / 100,
+                "current": i / 10,
+                "temperature": t / 10,
+                "cycles": cycles,
+            }
+        elif f.id == 0x359:
+            out[f.id] = {
+                "protection": d[0] | d[1] << 8,
+                "alarm": d[2] | d[3] << 8,
+                "modules": d[4],
+                "marker": d[5:7],
+            }
+        elif f.id == 0x35C:
+            out[f.id] = _flags(d[0], SOL_ARK_REQUEST)
+        else:
+            out[f.id] = {"name": d.decode("ascii").rstrip(" \0")}
+    return out

@@ -32,7 +32,7 @@ IDS = {
 PADDED = {"sma-sunny-island"}
 # Families whose layout differs from the Pylontech DBC: tested with their own decoders
 # (tests/inverter/family_decoders.py, test_<family>.py).
-FAMILIES = {"sol-ark", "luxpower", "growatt-lv", "pylontech-hv"}
+FAMILIES = {"sol-ark", "luxpower", "growatt-lv", "pylontech-hv", "sofar"}
 OK, ACTIVE, UNKNOWN = 2, 1, 0
 # 0x356 temperature of report(): the average cell temperature (20.0 and 24.5 -> 22.25, in
 # 0.1 degC) for V1.2 and Deye (issue 15 item 6), the highest cell for the others.

@@ -19,11 +19,12 @@ from gateway.sim.system import SimSystem, deep_merge
 # cell-overvoltage stops charging while discharging stays allowed: the direction-stop path
 # every family must carry without an alarm. About 2 s each.
 SCENARIO = "cell-overvoltage"
-FAMILIES = ["sol-ark", "luxpower", "growatt-lv"]
+FAMILIES = ["sol-ark", "luxpower", "growatt-lv", "sofar"]
 FRAME_SETS = {
     "sol-ark": {0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E, 0x379},
     "luxpower": {0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E, 0x379},
     "growatt-lv": {0x311, 0x312, 0x313, 0x314, 0x319, 0x320, 0x321},
+    "sofar": {0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E},
     "pylontech-hv": set(range(0x4210, 0x42A0, 0x10)) | {0x7310, 0x7320, 0x7330, 0x7340},
 }
 EIGHT_BYTES = {"sol-ark", "growatt-lv", "pylontech-hv"}

@@ -17,6 +17,7 @@ PROFILES: dict[str, str] = {
     "luxpower": "gateway.outputs.inverter.luxpower:LuxpowerProfile",
     "growatt-lv": "gateway.outputs.inverter.growatt_lv:GrowattLvProfile",
     "pylontech-hv": "gateway.outputs.inverter.pylontech_hv:PylontechHvProfile",
+    "sofar": "gateway.outputs.inverter.sofar:SofarProfile",
 }
 
 
