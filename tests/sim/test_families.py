@@ -124,6 +124,14 @@ def hv_string_run(seconds: float | None = None) -> tuple[Any, Any, Any]:
     sim = SimSystem(setup, 0, bus="memory")
     record = Record()
     sim.observers.append(record.observe)
+    seen = record.values.setdefault("hv", [])
+
+    def watch(s: SimSystem) -> None:
+        hv, limits = s.inverter.hv, s.inverter.limits
+        if hv is not None and limits is not None:
+            seen.append((s.t, limits.charge_voltage_limit, hv.blocks, hv.forbidden))
+
+    sim.observers.append(watch)
     scenario.prepare(sim, record)
     sim.run(scenario.duration if seconds is None else seconds)
     return scenario, sim, record
@@ -145,6 +153,13 @@ def test_pylontech_hv_series_string_scenario() -> None:
         cells, modules, per_module = struct.unpack_from("<HBB", inverter.hv.equipment[0x7320])
         assert (cells, modules, per_module) == (48, 3, 16)
         assert sim.core is not None and sim.core.keepalive.status(sim.t) == "ok"
+        # What the inverter read, every step: never CVL 0; until the node trips, the charge
+        # stop is the forbidden mark, never a protection bit (issue 15 item 1).
+        seen = record.values["hv"]
+        assert seen and min(cvl for _, cvl, _, _ in seen) > 150.0
+        before_trip = [x for x in seen if x[0] < record.values["relay_open_at"] - 1.0]
+        assert any(forbidden[0] for _, _, _, forbidden in before_trip)
+        assert all(blocks == (False, False) for _, _, blocks, _ in before_trip)
     finally:
         sim.close()
 
