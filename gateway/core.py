@@ -9,6 +9,7 @@ does the same with simulated time, which makes whole-system runs deterministic.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -100,6 +101,7 @@ class GatewayCore:
         # What a polling inverter asked for since the last tick (Pylontech HV 0x4200), in
         # order: answered at the next tick, which it makes at once (on_inverter_frame).
         self._asked: list[str] = []
+        self._answered = -math.inf  # when requests were last answered
         self.keepalive = KeepaliveWatch.from_settings(settings.inverter, now)
         # The inverter's own readings (0x305/0x306, SMA), by name; empty until received.
         self.inverter_readings: dict[str, float] = {}
@@ -225,14 +227,15 @@ class GatewayCore:
             return False
         frame_id = frame.id
         asked = self.profile.request(frame)
-        if asked is not None and asked not in self._asked:
+        new = asked is not None and asked not in self._asked
+        if asked is not None and new:
             self._asked.append(asked)
         if self.is_keepalive(frame):
             self.keepalive.on_keepalive(now)
             self._inverter_readings(frame, now)
-            return asked is not None
+            return new
         if asked is not None:
-            return True
+            return new
         if frame_id == INVERTER_STATUS_ID and frame.plain:
             self._inverter_readings(frame, now)
             return False
@@ -389,10 +392,14 @@ class GatewayCore:
         )
         self.report = report
         asked, self._asked = self._asked, []
+        if asked and 0 <= now - self._answered < self.profile.min_interval:
+            # A poll storm is answered at most once per minimum interval.
+            self._asked, asked = asked, []
         if self.settings.inverter.enabled:
             if self.emitter.due(now, report) and FRAME_SET not in asked:
                 asked.insert(0, FRAME_SET)
             if asked:
+                self._answered = now
                 shaped = self.profile.shape(report)
                 for request in asked:
                     out.inverter += self.profile.answer(request, shaped)

@@ -135,6 +135,7 @@ def test_the_core_answers_each_poll_at_once() -> None:
     assert all(f.extended for f in rig.sent_inverter)
     assert rig.core.keepalive.status(rig.t) == "ok"  # the poll is the inverter's keepalive
     rig.sent_inverter.clear()
+    rig.t += 0.2  # a second request, after the minimum interval
     rig.core.on_inverter_frame(ASK_EQUIPMENT, rig.t)
     rig.tick(0.0)
     assert {f.id for f in rig.sent_inverter} == PYLON_HV_EQUIPMENT
@@ -167,3 +168,13 @@ def test_frames_are_eight_bytes_whatever_pad_to_8_says(name: str) -> None:
     for pad in (True, False, None):
         frames = profile(name, pad_to_8=pad).frames(hv_report())
         assert {len(f.data) for f in frames} == {8} and all(f.extended for f in frames)
+
+
+def test_a_poll_storm_is_answered_at_most_every_minimum_interval() -> None:
+    rig = Rig(inverter={"profile": HV, "startup_grace": 5, "keepalive_timeout": 3})
+    rig.run(2.0)
+    answers = 0
+    for _ in range(100):  # a poll every millisecond for 0.1 s
+        rig.core.on_inverter_frame(POLL, rig.t)
+        answers += sum(f.id == 0x4220 for f in rig.tick(0.001).inverter)
+    assert answers <= 2
