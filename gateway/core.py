@@ -9,6 +9,7 @@ does the same with simulated time, which makes whole-system runs deterministic.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,8 +21,9 @@ from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import BatterySnapshot, NodeState
 from gateway.outputs import BatteryView
 from gateway.outputs.inverter import Emitter, KeepaliveWatch, build_report, make_profile
+from gateway.outputs.inverter.energy import EnergyCounter
 from gateway.outputs.inverter.keepalive import KeepaliveStatus
-from gateway.outputs.inverter.profile import InverterRequest
+from gateway.outputs.inverter.profile import FRAME_SET, InverterRequest
 from gateway.outputs.inverter.report import InverterReport
 from gateway.outputs.inverter.shaping import Outgoing
 from gateway.record.counters import BusCounters, RateLimitedLog
@@ -89,9 +91,17 @@ class GatewayCore:
             settings.soc, self.chemistry, _restore(SocState, state.get("soc"), "SoC")
         )
         self.profile = make_profile(settings.inverter.profile, settings.inverter)
+        # Energy in and out of the battery (Victron 0x378), kept across restarts.
+        self.energy: EnergyCounter = (
+            _restore(EnergyCounter, state.get("energy"), "energy") or EnergyCounter()
+        )
         self.emitter = Emitter.for_profile(self.profile)
         # The inverter's last request of its own family (Luxpower 0x300): shut down or not.
         self.inverter_shutdown_requested = False
+        # What a polling inverter asked for since the last tick (Pylontech HV 0x4200), in
+        # order: answered at the next tick, which it makes at once (on_inverter_frame).
+        self._asked: list[str] = []
+        self._answered = -math.inf  # when requests were last answered
         self.keepalive = KeepaliveWatch.from_settings(settings.inverter, now)
         # The inverter's own readings (0x305/0x306, SMA), by name; empty until received.
         self.inverter_readings: dict[str, float] = {}
@@ -158,10 +168,13 @@ class GatewayCore:
     def on_battery_frame(self, frame: Frame, now: float) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
         if self.settings.buses.inverter is None:  # one bus for battery and inverter
-            if self.is_keepalive(frame) or (frame.id == INVERTER_STATUS_ID and frame.plain):
-                # The inverter's keepalive (and its status frame) arrives here.
-                self.on_inverter_frame(frame, now)
-                return False
+            if (
+                self.is_keepalive(frame)
+                or (frame.id == INVERTER_STATUS_ID and frame.plain)
+                or self.profile.request(frame) is not None
+            ):
+                # The inverter's keepalive (its status frame, its poll) arrives here.
+                return self.on_inverter_frame(frame, now)
             if frame.id in OUR_INVERTER_IDS and frame.plain:
                 # Our own frames are not heard back, so this is another device.
                 self._foreign_battery_frame(frame.id, now)
@@ -204,25 +217,32 @@ class GatewayCore:
             ("request", request.frame_id), now, "inverter bus: %s", request.text
         )
 
-    def on_inverter_frame(self, frame: Frame, now: float) -> None:
-        """A frame from the inverter bus: only its 0x305 keepalive matters."""
+    def on_inverter_frame(self, frame: Frame, now: float) -> bool:
+        """A frame from the inverter bus: its keepalive, its readings, its requests. True
+        when the caller should tick at once: the inverter polls and waits for the answer."""
         c = self.inverter_counters
         c.received += 1
         if frame.error:
             c.errors += 1
-            return
+            return False
         frame_id = frame.id
+        asked = self.profile.request(frame)
+        new = asked is not None and asked not in self._asked
+        if asked is not None and new:
+            self._asked.append(asked)
         if self.is_keepalive(frame):
             self.keepalive.on_keepalive(now)
             self._inverter_readings(frame, now)
-            return
+            return new
+        if asked is not None:
+            return new
         if frame_id == INVERTER_STATUS_ID and frame.plain:
             self._inverter_readings(frame, now)
-            return
+            return False
         request = self.profile.inverter_request(frame)
         if request is not None:
             self._inverter_request(request, now)
-            return
+            return False
         if not frame.extended and frame_id in OUR_INVERTER_IDS:
             self._foreign_battery_frame(frame_id, now)
             self._inverter_log.warning(
@@ -232,6 +252,7 @@ class GatewayCore:
                 frame_id,
             )
         c.count_unknown(frame_id)
+        return False
 
     def _inverter_readings(self, frame: Frame, now: float) -> None:
         """What the inverter says about the battery in 0x305 / 0x306 (SMA Sunny Island: its
@@ -357,13 +378,34 @@ class GatewayCore:
         out = Outbox()
         out.battery = self.source.commands(decision, now)
 
-        report = build_report(snap, decision, soc.soc, soc.soh, self.settings.inverter)
+        self.energy.update(now, snap.voltage, snap.current)
+        report = build_report(
+            snap,
+            decision,
+            soc.soc,
+            soc.soh,
+            self.settings.inverter,
+            charged_wh=self.energy.charged_wh,
+            discharged_wh=self.energy.discharged_wh,
+            nominal_voltage=self.chemistry.nominal_v * snap.cells_in_series,
+            cycles=soc.cycles,
+        )
         self.report = report
-        if self.settings.inverter.enabled and self.emitter.due(now, report):
-            shaped = self.profile.shape(report)
-            out.inverter = self.profile.frame_set(shaped)
-            self.emitter.sent(now, report)
-            self.sent = shaped
+        asked, self._asked = self._asked, []
+        if asked and 0 <= now - self._answered < self.profile.min_interval:
+            # A poll storm is answered at most once per minimum interval.
+            self._asked, asked = asked, []
+        if self.settings.inverter.enabled:
+            if self.emitter.due(now, report) and FRAME_SET not in asked:
+                asked.insert(0, FRAME_SET)
+            if asked:
+                self._answered = now
+                shaped = self.profile.shape(report)
+                for request in asked:
+                    out.inverter += self.profile.answer(request, shaped)
+                if FRAME_SET in asked:
+                    self.emitter.sent(now, report)
+                    self.sent = shaped
         self.history.offer(
             Sample(
                 now,
@@ -515,6 +557,7 @@ class GatewayCore:
             "soc": self.soc.state.to_dict(),
             "strategy": self.controller.state.to_dict(),
             "commands": self.source.saved(),
+            "energy": self.energy.to_dict(),
         }
 
 

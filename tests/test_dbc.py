@@ -166,6 +166,7 @@ PYLON_IDS = {
     0x375,
     0x376,
     0x377,
+    0x378,  # Victron energy charged / discharged (issue 15 item 4)
     0x379,
 }
 

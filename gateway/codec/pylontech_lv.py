@@ -30,6 +30,7 @@ __all__ = [
     "BmsName1",
     "BmsName2",
     "CellExtremes",
+    "EnergyCounters",
     "InstalledCapacity",
     "InverterKeepalive",
     "InverterStatus",
@@ -52,6 +53,7 @@ __all__ = [
     "decode_bms_name1",
     "decode_bms_name2",
     "decode_cell_extremes",
+    "decode_energy_counters",
     "decode_installed_capacity",
     "decode_inverter_keepalive",
     "decode_inverter_status",
@@ -72,6 +74,7 @@ __all__ = [
     "encode_bms_name1",
     "encode_bms_name2",
     "encode_cell_extremes",
+    "encode_energy_counters",
     "encode_installed_capacity",
     "encode_inverter_keepalive",
     "encode_inverter_status",
@@ -1000,6 +1003,32 @@ def encode_max_cell_temperature_id(m: MaxCellTemperatureId) -> bytes:
 
 
 
+class EnergyCounters(NamedTuple):
+    """0x378, 8 bytes, every 1000 ms. Energy charged into and discharged from the battery since installation (Victron: the history a GX shows; the frame a BYD Battery-Box sends as 0x378)."""
+
+    # Energy charged, 0.1 kWh (100 Wh). [kWh]
+    charged_energy: float
+    # Energy discharged, 0.1 kWh (100 Wh). [kWh]
+    discharged_energy: float
+
+
+def decode_energy_counters(data: bytes) -> EnergyCounters:
+    x = int.from_bytes(data[:8], "little")
+    v_0_raw = x & 0xFFFFFFFF
+    v_0 = v_0_raw * 0.1
+    v_1_raw = (x >> 32) & 0xFFFFFFFF
+    v_1 = v_1_raw * 0.1
+    return EnergyCounters(v_0, v_1)
+
+
+def encode_energy_counters(m: EnergyCounters) -> bytes:
+    r0 = _raw("ChargedEnergy", m.charged_energy, 0.1, 0.0, (0, 4294967295))
+    r1 = _raw("DischargedEnergy", m.discharged_energy, 0.1, 0.0, (0, 4294967295))
+    x = r0 | (r1 << 32)
+    return x.to_bytes(8, "little")
+
+
+
 class InstalledCapacity(NamedTuple):
     """0x379, 8 bytes, every 1000 ms. Installed capacity (Sol-Ark, Luxpower; Victron shows it and derives its CCL floor from it)."""
 
@@ -1041,6 +1070,7 @@ DECODERS = {
     0x375: decode_max_cell_voltage_id,
     0x376: decode_min_cell_temperature_id,
     0x377: decode_max_cell_temperature_id,
+    0x378: decode_energy_counters,
     0x379: decode_installed_capacity,
 }
 FRAME_IDS = {
@@ -1063,6 +1093,7 @@ FRAME_IDS = {
     "MaxCellVoltageId": 0x375,
     "MinCellTemperatureId": 0x376,
     "MaxCellTemperatureId": 0x377,
+    "EnergyCounters": 0x378,
     "InstalledCapacity": 0x379,
 }
 LENGTHS = {
@@ -1085,6 +1116,7 @@ LENGTHS = {
     0x375: 8,
     0x376: 8,
     0x377: 8,
+    0x378: 8,
     0x379: 8,
 }
 CYCLE_MS = {
@@ -1107,6 +1139,7 @@ CYCLE_MS = {
     0x375: 1000,
     0x376: 1000,
     0x377: 1000,
+    0x378: 1000,
     0x379: 1000,
 }
 SENDERS = {
@@ -1129,6 +1162,7 @@ SENDERS = {
     0x375: "Battery",
     0x376: "Battery",
     0x377: "Battery",
+    0x378: "Battery",
     0x379: "Battery",
 }
 # Frame ids whose low 4 bits carry the node id.

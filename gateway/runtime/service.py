@@ -118,8 +118,11 @@ class Gateway:
 
     def on_inverter_batch(self, batch: list[Frame]) -> None:
         now = self.clock()
+        asked = False
         for frame in batch:
-            self.core.on_inverter_frame(frame, now)
+            asked |= self.core.on_inverter_frame(frame, now)
+        if asked:  # a polling inverter (Pylontech HV) waits for the answer
+            self.tick()
 
     def tick(self) -> Outbox:
         out = self.core.tick(self.clock())

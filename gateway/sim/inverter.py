@@ -20,7 +20,10 @@ and decides, each step, the current it pushes into the battery (A, + = charging)
   (shut the battery down) beside its keepalive (Luxpower V04.2); "growatt-lv" reads
   Growatt's own big-endian 0x311 (limits), 0x312 (protection bits stop a direction), 0x313
   (measurements) and 0x319 (enable / force-charge bits), eight bytes each, and sends the
-  0x301 heartbeat instead of 0x305; every other family reads them as V1.2 does.
+  0x301 heartbeat instead of 0x305; "pylontech-hv" polls with the 29-bit 0x4200 and reads
+  the answers, "sma-sunny-island" goes to fault on any 0x35A alarm and to F952 after 60 s
+  without 0x355 (both in gateway/sim/families.py); every other family reads the frames as
+  V1.2 does.
 - Quirks: `ignores_zero_ccl` keeps charging at `trickle_a` with CCL 0 (a Victron Multi),
   `honours_request_flags=False` ignores 0x35C (Victron), `voltage_offset_v` mis-reads the
   battery voltage.
@@ -69,6 +72,7 @@ from gateway.codec.pylontech_lv import (
     decode_request_flags,
     encode_inverter_keepalive,
 )
+from gateway.sim.families import PylontechHv, SunnyIsland
 
 __all__ = ["SimInverter", "SimInverterSettings"]
 
@@ -120,6 +124,8 @@ GROWATT = "growatt-lv"
 GROWATT_HEARTBEAT = 0x301
 GROWATT_LIMITS, GROWATT_FAULTS, GROWATT_MEASUREMENTS, GROWATT_FLAGS = 0x311, 0x312, 0x313, 0x319
 GROWATT_IDS = frozenset({*range(0x311, 0x31A), 0x320, 0x321})
+PYLONTECH_HV, HV_LIMITS = "pylontech-hv", 0x4220
+SMA = "sma-sunny-island"
 # 0x312 protection bits (byte, bit) -> (blocks charge, blocks discharge).
 GROWATT_BLOCKS = {
     (0, 3): (False, True),
@@ -212,6 +218,9 @@ class SimInverter:
         self.shutdown_request = False  # Luxpower: ask the battery to shut down (0x300)
         self.cell_mv: tuple[int, int] | None = None  # Luxpower 0x355: highest, lowest
         self.growatt_blocks = (False, False)  # Growatt 0x312: charge, discharge stopped
+        family = self.settings.family
+        self.hv = PylontechHv() if family == PYLONTECH_HV else None
+        self.sunny_island = SunnyIsland() if family == SMA else None
         self.raw: dict[int, bytes] = {}  # last accepted payload per known frame id
         self.last_seen: dict[int, float] = {}
         self.frames: dict[int, int] = {}  # accepted frames per id
@@ -234,6 +243,9 @@ class SimInverter:
             return
         if self.settings.family == GROWATT:
             self._on_growatt_frame(frame_id, bytes(data), now)
+            return
+        if self.hv is not None:
+            self._on_hv_frame(self.hv, frame_id, bytes(data), now)
             return
         if frame_id not in DECODERS or frame_id == KEEPALIVE_ID:
             self.unknown += 1
@@ -262,6 +274,8 @@ class SimInverter:
             self.protection = decode_protection_alarms(payload)
         elif frame_id == ALARMS_ID:
             self.alarms = decode_alarms_warnings(payload)
+            if self.sunny_island is not None:
+                self.sunny_island.on_alarms(self.alarms)
         elif frame_id == FLAGS_ID:
             self.flags = decode_request_flags(payload)
         self.raw[frame_id] = payload
@@ -303,6 +317,43 @@ class SimInverter:
         self.last_seen[frame_id] = now
         self.frames[frame_id] = self.frames.get(frame_id, 0) + 1
 
+    def _on_hv_frame(self, hv: PylontechHv, frame_id: int, payload: bytes, now: float) -> None:
+        """An answer after Pylontech HV (29-bit, eight bytes): kept in the V1.2 shapes."""
+        result = hv.read(frame_id, payload)
+        if result != "ok":
+            self.unknown += result == "unknown"
+            self.garbage += result == "garbage"
+            return
+        if frame_id == HV_LIMITS and hv.limits is not None:
+            cvl, ccl, dcl, dvl = hv.limits
+            self.limits = BatteryLimits(cvl, ccl, dcl, dvl)
+            self.battery_missing = False
+        elif hv.voltage is not None and hv.current is not None and hv.temperature is not None:
+            self.measurements = BatteryMeasurements(hv.voltage, hv.current, hv.temperature)
+            if hv.soc is not None and hv.soh is not None:
+                self.soc = BatterySoc(hv.soc, hv.soh, float(hv.soc))
+        charge, discharge = hv.allowed()
+        self.flags = RequestFlags(
+            full_charge_request=0,
+            force_charge_ii=0,
+            force_charge_i=int(hv.force_charge),
+            discharge_enable=int(discharge),
+            charge_enable=int(charge),
+        )
+        self.raw[frame_id] = payload
+        self.last_seen[frame_id] = now
+        self.frames[frame_id] = self.frames.get(frame_id, 0) + 1
+
+    @property
+    def fault(self) -> str | None:
+        """The family's fault state (SMA: a BMS alarm, F952), None when running."""
+        return None if self.sunny_island is None else self.sunny_island.fault
+
+    def restart(self) -> None:
+        """The user restarts the inverter: a latched fault (SMA F952) is confirmed."""
+        if self.sunny_island is not None:
+            self.sunny_island.restart()
+
     def due_frames(self, now: float) -> list[tuple[int, bytes]]:
         """Frames to send now: the 0x305 keepalive once per period, none while silent."""
         if self.silent:
@@ -315,6 +366,8 @@ class SimInverter:
         self._next_keepalive = now + period if due is None or now - due >= period else due + period
         if self.settings.family == GROWATT:
             return [(GROWATT_HEARTBEAT, bytes(8))]
+        if self.hv is not None:
+            return self.hv.polls_due()
         if self.settings.family in SENDS_REQUESTS:
             request = bytes([int(self.shutdown_request)]) + bytes(7)
             return [(KEEPALIVE_ID, KEEPALIVE), (REQUEST_ID, request)]
@@ -349,7 +402,11 @@ class SimInverter:
         return self.current_a
 
     def _watch_battery(self, now: float) -> None:
-        seen = self.last_seen.get(GROWATT_LIMITS if self.settings.family == GROWATT else LIMITS_ID)
+        family = self.settings.family
+        limits_id = {GROWATT: GROWATT_LIMITS, PYLONTECH_HV: HV_LIMITS}.get(family or "", LIMITS_ID)
+        seen = self.last_seen.get(limits_id)
+        if self.sunny_island is not None:
+            self.sunny_island.watch(self.last_seen.get(SOC_ID), now)
         fresh = seen is not None and now - seen <= self.settings.battery_timeout_s
         if not fresh and not self.battery_missing:
             self.battery_lost_count += 1
@@ -358,6 +415,8 @@ class SimInverter:
     def _allowed(self) -> tuple[bool, bool]:
         """May it charge, may it discharge, by the battery's flags."""
         charge = discharge = True
+        if self.fault is not None:  # SMA: fault state, both directions stop
+            return False, False
         if self.settings.honours_request_flags and self.flags is not None:
             charge = self.flags.charge_enable == 1
             discharge = self.flags.discharge_enable == 1

@@ -34,6 +34,7 @@ from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.node import Node
 from gateway.config.root import Settings, validate
+from gateway.contracts.frame import Frame
 from gateway.core import GatewayCore
 from gateway.outputs import Output
 from gateway.record.persist import StateStore
@@ -408,8 +409,9 @@ class SimSystem:
         pv, load = self.setup.pv(self.t), self.setup.load(self.t)
         self.inverter_current = self.inverter.step(self.t, self.battery.bus_voltage, pv, load)
         for frame_id, data in self.inverter.due_frames(self.t):
+            # An identifier above 0x7FF can only be a 29-bit one (Pylontech HV's 0x4200).
             self.inverter_bus.send(
-                can.Message(arbitration_id=frame_id, data=data, is_extended_id=False)
+                can.Message(arbitration_id=frame_id, data=data, is_extended_id=frame_id > 0x7FF)
             )
         self._write_log()
         for observer in self.observers:
@@ -445,7 +447,7 @@ class SimSystem:
                 frame = replace(frame, data=_corrupt(self.rng, frame.data))
             urgent |= core.on_battery_frame(frame, now)
         for msg in _drain(self.gateway_inverter_bus):
-            core.on_inverter_frame(frame_of(msg), now)
+            urgent |= core.on_inverter_frame(frame_of(msg), now)
         if urgent or self.t + 1e-9 >= self._next_tick:
             out = core.tick(now)
             self._feed.publish(core)
@@ -453,13 +455,9 @@ class SimSystem:
                 self._next_tick = self.t + self.settings.timing.tick_s
             if not self.gateway_silent:
                 for frame in out.battery:
-                    self.gateway_bus.send(
-                        can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
-                    )
+                    self.gateway_bus.send(_message(frame))
                 for frame in out.inverter:
-                    self.gateway_inverter_bus.send(
-                        can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
-                    )
+                    self.gateway_inverter_bus.send(_message(frame))
                 # Counted as the service's GatewayCanPort counts them (the API shows them).
                 core.battery_counters.sent += len(out.battery)
                 core.inverter_counters.sent += len(out.inverter)
@@ -544,6 +542,10 @@ def read_pack(pack: Pack, hw: SimHardware) -> None:
         hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
     hw.current_ma = round(pack.measured_current_a * 1000)
     hw.balancer_temp_dc = round(pack.balancer_temp_c * 10)
+
+
+def _message(frame: Frame) -> can.Message:
+    return can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=frame.extended)
 
 
 def _drain(bus: can.BusABC) -> Iterator[can.Message]:

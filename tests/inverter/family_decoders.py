@@ -182,3 +182,145 @@ def growatt_lv(frames: list[Frame]) -> Decoded:
         else:
             out[f.id] = {"raw": d}
     return out
+
+
+# Pylontech HV (Force H1/H2) as the Sermatec / Deye HV documents lay it out (followed by
+# diyBMS pylonforce_canbus.cpp, Battery-Emulator PYLON-CAN, ai-republic inverter-pylon-hv-can):
+# 29-bit ids, eight bytes, little-endian; currents 0.1 A offset -3000 A, temperatures
+# 0.1 degC offset -100 degC. The inverter polls with 0x4200 (byte 0: 0 ensemble, 2 equipment).
+PYLON_HV_ENSEMBLE = {0x4210, 0x4220, 0x4230, 0x4240, 0x4250, 0x4260, 0x4270, 0x4280, 0x4290}
+PYLON_HV_EQUIPMENT = {0x7310, 0x7320, 0x7330, 0x7340}
+PYLON_HV_BITS = {
+    0: "cell_low_v",
+    1: "cell_high_v",
+    2: "system_low_v",
+    3: "system_high_v",
+    4: "charge_low_t",
+    5: "charge_high_t",
+    6: "discharge_low_t",
+    7: "discharge_high_t",
+    8: "charge_oc",
+    9: "discharge_oc",
+    10: "module_low_v",
+    11: "module_high_v",
+}
+PYLON_HV_ERRORS = {
+    0: "voltage_sensor",
+    1: "temperature_sensor",
+    2: "internal_comm",
+    3: "input_over_voltage",
+    4: "input_reversal",
+    5: "relay",
+    6: "damage",
+    7: "other",
+}
+PYLON_HV_STATUS = {0: "sleep", 1: "charge", 2: "discharge", 3: "idle"}
+
+
+def _amps(raw: int) -> float:
+    return round(raw / 10 - 3000, 1)
+
+
+def _degc(raw: int) -> float:
+    return round(raw / 10 - 100, 1)
+
+
+def pylontech_hv(frames: list[Frame]) -> Decoded:
+    out: Decoded = {}
+    for f in frames:
+        d = f.data
+        assert f.extended, f"{f.id:#x} must be a 29-bit frame"
+        assert f.id in PYLON_HV_ENSEMBLE | PYLON_HV_EQUIPMENT, f"{f.id:#x} is not Pylontech HV"
+        assert len(d) == 8, f"{f.id:#x}: {len(d)} bytes"
+        assert f.id not in out, f"{f.id:#x} twice"
+        if f.id == 0x4210:
+            v, i, t, soc, soh = struct.unpack("<HHHBB", d)
+            out[f.id] = {
+                "voltage": v / 10,
+                "current": _amps(i),
+                "temperature": _degc(t),
+                "soc": soc,
+                "soh": soh,
+            }
+        elif f.id == 0x4220:
+            cvl, dvl, ccl, dcl = struct.unpack("<HHHH", d)
+            out[f.id] = {"cvl": cvl / 10, "dvl": dvl / 10, "ccl": _amps(ccl), "dcl": _amps(dcl)}
+        elif f.id == 0x4230:
+            hi, lo, n_hi, n_lo = struct.unpack("<HHHH", d)
+            out[f.id] = {"max_cell_mv": hi, "min_cell_mv": lo, "max_no": n_hi, "min_no": n_lo}
+        elif f.id in (0x4240, 0x4270):
+            hi, lo, n_hi, n_lo = struct.unpack("<HHHH", d)
+            out[f.id] = {"max_t": _degc(hi), "min_t": _degc(lo), "max_no": n_hi, "min_no": n_lo}
+        elif f.id == 0x4250:
+            status, cycles, error, alarm, protection = struct.unpack("<BHBHH", d)
+            out[f.id] = {
+                "status": PYLON_HV_STATUS.get(status & 0b111, "reserved"),
+                "force_charge": status >> 3 & 1,
+                "balance_charge": status >> 4 & 1,
+                "cycles": cycles,
+                "errors": {n for b, n in PYLON_HV_ERRORS.items() if error >> b & 1},
+                "alarms": {n for b, n in PYLON_HV_BITS.items() if alarm >> b & 1},
+                "protections": {n for b, n in PYLON_HV_BITS.items() if protection >> b & 1},
+            }
+        elif f.id == 0x4260:
+            hi, lo, n_hi, n_lo = struct.unpack("<HHHH", d)
+            out[f.id] = {"max_module_mv": hi, "min_module_mv": lo, "max_no": n_hi, "min_no": n_lo}
+        elif f.id == 0x4280:
+            out[f.id] = {
+                "charge_forbidden": d[0] == 0xAA,
+                "discharge_forbidden": d[1] == 0xAA,
+            }
+        elif f.id == 0x7320:
+            cells, modules, per_module, level, ah = struct.unpack("<HBBHH", d)
+            out[f.id] = {
+                "cells": cells,
+                "modules": modules,
+                "cells_per_module": per_module,
+                "voltage_level": level,
+                "capacity_ah": ah,
+            }
+        elif f.id in (0x7330, 0x7340):
+            out[f.id] = {"name": d.decode("ascii")}
+        else:
+            out[f.id] = {"raw": d}
+    return out
+
+
+# Sofar LV: V1.2 (Pylontech LV CAN V1.2) with 0x355 bytes 6-7 remaining capacity and 0x356
+# bytes 6-7 cycle count (the bytes esphome-yambms marks as Sofar's); little-endian.
+SOFAR_LENGTHS = {0x351: 8, 0x355: 8, 0x356: 8, 0x359: 7, 0x35C: 2, 0x35E: 8}
+
+
+def sofar(frames: list[Frame]) -> Decoded:
+    out: Decoded = {}
+    for f in frames:
+        d = f.data
+        assert f.id in SOFAR_LENGTHS, f"{f.id:#x} is not in the Sofar set"
+        assert len(d) >= SOFAR_LENGTHS[f.id], f"{f.id:#x} too short: {len(d)}"
+        assert f.id not in out, f"{f.id:#x} twice"
+        if f.id == 0x351:
+            cvl, ccl, dcl, dvl = struct.unpack_from("<HhhH", d)
+            out[f.id] = {"cvl": cvl / 10, "ccl": ccl / 10, "dcl": dcl / 10, "dvl": dvl / 10}
+        elif f.id == 0x355:
+            soc, soh, soc_hr, remaining = struct.unpack_from("<HHHH", d)
+            out[f.id] = {"soc": soc, "soh": soh, "soc_hr": soc_hr / 100, "remaining_ah": remaining}
+        elif f.id == 0x356:
+            v, i, t, cycles = struct.unpack_from("<hhhH", d)
+            out[f.id] = {
+                "voltage": v / 100,
+                "current": i / 10,
+                "temperature": t / 10,
+                "cycles": cycles,
+            }
+        elif f.id == 0x359:
+            out[f.id] = {
+                "protection": d[0] | d[1] << 8,
+                "alarm": d[2] | d[3] << 8,
+                "modules": d[4],
+                "marker": d[5:7],
+            }
+        elif f.id == 0x35C:
+            out[f.id] = _flags(d[0], SOL_ARK_REQUEST)
+        else:
+            out[f.id] = {"name": d.decode("ascii").rstrip(" \0")}
+    return out

@@ -25,14 +25,14 @@ IDS = {
     "pylontech": PYLON_SET,
     "victron": PYLON_SET
     | {0x35A, 0x35F, 0x370, 0x371, 0x372, 0x373}
-    | {0x374, 0x375, 0x376, 0x377, 0x379},
+    | {0x374, 0x375, 0x376, 0x377, 0x378, 0x379},
     "sma-sunny-island": {0x351, 0x355, 0x356, 0x35A, 0x35B, 0x35E, 0x35F},
     "deye": PYLON_SET,
 }
 PADDED = {"sma-sunny-island"}
 # Families whose layout differs from the Pylontech DBC: tested with their own decoders
 # (tests/inverter/family_decoders.py, test_<family>.py).
-FAMILIES = {"sol-ark", "luxpower", "growatt-lv"}
+FAMILIES = {"sol-ark", "luxpower", "growatt-lv", "pylontech-hv", "sofar"}
 OK, ACTIVE, UNKNOWN = 2, 1, 0
 # 0x356 temperature of report(): the average cell temperature (20.0 and 24.5 -> 22.25, in
 # 0.1 degC) for V1.2 and Deye (issue 15 item 6), the highest cell for the others.

@@ -304,3 +304,30 @@ def test_item4_victron_docstring_matches_dbus_systemcalc() -> None:
     doc = " ".join((victron.__doc__ or "").split())
     assert "(30, 54] V is replaced" in doc
     assert "(20, 55] V it floors the CCL at capacity/4" in doc
+
+
+def test_item4_victron_energy_in_0x378() -> None:
+    # 0x378 as a GX reads it from a BYD Battery-Box (dfch/BydCanProtocol "History"): bytes
+    # 0-3 charged, 4-7 discharged energy, u32 little-endian in 100 Wh; rounded down.
+    r = report(charged_wh=211_249.0, discharged_wh=183_500.0)
+    data = by_id(profile("victron").frames(r))[0x378]
+    assert len(data) == 8
+    assert int.from_bytes(data[0:4], "little") == 2112  # 211.2 kWh
+    assert int.from_bytes(data[4:8], "little") == 1835  # 183.5 kWh
+    # Only Victron reads it.
+    for name in ("pylontech", "sma-sunny-island", "deye"):
+        assert 0x378 not in by_id(profile(name).frames(r))
+
+
+@pytest.mark.parametrize(("online", "pair"), [(2, 0b01), (0, 0b10)])
+def test_item4_victron_online_pair_in_0x35a_byte_7(online: int, pair: int) -> None:
+    # 0x35A byte 7 bits 2-3 "system status (online/offline)": 01 online, 10 offline
+    # (shining-man/bsc_fw, TinyBMS_Web_Gateway); bits 0-1 stay the imbalance warning.
+    r = report(modules_online=online, alarms={Alarm.CELL_IMBALANCE: Severity.WARNING})
+    byte7 = by_id(profile("victron").frames(r))[0x35A][7]
+    assert (byte7 >> 2) & 0b11 == pair
+    assert byte7 & 0b11 == 0b01  # the imbalance warning pair is untouched
+    assert byte7 >> 4 == 0  # reserved
+    # SMA reserves these bits ("not to be used by the external BMS"): never set there.
+    sma = by_id(profile("sma-sunny-island").frames(r))[0x35A][7]
+    assert (sma >> 2) & 0b11 == 0

@@ -14,10 +14,11 @@ from gateway.contracts.frame import Frame
 from gateway.outputs.inverter import PROFILES, InverterReport
 from gateway.outputs.inverter.shaping import MIN_VOLTAGE, ceil_decivolt, floor_decivolt
 from tests.common import DBC_DIR
-from tests.inverter.family_decoders import growatt_lv
+from tests.inverter.family_decoders import growatt_lv, pylontech_hv
 from tests.inverter.helpers import decode, profile
 
 GROWATT_LIMITS = 0x311
+PYLON_HV_LIMITS = 0x4220
 DB = cantools.database.load_file(str(DBC_DIR / "pylontech_lv.dbc"), strict=True)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -62,7 +63,16 @@ reports = st.builds(
 def limits_of(frames: list[Frame], padded: bool) -> dict[str, float]:
     """The limits sent, by the DBC's signal names: 0x351 decoded with the Pylontech DBC (its
     layout is V1.2's in every Pylontech-family profile; other frames differ in some, see
-    tests/inverter/family_decoders.py), or Growatt's 0x311 with Growatt's decoder (no DVL)."""
+    tests/inverter/family_decoders.py), Growatt's 0x311 with Growatt's decoder (no DVL),
+    Pylontech HV's 0x4220 with its own."""
+    if any(f.id == PYLON_HV_LIMITS for f in frames):
+        h = pylontech_hv(frames)[PYLON_HV_LIMITS]
+        return {
+            "ChargeVoltageLimit": h["cvl"],
+            "ChargeCurrentLimit": h["ccl"],
+            "DischargeCurrentLimit": h["dcl"],
+            "DischargeVoltageLimit": h["dvl"],
+        }
     if any(f.id == GROWATT_LIMITS for f in frames):
         g = growatt_lv(frames)[GROWATT_LIMITS]
         return {

@@ -13,6 +13,10 @@ for a family whose minimum interval is absolute (SMA Sunny Island: never faster 
 wait for the next period (the strategy already ramps them; there is no hurry to allow more).
 Changes smaller than the frame resolution (0.1 V, 0.1 A) are not urgent: the next period
 carries them, which keeps a slowly ramping limit from turning into a frame storm.
+
+A family whose inverter polls (`periodic=False`, Pylontech HV) gets its frame set as the
+answer to each poll (the core sends it and calls `sent`); `due` then only says when a drop,
+a stop or a risen alarm must go out unasked, and nothing before the first answer.
 """
 
 from __future__ import annotations
@@ -73,34 +77,48 @@ class Emitter:
     """Send timing for one inverter connection."""
 
     def __init__(
-        self, period: float = 1.0, min_interval: float = 0.0, strict: bool = False
+        self,
+        period: float = 1.0,
+        min_interval: float = 0.0,
+        strict: bool = False,
+        periodic: bool = True,
     ) -> None:
         if not 0 <= min_interval <= period:
             raise ValueError(f"need 0 <= min_interval ({min_interval}) <= period ({period})")
         self.period = period
         self.min_interval = min_interval
         self.strict = strict  # the minimum interval holds for stops too
+        self.periodic = periodic  # False: the inverter polls; only urgent sets go out unasked
         self._last_time: float | None = None
         self._last: InverterReport | None = None
 
     @classmethod
     def for_profile(cls, profile: InverterProfile) -> Emitter:
         """The timing for `profile`: its configured period and its minimum interval."""
-        return cls(profile.settings.period, profile.min_interval, profile.strict_min_interval)
+        return cls(
+            profile.settings.period,
+            profile.min_interval,
+            profile.strict_min_interval,
+            profile.periodic,
+        )
 
     def due(self, now: float, report: InverterReport) -> bool:
         """True when the frame set for `report` should be sent at `now` (seconds)."""
         if self._last_time is None or self._last is None:
-            return True
+            return self.periodic
         elapsed = now - self._last_time
         if elapsed < 0 or elapsed >= self.period:
-            return True
+            return self.periodic or self._urgent(report)
         if elapsed < self.min_interval:
             if self.strict:
                 return False
             # A stop goes out even so: it cannot repeat before an increase, and increases
             # wait for the period, so stops add at most two frame sets a period.
             return stopped(report.limits, self._last.limits)
+        return self._urgent(report)
+
+    def _urgent(self, report: InverterReport) -> bool:
+        assert self._last is not None
         return limits_dropped(report.limits, self._last.limits) or alarm_rose(
             report.alarms, self._last.alarms
         )

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from gateway.outputs.inverter.settings import InverterSettings
 
 FRAME_LENGTH = 8  # classic CAN payload
+# The request name of a profile's frame set (`frame_set`): what a periodic profile sends
+# every period and a polled family's inverter asks for (Pylontech HV: 0x4200 byte 0 = 0).
+FRAME_SET = "frame set"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,10 @@ class InverterProfile(ABC):
     # snapshot carries the extremes only, so the average is (min + max) / 2, as
     # Battery-Emulator and YamBMS send it.
     average_temperature: ClassVar[bool] = False
+    # The frame set goes out every period unasked (every Pylontech LV family). False: the
+    # inverter polls (Pylontech HV's 0x4200) and the set goes out as the answer, and unasked
+    # only when a limit drops or an alarm rises, so that a stop never waits for the poll.
+    periodic: ClassVar[bool] = True
 
     def __init__(self, settings: InverterSettings) -> None:
         if settings.profile != self.name:
@@ -89,13 +96,28 @@ class InverterProfile(ABC):
         """The frames carrying the shaped values `out`, in sending order."""
         frames = self.encode(out)
         if self.pad_to_8:
-            frames = [Frame(f.id, f.data.ljust(FRAME_LENGTH, b"\0")) for f in frames]
+            frames = [
+                dataclasses.replace(f, data=f.data.ljust(FRAME_LENGTH, b"\0")) for f in frames
+            ]
         return frames
 
     def inverter_request(self, frame: Frame) -> InverterRequest | None:
         """`frame` from the inverter read as a request of this family, or None when it is
         none of this family's request frames (V1.2 has none: the 0x305 keepalive only)."""
         return None
+
+    def request(self, frame: Frame) -> str | None:
+        """The name of what the inverter asks for with `frame` (FRAME_SET for the frame set,
+        or a name `answer` knows), None when `frame` asks for nothing. The Pylontech LV
+        families are never asked: they send every period."""
+        return None
+
+    def answer(self, request: str, out: Outgoing) -> list[Frame]:
+        """The frames answering `request` (a name `request` returned) for the shaped values
+        `out`; FRAME_SET is the frame set."""
+        if request == FRAME_SET:
+            return self.frame_set(out)
+        raise ValueError(f"the {self.name} profile answers no request {request!r}")
 
     @abstractmethod
     def encode(self, out: Outgoing) -> list[Frame]:

@@ -16,6 +16,8 @@ PROFILES: dict[str, str] = {
     "sol-ark": "gateway.outputs.inverter.sol_ark:SolArkProfile",
     "luxpower": "gateway.outputs.inverter.luxpower:LuxpowerProfile",
     "growatt-lv": "gateway.outputs.inverter.growatt_lv:GrowattLvProfile",
+    "pylontech-hv": "gateway.outputs.inverter.pylontech_hv:PylontechHvProfile",
+    "sofar": "gateway.outputs.inverter.sofar:SofarProfile",
 }
 
 

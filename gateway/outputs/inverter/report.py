@@ -7,6 +7,7 @@ measurement; profiles must cope with it (see gateway/inverter/shaping.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,6 +60,19 @@ class InverterReport:
     min_cell_id: str = ""
     max_cell_id: str = ""
     hardware_version: int = 0  # 16-bit
+    # Energy into / out of the battery since it was installed, Wh (Victron 0x378).
+    charged_wh: float = 0.0
+    discharged_wh: float = 0.0
+    # The battery's build, for protocols that describe it (Pylontech HV 0x7320, 0x4260):
+    # cells and modules (nodes) in series per string, each present module's voltage by
+    # node id, and the lowest / highest cell's position in its string (1.., 0 unknown).
+    cells_in_series: int = 0
+    modules_in_series: int = 0
+    module_voltages: tuple[tuple[int, float], ...] = ()
+    min_cell_number: int = 0
+    max_cell_number: int = 0
+    nominal_voltage: float = math.nan  # V, the string's nominal voltage
+    cycles: float = 0.0  # equivalent full cycles so far
 
     def __post_init__(self) -> None:
         check_name(self.manufacturer, MANUFACTURER_LENGTH, "manufacturer name")
@@ -88,6 +102,10 @@ def build_report(
     *,
     firmware_version: int = 0,
     hardware_version: int = 0,
+    charged_wh: float = 0.0,
+    discharged_wh: float = 0.0,
+    nominal_voltage: float = math.nan,
+    cycles: float = 0.0,
 ) -> InverterReport:
     """The report for one output step: the strategy's decision plus the battery's measurements.
 
@@ -132,7 +150,32 @@ def build_report(
         hardware_version=hardware_version,
         min_cell_id=cell_id(snapshot.min_cell_at),
         max_cell_id=cell_id(snapshot.max_cell_at),
+        charged_wh=charged_wh,
+        discharged_wh=discharged_wh,
+        cells_in_series=snapshot.cells_in_series,
+        modules_in_series=max((len(s.nodes) for s in snapshot.strings), default=0),
+        module_voltages=tuple(
+            (n, node.voltage)
+            for n, node in sorted(snapshot.nodes.items())
+            if node.present and math.isfinite(node.voltage)
+        ),
+        min_cell_number=cell_number(snapshot, snapshot.min_cell_at),
+        max_cell_number=cell_number(snapshot, snapshot.max_cell_at),
+        nominal_voltage=nominal_voltage,
+        cycles=cycles,
     )
+
+
+def cell_number(snapshot: BatterySnapshot, ref: CellRef | None) -> int:
+    """A cell's position in its string, counted from 1 over the nodes before it (cell
+    counts from the nodes' cell voltages); 0 when unknown."""
+    if ref is None:
+        return 0
+    for string in snapshot.strings:
+        if ref.node in string.nodes:
+            before = string.nodes[: string.nodes.index(ref.node)]
+            return sum(len(snapshot.cell_voltages.get(n, ())) for n in before) + ref.cell + 1
+    return 0
 
 
 def cell_id(ref: CellRef | None) -> str:

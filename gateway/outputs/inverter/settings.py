@@ -26,7 +26,7 @@ class InverterSettings(BaseModel):
     profile: str = Field(
         "pylontech",
         description="Inverter profile (docs/inverters.md): pylontech, victron, "
-        "sma-sunny-island, deye, sol-ark, luxpower or growatt-lv.",
+        "sma-sunny-island, deye, sol-ark, luxpower, growatt-lv, sofar or pylontech-hv.",
     )
     period: float = Field(
         1.0,

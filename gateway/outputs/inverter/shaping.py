@@ -56,6 +56,7 @@ MIN_TEMPERATURE = -100.0  # degC
 MAX_TEMPERATURE = 300.0  # degC
 MAX_CELL_VOLTAGE = 10.0  # V
 MAX_CAPACITY = 60000.0  # Ah
+MAX_ENERGY_WH = 0xFFFFFFFF * 100.0  # 0x378 carries u32 in 100 Wh
 MAX_COUNT = 0xFFFF  # module counts travel as 16-bit numbers (0x372)
 DEFAULT_SOC = 50.0  # %, before any SoC is known
 
@@ -104,6 +105,9 @@ class Quirks:
     cvl_not_below_voltage: bool = False
     # Highest current limit the inverter accepts (A), None for no limit (SMA: 1200 A).
     current_max: float | None = None
+    # Highest voltage a value may have: the low-voltage frames carry at most 327 V (0.01 V
+    # in 16 bits); high-voltage families raise it (Pylontech HV: 0.1 V in 16 bits).
+    voltage_max: float = MAX_VOLTAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,15 @@ class Outgoing:
     hardware_version: int
     min_cell_id: str = ""
     max_cell_id: str = ""
+    charged_wh: float = 0.0  # energy into the battery so far, Wh
+    discharged_wh: float = 0.0  # energy out of it, Wh
+    cells_in_series: int = 0  # per string
+    modules_in_series: int = 0  # nodes per string
+    module_voltages: tuple[tuple[int, float], ...] = ()  # (node, V) of present nodes
+    min_cell_number: int = 0  # position in its string, 1.., 0 unknown
+    max_cell_number: int = 0
+    nominal_voltage: float | None = None  # V
+    cycles: int = 0  # equivalent full cycles, whole
 
 
 def floor_decivolt(volts: float) -> float:
@@ -155,11 +168,12 @@ def _clamp(value: float, lo: float, hi: float) -> float:
     return min(max(value, lo), hi)
 
 
-def _voltage(value: float) -> float | None:
-    """A usable voltage, or None for NaN, infinities and values below MIN_VOLTAGE."""
+def _voltage(value: float, top: float = MAX_VOLTAGE) -> float | None:
+    """A usable voltage (at most `top`), or None for NaN, infinities and values below
+    MIN_VOLTAGE."""
     if not math.isfinite(value) or value < MIN_VOLTAGE:
         return None
-    return min(value, MAX_VOLTAGE)
+    return min(value, top)
 
 
 def _percent(value: float) -> float | None:
@@ -171,6 +185,11 @@ def _current(value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         return 0.0
     return min(value, MAX_CURRENT)
+
+
+def _energy(value: float) -> float:
+    """An energy total, Wh: unknown or negative is 0."""
+    return min(value, MAX_ENERGY_WH) if math.isfinite(value) and value > 0 else 0.0
 
 
 def _measured_current(value: float) -> float:
@@ -200,15 +219,16 @@ class Shaper:
         """The values to send for `report` (see the module docstring for the rules)."""
         settings = self.settings
         limits = report.limits
-        voltage = _voltage(report.voltage)
+        top = self.quirks.voltage_max
+        voltage = _voltage(report.voltage, top)
 
-        strategy_cvl = _voltage(limits.cvl)
+        strategy_cvl = _voltage(limits.cvl, top)
         valid = strategy_cvl is not None
         held_cvl = self._hold("cvl", strategy_cvl)
-        from_voltage = _voltage(floor_decivolt(voltage)) if voltage is not None else None
+        from_voltage = _voltage(floor_decivolt(voltage), top) if voltage is not None else None
         cvl = held_cvl or from_voltage or settings.fallback_cvl
 
-        strategy_dvl = settings.dvl if settings.dvl is not None else _voltage(limits.dvl)
+        strategy_dvl = settings.dvl if settings.dvl is not None else _voltage(limits.dvl, top)
         dvl = self._hold("dvl", strategy_dvl) or cvl
 
         charge_enable = valid and limits.charge_enable
@@ -284,6 +304,21 @@ class Shaper:
             hardware_version=report.hardware_version,
             min_cell_id=report.min_cell_id,
             max_cell_id=report.max_cell_id,
+            charged_wh=_energy(report.charged_wh),
+            discharged_wh=_energy(report.discharged_wh),
+            cells_in_series=min(report.cells_in_series, MAX_COUNT),
+            modules_in_series=min(report.modules_in_series, MAX_COUNT),
+            module_voltages=tuple(
+                (n, min(v, self.quirks.voltage_max))
+                for n, v in report.module_voltages
+                if math.isfinite(v) and v >= 0
+            ),
+            min_cell_number=min(max(report.min_cell_number, 0), MAX_COUNT),
+            max_cell_number=min(max(report.max_cell_number, 0), MAX_COUNT),
+            nominal_voltage=_voltage(report.nominal_voltage, top),
+            cycles=int(min(max(report.cycles, 0.0), MAX_COUNT))
+            if math.isfinite(report.cycles)
+            else 0,
         )
 
     def _temperature(self, key: str, value: float) -> float | None:
