@@ -42,6 +42,8 @@ class PackBounds:
         if not currents:
             return total
         share = total / len(currents)
+        if all(c >= share for c in currents):
+            return total  # no string bounds it (and no rounding of the sum)
         return math.fsum(min(share, c) for c in currents)
 
 
