@@ -48,7 +48,29 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _map_model_of(annotation: Any) -> type[BaseModel] | None:
+    """The section of a map of sections by id (dict[int, X], battery.packs), if it is one."""
+    if typing.get_origin(annotation) is dict:
+        _, item = typing.get_args(annotation)
+        return _model_of(item)
+    return None
+
+
+class _Required:
+    """The default of a key that has none: it must be given."""
+
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED = _Required()
+
+
 def _type_name(annotation: Any) -> str:
+    if _map_model_of(annotation) is not None:
+        return "map: id -> section"
+    if typing.get_origin(annotation) is typing.Literal:
+        return " / ".join(str(a) for a in typing.get_args(annotation))
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             return " / ".join(str(m.value) for m in annotation)
@@ -60,6 +82,8 @@ def _type_name(annotation: Any) -> str:
 def _default(info: FieldInfo) -> Any:
     if info.default_factory is not None:
         return info.default_factory()  # type: ignore[call-arg]
+    if info.is_required():
+        return REQUIRED
     return info.default
 
 
@@ -74,6 +98,8 @@ def _plain(value: Any) -> Any:
 
 
 def _scalar_yaml(value: Any) -> str:
+    if value is REQUIRED:
+        return "  # required"
     text = yaml.safe_dump(_plain(value), default_flow_style=True, width=1000).strip()
     return text.removesuffix("\n...").removesuffix("...").strip()
 
@@ -93,6 +119,11 @@ def walk(model: type[BaseModel], default: Any, path: tuple[str, ...] = ()) -> It
         yield (*path, name), info, nested, value
         if nested is not None:
             yield from walk(nested, value, (*path, name))
+        item = _map_model_of(info.annotation)
+        if item is not None:  # one entry, as an optional section of its own
+            entry = FieldInfo(description=f"one entry of {name}, by its id")
+            yield (*path, name, "<id>"), entry, item, None
+            yield from walk(item, None, (*path, name, "<id>"))
 
 
 def _comment(text: str, indent: str, width: int = 92) -> list[str]:
@@ -172,6 +203,8 @@ def markdown() -> str:
             sub_value = getattr(value, name) if value is not None else _default(sub)
             if _model_of(sub.annotation) is not None:
                 default, kind = "(section)", "section"
+            elif sub_value is REQUIRED:
+                default, kind = "required", _type_name(sub.annotation)
             else:
                 default = f"`{_scalar_yaml(sub_value)}`"
                 kind = _type_name(sub.annotation)
