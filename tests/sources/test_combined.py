@@ -15,6 +15,7 @@ from gateway.record.events import EventKind
 from gateway.sim import nodeframes as nf
 from gateway.sources.packs.reading import PackError, PackLimits, PackReading
 from gateway.sources.packs.source import PackSwitch
+from gateway.web import views
 
 CELLS = 16
 
@@ -106,6 +107,14 @@ def test_garbled_readings_are_never_used_and_the_pack_goes_missing_after_its_tim
     assert run.core.snapshot.strings[1].blocked
     assert run.core.packs is not None
     assert run.core.packs.packs.errors(run.t) == [f"pack 1: {bad}"]
+    # The page and the API show each pack, with why its readings fail.
+    shown = views.status(run.core, run.t)["packs"]
+    assert [(p["pack"], p["source"], p["present"]) for p in shown] == [
+        (0, "jbd", True),
+        (1, "jbd", False),
+    ]
+    assert shown[1]["errors"] == 6 and shown[1]["last_error"] == str(bad)
+    assert shown[0]["cells"][-1] == pytest.approx(3.31)
 
 
 def test_a_string_mixes_a_node_and_a_pack() -> None:
