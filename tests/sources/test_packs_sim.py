@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.cli import main
 from gateway.contracts.decision import Alarm
 from gateway.contracts.snapshot import NodeState
 from gateway.sim.power import Constant
@@ -57,3 +58,28 @@ def test_a_pylontech_battery_that_stops_charging_stops_the_gateway_charging() ->
         assert snap.strings[1].online  # it still carries current (discharge)
         assert core.decision.limits.ccl == pytest.approx(0.0)
         assert core.decision.limits.dcl > 0
+
+
+CONFIG = """\
+battery:
+  topology:
+    strings: [[0], [1]]
+    cells_per_node: 16
+  packs:
+    1: {source: %s}
+"""
+
+
+def test_moat_bms_sim_runs_a_configuration_with_a_pylontech_battery(tmp_path, capsys) -> None:
+    path = tmp_path / "moat.yaml"
+    path.write_text(CONFIG % "pylontech-can, bus: {interface: socketcan, channel: can1}")
+    argv = ["sim", "--config", str(path), "--duration", "60", "--speed", "max", "--no-web", "--no-view"]
+    assert main(argv) == 0, capsys.readouterr().err
+
+
+def test_moat_bms_sim_says_which_packs_it_cannot_simulate(tmp_path, capsys) -> None:
+    path = tmp_path / "moat.yaml"
+    path.write_text(CONFIG % "daly, port: /dev/ttyUSB0")
+    argv = ["sim", "--config", str(path), "--duration", "60", "--speed", "max", "--no-web", "--no-view"]
+    assert main(argv) == 2
+    assert "battery.packs.1: the simulator has no daly pack" in capsys.readouterr().err
