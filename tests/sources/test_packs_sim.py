@@ -60,6 +60,7 @@ def test_a_pylontech_battery_that_stops_charging_stops_the_gateway_charging() ->
         assert core.decision.limits.dcl > 0
 
 
+QUIET = ("--no-web", "--no-view")
 CONFIG = """\
 battery:
   topology:
@@ -73,13 +74,13 @@ battery:
 def test_moat_bms_sim_runs_a_configuration_with_a_pylontech_battery(tmp_path, capsys) -> None:
     path = tmp_path / "moat.yaml"
     path.write_text(CONFIG % "pylontech-can, bus: {interface: socketcan, channel: can1}")
-    argv = ["sim", "--config", str(path), "--duration", "60", "--speed", "max", "--no-web", "--no-view"]
+    argv = ["sim", "--config", str(path), "--duration", "60", "--speed", "max", *QUIET]
     assert main(argv) == 0, capsys.readouterr().err
 
 
 def test_moat_bms_sim_says_which_packs_it_cannot_simulate(tmp_path, capsys) -> None:
     path = tmp_path / "moat.yaml"
     path.write_text(CONFIG % "daly, port: /dev/ttyUSB0")
-    argv = ["sim", "--config", str(path), "--duration", "60", "--speed", "max", "--no-web", "--no-view"]
+    argv = ["sim", "--config", str(path), "--duration", "60", "--speed", "max", *QUIET]
     assert main(argv) == 2
     assert "battery.packs.1: the simulator has no daly pack" in capsys.readouterr().err
