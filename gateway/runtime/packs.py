@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # pack settings -> its link (not yet connected: a link opens its port on first use).
 LinkFactory = Callable[[PackSettings], PackLink]
 Clock = Callable[[], float]
-# Reading and switching one pack is bounded by its timeout_s besides the link's own bound.
+# (pack id, its poll's result, the gateway's clock) -> the core.
 Deliver = Callable[[int, PackReading | PackError, float], None]
 
 

@@ -70,13 +70,12 @@ class CombinedSource:
         members: dict[int, Member] = {}
         # In the topology's order, as the node model lists its nodes.
         for n in self.topology.nodes:
-            if n in model.nodes:
-                rec: Member = model.nodes[n]
-                snaps[n] = model.node_snapshot(model.nodes[n], now)
+            node = model.nodes.get(n)
+            if node is not None:
+                snaps[n], members[n] = model.node_snapshot(node, now), node
             else:
-                rec = packs.packs[n]
-                snaps[n] = packs.node_snapshot(packs.packs[n], now)
-            members[n] = rec
+                pack = packs.packs[n]
+                snaps[n], members[n] = packs.node_snapshot(pack, now), pack
 
         def cells_of(rec: Member) -> tuple[float, ...]:
             if isinstance(rec, PackRecord):

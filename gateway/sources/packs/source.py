@@ -148,11 +148,8 @@ class PackRecord:
             self.max_cell, self.max_cell_no = cells[high], high + 1
         elif reading.cell_range is not None:
             # Extremes without their cells' numbers (cell 0: somewhere in the pack).
-            (self.min_cell, self.max_cell), self.min_cell_no, self.max_cell_no = (
-                reading.cell_range,
-                0,
-                0,
-            )
+            self.min_cell, self.max_cell = reading.cell_range
+            self.min_cell_no = self.max_cell_no = 0
         else:
             self.min_cell = self.max_cell = NAN
         temps = reading.temperatures
