@@ -127,6 +127,8 @@ def test_open_switches_off_close_switches_on_only_without_alarms_and_repeats_slo
     p.on_reading(0, reading(False, False), 15.0)
     assert p.pack_commands(decision((0, RelayAction.CLOSE)), 15.0) == [PackSwitch(0, True, True)]
     assert p.pack_commands(decision((0, RelayAction.CLOSE)), 25.0) == []  # stale: not either
+    p.on_reading(1, reading(None, None), 30.0)  # reports no switches: on, nothing to ask
+    assert p.pack_commands(decision((1, RelayAction.CLOSE)), 30.0) == []
 
 
 def test_packs_without_control_and_nodes_get_no_switches() -> None:

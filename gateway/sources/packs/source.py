@@ -303,7 +303,15 @@ class CommercialPacks:
             else:
                 continue
             reading = rec.reading
-            if reading is not None and (reading.charge_on, reading.discharge_on) == want:
+            # A BMS that does not report a switch has it on (as _classify reads it).
+            if (
+                reading is not None
+                and (
+                    reading.charge_on is not False,
+                    reading.discharge_on is not False,
+                )
+                == want
+            ):
                 rec.requested = want
                 continue
             if rec.requested == want and 0 <= now - rec.t_requested < SWITCH_RETRY_S:
