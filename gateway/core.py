@@ -326,6 +326,11 @@ class GatewayCore:
         snap = self.source.snapshot(now)
         previous_phase = self.decision.phase if self.decision else None
         soc = self.soc.update(snap, previous_phase)
+        if self.packs is not None and snap.cells_unreported:
+            # No cell voltage to calibrate on: the batteries' own BMSes count the SoC.
+            own = self.packs.packs_soc(snap)
+            if own is not None:
+                soc = self.soc.follow(own)
         decision = self.controller.step(snap, soc)
         alarms = dict(decision.alarms)
         for alarm, severity in self.keepalive.alarms(now).items():

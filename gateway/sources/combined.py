@@ -116,6 +116,27 @@ class CombinedSource:
             cells_unreported=snap.cells_unreported,
         )
 
+    def packs_soc(self, snap: BatterySnapshot) -> float | None:
+        """The SoC the packs' BMSes report for the battery (%): per online string its lowest
+        pack's (in series the first empty ends it), the mean over the strings (they share
+        the current by capacity, equal by the topology); None unless every member of every
+        online string is a pack that reports one."""
+        per_string = []
+        for string in snap.strings:
+            if not string.online:
+                continue
+            socs = []
+            for n in string.nodes:
+                rec = self.packs.packs.get(n)
+                reading = rec.reading if rec is not None else None
+                if reading is None or reading.soc is None:
+                    return None
+                socs.append(reading.soc)
+            per_string.append(min(socs))
+        if not per_string:
+            return None
+        return min(max(math.fsum(per_string) / len(per_string), 0.0), 100.0)
+
     def problems(self) -> list[str]:
         return self.nodes.problems() + self.packs.problems()
 

@@ -13,6 +13,7 @@ from gateway.contracts.snapshot import NodeState, ProtectionKind
 from gateway.core import GatewayCore
 from gateway.record.events import EventKind
 from gateway.sim import nodeframes as nf
+from gateway.soc import SocSource
 from gateway.sources.packs.reading import PackError, PackLimits, PackReading
 from gateway.sources.packs.source import PackSwitch
 from gateway.web import views
@@ -205,7 +206,9 @@ def test_a_pack_with_other_cells_than_configured_stops_charging() -> None:
     assert "charging stopped: pack 0 reports 15 cells, configured 16" in run.core.decision.notes
 
 
-def pylon(volts: float = 52.0, *, ccl: float = 40.0, dcl: float = 80.0) -> PackReading:
+def pylon(
+    volts: float = 52.0, *, ccl: float = 40.0, dcl: float = 80.0, soc: float = 60.0
+) -> PackReading:
     return PackReading(
         cells=(),
         temperatures=(22.0,),
@@ -214,7 +217,7 @@ def pylon(volts: float = 52.0, *, ccl: float = 40.0, dcl: float = 80.0) -> PackR
         charge_on=True,
         discharge_on=True,
         limits=PackLimits(53.2, ccl, dcl),
-        soc=60.0,
+        soc=soc,
     )
 
 
@@ -233,3 +236,7 @@ def test_batteries_without_cells_charge_within_their_own_limits() -> None:
     assert limits.charge_enable
     assert limits.cvl == pytest.approx(53.2)  # the batteries' own charge voltage
     assert limits.dcl == pytest.approx(100.0)  # the strategy's 100 A: below 2 x 80 A
+    # No cell voltage to calibrate on: the batteries' own SoC (each string its lowest).
+    run.run(10, {0: pylon(soc=70.0), 1: pylon(soc=40.0)})
+    assert run.core.soc_state.source == SocSource.PACKS
+    assert run.core.soc_state.soc == pytest.approx(55.0)
