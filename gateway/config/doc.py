@@ -107,23 +107,26 @@ def _scalar_yaml(value: Any) -> str:
 Node = tuple[tuple[str, ...], FieldInfo, type[BaseModel] | None, Any]
 
 
-def walk(model: type[BaseModel], default: Any, path: tuple[str, ...] = ()) -> Iterator[Node]:
+def walk(
+    model: type[BaseModel], default: Any, path: tuple[str, ...] = (), entries: bool = False
+) -> Iterator[Node]:
     """Every field, depth first: (path, field info, nested model or None, default value).
 
     Defaults come from the enclosing section's default instance, so a section whose default
     differs from its class defaults (buses.battery = socketcan can0) shows what really
-    applies."""
+    applies. A map of sections by id (battery.packs) is one field; with `entries` its entry
+    follows as a section of its own at `<id>` (for the reference and the example)."""
     for name, info in model.model_fields.items():
         nested = _model_of(info.annotation)
         value = getattr(default, name) if default is not None else _default(info)
         yield (*path, name), info, nested, value
         if nested is not None:
-            yield from walk(nested, value, (*path, name))
-        item = _map_model_of(info.annotation)
+            yield from walk(nested, value, (*path, name), entries)
+        item = _map_model_of(info.annotation) if entries else None
         if item is not None:  # one entry, as an optional section of its own
             entry = FieldInfo(description=f"one entry of {name}, by its id")
             yield (*path, name, "<id>"), entry, item, None
-            yield from walk(item, None, (*path, name, "<id>"))
+            yield from walk(item, None, (*path, name, "<id>"), entries)
 
 
 def _comment(text: str, indent: str, width: int = 92) -> list[str]:
@@ -143,7 +146,7 @@ def example_yaml() -> str:
     """A commented YAML file with every key at its default (valid as it is)."""
     lines = [EXAMPLE_HEADER]
     off: tuple[str, ...] | None = None  # an optional section that is off by default
-    for path, info, nested, value in walk(Settings, Settings()):
+    for path, info, nested, value in walk(Settings, Settings(), entries=True):
         indent = "  " * (len(path) - 1)
         if off is not None and path[: len(off)] == off:
             lines.append(
@@ -186,7 +189,7 @@ def markdown() -> str:
         "prints a commented file with every default.",
         "",
     ]
-    for path, info, nested, value in walk(Settings, Settings()):
+    for path, info, nested, value in walk(Settings, Settings(), entries=True):
         if nested is None:
             continue
         out.append(f"{'#' * min(len(path) + 1, 4)} `{'.'.join(path)}`")
