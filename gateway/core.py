@@ -422,16 +422,19 @@ class GatewayCore:
         self, snap: BatterySnapshot, limits: Limits, notes: tuple[str, ...]
     ) -> tuple[Limits, tuple[str, ...]]:
         """The limits within what the packs' own BMSes ask for (a Pylontech battery's 0x351):
-        each online string's currents at most its lowest pack's; when no member reports cells
-        (snap.cells_unreported) the charge voltage is theirs too, as an inverter connected to
+        each online string's currents at most its lowest pack's, the charge voltage at most
+        the lowest string's sum of theirs; when no member reports cells
+        (snap.cells_unreported) the charge voltage is theirs, as an inverter connected to
         them directly would use it."""
         assert self.packs is not None
         bounds = self.packs.bounds(snap)
         ccl = bounds.bound(limits.ccl, bounds.charge_currents)
         dcl = bounds.bound(limits.dcl, bounds.discharge_currents)
         cvl = limits.cvl
-        if snap.cells_unreported and bounds.charge_voltage > 0:  # NaN compares False
-            cvl = bounds.charge_voltage
+        if bounds.charge_voltage > 0:  # NaN compares False; a battery's 0 never counts
+            # Theirs when they watch every cell, else never above theirs.
+            own = bounds.charge_voltage
+            cvl = own if snap.cells_unreported else min(cvl, own)
         if (cvl, ccl, dcl) == (limits.cvl, limits.ccl, limits.dcl):
             return limits, notes
         notes = (*notes, f"within the packs' own limits: {cvl:.1f} V, {ccl:.0f} A, {dcl:.0f} A")

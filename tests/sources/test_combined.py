@@ -240,3 +240,36 @@ def test_batteries_without_cells_charge_within_their_own_limits() -> None:
     run.run(10, {0: pylon(soc=70.0), 1: pylon(soc=40.0)})
     assert run.core.soc_state.source == SocSource.PACKS
     assert run.core.soc_state.soc == pytest.approx(55.0)
+
+
+def test_beside_nodes_a_battery_bounds_the_charge_voltage_but_does_not_set_it() -> None:
+    core = core_of([[0], [1]], {1: pylon_cfg("c")})
+    node = nf.NodeFrames(0, CELLS)
+    low = PackReading(
+        cells=(),
+        temperatures=(22.0,),
+        voltage=52.8,
+        current=0.0,
+        charge_on=True,
+        discharge_on=True,
+        limits=PackLimits(50.0, 40.0, 80.0),
+    )
+    t = 1000.0
+    for _ in range(120):
+        t += 0.5
+        for frame in (
+            node.node_state(),
+            node.pack_status(),
+            node.cell_extremes(),
+            node.temperature_extremes(),
+            node.cell_voltages(),
+            node.cell_temperatures(),
+        ):
+            core.on_battery_frame(frame, t)
+        core.on_pack_reading(1, low, t)
+        core.tick(t)
+    assert core.decision is not None
+    assert not core.snapshot.cells_unreported  # the node's cells rule the strategy
+    assert core.snapshot.max_cell_at is not None and core.snapshot.max_cell_at.node == 0
+    assert core.decision.limits.cvl == pytest.approx(50.0)  # never above the battery's own
+    assert any(n.startswith("within the packs' own limits: 50.0 V") for n in core.decision.notes)
