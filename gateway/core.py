@@ -16,7 +16,7 @@ from typing import Any
 from gateway.codec import pylontech_lv as inverter_codec
 from gateway.config.root import Settings
 from gateway.contracts.chemistry import spec_of
-from gateway.contracts.decision import Alarm, Decision, Phase, RelayAction, Severity
+from gateway.contracts.decision import Alarm, Decision, Limits, Phase, RelayAction, Severity
 from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import BatterySnapshot, NodeState
 from gateway.outputs import BatteryView
@@ -30,7 +30,10 @@ from gateway.record.counters import BusCounters, RateLimitedLog
 from gateway.record.events import EventKind, EventLog
 from gateway.record.history import History, Sample
 from gateway.soc import SocEstimator, SocState
+from gateway.sources.combined import CombinedSource
 from gateway.sources.moat_nodes.source import MoatNodes
+from gateway.sources.packs.reading import PackError, PackReading
+from gateway.sources.packs.source import CommercialPacks, PackSwitch
 from gateway.strategy import ChargeController, StrategyState
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class Outbox:
 
     battery: list[Frame] = field(default_factory=list)
     inverter: list[Frame] = field(default_factory=list)
+    packs: list[PackSwitch] = field(default_factory=list)  # to the commercial packs' links
 
 
 class GatewayCore:
@@ -111,7 +115,7 @@ class GatewayCore:
         key = settings.battery.key_bytes()
         if key is None:
             log.warning("no battery.command_key: relay commands are not authenticated")
-        self.source = MoatNodes(
+        nodes = MoatNodes(
             topo,
             settings.timing.node_timeout_s,
             self.battery_counters,
@@ -119,9 +123,26 @@ class GatewayCore:
             alert_low_cell=self.chemistry.empty_cell_v,
             chemistry=settings.battery.chemistry.value,
             command_key=key,
+            nodes=settings.battery.node_ids,
         )
+        self.source: MoatNodes | CombinedSource = nodes
+        # Commercial packs (battery.packs) beside the nodes: one source of both kinds. A
+        # system of nodes only keeps MoatNodes alone.
+        self.packs: CombinedSource | None = None
+        packs = settings.battery.packs
+        if packs:
+            self.packs = CombinedSource(
+                topo,
+                nodes,
+                CommercialPacks(
+                    topo,
+                    {p: cfg.timeout_s for p, cfg in packs.items()},
+                    [p for p, cfg in packs.items() if cfg.control],
+                ),
+            )
+            self.source = self.packs
         # The nodes' own records, for the page and the tests.
-        self.model = self.source.model
+        self.model = nodes.model
         saved_commands = state.get("commands")
         if saved_commands is not None:
             # Freshness moves 10 a second at most (the clock in 100 ms steps, one a frame);
@@ -179,6 +200,13 @@ class GatewayCore:
                 # Our own frames are not heard back, so this is another device.
                 self._foreign_battery_frame(frame.id, now)
         return self.source.on_frame(frame, now)
+
+    def on_pack_reading(self, pack: int, result: PackReading | PackError, now: float) -> bool:
+        """One poll of a commercial pack (battery.packs): its reading, or why there is none.
+        True when the caller should tick at once (the pack cut off, an alarm changed)."""
+        if self.packs is None:
+            raise ValueError(f"pack {pack}: no commercial packs are configured")
+        return self.packs.on_reading(pack, result, now)
 
     def is_keepalive(self, frame: Frame) -> bool:
         """The inverter's keepalive (0x305; the profile's own id, e.g. Growatt LV's 0x301),
@@ -307,8 +335,9 @@ class GatewayCore:
         self.events.add(now, EventKind.USER, "fault reset requested", node)
 
     def _check_node(self, node: int) -> None:
-        if node not in self.model.nodes:
-            raise ValueError(f"node {node} is not configured (nodes: {sorted(self.model.nodes)})")
+        known = self.settings.battery.topology.nodes
+        if node not in known:
+            raise ValueError(f"node {node} is not configured (nodes: {sorted(known)})")
 
     # ------------------------------------------------------------------ the step
 
@@ -318,6 +347,11 @@ class GatewayCore:
         snap = self.source.snapshot(now)
         previous_phase = self.decision.phase if self.decision else None
         soc = self.soc.update(snap, previous_phase)
+        if self.packs is not None and snap.cells_unreported:
+            # No cell voltage to calibrate on: the batteries' own BMSes count the SoC.
+            own = self.packs.packs_soc(snap)
+            if own is not None:
+                soc = self.soc.follow(own)
         decision = self.controller.step(snap, soc)
         alarms = dict(decision.alarms)
         for alarm, severity in self.keepalive.alarms(now).items():
@@ -364,6 +398,8 @@ class GatewayCore:
                         now, EventKind.ALARM, f"configuration mismatch: {m}", cause=("nodeinfo", m)
                     )
             self._mismatches = mismatches
+        if self.packs is not None:
+            limits, notes = self._pack_bounds(snap, limits, notes)
         decision = Decision(
             limits=limits,
             phase=decision.phase,
@@ -377,6 +413,8 @@ class GatewayCore:
 
         out = Outbox()
         out.battery = self.source.commands(decision, now)
+        if self.packs is not None:
+            out.packs = self.packs.pack_commands(decision, now)
 
         self.energy.update(now, snap.voltage, snap.current)
         report = build_report(
@@ -421,6 +459,36 @@ class GatewayCore:
             )
         )
         return out
+
+    def _pack_bounds(
+        self, snap: BatterySnapshot, limits: Limits, notes: tuple[str, ...]
+    ) -> tuple[Limits, tuple[str, ...]]:
+        """The limits within what the packs' own BMSes ask for (a Pylontech battery's 0x351):
+        each online string's currents at most its lowest pack's, the charge voltage at most
+        the lowest string's sum of theirs; when no member reports cells
+        (snap.cells_unreported) the charge voltage is theirs, as an inverter connected to
+        them directly would use it."""
+        assert self.packs is not None
+        bounds = self.packs.bounds(snap)
+        ccl = bounds.bound(limits.ccl, bounds.charge_currents)
+        dcl = bounds.bound(limits.dcl, bounds.discharge_currents)
+        cvl = limits.cvl
+        if bounds.charge_voltage > 0:  # NaN compares False; a battery's 0 never counts
+            # Theirs when they watch every cell, else never above theirs.
+            own = bounds.charge_voltage
+            cvl = own if snap.cells_unreported else min(cvl, own)
+        if (cvl, ccl, dcl) == (limits.cvl, limits.ccl, limits.dcl):
+            return limits, notes
+        notes = (*notes, f"within the packs' own limits: {cvl:.1f} V, {ccl:.0f} A, {dcl:.0f} A")
+        limits = replace(
+            limits,
+            cvl=cvl,
+            ccl=ccl,
+            dcl=dcl,
+            charge_enable=limits.charge_enable and ccl > 0,
+            discharge_enable=limits.discharge_enable and dcl > 0,
+        )
+        return limits, notes
 
     def _rejecting_nodes(self, now: float) -> list[int]:
         """Nodes whose RejectedCommands count (PackStatus, wraps 255 -> 0) rose: they refuse
@@ -483,14 +551,19 @@ class GatewayCore:
                 continue
             self._seen_nodes[node] = now_seen
             was_present = before[0] if before else None
+            pack = node in self.settings.battery.packs
             if was_present and not ns.present:
-                self.events.add(now, EventKind.NODE_MISSING, "no fresh frames (comm loss)", node)
+                what = "no good reading from its BMS" if pack else "no fresh frames"
+                self.events.add(now, EventKind.NODE_MISSING, f"{what} (comm loss)", node)
             elif ns.present and was_present is False:
-                self.events.add(now, EventKind.NODE_BACK, "frames again", node)
+                self.events.add(
+                    now, EventKind.NODE_BACK, "readings again" if pack else "frames again", node
+                )
             if ns.present and before is not None and before[1] != ns.state:
                 if ns.state == NodeState.TRIPPED:
                     why = ", ".join(sorted(ns.faults)) or "fault"
-                    self.events.add(now, EventKind.NODE_TRIPPED, f"relay opened: {why}", node)
+                    what = "the BMS cut off (both switches off)" if pack else "relay opened"
+                    self.events.add(now, EventKind.NODE_TRIPPED, f"{what}: {why}", node)
                 elif before[1] == NodeState.TRIPPED:
                     self.events.add(
                         now, EventKind.NODE_RESET, f"trip cleared, now {ns.state.name}", node

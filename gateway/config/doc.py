@@ -48,7 +48,29 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _map_model_of(annotation: Any) -> type[BaseModel] | None:
+    """The section of a map of sections by id (dict[int, X], battery.packs), if it is one."""
+    if typing.get_origin(annotation) is dict:
+        _, item = typing.get_args(annotation)
+        return _model_of(item)
+    return None
+
+
+class _Required:
+    """The default of a key that has none: it must be given."""
+
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED = _Required()
+
+
 def _type_name(annotation: Any) -> str:
+    if _map_model_of(annotation) is not None:
+        return "map: id -> section"
+    if typing.get_origin(annotation) is typing.Literal:
+        return " / ".join(str(a) for a in typing.get_args(annotation))
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             return " / ".join(str(m.value) for m in annotation)
@@ -60,6 +82,8 @@ def _type_name(annotation: Any) -> str:
 def _default(info: FieldInfo) -> Any:
     if info.default_factory is not None:
         return info.default_factory()  # type: ignore[call-arg]
+    if info.is_required():
+        return REQUIRED
     return info.default
 
 
@@ -74,6 +98,8 @@ def _plain(value: Any) -> Any:
 
 
 def _scalar_yaml(value: Any) -> str:
+    if value is REQUIRED:
+        return "  # required"
     text = yaml.safe_dump(_plain(value), default_flow_style=True, width=1000).strip()
     return text.removesuffix("\n...").removesuffix("...").strip()
 
@@ -81,18 +107,26 @@ def _scalar_yaml(value: Any) -> str:
 Node = tuple[tuple[str, ...], FieldInfo, type[BaseModel] | None, Any]
 
 
-def walk(model: type[BaseModel], default: Any, path: tuple[str, ...] = ()) -> Iterator[Node]:
+def walk(
+    model: type[BaseModel], default: Any, path: tuple[str, ...] = (), entries: bool = False
+) -> Iterator[Node]:
     """Every field, depth first: (path, field info, nested model or None, default value).
 
     Defaults come from the enclosing section's default instance, so a section whose default
     differs from its class defaults (buses.battery = socketcan can0) shows what really
-    applies."""
+    applies. A map of sections by id (battery.packs) is one field; with `entries` its entry
+    follows as a section of its own at `<id>` (for the reference and the example)."""
     for name, info in model.model_fields.items():
         nested = _model_of(info.annotation)
         value = getattr(default, name) if default is not None else _default(info)
         yield (*path, name), info, nested, value
         if nested is not None:
-            yield from walk(nested, value, (*path, name))
+            yield from walk(nested, value, (*path, name), entries)
+        item = _map_model_of(info.annotation) if entries else None
+        if item is not None:  # one entry, as an optional section of its own
+            entry = FieldInfo(description=f"one entry of {name}, by its id")
+            yield (*path, name, "<id>"), entry, item, None
+            yield from walk(item, None, (*path, name, "<id>"), entries)
 
 
 def _comment(text: str, indent: str, width: int = 92) -> list[str]:
@@ -112,7 +146,7 @@ def example_yaml() -> str:
     """A commented YAML file with every key at its default (valid as it is)."""
     lines = [EXAMPLE_HEADER]
     off: tuple[str, ...] | None = None  # an optional section that is off by default
-    for path, info, nested, value in walk(Settings, Settings()):
+    for path, info, nested, value in walk(Settings, Settings(), entries=True):
         indent = "  " * (len(path) - 1)
         if off is not None and path[: len(off)] == off:
             lines.append(
@@ -155,7 +189,7 @@ def markdown() -> str:
         "prints a commented file with every default.",
         "",
     ]
-    for path, info, nested, value in walk(Settings, Settings()):
+    for path, info, nested, value in walk(Settings, Settings(), entries=True):
         if nested is None:
             continue
         out.append(f"{'#' * min(len(path) + 1, 4)} `{'.'.join(path)}`")
@@ -172,6 +206,8 @@ def markdown() -> str:
             sub_value = getattr(value, name) if value is not None else _default(sub)
             if _model_of(sub.annotation) is not None:
                 default, kind = "(section)", "section"
+            elif sub_value is REQUIRED:
+                default, kind = "required", _type_name(sub.annotation)
             else:
                 default = f"`{_scalar_yaml(sub_value)}`"
                 kind = _type_name(sub.annotation)

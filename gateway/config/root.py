@@ -26,6 +26,7 @@ from gateway.contracts.topology import TopologySettings
 from gateway.outputs.inverter.settings import InverterSettings
 from gateway.outputs.settings import OutputsSettings
 from gateway.soc import SocSettings
+from gateway.sources.packs.settings import PackSettings, pack_problems
 from gateway.strategy.settings import StrategySettings
 
 MAX_CONFIG_BYTES = 1_000_000
@@ -59,6 +60,12 @@ class BatterySettings(Section):
     topology: TopologySettings = Field(
         default_factory=TopologySettings, description="strings of nodes and their capacity"
     )
+    packs: dict[int, PackSettings] = Field(
+        default_factory=dict,
+        description="ids of the topology that are commercial packs with their own BMS (JBD, "
+        "JK, Daly, Pylontech CAN), and how to reach each; every other id is a moat-bms node "
+        "(docs/sources.md)",
+    )
     rating: PackRating = Field(
         default_factory=PackRating,
         description="the pack's current rating: no current limit is ever above it",
@@ -81,6 +88,11 @@ class BatterySettings(Section):
         ):
             raise ValueError("expected 32..128 hex digits (16..64 bytes), or empty")
         return value
+
+    @property
+    def node_ids(self) -> list[int]:
+        """The ids of the topology that are moat-bms nodes (not commercial packs)."""
+        return [n for n in self.topology.nodes if n not in self.packs]
 
     def key_bytes(self) -> bytes | None:
         """The command key as bytes; None when none is configured."""
@@ -132,6 +144,15 @@ class Settings(Section):
                 "buses.inverter is the same as buses.battery: leave buses.inverter out to share "
                 "one bus"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _packs_placed(self) -> Self:
+        """Cross-field: every commercial pack is placed in a string, none shares a port or a
+        CAN id range with another (one message per offending key)."""
+        problems = pack_problems(self.battery.packs, self.battery.topology.nodes)
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @model_validator(mode="after")

@@ -162,6 +162,11 @@ class BatterySnapshot:
     bleeding: Mapping[int, int] = field(default_factory=dict)
     # Every configured node, present or not.
     nodes: Mapping[int, NodeSnapshot] = field(default_factory=dict)
+    # Every member with fresh data is a commercial pack that reports no cell voltages
+    # (a Pylontech CAN battery): its own BMS watches its cells, min_cell/max_cell are unknown
+    # by design, and the cell-voltage rules give way to the packs' own limits
+    # (docs/sources.md). Never True for a battery with a moat-bms node.
+    cells_unreported: bool = False
 
     @property
     def strings_total(self) -> int:

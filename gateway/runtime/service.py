@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from gateway.record.events import EventKind
 from gateway.record.persist import StateStore
 from gateway.runtime.canport import BusFactory, GatewayCanPort
 from gateway.runtime.outputs import OutputFeed
+from gateway.runtime.packs import LinkFactory, PackPoller, default_links
+from gateway.sources.packs.reading import PackError, PackReading
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,10 @@ class Gateway:
         open_bus: BusFactory = can.Bus,
         clock: Clock | None = None,
         outputs: Sequence[Output] = (),
+        pack_links: Mapping[str, LinkFactory] | None = None,
     ) -> None:
+        """`pack_links`: the commercial packs' link factories by source name (None: every
+        one this installation has, gateway/runtime/packs.py default_links)."""
         self.settings = settings
         self.config_path = config_path  # where the settings came from (the web page saves here)
         # Monotonic: the wall clock is for display only (see MonotonicClock).
@@ -94,6 +99,15 @@ class Gateway:
                 reconnect_max=buses.reconnect_max_s,
                 open_bus=open_bus,
             )
+        # Commercial packs (battery.packs): a polling task per pack.
+        self.packs: PackPoller | None = None
+        if settings.battery.packs:
+            self.packs = PackPoller(
+                settings.battery.packs,
+                default_links() if pack_links is None else pack_links,
+                self.on_pack_reading,
+                self.clock,
+            )
         self.urgent_ticks = 0
         # Outputs beside the inverter's CAN frames (D-Bus, MQTT): told after every tick.
         self.outputs: list[Output] = list(outputs)
@@ -113,6 +127,12 @@ class Gateway:
         for frame in batch:
             urgent |= self.core.on_battery_frame(frame, now)
         if urgent:
+            self.urgent_ticks += 1
+            self.tick()
+
+    def on_pack_reading(self, pack: int, result: PackReading | PackError, now: float) -> None:
+        """A commercial pack's poll: into the core; a cut-off or an alarm ticks at once."""
+        if self.core.on_pack_reading(pack, result, now):
             self.urgent_ticks += 1
             self.tick()
 
@@ -140,6 +160,8 @@ class Gateway:
             self.inverter.send(frame)
         for frame in out.battery:
             self.battery.send(frame)
+        if self.packs is not None:
+            self.packs.request(out.packs)
 
     # ------------------------------------------------------------------ loops
 
@@ -205,6 +227,8 @@ class Gateway:
                 if self.inverter is not self.battery:
                     tg.start_soon(self.inverter.run, self.on_inverter_batch)
                 tg.start_soon(self.tick_loop)
+                if self.packs is not None:
+                    tg.start_soon(self.packs.run)
                 tg.start_soon(self.persist_loop)
                 tg.start_soon(self._signals, tg.cancel_scope)
                 if web is not None:

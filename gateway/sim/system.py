@@ -34,6 +34,7 @@ from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.node import Node
 from gateway.config.root import Settings, validate
+from gateway.contracts.chemistry import spec_of
 from gateway.contracts.frame import Frame
 from gateway.core import GatewayCore
 from gateway.outputs import Output
@@ -43,6 +44,7 @@ from gateway.runtime.outputs import OutputFeed
 from gateway.sim.chipboard import ChipBoard
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
+from gateway.sim.packs import SIM_PACKS, SimPack
 from gateway.sim.physics import Battery, CellParams, Pack
 from gateway.sim.power import Constant, PowerCurve
 
@@ -264,8 +266,24 @@ class SimSystem:
         # real installation provisions both (a simulated --config file's key included).
         key = {"command_key": self.settings.battery.command_key}
         self.nodes: dict[int, SimNode] = {}
+        # Commercial packs (battery.packs): a battery with its own BMS on its physics pack.
+        self.packs: dict[int, SimPack] = {}
+        chemistry = spec_of(self.settings.battery.chemistry)
+        for pack_id, pack_cfg in self.settings.battery.packs.items():
+            make = SIM_PACKS.get(pack_cfg.source)
+            if make is None:
+                raise ValueError(
+                    f"battery.packs.{pack_id}: the simulator has no {pack_cfg.source} pack "
+                    f"(it has {', '.join(sorted(SIM_PACKS))})"
+                )
+            self.packs[pack_id] = make(
+                pack_id, pack_cfg, self.battery.packs[pack_id], chemistry, self.open_bus, tag
+            )
+        self._next_poll = dict.fromkeys(self.packs, 0.0)
         for string in setup.strings:
             for node_id in string:
+                if node_id in self.packs:
+                    continue
                 cfg = default_config(setup.chemistry.upper())
                 cfg.update(
                     node_id=node_id,
@@ -388,6 +406,8 @@ class SimSystem:
         for node_id, sim in self.nodes.items():
             self.battery.set_relay(node_id, sim.relay_closed())
             self.battery.packs[node_id].balance_mask = sim.balance_mask()
+        for pack_id, pack in self.packs.items():
+            self.battery.set_relay(pack_id, pack.relay_closed)
         flowed = self.battery.step(dt, self.inverter_current)
         if flowed > 0:
             self.truth.charge_ah += flowed * dt / 3600
@@ -398,6 +418,8 @@ class SimSystem:
         for node_id, sim in self.nodes.items():
             sim.feed(self.battery.packs[node_id])
             sim.step(now_ms)
+        for pack in self.packs.values():
+            pack.step(self.t)
         self._track_truth()
 
         # the gateway
@@ -448,6 +470,11 @@ class SimSystem:
             urgent |= core.on_battery_frame(frame, now)
         for msg in _drain(self.gateway_inverter_bus):
             urgent |= core.on_inverter_frame(frame_of(msg), now)
+        # The packs' polls, as the runtime's pack tasks make them (gateway/runtime/packs.py).
+        for pack_id, pack in self.packs.items():
+            if self.t + 1e-9 >= self._next_poll[pack_id]:
+                self._next_poll[pack_id] = self.t + self.settings.battery.packs[pack_id].poll_s
+                urgent |= core.on_pack_reading(pack_id, pack.poll(now), now)
         if urgent or self.t + 1e-9 >= self._next_tick:
             out = core.tick(now)
             self._feed.publish(core)
@@ -458,6 +485,9 @@ class SimSystem:
                     self.gateway_bus.send(_message(frame))
                 for frame in out.inverter:
                     self.gateway_inverter_bus.send(_message(frame))
+                for switch in out.packs:
+                    if not self.packs[switch.pack].switch(switch.charge, switch.discharge):
+                        log.debug("pack %d takes no switch commands", switch.pack)
                 # Counted as the service's GatewayCanPort counts them (the API shows them).
                 core.battery_counters.sent += len(out.battery)
                 core.inverter_counters.sent += len(out.inverter)
@@ -509,6 +539,8 @@ class SimSystem:
     def close(self) -> None:
         for sim in self.nodes.values():
             sim.shutdown()
+        for pack in self.packs.values():
+            pack.close()
         for bus in (self.gateway_bus, self.gateway_inverter_bus, self.inverter_bus):
             bus.shutdown()
         for bus, _ in self._monitors:

@@ -58,6 +58,14 @@ class SocEstimator:
         self._state = replace(self._state, soc=percent, source=SocSource.USER, since_full=None)
         return self._state
 
+    def follow(self, percent: float) -> SocState:
+        """The SoC the packs' own BMSes count (a battery of packs that report no cell
+        voltages: no voltage here to calibrate on). Counting and cycles go on as before."""
+        if not (math.isfinite(percent) and 0.0 <= percent <= 100.0):
+            raise ValueError(f"SoC {percent!r} is not within 0..100 %")
+        self._state = replace(self._state, soc=percent, source=SocSource.PACKS)
+        return self._state
+
     def request_ocv(self) -> SocState:
         """The user asks for the SoC from the rested voltage: it is set at the next rest
         (at once if the pack has rested long enough already)."""

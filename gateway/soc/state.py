@@ -22,6 +22,7 @@ class SocSource(StrEnum):
     FULL = "full"  # recalibrated to 100 % at the end of a charge, counted since
     EMPTY = "empty"  # recalibrated to 0 % at the empty voltage, counted since
     USER = "user"  # set by the user, counted since
+    PACKS = "packs"  # the packs' own BMSes count it (batteries that report no cells)
 
 
 _UNTRUSTED = frozenset({SocSource.NONE, SocSource.ESTIMATE})

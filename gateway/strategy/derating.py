@@ -81,15 +81,19 @@ class Derater:
         discharge: list[tuple[float, Reason]] = []
         alarms: dict[Alarm, Severity] = {}
 
-        charge.append(
-            (
-                _at(prof.charge_by_cell, snap.max_cell - allowed_max),
-                lambda: f"max cell {snap.max_cell:.3f} V",
+        if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
+            charge.append(
+                (
+                    _at(prof.charge_by_cell, snap.max_cell - allowed_max),
+                    lambda: f"max cell {snap.max_cell:.3f} V",
+                )
             )
-        )
-        discharge.append(
-            (_at(prof.discharge_by_cell, snap.min_cell), lambda: f"min cell {snap.min_cell:.3f} V")
-        )
+            discharge.append(
+                (
+                    _at(prof.discharge_by_cell, snap.min_cell),
+                    lambda: f"min cell {snap.min_cell:.3f} V",
+                )
+            )
 
         def temps() -> str:
             return f"{snap.min_temp:.1f}..{snap.max_temp:.1f} degC"

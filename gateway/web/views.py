@@ -133,6 +133,7 @@ def status(
             "inverter": core.inverter_counters.as_dict(),
         },
         "events_count": core.events.count,
+        "packs": packs(core, now),
         # An output's `status` is its own words ("registered as ...", "... retrying in 4 s").
         "outputs": [{"name": o.name, "status": o.describe()} for o in outputs],
     }
@@ -202,6 +203,40 @@ def _chemistry_name(value: int) -> str:
 def nodes(core: GatewayCore, now: float) -> list[Json]:
     """Every configured node, in node-id order."""
     return [node(core, core.model.nodes[n], now) for n in sorted(core.model.nodes)]
+
+
+def packs(core: GatewayCore, now: float) -> list[Json]:
+    """Every commercial pack (battery.packs; docs/sources.md), in id order: what its BMS
+    last reported and whether its readings fail."""
+    combined = core.packs
+    if combined is None:
+        return []
+    source, out = combined.packs, []
+    for pack, rec in sorted(source.packs.items()):
+        snap = core.snapshot.nodes.get(pack) or source.node_snapshot(rec, now)
+        reading = rec.reading if snap.present else None
+        cfg = core.settings.battery.packs[pack]
+        out.append(
+            {
+                "pack": pack,
+                "source": cfg.source,
+                "present": snap.present,
+                "age_s": num(rec.age(now), 1),
+                "state": snap.state.name.lower(),
+                "charge_on": reading.charge_on if reading else None,
+                "discharge_on": reading.discharge_on if reading else None,
+                "voltage": num(snap.voltage, 2) if snap.present else None,
+                "current": num(snap.current, 1) if snap.present else None,
+                "soc": num(reading.soc, 1) if reading and reading.soc is not None else None,
+                "cells": [num(v) for v in source.fresh_cells(rec, now)],
+                "temperatures": [num(t, 1) for t in reading.temperatures] if reading else [],
+                "alarms": sorted(reading.alarms) if reading else [],
+                "faults": _faults(snap) if snap.present else [],
+                "errors": rec.errors,
+                "last_error": rec.last_error,
+            }
+        )
+    return out
 
 
 def _event(seq: int, event: Event) -> Json:

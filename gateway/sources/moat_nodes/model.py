@@ -12,18 +12,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from typing import cast
 
 from bms.e2e import ACCEPT, AliveCheck
 from gateway.codec import moat_bms as codec
-from gateway.contracts.snapshot import (
-    BatterySnapshot,
-    CellRef,
-    NodeSnapshot,
-    NodeState,
-    ProtectionKind,
-    StringSnapshot,
-)
+from gateway.contracts.snapshot import BatterySnapshot, NodeSnapshot, NodeState, ProtectionKind
 from gateway.contracts.topology import MAX_CELLS, TopologySettings
+from gateway.sources.assemble import assemble, kinds
 
 NAN = math.nan
 NEVER = -math.inf
@@ -57,21 +52,10 @@ def _mask(frame: tuple[int, ...], level: slice) -> int:
     return mask
 
 
-_KIND_SETS: dict[int, frozenset[ProtectionKind]] = {}
 _NODE_STATES: dict[int, NodeState] = {int(s): s for s in NodeState}
 _RELAY_STATES = tuple(codec.NodeStateRelayState(v) for v in range(3))
 _GATEWAY_LINKS = tuple(codec.NodeStateGatewayLink(v) for v in range(3))
 _RELAY_REQUESTS = tuple(codec.NodeStateRelayRequest(v) for v in range(3))
-
-
-def kinds(mask: int) -> frozenset[ProtectionKind]:
-    """Flag mask -> set of protection kinds (cached: there are few distinct masks)."""
-    found = _KIND_SETS.get(mask)
-    if found is None:
-        found = frozenset(k for bit, k in enumerate(KINDS) if mask >> bit & 1)
-        if len(_KIND_SETS) < 4096:
-            _KIND_SETS[mask] = found
-    return found
 
 
 def _cell_numbers(signals: dict[int, tuple[str, ...]], pattern: str) -> dict[int, tuple[int, ...]]:
@@ -161,12 +145,16 @@ class NodeRecord:
 class BatteryModel:
     """All configured nodes, and the snapshot of the battery they make together."""
 
-    def __init__(self, topology: TopologySettings, node_timeout: float) -> None:
+    def __init__(
+        self, topology: TopologySettings, node_timeout: float, nodes: Iterable[int] | None = None
+    ) -> None:
+        """`nodes`: the topology's ids that are nodes (all of them when None; the others are
+        commercial packs, whose source keeps them: snapshot() then needs combining, see
+        gateway/sources/combined.py)."""
         self.topology = topology
         self.node_timeout = node_timeout
-        self.nodes: dict[int, NodeRecord] = {
-            n: NodeRecord(n, topology.cells_of(n)) for n in topology.nodes
-        }
+        ids = topology.nodes if nodes is None else list(nodes)
+        self.nodes: dict[int, NodeRecord] = {n: NodeRecord(n, topology.cells_of(n)) for n in ids}
         # A cell beyond these makes a frame urgent: the strategy runs at once instead of at
         # its next tick. The owner sets them from the chemistry (stop-charge / stop-discharge
         # cell voltages).
@@ -331,125 +319,17 @@ class BatteryModel:
         )
 
     def snapshot(self, now: float) -> BatterySnapshot:
-        timeout = self.node_timeout
         nodes = {n: self.node_snapshot(rec, now) for n, rec in self.nodes.items()}
-        strings = tuple(self._string(i, s, nodes) for i, s in enumerate(self.topology.strings))
-        with_data = [s for s in strings if not math.isnan(s.voltage)]
-        online = [s for s in strings if s.online]
-        fresh = [self.nodes[n] for s in with_data for n in s.nodes]
-
-        voltage = _mean(s.voltage for s in (online or with_data))
-        current = math.fsum(s.current for s in with_data) if with_data else NAN
-        min_cell, min_at = _extreme(fresh, "min_cell", "min_cell_no", highest=False)
-        max_cell, max_at = _extreme(fresh, "max_cell", "max_cell_no", highest=True)
-        # The worst of every fresh source: a CellVoltages frame may show a cell beyond the
-        # last CellExtremes (they are sent at different times), and either must bite.
-        cell_voltages = {rec.node: rec.cell_voltages(now, timeout) for rec in fresh}
-        for node, volts in cell_voltages.items():
-            for index, v in enumerate(volts):
-                if math.isnan(v):
-                    continue
-                if math.isnan(max_cell) or v > max_cell:
-                    max_cell, max_at = v, CellRef(node, index + 1)
-                if math.isnan(min_cell) or v < min_cell:
-                    min_cell, min_at = v, CellRef(node, index + 1)
-        temps_fresh = self._temps_fresh(now)
-        if all(rec.node in temps_fresh for rec in fresh):
-            min_temp, _ = _extreme(fresh, "min_temp", "min_temp_no", False, temps_fresh)
-            max_temp, _ = _extreme(fresh, "max_temp", "max_temp_no", True, temps_fresh)
-        else:
-            # A node whose cells count but whose temperatures went stale: the battery's
-            # temperature is unknown (the strategy then stops what needs it), never "the
-            # others' temperature" (that node may be the hot one).
-            min_temp = max_temp = NAN
-        faults = warnings = infos = 0
-        for rec in fresh:
-            faults |= rec.faults
-            warnings |= rec.warnings
-            infos |= rec.infos
-        return BatterySnapshot(
-            time=now,
-            valid=bool(with_data),
-            data_age=max((rec.age(now) for rec in fresh), default=math.inf),
-            cells_in_series=self.topology.cells_in_series,
-            voltage=voltage,
-            current=current,
-            min_cell=min_cell,
-            max_cell=max_cell,
-            min_cell_at=min_at,
-            max_cell_at=max_at,
-            min_temp=min_temp,
-            max_temp=max_temp,
-            capacity_ah=self.topology.capacity_ah * len(online),
-            strings=strings,
-            faults=kinds(faults),
-            warnings=kinds(warnings),
-            infos=kinds(infos),
-            cell_voltages=cell_voltages,
-            bleeding={rec.node: rec.bleeding for rec in fresh},
-            nodes=nodes,
+        timeout = self.node_timeout
+        return assemble(
+            now,
+            self.topology,
+            self.nodes,
+            nodes,
+            lambda rec: cast(NodeRecord, rec).cell_voltages(now, timeout),
+            self.temps_fresh(now),
         )
 
-    def _temps_fresh(self, now: float) -> set[int]:
+    def temps_fresh(self, now: float) -> set[int]:
+        """The nodes whose temperatures are fresh."""
         return {n for n, rec in self.nodes.items() if now - rec.t_temps <= self.node_timeout}
-
-    def _string(
-        self, index: int, members: list[int], nodes: dict[int, NodeSnapshot]
-    ) -> StringSnapshot:
-        snaps = [nodes[n] for n in members]
-        reason = ""
-        for snap in snaps:
-            if not snap.present:
-                reason = f"node {snap.node} missing"
-            elif snap.state == NodeState.TRIPPED:
-                reason = f"node {snap.node} tripped"
-            elif snap.state == NodeState.CONFIG_ERROR:
-                reason = f"node {snap.node} has a configuration error"
-            elif snap.faults:
-                reason = f"node {snap.node} fault: {', '.join(sorted(snap.faults))}"
-            if reason:
-                break
-        all_present = all(s.present for s in snaps)
-        relay_closed = all(s.relay_closed for s in snaps)
-        online = (
-            all_present
-            and not reason
-            and relay_closed
-            and all(s.state == NodeState.ACTIVE for s in snaps)
-        )
-        return StringSnapshot(
-            index=index,
-            nodes=tuple(members),
-            online=online,
-            blocked=bool(reason),
-            reason=reason,
-            voltage=math.fsum(s.voltage for s in snaps) if all_present else NAN,
-            current=_mean(s.current for s in snaps) if all_present else NAN,
-            capacity_ah=self.topology.capacity_ah,
-            relay_closed=relay_closed,
-        )
-
-
-def _mean(values: Iterable[float]) -> float:
-    vals = [v for v in values if not math.isnan(v)]
-    return math.fsum(vals) / len(vals) if vals else NAN
-
-
-def _extreme(
-    records: list[NodeRecord],
-    value_attr: str,
-    number_attr: str,
-    highest: bool,
-    only: set[int] | None = None,
-) -> tuple[float, CellRef | None]:
-    """Lowest (or highest) value of an attribute over the records, with where it is."""
-    best, where = NAN, None
-    for rec in records:
-        if only is not None and rec.node not in only:
-            continue
-        value: float = getattr(rec, value_attr)
-        if math.isnan(value):
-            continue
-        if where is None or (value > best if highest else value < best):
-            best, where = value, CellRef(rec.node, getattr(rec, number_attr))
-    return best, where

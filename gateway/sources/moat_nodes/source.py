@@ -28,17 +28,20 @@ class MoatNodes:
         alert_low_cell: float,
         chemistry: str | None = None,
         command_key: bytes | None = None,
+        nodes: list[int] | None = None,
     ) -> None:
         """A frame showing a cell beyond the alert bounds (V) is urgent (see on_frame);
         `chemistry` ("lfp", ...) is what the nodes' NodeInfo must report; `command_key` the
-        installation's key for authenticated relay commands (bms.auth), None for none."""
+        installation's key for authenticated relay commands (bms.auth), None for none;
+        `nodes` the topology's ids that are nodes (None: all; the others are commercial
+        packs, and snapshot() is then the combined source's)."""
         self.chemistry = chemistry
-        self.model = BatteryModel(topology, node_timeout)
+        self.model = BatteryModel(topology, node_timeout, nodes)
         self.model.alert_high_cell = alert_high_cell
         self.model.alert_low_cell = alert_low_cell
         self.ingest = BatteryIngest(self.model, counters)
         self.commander = NodeCommander(
-            {n: topology.cells_of(n) for n in topology.nodes}, command_key
+            {n: topology.cells_of(n) for n in self.model.nodes}, command_key
         )
         self.commander.gateway_state = codec.GatewayHeartbeatGatewayState.RUNNING
 
@@ -53,10 +56,13 @@ class MoatNodes:
 
     def commands(self, decision: Decision, now: float) -> list[Frame]:
         commander = self.commander
+        nodes = self.model.nodes
         for relay in decision.relay:
-            commander.request_relay(relay)
+            if relay.node in nodes:  # the others are commercial packs
+                commander.request_relay(relay)
         for balance in decision.balance:
-            commander.request_balance(balance)
+            if balance.node in nodes:
+                commander.request_balance(balance)
         # A node the decision asks nothing of stops bleeding.
         for node in self.model.nodes.keys() - {b.node for b in decision.balance}:
             commander.request_balance(BalanceRequest(node, 0, 0.0))

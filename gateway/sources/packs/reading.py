@@ -19,6 +19,15 @@ class PackError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class PackLimits:
+    """The limits a battery's own BMS asks of an inverter (Pylontech CAN 0x351)."""
+
+    charge_voltage: float  # V
+    charge_current: float  # A, >= 0
+    discharge_current: float  # A, >= 0
+
+
+@dataclass(frozen=True, slots=True)
 class PackReading:
     """One complete reading of a pack (all requests of one poll answered and verified)."""
 
@@ -35,6 +44,10 @@ class PackReading:
     remaining_ah: float | None = None
     soc: float | None = None  # per cent, the BMS's own estimate
     cycles: int | None = None
+    # A battery that reports no cell voltages (cells == ()) may still report its lowest and
+    # highest cell (Pylontech CAN 0x373), and the limits its own BMS asks for.
+    cell_range: tuple[float, float] | None = None  # V, lowest and highest
+    limits: PackLimits | None = None
 
 
 class PackLink(Protocol):

@@ -1,0 +1,198 @@
+"""The topology's members (moat-bms nodes, commercial packs) made into one BatterySnapshot:
+strings in series, strings in parallel, the extremes over the members with fresh data.
+
+Each source keeps its own members' records and decides what is fresh; this module only sums
+them by the topology, so a string may mix a node and a pack and every later stage reads one
+snapshot whatever the packs are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+from gateway.contracts.snapshot import (
+    BatterySnapshot,
+    CellRef,
+    NodeSnapshot,
+    NodeState,
+    ProtectionKind,
+    StringSnapshot,
+)
+from gateway.contracts.topology import TopologySettings
+
+NAN = math.nan
+KINDS = tuple(ProtectionKind)
+_KIND_SETS: dict[int, frozenset[ProtectionKind]] = {}
+
+
+def kinds(mask: int) -> frozenset[ProtectionKind]:
+    """Flag mask (bit = ProtectionKind order) -> set of kinds (cached: masks are few)."""
+    found = _KIND_SETS.get(mask)
+    if found is None:
+        found = frozenset(k for bit, k in enumerate(KINDS) if mask >> bit & 1)
+        if len(_KIND_SETS) < 4096:
+            _KIND_SETS[mask] = found
+    return found
+
+
+def mask_of(found: Iterable[ProtectionKind]) -> int:
+    """Set of kinds -> flag mask (the inverse of kinds())."""
+    mask = 0
+    for kind in found:
+        mask |= 1 << KINDS.index(kind)
+    return mask
+
+
+class Member(Protocol):
+    """What the assembly reads of one member's record (NodeRecord, PackRecord)."""
+
+    node: int  # its id in the topology
+    min_cell: float
+    max_cell: float
+    min_cell_no: int
+    max_cell_no: int
+    min_temp: float
+    max_temp: float
+    min_temp_no: int
+    max_temp_no: int
+    faults: int  # flag masks, bit = ProtectionKind order
+    warnings: int
+    infos: int
+    bleeding: int  # cells bleeding, bit k = cell k + 1
+
+    def age(self, now: float) -> float: ...
+
+
+def assemble(
+    now: float,
+    topology: TopologySettings,
+    members: Mapping[int, Member],
+    nodes: Mapping[int, NodeSnapshot],
+    cells_of: Callable[[Member], tuple[float, ...]],
+    temps_fresh: set[int],
+) -> BatterySnapshot:
+    """The battery from every member's record and snapshot (`nodes`, every id of the
+    topology); `cells_of` gives a member's fresh cell voltages, `temps_fresh` the ids whose
+    temperatures are fresh."""
+    strings = tuple(
+        string_of(i, s, nodes, topology.capacity_ah) for i, s in enumerate(topology.strings)
+    )
+    with_data = [s for s in strings if not math.isnan(s.voltage)]
+    online = [s for s in strings if s.online]
+    fresh = [members[n] for s in with_data for n in s.nodes]
+
+    voltage = _mean(s.voltage for s in (online or with_data))
+    current = math.fsum(s.current for s in with_data) if with_data else NAN
+    min_cell, min_at = _extreme(fresh, "min_cell", "min_cell_no", highest=False)
+    max_cell, max_at = _extreme(fresh, "max_cell", "max_cell_no", highest=True)
+    # The worst of every fresh source: a CellVoltages frame may show a cell beyond the
+    # last CellExtremes (they are sent at different times), and either must bite.
+    cell_voltages = {rec.node: cells_of(rec) for rec in fresh}
+    for node, volts in cell_voltages.items():
+        for index, v in enumerate(volts):
+            if math.isnan(v):
+                continue
+            if math.isnan(max_cell) or v > max_cell:
+                max_cell, max_at = v, CellRef(node, index + 1)
+            if math.isnan(min_cell) or v < min_cell:
+                min_cell, min_at = v, CellRef(node, index + 1)
+    if all(rec.node in temps_fresh for rec in fresh):
+        min_temp, _ = _extreme(fresh, "min_temp", "min_temp_no", False, temps_fresh)
+        max_temp, _ = _extreme(fresh, "max_temp", "max_temp_no", True, temps_fresh)
+    else:
+        # A node whose cells count but whose temperatures went stale: the battery's
+        # temperature is unknown (the strategy then stops what needs it), never "the
+        # others' temperature" (that node may be the hot one).
+        min_temp = max_temp = NAN
+    faults = warnings = infos = 0
+    for rec in fresh:
+        faults |= rec.faults
+        warnings |= rec.warnings
+        infos |= rec.infos
+    return BatterySnapshot(
+        time=now,
+        valid=bool(with_data),
+        data_age=max((rec.age(now) for rec in fresh), default=math.inf),
+        cells_in_series=topology.cells_in_series,
+        voltage=voltage,
+        current=current,
+        min_cell=min_cell,
+        max_cell=max_cell,
+        min_cell_at=min_at,
+        max_cell_at=max_at,
+        min_temp=min_temp,
+        max_temp=max_temp,
+        capacity_ah=topology.capacity_ah * len(online),
+        strings=strings,
+        faults=kinds(faults),
+        warnings=kinds(warnings),
+        infos=kinds(infos),
+        cell_voltages=cell_voltages,
+        bleeding={rec.node: rec.bleeding for rec in fresh},
+        nodes=nodes,
+    )
+
+
+def string_of(
+    index: int, members: list[int], nodes: Mapping[int, NodeSnapshot], capacity_ah: float
+) -> StringSnapshot:
+    """One series string: blocked by its first missing, tripped or faulted member."""
+    snaps = [nodes[n] for n in members]
+    reason = ""
+    for snap in snaps:
+        if not snap.present:
+            reason = f"node {snap.node} missing"
+        elif snap.state == NodeState.TRIPPED:
+            reason = f"node {snap.node} tripped"
+        elif snap.state == NodeState.CONFIG_ERROR:
+            reason = f"node {snap.node} has a configuration error"
+        elif snap.faults:
+            reason = f"node {snap.node} fault: {', '.join(sorted(snap.faults))}"
+        if reason:
+            break
+    all_present = all(s.present for s in snaps)
+    relay_closed = all(s.relay_closed for s in snaps)
+    online = (
+        all_present
+        and not reason
+        and relay_closed
+        and all(s.state == NodeState.ACTIVE for s in snaps)
+    )
+    return StringSnapshot(
+        index=index,
+        nodes=tuple(members),
+        online=online,
+        blocked=bool(reason),
+        reason=reason,
+        voltage=math.fsum(s.voltage for s in snaps) if all_present else NAN,
+        current=_mean(s.current for s in snaps) if all_present else NAN,
+        capacity_ah=capacity_ah,
+        relay_closed=relay_closed,
+    )
+
+
+def _mean(values: Iterable[float]) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return math.fsum(vals) / len(vals) if vals else NAN
+
+
+def _extreme(
+    records: list[Member],
+    value_attr: str,
+    number_attr: str,
+    highest: bool,
+    only: set[int] | None = None,
+) -> tuple[float, CellRef | None]:
+    """Lowest (or highest) value of an attribute over the records, with where it is."""
+    best, where = NAN, None
+    for rec in records:
+        if only is not None and rec.node not in only:
+            continue
+        value: float = getattr(rec, value_attr)
+        if math.isnan(value):
+            continue
+        if where is None or (value > best if highest else value < best):
+            best, where = value, CellRef(rec.node, getattr(rec, number_attr))
+    return best, where
