@@ -236,7 +236,8 @@ class Node:
             and not (faults | warnings) & (BALANCER_OVER_TEMP | SENSOR_FAULT)
         )
         balancer = self.balancer
-        if balancer.update(now_ms, hw.cell_mv, allowed):
+        lowest = summary.cell_min_mv if summary.cells_bad == 0 else 0
+        if balancer.update(now_ms, hw.cell_mv, allowed, lowest):
             hw.set_balance(balancer.words)
         self.balancing = balancer.active
 

@@ -66,6 +66,7 @@ class Reports:
         self.intervals = intervals
         self.offsets = [(n * p) // codec.MAX_NODES for p in self.periods]
         self.due = [0] * STREAMS
+        self.next_due = 0  # the earliest of due: no stream is due before it
         self.node_state_due = 0
         self.cell_group = 0
         self.temp_group = 0
@@ -74,6 +75,11 @@ class Reports:
         self.node_state = bytearray(8)
         self.node_state_last = bytearray(8)
         self.node_state_sent = False
+        # What the NodeState last queued was built from (state, relay state, trip cleared,
+        # balancing, link, request, faults, warnings, infos): the same inputs give the same
+        # frame, so a cycle whose inputs match and whose period is not over sends nothing
+        # without building the frame again.
+        self.node_state_from = [-1] * 9
         self.ns = [0] * codec.NODE_STATE_SIGNALS
         self.ps = [0] * codec.PACK_STATUS_SIGNALS
         self.ce = [0] * codec.CELL_EXTREMES_SIGNALS
@@ -95,7 +101,16 @@ class Reports:
         """Begin the schedule at now_ms (the node's first cycle)."""
         for i in range(STREAMS):
             self.due[i] = ticks_add(now_ms, self.offsets[i])
+        self._find_next_due()
         self.node_state_due = now_ms
+
+    def _find_next_due(self):
+        due = self.due
+        first = due[0]
+        for i in range(1, STREAMS):
+            if ticks_diff(due[i], first) < 0:
+                first = due[i]
+        self.next_due = first
 
     def _take(self, stream, now_ms):
         """True when stream is due; advances its due time by one interval."""
@@ -112,6 +127,32 @@ class Reports:
 
     def send_node_state(self, now_ms, node):
         """Queue NodeState when its content changed or its period is over."""
+        f = self.node_state_from
+        if (
+            f[0] == node.state
+            and f[1] == node.relay_state
+            and f[2] == node.trip_cleared
+            and f[3] == node.balancing
+            and f[4] == node.gateway_link
+            and f[5] == node.relay_request
+            and f[6] == node.faults
+            and f[7] == node.warnings
+            and f[8] == node.infos
+        ):
+            if ticks_diff(now_ms, self.node_state_due) < 0:
+                return
+            # The period is over and nothing changed: the last frame, next alive counter.
+            buf = self.node_state
+            last = self.node_state_last
+            for i in range(8):
+                buf[i] = last[i]
+            alive = (self.alive + 1) & 0x0F
+            buf[1] = (last[1] & 0xF0) | alive
+            if self.port.send(self.node_state_id, buf):
+                self.alive = alive
+                last[1] = buf[1]
+                self.node_state_due = ticks_add(now_ms, codec.NODE_STATE_CYCLE_MS)
+            return
         v = self.ns
         v[codec.NODE_STATE_STATE] = node.state
         v[codec.NODE_STATE_RELAY_STATE] = node.relay_state
@@ -145,11 +186,22 @@ class Reports:
                 last[i] = buf[i]
             self.node_state_sent = True
             self.node_state_due = ticks_add(now_ms, codec.NODE_STATE_CYCLE_MS)
+            f[0] = node.state
+            f[1] = node.relay_state
+            f[2] = node.trip_cleared
+            f[3] = node.balancing
+            f[4] = node.gateway_link
+            f[5] = node.relay_request
+            f[6] = faults
+            f[7] = warnings
+            f[8] = infos
 
     # ---- periodic frames ----
 
     def send_periodic(self, now_ms, node):
         """Queue every periodic frame that is due."""
+        if ticks_diff(now_ms, self.next_due) < 0:
+            return  # most cycles: no stream is due
         port = self.port
         ids = self.ids
         buf = self.buf
@@ -202,6 +254,7 @@ class Reports:
         if self._take(S_NODE_INFO, now_ms):
             codec.encode_node_info(buf, self.ni)
             port.send(ids[S_NODE_INFO], buf)
+        self._find_next_due()
 
     def _send_cell_voltages(self, hw):
         group = self.cell_group

@@ -122,6 +122,8 @@ class NodeCanPort:
     def _flush(self):
         """Hand queued frames to the controller in order; True when the queue is empty."""
         queue = self.queue
+        if not queue.count:
+            return True
         out = self._out
         while queue.peek(out):
             if not self._transmit(out.id, self._views[out.dlc], out.flags):
