@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 import can
 
+from bms.can import FLAG_EXT_ID, matches
 from bms.can.pythoncan import PythonCanBus
 from bms.config import default_config, load_config
 from bms.hw import NOT_AVAILABLE
@@ -157,6 +158,11 @@ class CanLink:
 
     def set_filters(self, filters: Any) -> None:
         self.inner.set_filters(filters)
+        bus = self.inner.bus
+        if isinstance(bus, MemoryBus):
+            # The backend drops what its filters reject; on the in-memory bus such frames
+            # are not even queued for the node (the same frames reach it, at less cost).
+            bus.accept = None if filters is None else _acceptance(list(filters))
 
     def state(self) -> int:
         return int(self.inner.state())
@@ -417,8 +423,9 @@ class SimSystem:
 
     def _track_truth(self) -> None:
         truth = self.truth
-        cells = [v for pack in self.battery.packs.values() for v in pack.cell_voltages()]
-        low, high = min(cells), max(cells)
+        volts = [pack.cell_voltages() for pack in self.battery.packs.values()]
+        low = min(min(v) for v in volts)
+        high = max(max(v) for v in volts)
         # This step's truth, for the observers too (the physics moved at the step's start).
         self.cell_range = (low, high)
         self.true_soc = 100 * self.battery.true_soc()
@@ -533,17 +540,28 @@ def balance_mask(hw: SimHardware) -> int:
 
 def read_pack(pack: Pack, hw: SimHardware) -> None:
     """What the node's sensors read from its pack, into its simulated hardware."""
-    cell_mv = hw.cell_mv
-    total = 0
-    for i, volts in enumerate(pack.cell_voltages()):
-        mv = round(volts * 1000)
-        cell_mv[i] = mv
-        total += mv
-    hw.pack_mv = total
+    readings = [round(volts * 1000) for volts in pack.cell_voltages()]
+    hw.cell_mv[: len(readings)] = readings
+    hw.pack_mv = sum(readings)
     for i, temp in enumerate(pack.temperatures()):
         hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
     hw.current_ma = round(pack.measured_current_a * 1000)
     hw.balancer_temp_dc = round(pack.balancer_temp_c * 10)
+
+
+def _acceptance(filters: list[tuple[int, int, int]]) -> Callable[[int, bool], bool]:
+    """The firmware backend's filter test (bms.can.matches) on a frame's id and format."""
+
+    known: dict[tuple[int, bool], bool] = {}  # a bus carries few identifiers
+
+    def accept(can_id: int, extended: bool) -> bool:
+        key = (can_id, extended)
+        verdict = known.get(key)
+        if verdict is None:
+            verdict = known[key] = bool(matches(filters, can_id, FLAG_EXT_ID if extended else 0))
+        return verdict
+
+    return accept
 
 
 def _drain(bus: can.BusABC) -> Iterator[can.Message]:
