@@ -69,6 +69,26 @@ class MemoryBus(can.BusABC):
                     )
                 )
 
+    def send_frame(self, can_id: int, data: bytes, extended: bool, remote: bool = False) -> None:
+        """send() of the Message these fields make (timestamp 0, dlc the data's length),
+        without building it first: every receiver gets its own, as from send()."""
+        if self._is_shutdown:
+            raise can.CanOperationError("cannot send on a closed bus")
+        for bus in _CHANNELS[self._channel]:
+            if bus is not self and (bus.accept is None or bus.accept(can_id, extended)):
+                bus._queue.append(
+                    can.Message(
+                        arbitration_id=can_id,
+                        is_extended_id=extended,
+                        is_remote_frame=remote,
+                        channel=self._channel,
+                        dlc=len(data),
+                        data=data,
+                        is_rx=True,
+                        check=False,
+                    )
+                )
+
     def recv(self, timeout: float | None = None) -> can.Message | None:
         """The next frame that passes the filters, or None at once: nothing can arrive
         while the one thread waits, so a timeout never waits."""

@@ -28,13 +28,14 @@ from typing import Any, TextIO
 
 import can
 
-from bms.can import FLAG_EXT_ID, matches
+from bms.can import FLAG_EXT_ID, FLAG_RTR, matches
 from bms.can.pythoncan import PythonCanBus
 from bms.config import default_config, load_config
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.node import Node
 from gateway.config.root import Settings, validate
+from gateway.contracts.frame import Frame
 from gateway.core import GatewayCore
 from gateway.outputs import Output
 from gateway.record.persist import StateStore
@@ -145,9 +146,24 @@ class CanLink:
     def __init__(self, inner: PythonCanBus) -> None:
         self.inner = inner
         self.cut = False
+        # On the in-memory bus a frame goes to the receivers without a Message of its own
+        # first (PythonCanBus.send's, which the bus would only copy).
+        bus = inner.bus
+        self._memory: MemoryBus | None = bus if isinstance(bus, MemoryBus) else None
 
     def send(self, can_id: int, data: Any, flags: int) -> bool:
-        return True if self.cut else bool(self.inner.send(can_id, data, flags))
+        if self.cut:
+            return True
+        memory = self._memory
+        if memory is None:
+            return bool(self.inner.send(can_id, data, flags))
+        try:
+            memory.send_frame(
+                can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR)
+            )
+        except can.CanOperationError:
+            return False
+        return True
 
     def recv(self, frame: Any) -> bool:
         if self.cut:
@@ -459,14 +475,8 @@ class SimSystem:
             if self.t + 1e-9 >= self._next_tick:
                 self._next_tick = self.t + self.settings.timing.tick_s
             if not self.gateway_silent:
-                for frame in out.battery:
-                    self.gateway_bus.send(
-                        can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
-                    )
-                for frame in out.inverter:
-                    self.gateway_inverter_bus.send(
-                        can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False)
-                    )
+                _send(self.gateway_bus, out.battery)
+                _send(self.gateway_inverter_bus, out.inverter)
                 # Counted as the service's GatewayCanPort counts them (the API shows them).
                 core.battery_counters.sent += len(out.battery)
                 core.inverter_counters.sent += len(out.inverter)
@@ -562,6 +572,16 @@ def _acceptance(filters: list[tuple[int, int, int]]) -> Callable[[int, bool], bo
         return verdict
 
     return accept
+
+
+def _send(bus: can.BusABC, frames: list[Frame]) -> None:
+    """The gateway's frames (11-bit identifiers) onto a bus."""
+    if isinstance(bus, MemoryBus):
+        for frame in frames:
+            bus.send_frame(frame.id, frame.data, False)
+        return
+    for frame in frames:
+        bus.send(can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=False))
 
 
 def _drain(bus: can.BusABC) -> Iterator[can.Message]:
