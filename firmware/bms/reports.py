@@ -113,15 +113,11 @@ class Reports:
         self.next_due = first
 
     def _take(self, stream, now_ms):
-        """True when stream is due; advances its due time by one interval."""
-        due = self.due[stream]
-        if ticks_diff(now_ms, due) < 0:
-            return False
-        due = ticks_add(due, self.intervals[stream])
+        """Advance a stream that is due by one interval (the caller checked it is due)."""
+        due = ticks_add(self.due[stream], self.intervals[stream])
         if ticks_diff(now_ms, due) > self.periods[stream]:
             due = ticks_add(now_ms, self.intervals[stream])  # stalled: no burst to catch up
         self.due[stream] = due
-        return True
 
     # ---- NodeState ----
 
@@ -207,14 +203,17 @@ class Reports:
         buf = self.buf
         hw = node.hw
         summary = node.summary
-        if self._take(S_PACK_STATUS, now_ms):
+        due = self.due  # a stream is due when ticks_diff(now_ms, due[stream]) >= 0
+        if ticks_diff(now_ms, due[S_PACK_STATUS]) >= 0:
+            self._take(S_PACK_STATUS, now_ms)
             v = self.ps
             v[codec.PACK_STATUS_PACK_VOLTAGE] = hw.pack_mv if summary.pack_ok else 0
             v[codec.PACK_STATUS_PACK_CURRENT] = hw.current_ma if summary.current_ok else 0
             v[codec.PACK_STATUS_REJECTED_COMMANDS] = node.rejected_commands
             codec.encode_pack_status(buf, v)
             port.send(ids[S_PACK_STATUS], buf)
-        if self._take(S_CELL_EXTREMES, now_ms):
+        if ticks_diff(now_ms, due[S_CELL_EXTREMES]) >= 0:
+            self._take(S_CELL_EXTREMES, now_ms)
             v = self.ce
             v[codec.CELL_EXTREMES_MIN_CELL_VOLTAGE] = summary.cell_min_mv
             v[codec.CELL_EXTREMES_MAX_CELL_VOLTAGE] = summary.cell_max_mv
@@ -223,7 +222,8 @@ class Reports:
             v[codec.CELL_EXTREMES_MEAN_CELL_VOLTAGE] = summary.cell_mean_mv
             codec.encode_cell_extremes(buf, v)
             port.send(ids[S_CELL_EXTREMES], buf)
-        if self._take(S_TEMPERATURE_EXTREMES, now_ms):
+        if ticks_diff(now_ms, due[S_TEMPERATURE_EXTREMES]) >= 0:
+            self._take(S_TEMPERATURE_EXTREMES, now_ms)
             v = self.te
             v[codec.TEMPERATURE_EXTREMES_MIN_TEMPERATURE] = summary.temp_min_dc
             v[codec.TEMPERATURE_EXTREMES_MAX_TEMPERATURE] = summary.temp_max_dc
@@ -236,7 +236,8 @@ class Reports:
             )
             codec.encode_temperature_extremes(buf, v)
             port.send(ids[S_TEMPERATURE_EXTREMES], buf)
-        if self._take(S_BALANCE_STATE, now_ms):
+        if ticks_diff(now_ms, due[S_BALANCE_STATE]) >= 0:
+            self._take(S_BALANCE_STATE, now_ms)
             v = self.bs
             words = node.balancer.words
             for k in range(4):
@@ -244,14 +245,17 @@ class Reports:
             codec.encode_balance_state(buf, v)
             port.send(ids[S_BALANCE_STATE], buf)
         sent = 0
-        while sent < MAX_GROUPS_PER_CYCLE and self._take(S_CELL_VOLTAGES, now_ms):
+        while sent < MAX_GROUPS_PER_CYCLE and ticks_diff(now_ms, due[S_CELL_VOLTAGES]) >= 0:
+            self._take(S_CELL_VOLTAGES, now_ms)
             self._send_cell_voltages(hw)
             sent += 1
         sent = 0
-        while sent < MAX_GROUPS_PER_CYCLE and self._take(S_CELL_TEMPERATURES, now_ms):
+        while sent < MAX_GROUPS_PER_CYCLE and ticks_diff(now_ms, due[S_CELL_TEMPERATURES]) >= 0:
+            self._take(S_CELL_TEMPERATURES, now_ms)
             self._send_cell_temperatures(hw)
             sent += 1
-        if self._take(S_NODE_INFO, now_ms):
+        if ticks_diff(now_ms, due[S_NODE_INFO]) >= 0:
+            self._take(S_NODE_INFO, now_ms)
             codec.encode_node_info(buf, self.ni)
             port.send(ids[S_NODE_INFO], buf)
         self._find_next_due()
