@@ -11,12 +11,19 @@ locked queue per frame and receiver):
 - the week scenario's system (one 16-cell node with sun and household load) at the coarse
   timing the long scenarios use (1 s steps for nodes, physics and ticks), two simulated
   hours after ten minutes; target 3,000 times real time (a week in under 3.5 CPU minutes).
+
+The CPU figures move with whatever else runs on the machine. Beside them, on the in-memory
+bus, the Python bytecodes executed per simulated second (sys.settrace 'opcode' events over
+2 s of the demo system and 60 s of the week): a figure the load does not change, with the
+same count before issue 21 as its reference.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from types import FrameType
 
 from benchmarks.common import Result
 from gateway.sim.scenarios import SCENARIOS
@@ -27,6 +34,31 @@ CYCLE_MS = 50  # the nodes' default cycle (firmware config cycle_ms)
 TICK_S = 0.1  # the gateway's default tick
 TARGET_DEMO = 250.0
 TARGET_WEEK = 3000.0
+# Bytecodes per simulated second on the in-memory bus before issue 21 (commit 64dc2c2),
+# counted as bytecodes_per_s() counts them (CPython 3.11).
+BYTECODES_BEFORE = {"demo": 1_489_150, "week": 43_941}
+
+
+def bytecodes_per_s(sim: SimSystem, seconds: float) -> float:
+    """Python bytecodes executed per simulated second over the next `seconds`."""
+    ops = 0
+
+    def local(frame: FrameType, event: str, arg: object) -> object:
+        nonlocal ops
+        if event == "opcode":
+            ops += 1
+        return local
+
+    def enter(frame: FrameType, event: str, arg: object) -> object:
+        frame.f_trace_opcodes = True
+        return local
+
+    sys.settrace(enter)
+    try:
+        sim.run(seconds)
+    finally:
+        sys.settrace(None)
+    return ops / seconds
 
 
 def demo_setup() -> SimSetup:
@@ -69,6 +101,17 @@ def run(quick: bool = False) -> Result:
             f">= {TARGET_DEMO:g}",
             speed >= TARGET_DEMO,
         )
+    with SimSystem(demo_setup(), seed=1, bus="memory") as sim:
+        sim.run(5.0)
+        ops = bytecodes_per_s(sim, 2.0)
+    before = BYTECODES_BEFORE["demo"]
+    res.add(
+        "4 nodes x 16 cells, 50 ms / 100 ms: bytecodes",
+        ops,
+        "per simulated s",
+        before,
+        "before issue 21",
+    )
     for bus in ("virtual", "memory"):
         sim, _ = SCENARIOS["week"].build(0, bus=bus)
         with sim:
@@ -86,4 +129,15 @@ def run(quick: bool = False) -> Result:
             f">= {TARGET_WEEK:,.0f}",
             speed >= TARGET_WEEK,
         )
+    sim, _ = SCENARIOS["week"].build(0, bus="memory")
+    with sim:
+        sim.run(600.0)
+        ops = bytecodes_per_s(sim, 60.0)
+    res.add(
+        "week scenario, 1 s steps: bytecodes",
+        ops,
+        "per simulated s",
+        BYTECODES_BEFORE["week"],
+        "before issue 21",
+    )
     return res
