@@ -1,6 +1,7 @@
-"""3. Firmware cycle cost: Node.step() for 16 and 64 cells on CPython and on MicroPython (the
-official WebAssembly port under node), heap allocated per steady-state cycle and heap in use
-after start-up.
+"""3. Firmware cycle cost: Node.step() for 16 and 64 cells in bytecodes and Python calls per
+cycle (counted on CPython with sys.settrace: figures that carry over to a microcontroller's
+interpreter), timed on CPython and on MicroPython (the official WebAssembly port under
+node), heap allocated per steady-state cycle and heap in use after start-up.
 
 MicroPython: tests/mpy/run.mjs runs the firmware suite, whose allocation scenario measures a
 steady-state node (active, balancing, gateway frames arriving; gc disabled, gc.mem_alloc()
