@@ -9,6 +9,11 @@ stop on the inverter bus. Each frame is stamped with time.perf_counter() as it g
 bus (StampingBus, like an adapter's hardware timestamp);
 the latency is the difference of the two stamps.
 
+The reference is the periodic emitter of the same run: after the trials, the driver keeps
+the load going and notes when each periodic 0x351 goes onto the inverter bus. Without the
+urgent path a stop would wait for the next of them: at a random phase, on average half the
+measured period, at the 99th percentile 0.99 of it, at worst the period.
+
 Between trials the battery recovers: the gateway's clock (injected: monotonic + an offset the
 driver moves) jumps by a period so the raised limits go out at once, and then by a random
 fraction of a period, so each trigger falls at a random phase of the frame-set period; a
@@ -17,6 +22,7 @@ random pause of up to one tick randomises the phase against the tick loop.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import tempfile
@@ -30,10 +36,12 @@ from can.interfaces.virtual import VirtualBus
 
 from benchmarks.common import Result, median, mix_bits, percentile, settings
 from gateway.codec import pylontech_lv as inverter_codec
+from gateway.contracts.frame import Frame
 from gateway.runtime.service import Gateway
 from gateway.sim.nodeframes import NodeFrames, frame_mix
 
-TARGET_P99_MS = 5.0
+TARGET_P99_MS = 2.0
+PERIODIC_S = 12.0  # how long the periodic frame sets are watched after the trials
 BITRATE = 500_000
 LOAD = 0.5
 STRINGS = [[0], [1], [2], [3]]  # four 16-cell packs in parallel
@@ -115,6 +123,8 @@ class Driver(threading.Thread):
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.rng = random.Random(7)
+        self.periodic_s = PERIODIC_S
+        self.period = float("nan")  # the periodic emitter's, measured after the trials
 
     def pump(self) -> None:
         """Send the background frames due by now (50 % of the bus, evenly paced)."""
@@ -144,6 +154,21 @@ class Driver(threading.Thread):
                     return msg.timestamp, seen
             self.pump()
         return None
+
+    def periodic_period(self, seconds: float) -> float:
+        """The median interval between the 0x351 frames the gateway sends of its own accord
+        (no trigger, no clock jump), watched for `seconds` under the same load (s)."""
+        stamps: list[float] = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            msg = self.inverter.recv(timeout=0.0005)
+            if msg is not None and msg.arbitration_id == LIMITS_ID:
+                stamps.append(msg.timestamp)
+            self.pump()
+        intervals = [b - a for a, b in itertools.pairwise(stamps)]
+        if not intervals:
+            raise RuntimeError("no periodic 0x351 frames after the trials")
+        return median(intervals)
 
     def drain(self) -> None:
         while self.inverter.recv(0) is not None:
@@ -187,6 +212,8 @@ class Driver(threading.Thread):
                 else:
                     self.latencies.append(times[0] - start)
                     self.observed.append(times[1] - start)
+            self.recover()
+            self.period = self.periodic_period(self.periodic_s)
         except BaseException as exc:
             self.error = exc
         finally:
@@ -222,6 +249,8 @@ def run(quick: bool = False) -> Result:
         gw = Gateway(s, clock=clock, open_bus=lambda **kw: StampingBus(kw["channel"]))
         gw.core.set_soc(40.0, clock())
         driver = Driver(gw, f"{tag}-bat", f"{tag}-inv", clock, trials)
+        if quick:
+            driver.periodic_s = 4.0
         driver.start()
         t0 = time.perf_counter()
         anyio.run(_serve, gw, driver)
@@ -230,7 +259,7 @@ def run(quick: bool = False) -> Result:
             raise driver.error
     lat = [x * 1000 for x in driver.latencies]
     p50, p99 = median(lat), percentile(lat, 99)
-    bits = mix_bits([(m.arbitration_id, bytes(m.data)) for m in driver.background])
+    bits = mix_bits([Frame(m.arbitration_id, bytes(m.data)) for m in driver.background])
     load = driver.sent_bg / wall * bits / BITRATE
     res.params = {
         "trials": trials,
@@ -240,18 +269,20 @@ def run(quick: bool = False) -> Result:
         "background_frames_per_s": round(driver.rate),
         "tick_s": s.timing.tick_s,
     }
-    emitter = "1 s periodic emitter (worst case)"
-    res.add("p50", p50, "ms", 1000.0, emitter)
+    period_ms = driver.period * 1000
+    emitter = "periodic emitter, this run"
+    res.add("p50", p50, "ms", period_ms / 2, emitter)
     res.add(
         "p99",
         p99,
         "ms",
-        1000.0,
+        0.99 * period_ms,
         emitter,
         f"<= {TARGET_P99_MS:g}",
         p99 <= TARGET_P99_MS and driver.timeouts == 0,
     )
-    res.add("max", max(lat), "ms", 1000.0, emitter)
+    res.add("max", max(lat), "ms", period_ms, emitter)
+    res.add("periodic emitter's period", period_ms, "ms", 1000.0, "profile's period")
     seen = [x * 1000 for x in driver.observed]
     res.add("p99 as seen by the driver thread", percentile(seen, 99), "ms", p99, "p99 on the bus")
     res.notes.append(

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import firmware, ingest, latency, mqtt, scaling, simulator
+from benchmarks import firmware, footprint, ingest, latency, mqtt, scaling, simulator
 from benchmarks.common import ROOT, Figure, Result
 
 BENCHMARKS: dict[str, Callable[[bool], Result]] = {
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Callable[[bool], Result]] = {
     "firmware": firmware.run,
     "scaling": scaling.run,
     "simulator": simulator.run,
+    "footprint": footprint.run,
     "mqtt": mqtt.run,
 }
 

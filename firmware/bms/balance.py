@@ -33,6 +33,10 @@ class Balancer:
         self.group_ms = [0, 0]
         self.group_floor_mv = [0, 0]
         self.active = False  # at least one output on
+        # The cells of each word (bit b set for a cell the node has).
+        self.word_cells = [
+            (1 << max(0, min(16, self.cells - 16 * k))) - 1 for k in range(BALANCE_WORDS)
+        ]
 
     def command(self, group, low, high, floor_mv, now_ms):
         """A valid BalanceCommand for one cell group (0: cells 1..32, 1: cells 33..64)."""
@@ -56,8 +60,13 @@ class Balancer:
             self.words[k] = 0
         self.active = False
 
-    def update(self, now_ms, cell_mv, allowed):
-        """Compute the outputs; True when they changed (and must be switched)."""
+    def update(self, now_ms, cell_mv, allowed, lowest_mv=0):
+        """Compute the outputs; True when they changed (and must be switched).
+
+        lowest_mv: the lowest cell when every cell has a usable reading (bms.measure's
+        Summary), else 0. A word whose floor and hysteresis are below it releases every
+        held cell and bleeds what is wanted, so its cells need not be looked at one by one.
+        """
         for g in range(2):
             if self.group_valid[g] and ticks_diff(now_ms, self.group_ms[g]) > self.timeout_ms:
                 self.group_valid[g] = False
@@ -72,6 +81,15 @@ class Balancer:
             floor = self.group_floor_mv[g]
             floor = max(floor, self.floor_mv)
             want = self.requested[k] if allowed and self.group_valid[g] else 0
+            if lowest_mv > floor + hysteresis:
+                out = want & self.word_cells[k]
+                self.held[k] = 0
+                if out != self.words[k]:
+                    self.words[k] = out
+                    changed = True
+                if out:
+                    active = True
+                continue
             held = self.held[k]
             out = 0
             base = 16 * k

@@ -41,20 +41,25 @@ class Summary:
         cells = hw.cell_mv
         open_wire = hw.open_wire
         lo_no = hi_no = 0
-        lo = hi = total = 0
+        # Start beyond the range, so the first usable cell sets both extremes.
+        lo = CELL_MV_MAX + 1
+        hi = CELL_MV_MIN - 1
+        total = 0
         bad = 0
         for i in range(hw.cells):
             mv = cells[i]
-            if not CELL_MV_MIN <= mv <= CELL_MV_MAX or (open_wire and (open_wire >> i) & 1):
+            if mv < CELL_MV_MIN or mv > CELL_MV_MAX or (open_wire and (open_wire >> i) & 1):
                 bad += 1  # no usable reading: an open sense wire reads a plausible lie
                 continue
             total += mv
-            if lo_no == 0 or mv < lo:
+            if mv < lo:
                 lo = mv
                 lo_no = i + 1
-            if hi_no == 0 or mv > hi:
+            if mv > hi:
                 hi = mv
                 hi_no = i + 1
+        if lo_no == 0:
+            lo = hi = 0
         self.cell_min_mv = lo
         self.cell_min_no = lo_no
         self.cell_max_mv = hi

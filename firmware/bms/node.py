@@ -219,9 +219,8 @@ class Node:
             self._store_trip(faults)
         lifecycle.no_auto_reclose = self.stored_trip != 0
         was_tripped = lifecycle.state == TRIPPED
-        closed = lifecycle.update(
-            now_ms, faults, commands.request, link == LINK_OK, commands.take_reset()
-        )
+        reset = commands.reset_requested and commands.take_reset()  # no call most cycles
+        closed = lifecycle.update(now_ms, faults, commands.request, link == LINK_OK, reset)
         if was_tripped and lifecycle.state != TRIPPED and self.stored_trip:
             self.stored_trip = 0  # reset: the one write that clears it
             self._save_trip()
@@ -236,7 +235,8 @@ class Node:
             and not (faults | warnings) & (BALANCER_OVER_TEMP | SENSOR_FAULT)
         )
         balancer = self.balancer
-        if balancer.update(now_ms, hw.cell_mv, allowed):
+        lowest = summary.cell_min_mv if summary.cells_bad == 0 else 0
+        if balancer.update(now_ms, hw.cell_mv, allowed, lowest):
             hw.set_balance(balancer.words)
         self.balancing = balancer.active
 

@@ -108,6 +108,12 @@ LEAK_SHIFT = const(2)
 
 NONE_LOW = const(-0x8000000)
 NONE_HIGH = const(0x8000000)
+# Bounds of a row's quiet band (Protection.update) beyond every measure, NONE_* included,
+# and still small integers on MicroPython (no allocation): a band [_BELOW_ALL, _NEVER] holds
+# no value, so a row that is not quiet always takes the full path.
+_BELOW_ALL = const(-0x10000000)
+_ABOVE_ALL = const(0x10000000)
+_NEVER = const(-0x10000001)
 
 
 ALL = (INFO, WARNING, FAULT)
@@ -183,6 +189,13 @@ class Protection:
         self.count = []
         self.was_bad = []
         self.active = []
+        # A row is quiet when it is off, its last sample was good and its counter is at 0:
+        # then a good sample changes nothing, so update() skips it after one comparison.
+        # quiet_lo / quiet_hi bound the good values of a quiet row; quiet_hi is _NEVER
+        # while the row is not quiet.
+        self.quiet_lo = []
+        self.quiet_hi = []
+        self._quiet_hi = []  # quiet_hi of the row when quiet
         c = config
         for kind, levels, advisory, fault, upper, limit, hysteresis, debounce, only_if in TABLE:
             if only_if is not None and not getattr(c, only_if):
@@ -210,6 +223,9 @@ class Protection:
         self.count.append(0)
         self.was_bad.append(False)
         self.active.append(False)
+        self.quiet_lo.append(_BELOW_ALL if upper else limit)
+        self.quiet_hi.append(limit if upper else _ABOVE_ALL)
+        self._quiet_hi.append(limit if upper else _ABOVE_ALL)
 
     def measure_from(
         self, summary, hw, stale, overrun, late=False, current_offset=False, direction_doubtful=0
@@ -318,10 +334,16 @@ class Protection:
         active = self.active
         kind = self.kind
         level = self.level
+        quiet_lo = self.quiet_lo
+        quiet_hi = self.quiet_hi
         faults = warnings = infos = 0
         for r in range(self.rows):
             src = source[r]
             value = m[src]
+            # Most rows are quiet and their sample good: nothing changes, and an off row
+            # adds no bit (the full path below would give the same).
+            if quiet_lo[r] <= value <= quiet_hi[r]:
+                continue
             on = active[r]
             if upper[r]:
                 bad = value > (limit[r] - hysteresis[r] if on else limit[r])
@@ -345,6 +367,7 @@ class Protection:
                 on = False
             count[r] = n
             active[r] = on
+            quiet_hi[r] = self._quiet_hi[r] if n == 0 and not on and not bad else _NEVER
             if on:
                 lv = level[r]
                 if lv == FAULT:

@@ -66,6 +66,7 @@ class Reports:
         self.intervals = intervals
         self.offsets = [(n * p) // codec.MAX_NODES for p in self.periods]
         self.due = [0] * STREAMS
+        self.next_due = 0  # the earliest of due: no stream is due before it
         self.node_state_due = 0
         self.cell_group = 0
         self.temp_group = 0
@@ -74,6 +75,11 @@ class Reports:
         self.node_state = bytearray(8)
         self.node_state_last = bytearray(8)
         self.node_state_sent = False
+        # What the NodeState last queued was built from (state, relay state, trip cleared,
+        # balancing, link, request, faults, warnings, infos): the same inputs give the same
+        # frame, so a cycle whose inputs match and whose period is not over sends nothing
+        # without building the frame again.
+        self.node_state_from = [-1] * 9
         self.ns = [0] * codec.NODE_STATE_SIGNALS
         self.ps = [0] * codec.PACK_STATUS_SIGNALS
         self.ce = [0] * codec.CELL_EXTREMES_SIGNALS
@@ -95,23 +101,54 @@ class Reports:
         """Begin the schedule at now_ms (the node's first cycle)."""
         for i in range(STREAMS):
             self.due[i] = ticks_add(now_ms, self.offsets[i])
+        self._find_next_due()
         self.node_state_due = now_ms
 
+    def _find_next_due(self):
+        due = self.due
+        first = due[0]
+        for i in range(1, STREAMS):
+            if ticks_diff(due[i], first) < 0:
+                first = due[i]
+        self.next_due = first
+
     def _take(self, stream, now_ms):
-        """True when stream is due; advances its due time by one interval."""
-        due = self.due[stream]
-        if ticks_diff(now_ms, due) < 0:
-            return False
-        due = ticks_add(due, self.intervals[stream])
+        """Advance a stream that is due by one interval (the caller checked it is due)."""
+        due = ticks_add(self.due[stream], self.intervals[stream])
         if ticks_diff(now_ms, due) > self.periods[stream]:
             due = ticks_add(now_ms, self.intervals[stream])  # stalled: no burst to catch up
         self.due[stream] = due
-        return True
 
     # ---- NodeState ----
 
     def send_node_state(self, now_ms, node):
         """Queue NodeState when its content changed or its period is over."""
+        f = self.node_state_from
+        if (
+            f[0] == node.state
+            and f[1] == node.relay_state
+            and f[2] == node.trip_cleared
+            and f[3] == node.balancing
+            and f[4] == node.gateway_link
+            and f[5] == node.relay_request
+            and f[6] == node.faults
+            and f[7] == node.warnings
+            and f[8] == node.infos
+        ):
+            if ticks_diff(now_ms, self.node_state_due) < 0:
+                return
+            # The period is over and nothing changed: the last frame, next alive counter.
+            buf = self.node_state
+            last = self.node_state_last
+            for i in range(8):
+                buf[i] = last[i]
+            alive = (self.alive + 1) & 0x0F
+            buf[1] = (last[1] & 0xF0) | alive
+            if self.port.send(self.node_state_id, buf):
+                self.alive = alive
+                last[1] = buf[1]
+                self.node_state_due = ticks_add(now_ms, codec.NODE_STATE_CYCLE_MS)
+            return
         v = self.ns
         v[codec.NODE_STATE_STATE] = node.state
         v[codec.NODE_STATE_RELAY_STATE] = node.relay_state
@@ -145,24 +182,38 @@ class Reports:
                 last[i] = buf[i]
             self.node_state_sent = True
             self.node_state_due = ticks_add(now_ms, codec.NODE_STATE_CYCLE_MS)
+            f[0] = node.state
+            f[1] = node.relay_state
+            f[2] = node.trip_cleared
+            f[3] = node.balancing
+            f[4] = node.gateway_link
+            f[5] = node.relay_request
+            f[6] = faults
+            f[7] = warnings
+            f[8] = infos
 
     # ---- periodic frames ----
 
     def send_periodic(self, now_ms, node):
         """Queue every periodic frame that is due."""
+        if ticks_diff(now_ms, self.next_due) < 0:
+            return  # most cycles: no stream is due
         port = self.port
         ids = self.ids
         buf = self.buf
         hw = node.hw
         summary = node.summary
-        if self._take(S_PACK_STATUS, now_ms):
+        due = self.due  # a stream is due when ticks_diff(now_ms, due[stream]) >= 0
+        if ticks_diff(now_ms, due[S_PACK_STATUS]) >= 0:
+            self._take(S_PACK_STATUS, now_ms)
             v = self.ps
             v[codec.PACK_STATUS_PACK_VOLTAGE] = hw.pack_mv if summary.pack_ok else 0
             v[codec.PACK_STATUS_PACK_CURRENT] = hw.current_ma if summary.current_ok else 0
             v[codec.PACK_STATUS_REJECTED_COMMANDS] = node.rejected_commands
             codec.encode_pack_status(buf, v)
             port.send(ids[S_PACK_STATUS], buf)
-        if self._take(S_CELL_EXTREMES, now_ms):
+        if ticks_diff(now_ms, due[S_CELL_EXTREMES]) >= 0:
+            self._take(S_CELL_EXTREMES, now_ms)
             v = self.ce
             v[codec.CELL_EXTREMES_MIN_CELL_VOLTAGE] = summary.cell_min_mv
             v[codec.CELL_EXTREMES_MAX_CELL_VOLTAGE] = summary.cell_max_mv
@@ -171,7 +222,8 @@ class Reports:
             v[codec.CELL_EXTREMES_MEAN_CELL_VOLTAGE] = summary.cell_mean_mv
             codec.encode_cell_extremes(buf, v)
             port.send(ids[S_CELL_EXTREMES], buf)
-        if self._take(S_TEMPERATURE_EXTREMES, now_ms):
+        if ticks_diff(now_ms, due[S_TEMPERATURE_EXTREMES]) >= 0:
+            self._take(S_TEMPERATURE_EXTREMES, now_ms)
             v = self.te
             v[codec.TEMPERATURE_EXTREMES_MIN_TEMPERATURE] = summary.temp_min_dc
             v[codec.TEMPERATURE_EXTREMES_MAX_TEMPERATURE] = summary.temp_max_dc
@@ -184,7 +236,8 @@ class Reports:
             )
             codec.encode_temperature_extremes(buf, v)
             port.send(ids[S_TEMPERATURE_EXTREMES], buf)
-        if self._take(S_BALANCE_STATE, now_ms):
+        if ticks_diff(now_ms, due[S_BALANCE_STATE]) >= 0:
+            self._take(S_BALANCE_STATE, now_ms)
             v = self.bs
             words = node.balancer.words
             for k in range(4):
@@ -192,16 +245,20 @@ class Reports:
             codec.encode_balance_state(buf, v)
             port.send(ids[S_BALANCE_STATE], buf)
         sent = 0
-        while sent < MAX_GROUPS_PER_CYCLE and self._take(S_CELL_VOLTAGES, now_ms):
+        while sent < MAX_GROUPS_PER_CYCLE and ticks_diff(now_ms, due[S_CELL_VOLTAGES]) >= 0:
+            self._take(S_CELL_VOLTAGES, now_ms)
             self._send_cell_voltages(hw)
             sent += 1
         sent = 0
-        while sent < MAX_GROUPS_PER_CYCLE and self._take(S_CELL_TEMPERATURES, now_ms):
+        while sent < MAX_GROUPS_PER_CYCLE and ticks_diff(now_ms, due[S_CELL_TEMPERATURES]) >= 0:
+            self._take(S_CELL_TEMPERATURES, now_ms)
             self._send_cell_temperatures(hw)
             sent += 1
-        if self._take(S_NODE_INFO, now_ms):
+        if ticks_diff(now_ms, due[S_NODE_INFO]) >= 0:
+            self._take(S_NODE_INFO, now_ms)
             codec.encode_node_info(buf, self.ni)
             port.send(ids[S_NODE_INFO], buf)
+        self._find_next_due()
 
     def _send_cell_voltages(self, hw):
         group = self.cell_group

@@ -18,7 +18,10 @@ from gateway import __version__
 SUBCOMMANDS: tuple[str, ...] = ("run", "config", "sim", "node", "inverter")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of `command` alone: each subcommand's module is
+    imported to register it, and the simulator's alone costs a second on a small ARM
+    computer, so `moat-bms run` imports only its own (the first 0x351 is due at once)."""
     parser = argparse.ArgumentParser(
         prog="moat-bms",
         description="CAN-bus battery management: gateway, configuration and simulation.",
@@ -28,14 +31,23 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS if command is None else (command,):
         module = importlib.import_module(f"gateway.cli.{name}")
         module.add_subparser(subparsers)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand the arguments name (the first word that is not an option), if any."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in SUBCOMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO,

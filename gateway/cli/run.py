@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from gateway.cli.config import EXIT_INVALID
 from gateway.cli.options import add_bus_options, bus_overrides, warn_if_virtual
 from gateway.config.root import ConfigError, Settings, load_config, validate
+
+if TYPE_CHECKING:
+    from gateway.runtime.service import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.buses.inverter is not None:
         warn_if_virtual("moat-bms run", settings.buses.inverter.bus_kwargs())
 
-    web = None
-    if settings.web.enabled and not args.no_web:
-        from gateway.web.server import serve  # noqa: PLC0415
-
-        web = serve
+    web = serve_web if settings.web.enabled and not args.no_web else None
     from gateway.runtime.outputs import build_outputs  # noqa: PLC0415
 
     try:
@@ -85,3 +85,11 @@ def run(args: argparse.Namespace) -> int:
         )
     anyio.run(gateway.run, web)  # SIGINT/SIGTERM end it cleanly, state saved
     return 0
+
+
+async def serve_web(gateway: Gateway) -> None:
+    """The web page, its stack imported in a worker thread once the gateway runs: the
+    import takes a good part of a second on a small computer, and meanwhile the event loop
+    already ticks and the inverter has its first frames."""
+    server = await anyio.to_thread.run_sync(importlib.import_module, "gateway.web.server")
+    await server.serve(gateway)

@@ -10,7 +10,11 @@ bus's semantics and drops the machinery:
 - every receiver gets its own Message (channel set to the channel, is_rx True), so a
   receiver that changes one (the log writer stamps it) does not change another's;
 - python-can's software filters apply (a frame they drop is skipped, where the
-  virtual bus's recv(0) returns None for it and the next call gets the frame behind).
+  virtual bus's recv(0) returns None for it and the next call gets the frame behind);
+- a receiver may name the frames it keeps (`accept`, a controller's acceptance filter):
+  the others are not queued for it at all. A simulated node's backend filters what it
+  receives in software and drops the rest; with `accept` set to the same test, three of
+  four frames on a busy battery bus are never copied for a node that would drop them.
 
 It has no locks: every bus of a channel must be used from one thread, which is how
 SimSystem runs. tests/sim/test_membus.py runs a scenario on both buses and requires the
@@ -20,6 +24,7 @@ same run, frame by frame.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import can
@@ -34,6 +39,8 @@ class MemoryBus(can.BusABC):
         self.channel_info = f"memory channel {channel}"
         self._channel = str(channel)
         self._queue: deque[can.Message] = deque()
+        # (arbitration id, extended) -> whether this receiver keeps the frame; None: all.
+        self.accept: Callable[[int, bool], bool] | None = None
         super().__init__(channel=channel, **kwargs)
         _CHANNELS.setdefault(self._channel, []).append(self)
 
@@ -41,7 +48,9 @@ class MemoryBus(can.BusABC):
         if self._is_shutdown:
             raise can.CanOperationError("cannot send on a closed bus")
         for bus in _CHANNELS[self._channel]:
-            if bus is not self:
+            if bus is not self and (
+                bus.accept is None or bus.accept(msg.arbitration_id, msg.is_extended_id)
+            ):
                 bus._queue.append(
                     can.Message(
                         timestamp=msg.timestamp,
@@ -56,6 +65,26 @@ class MemoryBus(can.BusABC):
                         is_rx=True,
                         bitrate_switch=msg.bitrate_switch,
                         error_state_indicator=msg.error_state_indicator,
+                        check=False,
+                    )
+                )
+
+    def send_frame(self, can_id: int, data: bytes, extended: bool, remote: bool = False) -> None:
+        """send() of the Message these fields make (timestamp 0, dlc the data's length),
+        without building it first: every receiver gets its own, as from send()."""
+        if self._is_shutdown:
+            raise can.CanOperationError("cannot send on a closed bus")
+        for bus in _CHANNELS[self._channel]:
+            if bus is not self and (bus.accept is None or bus.accept(can_id, extended)):
+                bus._queue.append(
+                    can.Message(
+                        arbitration_id=can_id,
+                        is_extended_id=extended,
+                        is_remote_frame=remote,
+                        channel=self._channel,
+                        dlc=len(data),
+                        data=data,
+                        is_rx=True,
                         check=False,
                     )
                 )

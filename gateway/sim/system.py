@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 import can
 
+from bms.can import FLAG_EXT_ID, FLAG_RTR, matches
 from bms.can.pythoncan import PythonCanBus
 from bms.config import default_config, load_config
 from bms.hw import NOT_AVAILABLE
@@ -147,9 +148,24 @@ class CanLink:
     def __init__(self, inner: PythonCanBus) -> None:
         self.inner = inner
         self.cut = False
+        # On the in-memory bus a frame goes to the receivers without a Message of its own
+        # first (PythonCanBus.send's, which the bus would only copy).
+        bus = inner.bus
+        self._memory: MemoryBus | None = bus if isinstance(bus, MemoryBus) else None
 
     def send(self, can_id: int, data: Any, flags: int) -> bool:
-        return True if self.cut else bool(self.inner.send(can_id, data, flags))
+        if self.cut:
+            return True
+        memory = self._memory
+        if memory is None:
+            return bool(self.inner.send(can_id, data, flags))
+        try:
+            memory.send_frame(
+                can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR)
+            )
+        except can.CanOperationError:
+            return False
+        return True
 
     def recv(self, frame: Any) -> bool:
         if self.cut:
@@ -160,6 +176,11 @@ class CanLink:
 
     def set_filters(self, filters: Any) -> None:
         self.inner.set_filters(filters)
+        bus = self.inner.bus
+        if isinstance(bus, MemoryBus):
+            # The backend drops what its filters reject; on the in-memory bus such frames
+            # are not even queued for the node (the same frames reach it, at less cost).
+            bus.accept = None if filters is None else _acceptance(list(filters))
 
     def state(self) -> int:
         return int(self.inner.state())
@@ -441,8 +462,9 @@ class SimSystem:
 
     def _track_truth(self) -> None:
         truth = self.truth
-        cells = [v for pack in self.battery.packs.values() for v in pack.cell_voltages()]
-        low, high = min(cells), max(cells)
+        volts = [pack.cell_voltages() for pack in self.battery.packs.values()]
+        low = min(min(v) for v in volts)
+        high = max(max(v) for v in volts)
         # This step's truth, for the observers too (the physics moved at the step's start).
         self.cell_range = (low, high)
         self.true_soc = 100 * self.battery.true_soc()
@@ -481,10 +503,8 @@ class SimSystem:
             if self.t + 1e-9 >= self._next_tick:
                 self._next_tick = self.t + self.settings.timing.tick_s
             if not self.gateway_silent:
-                for frame in out.battery:
-                    self.gateway_bus.send(_message(frame))
-                for frame in out.inverter:
-                    self.gateway_inverter_bus.send(_message(frame))
+                _send(self.gateway_bus, out.battery)
+                _send(self.gateway_inverter_bus, out.inverter)
                 for switch in out.packs:
                     if not self.packs[switch.pack].switch(switch.charge, switch.discharge):
                         log.debug("pack %d takes no switch commands", switch.pack)
@@ -563,21 +583,40 @@ def balance_mask(hw: SimHardware) -> int:
 
 def read_pack(pack: Pack, hw: SimHardware) -> None:
     """What the node's sensors read from its pack, into its simulated hardware."""
-    cell_mv = hw.cell_mv
-    total = 0
-    for i, volts in enumerate(pack.cell_voltages()):
-        mv = round(volts * 1000)
-        cell_mv[i] = mv
-        total += mv
-    hw.pack_mv = total
+    readings = [round(volts * 1000) for volts in pack.cell_voltages()]
+    hw.cell_mv[: len(readings)] = readings
+    hw.pack_mv = sum(readings)
     for i, temp in enumerate(pack.temperatures()):
         hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
     hw.current_ma = round(pack.measured_current_a * 1000)
     hw.balancer_temp_dc = round(pack.balancer_temp_c * 10)
 
 
-def _message(frame: Frame) -> can.Message:
-    return can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=frame.extended)
+def _acceptance(filters: list[tuple[int, int, int]]) -> Callable[[int, bool], bool]:
+    """The firmware backend's filter test (bms.can.matches) on a frame's id and format."""
+
+    known: dict[tuple[int, bool], bool] = {}  # a bus carries few identifiers
+
+    def accept(can_id: int, extended: bool) -> bool:
+        key = (can_id, extended)
+        verdict = known.get(key)
+        if verdict is None:
+            verdict = known[key] = bool(matches(filters, can_id, FLAG_EXT_ID if extended else 0))
+        return verdict
+
+    return accept
+
+
+def _send(bus: can.BusABC, frames: list[Frame]) -> None:
+    """The gateway's frames onto a bus (29-bit ones for the high-voltage families)."""
+    if isinstance(bus, MemoryBus):
+        for frame in frames:
+            bus.send_frame(frame.id, frame.data, frame.extended)
+        return
+    for frame in frames:
+        bus.send(
+            can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=frame.extended)
+        )
 
 
 def _drain(bus: can.BusABC) -> Iterator[can.Message]:

@@ -107,3 +107,38 @@ def test_filters_and_channels_and_a_closed_bus() -> None:
 def test_an_unknown_bus_name_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="virtual, memory"):
         SimSystem(SCENARIOS["cold-charge"].setup(), bus="vcan")
+
+
+def test_a_receiver_that_names_its_frames_is_queued_only_those() -> None:
+    """A node's acceptance filter (SimSystem sets it from the firmware's filters): frames it
+    would drop are never queued for it; other receivers still get every frame."""
+    a, node, monitor = (MemoryBus("t-accept") for _ in range(3))
+    node.accept = lambda can_id, extended: can_id & 0x7F0 == 0x110 and not extended
+    try:
+        for can_id in (0x111, 0x351, 0x112):
+            a.send(can.Message(arbitration_id=can_id, is_extended_id=False))
+        a.send(can.Message(arbitration_id=0x111, is_extended_id=True))
+        assert [m.arbitration_id for m in iter(lambda: node.recv(0), None)] == [0x111, 0x112]
+        assert len(list(iter(lambda: monitor.recv(0), None))) == 4
+    finally:
+        for bus in (a, node, monitor):
+            bus.shutdown()
+
+
+def test_send_frame_delivers_what_send_of_the_same_message_does() -> None:
+    a, b = MemoryBus("t-frame"), MemoryBus("t-frame")
+    try:
+        a.send(can.Message(arbitration_id=0x1ABCDEF, data=b"\x01\x02", is_extended_id=True))
+        a.send_frame(0x1ABCDEF, b"\x01\x02", True)
+        a.send(can.Message(arbitration_id=0x123, is_remote_frame=True, is_extended_id=False))
+        a.send_frame(0x123, b"", False, remote=True)
+        got = list(iter(lambda: b.recv(0), None))
+        assert len(got) == 4
+        for sent, framed in (got[0:2], got[2:4]):
+            assert sent.equals(framed, timestamp_delta=None, check_channel=True)
+            assert framed.is_rx and framed.data is not sent.data
+    finally:
+        a.shutdown()
+        b.shutdown()
+    with pytest.raises(can.CanOperationError):
+        a.send_frame(0x1, b"", False)

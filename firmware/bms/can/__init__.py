@@ -129,9 +129,11 @@ class FrameRing:
 
     def get(self, frame):
         """Move the oldest frame into frame; False when empty."""
-        if not self.peek(frame):
-            return False
-        self.pop()
+        if self.count == 0:
+            return False  # the usual answer to a poll: no call further
+        self.peek(frame)
+        self.head = (self.head + 1) % self.capacity
+        self.count -= 1
         return True
 
     def clear(self):

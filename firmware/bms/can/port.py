@@ -106,7 +106,7 @@ class NodeCanPort:
             ticks_diff(now_ms, self._healthy_since) >= self.backoff_max_ms
         ):
             self._delay_ms = self.backoff_min_ms
-        if not self.bus_off:
+        if not self.bus_off and self.queue.count:
             self._flush()
 
     def _transmit(self, can_id, data, flags):
@@ -134,7 +134,7 @@ class NodeCanPort:
         if self.bus_off:
             self.tx_dropped = (self.tx_dropped + 1) & COUNTER_MASK
             return False
-        if self._flush() and self._transmit(can_id, data, flags):
+        if (not self.queue.count or self._flush()) and self._transmit(can_id, data, flags):
             return True
         if self.queue.put(can_id, data, len(data), flags):
             self.tx_deferred = (self.tx_deferred + 1) & COUNTER_MASK
