@@ -9,9 +9,11 @@ from gateway.cli import main
 from gateway.contracts.decision import Alarm
 from gateway.contracts.snapshot import NodeState
 from gateway.record.events import EventKind
+from gateway.sim.packs import SIM_PACKS
 from gateway.sim.power import Constant
 from gateway.sim.serial_packs import SimSerialBms
 from gateway.sim.system import SimSetup, SimSystem
+from gateway.sources.packs.settings import CAN_SOURCES, SERIAL_SOURCES
 
 PYLON = {"source": "pylontech-can", "bus": {"interface": "virtual", "channel": "rack"}}
 
@@ -158,3 +160,7 @@ def test_a_silent_serial_bms_is_missing_and_its_string_stops() -> None:
         snap = core.snapshot
         assert snap.strings[2].reason == "node 2 missing"
         assert Alarm.NODE_MISSING in core.decision.alarms
+
+
+def test_the_simulator_has_every_source_the_config_accepts() -> None:
+    assert set(SIM_PACKS) == {*SERIAL_SOURCES, *CAN_SOURCES}
