@@ -250,7 +250,7 @@ def _on(state: bool | None) -> str:
 PROTOCOLS: dict[str, tuple[Callable[[int | None], PackProtocol], int, str]] = {
     "jbd": (lambda a: _no_address("jbd", a, jbd.Jbd()), jbd.BAUDRATE, "none (one BMS a port)"),
     "jk": (lambda a: jk.Jk(a or 0), jk.BAUDRATE, "terminal number, default 0"),
-    "jk_modbus": (
+    "jk-modbus": (
         lambda a: jk_modbus.JkModbus(1 if a is None else a),
         jk_modbus.BAUDRATE,
         "Modbus device address (DIP switches), default 1",
@@ -279,7 +279,7 @@ def open_link(
     clock: Callable[[], float] = time.monotonic,
 ) -> PackLink:
     """The link to one BMS: protocol "jbd" (9600 baud), "jk" (JK RS485 0x4E57, 115200),
-    "jk_modbus" (JK-PB Modbus RTU, 115200) or "daly" (9600); address as PROTOCOLS says;
+    "jk-modbus" (JK-PB Modbus RTU, 115200) or "daly" (9600); address as PROTOCOLS says;
     baudrate defaults to the protocol document's. The port is opened at the first read, so
     an adapter missing at start-up is retried with back-off like one that disappears.
     ValueError for an unknown protocol or an address the protocol cannot use."""

@@ -4,14 +4,13 @@ requests the core returns.
 
 A link is anything implementing PackLink (gateway/sources/packs/reading.py). Which link a
 pack gets is looked up by its `source` in a dict of factories (`LinkFactory`): this module
-knows "pylontech-can"; the serial protocols plug in by name through `serial_links(open_link)`
-with the serial runtime's `open_link(protocol, port, *, address, baudrate, timeout)`, which
-`default_links()` adds when gateway/runtime/packlink.py is installed.
+knows "pylontech-can"; the serial protocols ("jbd", "jk", "jk-modbus", "daly": the config's
+names are open_link's) come from gateway/runtime/packlink.py's `open_link(protocol, port, *,
+address, baudrate, timeout)` through `serial_links(open_link)`; `default_links()` has both.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import anyio
 
 from gateway.record.counters import RateLimitedLog
+from gateway.runtime.packlink import open_link
 from gateway.runtime.pylontech_link import BusFactory, PylontechCanLink
 from gateway.sources.packs.reading import PackError, PackLink, PackReading
 from gateway.sources.packs.settings import SERIAL_SOURCES, PackSettings
@@ -70,17 +70,8 @@ def serial_links(open_link: Callable[..., PackLink]) -> dict[str, LinkFactory]:
 
 
 def default_links() -> dict[str, LinkFactory]:
-    """Every link this installation has: Pylontech CAN, and the serial protocols when their
-    runtime (gateway/runtime/packlink.py, `open_link`) is there."""
-    links: dict[str, LinkFactory] = {"pylontech-can": pylontech_link()}
-    try:
-        serial = importlib.import_module("gateway.runtime.packlink")
-    except ModuleNotFoundError as exc:
-        if exc.name != "gateway.runtime.packlink":
-            raise  # it is there but lacks something it needs: say so
-        return links
-    links.update(serial_links(serial.open_link))
-    return links
+    """Every link this installation has: Pylontech CAN and the serial protocols."""
+    return {"pylontech-can": pylontech_link(), **serial_links(open_link)}
 
 
 class PackPoller:

@@ -8,10 +8,10 @@ PackReading or a PackError, as a PackLink's read gives); `switch()` the gateway'
 sends V1.2 frames on a simulated bus of its own (the DBC's codec encodes them) and the gateway
 side decodes them with the same PylontechCanBattery the runtime's link uses.
 
-A serial BMS plugs in the same way: a SimPack whose gateway side sends its protocol's
-requests to the emulator's `respond(request) -> bytes` (gateway/sim/bms/) in process and
-decodes the answer with the protocol's codec (gateway/sources/packs/), registered in
-SIM_PACKS under its source name.
+The serial BMSes (jbd, jk, jk-modbus, daly) are SimSerialBms (gateway/sim/serial_packs.py):
+the gateway side sends its protocol's requests to the emulator's `respond(request) -> bytes`
+(gateway/sim/bms/) in process and decodes the answers with the protocol's codec
+(gateway/sources/packs/), registered in SIM_PACKS under their source names.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.frame import Frame
 from gateway.runtime.canport import frame_of
 from gateway.sim.physics import Pack
+from gateway.sim.serial_packs import CELL_FLAGS, SimSerialBms
 from gateway.sources.packs.pylontech_can import PylontechCanBattery
 from gateway.sources.packs.reading import PackError, PackReading
 from gateway.sources.packs.settings import PackSettings
@@ -231,5 +232,19 @@ def _pylontech(
     )
 
 
-# Source name -> how the simulator makes such a pack (the serial BMSes register here).
-SIM_PACKS: dict[str, SimPackFactory] = {"pylontech-can": _pylontech}
+def _serial(
+    pack_id: int,
+    cfg: PackSettings,
+    pack: Pack,
+    chemistry: ChemistrySpec,
+    open_bus: Callable[[str], can.BusABC],
+    tag: str,
+) -> SimPack:
+    return SimSerialBms(cfg.source, pack, chemistry, cfg.address)
+
+
+# Source name -> how the simulator makes such a pack.
+SIM_PACKS: dict[str, SimPackFactory] = {
+    "pylontech-can": _pylontech,
+    **dict.fromkeys(CELL_FLAGS, _serial),
+}

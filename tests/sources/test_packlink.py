@@ -32,9 +32,9 @@ def pack() -> PackState:
     )
 
 
-PROTOCOLS = ("daly", "jbd", "jk", "jk_modbus")
+PROTOCOLS = ("daly", "jbd", "jk", "jk-modbus")
 # An alarm bit of each protocol that holds the charge MOSFET off (cell over-voltage).
-CHARGE_BLOCKING = {"jbd": 0, "jk": 10, "jk_modbus": 4, "daly": 1}
+CHARGE_BLOCKING = {"jbd": 0, "jk": 10, "jk-modbus": 4, "daly": 1}
 
 
 class Clock:
@@ -190,17 +190,17 @@ def test_open_link_knows_each_protocol_and_its_baud_rate() -> None:
         link = open_link(protocol, "/dev/ttyUSB9")
         assert isinstance(link, SerialPackLink) and not link.is_open  # opened at first read
         rates[protocol] = link.baudrate
-    assert rates == {"jbd": 9600, "jk": 115200, "jk_modbus": 115200, "daly": 9600}
+    assert rates == {"jbd": 9600, "jk": 115200, "jk-modbus": 115200, "daly": 9600}
     with pytest.raises(ValueError, match="no emulator for BMS protocol 'pylon'"):
         emulator_for("pylon")
-    link = open_link("jk_modbus", "/dev/ttyUSB9", address=7, baudrate=9600)
+    link = open_link("jk-modbus", "/dev/ttyUSB9", address=7, baudrate=9600)
     assert isinstance(link, SerialPackLink) and link.baudrate == 9600
     with pytest.raises(ValueError, match="unknown BMS protocol 'pylon'"):
         open_link("pylon", "/dev/ttyUSB9")
     with pytest.raises(ValueError, match="jbd has no address"):
         open_link("jbd", "/dev/ttyUSB9", address=1)
     with pytest.raises(ValueError, match=r"out of 1\.\.247"):
-        open_link("jk_modbus", "/dev/ttyUSB9", address=0)
+        open_link("jk-modbus", "/dev/ttyUSB9", address=0)
 
 
 @pytest.mark.anyio

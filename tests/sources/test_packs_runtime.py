@@ -6,7 +6,6 @@ asserts on timing."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -18,9 +17,11 @@ from gateway.codec import pylontech_lv as codec
 from gateway.config.root import validate
 from gateway.contracts.snapshot import NodeState
 from gateway.record.events import EventKind
+from gateway.runtime.packlink import PROTOCOLS
 from gateway.runtime.packs import PackPoller, default_links, pylontech_link
 from gateway.runtime.service import Gateway
 from gateway.sources.packs.reading import PackError
+from gateway.sources.packs.settings import CAN_SOURCES, SERIAL_SOURCES, PackSettings
 from tests.sources.pylontech_frames import BatteryState, frames
 
 DEADLINE_S = 30.0
@@ -125,13 +126,16 @@ def test_a_source_without_a_link_here_is_refused_naming_the_pack(tmp_path: Path)
         PackPoller(settings.battery.packs, {"pylontech-can": pylontech_link()}, print, float)
 
 
-def test_default_links_know_pylontech_and_the_serial_ones_when_installed() -> None:
+def test_default_links_are_every_source_the_config_accepts() -> None:
+    assert set(default_links()) == {*SERIAL_SOURCES, *CAN_SOURCES}
+
+
+def test_the_config_and_the_serial_runtime_name_the_protocols_alike() -> None:
+    assert set(PROTOCOLS) == set(SERIAL_SOURCES)
     links = default_links()
-    assert "pylontech-can" in links
-    if importlib.util.find_spec("gateway.runtime.packlink") is None:
-        assert set(links) == {"pylontech-can"}
-    else:
-        assert {"jbd", "jk", "jk-modbus", "daly"} <= set(links)
+    for source in SERIAL_SOURCES:
+        link = links[source](PackSettings(source=source, port="/dev/ttyUSB9"))
+        assert link.name == f"{source} /dev/ttyUSB9"
 
 
 @pytest.mark.anyio

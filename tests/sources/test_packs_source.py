@@ -54,7 +54,9 @@ def decision(*requests: tuple[int, RelayAction]) -> Decision:
         ("MOSFET over temperature", {K.CHARGE_OVER_TEMP, K.DISCHARGE_OVER_TEMP}),
         ("Short circuit", {K.DISCHARGE_OVER_CURRENT}),
         ("charge over-current", {K.CHARGE_OVER_CURRENT}),
-        ("front-end IC error", {K.INTERNAL}),
+        ("front-end IC error", {K.SENSOR_FAULT}),
+        ("chg overcurrent level 1", {K.CHARGE_OVER_CURRENT}),
+        ("discharging low temperature", {K.DISCHARGE_UNDER_TEMP}),
     ],
 )
 def test_alarm_names_become_protection_kinds(name: str, expected: set[K]) -> None:

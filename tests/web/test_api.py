@@ -14,7 +14,7 @@ from gateway.contracts.snapshot import ProtectionKind
 from gateway.web.app import build_app
 from gateway.web.openapi import document
 from tests.web.bench import Bench, BenchHost
-from tests.web.conftest import AUTH, TOKEN, client_for
+from tests.web.conftest import AUTH, T0, TOKEN, client_for
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +102,22 @@ async def test_a_silent_node_shows_no_stale_values(bench: Bench) -> None:
     assert node2["age_s"] == 4.0
     assert status["strings_online"] == 1
     assert "node_missing" in {a["alarm"] for a in status["alarms"]}
+
+
+async def test_status_shows_a_simulated_serial_pack_as_its_bms_reports_it() -> None:
+    jk = {"source": "jk", "port": "/dev/ttyUSB0"}
+    bench = Bench(now=T0, strings=[[0], [1]], extra={"battery": {"packs": {1: jk}}})
+    bench.step(T0 + 30)
+    async with client_for(BenchHost(bench)) as client:
+        status = (await client.get("/api/status")).json()
+    [pack] = status["packs"]
+    physics = bench.sim.battery.packs[1]
+    assert pack["pack"] == 1 and pack["source"] == "jk"
+    assert pack["present"] and pack["state"] == "active"
+    assert pack["charge_on"] is True and pack["discharge_on"] is True
+    assert pack["voltage"] == pytest.approx(physics.voltage, abs=0.1)
+    assert pack["cells"] == pytest.approx(physics.cell_voltages(), abs=0.002)
+    assert status["strings_online"] == 2
 
 
 async def test_history_and_events_since(warm_bench: Bench) -> None:

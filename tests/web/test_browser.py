@@ -373,3 +373,32 @@ def screenshot(driver: WebDriver, path: Path) -> None:
             shutil.copyfile(path, ROOT / extra)
     finally:
         driver.set_window_size(size["width"], size["height"])
+
+
+def test_a_commercial_pack_is_drawn_beside_the_node(tmp_path: Path, browser: WebDriver) -> None:
+    """A simulated JBD pack (its emulator read through the codec) in a string of its own: the
+    page draws it from status.packs with its source, state, switches and cells."""
+    now = time.time()
+    jbd = {"source": "jbd", "port": "/dev/ttyUSB0"}
+    bench = Bench(now=now - 60, strings=[[0], [1]], extra={"battery": {"packs": {1: jbd}}})
+    bench.step(now)
+    web = bench.settings.web.model_copy(update={"port": 0, "token_file": tmp_path / "token"})
+    host = BenchHost(bench, settings_override=bench.settings.model_copy(update={"web": web}))
+    with start_blocking_portal(backend="asyncio") as portal:
+        url = portal.start_task(serve, host)[1]
+        portal.start_task_soon(drive, bench)
+        try:
+            browser.get(url)
+            wait(
+                browser,
+                lambda d: d.find_elements(By.CSS_SELECTOR, "#pack-1 .head .badge"),
+                "the pack is not drawn",
+            )
+            card = browser.find_element(By.ID, "pack-1")
+            wait(browser, lambda d: "active" in card.text, f"the pack is not active: {card.text}")
+            assert "Pack 1" in card.text and "jbd" in card.text
+            assert "charge on" in card.text and "discharge on" in card.text
+            assert len(card.find_elements(By.CSS_SELECTOR, ".cells .cell")) == bench.cells
+            assert browser.find_elements(By.ID, "node-0")  # the node beside it
+        finally:
+            portal.call(portal.stop, True)

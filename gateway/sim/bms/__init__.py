@@ -23,7 +23,7 @@ def emulator(protocol: str, pack: PackState | None = None, address: int | None =
         return JbdEmulator(pack)
     if protocol == "jk":
         return JkEmulator(pack, terminal=address or 0)
-    if protocol == "jk_modbus":
+    if protocol == "jk-modbus":
         return JkModbusEmulator(pack, address=1 if address is None else address)
     if protocol == "daly":
         return DalyEmulator(pack, board=address or 0)

@@ -180,12 +180,12 @@ class JkModbusSwitchPoll(Poll):
 class JkModbus:
     """The JK-PB Modbus protocol for the link; address = the BMS's Modbus address."""
 
-    family = "jk_modbus"
+    family = "jk-modbus"
     can_switch = True
 
     def __init__(self, address: int = 1) -> None:
         if not 1 <= address <= 247:
-            raise ValueError(f"jk_modbus address {address} out of 1..247")
+            raise ValueError(f"jk-modbus address {address} out of 1..247")
         self.address = address
 
     def framer(self) -> Framer:

@@ -51,7 +51,7 @@ MIN_LENGTHS = {
 READ = tuple(MIN_LENGTHS)
 
 # 0x359 bits, V1.2 names: protection (the battery stops) and alarm (warning).
-_PROTECTION_FLAGS = {
+PROTECTION_NAMES = {
     "protection_cell_over_voltage": "protection: cell over-voltage",
     "protection_cell_under_voltage": "protection: cell under-voltage",
     "protection_over_temperature": "protection: over temperature",
@@ -69,7 +69,7 @@ _PROTECTION_FLAGS = {
 }
 # 0x35A: 2-bit pairs, 1 = active. The alarms only (the battery stops); its warnings repeat
 # 0x359's alarm bits.
-_ALARM_PAIRS = {
+ALARM_PAIR_NAMES = {
     "alarm_general": "alarm: general",
     "alarm_high_voltage": "alarm: high voltage",
     "alarm_low_voltage": "alarm: low voltage",
@@ -139,11 +139,13 @@ class PylontechCanBattery:
         prot = codec.decode_protection_alarms(_need(got[PROTECTION]))
         if not all(math.isfinite(v) for v in (meas.voltage, meas.current, meas.temperature)):
             raise PackError("0x356 carries a value marked not available")
-        alarms = {name for field, name in _PROTECTION_FLAGS.items() if getattr(prot, field)}
+        alarms = {name for field, name in PROTECTION_NAMES.items() if getattr(prot, field)}
         pairs = got[ALARM_PAIRS]
         if pairs is not None:
             decoded = codec.decode_alarms_warnings(pairs)
-            alarms |= {name for field, name in _ALARM_PAIRS.items() if getattr(decoded, field) == 1}
+            alarms |= {
+                name for field, name in ALARM_PAIR_NAMES.items() if getattr(decoded, field) == 1
+            }
         charge_on = discharge_on = None
         requests = got[REQUESTS]
         if requests is not None:

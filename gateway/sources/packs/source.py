@@ -42,43 +42,75 @@ NEVER = -math.inf
 SWITCH_RETRY_S = 10.0
 
 K = ProtectionKind
-# Alarm names as the BMS documents write them -> the protection kind they are. Checked in
-# order on the lower-cased name with "-" and "_" as spaces; "discharge" before "charge".
+OVER_TEMP = (K.CHARGE_OVER_TEMP, K.DISCHARGE_OVER_TEMP)
+UNDER_TEMP = (K.CHARGE_UNDER_TEMP, K.DISCHARGE_UNDER_TEMP)
+# Alarm names as the BMS documents write them ("chg overcurrent level 1", "cell block
+# over-voltage", "discharging low temperature") are read as words: lower-cased, "-", "_" and
+# ":" as spaces, each word through _WORDS (abbreviations, inflections and compounds to one
+# spelling), so that "discharge" is never mistaken for "charge". The first rule whose words
+# are all in the name gives its kinds. Measurement before condition: a temperature *sensor*
+# error is a sensor fault, not an over-temperature; a difference between cells is
+# plausibility. A temperature alarm that names no direction holds both; a SoC alarm is the
+# pack's voltage end it stands for (full: over, empty: under).
+_WORDS: dict[str, tuple[str, ...]] = {
+    "chg": ("charge",),
+    "charging": ("charge",),
+    "dischg": ("discharge",),
+    "discharging": ("discharge",),
+    "volt": ("voltage",),
+    "temp": ("temperature",),
+    "high": ("over",),
+    "low": ("under",),
+    "diff": ("difference",),
+    "imbalance": ("difference",),
+    "mosfet": ("mos",),
+    "err": ("error",),
+    "overvoltage": ("over", "voltage"),
+    "undervoltage": ("under", "voltage"),
+    "overcurrent": ("over", "current"),
+    "overtemperature": ("over", "temperature"),
+}
 _ALARM_WORDS: tuple[tuple[tuple[str, ...], tuple[ProtectionKind, ...]], ...] = (
-    (("cell", "over volt"), (K.CELL_OVER_VOLTAGE,)),
-    (("cell", "overvolt"), (K.CELL_OVER_VOLTAGE,)),
-    (("cell", "high volt"), (K.CELL_OVER_VOLTAGE,)),
-    (("cell", "under volt"), (K.CELL_UNDER_VOLTAGE,)),
-    (("cell", "undervolt"), (K.CELL_UNDER_VOLTAGE,)),
-    (("cell", "low volt"), (K.CELL_UNDER_VOLTAGE,)),
-    (("over volt",), (K.PACK_OVER_VOLTAGE,)),
-    (("overvolt",), (K.PACK_OVER_VOLTAGE,)),
-    (("high volt",), (K.PACK_OVER_VOLTAGE,)),
-    (("under volt",), (K.PACK_UNDER_VOLTAGE,)),
-    (("undervolt",), (K.PACK_UNDER_VOLTAGE,)),
-    (("low volt",), (K.PACK_UNDER_VOLTAGE,)),
-    (("discharge", "over temp"), (K.DISCHARGE_OVER_TEMP,)),
-    (("discharge", "high temp"), (K.DISCHARGE_OVER_TEMP,)),
-    (("discharge", "under temp"), (K.DISCHARGE_UNDER_TEMP,)),
-    (("discharge", "low temp"), (K.DISCHARGE_UNDER_TEMP,)),
-    (("charge", "over temp"), (K.CHARGE_OVER_TEMP,)),
-    (("charge", "high temp"), (K.CHARGE_OVER_TEMP,)),
-    (("charge", "under temp"), (K.CHARGE_UNDER_TEMP,)),
-    (("charge", "low temp"), (K.CHARGE_UNDER_TEMP,)),
-    (("over temp",), (K.CHARGE_OVER_TEMP, K.DISCHARGE_OVER_TEMP)),
-    (("high temp",), (K.CHARGE_OVER_TEMP, K.DISCHARGE_OVER_TEMP)),
-    (("under temp",), (K.CHARGE_UNDER_TEMP, K.DISCHARGE_UNDER_TEMP)),
-    (("low temp",), (K.CHARGE_UNDER_TEMP, K.DISCHARGE_UNDER_TEMP)),
-    (("short circuit",), (K.DISCHARGE_OVER_CURRENT,)),
-    (("discharge", "current"), (K.DISCHARGE_OVER_CURRENT,)),
-    (("charge", "current"), (K.CHARGE_OVER_CURRENT,)),
-    (("imbalance",), (K.PLAUSIBILITY,)),
     (("difference",), (K.PLAUSIBILITY,)),
+    (("does", "not", "match"), (K.PLAUSIBILITY,)),  # cell count vs the BMS's setting
     (("sensor",), (K.SENSOR_FAULT,)),
     (("ntc",), (K.SENSOR_FAULT,)),
-    (("communication",), (K.COMM_LOSS,)),
+    (("balance", "wire"), (K.SENSOR_FAULT,)),  # the cell sense leads
+    (("collect",), (K.SENSOR_FAULT,)),  # Daly: the front end's acquisition
+    (("front", "end"), (K.SENSOR_FAULT,)),  # the chip that measures the cells
+    (("detect",), (K.SENSOR_FAULT,)),
+    (("current", "module"), (K.SENSOR_FAULT,)),
+    (("charge", "short"), (K.CHARGE_OVER_CURRENT,)),
+    (("short",), (K.DISCHARGE_OVER_CURRENT,)),
+    (("discharge", "over", "current"), (K.DISCHARGE_OVER_CURRENT,)),
+    (("charge", "over", "current"), (K.CHARGE_OVER_CURRENT,)),
+    (("over", "current"), (K.CHARGE_OVER_CURRENT, K.DISCHARGE_OVER_CURRENT)),
+    (("cell", "over", "voltage"), (K.CELL_OVER_VOLTAGE,)),
+    (("cell", "under", "voltage"), (K.CELL_UNDER_VOLTAGE,)),
+    (("over", "voltage"), (K.PACK_OVER_VOLTAGE,)),
+    (("under", "voltage"), (K.PACK_UNDER_VOLTAGE,)),
+    (("soc", "over"), (K.PACK_OVER_VOLTAGE,)),
+    (("soc", "under"), (K.PACK_UNDER_VOLTAGE,)),
+    (("under", "capacity"), (K.PACK_UNDER_VOLTAGE,)),
+    (("discharge", "over", "temperature"), (K.DISCHARGE_OVER_TEMP,)),
+    (("discharge", "under", "temperature"), (K.DISCHARGE_UNDER_TEMP,)),
+    (("charge", "over", "temperature"), (K.CHARGE_OVER_TEMP,)),
+    (("charge", "under", "temperature"), (K.CHARGE_UNDER_TEMP,)),
+    (("over", "temperature"), OVER_TEMP),
+    (("under", "temperature"), UNDER_TEMP),
     (("mos",), (K.RELAY_FAULT,)),
+    (("contactor",), (K.RELAY_FAULT,)),
+    (("precharge",), (K.RELAY_FAULT,)),
+    (("on", "failed"), (K.RELAY_FAULT,)),  # JK-PB: discharge on failed
+    (("communication",), (K.COMM_LOSS,)),
+    (("disconnected",), (K.COMM_LOSS,)),  # JK-PB: its GPS module
 )
+
+
+def alarm_words(alarm: str) -> frozenset[str]:
+    """An alarm name as the words the rules match (see _WORDS)."""
+    words = alarm.lower().replace("-", " ").replace("_", " ").replace(":", " ").split()
+    return frozenset(w for word in words for w in _WORDS.get(word, (word,)))
 
 
 def alarm_kinds(alarms: Iterable[str]) -> frozenset[ProtectionKind]:
@@ -86,9 +118,9 @@ def alarm_kinds(alarms: Iterable[str]) -> frozenset[ProtectionKind]:
     counts: an alarm the gateway cannot name is not an alarm it may ignore)."""
     found: set[ProtectionKind] = set()
     for alarm in alarms:
-        name = alarm.lower().replace("-", " ").replace("_", " ")
-        for words, kinds_of in _ALARM_WORDS:
-            if all(w in name for w in words):
+        words = alarm_words(alarm)
+        for needed, kinds_of in _ALARM_WORDS:
+            if words.issuperset(needed):
                 found.update(kinds_of)
                 break
         else:

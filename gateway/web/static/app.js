@@ -25,6 +25,7 @@
     config: null,
     configInputs: [], // {field, input} of the editable settings shown
     nodeViews: new Map(),
+    packViews: new Map(),
     drawnOnce: false,
     charts: [],
   };
@@ -396,6 +397,100 @@
     view.reset.classList.toggle("pulse", n.trip_cleared);
   }
 
+  // ---------------------------------------------------------------- commercial packs
+
+  // A pack with its own BMS (status.packs, docs/sources.md): drawn like a node, with its BMS's
+  // switches instead of a relay and its own alarm names; the gateway's actions go through
+  // the relay policy, so the card has no buttons.
+  const SWITCH = (name, on) => on === null ? [`${name} ?`, "idle"] : on ? [`${name} on`, "ok"] : [`${name} off`, "alarm"];
+
+  function packView(p) {
+    const view = { cells: [], count: p.cells.length };
+    view.state = h("span", { class: "badge" });
+    view.charge = h("span", { class: "badge" });
+    view.discharge = h("span", { class: "badge" });
+    view.voltage = h("b", { text: DASH });
+    view.current = h("b", { text: DASH });
+    view.soc = h("b", { text: DASH });
+    view.age = h("span");
+    view.bars = h("div", { class: "cells", role: "img" });
+    for (let k = 0; k < view.count; k++) {
+      const fill = h("div", { class: "fill" });
+      const cell = h("div", { class: "cell" }, h("span", { class: "mark" }), fill);
+      view.cells.push({ cell, fill });
+      view.bars.append(cell);
+    }
+    view.temps = h("div", { class: "temps" });
+    view.faults = h("div", { class: "faults" });
+    view.error = h("div", { class: "extremes" });
+    view.card = h("article", { class: "card node pack", id: `pack-${p.pack}` },
+      h("div", { class: "head" },
+        h("h3", { text: `Pack ${p.pack}` }),
+        h("span", { class: "where", text: p.source }),
+        h("span", { class: "badges" }, view.state, view.charge, view.discharge)),
+      h("div", { class: "figures" },
+        h("div", {}, view.voltage, h("span", { text: " V" })),
+        h("div", {}, view.current, h("span", { text: " A" })),
+        h("div", {}, view.soc, h("span", { text: " %" })),
+        view.age),
+      view.bars, view.temps, view.faults, view.error);
+    return view;
+  }
+
+  function renderPacks(packs, s) {
+    const list = $("node-list");
+    let lo = s.cells.min, hi = s.cells.max;
+    if (lo === null || hi === null) { lo = s.chemistry.min_cell_v; hi = s.chemistry.charge_target_v; }
+    const margin = Math.max(0.01, (hi - lo) * 0.3);
+    lo -= margin; hi += margin;
+    for (const p of packs || []) {
+      let view = state.packViews.get(p.pack);
+      if (!view || view.count !== p.cells.length) {
+        const fresh = packView(p);
+        if (view) view.card.replaceWith(fresh.card); else list.append(fresh.card);
+        state.packViews.set(p.pack, fresh);
+        view = fresh;
+      }
+      updatePack(view, p, lo, hi);
+    }
+  }
+
+  function updatePack(view, p, lo, hi) {
+    view.card.classList.toggle("missing", !p.present);
+    const [stateText, stateKind] = p.present ? NODE_STATES[p.state] || [p.state, "idle"] : ["no data", "alarm"];
+    setBadge(view.state, stateText, stateKind);
+    setBadge(view.charge, ...SWITCH("charge", p.charge_on));
+    setBadge(view.discharge, ...SWITCH("discharge", p.discharge_on));
+    setText(view.voltage, fmt(p.voltage, 2));
+    setText(view.current, signed(p.current, 1));
+    setText(view.soc, fmt(p.soc, 0));
+    setText(view.age, p.present ? "" : p.age_s === null ? "never read" : `no reading for ${p.age_s.toFixed(0)} s`);
+    p.cells.forEach((v, k) => {
+      const c = view.cells[k];
+      const pct = v === null ? 0 : 4 + 96 * Math.min(1, Math.max(0, (v - lo) / (hi - lo)));
+      c.fill.style.height = `${pct.toFixed(1)}%`;
+      c.cell.className = "cell" + (v === null ? " unknown" : "");
+      c.cell.title = `cell ${k + 1}: ${v === null ? "no data" : v.toFixed(3) + " V"}`;
+    });
+    view.bars.setAttribute("aria-label", `pack ${p.pack} cell voltages`);
+    const temps = p.temperatures.map((t, i) => `T${i + 1} ${t === null ? DASH : t.toFixed(1)} °C`);
+    const tempKey = temps.join("|");
+    if (view.temps.dataset.key !== tempKey) {
+      view.temps.dataset.key = tempKey;
+      view.temps.replaceChildren(...temps.map((t) => h("span", { text: t })));
+    }
+    const faultKey = JSON.stringify([p.faults, p.alarms]);
+    if (view.faults.dataset.key !== faultKey) {
+      view.faults.dataset.key = faultKey;
+      const badges = [
+        ...p.faults.map((f) => h("span", { class: `badge ${LEVELS[f.level]}`, text: `${f.level}: ${f.kind}` })),
+        ...p.alarms.map((a) => h("span", { class: "badge warn", text: `BMS: ${a}` })),
+      ];
+      view.faults.replaceChildren(...(badges.length ? badges : [h("span", { class: "badge ok", text: "no alarms" })]));
+    }
+    setText(view.error, p.last_error && !p.present ? p.last_error : p.errors ? `${p.errors} failed readings` : "");
+  }
+
   // ---------------------------------------------------------------- events
 
   const KINDS = {
@@ -742,6 +837,7 @@
     state.status = s;
     renderStatus(s);
     renderNodes(message.nodes, s);
+    renderPacks(s.packs, s);
     addEvents(message.events);
     state.eventCount = Math.max(state.eventCount, s.events_count);
     if (appendHistory(message.history) || !state.drawnOnce) {
