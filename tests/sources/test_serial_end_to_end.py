@@ -28,7 +28,7 @@ from gateway.sim.bms.pty import Fault, PtyServer
 from gateway.sources.packs import jbd
 from tests.inverter.family_decoders import sol_ark
 
-DEADLINE_S = 10.0
+DEADLINE_S = 20.0
 CELLS = 16
 CELL_MV = 3300
 FRONT_END_ERROR = 1 << 11  # JBD protection bit 11: its BMS holds both MOSFETs off
@@ -53,7 +53,7 @@ def pack_state() -> PackState:
 
 def config(tmp_path: Path, tag: str, ports: dict[int, str]) -> dict[str, object]:
     def pack(source: str, port: str) -> dict[str, object]:
-        return {"source": source, "port": port, "poll_s": 0.2, "timeout_s": 1.0}
+        return {"source": source, "port": port, "poll_s": 0.5, "timeout_s": 3.0}
 
     return {
         "battery": {
