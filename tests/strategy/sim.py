@@ -18,8 +18,6 @@ Harsh conditions of issue 14, each a field or an option:
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -161,10 +159,16 @@ class Loop:
     def peak_cell(self) -> float:
         return max(top for *_, top in self.history)
 
-    def changes_per_hour(self, start: int = 0) -> float:
+    def changes_per_hour(self, transition_s: float = 0.0) -> float:
         """0x351 changes (CVL by 0.1 V, CCL by 0.1 A, as the frame carries them) per hour
-        of the steps from `start`."""
-        frames = [(round(s.cvl * 10), round(s.ccl * 10)) for s in self.sent[start:]]
-        changes = sum(a != b for a, b in itertools.pairwise(frames))
-        hours = max(1e-9, (len(frames) - 1) / HOUR_S) if frames else math.inf
-        return changes / hours
+        (1 s steps), leaving out the `transition_s` after the start and each phase change."""
+        frames = [(round(s.cvl * 10), round(s.ccl * 10)) for s in self.sent]
+        phases = [d.phase for _, d, _, _ in self.history]
+        changes, counted, since = 0, 0, 0.0
+        for k in range(1, len(frames)):
+            since = 0.0 if phases[k] != phases[k - 1] else since + 1.0
+            if since < transition_s or k < transition_s:
+                continue
+            counted += 1
+            changes += frames[k] != frames[k - 1]
+        return changes / max(1e-9, counted / HOUR_S)

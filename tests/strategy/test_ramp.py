@@ -10,7 +10,9 @@ import pytest
 from gateway.strategy.ramp import LimitRamp
 from gateway.strategy.settings import LimitSettings
 
-CFG = LimitSettings(hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05)
+CFG = LimitSettings(
+    hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05, relax_after_s=0
+)
 
 
 def ramp_at(value: float, cfg: LimitSettings = CFG) -> LimitRamp:
@@ -78,7 +80,9 @@ def test_limits_are_clamped_to_the_maximum_and_nan_means_stop() -> None:
 
 
 def test_increases_per_hour_are_bounded() -> None:
-    cfg = LimitSettings(hold_s=0, ramp_a_per_s=100, min_step_a=1, max_increases_per_hour=10)
+    cfg = LimitSettings(
+        hold_s=0, ramp_a_per_s=100, min_step_a=1, max_increases_per_hour=10, relax_after_s=0
+    )
     r = LimitRamp(cfg, 100.0)
     r.output = 50.0
     outputs = []
@@ -97,7 +101,7 @@ def test_increases_per_hour_are_bounded() -> None:
 
 
 def test_a_long_taper_does_not_use_up_the_budget() -> None:
-    cfg = LimitSettings(hold_s=0, min_step_a=1, max_increases_per_hour=1)
+    cfg = LimitSettings(hold_s=0, min_step_a=1, max_increases_per_hour=1, relax_after_s=0)
     r = ramp_at(100.0, cfg)
     outs = [r.step(float(target), 1.0) for target in range(99, 0, -1)]
     assert outs == [float(t) for t in range(99, 0, -1)]
