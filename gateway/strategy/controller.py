@@ -123,6 +123,9 @@ class ChargeController:
             dt,
         )
         phase = changed.phase
+        if changed.note:  # a phase change: the limits may move to the new phase's at once
+            self.ccl.new_phase()
+            self.dcl.new_phase()
         st = self._state
         if (st.phase, st.absorption_completed) != (
             self.phases.resume_phase,

@@ -35,7 +35,7 @@ class LimitRamp:
         self._ramping = False
         self._clock = 0.0  # counted seconds, for the hourly budget
         self._starts: deque[float] = deque()  # counted times of the ramp starts
-        self._since_decrease = math.inf  # counted time since the last decrease
+        self._since_change = math.inf  # counted time since the last decrease or ramp end
 
     @property
     def increases_last_hour(self) -> int:
@@ -49,7 +49,7 @@ class LimitRamp:
         self._clock += dt
         while self._starts and self._starts[0] <= self._clock - HOUR_S:
             self._starts.popleft()
-        self._since_decrease += dt
+        self._since_change += dt
         if math.isnan(target):
             target = 0.0
         target = max(0.0, min(self.maximum, target))
@@ -59,7 +59,7 @@ class LimitRamp:
             self._ramping = False
             if target == 0.0 or out - target >= cfg.min_step_a:
                 self.output = target
-                self._since_decrease = 0.0
+                self._since_change = 0.0
             return self.output
         if target == out:
             self._ramping = False
@@ -73,7 +73,7 @@ class LimitRamp:
                 return out
             self._above_s += dt
             budget = len(self._starts) < cfg.max_increases_per_hour
-            relaxed = self._since_decrease >= cfg.relax_after_s
+            relaxed = self._since_change >= cfg.relax_after_s
             if self._above_s < cfg.hold_s or not budget or not relaxed:
                 return out
             self._ramping = True
@@ -82,12 +82,17 @@ class LimitRamp:
         if self.output >= target:
             self._ramping = False
             self._above_s = 0.0
+            self._since_change = 0.0
         return self.output
+
+    def new_phase(self) -> None:
+        """The charge phase changed: an increase need not wait relax_after_s."""
+        self._since_change = math.inf
 
     def stop(self) -> float:
         """Force the limit to 0 at once (fail-safe); it recovers as from the start."""
         self.output = 0.0
         self._ramping = False
         self._above_s = 0.0
-        self._since_decrease = math.inf
+        self._since_change = math.inf
         return 0.0

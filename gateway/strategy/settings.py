@@ -265,8 +265,9 @@ class LimitSettings(_Section):
         900.0,
         ge=0,
         le=7200,
-        description="an increase waits at least this long after the last decrease (a stop by "
-        "the fail-safe excepted): the shortest down-up reversal (s)",
+        description="an increase waits at least this long after the last change (a "
+        "decrease or the end of a ramp; a fail-safe stop or a phase change clears the wait): "
+        "the shortest down-up reversal (s)",
     )
     max_increases_per_hour: int = Field(
         30,
