@@ -12,10 +12,10 @@ when the measured current stays above the allowed one; chargers that ignore CCL 
   report, so a short overshoot while the inverter follows does not, a current above the
   limit half the time does, and 150 A against a CCL of 0 does within delay_s / RATE_MAX.
 - Once reported, the CVL steps down while the current is above (`above`); for MEMORY_S
-  after the condition (`ignored`) the CVL rises only as far as the CCL allows at the
-  learnt resistance (cvl.py), so it does not overshoot again; and the condition holds until the current has stayed within the limit for
-  `release_s`: the CVL that brought it down (cvl.py) must not rise at once and let the
-  current up again (a slow cycle at most, never faster than release_s).
+  after the condition (`ignored`) the inverter is held to the CCL through the CVL
+  (cvl.py: pack voltage plus the CCL left times the learnt resistance), so it does not
+  overshoot again. The condition holds until the current has stayed within the limit for
+  `release_s`.
 """
 
 from __future__ import annotations

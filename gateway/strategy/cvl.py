@@ -163,9 +163,7 @@ class CvlController:
         # highest cell (step / near), at most half the margin. Else the 0.1 V steps and 1 mV
         # readings make a limit cycle: one step up overshoots the set point, down again.
         rise_band = max(cfg.deadband_v, min(cfg.step_v / 2 / near, cfg.margin_v / 2))
-        if (error < -cfg.deadband_v) or (
-            error > rise_band and self._since_decrease >= cfg.hold_s
-        ):
+        if (error < -cfg.deadband_v) or (error > rise_band and self._since_decrease >= cfg.hold_s):
             rate = cfg.gain_per_s * near * error
             loop += max(-cfg.fall_v_per_s * n, min(cfg.ramp_v_per_s * n, rate)) * dt
         if not charge_allowed or (over_current and headroom is None):

@@ -157,7 +157,7 @@ class Derater:
             discharge.append((factor_of[d_eff], why))
 
         share = snap.online_fraction
-        unless_cell = max(0.0, min(1.0, min(f for f, _ in charge[1:]))) * share
+        unless_cell = max(0.0, min(1.0, *(f for f, _ in charge[1:]))) * share
         notes: list[str] = []
         results: list[float] = []
         for direction, factors in (("charge", charge), ("discharge", discharge)):
@@ -169,7 +169,9 @@ class Derater:
                 )
         if share < 1.0:
             notes.append(f"{snap.strings_online} of {snap.strings_total} strings online")
-        return Derating(results[0], results[1], tuple(notes), alarms, charge_unless_cell=unless_cell)
+        return Derating(
+            results[0], results[1], tuple(notes), alarms, charge_unless_cell=unless_cell
+        )
 
 
 def _at(curve: Curve, x: float) -> float:

@@ -10,9 +10,7 @@ import pytest
 from gateway.strategy.ramp import LimitRamp
 from gateway.strategy.settings import LimitSettings
 
-CFG = LimitSettings(
-    hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05, relax_after_s=0
-)
+CFG = LimitSettings(hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05, relax_after_s=0)
 
 
 def ramp_at(value: float, cfg: LimitSettings = CFG) -> LimitRamp:
