@@ -81,4 +81,5 @@ class ChargeLimitMonitor:
         """Forget the condition (data stale: nothing is known about the current)."""
         self.exceeded = self.above = False
         self._count_s = self._within_s = 0.0
+        self._since_s = math.inf
         self._sent.clear()

@@ -18,13 +18,16 @@ inverter's slow voltage loop. In short:
   itself, and again every SETTLE_S: an inverter that reads the pack low is caught however
   far off its voltmeter is. Only decreases restart that wait: the loop's own steps up do
   not (they did, and the repeated cut never came: issue 14).
-- charge forbidden (temperature, a node flag): the CVL goes to the pack voltage rounded
-  down and never rises while it stays forbidden, so a charger that ignores CCL and the
-  enable bit does not charge either; it restarts from the cells when charging is allowed.
+- charging stopped (CCL 0: temperature, node flags, the voltage derating, the start-up
+  hold): the CVL goes to the pack voltage rounded down and never rises while it stays so,
+  so a charger that ignores CCL and the enable bit does not charge either; it restarts
+  from the cells when the CCL comes back.
 - current above CCL (an inverter that ignores or overshoots it, see chargelimit.py): the
-  CVL goes to the pack voltage minus one step, then one step lower every TIGHTEN_S while
-  the current is still above; it does not rise while the condition lasts, and for an hour
-  after it rises only as far as the CCL allows: pack + (CCL - current) x resistance.
+  CVL goes below the pack voltage by the excess current times the pack resistance and a
+  step, then one step lower every TIGHTEN_S while the current is still above; it does not
+  rise while the condition lasts, and for an hour after the inverter is held to the CCL:
+  pack + (CCL - current) x resistance, and no more than the highest cell can take once
+  the current has tapered.
 - anti-windup: while the inverter charges at CCL its voltage loop is idle: the CVL may
   then not rise beyond what the highest cell can take (string voltage + near x room); the
   slow loop never falls further than all cells could need (string voltage - cells x
@@ -102,7 +105,7 @@ class CvlController:
     ) -> float:
         """CVL (V) for one valid snapshot; `allowed_max` is the phase's cell maximum (V),
         `current_limited` tells that the inverter charges at CCL (its voltage loop idle),
-        `charge_allowed` False that no charge may flow (temperature, node flags),
+        `charge_allowed` False that no charge may flow (CCL 0),
         `over_current` that the charge current has stayed above CCL (chargelimit.py):
         the CVL does not rise, and falls while `tighten` says it still is. `headroom`
         (V pack), for an inverter that ignores CCL: the CVL rises at most this far above the

@@ -120,3 +120,26 @@ def test_ramp_rate_does_not_depend_on_the_step(dt: float) -> None:
     for _ in range(steps):
         r.step(100.0, dt)
     assert r.output == pytest.approx(50.0)
+
+
+def test_an_increase_waits_relax_after_s_after_the_last_change() -> None:
+    cfg = LimitSettings(hold_s=30, ramp_a_per_s=5, relax_after_s=900)
+    r = ramp_at(80.0, cfg)
+    assert r.step(40.0, 1.0) == 40.0  # tightening: at once
+    outs = [r.step(80.0, 1.0) for _ in range(1000)]
+    assert outs[898] == 40.0 and outs[899] > 40.0  # relaxing: 900 s after the decrease
+    assert outs[-1] == 80.0
+    # The ramp's end is a change too: a further rise waits again.
+    assert [r.step(100.0, 1.0) for _ in range(899)] == [80.0] * 899
+
+
+def test_a_phase_change_and_a_stop_clear_the_relax_wait() -> None:
+    cfg = LimitSettings(hold_s=30, ramp_a_per_s=5, relax_after_s=900)
+    r = ramp_at(80.0, cfg)
+    r.step(10.0, 1.0)
+    r.new_phase()
+    outs = [r.step(80.0, 1.0) for _ in range(31)]
+    assert outs[29] == 10.0 and outs[30] == 15.0  # only the hold
+    r.stop()
+    outs = [r.step(80.0, 1.0) for _ in range(31)]
+    assert outs[29] == 0.0 and outs[30] == 5.0
