@@ -11,17 +11,19 @@ import math
 from dataclasses import replace
 
 from gateway.contracts.chemistry import ChemistrySpec
-from gateway.contracts.decision import Decision, Limits, Phase, RelayAction
+from gateway.contracts.decision import Alarm, Decision, Limits, Phase, RelayAction, Severity
 from gateway.contracts.snapshot import BatterySnapshot, Level
 from gateway.soc import SocState
 from gateway.strategy.alarms import AlarmMonitor, raise_alarm
 from gateway.strategy.balancing import BalancingPolicy
+from gateway.strategy.chargelimit import ChargeLimitMonitor
 from gateway.strategy.cvl import CvlController
 from gateway.strategy.derating import Derater
 from gateway.strategy.flags import NodeFlags
 from gateway.strategy.phases import PhaseInputs, PhaseMachine
 from gateway.strategy.ramp import LimitRamp
 from gateway.strategy.relays import RelayPolicy
+from gateway.strategy.resistance import IrCompensated
 from gateway.strategy.settings import StrategySettings
 from gateway.strategy.state import StrategyState
 
@@ -63,6 +65,9 @@ class ChargeController:
         self.balancing = BalancingPolicy(settings.balancing, self.chemistry.balance_start_v)
         self.relays = RelayPolicy(settings.relays)
         self.alarms = AlarmMonitor(settings.alarms, self.chemistry)
+        self.charge_limit = ChargeLimitMonitor(settings.charge_limit)
+        self.highest = IrCompensated(highest=True)
+        self.lowest = IrCompensated(highest=False)
         dvl_cell = (
             settings.dvl_cell_v if settings.dvl_cell_v is not None else (self.chemistry.min_cell_v)
         )
@@ -118,6 +123,9 @@ class ChargeController:
             dt,
         )
         phase = changed.phase
+        if changed.note:  # a phase change: the limits may move to the new phase's at once
+            self.ccl.new_phase()
+            self.dcl.new_phase()
         st = self._state
         if (st.phase, st.absorption_completed) != (
             self.phases.resume_phase,
@@ -148,9 +156,23 @@ class ChargeController:
                 discharge_enable=False,
             )
             self._force_charge = False
+            self.charge_limit.reset()
             return Decision(limits, phase, alarms, relay, (), tuple(notes))
 
-        derating = self.derater.step(snap, allowed, soc.soc, node_flags.connected)
+        # Float keeps its CVL at the float voltage but derates the current from the charge
+        # target: a full battery resting above the float voltage still takes the loads'
+        # share of PV (CCL 0 in float starved the loads, venus #1183; issue 14).
+        derate_from = allowed
+        if phase is Phase.FLOAT:
+            derate_from = max(allowed, self.phases.allowed_max(Phase.BULK))
+        derating = self.derater.step(
+            snap,
+            derate_from,
+            soc.soc,
+            node_flags.connected,
+            max_cell=self.highest.step(snap, dt),
+            min_cell=self.lowest.step(snap, dt),
+        )
         for alarm, severity in derating.alarms.items():
             raise_alarm(alarms, alarm, severity)
         notes.extend(derating.notes)
@@ -166,11 +188,35 @@ class ChargeController:
                 notes.append("stopped: no string online")
             else:
                 notes.append("stopped: waiting for clean data before resuming")
-            cvl, ccl, dcl = self.cvl.hold(snap.voltage), self.ccl.stop(), self.dcl.stop()
+            ccl, dcl = self.ccl.stop(), self.dcl.stop()
+            over = self._charge_limit(snap, ccl, dt, alarms, notes)
+            cvl = self.cvl.hold(snap.voltage, over and self.charge_limit.above)
         else:
             limited = self.ccl.output > 0.0 and snap.current >= CURRENT_LIMITED * self.ccl.output
-            cvl = self.cvl.step(snap, allowed, dt, limited)
             ccl = self.ccl.step(charge_target, dt)
+            # An inverter known to ignore CCL is held through the CVL to the CCL without the
+            # highest-cell taper: the CVL loop itself keeps that cell at its set point, and
+            # 0.1 V steps cannot follow a taper of a few amperes (they cycled).
+            enforced = ccl
+            if self.charge_limit.ignored:
+                enforced = max(ccl, cfg.max_charge_current_a * derating.charge_unless_cell)
+            over = self._charge_limit(snap, enforced, dt, alarms, notes)
+            if ccl <= 0.0:
+                # CCL 0 is enforced through the CVL as well: chargers that ignore CCL and
+                # the enable bit (MPPTs, RS450, a Multi's trickle) follow the CVL.
+                notes.append("charging stopped: CVL at the pack voltage")
+            cvl = self.cvl.step(
+                snap,
+                allowed,
+                dt,
+                limited,
+                charge_allowed=ccl > 0.0,
+                over_current=over,
+                tighten=self.charge_limit.above,
+                headroom=self._headroom(snap, enforced),
+                excess_v=max(0.0, snap.current - enforced) * self.highest.r_ohm * self.cells,
+                ir_cell_v=max(0.0, snap.current) * self.highest.r_ohm,
+            )
             dcl = self.dcl.step(cfg.max_discharge_current_a * derating.discharge, dt)
         force = self._force(snap, soc, charge_target > 0.0 and phase is not Phase.STOPPED)
         if force:
@@ -197,6 +243,35 @@ class ChargeController:
         if last is None:
             return 0.0
         return min(max(now - last, 0.0), self.settings.max_step_s)
+
+    def _charge_limit(
+        self,
+        snap: BatterySnapshot,
+        ccl: float,
+        dt: float,
+        alarms: dict[Alarm, Severity],
+        notes: list[str],
+    ) -> bool:
+        """Whether the charge current stays above the CCL (chargelimit.py), with its alarm."""
+        over = self.charge_limit.step(snap.current, ccl, dt)
+        if over:
+            # Battery-Emulator's "charge limit exceeded": the inverter ignores the CCL.
+            raise_alarm(alarms, Alarm.HIGH_CHARGE_CURRENT, Severity.WARNING)
+            notes.append(f"charge current {snap.current:.1f} A above CCL {ccl:.1f} A: CVL lowered")
+        return over
+
+    def _headroom(self, snap: BatterySnapshot, ccl: float) -> float | None:
+        """For an inverter that ignores CCL: how far above the pack the CVL may go so that
+        its voltage loop alone keeps the current within CCL (V pack; negative: below, as
+        the current is above CCL); else None."""
+        if not self.charge_limit.ignored or not math.isfinite(snap.current):
+            return None
+        r_pack = self.highest.r_ohm * self.cells
+        # Half a CVL step more: with less, a small CCL would hold the CVL forever (its
+        # next step up carries more than the CCL left), with a step it overshoots by less
+        # than half a step's current.
+        step = self.settings.cvl.step_v
+        return (ccl - max(0.0, snap.current)) * r_pack + step / 2
 
     def _full_charge_due(self, now: float) -> bool:
         """The periodic full charge is due (and not disabled)."""

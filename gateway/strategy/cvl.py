@@ -8,18 +8,34 @@ inverter's slow voltage loop. In short:
 - ceiling: CVL <= cells x allowed maximum; the allowed maximum ramps down into float.
 - slow loop: the CVL moves by gain x near x error per second (error = set point minus
   highest cell, near = how many cells rise with the highest), at most `ramp_v_per_s` per
-  cell, not within the deadband, and upwards only `hold_s` after its last decrease.
+  cell upwards and `fall_v_per_s` downwards (the steep LFP top needs the faster fall), not
+  within the deadband, and upwards only `hold_s` after its last decrease and only with room
+  for half an output step at the highest cell (no limit cycle from the 0.1 V steps).
 - cut: while charging, a cell above its allowed maximum sets the CVL to string voltage -
   near x excess at once (assumes only the cells near the highest take the change, so it
   cannot over-correct by more than that estimate); if the cell is still above once the
-  inverter has had time to follow, it cuts again from the CVL itself.
+  inverter has had time to follow the last decrease (SETTLE_S), it cuts again from the CVL
+  itself, and again every SETTLE_S: an inverter that reads the pack low is caught however
+  far off its voltmeter is. Only decreases restart that wait: the loop's own steps up do
+  not (they did, and the repeated cut never came: issue 14).
+- charging stopped (CCL 0: temperature, node flags, the voltage derating, the start-up
+  hold): the CVL goes to the pack voltage rounded down and never rises while it stays so,
+  so a charger that ignores CCL and the enable bit does not charge either; it restarts
+  from the cells when the CCL comes back.
+- current above CCL (an inverter that ignores or overshoots it, see chargelimit.py): the
+  CVL goes below the pack voltage by the excess current times the pack resistance and a
+  step, then one step lower every TIGHTEN_S while the current is still above; it does not
+  rise while the condition lasts, and for an hour after the inverter is held to the CCL:
+  pack + (CCL - current) x resistance, and no more than the highest cell can take once
+  the current has tapered.
 - anti-windup: while the inverter charges at CCL its voltage loop is idle: the CVL may
   then not rise beyond what the highest cell can take (string voltage + near x room); the
   slow loop never falls further than all cells could need (string voltage - cells x
   excess).
 - inverter voltmeter: an inverter reading the pack low keeps charging above the CVL. That
-  offset is learnt while charging at a steady CVL and subtracted (a high reading only
-  lowers the charge a little and is left alone).
+  offset is learnt while charging with the pack at or above a CVL that has not fallen for
+  SETTLE_S, and subtracted (a high reading only lowers the charge a little and is left
+  alone; the estimate is kept while the inverter is current-limited below the CVL).
 - output: whole protocol steps, never above the hard limits; down once the loop is half
   a step below, up one step once it is a whole step above (hysteresis).
 """
@@ -34,9 +50,12 @@ from gateway.contracts.snapshot import BatterySnapshot
 from gateway.strategy.settings import CvlSettings
 
 _EPS = 1e-9
-# Longer than any inverter takes to follow a new CVL: a CVL steady this long has had its
-# effect (for the repeated cut and for learning the voltmeter offset).
+# Longer than any inverter takes to follow a new CVL: a CVL that has not fallen for this
+# long has had its effect (for the repeated cut and for learning the voltmeter offset).
 SETTLE_S = 20.0
+# While the current stays above CCL, the CVL falls one more step this often: an inverter
+# follows a lower CVL within a few seconds.
+TIGHTEN_S = 5.0
 OFFSET_TAU_S = 60.0  # the offset estimate follows with this time constant
 # Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
 CHARGING_C = 0.005
@@ -64,15 +83,35 @@ class CvlController:
         self.offset = 0.0  # learnt inverter voltmeter offset, <= 0 (V pack)
         self._loop: float | None = None  # slow-loop value (V pack); None: restart
         self._since_decrease = 0.0
-        self._steady_s = 0.0  # time since the output last changed
+        self._since_down_s = 0.0  # time since the output last fell
         self._last_pack: float | None = None  # last valid pack voltage, for holding
         self._holding = False
+        self._forbidden = False  # charging was forbidden in the last step
+        self._was_over = False  # the charge current was above CCL in the last step
 
     def step(
-        self, snap: BatterySnapshot, allowed_max: float, dt: float, current_limited: bool
+        self,
+        snap: BatterySnapshot,
+        allowed_max: float,
+        dt: float,
+        current_limited: bool,
+        *,
+        charge_allowed: bool = True,
+        over_current: bool = False,
+        tighten: bool = False,
+        headroom: float | None = None,
+        excess_v: float = 0.0,
+        ir_cell_v: float = 0.0,
     ) -> float:
         """CVL (V) for one valid snapshot; `allowed_max` is the phase's cell maximum (V),
-        `current_limited` tells that the inverter charges at CCL (its voltage loop idle)."""
+        `current_limited` tells that the inverter charges at CCL (its voltage loop idle),
+        `charge_allowed` False that no charge may flow (CCL 0),
+        `over_current` that the charge current has stayed above CCL (chargelimit.py):
+        the CVL does not rise, and falls while `tighten` says it still is. `headroom`
+        (V pack), for an inverter that ignores CCL: the CVL rises at most this far above the
+        pack voltage (the CCL left times the pack's resistance); `excess_v` the current above
+        CCL times that resistance: the first tightening goes that much further down;
+        `ir_cell_v` the IR drop of a cell at the present current (V)."""
         cfg, n = self.settings, self.cells
         if self.limit is None or allowed_max >= self.limit:
             self.limit = allowed_max
@@ -87,6 +126,10 @@ class CvlController:
         self._last_pack = min(v for v, _, _ in strings)
         charging = snap.current > CHARGING_C * snap.capacity_ah
         self._learn_offset(charging, self._last_pack, dt)
+        if charge_allowed and self._forbidden:
+            self._loop = None  # start afresh from the cells, as after a stop
+        self._forbidden = not charge_allowed
+        was_over, self._was_over = self._was_over, over_current
         # The limiting string: least room (or most excess) for its highest cell.
         pack, top, near = min(strings, key=lambda s: setpoint - s[1])
         pack += self.offset
@@ -95,20 +138,45 @@ class CvlController:
         # Hard limits, applied to the output at once: the ceiling, and the cut while charging
         # (a cell resting above the limit, e.g. entering float, is the slow loop's job).
         hard = ceiling
+        settled = self._since_down_s >= SETTLE_S and self.output is not None
         for s_pack, s_top, s_near in strings:
             if charging and s_top > self.limit:
                 drop = s_near * (s_top - self.limit)
                 hard = min(hard, s_pack + self.offset - drop)
-                if self._steady_s >= SETTLE_S and self.output is not None:
+                if settled and self.output is not None:
                     # Still above after the inverter had time to follow: cut again from the
                     # CVL itself, whatever its voltmeter makes of our pack voltage.
-                    hard = min(hard, self.output - drop)
+                    hard = min(hard, self.output - max(drop, cfg.step_v))
+        at_pack = self._floor_step(pack)  # the pack voltage as the inverter reads it
+        if headroom is not None and headroom < cfg.step_v / 2:
+            # The current is above CCL: as far below the pack as the excess drops in it.
+            hard = min(hard, pack + headroom)
+        if not charge_allowed:
+            hard = min(hard, at_pack)
+        if over_current and tighten and charging:
+            if not was_over or self.output is None or self.output > at_pack:
+                # First: below the pack by what the excess current drops in the pack.
+                hard = min(hard, self._floor_step(pack - excess_v) - cfg.step_v)
+            elif self._since_down_s >= TIGHTEN_S:
+                hard = min(hard, self.output - cfg.step_v)  # then a step at a time
         reach = pack + near * error  # what the highest cell can take
         loop = min(ceiling, reach) if self._loop is None else self._loop
         before = loop
-        if abs(error) > cfg.deadband_v and (error < 0 or self._since_decrease >= cfg.hold_s):
+        # Rising needs more room than the deadband: half an output step as it reaches the
+        # highest cell (step / near), at most half the margin. Else the 0.1 V steps and 1 mV
+        # readings make a limit cycle: one step up overshoots the set point, down again.
+        rise_band = max(cfg.deadband_v, min(cfg.step_v / 2 / near, cfg.margin_v / 2))
+        if (error < -cfg.deadband_v) or (error > rise_band and self._since_decrease >= cfg.hold_s):
             rate = cfg.gain_per_s * near * error
-            loop += max(-cfg.ramp_v_per_s * n, min(cfg.ramp_v_per_s * n, rate)) * dt
+            loop += max(-cfg.fall_v_per_s * n, min(cfg.ramp_v_per_s * n, rate)) * dt
+        if not charge_allowed or (over_current and headroom is None):
+            loop = min(loop, before)  # no rise while charge must not (or does not) follow
+        if headroom is not None:
+            # An inverter that ignores CCL charges as hard as its voltage loop lets it: the
+            # CVL rises no further than the CCL allows, nor than the highest cell can take
+            # once the current has tapered (the other cells' IR drop then goes to it).
+            at_rest = pack - n * ir_cell_v + near * (setpoint - (top - ir_cell_v))
+            loop = min(loop, max(before, pack + headroom), at_rest)
         if current_limited:
             # Only as a limit on increases: an inverter whose voltmeter reads high needs a
             # CVL above `reach` to get the cells there.
@@ -129,28 +197,37 @@ class CvlController:
             return False
         return self.output >= self._floor_step(self.cells * self.limit)
 
-    def hold(self, pack: float = math.nan) -> float:
+    def hold(self, pack: float = math.nan, tighten: bool = False) -> float:
         """CVL while stopped or without usable data: the pack voltage (`pack` when known,
         else the last known one), at most cells x float voltage, never below the floor,
         and never rising while it holds (a charger that ignores CCL 0 must not push the
-        pack up and the CVL after it). The loop starts afresh afterwards."""
+        pack up and the CVL after it); one step lower every TIGHTEN_S while `tighten`
+        says charging goes on. The loop starts afresh afterwards."""
         if math.isfinite(pack):
             self._last_pack = pack
         value = n_float = self.cells * self.chemistry.float_v
         if self._last_pack is not None:
-            value = min(self._last_pack, n_float)
+            value = min(self._last_pack + self.offset, n_float)
         if self._holding and self.output is not None:
             value = min(value, self.output)
+            if tighten and (self._since_down_s >= TIGHTEN_S or not self._was_over):
+                value = self.output - self.settings.step_v  # charging on regardless
         self._holding = True
+        self._was_over = tighten
         self._loop = None
         self._since_decrease = 0.0
         return self._set_output(self._floor_step(max(self.floor, value)), 0.0)
 
     def _learn_offset(self, charging: bool, pack: float, dt: float) -> None:
-        """Charging at a steady CVL with the pack above it: the inverter reads low."""
-        if self.output is None or not charging or self._steady_s < SETTLE_S:
+        """Charging with the pack at or above a CVL that has had time to act: the inverter
+        reads low by the difference. Below the CVL the inverter is current-limited and its
+        voltmeter is not seen: the estimate is kept."""
+        out = self.output
+        if out is None or not charging or self._since_down_s < SETTLE_S:
             return
-        sample = max(-OFFSET_MAX_V * self.cells, min(0.0, self.output - pack))
+        if pack < out - self.settings.step_v / 2:
+            return
+        sample = max(-OFFSET_MAX_V * self.cells, min(0.0, out - pack))
         self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)
 
     def _quantize(self, loop: float, hard: float, restart: bool, dt: float) -> float:
@@ -171,7 +248,8 @@ class CvlController:
         return max(step, math.floor(value / step + _EPS) * step)
 
     def _set_output(self, value: float, dt: float) -> float:
-        self._steady_s = 0.0 if value != self.output else self._steady_s + dt
+        fell = self.output is not None and value < self.output - _EPS
+        self._since_down_s = 0.0 if fell else self._since_down_s + dt
         self.output = value
         return value
 

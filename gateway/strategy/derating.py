@@ -3,6 +3,9 @@
 The fraction of each direction is the smallest of its factors (cell voltage, temperature,
 SoC when enabled, node flags), times the share of parallel strings online. Node flags act
 by level and kind (table below); temperature windows block a direction with hysteresis.
+The cell-voltage factors move between levels (level_ratio^k), from the extreme cells
+without their IR drop (the controller passes them, resistance.py): a limit that follows
+a raw reading through its own IR drop cycles.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from gateway.strategy.flags import Effect, Flags, flag_effect, flags
 from gateway.strategy.settings import DeratingSettings
 
 Reason = Callable[[], str]
+# Below this fraction the cell-voltage factor is used as it is: near the top of the charge
+# a few tenths of an ampere matter, and the current there changes little per level.
+SMALLEST_LEVEL = 0.02
 
 
 class TemperatureGate:
@@ -55,6 +61,9 @@ class Derating:
     discharge: float
     notes: tuple[str, ...] = ()
     alarms: dict[Alarm, Severity] = field(default_factory=dict)
+    # The charge fraction without the highest-cell factor: what an inverter that ignores
+    # CCL is held to through the CVL (whose own loop does the taper at the top).
+    charge_unless_cell: float = 1.0
 
 
 class Derater:
@@ -72,8 +81,15 @@ class Derater:
         allowed_max: float,
         soc: float,
         connected_flags: Flags | None = None,
+        *,
+        max_cell: float | None = None,
+        min_cell: float | None = None,
     ) -> Derating:
-        """Fractions for a valid snapshot; `allowed_max` is the phase's cell maximum (V)."""
+        """Fractions for a valid snapshot; `allowed_max` is the cell maximum (V) the charge
+        derating counts from; `max_cell` / `min_cell` replace the snapshot's extreme cells
+        (the controller passes them without their IR drop, resistance.py)."""
+        top = snap.max_cell if max_cell is None else max_cell
+        bottom = snap.min_cell if min_cell is None else min_cell
         prof, cfg = self.chemistry, self.settings
         # (factor, reason): the reason is written only for a factor that limits, in the
         # notes; most ticks nothing does.
@@ -81,17 +97,18 @@ class Derater:
         discharge: list[tuple[float, Reason]] = []
         alarms: dict[Alarm, Severity] = {}
 
+        ratio = cfg.level_ratio
         if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
             charge.append(
                 (
-                    _at(prof.charge_by_cell, snap.max_cell - allowed_max),
-                    lambda: f"max cell {snap.max_cell:.3f} V",
+                    _level(_at(prof.charge_by_cell, top - allowed_max), ratio),
+                    lambda: f"max cell {top:.3f} V",
                 )
             )
             discharge.append(
                 (
-                    _at(prof.discharge_by_cell, snap.min_cell),
-                    lambda: f"min cell {snap.min_cell:.3f} V",
+                    _level(_at(prof.discharge_by_cell, bottom), ratio),
+                    lambda: f"min cell {bottom:.3f} V",
                 )
             )
 
@@ -141,6 +158,7 @@ class Derater:
             discharge.append((factor_of[d_eff], why))
 
         share = snap.online_fraction
+        unless_cell = max(0.0, min(1.0, *(f for f, _ in charge[1:]))) * share
         notes: list[str] = []
         results: list[float] = []
         for direction, factors in (("charge", charge), ("discharge", discharge)):
@@ -152,13 +170,23 @@ class Derater:
                 )
         if share < 1.0:
             notes.append(f"{snap.strings_online} of {snap.strings_total} strings online")
-        return Derating(results[0], results[1], tuple(notes), alarms)
+        return Derating(
+            results[0], results[1], tuple(notes), alarms, charge_unless_cell=unless_cell
+        )
 
 
 def _at(curve: Curve, x: float) -> float:
     """Curve value; an unknown input allows nothing."""
     y = curve.at(x)
     return 0.0 if math.isnan(y) else y
+
+
+def _level(factor: float, ratio: float) -> float:
+    """The highest level ratio^k at or below `factor` (k whole; the factor itself below
+    SMALLEST_LEVEL, where the levels would crowd, and without levels)."""
+    if ratio >= 1.0 or factor <= SMALLEST_LEVEL or factor >= 1.0:
+        return factor
+    return float(ratio ** math.ceil(math.log(factor) / math.log(ratio) - 1e-9))
 
 
 def _temp_alarm(snap: BatterySnapshot, curve: Curve) -> Alarm:

@@ -2,7 +2,11 @@
 
 - A lower target applies in the same step (a stop to 0 always; smaller cuts once they
   exceed min_step_a, so measurement noise cannot ratchet the limit down).
-- A higher target must persist for hold_s, then the limit ramps at ramp_a_per_s.
+- A higher target must persist for hold_s, then the limit ramps at ramp_a_per_s. An
+  increase also waits relax_after_s after the last
+  decrease (a stop by the fail-safe excepted: it recovers as from the start): no reversal
+  from down to up faster than that, so a loop through the battery (IR drop, an inverter's
+  lag) cannot cycle the limit faster either.
 - From 0 the limit recovers only once the target reaches recover_fraction of the maximum:
   on/off hysteresis, so a limit cannot flap around 0.
 - Increases (ramp starts) are counted; beyond max_increases_per_hour in the last hour a
@@ -31,6 +35,7 @@ class LimitRamp:
         self._ramping = False
         self._clock = 0.0  # counted seconds, for the hourly budget
         self._starts: deque[float] = deque()  # counted times of the ramp starts
+        self._since_change = math.inf  # counted time since the last decrease or ramp end
 
     @property
     def increases_last_hour(self) -> int:
@@ -44,6 +49,7 @@ class LimitRamp:
         self._clock += dt
         while self._starts and self._starts[0] <= self._clock - HOUR_S:
             self._starts.popleft()
+        self._since_change += dt
         if math.isnan(target):
             target = 0.0
         target = max(0.0, min(self.maximum, target))
@@ -53,6 +59,7 @@ class LimitRamp:
             self._ramping = False
             if target == 0.0 or out - target >= cfg.min_step_a:
                 self.output = target
+                self._since_change = 0.0
             return self.output
         if target == out:
             self._ramping = False
@@ -66,7 +73,8 @@ class LimitRamp:
                 return out
             self._above_s += dt
             budget = len(self._starts) < cfg.max_increases_per_hour
-            if self._above_s < cfg.hold_s or not budget:
+            relaxed = self._since_change >= cfg.relax_after_s
+            if self._above_s < cfg.hold_s or not budget or not relaxed:
                 return out
             self._ramping = True
             self._starts.append(self._clock)
@@ -74,11 +82,17 @@ class LimitRamp:
         if self.output >= target:
             self._ramping = False
             self._above_s = 0.0
+            self._since_change = 0.0
         return self.output
 
+    def new_phase(self) -> None:
+        """The charge phase changed: an increase need not wait relax_after_s."""
+        self._since_change = math.inf
+
     def stop(self) -> float:
-        """Force the limit to 0 at once (fail-safe); it recovers as from any 0."""
+        """Force the limit to 0 at once (fail-safe); it recovers as from the start."""
         self.output = 0.0
         self._ramping = False
         self._above_s = 0.0
+        self._since_change = math.inf
         return 0.0

@@ -212,8 +212,14 @@ class CvlSettings(_Section):
         0.0005,
         gt=0,
         le=0.01,
-        description="fastest slow-loop CVL change (V per cell per s; the over-voltage cut is "
-        "not limited)",
+        description="fastest slow-loop CVL rise (V per cell per s)",
+    )
+    fall_v_per_s: float = Field(
+        0.002,
+        gt=0,
+        le=0.05,
+        description="fastest slow-loop CVL fall (V per cell per s; faster than the rise: the "
+        "top of the LFP curve is steep; the over-voltage cut is not limited)",
     )
     hold_s: float = Field(
         60.0, ge=0, description="after any CVL decrease, no increase for this long (s)"
@@ -255,11 +261,55 @@ class LimitSettings(_Section):
         description="a limit at 0 recovers only once its target reaches this fraction of "
         "the maximum (fraction)",
     )
+    relax_after_s: float = Field(
+        900.0,
+        ge=0,
+        le=7200,
+        description="an increase waits at least this long after the last change (a "
+        "decrease or the end of a ramp; a fail-safe stop or a phase change clears the wait): "
+        "the shortest down-up reversal (s)",
+    )
     max_increases_per_hour: int = Field(
         30,
         ge=1,
         description="at most this many increases (ramp starts) per limit and hour; beyond, "
         "increases wait (decreases never do), so a limit cannot oscillate faster",
+    )
+
+
+class ChargeLimitSettings(_Section):
+    """Charge current above the CCL sent: alarm, and the CVL brings it down (chargelimit.py)."""
+
+    tolerance_a: float = Field(
+        0.5,
+        ge=0,
+        description="charge current up to this above the CCL is tolerated (A; a Multi "
+        "trickles 0.4-0.6 A at CCL 0 in the field, and the CVL then stops it)",
+    )
+    tolerance_fraction: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="... plus this fraction of the CCL (fraction; below a 10 % overshoot)",
+    )
+    follow_s: float = Field(
+        10.0,
+        ge=0,
+        le=120,
+        description="the highest CCL sent within this long counts: an inverter follows a "
+        "lower limit late (s)",
+    )
+    delay_s: float = Field(
+        30.0,
+        gt=0,
+        description="current above the CCL this long (leaky count) raises HIGH_CHARGE_CURRENT "
+        "and makes the CVL bring it down (s)",
+    )
+    release_s: float = Field(
+        600.0,
+        ge=0,
+        description="the condition clears after the current stayed within the CCL this long; "
+        "until then the CVL does not rise (s)",
     )
 
 
@@ -281,6 +331,14 @@ class DeratingSettings(_Section):
         "the direction outright (fraction)",
     )
     by_soc: bool = Field(False, description="also derate charging by SoC (charge_by_soc table)")
+    level_ratio: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="the cell-voltage factors move between levels: this ratio to a whole "
+        "power (1, 0.7, 0.49...), so a cell creeping up its curve in 1 mV steps changes the "
+        "limit a few times, not at every step (fraction; 1 = follow the table exactly)",
+    )
     tables: DeratingOverrides = Field(
         default_factory=DeratingOverrides, description="derating table overrides"
     )
@@ -421,6 +479,10 @@ class StrategySettings(_Section):
     cvl: CvlSettings = Field(default_factory=CvlSettings, description="CVL controller")
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="anti-oscillation of CCL and DCL"
+    )
+    charge_limit: ChargeLimitSettings = Field(
+        default_factory=ChargeLimitSettings,
+        description="charge current above the CCL (inverters that ignore or overshoot it)",
     )
     derating: DeratingSettings = Field(
         default_factory=DeratingSettings, description="current derating"

@@ -66,7 +66,9 @@ def test_highest_cell_stays_below_its_maximum_without_oscillation(
     # An inverter reading 0.3 V low overshoots until its offset is learnt: 2 mV at most.
     assert highest <= LFP.charge_target_v + 0.002
     assert reversals(cvl, STEP / 2) <= 6  # per hour
-    assert reversals(current, 1.0) <= 12
+    # A charger that ignores CCL (150 A available against 100 A) is held to it through the
+    # CVL since issue 14: its current moves with those CVL steps.
+    assert reversals(current, 1.0) <= (12 if inverter.follows_ccl else 16)
     assert all(d.limits.cvl <= 16 * LFP.charge_target_v + 1e-9 for d in decisions)
     assert all(d.limits.ccl <= 100.0 for d in decisions)
 

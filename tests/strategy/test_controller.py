@@ -138,7 +138,7 @@ def test_no_charging_at_0_degc_for_lfp() -> None:
 
 
 def test_derated_limits_and_the_online_share() -> None:
-    c, t = running()
+    c, t = running(derating={"level_ratio": 1.0})
     d = c.step(battery(t, top=3.40), SOC)  # 0.25 by the highest cell
     assert d.limits.ccl == pytest.approx(25.0)
     assert any("max cell 3.400 V" in n for n in d.notes)
@@ -225,7 +225,7 @@ def test_dvl_from_the_chemistry_or_the_settings() -> None:
 
 
 def test_charge_current_reduced_while_balancing() -> None:
-    c, t = running(balancing={"charge_current_fraction": 0.5})
+    c, t = running(balancing={"charge_current_fraction": 0.5}, derating={"level_ratio": 1.0})
     d = c.step(snapshot([[3.40] * 15 + [3.42]], time=t), SOC)
     assert d.balance[0].cells == 1 << 15
     assert d.limits.ccl == pytest.approx(100.0 * LFP.charge_by_cell.at(3.42 - 3.45) * 0.5)

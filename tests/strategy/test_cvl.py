@@ -143,10 +143,16 @@ def test_an_inverter_reading_the_pack_low_is_learnt() -> None:
     for _ in range(round(SETTLE_S) + 300):
         assert c.step(pack_above, 3.55, 1.0, False) == cvl
     assert c.offset == pytest.approx(-0.3, abs=0.005)
-    # A reading high (pack below the CVL) is not learnt: it only costs a little charge.
+    # Below the CVL the inverter is current-limited (or reads high): nothing is learnt, the
+    # estimate is kept for the next time the pack reaches the CVL.
     below = snapshot([[(cvl - 0.3) / N] * N], current=20.0)
     for _ in range(1000):
         c.step(below, 3.55, 1.0, False)
+    assert c.offset == pytest.approx(-0.3, abs=0.005)
+    # Charging with the pack at the CVL: the voltmeter agrees, the offset is unlearnt.
+    at = snapshot([[cvl / N] * N], current=20.0)
+    for _ in range(1000):
+        c.step(at, 3.55, 1.0, False)
     assert c.offset == pytest.approx(0.0, abs=0.001)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -22,7 +23,26 @@ def cells(top: float = 3.30, bottom: float = 3.30) -> list[list[float]]:
 
 
 def derate(snap: BatterySnapshot, allowed: float = 3.45, soc: float = 50.0, **cfg: object):  # type: ignore[no-untyped-def]
+    """The derating; the tables as they are unless `level_ratio` is given."""
+    cfg.setdefault("level_ratio", 1.0)
     return Derater(DeratingSettings.model_validate(cfg), LFP).step(snap, allowed, soc)
+
+
+@pytest.mark.parametrize(
+    ("top", "fraction"),
+    [(3.30, 1.0), (3.385, 0.7), (3.40, 0.7**4), (3.425, 0.7**9), (3.45, 0.005), (3.50, 0.0)],
+)
+def test_cell_voltage_factors_move_between_levels(top: float, fraction: float) -> None:
+    d = derate(snapshot(cells(top=top)), level_ratio=0.7)
+    assert d.charge == pytest.approx(fraction)
+
+
+def test_levels_bound_the_changes_of_a_creeping_cell() -> None:
+    tops = [3.37 + k * 0.001 for k in range(56)]  # 1 mV steps up to 3.425 V
+    fractions = [derate(snapshot(cells(top=v)), level_ratio=0.7).charge for v in tops]
+    changes = sum(a != b for a, b in itertools.pairwise(fractions))
+    assert changes <= 10  # table values: one change per millivolt (55)
+    assert all(b <= a for a, b in itertools.pairwise(fractions))
 
 
 def test_nothing_derates_a_healthy_battery() -> None:

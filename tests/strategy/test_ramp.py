@@ -10,7 +10,7 @@ import pytest
 from gateway.strategy.ramp import LimitRamp
 from gateway.strategy.settings import LimitSettings
 
-CFG = LimitSettings(hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05)
+CFG = LimitSettings(hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05, relax_after_s=0)
 
 
 def ramp_at(value: float, cfg: LimitSettings = CFG) -> LimitRamp:
@@ -78,7 +78,9 @@ def test_limits_are_clamped_to_the_maximum_and_nan_means_stop() -> None:
 
 
 def test_increases_per_hour_are_bounded() -> None:
-    cfg = LimitSettings(hold_s=0, ramp_a_per_s=100, min_step_a=1, max_increases_per_hour=10)
+    cfg = LimitSettings(
+        hold_s=0, ramp_a_per_s=100, min_step_a=1, max_increases_per_hour=10, relax_after_s=0
+    )
     r = LimitRamp(cfg, 100.0)
     r.output = 50.0
     outputs = []
@@ -97,7 +99,7 @@ def test_increases_per_hour_are_bounded() -> None:
 
 
 def test_a_long_taper_does_not_use_up_the_budget() -> None:
-    cfg = LimitSettings(hold_s=0, min_step_a=1, max_increases_per_hour=1)
+    cfg = LimitSettings(hold_s=0, min_step_a=1, max_increases_per_hour=1, relax_after_s=0)
     r = ramp_at(100.0, cfg)
     outs = [r.step(float(target), 1.0) for target in range(99, 0, -1)]
     assert outs == [float(t) for t in range(99, 0, -1)]
@@ -118,3 +120,27 @@ def test_ramp_rate_does_not_depend_on_the_step(dt: float) -> None:
     for _ in range(steps):
         r.step(100.0, dt)
     assert r.output == pytest.approx(50.0)
+
+
+def test_an_increase_waits_relax_after_s_after_the_last_change() -> None:
+    cfg = LimitSettings(hold_s=30, ramp_a_per_s=5, relax_after_s=900)
+    r = ramp_at(80.0, cfg)
+    assert r.step(40.0, 1.0) == 40.0  # tightening: at once
+    outs = [r.step(80.0, 1.0) for _ in range(1000)]
+    assert outs[898] == 40.0 and outs[899] > 40.0  # relaxing: 900 s after the decrease
+    assert outs[-1] == 80.0
+    # The ramp's end (8 s after it began, 93 s ago) is a change too: a further rise waits.
+    more = [r.step(100.0, 1.0) for _ in range(900)]
+    assert more.index(85.0) == 900 - 93 - 1
+
+
+def test_a_phase_change_and_a_stop_clear_the_relax_wait() -> None:
+    cfg = LimitSettings(hold_s=30, ramp_a_per_s=5, relax_after_s=900)
+    r = ramp_at(80.0, cfg)
+    r.step(10.0, 1.0)
+    r.new_phase()
+    outs = [r.step(80.0, 1.0) for _ in range(31)]
+    assert outs[28] == 10.0 and outs[29] == 15.0  # only the hold
+    r.stop()
+    outs = [r.step(80.0, 1.0) for _ in range(31)]
+    assert outs[28] == 0.0 and outs[29] == 5.0
