@@ -158,11 +158,13 @@ class Derater:
             discharge.append((factor_of[d_eff], why))
 
         share = snap.online_fraction
-        unless_cell = max(0.0, min(1.0, *(f for f, _ in charge[1:]))) * share
+        # Every charge factor but the highest cell's (the first, where the cells are known).
+        others = charge if snap.cells_unreported else charge[1:]
+        unless_cell = max(0.0, min(1.0, *(f for f, _ in others))) * share if others else share
         notes: list[str] = []
         results: list[float] = []
         for direction, factors in (("charge", charge), ("discharge", discharge)):
-            low = min(f for f, _ in factors)
+            low = min((f for f, _ in factors), default=1.0)
             results.append(max(0.0, min(1.0, low)) * share)
             if low < 1.0:
                 notes.extend(
