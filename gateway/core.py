@@ -357,7 +357,8 @@ class GatewayCore:
         out = Outbox()
         out.battery = self.source.commands(decision, now)
 
-        report = build_report(snap, decision, soc.soc, soc.soh, self.settings.inverter)
+        # An untrusted SoC goes out as the low end of its uncertainty (SocState.for_inverter).
+        report = build_report(snap, decision, soc.for_inverter, soc.soh, self.settings.inverter)
         self.report = report
         if self.settings.inverter.enabled and self.emitter.due(now, report):
             shaped = self.profile.shape(report)

@@ -265,12 +265,13 @@ class SocEstimator:
             self._low_end(snap.min_cell, dt, branches)
 
     def _ocv_error(self, cell_v: float, volts: float) -> float:
-        """± points of the SoC a voltage `volts` off the curve gives at `cell_v`: half the
-        SoC span of [cell_v - volts, cell_v + volts] on the OCV table, i.e. the voltage
-        error over the curve's slope there."""
-        prof = self.chemistry
-        span = prof.soc_from_ocv(cell_v + volts) - prof.soc_from_ocv(cell_v - volts)
-        return min(MAX_UNCERTAINTY, 0.5 * span)
+        """± points of the SoC a voltage `volts` off the curve gives at `cell_v`: the wider
+        side of the SoC span of [cell_v - volts, cell_v + volts] on the OCV table, i.e. the
+        voltage error over the curve's slope there."""
+        soc_at = self.chemistry.soc_from_ocv
+        soc = soc_at(cell_v)
+        error = max(soc_at(cell_v + volts) - soc, soc - soc_at(cell_v - volts))
+        return min(MAX_UNCERTAINTY, error)
 
     def _rested_ocv(self, snap: BatterySnapshot, branches: list[_Branch]) -> bool:
         """After a rest, each string's rested voltage sets its SoC where the OCV curve is
@@ -367,9 +368,7 @@ class SocEstimator:
             if b.relay_closed:
                 strings[b.index] += (target - strings[b.index]) * pull
                 strings[b.index] = min(100.0, max(0.0, strings[b.index]))
-        self._state = replace(
-            self._state, strings=tuple(strings), soc=_weighted(strings, branches)
-        )
+        self._state = replace(self._state, strings=tuple(strings), soc=_weighted(strings, branches))
 
 
 def _branches(snap: BatterySnapshot) -> list[_Branch]:
@@ -412,4 +411,3 @@ def _mean_cell(snap: BatterySnapshot) -> float:
     if math.isfinite(snap.voltage) and snap.voltage > 0 and snap.cells_in_series > 0:
         return snap.voltage / snap.cells_in_series
     return 0.5 * (snap.min_cell + snap.max_cell)
-
