@@ -52,6 +52,7 @@ class _Branch:
     capacity_ah: float  # rated
     relay_closed: bool
     mean_cell: float  # V, NaN when unknown
+    min_cell: float  # V: its lowest cell, else the battery's lowest (NaN when unknown)
 
 
 class SocEstimator:
@@ -256,7 +257,7 @@ class SocEstimator:
         self._empty_s = self._empty_s + dt if at_bottom else 0.0
 
         if entered_float or (at_top and self._full_s >= cfg.full_hold_s):
-            self._set_full(snap.time, snap.min_cell, branches)
+            self._set_full(snap.time, branches)
         elif at_bottom and self._empty_s >= cfg.empty_hold_s:
             self._set_empty(snap.time, branches)
         elif self._rest_s >= cfg.rest_time_s and not self._rest_used:
@@ -274,10 +275,10 @@ class SocEstimator:
         return min(MAX_UNCERTAINTY, error)
 
     def _rested_ocv(self, snap: BatterySnapshot, branches: list[_Branch]) -> bool:
-        """After a rest, each string's rested voltage sets its SoC where the OCV curve is
-        steep enough; on the flat part the count goes on. The rested value replaces the count
-        only when it is the better of the two (or the value is untrusted). True when it was
-        applied."""
+        """After a rest, each string's rested voltage gives its SoC where the OCV curve is
+        steep enough; on the flat part the count goes on. Such a point always measures the
+        capacity against the last trusted point; it replaces the count only when it is the
+        better of the two (or the value is untrusted). True when the rest was used."""
         cfg, st = self.settings, self._state
         strings = list(st.strings)
         worst = 0.0
@@ -289,18 +290,16 @@ class SocEstimator:
                 return False
             strings[b.index] = soc
             worst = max(worst, error)
-        if st.trusted and worst >= st.uncertainty:
-            return False
-        self._calibrated(strings, branches, SocSource.OCV, worst)
+        self._learn(_weighted(strings, branches))
+        if not st.trusted or worst < st.uncertainty:
+            self._calibrated(strings, branches, SocSource.OCV, worst)
         return True
 
-    def _calibrated(
-        self, strings: list[float], branches: list[_Branch], source: SocSource, error: float
-    ) -> None:
-        """A trusted point: the new value, and a capacity measurement against the last one
-        when they are far enough apart."""
+    def _learn(self, soc: float) -> None:
+        """A trusted point at `soc` (%): a capacity measurement against the last one when
+        they are far enough apart (the charge counted between them over their SoC
+        difference), weighted by that difference; then it is the next measurement's start."""
         st, cfg = self._state, self.settings
-        soc = _weighted(strings, branches)
         health, learned = st.health, st.learned
         if st.anchor_soc is not None and st.uncounted_s <= cfg.learn_max_uncounted_s:
             span = soc - st.anchor_soc
@@ -311,10 +310,6 @@ class SocEstimator:
                     learned += 1
         self._state = replace(
             st,
-            soc=soc,
-            strings=tuple(strings),
-            source=source,
-            uncertainty=error,
             health=health,
             learned=learned,
             anchor_soc=soc,
@@ -322,7 +317,19 @@ class SocEstimator:
             uncounted_s=0.0,
         )
 
-    def _set_full(self, now: float, min_cell: float, branches: list[_Branch]) -> None:
+    def _calibrated(
+        self, strings: list[float], branches: list[_Branch], source: SocSource, error: float
+    ) -> None:
+        """The value of a trusted point replaces the count."""
+        self._state = replace(
+            self._state,
+            soc=_weighted(strings, branches),
+            strings=tuple(strings),
+            source=source,
+            uncertainty=error,
+        )
+
+    def _set_full(self, now: float, branches: list[_Branch]) -> None:
         """The end of a charge: 100 %, less what the emptiest cell still lacks, for every
         string that took part (relay closed); a string that was out keeps its count.
 
@@ -331,18 +338,25 @@ class SocEstimator:
         full. The curve resolves only its steep top, so the value stays within
         TOP_RESOLVED_SOC..100 % (it also never turns an end of charge into a reason to
         charge again)."""
-        prof, cfg = self.chemistry, self.settings
-        full = 100.0
-        if math.isfinite(min_cell) and min_cell < prof.charge_target_v - cfg.full_margin_v:
-            lacking = prof.soc_from_ocv(min_cell)
-            if not math.isnan(lacking):
-                full = min(100.0, max(TOP_RESOLVED_SOC, lacking))
-        strings = [full if b.relay_closed else self._state.strings[b.index] for b in branches]
+        strings = [
+            self._full_value(b.min_cell) if b.relay_closed else self._state.strings[b.index]
+            for b in branches
+        ]
+        self._learn(_weighted(strings, branches))
         self._calibrated(strings, branches, SocSource.FULL, FULL_UNCERTAINTY)
         self._state = replace(self._state, last_full=now)
 
+    def _full_value(self, min_cell: float) -> float:
+        """What a string whose lowest cell is at `min_cell` holds at the end of a charge."""
+        prof, cfg = self.chemistry, self.settings
+        if not math.isfinite(min_cell) or min_cell >= prof.charge_target_v - cfg.full_margin_v:
+            return 100.0
+        lacking = prof.soc_from_ocv(min_cell)
+        return 100.0 if math.isnan(lacking) else min(100.0, max(TOP_RESOLVED_SOC, lacking))
+
     def _set_empty(self, now: float, branches: list[_Branch]) -> None:
         strings = [0.0 if b.relay_closed else self._state.strings[b.index] for b in branches]
+        self._learn(_weighted(strings, branches))
         self._calibrated(strings, branches, SocSource.EMPTY, EMPTY_UNCERTAINTY)
         self._state = replace(self._state, last_empty=now)
 
@@ -374,7 +388,7 @@ class SocEstimator:
 def _branches(snap: BatterySnapshot) -> list[_Branch]:
     """The parallel strings, in topology order; a snapshot without a topology is one."""
     if not snap.strings:
-        return [_Branch(0, snap.current, snap.capacity_ah, True, _mean_cell(snap))]
+        return [_Branch(0, snap.current, snap.capacity_ah, True, _mean_cell(snap), snap.min_cell)]
     cells = snap.cells_in_series
     return [
         _Branch(
@@ -383,9 +397,16 @@ def _branches(snap: BatterySnapshot) -> list[_Branch]:
             s.capacity_ah,
             s.relay_closed,
             s.voltage / cells if cells > 0 else math.nan,
+            _lowest_cell(snap, s.nodes),
         )
         for i, s in enumerate(snap.strings)
     ]
+
+
+def _lowest_cell(snap: BatterySnapshot, nodes: tuple[int, ...]) -> float:
+    """The lowest cell of a string from its nodes' cell voltages, else the battery's."""
+    volts = [v for n in nodes for v in snap.cell_voltages.get(n, ()) if math.isfinite(v) and v > 0]
+    return min(volts) if volts else snap.min_cell
 
 
 def _usable(snap: BatterySnapshot, branches: list[_Branch]) -> bool:

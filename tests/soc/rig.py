@@ -79,6 +79,7 @@ class Rig:
             max_temp=25.0,
             capacity_ah=math.fsum(b.capacity_ah for b in online),
             strings=tuple(built),
+            cell_voltages={i: (cell,) * CELLS for i, cell in enumerate(cells)},
         )
 
     def run(
