@@ -98,11 +98,12 @@ def test_first_data_gives_a_rough_estimate_then_the_rested_ocv() -> None:
     est.update(snap(0.0, -100.0, cells=(3.25,) * 16))  # under load
     assert est.state.source is SocSource.ESTIMATE
     assert not est.state.trusted
-    assert est.state.soc == pytest.approx(LFP.soc_from_ocv(3.25))
-    # 50 mV either way under an unknown load: from 9 % to 51 % on the plateau.
-    first = LFP.soc_from_ocv(3.25)
-    spread = max(LFP.soc_from_ocv(3.30) - first, first - LFP.soc_from_ocv(3.20))
-    assert est.state.uncertainty == pytest.approx(spread)
+    # 50 mV either way under an unknown load: from 9 % to 51 % on the plateau; the value is
+    # the middle, the inverter gets the low end.
+    low, high = LFP.soc_from_ocv(3.20), LFP.soc_from_ocv(3.30)
+    assert est.state.soc == pytest.approx((low + high) / 2)
+    assert est.state.uncertainty == pytest.approx((high - low) / 2)
+    assert est.state.for_inverter == pytest.approx(low)
     rest = (3.20,) * 16  # rested voltage on the steep low end: 9.4 %
     t = 0.0
     while t < 1795.0:

@@ -145,12 +145,17 @@ class SocEstimator:
 
     def _start(self, snap: BatterySnapshot, branches: list[_Branch]) -> None:
         """First data without a stored state: a rough SoC from the voltage under load,
-        untrusted, with the uncertainty that voltage allows."""
+        untrusted. The load's voltage drop is unknown, so the voltage says only that the SoC
+        lies between what the curve gives for it minus and plus estimate_voltage_error_v:
+        the value is the middle of that interval, the uncertainty its half-width (the low
+        end is what the inverter gets)."""
         cell = _mean_cell(snap)
-        soc = self.chemistry.soc_from_ocv(cell)
-        if math.isnan(soc):
+        e = self.settings.estimate_voltage_error_v
+        low = self.chemistry.soc_from_ocv(cell - e)
+        high = self.chemistry.soc_from_ocv(cell + e)
+        if math.isnan(low) or math.isnan(high):
             return
-        error = self._ocv_error(cell, self.settings.estimate_voltage_error_v)
+        soc, error = 0.5 * (low + high), 0.5 * (high - low)
         self._state = replace(
             self._state,
             soc=soc,
