@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.decision import Phase
-from gateway.contracts.snapshot import BatterySnapshot
+from gateway.contracts.snapshot import BatterySnapshot, NodeSnapshot, ProtectionKind
 from gateway.soc.settings import SocSettings
 from gateway.soc.state import MAX_UNCERTAINTY, SocSource, SocState
 
@@ -53,6 +53,7 @@ class _Branch:
     relay_closed: bool
     mean_cell: float  # V, NaN when unknown
     min_cell: float  # V: its lowest cell, else the battery's lowest (NaN when unknown)
+    sensor_fault: bool = False  # a node of it reports its current sensor implausible
 
 
 class SocEstimator:
@@ -231,7 +232,8 @@ class SocEstimator:
                 self._open_s.pop(b.index, None)
                 continue
             self._open_s[b.index] = opened = self._open_s.get(b.index, 0.0) + dt
-            if opened < cfg.offset_settle_s or abs(b.current) > cfg.offset_max_c * b.capacity_ah:
+            too_large = abs(b.current) > cfg.offset_max_c * b.capacity_ah
+            if opened < cfg.offset_settle_s or too_large or b.sensor_fault:
                 continue
             offsets[b.index] += (b.current - offsets[b.index]) * min(1.0, dt / cfg.offset_tau_s)
         self._state = replace(self._state, offsets=tuple(offsets))
@@ -403,9 +405,16 @@ def _branches(snap: BatterySnapshot) -> list[_Branch]:
             s.relay_closed,
             s.voltage / cells if cells > 0 else math.nan,
             _lowest_cell(snap, s.nodes),
+            any(_sensor_fault(snap.nodes.get(n)) for n in s.nodes),
         )
         for i, s in enumerate(snap.strings)
     ]
+
+
+def _sensor_fault(node: NodeSnapshot | None) -> bool:
+    """The node says its current reading is implausible (its own rest-offset check)."""
+    doubtful = (ProtectionKind.SENSOR_FAULT, ProtectionKind.PLAUSIBILITY)
+    return node is not None and any(k in node.faults or k in node.warnings for k in doubtful)
 
 
 def _lowest_cell(snap: BatterySnapshot, nodes: tuple[int, ...]) -> float:

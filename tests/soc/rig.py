@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 
 from gateway.contracts.chemistry import LFP
 from gateway.contracts.decision import Phase
-from gateway.contracts.snapshot import BatterySnapshot, StringSnapshot
+from gateway.contracts.snapshot import (
+    BatterySnapshot,
+    NodeSnapshot,
+    NodeState,
+    ProtectionKind,
+    StringSnapshot,
+)
 from gateway.soc import SocEstimator, SocSettings, SocState
 
 CELLS = 16
@@ -25,6 +31,7 @@ class TrueString:
     capacity_ah: float = 100.0  # what it really holds
     offset_a: float = 0.0  # its sensor reads this much more than flows
     relay_closed: bool = True
+    faults: frozenset[ProtectionKind] = frozenset()  # what its node reports
 
     def cell_v(self, current: float) -> float:
         return LFP.ocv.at(self.soc) + current * R_CELL * 100.0 / self.rated_ah
@@ -80,6 +87,20 @@ class Rig:
             capacity_ah=math.fsum(b.capacity_ah for b in online),
             strings=tuple(built),
             cell_voltages={i: (cell,) * CELLS for i, cell in enumerate(cells)},
+            nodes={
+                i: NodeSnapshot(
+                    node=i,
+                    present=True,
+                    age=0.5,
+                    state=NodeState.ACTIVE,
+                    relay_closed=s.relay_closed,
+                    trip_cleared=False,
+                    voltage=b.voltage,
+                    current=b.current,
+                    faults=s.faults,
+                )
+                for i, (s, b) in enumerate(zip(self.strings, built, strict=True))
+            },
         )
 
     def run(

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from gateway.contracts.snapshot import ProtectionKind
 from gateway.soc import SocSettings, SocState
 from tests.soc.rig import Rig, TrueString
 
@@ -60,6 +61,15 @@ def test_a_reading_too_large_for_an_offset_is_not_learned() -> None:
     """5 A on a 100 Ah string with its relay open is a broken sensor (0.05 C > 0.02 C): the
     node reports it; the count is not corrected by it."""
     rig = Rig([TrueString(50.0, offset_a=5.0, relay_closed=False)], settings=SLOW)
+    rig.est.set_soc(50.0)
+    rig.run(HOUR, dt=60.0)
+    assert rig.est.state.offsets == (0.0,)
+
+
+def test_a_node_that_doubts_its_sensor_teaches_nothing() -> None:
+    string = TrueString(50.0, offset_a=0.5, relay_closed=False)
+    string.faults = frozenset({ProtectionKind.SENSOR_FAULT})
+    rig = Rig([string], settings=SLOW)
     rig.est.set_soc(50.0)
     rig.run(HOUR, dt=60.0)
     assert rig.est.state.offsets == (0.0,)
