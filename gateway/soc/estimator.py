@@ -263,10 +263,17 @@ class SocEstimator:
         at_bottom = snap.min_cell <= prof.empty_cell_v and current_c < cfg.rest_current_c
         self._empty_s = self._empty_s + dt if at_bottom else 0.0
 
+        # A calibration point fires once per stay at the end (-inf holds it until the
+        # battery leaves): while it stays, the count goes on from the value set.
         if entered_float or (at_top and self._full_s >= cfg.full_hold_s):
             self._set_full(snap.time, branches)
-        elif at_bottom and self._empty_s >= cfg.empty_hold_s:
-            self._set_empty(snap.time, branches)
+            self._full_s = -math.inf
+        elif at_bottom:
+            # The empty point owns the bottom: neither a rest nor the low-end pull moves
+            # the value it set while the lowest cell stays there.
+            if self._empty_s >= cfg.empty_hold_s:
+                self._set_empty(snap.time, branches)
+                self._empty_s = -math.inf
         elif self._rest_s >= cfg.rest_time_s and not self._rest_used:
             self._rest_used = self._rested_ocv(snap, branches)
         elif -cfg.low_end_current_c <= current_c < cfg.rest_current_c:
@@ -350,8 +357,18 @@ class SocEstimator:
             for b in branches
         ]
         self._learn(_weighted(strings, branches))
-        self._calibrated(strings, branches, SocSource.FULL, FULL_UNCERTAINTY)
+        error = self._partly(branches, FULL_UNCERTAINTY)
+        self._calibrated(strings, branches, SocSource.FULL, error)
         self._state = replace(self._state, last_full=now)
+
+    def _partly(self, branches: list[_Branch], error: float) -> float:
+        """± points of the battery after a calibration of the strings whose relay is closed:
+        the others keep the uncertainty they had, weighted by capacity."""
+        total = math.fsum(b.capacity_ah for b in branches)
+        old = self._state.uncertainty
+        return (
+            math.fsum(b.capacity_ah * (error if b.relay_closed else old) for b in branches) / total
+        )
 
     def _full_value(self, min_cell: float) -> float:
         """What a string whose lowest cell is at `min_cell` holds at the end of a charge."""
@@ -364,7 +381,8 @@ class SocEstimator:
     def _set_empty(self, now: float, branches: list[_Branch]) -> None:
         strings = [0.0 if b.relay_closed else self._state.strings[b.index] for b in branches]
         self._learn(_weighted(strings, branches))
-        self._calibrated(strings, branches, SocSource.EMPTY, EMPTY_UNCERTAINTY)
+        error = self._partly(branches, EMPTY_UNCERTAINTY)
+        self._calibrated(strings, branches, SocSource.EMPTY, error)
         self._state = replace(self._state, last_empty=now)
 
     def _low_end(self, min_cell: float, dt: float, branches: list[_Branch]) -> None:

@@ -44,3 +44,5 @@ def test_a_full_point_sets_only_the_strings_that_took_part() -> None:
     state = rig.est.state
     assert state.strings[0] == pytest.approx(100.0)
     assert state.strings[1] == pytest.approx(60.0)  # out: its count is untouched
+    # The string that was out keeps its uncertainty (0: set by the user), weighted by half.
+    assert state.uncertainty == pytest.approx(0.5 * 1.0 + 0.5 * 0.0, abs=0.05)
