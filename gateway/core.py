@@ -416,11 +416,12 @@ class GatewayCore:
         if self.packs is not None:
             out.packs = self.packs.pack_commands(decision, now)
 
+        # An untrusted SoC goes out as the low end of its uncertainty (SocState.for_inverter).
         self.energy.update(now, snap.voltage, snap.current)
         report = build_report(
             snap,
             decision,
-            soc.soc,
+            soc.for_inverter,
             soc.soh,
             self.settings.inverter,
             charged_wh=self.energy.charged_wh,

@@ -5,9 +5,10 @@ percent). The charge strategy, the SoC estimator and the docs read these; settin
 override single values (gateway/strategy/settings.py).
 
 Sources: the field defaults collected in /work/shared/brief/charging-and-soc.md (dbus-serialbattery,
-diyBMS, LibreSolar, Victron) and public cell datasheets. The OCV curves are typical rested
-values, not one manufacturer's: good enough to start the SoC, which recalibrates itself at
-the ends of the charge.
+diyBMS, LibreSolar, Victron) and public cell datasheets. The LFP OCV curve is sampled from a
+published measurement (LFP_OCV_SOURCE, below); the NMC and LTO curves are typical rested
+values, not from one cited measurement. The SoC estimator uses a curve only where it is
+steep (gateway/soc/estimator.py, docs/soc.md).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class ChemistrySpec:
     charge_by_temp: Curve  # x = cell temperature (degC), applied to the min and max
     discharge_by_temp: Curve
     charge_by_soc: Curve  # x = SoC (%); used only when the strategy enables it
-    ocv: Curve  # x = SoC (%) in 5 % steps, y = rested cell voltage (V)
+    ocv: Curve  # x = SoC (%) at least every 5 %, y = rested cell voltage (V)
 
     def __post_init__(self) -> None:
         order = (
@@ -182,6 +183,25 @@ def _ocv(*volts: float) -> Curve:
     return Curve(tuple((5.0 * i, v) for i, v in enumerate(volts)))
 
 
+# LFP open-circuit voltage, sampled from a measured pseudo-OCV curve: a Lithium Werks
+# APR18650M1B LFP cell cycled at C/32 at room temperature, the mean of the charge and
+# discharge branches, 600 points from 2.0 V (0 %) to 3.6 V (100 %). Data: Data/LithiumWerks-
+# APR18650M1B.mat of github.com/soorajsunil/Piecewise-Battery-OCV (MIT), published with
+# S. Sunil, K. R. Pattipati, B. Balasingam, "Piecewise Linear Approximation of Battery
+# Open-Circuit Voltage Characteristics Using Dynamic Programming", IEEE Transactions on
+# Instrumentation and Measurement, 2025. Sampled every 5 %, and finer where the curve bends
+# (the first 5 %, the last 3 %), by linear interpolation of the 600 points. Its 0..100 % is
+# the cell's 2.0..3.6 V: the gateway's 0 % (3.00 V, under load) is 3.6 % on it, its 100 %
+# (3.45 V with a tail current) 99.7 %.
+LFP_OCV_SOURCE = "Sunil, Pattipati, Balasingam, IEEE TIM 2025: APR18650M1B, C/32 pseudo-OCV"
+LFP_OCV_POINTS = (
+    (0.0, 2.010), (1.0, 2.702), (2.0, 2.864), (3.0, 2.956), (4.0, 3.021), (5.0, 3.072),
+    (7.5, 3.164), (10.0, 3.203), (15.0, 3.216), (20.0, 3.241), (25.0, 3.262), (30.0, 3.278),
+    (35.0, 3.288), (40.0, 3.295), (45.0, 3.297), (50.0, 3.299), (55.0, 3.301), (60.0, 3.303),
+    (65.0, 3.307), (70.0, 3.316), (75.0, 3.333), (80.0, 3.337), (85.0, 3.339), (90.0, 3.341),
+    (95.0, 3.343), (97.0, 3.345), (98.0, 3.348), (99.0, 3.370), (99.5, 3.418), (100.0, 3.598),
+)  # fmt: skip
+
 # Charge derating by the highest cell, relative to the allowed maximum of the phase. At the
 # LFP daily target (3.45 V) this is the field table 3.375/3.400/3.425/3.450/3.500 V ->
 # 1/0.25/0.05/0.005/0.
@@ -215,11 +235,9 @@ LFP = ChemistrySpec(
         (-20, 0), (-15, 0.25), (-10, 0.5), (0, 1), (45, 1), (50, 0.5), (55, 0.25), (60, 0)
     ),
     charge_by_soc=_CHARGE_BY_SOC,
-    # Flat between 20 and 90 % (about 100 mV for 70 %): the OCV start is rough there.
-    ocv=_ocv(
-        2.800, 3.100, 3.180, 3.200, 3.220, 3.240, 3.250, 3.260, 3.265, 3.270, 3.275,
-        3.280, 3.285, 3.290, 3.295, 3.300, 3.305, 3.310, 3.315, 3.330, 3.400,
-    ),
+    # The cited LFP curve (LFP_OCV_SOURCE): flat between 15 and 98 % (about 130 mV for 83 %,
+    # under 1 mV per % between 35 and 65 % and between 75 and 98 %), steep at both ends.
+    ocv=Curve(LFP_OCV_POINTS),
 )  # fmt: skip
 
 NMC = ChemistrySpec(

@@ -36,7 +36,61 @@ class SocSettings(BaseModel):
     rest_time_s: float = Field(
         1800.0,
         ge=60.0,
-        description="rest needed before the open-circuit voltage is trusted for the SoC (s)",
+        description="rest needed before the open-circuit voltage is used for the SoC (s)",
+    )
+    ocv_voltage_error_v: float = Field(
+        0.010,
+        gt=0.0,
+        le=0.1,
+        description="how far a rested cell's voltage may be from the OCV table: measurement, "
+        "hysteresis between charge and discharge, relaxation not finished (V per cell)",
+    )
+    ocv_max_error: float = Field(
+        5.0,
+        gt=0.0,
+        le=50.0,
+        description="the rested voltage corrects the SoC only where the OCV curve is steep "
+        "enough that ocv_voltage_error_v is at most this many points; the slope threshold is "
+        "their ratio (default 10 mV / 5 % = 2 mV per %) (points of SoC)",
+    )
+    estimate_voltage_error_v: float = Field(
+        0.05,
+        gt=0.0,
+        le=0.5,
+        description="how far the first voltage, read under an unknown load, may be from the "
+        "OCV: gives the uncertainty of the first, untrusted estimate (V per cell)",
+    )
+    count_error: float = Field(
+        0.01,
+        ge=0.0,
+        le=0.2,
+        description="share of the counted charge that may be wrong (current sensor gain): "
+        "the uncertainty grows by it (fraction)",
+    )
+    current_offset_error_c: float = Field(
+        0.0005,
+        ge=0.0,
+        le=0.05,
+        description="current-sensor offset that may remain after learning (C-rate): the "
+        "uncertainty grows by it with time",
+    )
+    offset_settle_s: float = Field(
+        30.0,
+        ge=0.0,
+        description="a string's relay open this long: its sensor reading is its offset (s)",
+    )
+    offset_tau_s: float = Field(
+        300.0,
+        gt=0.0,
+        description="time constant with which the learned current offset follows the "
+        "readings of a string whose relay is open (s)",
+    )
+    offset_max_c: float = Field(
+        0.02,
+        gt=0.0,
+        le=0.2,
+        description="a reading above this with the relay open is a broken sensor, not an "
+        "offset: not learned (C-rate)",
     )
     full_margin_v: float = Field(
         0.02,
@@ -101,14 +155,21 @@ class SocSettings(BaseModel):
         0.3,
         gt=0.0,
         le=1.0,
-        description="weight of a new capacity measurement in the learned capacity (fraction; "
-        "1 = take it as is)",
+        description="weight of a full-span (100 points) capacity measurement in the learned "
+        "capacity; a shorter span weighs in proportion (fraction; 1 = take it as is)",
+    )
+    learn_min_span: float = Field(
+        40.0,
+        ge=10.0,
+        le=100.0,
+        description="two trusted points at least this far apart measure the capacity: the "
+        "charge counted between them over their SoC difference (points of SoC)",
     )
     learn_max_uncounted_s: float = Field(
         600.0,
         ge=0.0,
-        description="a full-to-empty cycle with more time than this not counted (gaps, clock "
-        "jumps) does not teach the capacity (s)",
+        description="a span between two trusted points with more time than this not counted "
+        "(gaps, clock jumps) does not teach the capacity (s)",
     )
 
     @model_validator(mode="after")

@@ -69,6 +69,11 @@ def status(
         "soh": num(soc.soh, 1),
         "soc_source": soc.source.value,
         "soc_trusted": soc.trusted,
+        # ± points the SoC may be off, and what the inverter is sent (the low end of the
+        # uncertainty while the SoC is not trusted).
+        "soc_uncertainty": num(soc.uncertainty, 1),
+        "soc_sent": num(soc.for_inverter, 1),
+        "soc_strings": [num(s, 1) for s in soc.strings],
         "voltage": num(snap.voltage, 2),
         "current": num(snap.current, 1),
         "power_w": num(snap.voltage * snap.current, 0),

@@ -13,7 +13,6 @@ from collections import deque
 from typing import Any
 
 import can
-import pytest
 
 from gateway.contracts.decision import Alarm
 from gateway.sim.power import Constant
@@ -104,12 +103,8 @@ def test_a_node_rebooting_mid_charge_opens_its_relay_and_rejoins() -> None:
     assert all(abs(r["soc"] - r["soc_true"]) < 2.0 for r in before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: gateway/soc/estimator.py counts the charge of the strings online into the "
-    "SoC of the whole battery; a string that was out rejoins with the others' SoC (4 % off here)",
-)
 def test_soc_after_a_string_rejoins_matches_the_whole_battery() -> None:
+    """Each string counts its own charge: the one that was out rejoins with its own SoC."""
     setup = base_setup(
         strings=[[0], [1]], soc=0.5, pv=Constant(3000.0), load=Constant(0.0), initial_soc_known=True
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from gateway.contracts.chemistry import LFP
+from gateway.contracts.chemistry import Curve
 from gateway.contracts.decision import Decision, Limits
 from gateway.contracts.snapshot import BatterySnapshot
 from gateway.outputs.inverter import InverterSettings, make_profile
@@ -34,6 +34,20 @@ from tests.strategy.battery import snapshot
 # Above 100 % the cell voltage climbs steeply: 50 mV per % of overcharge (the LFP knee).
 KNEE_V_PER_FRACTION = 5.0
 HOUR_S = 3600.0
+# The crude loop's own LFP curve, 0..100 % in 5 % steps, whose 100 % (3.40 V) is where the
+# knee above starts. Not the gateway's OCV table (gateway/contracts/chemistry.py): that one
+# is a measurement, with its own steep end up to 3.6 V, which this loop models as the knee.
+CRUDE_LFP_OCV = Curve(
+    tuple(
+        (5.0 * i, v)
+        for i, v in enumerate(
+            (
+                2.800, 3.100, 3.180, 3.200, 3.220, 3.240, 3.250, 3.260, 3.265, 3.270, 3.275,
+                3.280, 3.285, 3.290, 3.295, 3.300, 3.305, 3.310, 3.315, 3.330, 3.400,
+            )
+        )
+    )
+)  # fmt: skip
 
 
 @dataclass
@@ -45,8 +59,8 @@ class Cell:
 
     def ocv(self) -> float:
         if self.soc <= 1.0:
-            return LFP.ocv.at(100.0 * self.soc)
-        return LFP.ocv.at(100.0) + self.knee_v_per_fraction * (self.soc - 1.0)
+            return CRUDE_LFP_OCV.at(100.0 * self.soc)
+        return CRUDE_LFP_OCV.at(100.0) + self.knee_v_per_fraction * (self.soc - 1.0)
 
     def voltage(self, current: float) -> float:
         return self.ocv() + current * self.r_ohm

@@ -55,6 +55,25 @@ async def test_status_matches_the_core(warm_bench: Bench) -> None:
     assert s["counters"]["battery"]["received"] == core.battery_counters.received
 
 
+async def test_an_untrusted_soc_is_flagged_with_its_uncertainty_and_sent_low(bench: Bench) -> None:
+    """A fresh gateway's SoC comes from the voltage under load: the page and the API say it
+    is not trusted and by how much it may be off; the inverter gets the low end (issue 14)."""
+    core = bench.core
+    async with client_for(BenchHost(bench)) as client:
+        s = (await client.get("/api/status")).json()
+        soc = core.soc_state
+        assert s["soc_trusted"] is False and s["soc_source"] == "estimate"
+        assert s["soc_uncertainty"] == round(soc.uncertainty, 1) and soc.uncertainty > 10
+        assert s["soc_sent"] == round(soc.soc - soc.uncertainty, 1)
+        assert core.sent is not None and core.sent.soc == pytest.approx(s["soc_sent"], abs=0.1)
+        assert len(s["soc_strings"]) == 2
+        core.set_soc(70.0, bench.now)
+        bench.run(bench.now + 30, 5.0)
+        s = (await client.get("/api/status")).json()
+    assert s["soc_trusted"] is True and s["soc_uncertainty"] < 1.0
+    assert core.sent is not None and core.sent.soc == pytest.approx(s["soc"], abs=0.1)
+
+
 async def test_nodes_show_cells_bleeding_and_faults_by_level(bench: Bench) -> None:
     bench.flags[1].warnings = frozenset({ProtectionKind.CHARGE_OVER_TEMP})
     bench.flags[1].infos = frozenset({ProtectionKind.CELL_OVER_VOLTAGE})

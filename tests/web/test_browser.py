@@ -11,6 +11,7 @@ Screenshots: test-output/web.png and web-phone.png always; the one in the docs w
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -216,6 +217,11 @@ def test_the_page_shows_the_live_battery_and_acts_with_the_token(
     # Shown values match the API.
     api = live.api("/api/status")
     assert float(text(driver, "soc-value")) == pytest.approx(api["soc"], abs=0.2)
+    # A fresh gateway's SoC is a rough estimate: the page says so, with what is sent.
+    assert api["soc_trusted"] is False
+    assert "not calibrated" in text(driver, "soc-source")
+    sent = re.search(r"inverter sent ([0-9.]+) %", text(driver, "soc-source"))
+    assert sent is not None and float(sent.group(1)) == pytest.approx(api["soc_sent"], abs=0.6)
     assert float(text(driver, "voltage-value")) == pytest.approx(api["voltage"], abs=1.0)
     assert text(driver, "limit-cvl") == f"{api['limits']['sent']['cvl']:.1f}"
     assert text(driver, "limit-ccl") == f"{api['limits']['sent']['ccl']:.1f}" or api["phase"]
@@ -288,6 +294,11 @@ def test_the_page_shows_the_live_battery_and_acts_with_the_token(
     soc.send_keys("55")
     click(driver, "#soc-set")
     wait(driver, lambda d: "SoC set to 55.0 %" in text(d, "toast"), "no confirmation shown")
+    wait(
+        driver,
+        lambda d: "not calibrated" not in text(d, "soc-source"),
+        "the SoC set by hand is still shown as not calibrated",
+    )
     wait(
         driver,
         lambda d: "SoC set to 55.0 %" in d.find_element(By.ID, "event-rows").text,

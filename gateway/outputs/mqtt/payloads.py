@@ -53,6 +53,7 @@ def state(view: BatteryView, energy: Energy) -> dict[str, Any]:
         "phase": decision.phase.value,
         "soc_pct": num(soc.soc, 1),
         "soc_trusted": soc.trusted,
+        "soc_uncertainty_pct": num(soc.uncertainty, 1),
         "soh_pct": num(soc.soh, 1),
         "cycles": num(soc.cycles, 2),
         "voltage_v": num(snap.voltage, 2),

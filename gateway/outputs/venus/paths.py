@@ -223,13 +223,14 @@ def installed_ah(topology: TopologySettings, override: float | None) -> float:
 
 
 def charge_ah(view: BatteryView, installed: float) -> tuple[float | None, float | None]:
-    """(remaining, consumed) Ah: the SoC of the usable capacity (rated x learned health),
+    """(remaining, consumed) Ah: the SoC sent (SocState.for_inverter) of the usable capacity
+    (rated x learned health),
     and what is missing to full as a negative number (Venus OS's sign). None before any SoC."""
     soc = view.soc
     if soc.source == SocSource.NONE:
         return None, None
     usable = installed * soc.health
-    remaining = usable * soc.soc / 100
+    remaining = usable * soc.for_inverter / 100
     return remaining, remaining - usable
 
 
@@ -312,7 +313,8 @@ def battery_items(
         "/Dc/0/Power": _round(snap.voltage * current, 0),
         # The highest cell temperature, as the CAN output reports the battery temperature.
         "/Dc/0/Temperature": _round(snap.max_temp, 1),
-        "/Soc": None if remaining is None else _round(soc.soc, 1),
+        # What the CAN output sends too: an untrusted SoC as the low end of its uncertainty.
+        "/Soc": None if remaining is None else _round(soc.for_inverter, 1),
         "/Soh": _round(soc.soh, 1),
         "/Capacity": _round(remaining, 1),
         "/InstalledCapacity": _round(installed, 1),

@@ -358,7 +358,7 @@ class VenusOutput:
         if report is None:
             d = view.decision
             report = build_report(
-                view.snapshot, d, view.soc.soc, view.soc.soh, self.inverter_settings
+                view.snapshot, d, view.soc.for_inverter, view.soc.soh, self.inverter_settings
             )
         out = self._shaper.shape(report)
         identity = Identity(self.device_instance, self.custom_name, self.connection)

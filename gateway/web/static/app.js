@@ -206,7 +206,11 @@
     const bar = $("soc-bar");
     bar.style.width = `${Math.max(0, Math.min(100, s.soc || 0))}%`;
     bar.className = s.soc === null ? "" : s.soc < 15 ? "low" : s.soc < 35 ? "mid" : "";
-    setText("soc-source", SOC_SOURCES[s.soc_source] || s.soc_source);
+    const source = SOC_SOURCES[s.soc_source] || s.soc_source;
+    // An untrusted SoC says so, with its uncertainty and what the inverter gets meanwhile.
+    setText("soc-source", s.soc_trusted ? `${source}, ±${fmt(s.soc_uncertainty, 1)}`
+      : `not calibrated: ±${fmt(s.soc_uncertainty, 0)}, inverter sent ${fmt(s.soc_sent, 0)} % (${source})`);
+    $("soc-value").classList.toggle("untrusted", !s.soc_trusted);
     setText("soh-value", fmt(s.soh, 0));
     setText("voltage-value", fmt(s.voltage, 2));
     setText("strings-value", `${s.strings_online} of ${s.strings_total} string${s.strings_total === 1 ? "" : "s"} online`);
