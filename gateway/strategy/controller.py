@@ -75,6 +75,7 @@ class ChargeController:
         self._last_time: float | None = None
         self._stale_s = 0.0
         self._force_charge = False
+        self._strings_online = 0  # at the last step: a string joining is a transition
 
     @property
     def state(self) -> StrategyState:
@@ -123,7 +124,11 @@ class ChargeController:
             dt,
         )
         phase = changed.phase
-        if changed.note:  # a phase change: the limits may move to the new phase's at once
+        joined = snap.strings_online > self._strings_online
+        self._strings_online = snap.strings_online
+        # A phase change, or a string (re)joining: the limits may move to the new phase's or
+        # the larger battery's at once (the relax wait is against cycles, not capacity).
+        if changed.note or joined:
             self.ccl.new_phase()
             self.dcl.new_phase()
         st = self._state

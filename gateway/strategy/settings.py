@@ -266,7 +266,8 @@ class LimitSettings(_Section):
         ge=0,
         le=7200,
         description="an increase waits at least this long after the last change (a "
-        "decrease or the end of a ramp; a fail-safe stop or a phase change clears the wait): "
+        "decrease or the end of a ramp; a fail-safe stop, a phase change or a string joining "
+        "clears the wait): "
         "the shortest down-up reversal (s)",
     )
     max_increases_per_hour: int = Field(
