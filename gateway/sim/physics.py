@@ -291,10 +291,11 @@ class Cell:
     """
 
     __slots__ = (
-        "_cap_temps", "_charge", "_charge_step", "_decay_rc", "_decay_th", "_discharge_step",
-        "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain", "_real", "_self_discharge_step",
-        "_slopes", "_tc", "_volts", "_xs", "capacity_ah", "current_a", "drift_a", "heat_in_w",
-        "hysteresis", "ocv", "params", "polarisation_v", "r0_ohm", "temperature_c", "voltage",
+        "_cap_temps", "_cap_temps_at", "_charge", "_charge_step", "_decay_rc", "_decay_th",
+        "_discharge_step", "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain", "_real",
+        "_self_discharge_step", "_slopes", "_tc", "_volts", "_xs", "capacity_ah", "current_a",
+        "drift_a", "heat_in_w", "hysteresis", "ocv", "params", "polarisation_v", "r0_ohm",
+        "temperature_c", "voltage",
     )  # fmt: skip
 
     def __init__(
@@ -323,6 +324,9 @@ class Cell:
         self.hysteresis = 0.0
         self._real = p.realistic
         self._cap_temps = p.capacity_by_temp
+        # (temperature, resistance factor, capacity fraction, 2RT/F, OCV shift) at the
+        # temperature they were last worked out for (the full path only).
+        self._cap_temps_at = (math.inf, 1.0, 1.0, 0.0, 0.0)
         self._i0 = p.exchange_current_a
         self.temperature_c = temperature_c
         self.r0_ohm = self._resistance(temperature_c)
@@ -425,14 +429,29 @@ class Cell:
         i = current_a + self.drift_a
         charge = self._charge + i * (self._charge_step if i > 0.0 else self._discharge_step)
         charge -= self._self_discharge_step
-        charge = min(max(charge, CHARGE_MIN), CHARGE_MAX)
+        if charge > CHARGE_MAX:
+            charge = CHARGE_MAX
+        elif charge < CHARGE_MIN:
+            charge = CHARGE_MIN
         self._charge = charge
-        # Temperature factors from the cell's temperature at the start of the step.
-        t = min(max(self.temperature_c, RESISTANCE_TEMP_MIN_C), RESISTANCE_TEMP_MAX_C)
-        slow = math.exp(self._tc * (REFERENCE_TEMP_C - t))  # resistance x, exchange current /
+        # Temperature factors from the cell's temperature at the start of the step, kept
+        # while it moves less than 0.05 K (they are smooth; this spares the hot loop).
+        t = self.temperature_c
+        cached = self._cap_temps_at
+        if abs(t - cached[0]) > 0.05:
+            tc = min(max(t, RESISTANCE_TEMP_MIN_C), RESISTANCE_TEMP_MAX_C)
+            cached = (
+                t,
+                math.exp(self._tc * (REFERENCE_TEMP_C - tc)),
+                _interpolate(self._cap_temps, tc) if self._cap_temps else 1.0,
+                TWO_R_OVER_F * (tc + 273.15),
+                p.ocv_temp_coeff_v_per_k * (tc - REFERENCE_TEMP_C),
+            )
+            self._cap_temps_at = cached
+        _, slow, fraction, v_t, ocv_shift = cached
         # Hysteresis: moves towards the branch of the current's direction, by the charge moved.
         if i != 0.0:
-            moved = abs(i) * dt / (3600.0 * self.capacity_ah * p.hysteresis_charge)
+            moved = (i if i > 0.0 else -i) * self._discharge_step / p.hysteresis_charge
             target = 1.0 if i > 0.0 else -1.0
             self.hysteresis = target + (self.hysteresis - target) * math.exp(-moved)
         r1 = self._r1 * slow
@@ -440,22 +459,23 @@ class Cell:
         self.polarisation_v = v_rc
         r0 = self._r0_25 * slow
         self.r0_ohm = r0
-        eta = 0.0
-        if self._i0 > 0.0:
-            eta = TWO_R_OVER_F * (t + 273.15) * math.asinh(i * slow / (2.0 * self._i0))
+        eta = v_t * math.asinh(i * slow / (2.0 * self._i0)) if self._i0 > 0.0 else 0.0
         heat_w = i * i * r0 + v_rc * v_rc / r1 + i * eta + self.heat_in_w
         t_eq = ambient_c + heat_w * self._inv_g
-        self.temperature_c = t_eq + (self.temperature_c - t_eq) * self._decay_th
+        self.temperature_c = t_eq + (t - t_eq) * self._decay_th
         # Apparent capacity: the OCV is read at the charge stretched away from the middle.
-        fraction = _interpolate(self._cap_temps, t) if self._cap_temps else 1.0
-        fraction *= 1.0 - p.capacity_loss_per_c * abs(i) / self.capacity_ah
+        fraction *= 1.0 - p.capacity_loss_per_c * (i if i > 0.0 else -i) / self.capacity_ah
         x = 0.5 + (charge - 0.5) / fraction
+        if x > CHARGE_MAX:
+            x = CHARGE_MAX
+        elif x < CHARGE_MIN:
+            x = CHARGE_MIN
         xs = self._xs
-        x = min(max(x, CHARGE_MIN), CHARGE_MAX)
-        k = min(bisect_right(xs, x), len(xs) - 1)
+        k = bisect_right(xs, x)
+        if k >= len(xs):
+            k = len(xs) - 1
         ocv = self._volts[k - 1] + self._slopes[k - 1] * (x - xs[k - 1])
-        ocv += self.hysteresis * p.hysteresis_v
-        ocv += p.ocv_temp_coeff_v_per_k * (t - REFERENCE_TEMP_C)
+        ocv += self.hysteresis * p.hysteresis_v + ocv_shift
         self.ocv = ocv
         self.voltage = ocv + i * r0 + v_rc + eta
         self.current_a = i
