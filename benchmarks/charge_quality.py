@@ -33,7 +33,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,20 +358,30 @@ def _run_job(job: tuple[str, str, float, float]) -> tuple[list[Day], float]:
 
 
 def run_matrix(
-    cases: list[str], models: list[str], days: float | None, step_s: float, jobs: int
+    cases: list[str],
+    models: list[str],
+    days: float | None,
+    step_s: float,
+    jobs: int,
+    done: Callable[[list[Day]], None] = lambda days: None,
 ) -> tuple[list[Day], float]:
-    """Every case x model; the days of each case unless `days` says. Returns the days and
-    the CPU seconds they took."""
+    """Every case x model; the days of each case unless `days` says. `done` gets each
+    cell's days as it ends. Returns the days in matrix order and the CPU seconds taken."""
     work = [
-        (c, m, days if days is not None else CASES[c].days, step_s) for c in cases for m in models
+        (c, m, days if days is not None else CASES[c].days, step_s) for m in models for c in cases
     ]
     # The longest first, so the workers end together.
     work.sort(key=lambda w: -w[2])
+    results = []
     if jobs <= 1:
-        results = [_run_job(w) for w in work]
+        for w in work:
+            results.append(_run_job(w))
+            done(results[-1][0])
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_run_job, work))
+            for future in as_completed([pool.submit(_run_job, w) for w in work]):
+                results.append(future.result())
+                done(results[-1][0])
     order = {(c, m): i for i, (c, m) in enumerate(itertools.product(cases, models))}
     out = [d for ds, _ in results for d in ds]
     out.sort(key=lambda d: (order[d.case, d.model], d.day))
@@ -506,6 +516,7 @@ def run(
     jobs: int | None = None,
     doc: bool = False,
     console: Console | None = None,
+    done: Callable[[list[Day]], None] = lambda days: None,
 ) -> Result:
     """The matrix as a benchmark Result (benchmarks/run.py); prints the table."""
     cases = cases or list(CASES)
@@ -515,7 +526,7 @@ def run(
     res = Result("charge_quality", "Charge quality: cases x inverter models (issue 14)")
     res.params = {"cases": cases, "models": models, "days": days, "step_s": STEP_S}
     wall = time.perf_counter()
-    matrix, cpu = run_matrix(cases, models, days, STEP_S, jobs)
+    matrix, cpu = run_matrix(cases, models, days, STEP_S, jobs, done)
     wall = time.perf_counter() - wall
     summarise(res, matrix)
     res.params["matrix"] = [asdict(d) for d in matrix]
@@ -546,7 +557,21 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(cases or []) - set(CASES) | set(models or []) - set(MODELS)
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
-    res = run(args.quick, cases=cases, models=models, days=args.days, jobs=args.jobs, doc=args.doc)
+
+    def done(days: list[Day]) -> None:
+        if args.json is not None:  # each cell as it ends, a line each: a long run keeps them
+            with args.json.with_suffix(".jsonl").open("a") as f:
+                f.write(json.dumps([asdict(d) for d in days]) + "\n")
+
+    res = run(
+        args.quick,
+        cases=cases,
+        models=models,
+        days=args.days,
+        jobs=args.jobs,
+        doc=args.doc,
+        done=done,
+    )
     for note in res.notes:
         print(note)
     if args.json is not None:
