@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.cli import main
 from gateway.codec.pylontech_lv import (
     FRAME_IDS,
     BatteryLimits,
@@ -14,6 +15,7 @@ from gateway.codec.pylontech_lv import (
     encode_request_flags,
 )
 from gateway.sim.inverter import SimInverter, SimInverterSettings
+from gateway.sim.scenarios import SCENARIOS
 from gateway.sim.zoo import MODELS, inverter_model
 
 LIMITS = FRAME_IDS["BatteryLimits"]
@@ -147,3 +149,23 @@ def test_mppt_ignores_ccl_for_the_pv_surplus_but_grid_charge_follows_it() -> Non
     force = encode_request_flags(RequestFlags(0, 1, 1, 1, 1))
     grid = settle("mppt-ignores-ccl", pv_w=0, frames=((LIMITS, limits(ccl=10.0)), (FLAGS, force)))
     assert grid.current_a == pytest.approx(10.0, abs=0.05)
+
+
+def test_a_scenario_runs_with_a_zoo_model_and_the_command_line_names_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Charging a 20 Ah pack from 20 % with 4 kW of PV: the gateway allows 0.5 C, 10 A.
+    sim, _ = SCENARIOS["full-charge"].build(0, inverter="ccl-overshoot", bus="memory")
+    with sim:
+        assert sim.inverter.settings.ccl_overshoot == 0.10
+        assert sim.inverter.settings.family == "pylontech"  # the gateway's profile, as before
+        sim.run(300.0)
+        assert sim.inverter.limits is not None
+        ccl = sim.inverter.limits.charge_current_limit
+        assert ccl == pytest.approx(10.0)
+        assert sim.inverter_current == pytest.approx(1.1 * ccl, rel=0.01)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sim", "--inverter", "sunny-boy", "--no-web", "--no-view"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert all(name in err for name in MODELS)
