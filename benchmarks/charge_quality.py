@@ -542,6 +542,19 @@ def run(
     return res
 
 
+def render(paths: list[Path], doc: bool) -> int:
+    """The table of the cells that earlier runs wrote, in matrix order."""
+    days = [Day(**d) for path in paths for line in path.open() for d in json.loads(line)]
+    cases, models = list(CASES), list(MODELS)
+    days.sort(key=lambda d: (cases.index(d.case), models.index(d.model), d.day))
+    Console(width=240).print(table(days))
+    if doc:
+        cells = len({(d.case, d.model) for d in days})
+        when = time.strftime("%Y-%m-%d", time.gmtime())
+        update_doc(days, f"Measured {when}: {cells} cells of the matrix.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="hours instead of days, two models")
@@ -551,7 +564,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="", help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--doc", action="store_true", help="write the table into the doc")
     parser.add_argument("--json", type=Path, help="write the matrix (every day's figures) here")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        nargs="+",
+        metavar="JSONL",
+        help="no run: print (and with --doc write) the table of the cells these files of an "
+        "earlier run (--json PATH writes PATH.jsonl) hold",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        return render(args.render, args.doc)
     cases = [c for c in args.only.split(",") if c] or None
     models = [m for m in args.models.split(",") if m] or None
     unknown = set(cases or []) - set(CASES) | set(models or []) - set(MODELS)
