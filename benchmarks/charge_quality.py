@@ -544,7 +544,9 @@ def run(
 
 def render(paths: list[Path], doc: bool) -> int:
     """The table of the cells that earlier runs wrote, in matrix order."""
-    days = [Day(**d) for path in paths for line in path.open() for d in json.loads(line)]
+    read = [Day(**d) for path in paths for line in path.open() for d in json.loads(line)]
+    # A cell run twice (the same seed, the same figures) is shown once.
+    days = list({(d.case, d.model, d.day): d for d in read}.values())
     cases, models = list(CASES), list(MODELS)
     days.sort(key=lambda d: (cases.index(d.case), models.index(d.model), d.day))
     Console(width=240).print(table(days))
