@@ -18,7 +18,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import firmware, footprint, ingest, latency, mqtt, scaling, simulator
+from benchmarks import (
+    charge_quality,
+    firmware,
+    footprint,
+    ingest,
+    latency,
+    mqtt,
+    scaling,
+    simulator,
+)
 from benchmarks.common import ROOT, Figure, Result
 
 BENCHMARKS: dict[str, Callable[[bool], Result]] = {
@@ -29,6 +38,8 @@ BENCHMARKS: dict[str, Callable[[bool], Result]] = {
     "simulator": simulator.run,
     "footprint": footprint.run,
     "mqtt": mqtt.run,
+    # The long one: the whole charge-quality matrix (docs/charge-quality.md gets its table).
+    "charge_quality": lambda quick: charge_quality.run(quick, doc=not quick),
 }
 
 

@@ -34,6 +34,7 @@ from gateway.runtime.outputs import build_outputs
 from gateway.sim.scenarios import SCENARIOS, Record, Scenario
 from gateway.sim.system import BUSES, SimSystem
 from gateway.sim.view import ViewInfo, render
+from gateway.sim.zoo import MODELS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,13 @@ def add_subparser(subparsers: Any) -> None:
         metavar="NAME",
         help="the inverter profile the gateway speaks and the simulated inverter reads "
         "(default: the configuration's, else pylontech): " + ", ".join(sorted(PROFILES)),
+    )
+    parser.add_argument(
+        "--inverter",
+        choices=list(MODELS),
+        metavar="MODEL",
+        help="how the simulated inverter follows the limits, a model of the inverter zoo "
+        "(default: the scenario's): " + ", ".join(MODELS),
     )
     parser.add_argument(
         "--duration", type=float, help="simulated seconds (default: the whole scenario)"
@@ -240,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
                 args.seed,
                 gateway=gateway,
                 config=config,
+                inverter=args.inverter,
                 log=log_file,
                 state_dir=state_dir,
                 bus=args.bus,

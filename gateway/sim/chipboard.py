@@ -129,7 +129,7 @@ class ChipBoard:
 
     def feed(self, pack: Pack) -> None:
         """The pack's true state into the chips' analog inputs; one conversion."""
-        mv = [round(v * 1000) for v in pack.cell_voltages()]
+        mv = [round(v * 1000) for v in pack.measured_cell_voltages()]
         temps = pack.temperatures()
         current_ma = round(pack.measured_current_a * 1000)
         if self.chip == "bq76952":

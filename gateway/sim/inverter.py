@@ -26,7 +26,10 @@ and decides, each step, the current it pushes into the battery (A, + = charging)
   V1.2 does.
 - Quirks: `ignores_zero_ccl` keeps charging at `trickle_a` with CCL 0 (a Victron Multi),
   `honours_request_flags=False` ignores 0x35C (Victron), `voltage_offset_v` mis-reads the
-  battery voltage.
+  battery voltage, `ccl_overshoot` charges above CCL, `follows_ccl=False` ignores CCL,
+  `pv_ignores_ccl` lets its DC-coupled MPPTs charge the PV surplus whatever CCL says, and
+  `pulls_down_to_cvl` discharges to bring the battery down to a lowered CVL. Named
+  combinations, the inverters met in the field, are in gateway/sim/zoo.py.
 
 Use (the simulator, once per tick, with simulated time `now` in seconds):
 
@@ -200,6 +203,23 @@ class SimInverterSettings(BaseModel):
     )
     keepalive_period_s: float = Field(
         CYCLE_MS[KEEPALIVE_ID] / 1000.0, gt=0, description="Period of the 0x305 keepalive, s."
+    )
+    # How it follows the limits electrically (gateway/sim/zoo.py names the combinations).
+    ccl_overshoot: float = Field(
+        0.0, ge=0, le=1, description="Charges up to CCL times (1 + this): 0.1 overshoots 10 %."
+    )
+    follows_ccl: bool = Field(
+        True, description="False: ignores CCL, charges up to its own maximum (CVL only)."
+    )
+    pv_ignores_ccl: bool = Field(
+        False,
+        description="Its DC-coupled MPPTs charge the PV surplus whatever CCL says (CVL only); "
+        "charging from the grid still follows CCL.",
+    )
+    pulls_down_to_cvl: bool = Field(
+        False,
+        description="Above CVL it discharges (into the loads, then the grid) to bring the "
+        "battery down to it, at the voltage loop's gain, within DCL.",
     )
 
 
@@ -459,16 +479,28 @@ class SimInverter:
             wanted = surplus_w * s.efficiency / volts
         else:
             wanted = surplus_w / (s.efficiency * volts)
+        pv_a = max(surplus_w, 0.0) * s.efficiency / volts
         if charge_ok and self._force_charge():
             wanted = max(wanted, s.force_charge_a)
             status = "force charge"
+        headroom = s.voltage_gain_a_per_v * (limits.charge_voltage_limit - volts)
+        if s.pulls_down_to_cvl and headroom < 0 and discharge_ok:
+            # Holds the battery at CVL from above too: discharges at least what the voltage
+            # loop asks for.
+            dcl = max(limits.discharge_current_limit, 0.0)
+            pull = max(-headroom, -wanted if wanted < 0 else 0.0)
+            return -min(pull, dcl, s.max_discharge_a), "pulling down to CVL"
         if wanted > 0:
             if not charge_ok:
                 return 0.0, "charge not allowed"
             ccl = max(limits.charge_current_limit, 0.0)
             if s.ignores_zero_ccl and ccl < CCL_RESOLUTION_A:
                 ccl = s.trickle_a
-            headroom = s.voltage_gain_a_per_v * (limits.charge_voltage_limit - volts)
+            ccl *= 1.0 + s.ccl_overshoot
+            if not s.follows_ccl:
+                ccl = math.inf
+            elif s.pv_ignores_ccl:
+                ccl = max(ccl, pv_a)
             return max(0.0, min(wanted, ccl, s.max_charge_a, headroom)), status
         if wanted < 0:
             if not discharge_ok:

@@ -27,7 +27,16 @@ Usage (what the system simulator does each tick):
     pack.balancer_temp_c, battery.bus_voltage, battery.true_soc(), battery.remaining_ah()
 
 Fault injection is explicit and deterministic: `Pack.inject_cell_drift`,
-`Pack.open_thermistor`, `Pack.inject_current_offset`, `Pack.fade_cell`.
+`Pack.open_thermistor`, `Pack.inject_current_offset`, `Pack.fade_cell`; outliers:
+`Pack.fade_cell` (a weak cell), `Pack.scale_cell_resistance`, `Pack.set_busbar`.
+
+The defaults are the kind simulator today's scenarios were recorded with. Real-world effects
+are opt-in: `LFP_REAL` cell parameters (OCV hysteresis and temperature, capacity by
+temperature and C-rate, charge-transfer resistance; the figures' sources are beside it),
+`SensorParams` for the node's readings (current offset, gain and noise, cell noise and
+quantisation, sense-wire drop while bleeding: `Pack.measured_cell_voltages`,
+`Pack.measured_current_a`), the bleed current (`bleed_ohm`) and the share of its heat that
+warms the cell (`Pack.bleed_heat_to_cell`).
 """
 
 from __future__ import annotations
@@ -43,12 +52,14 @@ from typing import Self
 __all__ = [
     "CHARGE_MAX",
     "CHARGE_MIN",
+    "LFP_REAL",
     "OCV_CURVES",
     "Battery",
     "Cell",
     "CellParams",
     "OcvCurve",
     "Pack",
+    "SensorParams",
     "ocv_curve",
 ]
 
@@ -167,6 +178,26 @@ class CellParams:
     heat_transfer_w_k: float = 0.5  # to ambient
     # R0(T) = R0 * exp(coeff * (25 - T)): about x2.3 at 0 degC, x0.55 at 45 degC.
     resistance_temp_coeff_per_k: float = 0.03
+    # The effects below are off by default (today's scenarios keep their frames); LFP_REAL
+    # turns them on with cited figures. Any of them set makes the cell take its full path.
+    # OCV hysteresis: half the gap between the charge and the discharge OCV branches (V),
+    # and the charge (fraction of capacity) over which the cell moves from one branch to
+    # the other (1/e of the way).
+    hysteresis_v: float = 0.0
+    hysteresis_charge: float = 0.03
+    # dOCV/dT, the entropic coefficient (V/K), around 25 degC.
+    ocv_temp_coeff_v_per_k: float = 0.0
+    # Apparent capacity by temperature: (degC, fraction of capacity) points, interpolated
+    # and held at the ends; () = always the full capacity. The charge is conserved: a cold
+    # cell reaches its steep OCV ends sooner (its voltage says full or empty earlier) and
+    # gives the charge back when it warms up.
+    capacity_by_temp: tuple[tuple[float, float], ...] = ()
+    # Apparent capacity lost per C of current (fraction per A/Ah).
+    capacity_loss_per_c: float = 0.0
+    # Charge-transfer (Butler-Volmer) overpotential 2RT/F * asinh(I / (2 I0)): a resistance
+    # that falls with the C-rate. I0 is the exchange current at 25 degC (A); 0 = off. It
+    # follows the same temperature law as R0 (and so does R1 on the full path).
+    exchange_current_a: float = 0.0
 
     def __post_init__(self) -> None:
         ocv_curve(self.chemistry)
@@ -179,6 +210,28 @@ class CellParams:
             raise ValueError("CellParams.charge_efficiency must be in (0, 1]")
         if not (self.self_discharge_pct_month >= 0 and self.heat_transfer_w_k > 0):
             raise ValueError("self-discharge must be >= 0 and heat transfer > 0")
+        if not (self.hysteresis_v >= 0 and self.hysteresis_charge > 0):
+            raise ValueError("CellParams.hysteresis_v must be >= 0, hysteresis_charge > 0")
+        if not (0 <= self.capacity_loss_per_c < 0.5 and self.exchange_current_a >= 0):
+            raise ValueError("capacity_loss_per_c must be in [0, 0.5), exchange current >= 0")
+        temps = [t for t, _ in self.capacity_by_temp]
+        if any(b <= a for a, b in pairwise(temps)) or any(
+            not 0.3 <= f <= 1.2 for _, f in self.capacity_by_temp
+        ):
+            raise ValueError(
+                "CellParams.capacity_by_temp: temperatures must increase, fractions 0.3..1.2"
+            )
+
+    @property
+    def realistic(self) -> bool:
+        """True when any effect of the full path is on (see Cell)."""
+        return bool(
+            self.hysteresis_v
+            or self.ocv_temp_coeff_v_per_k
+            or self.capacity_by_temp
+            or self.capacity_loss_per_c
+            or self.exchange_current_a
+        )
 
     def scaled(self, capacity_ah: float) -> CellParams:
         """The same cell technology in another size: resistances scale with 1/capacity,
@@ -189,23 +242,60 @@ class CellParams:
             capacity_ah=capacity_ah,
             r0_ohm=self.r0_ohm / k,
             r1_ohm=self.r1_ohm / k,
+            exchange_current_a=self.exchange_current_a * k,
             thermal_mass_j_k=self.thermal_mass_j_k * k,
             heat_transfer_w_k=self.heat_transfer_w_k * k ** (2 / 3),
         )
+
+
+# Realistic LFP (a 100 Ah prismatic cell; `scaled` sizes it), the figures and their sources:
+# - OCV hysteresis: a charge-discharge OCV gap of typically 5-25 mV remains after long rests
+#   on the LFP plateau (ACCURE, "Battery hysteresis effect", accure.net; Marongiu et al.,
+#   Applied Energy 2015, on its dependence on history and ageing): 15 mV here (+-7.5 mV).
+#   The branch is reached within about 10 % of charge (own estimate, hysteresis_charge 3 %).
+# - OCV temperature: LFP/graphite entropic coefficients are a fraction of a mV per K (order
+#   of magnitude of published calorimetric measurements, e.g. Forgez et al., J. Power
+#   Sources 195 (2010) 2961): -0.1 mV/K.
+# - Capacity by temperature: a 100 Ah LFP battery gives about 80 Ah at 0 degC and 70 Ah at
+#   -20 degC (Canbat's figures, funsongbattery.com "how to store LiFePO4 batteries").
+# - Capacity by rate: cell datasheets rate capacity at 0.5 C (evreporter.com on a Great
+#   Power 80 Ah LFP datasheet); 1 C gives some 2 % less (own estimate from rate tables).
+# - Charge transfer: exchange current of 1 C (own estimate: it adds a quarter of a milliohm
+#   at 100 Ah, so the whole DC resistance stays near the ~1 mOhm of 100 Ah prismatic cells).
+# - Resistance by temperature: the default law (x2.3 at 0 degC), also for R1 on this path.
+LFP_REAL = CellParams(
+    hysteresis_v=0.0075,
+    hysteresis_charge=0.03,
+    ocv_temp_coeff_v_per_k=-0.0001,
+    capacity_by_temp=((-20.0, 0.70), (0.0, 0.80), (25.0, 1.0)),
+    capacity_loss_per_c=0.02,
+    exchange_current_a=100.0,
+)
+
+# 2RT/F per kelvin: the Butler-Volmer overpotential's voltage scale (51.4 mV at 25 degC).
+TWO_R_OVER_F = 2 * 8.314462618 / 96485.33212
 
 
 class Cell:
     """One cell: equivalent circuit, charge counter and thermal node (see the module doc).
 
     `voltage`, `ocv`, `polarisation_v`, `temperature_c`, `r0_ohm` and `current_a` are the
-    state after the last step. `drift_a` is a fault: extra charge current into this cell only.
+    state after the last step. `drift_a` is a fault: extra charge current into this cell only;
+    `heat_in_w` heat from outside (its balancer resistor) into this cell.
+
+    With any effect of CellParams.realistic on, the cell takes its full path: the OCV moves
+    between a charge and a discharge branch (`hysteresis`, -1..1) and with temperature, the
+    apparent capacity shrinks with cold and current (the OCV is read at a charge stretched
+    away from the middle: full and empty come sooner), R1 follows temperature and a
+    charge-transfer overpotential adds to the voltage.
     """
 
     __slots__ = (
-        "_charge", "_charge_step", "_decay_rc", "_decay_th", "_discharge_step", "_dt",
-        "_inv_g", "_r0_25", "_r1", "_rc_gain", "_self_discharge_step", "_slopes", "_tc",
-        "_volts", "_xs", "capacity_ah", "current_a", "drift_a", "ocv", "params",
-        "polarisation_v", "r0_ohm", "temperature_c", "voltage",
+        "_cap_temps", "_cap_temps_at", "_charge", "_charge_step", "_decay_rc", "_decay_th",
+        "_discharge_step", "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain", "_real",
+        "_self_discharge_step", "_slopes", "_tc", "_volts", "_xs", "capacity_ah", "current_a",
+        "drift_a", "heat_in_w", "hysteresis", "ocv", "params", "polarisation_v", "r0_ohm",
+        "temperature_c", "voltage",
     )  # fmt: skip
 
     def __init__(
@@ -228,8 +318,16 @@ class Cell:
         self._inv_g = 1.0 / p.heat_transfer_w_k
         self._charge = soc
         self.drift_a = 0.0
+        self.heat_in_w = 0.0
         self.current_a = 0.0
         self.polarisation_v = 0.0
+        self.hysteresis = 0.0
+        self._real = p.realistic
+        self._cap_temps = p.capacity_by_temp
+        # (temperature, resistance factor, capacity fraction, 2RT/F, OCV shift) at the
+        # temperature they were last worked out for (the full path only).
+        self._cap_temps_at = (math.inf, 1.0, 1.0, 0.0, 0.0)
+        self._i0 = p.exchange_current_a
         self.temperature_c = temperature_c
         self.r0_ohm = self._resistance(temperature_c)
         self.ocv = curve.voltage(soc)
@@ -285,6 +383,9 @@ class Cell:
 
     def _advance(self, dt: float, current_a: float, ambient_c: float) -> None:
         # The hot loop of the simulator: locals instead of repeated attribute lookups.
+        if self._real:
+            self._advance_real(dt, current_a, ambient_c)
+            return
         if dt != self._dt:
             self._set_dt(dt)
         i = current_a + self.drift_a
@@ -300,7 +401,7 @@ class Cell:
         v_rc = self.polarisation_v * self._decay_rc + i * self._rc_gain
         self.polarisation_v = v_rc
         r0 = self.r0_ohm
-        heat_w = i * i * r0 + v_rc * v_rc / self._r1
+        heat_w = i * i * r0 + v_rc * v_rc / self._r1 + self.heat_in_w
         t_eq = ambient_c + heat_w * self._inv_g
         t = t_eq + (self.temperature_c - t_eq) * self._decay_th
         self.temperature_c = t
@@ -319,6 +420,76 @@ class Cell:
         self.voltage = ocv + i * r0 + v_rc
         self.current_a = i
 
+    def _advance_real(self, dt: float, current_a: float, ambient_c: float) -> None:
+        """The full path (see the class doc): the same charge and thermal model, plus
+        hysteresis, OCV and capacity by temperature and rate, R1(T) and charge transfer."""
+        if dt != self._dt:
+            self._set_dt(dt)
+        p = self.params
+        i = current_a + self.drift_a
+        charge = self._charge + i * (self._charge_step if i > 0.0 else self._discharge_step)
+        charge -= self._self_discharge_step
+        if charge > CHARGE_MAX:
+            charge = CHARGE_MAX
+        elif charge < CHARGE_MIN:
+            charge = CHARGE_MIN
+        self._charge = charge
+        # Temperature factors from the cell's temperature at the start of the step, kept
+        # while it moves less than 0.05 K (they are smooth; this spares the hot loop).
+        t = self.temperature_c
+        cached = self._cap_temps_at
+        if abs(t - cached[0]) > 0.05:
+            tc = min(max(t, RESISTANCE_TEMP_MIN_C), RESISTANCE_TEMP_MAX_C)
+            cached = (
+                t,
+                math.exp(self._tc * (REFERENCE_TEMP_C - tc)),
+                _interpolate(self._cap_temps, tc) if self._cap_temps else 1.0,
+                TWO_R_OVER_F * (tc + 273.15),
+                p.ocv_temp_coeff_v_per_k * (tc - REFERENCE_TEMP_C),
+            )
+            self._cap_temps_at = cached
+        _, slow, fraction, v_t, ocv_shift = cached
+        # Hysteresis: moves towards the branch of the current's direction, by the charge moved.
+        if i != 0.0:
+            moved = (i if i > 0.0 else -i) * self._discharge_step / p.hysteresis_charge
+            target = 1.0 if i > 0.0 else -1.0
+            self.hysteresis = target + (self.hysteresis - target) * math.exp(-moved)
+        r1 = self._r1 * slow
+        v_rc = self.polarisation_v * self._decay_rc + i * r1 * (1.0 - self._decay_rc)
+        self.polarisation_v = v_rc
+        r0 = self._r0_25 * slow
+        self.r0_ohm = r0
+        eta = v_t * math.asinh(i * slow / (2.0 * self._i0)) if self._i0 > 0.0 else 0.0
+        heat_w = i * i * r0 + v_rc * v_rc / r1 + i * eta + self.heat_in_w
+        t_eq = ambient_c + heat_w * self._inv_g
+        self.temperature_c = t_eq + (t - t_eq) * self._decay_th
+        # Apparent capacity: the OCV is read at the charge stretched away from the middle.
+        fraction *= 1.0 - p.capacity_loss_per_c * (i if i > 0.0 else -i) / self.capacity_ah
+        x = 0.5 + (charge - 0.5) / fraction
+        if x > CHARGE_MAX:
+            x = CHARGE_MAX
+        elif x < CHARGE_MIN:
+            x = CHARGE_MIN
+        xs = self._xs
+        k = bisect_right(xs, x)
+        if k >= len(xs):
+            k = len(xs) - 1
+        ocv = self._volts[k - 1] + self._slopes[k - 1] * (x - xs[k - 1])
+        ocv += self.hysteresis * p.hysteresis_v + ocv_shift
+        self.ocv = ocv
+        self.voltage = ocv + i * r0 + v_rc + eta
+        self.current_a = i
+
+
+def _interpolate(points: tuple[tuple[float, float], ...], x: float) -> float:
+    """Piecewise linear through points (increasing x), held at the ends."""
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in pairwise(points):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return points[-1][1]
+
 
 def _check_step(dt: float, current_a: float) -> None:
     # NaN in means NaN everywhere after: refuse it where it enters.
@@ -326,6 +497,43 @@ def _check_step(dt: float, current_a: float) -> None:
         raise ValueError(f"dt must be finite and >= 0, not {dt!r}")
     if not math.isfinite(current_a):
         raise ValueError(f"current must be finite, not {current_a!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SensorParams:
+    """How a node's sensors read its pack. The defaults read exactly (the node still rounds
+    to its own units); the noise draws come from the pack's own seeded `random.Random`, so
+    a run stays reproducible.
+
+    Typical sizes: a shunt amplifier's offset of 0.1-0.5 A and gain error of 0.5-1 % (a JK
+    BMS's offset drifts SoC 2-3 % a day, brief charging-and-soc.md); cell monitors quantise
+    at 0.1 mV (LTC6813) to 1 mV (BQ76952) and are noisy to a few mV in a switching inverter's
+    field; sense wires of thin cable and a fuse are 20-100 mOhm.
+    """
+
+    current_offset_a: float = 0.0  # added to every current reading, A
+    current_gain: float = 1.0  # the reading is the true current times this
+    current_noise_a: float = 0.0  # standard deviation of each current reading, A
+    cell_noise_v: float = 0.0  # standard deviation of each cell reading, V
+    cell_lsb_v: float = 0.0  # a cell reading's step, V (0: no quantisation of its own)
+    # Resistance of each cell sense wire (ohm): a cell's own bleed current flows through its
+    # two wires, so while it bleeds it reads low by 2 I R and its neighbours high by I R.
+    sense_wire_ohm: float = 0.0
+
+    def __post_init__(self) -> None:
+        values = (self.current_noise_a, self.cell_noise_v, self.cell_lsb_v, self.sense_wire_ohm)
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError("sensor noise, quantisation and wire resistance must be >= 0")
+        if not (math.isfinite(self.current_offset_a) and 0.5 <= self.current_gain <= 1.5):
+            raise ValueError("current offset must be finite, current gain within 0.5..1.5")
+
+    @property
+    def exact(self) -> bool:
+        """True when the readings are the true values (the defaults)."""
+        return self == EXACT_SENSORS
+
+
+EXACT_SENSORS = SensorParams()
 
 
 def _even_sensors(n_cells: int, n_sensors: int) -> tuple[tuple[int, ...], ...]:
@@ -378,6 +586,17 @@ class Pack:
         self._open_sensors: set[int] = set()
         self._bal_mass = balancer_thermal_mass_j_k
         self._bal_g = balancer_heat_transfer_w_k
+        # Share of the bleed heat that goes into the bleeding cell instead of the balancer's
+        # heat sink (resistors on a board glued to the cells): 0..1.
+        self.bleed_heat_to_cell = 0.0
+        self._heated = False
+        # Busbar (or cell terminal) resistance above each cell, in that cell's sense span:
+        # the node sees I R more on that cell; the cell itself does not.
+        self.busbar_ohm = [0.0] * n
+        self._busbar_total = 0.0
+        self.sensor = EXACT_SENSORS
+        self._exact_sensor = True
+        self._noise: random.Random | None = None
 
     @classmethod
     def build(
@@ -417,13 +636,53 @@ class Pack:
 
     @property
     def voltage(self) -> float:
-        """Pack voltage (V): the sum of the cell terminal voltages."""
-        return sum(c.voltage for c in self.cells)
+        """Pack voltage (V): the sum of the cell terminal voltages and busbar drops."""
+        v = sum(c.voltage for c in self.cells)
+        return v + self.current_a * self._busbar_total if self._busbar_total else v
 
     @property
     def measured_current_a(self) -> float:
-        """The current as the node's sensor reads it: true current plus any injected offset."""
-        return self.current_a + self.current_offset_a
+        """The current as the node's sensor reads it (one reading: noise is drawn per call):
+        true current with the sensor's gain, offset and noise, plus any injected offset."""
+        s = self.sensor
+        i = self.current_a * s.current_gain + s.current_offset_a + self.current_offset_a
+        if s.current_noise_a and self._noise is not None:
+            i += self._noise.gauss(0.0, s.current_noise_a)
+        return i
+
+    def set_sensors(self, sensor: SensorParams, noise: random.Random) -> None:
+        """How the node's sensors read this pack; `noise` draws their noise (seeded)."""
+        self.sensor = sensor
+        self._exact_sensor = sensor.exact
+        self._noise = noise
+
+    def measured_cell_voltages(self) -> list[float]:
+        """Cell voltages as the node's monitor reads them (V), cell 1 first: with busbar
+        drops, sense-wire drops of the bleed currents, noise and quantisation."""
+        volts = [c.voltage for c in self.cells]
+        s = self.sensor
+        if self._busbar_total:
+            i = self.current_a
+            volts = [v + i * r for v, r in zip(volts, self.busbar_ohm, strict=True)]
+        if self._exact_sensor:
+            return volts
+        mask = self.balance_mask
+        if s.sense_wire_ohm and mask:
+            bleed = [
+                v / self.bleed_ohm if (mask >> k) & 1 and v > 0 else 0.0
+                for k, v in enumerate(volts)
+            ]
+            n, rw = len(volts), s.sense_wire_ohm
+            for k in range(n):
+                around = (bleed[k - 1] if k else 0.0) + (bleed[k + 1] if k + 1 < n else 0.0)
+                volts[k] -= rw * (2.0 * bleed[k] - around)
+        if s.cell_noise_v and self._noise is not None:
+            gauss, sigma = self._noise.gauss, s.cell_noise_v
+            volts = [v + gauss(0.0, sigma) for v in volts]
+        if s.cell_lsb_v:
+            lsb = s.cell_lsb_v
+            volts = [round(v / lsb) * lsb for v in volts]
+        return volts
 
     def cell_voltages(self) -> list[float]:
         """Cell terminal voltages (V), cell 1 first."""
@@ -476,6 +735,25 @@ class Pack:
         """Fault: cell `index` loses `fraction` of its capacity (see Cell.fade)."""
         self.cells[index].fade(fraction)
 
+    def scale_cell_resistance(self, index: int, factor: float) -> None:
+        """Outlier: cell `index` has `factor` times its ohmic and polarisation resistance
+        (a poor weld, an aged cell); the rest of its parameters stay."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError("resistance factor must be positive")
+        cell = self.cells[index]
+        cell._r0_25 *= factor
+        cell._r1 *= factor
+        cell.r0_ohm *= factor
+        cell._dt = -1.0
+
+    def set_busbar(self, index: int, ohm: float) -> None:
+        """Outlier: a busbar (or loose terminal) of `ohm` above cell `index`, inside that
+        cell's sense span: the node reads I R more on that cell."""
+        if not (math.isfinite(ohm) and ohm >= 0):
+            raise ValueError("busbar resistance must be >= 0")
+        self.busbar_ohm[index] = ohm
+        self._busbar_total = sum(self.busbar_ohm)
+
     # -- dynamics --
 
     def step(self, dt: float, current_a: float) -> None:
@@ -490,7 +768,7 @@ class Pack:
         for c in self.cells:
             emf += c.ocv + c.polarisation_v
             res += c.r0_ohm
-        return emf, res
+        return emf, res + self._busbar_total
 
     def _advance(self, dt: float, current_a: float) -> None:
         self.current_a = current_a
@@ -498,17 +776,29 @@ class Pack:
         mask = self.balance_mask
         bleed_w = 0.0
         if mask == 0:
+            if self._heated:
+                for c in self.cells:
+                    c.heat_in_w = 0.0
+                self._heated = False
             for c in self.cells:
                 c._advance(dt, current_a, ambient)
         else:
             r = self.bleed_ohm
+            share = self.bleed_heat_to_cell
             for k, c in enumerate(self.cells):
                 if (mask >> k) & 1:
                     # The resistor sits across the cell: it draws V / R from this cell only.
                     bleed = c.voltage / r if c.voltage > 0.0 else 0.0
-                    bleed_w += bleed * bleed * r
+                    heat = bleed * bleed * r
+                    if share:
+                        c.heat_in_w = heat * share
+                        heat -= c.heat_in_w
+                        self._heated = True
+                    bleed_w += heat
                     c._advance(dt, current_a - bleed, ambient)
                 else:
+                    if share:
+                        c.heat_in_w = 0.0
                     c._advance(dt, current_a, ambient)
         # The balancer's resistors and heat sink: one thermal node, exact over the step.
         t_eq = ambient + bleed_w / self._bal_g
@@ -563,6 +853,8 @@ class Battery:
         sensors: int = 4,
         ambient_c: float = 25.0,
         string_ohm: float = 0.002,
+        self_discharge_spread: float = 0.30,
+        resistance_spread: float = 0.10,
     ) -> Self:
         """Build a pack per node of `strings` (in node-id order, from `rng`) and wire them."""
         nodes = sorted(n for s in strings for n in s)
@@ -574,6 +866,8 @@ class Battery:
                 soc,
                 capacity_spread=capacity_spread,
                 soc_spread=soc_spread,
+                resistance_spread=resistance_spread,
+                self_discharge_spread=self_discharge_spread,
                 sensors=sensors,
                 ambient_c=ambient_c,
             )

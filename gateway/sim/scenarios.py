@@ -20,6 +20,7 @@ from gateway.contracts.decision import Alarm, Phase
 from gateway.sim.inverter import SimInverterSettings
 from gateway.sim.power import Constant, HouseholdLoad, SolarDay
 from gateway.sim.system import SimSetup, SimSystem, deep_merge
+from gateway.sim.zoo import inverter_model
 from gateway.strategy import StrategyState
 
 FAULT_LEVEL = 2  # index of the fault level in the firmware's [info, warning, fault] limits
@@ -122,14 +123,18 @@ class Scenario:
         *,
         gateway: dict[str, Any] | None = None,
         config: Settings | None = None,
+        inverter: str | None = None,
         **kwargs: Any,
     ) -> tuple[SimSystem, Record]:
         """The system and its recorder, ready to run; `config` puts a user's battery into
         the scenario (with_config), `gateway` overrides gateway settings (e.g. the web
-        page's port), kwargs go to SimSystem."""
+        page's port), `inverter` names a model of the inverter zoo (gateway/sim/zoo.py)
+        for the scenario's inverter, kwargs go to SimSystem."""
         setup = self.setup()
         if config is not None:
             setup = with_config(setup, config)
+        if inverter is not None:
+            setup.inverter = inverter_model(inverter, setup.inverter)
         if gateway:
             deep_merge(setup.gateway, gateway)
         sim = SimSystem(setup, seed, **kwargs)

@@ -46,7 +46,7 @@ from gateway.sim.chipboard import ChipBoard
 from gateway.sim.inverter import SimInverter, SimInverterSettings
 from gateway.sim.membus import MemoryBus
 from gateway.sim.packs import SIM_PACKS, SimPack
-from gateway.sim.physics import Battery, CellParams, Pack
+from gateway.sim.physics import Battery, CellParams, Pack, SensorParams
 from gateway.sim.power import Constant, PowerCurve
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 # Simulated time 0 is this wall-clock instant (a Monday, 2026-06-01 00:00 UTC) plus the
 # setup's start hour: timestamps in logs look real and runs stay deterministic.
 EPOCH = 1_780_272_000.0
+# SimSetup.balance_current_a is the bleed current at this cell voltage (an LFP cell in the
+# knee, where balancing runs): the resistor is this / current.
+BLEED_REFERENCE_V = 3.3
 _instances = itertools.count()
 
 # The in-process buses a simulation can run on (every bus of a run on one of them):
@@ -79,6 +82,17 @@ class SimSetup:
     capacity_spread: float = 0.02
     ambient_c: float = 25.0
     bleed_ohm: float = 10.0  # balancing resistor per cell
+    # The real-world effects (gateway/sim/physics.py), off unless a scenario asks:
+    # cell parameters (e.g. physics.LFP_REAL; sized to capacity_ah, chemistry kept),
+    # the nodes' sensors, the spread of self-discharge and of resistance between cells,
+    # the balancer's bleed current at 3.3 V (sets bleed_ohm; passive balancers bleed
+    # 0.05-0.2 A) and the share of the bleed heat that warms the bleeding cell.
+    cell: CellParams | None = None
+    sensors: SensorParams = field(default_factory=SensorParams)
+    self_discharge_spread: float = 0.30
+    resistance_spread: float = 0.10
+    balance_current_a: float | None = None
+    bleed_heat_to_cell: float = 0.0
     start_hour: float = 8.0  # time of day at t = 0
     pv: PowerCurve = field(default_factory=lambda: Constant(0.0))
     load: PowerCurve = field(default_factory=lambda: Constant(0.0))
@@ -265,7 +279,10 @@ class SimSystem:
         tag = f"moat-sim-{next(_instances)}"
         self.battery_channel = f"{tag}-battery"
         self.inverter_channel = f"{tag}-inverter"
-        params = CellParams(capacity_ah=setup.capacity_ah, chemistry=setup.chemistry)
+        if setup.cell is None:
+            params = CellParams(capacity_ah=setup.capacity_ah, chemistry=setup.chemistry)
+        else:
+            params = replace(setup.cell, chemistry=setup.chemistry).scaled(setup.capacity_ah)
         self.battery = Battery.build(
             self.rng,
             setup.strings,
@@ -276,9 +293,19 @@ class SimSystem:
             soc_spread=setup.soc_spread,
             sensors=setup.temp_sensors,
             ambient_c=setup.ambient_c,
+            self_discharge_spread=setup.self_discharge_spread,
+            resistance_spread=setup.resistance_spread,
         )
-        for pack in self.battery.packs.values():
-            pack.bleed_ohm = setup.bleed_ohm
+        bleed_ohm = (
+            setup.bleed_ohm
+            if setup.balance_current_a is None
+            else BLEED_REFERENCE_V / setup.balance_current_a
+        )
+        for node_id, pack in self.battery.packs.items():
+            pack.bleed_ohm = bleed_ohm
+            pack.bleed_heat_to_cell = setup.bleed_heat_to_cell
+            # Their own generator: sensor noise leaves the system's draws as they were.
+            pack.set_sensors(setup.sensors, random.Random(seed * 1_000_003 + 7919 * (node_id + 1)))
         self.battery.set_ambient(setup.ambient_c)
         for node in self.battery.packs:
             self.battery.set_relay(node, False)  # relays start open, as on real hardware
@@ -583,7 +610,7 @@ def balance_mask(hw: SimHardware) -> int:
 
 def read_pack(pack: Pack, hw: SimHardware) -> None:
     """What the node's sensors read from its pack, into its simulated hardware."""
-    readings = [round(volts * 1000) for volts in pack.cell_voltages()]
+    readings = [round(volts * 1000) for volts in pack.measured_cell_voltages()]
     hw.cell_mv[: len(readings)] = readings
     hw.pack_mv = sum(readings)
     for i, temp in enumerate(pack.temperatures()):
