@@ -16,7 +16,7 @@ help:
 	@echo "make demo       run the whole system simulated (see README)"
 	@echo "make test       lint, type-check and run every test (creates .venv)"
 	@echo "make test-mpy   run the firmware suite on real MicroPython (WebAssembly port)"
-	@echo "make bench      run the benchmarks: benchmarks/results.json and a table (a few minutes)"
+	@echo "make bench      run the benchmarks: benchmarks/results.json and a table (about an hour of CPU)"
 	@echo "make soak       a simulated week with 4 nodes, then the long fuzz run (about an hour)"
 	@echo "make codec      regenerate the codecs from dbc/"
 	@echo "make docs       regenerate docs generated from dbc/ and the config schema"
