@@ -9,6 +9,7 @@ import pytest
 
 from gateway.config.root import validate
 from gateway.contracts.decision import Alarm, RelayAction
+from gateway.contracts.frame import Frame
 from gateway.contracts.snapshot import NodeState, ProtectionKind
 from gateway.core import GatewayCore
 from gateway.record.events import EventKind
@@ -118,20 +119,25 @@ def test_garbled_readings_are_never_used_and_the_pack_goes_missing_after_its_tim
     assert shown[0]["cells"][-1] == pytest.approx(3.31)
 
 
+def node_round(node: nf.NodeFrames) -> tuple[Frame, ...]:
+    """One of every periodic frame a node sends, in its order."""
+    return (
+        node.node_state(),
+        node.pack_status(),
+        node.cell_extremes(),
+        node.temperature_extremes(),
+        node.cell_voltages(),
+        node.cell_temperatures(),
+    )
+
+
 def test_a_string_mixes_a_node_and_a_pack() -> None:
     core = core_of([[0, 1]], {1: jbd(1)})
     node = nf.NodeFrames(0, CELLS)
     t = 1000.0
     for _ in range(40):
         t += 0.5
-        for frame in (
-            node.node_state(),
-            node.pack_status(),
-            node.cell_extremes(),
-            node.temperature_extremes(),
-            node.cell_voltages(),
-            node.cell_temperatures(),
-        ):
+        for frame in node_round(node):
             core.on_battery_frame(frame, t)
         core.on_pack_reading(1, reading(3.40), t)
         core.tick(t)
@@ -257,14 +263,7 @@ def test_beside_nodes_a_battery_bounds_the_charge_voltage_but_does_not_set_it() 
     t = 1000.0
     for _ in range(120):
         t += 0.5
-        for frame in (
-            node.node_state(),
-            node.pack_status(),
-            node.cell_extremes(),
-            node.temperature_extremes(),
-            node.cell_voltages(),
-            node.cell_temperatures(),
-        ):
+        for frame in node_round(node):
             core.on_battery_frame(frame, t)
         core.on_pack_reading(1, low, t)
         core.tick(t)
