@@ -41,7 +41,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import ROOT, Result
+from benchmarks.common import ROOT, Result, replace_between
 from gateway.contracts.decision import Phase
 from gateway.sim.physics import LFP_REAL, SensorParams
 from gateway.sim.power import HouseholdLoad, SolarDay
@@ -489,15 +489,7 @@ BEGIN, END = "<!-- matrix: written by benchmarks/charge_quality.py -->", "<!-- e
 
 def update_doc(days: list[Day], note: str, path: Path = DOC) -> bool:
     """Put the table between the markers of docs/charge-quality.md; False without them."""
-    if not path.exists():
-        return False
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        return False
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{note}\n\n{markdown(days)}{END}{tail}")
-    return True
+    return replace_between(path, BEGIN, END, f"{note}\n\n{markdown(days)}")
 
 
 # Quick (a smoke run): the first three hours of every case, with the ideal and the CVL-only

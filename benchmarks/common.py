@@ -105,3 +105,17 @@ def settings(
 def mix_bits(frames: list[Frame]) -> float:
     """Mean bits per frame on the wire of the mix, stuff bits counted exactly."""
     return sum(busload.exact_frame_bits(f.id, f.data) for f in frames) / len(frames)
+
+
+def replace_between(path: Path, begin: str, end: str, body: str) -> bool:
+    """Put `body` between the `begin` and `end` markers of a document (the tables the
+    benchmarks keep in docs/); False when the file or a marker is missing."""
+    if not path.exists():
+        return False
+    text = path.read_text()
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{body}{end}{tail}")
+    return True

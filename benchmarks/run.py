@@ -28,7 +28,7 @@ from benchmarks import (
     scaling,
     simulator,
 )
-from benchmarks.common import ROOT, Figure, Result
+from benchmarks.common import ROOT, Figure, Result, replace_between
 
 BENCHMARKS: dict[str, Callable[[bool], Result]] = {
     "ingest": ingest.run,
@@ -135,15 +135,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def update_doc(doc: dict[str, Any], path: Path = DOC) -> bool:
     """Put the table between the markers of docs/performance.md; False without them."""
-    if not path.exists():
-        return False
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        return False
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{markdown(doc)}{END}{tail}")
-    return True
+    return replace_between(path, BEGIN, END, markdown(doc))
 
 
 def main(argv: list[str] | None = None) -> int:
