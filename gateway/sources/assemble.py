@@ -91,13 +91,14 @@ def assemble(
     # last CellExtremes (they are sent at different times), and either must bite.
     cell_voltages = {rec.node: cells_of(rec) for rec in fresh}
     for node, volts in cell_voltages.items():
-        for index, v in enumerate(volts):
-            if math.isnan(v):
-                continue
-            if math.isnan(max_cell) or v > max_cell:
-                max_cell, max_at = v, CellRef(node, index + 1)
-            if math.isnan(min_cell) or v < min_cell:
-                min_cell, min_at = v, CellRef(node, index + 1)
+        extremes = cell_extremes(volts)
+        if extremes is None:
+            continue
+        low, low_index, high, high_index = extremes
+        if math.isnan(max_cell) or high > max_cell:
+            max_cell, max_at = high, CellRef(node, high_index + 1)
+        if math.isnan(min_cell) or low < min_cell:
+            min_cell, min_at = low, CellRef(node, low_index + 1)
     if all(rec.node in temps_fresh for rec in fresh):
         min_temp, _ = _extreme(fresh, "min_temp", "min_temp_no", False, temps_fresh)
         max_temp, _ = _extreme(fresh, "max_temp", "max_temp_no", True, temps_fresh)
@@ -171,6 +172,32 @@ def string_of(
         capacity_ah=capacity_ah,
         relay_closed=relay_closed,
     )
+
+
+def cell_extremes(volts: tuple[float, ...]) -> tuple[float, int, float, int] | None:
+    """(lowest, its index, highest, its index) of the known (not NaN) voltages, the first
+    cell where several share a value; None when no voltage is known.
+
+    Each snapshot asks for every node's cells: without a NaN among them (the usual case, a
+    sum tells) the builtins find the extremes without a Python comparison per cell."""
+    if not volts:
+        return None
+    if not math.isnan(sum(volts)):  # no NaN among them (NaN makes the sum NaN)
+        low, high = min(volts), max(volts)
+        return low, volts.index(low), high, volts.index(high)
+    found: tuple[float, int, float, int] | None = None
+    for index, v in enumerate(volts):
+        if math.isnan(v):
+            continue
+        if found is None:
+            found = (v, index, v, index)
+            continue
+        low, low_index, high, high_index = found
+        if v < low:
+            found = (v, index, high, high_index)
+        elif v > high:
+            found = (low, low_index, v, index)
+    return found
 
 
 def _mean(values: Iterable[float]) -> float:

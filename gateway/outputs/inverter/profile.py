@@ -7,7 +7,6 @@ one instance per inverter connection. It does no I/O: the service puts the frame
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -66,7 +65,7 @@ class InverterProfile(ABC):
             raise ValueError(f"settings are for profile {settings.profile!r}, not {self.name!r}")
         self.settings = settings
         self.pad_to_8: bool = self.pads_to_8 if settings.pad_to_8 is None else settings.pad_to_8
-        self._shaper = Shaper(self.quirks, settings)
+        self._shaper = Shaper(self.quirks, settings, self.average_temperature)
 
     @classmethod
     def check_settings(cls, settings: InverterSettings) -> None:
@@ -85,20 +84,15 @@ class InverterProfile(ABC):
     def shape(self, report: InverterReport) -> Outgoing:
         """The values this family is sent for `report`: its quirks applied, what it was told
         last kept where a measurement is unknown. Call once per frame set sent."""
-        out = self._shaper.shape(report)
-        if self.average_temperature:
-            lo, hi = out.min_cell_temperature, out.max_cell_temperature
-            if lo is not None and hi is not None:
-                out = dataclasses.replace(out, temperature=(lo + hi) / 2)
-        return out
+        return self._shaper.shape(report)
 
     def frame_set(self, out: Outgoing) -> list[Frame]:
         """The frames carrying the shaped values `out`, in sending order."""
         frames = self.encode(out)
         if self.pad_to_8:
-            frames = [
-                dataclasses.replace(f, data=f.data.ljust(FRAME_LENGTH, b"\0")) for f in frames
-            ]
+            # Encoded frames are data frames (never remote or error frames): the identifier,
+            # its width and the data say all of one (without dataclasses.replace's cost).
+            frames = [Frame(f.id, f.data.ljust(FRAME_LENGTH, b"\0"), f.extended) for f in frames]
         return frames
 
     def inverter_request(self, frame: Frame) -> InverterRequest | None:

@@ -204,9 +204,14 @@ class Shaper:
     repeat its last value instead of jumping.
     """
 
-    def __init__(self, quirks: Quirks, settings: InverterSettings) -> None:
+    def __init__(
+        self, quirks: Quirks, settings: InverterSettings, average_temperature: bool = False
+    ) -> None:
+        """`average_temperature`: the temperature sent is the mean of the lowest and the
+        highest cell temperature sent, when both are known (InverterProfile's flag)."""
         self.quirks = quirks
         self.settings = settings
+        self.average_temperature = average_temperature
         self._last: dict[str, float] = {}
 
     def _hold(self, key: str, value: float | None) -> float | None:
@@ -274,6 +279,13 @@ class Shaper:
         capacity = settings.capacity_ah
         if capacity is None and math.isfinite(report.capacity_ah) and report.capacity_ah >= 0:
             capacity = min(report.capacity_ah, MAX_CAPACITY)
+        # The report's temperature is held even where the mean replaces it, so that it is
+        # there when a cell temperature becomes unknown.
+        temperature = self._temperature("temperature", report.temperature)
+        min_cell_t = self._temperature("min_cell_t", report.min_cell_temperature)
+        max_cell_t = self._temperature("max_cell_t", report.max_cell_temperature)
+        if self.average_temperature and min_cell_t is not None and max_cell_t is not None:
+            temperature = (min_cell_t + max_cell_t) / 2
         return Outgoing(
             cvl=cvl,
             ccl=ccl,
@@ -287,11 +299,11 @@ class Shaper:
             soh=soh,
             voltage=self._hold("voltage", voltage),
             current=_measured_current(report.current),
-            temperature=self._temperature("temperature", report.temperature),
+            temperature=temperature,
             min_cell_voltage=self._cell_voltage("min_cell_voltage", report.min_cell_voltage),
             max_cell_voltage=self._cell_voltage("max_cell_voltage", report.max_cell_voltage),
-            min_cell_temperature=self._temperature("min_cell_t", report.min_cell_temperature),
-            max_cell_temperature=self._temperature("max_cell_t", report.max_cell_temperature),
+            min_cell_temperature=min_cell_t,
+            max_cell_temperature=max_cell_t,
             capacity_ah=self._hold("capacity_ah", capacity),
             alarms=alarms,
             modules_online=min(report.modules_online, MAX_COUNT),

@@ -138,8 +138,13 @@ class NodeRecord:
         return self.relay_state == codec.NodeStateRelayState.CLOSED
 
     def cell_voltages(self, now: float, timeout: float) -> tuple[float, ...]:
-        cells, times = self.cells, self.t_cells
-        return tuple(cells[i] if now - times[i] <= timeout else NAN for i in range(self.cell_count))
+        cells, times, count = self.cells, self.t_cells, self.cell_count
+        # Every tick asks, and usually every reading is fresh: when the oldest one is, the
+        # others are too (a later time is never further from now), and the values go out
+        # as they are without a comparison per cell.
+        if count and now - min(times[:count]) <= timeout:
+            return tuple(cells[:count])
+        return tuple(cells[i] if now - times[i] <= timeout else NAN for i in range(count))
 
 
 class BatteryModel:
