@@ -9,11 +9,16 @@ from __future__ import annotations
 import functools
 
 from gateway.codec import pylontech_lv as codec
+from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.frame import Frame
 from gateway.outputs.inverter.alarms import alarm_pairs, protection_flags
 from gateway.outputs.inverter.shaping import Outgoing
 
 MODULE_COUNT_MAX = 0xFF  # 0x359 carries the module count in one byte
+# A frame set goes out every second, and most seconds its limits, flags and alarms are the
+# last second's: the frames carrying them are kept by the values they encode (a Frame is
+# immutable, so one can go out twice) instead of being encoded again. This many each.
+KEPT_FRAMES = 16
 
 
 def ascii_codes(text: str, length: int, fill: str) -> list[int]:
@@ -27,12 +32,17 @@ def _id(message: str) -> int:
 
 def battery_limits(out: Outgoing) -> Frame:
     """0x351: CVL, CCL, DCL, DVL."""
+    return _battery_limits(out.cvl, out.ccl, out.dcl, out.dvl)
+
+
+@functools.lru_cache(maxsize=KEPT_FRAMES)
+def _battery_limits(cvl: float, ccl: float, dcl: float, dvl: float) -> Frame:
     data = codec.encode_battery_limits(
         codec.BatteryLimits(
-            charge_voltage_limit=out.cvl,
-            charge_current_limit=out.ccl,
-            discharge_current_limit=out.dcl,
-            discharge_voltage_limit=out.dvl,
+            charge_voltage_limit=cvl,
+            charge_current_limit=ccl,
+            discharge_current_limit=dcl,
+            discharge_voltage_limit=dvl,
         )
     )
     return Frame(_id("BatteryLimits"), data)
@@ -68,10 +78,18 @@ def battery_measurements(voltage: float, current: float, temperature: float) -> 
 def protection_alarms(out: Outgoing, pylon_marker: bool = True) -> Frame:
     """0x359: protection and alarm flags, module count and, if `pylon_marker`, the 'PN'
     marker by which inverters recognise a Pylontech battery (zeros otherwise)."""
+    modules = min(out.modules_online, MODULE_COUNT_MAX)
+    return _protection_alarms(tuple(out.alarms.items()), modules, pylon_marker)
+
+
+@functools.lru_cache(maxsize=KEPT_FRAMES)
+def _protection_alarms(
+    alarms: tuple[tuple[Alarm, Severity], ...], modules: int, pylon_marker: bool
+) -> Frame:
     data = codec.encode_protection_alarms(
         codec.ProtectionAlarms(
-            **protection_flags(out.alarms),
-            module_count=min(out.modules_online, MODULE_COUNT_MAX),
+            **protection_flags(dict(alarms)),
+            module_count=modules,
             marker_p=codec.ProtectionAlarmsMarkerP.P if pylon_marker else 0,
             marker_n=codec.ProtectionAlarmsMarkerN.N if pylon_marker else 0,
         )
@@ -81,7 +99,12 @@ def protection_alarms(out: Outgoing, pylon_marker: bool = True) -> Frame:
 
 def alarms_warnings(out: Outgoing) -> Frame:
     """0x35A: alarm and warning 2-bit pairs."""
-    pairs = alarm_pairs(out.alarms, charging=out.charge_enable and out.ccl > 0)
+    return _alarms_warnings(tuple(out.alarms.items()), out.charge_enable and out.ccl > 0)
+
+
+@functools.lru_cache(maxsize=KEPT_FRAMES)
+def _alarms_warnings(alarms: tuple[tuple[Alarm, Severity], ...], charging: bool) -> Frame:
+    pairs = alarm_pairs(dict(alarms), charging=charging)
     return Frame(_id("AlarmsWarnings"), codec.encode_alarms_warnings(pairs))
 
 
@@ -100,13 +123,24 @@ def request_flags(out: Outgoing, force_bits: frozenset[int] = frozenset({4, 5}))
     (0xA0 = bits 7 and 5).
     """
     force = out.force_charge
+    return _request_flags(
+        int(out.full_charge_request),
+        int(force and 4 in force_bits),
+        int(force and 5 in force_bits),
+        int(out.discharge_enable),
+        int(out.charge_enable),
+    )
+
+
+@functools.lru_cache(maxsize=KEPT_FRAMES)
+def _request_flags(full: int, force_ii: int, force_i: int, discharge: int, charge: int) -> Frame:
     data = codec.encode_request_flags(
         codec.RequestFlags(
-            full_charge_request=int(out.full_charge_request),
-            force_charge_ii=int(force and 4 in force_bits),
-            force_charge_i=int(force and 5 in force_bits),
-            discharge_enable=int(out.discharge_enable),
-            charge_enable=int(out.charge_enable),
+            full_charge_request=full,
+            force_charge_ii=force_ii,
+            force_charge_i=force_i,
+            discharge_enable=discharge,
+            charge_enable=charge,
         )
     )
     return Frame(_id("RequestFlags"), data)
@@ -143,12 +177,24 @@ def bms_name(name: str) -> list[Frame]:
 
 def module_counts(out: Outgoing) -> Frame:
     """0x372: modules online, blocking charge, blocking discharge, offline."""
+    return _module_counts(
+        out.modules_online,
+        out.modules_blocking_charge,
+        out.modules_blocking_discharge,
+        out.modules_offline,
+    )
+
+
+@functools.lru_cache(maxsize=KEPT_FRAMES)
+def _module_counts(
+    online: int, blocking_charge: int, blocking_discharge: int, offline: int
+) -> Frame:
     data = codec.encode_module_counts(
         codec.ModuleCounts(
-            modules_online=out.modules_online,
-            modules_blocking_charge=out.modules_blocking_charge,
-            modules_blocking_discharge=out.modules_blocking_discharge,
-            modules_offline=out.modules_offline,
+            modules_online=online,
+            modules_blocking_charge=blocking_charge,
+            modules_blocking_discharge=blocking_discharge,
+            modules_offline=offline,
         )
     )
     return Frame(_id("ModuleCounts"), data)

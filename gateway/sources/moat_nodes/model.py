@@ -58,8 +58,10 @@ _GATEWAY_LINKS = tuple(codec.NodeStateGatewayLink(v) for v in range(3))
 _RELAY_REQUESTS = tuple(codec.NodeStateRelayRequest(v) for v in range(3))
 
 
-def _cell_numbers(signals: dict[int, tuple[str, ...]], pattern: str) -> dict[int, tuple[int, ...]]:
-    """Multiplexer value -> 0-based cell (or sensor) indices, from the generated signal names."""
+def _cell_numbers(signals: dict[int, tuple[str, ...]], pattern: str) -> dict[int, slice]:
+    """Multiplexer value -> the 0-based cells (or sensors) it carries, from the generated
+    signal names; checked to be a run of consecutive numbers, so that a frame's values are
+    stored with one slice assignment."""
     out = {}
     for mux, names in signals.items():
         indices = []
@@ -68,7 +70,9 @@ def _cell_numbers(signals: dict[int, tuple[str, ...]], pattern: str) -> dict[int
             if match is None:
                 raise RuntimeError(f"unexpected signal {name}")
             indices.append(int(match.group(1)) - 1)
-        out[mux] = tuple(indices)
+        if indices != list(range(indices[0], indices[0] + len(indices))):
+            raise RuntimeError(f"the signals of group {mux} are not consecutive: {names}")
+        out[mux] = slice(indices[0], indices[0] + len(indices))
     return out
 
 
@@ -229,20 +233,21 @@ class BatteryModel:
 
     def on_cell_voltages(self, node: int, m: codec.CellVoltages, now: float) -> bool:
         rec = self.nodes[node]
-        urgent = False
-        cells, times = rec.cells, rec.t_cells
-        for index, volts in zip(CELL_GROUPS[m.cell_group], m.muxed, strict=True):
-            cells[index] = volts
-            times[index] = now
-            if volts >= self.alert_high_cell or volts <= self.alert_low_cell:
-                urgent = True
-        return urgent
+        cells = CELL_GROUPS[m.cell_group]
+        volts = m.muxed  # the decoder gives as many values as the group has cells
+        rec.cells[cells] = volts
+        rec.t_cells[cells] = [now] * len(volts)
+        high, low = self.alert_high_cell, self.alert_low_cell
+        for v in volts:
+            if v >= high or v <= low:  # NaN (not available) is neither
+                return True
+        return False
 
     def on_cell_temperatures(self, node: int, m: codec.CellTemperatures, now: float) -> bool:
         rec = self.nodes[node]
-        for index, temp in zip(SENSOR_GROUPS[m.sensor_group], m.muxed, strict=True):
-            rec.temps[index] = temp
-            rec.t_sensors[index] = now
+        sensors = SENSOR_GROUPS[m.sensor_group]
+        rec.temps[sensors] = m.muxed
+        rec.t_sensors[sensors] = [now] * len(m.muxed)
         return False
 
     def on_balance_state(self, node: int, m: codec.BalanceState, now: float) -> bool:
