@@ -85,8 +85,11 @@ def assemble(
 
     voltage = _mean(s.voltage for s in (online or with_data))
     current = math.fsum(s.current for s in with_data) if with_data else NAN
-    min_cell, min_at = _extreme(fresh, "min_cell", "min_cell_no", highest=False)
-    max_cell, max_at = _extreme(fresh, "max_cell", "max_cell_no", highest=True)
+    lowest, highest, coolest, warmest = _extremes(fresh)
+    min_cell = NAN if lowest is None else lowest.min_cell
+    min_at = None if lowest is None else CellRef(lowest.node, lowest.min_cell_no)
+    max_cell = NAN if highest is None else highest.max_cell
+    max_at = None if highest is None else CellRef(highest.node, highest.max_cell_no)
     # The worst of every fresh source: a CellVoltages frame may show a cell beyond the
     # last CellExtremes (they are sent at different times), and either must bite.
     cell_voltages = {rec.node: cells_of(rec) for rec in fresh}
@@ -100,8 +103,8 @@ def assemble(
         if math.isnan(min_cell) or low < min_cell:
             min_cell, min_at = low, CellRef(node, low_index + 1)
     if all(rec.node in temps_fresh for rec in fresh):
-        min_temp, _ = _extreme(fresh, "min_temp", "min_temp_no", False, temps_fresh)
-        max_temp, _ = _extreme(fresh, "max_temp", "max_temp_no", True, temps_fresh)
+        min_temp = NAN if coolest is None else coolest.min_temp
+        max_temp = NAN if warmest is None else warmest.max_temp
     else:
         # A node whose cells count but whose temperatures went stale: the battery's
         # temperature is unknown (the strategy then stops what needs it), never "the
@@ -153,22 +156,18 @@ def string_of(
             reason = f"node {snap.node} fault: {', '.join(sorted(snap.faults))}"
         if reason:
             break
-    all_present = all(s.present for s in snaps)
+    # No reason: every member is present, neither tripped nor misconfigured, unfaulted.
     relay_closed = all(s.relay_closed for s in snaps)
-    online = (
-        all_present
-        and not reason
-        and relay_closed
-        and all(s.state == NodeState.ACTIVE for s in snaps)
-    )
+    online = not reason and relay_closed and all(s.state == NodeState.ACTIVE for s in snaps)
+    all_present = not reason or all(s.present for s in snaps)
     return StringSnapshot(
         index=index,
         nodes=tuple(members),
         online=online,
         blocked=bool(reason),
         reason=reason,
-        voltage=math.fsum(s.voltage for s in snaps) if all_present else NAN,
-        current=_mean(s.current for s in snaps) if all_present else NAN,
+        voltage=math.fsum([s.voltage for s in snaps]) if all_present else NAN,
+        current=_mean([s.current for s in snaps]) if all_present else NAN,
         capacity_ah=capacity_ah,
         relay_closed=relay_closed,
     )
@@ -205,21 +204,24 @@ def _mean(values: Iterable[float]) -> float:
     return math.fsum(vals) / len(vals) if vals else NAN
 
 
-def _extreme(
+def _extremes(
     records: list[Member],
-    value_attr: str,
-    number_attr: str,
-    highest: bool,
-    only: set[int] | None = None,
-) -> tuple[float, CellRef | None]:
-    """Lowest (or highest) value of an attribute over the records, with where it is."""
-    best, where = NAN, None
+) -> tuple[Member | None, Member | None, Member | None, Member | None]:
+    """The records with the lowest and the highest cell voltage and the lowest and the
+    highest temperature (None where no record knows one; the first where several share a
+    value), in one pass: every snapshot asks."""
+    lowest = highest = coolest = warmest = None
     for rec in records:
-        if only is not None and rec.node not in only:
-            continue
-        value: float = getattr(rec, value_attr)
-        if math.isnan(value):
-            continue
-        if where is None or (value > best if highest else value < best):
-            best, where = value, CellRef(rec.node, getattr(rec, number_attr))
-    return best, where
+        v = rec.min_cell
+        if not math.isnan(v) and (lowest is None or v < lowest.min_cell):
+            lowest = rec
+        v = rec.max_cell
+        if not math.isnan(v) and (highest is None or v > highest.max_cell):
+            highest = rec
+        v = rec.min_temp
+        if not math.isnan(v) and (coolest is None or v < coolest.min_temp):
+            coolest = rec
+        v = rec.max_temp
+        if not math.isnan(v) and (warmest is None or v > warmest.max_temp):
+            warmest = rec
+    return lowest, highest, coolest, warmest

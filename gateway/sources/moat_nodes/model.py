@@ -238,10 +238,7 @@ class BatteryModel:
         rec.cells[cells] = volts
         rec.t_cells[cells] = [now] * len(volts)
         high, low = self.alert_high_cell, self.alert_low_cell
-        for v in volts:
-            if v >= high or v <= low:  # NaN (not available) is neither
-                return True
-        return False
+        return any(v >= high or v <= low for v in volts)  # NaN (not available) is neither
 
     def on_cell_temperatures(self, node: int, m: codec.CellTemperatures, now: float) -> bool:
         rec = self.nodes[node]
