@@ -423,18 +423,8 @@ class DecodeError(ValueError):
     \"\"\"A frame whose content the DBC does not define: count it as malformed, drop it.\"\"\"
 
 
-def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int, int]) -> int:
-    lo, hi = bounds
-    raw = round((value - offset) / scale)
-    if not lo <= raw <= hi:
-        raise ValueError(f"{name}={value!r} does not fit its field (raw {lo}..{hi})")
-    return raw
-
-
-def _int(name: str, value: int, lo: int, hi: int) -> int:
-    if not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r} does not fit its field ({lo}..{hi})")
-    return value"""
+def _unfit(name: str, value: float, field: str) -> ValueError:
+    return ValueError(f"{name}={value!r} does not fit its field ({field})")"""
 
 
 def gateway_codec(db_path: Path) -> str:
@@ -710,15 +700,32 @@ def _gw_decode_field(f: Field, var: str) -> list[str]:
 
 
 def _gw_encode_field(f: Field, value: str, var: str) -> list[str]:
-    if f.scaled:
-        na = f.not_available_raw
-        scale = repr(float(f.signal.scale))
-        offset = repr(float(f.signal.offset))
-        call = f'_raw("{f.name}", {value}, {scale}, {offset}, ({f.raw_min}, {f.raw_max}))'
-        if na is not None:
-            return [f"    {var} = {na} if math.isnan({value}) else {call}"]
-        return [f"    {var} = {call}"]
-    return [f'    {var} = _int("{f.name}", {value}, {f.raw_min}, {f.raw_max})']
+    """Lines binding `var` to f's raw value, raising ValueError when it does not fit. The
+    range test is written out in each encoder, not called: the gateway encodes its frames
+    every tick, and a call per field cost more than the encoding."""
+    lo, hi = f.raw_min, f.raw_max
+    if not f.scaled:
+        return [
+            f"    {var} = {value}",
+            f"    if not {lo} <= {var} <= {hi}:",
+            f'        raise _unfit("{f.name}", {var}, "{lo}..{hi}")',
+        ]
+    scale = repr(float(f.signal.scale))
+    offset = repr(float(f.signal.offset))
+    check = [
+        f"    {var} = round(({value} - {offset}) / {scale})",
+        f"    if not {lo} <= {var} <= {hi}:",
+        f'        raise _unfit("{f.name}", {value}, "raw {lo}..{hi}")',
+    ]
+    na = f.not_available_raw
+    if na is None:
+        return check
+    return [
+        f"    if math.isnan({value}):",
+        f"        {var} = {na}",
+        "    else:",
+        *("    " + line for line in check),
+    ]
 
 
 def _shifted(f: Field, var: str) -> str:

@@ -73,18 +73,8 @@ class DecodeError(ValueError):
     """A frame whose content the DBC does not define: count it as malformed, drop it."""
 
 
-def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int, int]) -> int:
-    lo, hi = bounds
-    raw = round((value - offset) / scale)
-    if not lo <= raw <= hi:
-        raise ValueError(f"{name}={value!r} does not fit its field (raw {lo}..{hi})")
-    return raw
-
-
-def _int(name: str, value: int, lo: int, hi: int) -> int:
-    if not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r} does not fit its field ({lo}..{hi})")
-    return value
+def _unfit(name: str, value: float, field: str) -> ValueError:
+    return ValueError(f"{name}={value!r} does not fit its field ({field})")
 
 # The bits of a byte, lowest first: eight flags decode in one lookup.
 _BITS8: tuple[tuple[int, ...], ...] = tuple(
@@ -310,61 +300,171 @@ def decode_node_state(data: bytes) -> NodeState:
 
 
 def encode_node_state(m: NodeState) -> bytes:
-    r0 = _int("State", m.state, 0, 15)
-    r1 = _int("RelayState", m.relay_state, 0, 3)
-    r2 = _int("TripCleared", m.trip_cleared, 0, 1)
-    r3 = _int("Balancing", m.balancing, 0, 1)
-    r4 = _int("AliveCounter", m.alive_counter, 0, 15)
-    r5 = _int("GatewayLink", m.gateway_link, 0, 3)
-    r6 = _int("RelayRequest", m.relay_request, 0, 3)
-    r7 = _int("FaultCellOverVoltage", m.fault_cell_over_voltage, 0, 1)
-    r8 = _int("FaultCellUnderVoltage", m.fault_cell_under_voltage, 0, 1)
-    r9 = _int("FaultPackOverVoltage", m.fault_pack_over_voltage, 0, 1)
-    r10 = _int("FaultPackUnderVoltage", m.fault_pack_under_voltage, 0, 1)
-    r11 = _int("FaultChargeOverTemp", m.fault_charge_over_temp, 0, 1)
-    r12 = _int("FaultChargeUnderTemp", m.fault_charge_under_temp, 0, 1)
-    r13 = _int("FaultDischargeOverTemp", m.fault_discharge_over_temp, 0, 1)
-    r14 = _int("FaultDischargeUnderTemp", m.fault_discharge_under_temp, 0, 1)
-    r15 = _int("FaultChargeOverCurrent", m.fault_charge_over_current, 0, 1)
-    r16 = _int("FaultDischargeOverCurrent", m.fault_discharge_over_current, 0, 1)
-    r17 = _int("FaultSensorFault", m.fault_sensor_fault, 0, 1)
-    r18 = _int("FaultPlausibility", m.fault_plausibility, 0, 1)
-    r19 = _int("FaultCommLoss", m.fault_comm_loss, 0, 1)
-    r20 = _int("FaultBalancerOverTemp", m.fault_balancer_over_temp, 0, 1)
-    r21 = _int("FaultRelayFault", m.fault_relay_fault, 0, 1)
-    r22 = _int("FaultInternal", m.fault_internal, 0, 1)
-    r23 = _int("WarnCellOverVoltage", m.warn_cell_over_voltage, 0, 1)
-    r24 = _int("WarnCellUnderVoltage", m.warn_cell_under_voltage, 0, 1)
-    r25 = _int("WarnPackOverVoltage", m.warn_pack_over_voltage, 0, 1)
-    r26 = _int("WarnPackUnderVoltage", m.warn_pack_under_voltage, 0, 1)
-    r27 = _int("WarnChargeOverTemp", m.warn_charge_over_temp, 0, 1)
-    r28 = _int("WarnChargeUnderTemp", m.warn_charge_under_temp, 0, 1)
-    r29 = _int("WarnDischargeOverTemp", m.warn_discharge_over_temp, 0, 1)
-    r30 = _int("WarnDischargeUnderTemp", m.warn_discharge_under_temp, 0, 1)
-    r31 = _int("WarnChargeOverCurrent", m.warn_charge_over_current, 0, 1)
-    r32 = _int("WarnDischargeOverCurrent", m.warn_discharge_over_current, 0, 1)
-    r33 = _int("WarnSensorFault", m.warn_sensor_fault, 0, 1)
-    r34 = _int("WarnPlausibility", m.warn_plausibility, 0, 1)
-    r35 = _int("WarnCommLoss", m.warn_comm_loss, 0, 1)
-    r36 = _int("WarnBalancerOverTemp", m.warn_balancer_over_temp, 0, 1)
-    r37 = _int("WarnRelayFault", m.warn_relay_fault, 0, 1)
-    r38 = _int("WarnInternal", m.warn_internal, 0, 1)
-    r39 = _int("InfoCellOverVoltage", m.info_cell_over_voltage, 0, 1)
-    r40 = _int("InfoCellUnderVoltage", m.info_cell_under_voltage, 0, 1)
-    r41 = _int("InfoPackOverVoltage", m.info_pack_over_voltage, 0, 1)
-    r42 = _int("InfoPackUnderVoltage", m.info_pack_under_voltage, 0, 1)
-    r43 = _int("InfoChargeOverTemp", m.info_charge_over_temp, 0, 1)
-    r44 = _int("InfoChargeUnderTemp", m.info_charge_under_temp, 0, 1)
-    r45 = _int("InfoDischargeOverTemp", m.info_discharge_over_temp, 0, 1)
-    r46 = _int("InfoDischargeUnderTemp", m.info_discharge_under_temp, 0, 1)
-    r47 = _int("InfoChargeOverCurrent", m.info_charge_over_current, 0, 1)
-    r48 = _int("InfoDischargeOverCurrent", m.info_discharge_over_current, 0, 1)
-    r49 = _int("InfoSensorFault", m.info_sensor_fault, 0, 1)
-    r50 = _int("InfoPlausibility", m.info_plausibility, 0, 1)
-    r51 = _int("InfoCommLoss", m.info_comm_loss, 0, 1)
-    r52 = _int("InfoBalancerOverTemp", m.info_balancer_over_temp, 0, 1)
-    r53 = _int("InfoRelayFault", m.info_relay_fault, 0, 1)
-    r54 = _int("InfoInternal", m.info_internal, 0, 1)
+    r0 = m.state
+    if not 0 <= r0 <= 15:
+        raise _unfit("State", r0, "0..15")
+    r1 = m.relay_state
+    if not 0 <= r1 <= 3:
+        raise _unfit("RelayState", r1, "0..3")
+    r2 = m.trip_cleared
+    if not 0 <= r2 <= 1:
+        raise _unfit("TripCleared", r2, "0..1")
+    r3 = m.balancing
+    if not 0 <= r3 <= 1:
+        raise _unfit("Balancing", r3, "0..1")
+    r4 = m.alive_counter
+    if not 0 <= r4 <= 15:
+        raise _unfit("AliveCounter", r4, "0..15")
+    r5 = m.gateway_link
+    if not 0 <= r5 <= 3:
+        raise _unfit("GatewayLink", r5, "0..3")
+    r6 = m.relay_request
+    if not 0 <= r6 <= 3:
+        raise _unfit("RelayRequest", r6, "0..3")
+    r7 = m.fault_cell_over_voltage
+    if not 0 <= r7 <= 1:
+        raise _unfit("FaultCellOverVoltage", r7, "0..1")
+    r8 = m.fault_cell_under_voltage
+    if not 0 <= r8 <= 1:
+        raise _unfit("FaultCellUnderVoltage", r8, "0..1")
+    r9 = m.fault_pack_over_voltage
+    if not 0 <= r9 <= 1:
+        raise _unfit("FaultPackOverVoltage", r9, "0..1")
+    r10 = m.fault_pack_under_voltage
+    if not 0 <= r10 <= 1:
+        raise _unfit("FaultPackUnderVoltage", r10, "0..1")
+    r11 = m.fault_charge_over_temp
+    if not 0 <= r11 <= 1:
+        raise _unfit("FaultChargeOverTemp", r11, "0..1")
+    r12 = m.fault_charge_under_temp
+    if not 0 <= r12 <= 1:
+        raise _unfit("FaultChargeUnderTemp", r12, "0..1")
+    r13 = m.fault_discharge_over_temp
+    if not 0 <= r13 <= 1:
+        raise _unfit("FaultDischargeOverTemp", r13, "0..1")
+    r14 = m.fault_discharge_under_temp
+    if not 0 <= r14 <= 1:
+        raise _unfit("FaultDischargeUnderTemp", r14, "0..1")
+    r15 = m.fault_charge_over_current
+    if not 0 <= r15 <= 1:
+        raise _unfit("FaultChargeOverCurrent", r15, "0..1")
+    r16 = m.fault_discharge_over_current
+    if not 0 <= r16 <= 1:
+        raise _unfit("FaultDischargeOverCurrent", r16, "0..1")
+    r17 = m.fault_sensor_fault
+    if not 0 <= r17 <= 1:
+        raise _unfit("FaultSensorFault", r17, "0..1")
+    r18 = m.fault_plausibility
+    if not 0 <= r18 <= 1:
+        raise _unfit("FaultPlausibility", r18, "0..1")
+    r19 = m.fault_comm_loss
+    if not 0 <= r19 <= 1:
+        raise _unfit("FaultCommLoss", r19, "0..1")
+    r20 = m.fault_balancer_over_temp
+    if not 0 <= r20 <= 1:
+        raise _unfit("FaultBalancerOverTemp", r20, "0..1")
+    r21 = m.fault_relay_fault
+    if not 0 <= r21 <= 1:
+        raise _unfit("FaultRelayFault", r21, "0..1")
+    r22 = m.fault_internal
+    if not 0 <= r22 <= 1:
+        raise _unfit("FaultInternal", r22, "0..1")
+    r23 = m.warn_cell_over_voltage
+    if not 0 <= r23 <= 1:
+        raise _unfit("WarnCellOverVoltage", r23, "0..1")
+    r24 = m.warn_cell_under_voltage
+    if not 0 <= r24 <= 1:
+        raise _unfit("WarnCellUnderVoltage", r24, "0..1")
+    r25 = m.warn_pack_over_voltage
+    if not 0 <= r25 <= 1:
+        raise _unfit("WarnPackOverVoltage", r25, "0..1")
+    r26 = m.warn_pack_under_voltage
+    if not 0 <= r26 <= 1:
+        raise _unfit("WarnPackUnderVoltage", r26, "0..1")
+    r27 = m.warn_charge_over_temp
+    if not 0 <= r27 <= 1:
+        raise _unfit("WarnChargeOverTemp", r27, "0..1")
+    r28 = m.warn_charge_under_temp
+    if not 0 <= r28 <= 1:
+        raise _unfit("WarnChargeUnderTemp", r28, "0..1")
+    r29 = m.warn_discharge_over_temp
+    if not 0 <= r29 <= 1:
+        raise _unfit("WarnDischargeOverTemp", r29, "0..1")
+    r30 = m.warn_discharge_under_temp
+    if not 0 <= r30 <= 1:
+        raise _unfit("WarnDischargeUnderTemp", r30, "0..1")
+    r31 = m.warn_charge_over_current
+    if not 0 <= r31 <= 1:
+        raise _unfit("WarnChargeOverCurrent", r31, "0..1")
+    r32 = m.warn_discharge_over_current
+    if not 0 <= r32 <= 1:
+        raise _unfit("WarnDischargeOverCurrent", r32, "0..1")
+    r33 = m.warn_sensor_fault
+    if not 0 <= r33 <= 1:
+        raise _unfit("WarnSensorFault", r33, "0..1")
+    r34 = m.warn_plausibility
+    if not 0 <= r34 <= 1:
+        raise _unfit("WarnPlausibility", r34, "0..1")
+    r35 = m.warn_comm_loss
+    if not 0 <= r35 <= 1:
+        raise _unfit("WarnCommLoss", r35, "0..1")
+    r36 = m.warn_balancer_over_temp
+    if not 0 <= r36 <= 1:
+        raise _unfit("WarnBalancerOverTemp", r36, "0..1")
+    r37 = m.warn_relay_fault
+    if not 0 <= r37 <= 1:
+        raise _unfit("WarnRelayFault", r37, "0..1")
+    r38 = m.warn_internal
+    if not 0 <= r38 <= 1:
+        raise _unfit("WarnInternal", r38, "0..1")
+    r39 = m.info_cell_over_voltage
+    if not 0 <= r39 <= 1:
+        raise _unfit("InfoCellOverVoltage", r39, "0..1")
+    r40 = m.info_cell_under_voltage
+    if not 0 <= r40 <= 1:
+        raise _unfit("InfoCellUnderVoltage", r40, "0..1")
+    r41 = m.info_pack_over_voltage
+    if not 0 <= r41 <= 1:
+        raise _unfit("InfoPackOverVoltage", r41, "0..1")
+    r42 = m.info_pack_under_voltage
+    if not 0 <= r42 <= 1:
+        raise _unfit("InfoPackUnderVoltage", r42, "0..1")
+    r43 = m.info_charge_over_temp
+    if not 0 <= r43 <= 1:
+        raise _unfit("InfoChargeOverTemp", r43, "0..1")
+    r44 = m.info_charge_under_temp
+    if not 0 <= r44 <= 1:
+        raise _unfit("InfoChargeUnderTemp", r44, "0..1")
+    r45 = m.info_discharge_over_temp
+    if not 0 <= r45 <= 1:
+        raise _unfit("InfoDischargeOverTemp", r45, "0..1")
+    r46 = m.info_discharge_under_temp
+    if not 0 <= r46 <= 1:
+        raise _unfit("InfoDischargeUnderTemp", r46, "0..1")
+    r47 = m.info_charge_over_current
+    if not 0 <= r47 <= 1:
+        raise _unfit("InfoChargeOverCurrent", r47, "0..1")
+    r48 = m.info_discharge_over_current
+    if not 0 <= r48 <= 1:
+        raise _unfit("InfoDischargeOverCurrent", r48, "0..1")
+    r49 = m.info_sensor_fault
+    if not 0 <= r49 <= 1:
+        raise _unfit("InfoSensorFault", r49, "0..1")
+    r50 = m.info_plausibility
+    if not 0 <= r50 <= 1:
+        raise _unfit("InfoPlausibility", r50, "0..1")
+    r51 = m.info_comm_loss
+    if not 0 <= r51 <= 1:
+        raise _unfit("InfoCommLoss", r51, "0..1")
+    r52 = m.info_balancer_over_temp
+    if not 0 <= r52 <= 1:
+        raise _unfit("InfoBalancerOverTemp", r52, "0..1")
+    r53 = m.info_relay_fault
+    if not 0 <= r53 <= 1:
+        raise _unfit("InfoRelayFault", r53, "0..1")
+    r54 = m.info_internal
+    if not 0 <= r54 <= 1:
+        raise _unfit("InfoInternal", r54, "0..1")
     x = r0 | (r1 << 4) | (r2 << 6) | (r3 << 7) | (r4 << 8) | (r5 << 12) | (r6 << 14) | (r7 << 16) | (r8 << 17) | (r9 << 18) | (r10 << 19) | (r11 << 20) | (r12 << 21) | (r13 << 22) | (r14 << 23) | (r15 << 24) | (r16 << 25) | (r17 << 26) | (r18 << 27) | (r19 << 28) | (r20 << 29) | (r21 << 30) | (r22 << 31) | (r23 << 32) | (r24 << 33) | (r25 << 34) | (r26 << 35) | (r27 << 36) | (r28 << 37) | (r29 << 38) | (r30 << 39) | (r31 << 40) | (r32 << 41) | (r33 << 42) | (r34 << 43) | (r35 << 44) | (r36 << 45) | (r37 << 46) | (r38 << 47) | (r39 << 48) | (r40 << 49) | (r41 << 50) | (r42 << 51) | (r43 << 52) | (r44 << 53) | (r45 << 54) | (r46 << 55) | (r47 << 56) | (r48 << 57) | (r49 << 58) | (r50 << 59) | (r51 << 60) | (r52 << 61) | (r53 << 62) | (r54 << 63)
     return x.to_bytes(8, "little")
 
@@ -405,12 +505,24 @@ def decode_relay_command(data: bytes) -> RelayCommand:
 
 
 def encode_relay_command(m: RelayCommand) -> bytes:
-    r0 = _int("Crc", m.crc, 0, 255)
-    r1 = _int("Counter", m.counter, 0, 15)
-    r2 = _int("Request", m.request, 0, 3)
-    r3 = _int("ResetFault", m.reset_fault, 0, 1)
-    r4 = _int("Freshness", m.freshness, 0, 16777215)
-    r5 = _int("Mac", m.mac, 0, 16777215)
+    r0 = m.crc
+    if not 0 <= r0 <= 255:
+        raise _unfit("Crc", r0, "0..255")
+    r1 = m.counter
+    if not 0 <= r1 <= 15:
+        raise _unfit("Counter", r1, "0..15")
+    r2 = m.request
+    if not 0 <= r2 <= 3:
+        raise _unfit("Request", r2, "0..3")
+    r3 = m.reset_fault
+    if not 0 <= r3 <= 1:
+        raise _unfit("ResetFault", r3, "0..1")
+    r4 = m.freshness
+    if not 0 <= r4 <= 16777215:
+        raise _unfit("Freshness", r4, "0..16777215")
+    r5 = m.mac
+    if not 0 <= r5 <= 16777215:
+        raise _unfit("Mac", r5, "0..16777215")
     x = r0 | (r1 << 8) | (r2 << 12) | (r3 << 14) | (r4 << 16) | (r5 << 40)
     return x.to_bytes(8, "little")
 
@@ -436,9 +548,15 @@ def decode_gateway_heartbeat(data: bytes) -> GatewayHeartbeat:
 
 
 def encode_gateway_heartbeat(m: GatewayHeartbeat) -> bytes:
-    r0 = _int("Crc", m.crc, 0, 255)
-    r1 = _int("Counter", m.counter, 0, 15)
-    r2 = _int("GatewayState", m.gateway_state, 0, 15)
+    r0 = m.crc
+    if not 0 <= r0 <= 255:
+        raise _unfit("Crc", r0, "0..255")
+    r1 = m.counter
+    if not 0 <= r1 <= 15:
+        raise _unfit("Counter", r1, "0..15")
+    r2 = m.gateway_state
+    if not 0 <= r2 <= 15:
+        raise _unfit("GatewayState", r2, "0..15")
     x = r0 | (r1 << 8) | (r2 << 12)
     return x.to_bytes(8, "little")
 
@@ -468,9 +586,15 @@ def decode_pack_status(data: bytes) -> PackStatus:
 
 
 def encode_pack_status(m: PackStatus) -> bytes:
-    r0 = _raw("PackVoltage", m.pack_voltage, 0.001, 0.0, (0, 16777215))
-    r1 = _raw("PackCurrent", m.pack_current, 0.001, 0.0, (-8388608, 8388607))
-    r2 = _int("RejectedCommands", m.rejected_commands, 0, 255)
+    r0 = round((m.pack_voltage - 0.0) / 0.001)
+    if not 0 <= r0 <= 16777215:
+        raise _unfit("PackVoltage", m.pack_voltage, "raw 0..16777215")
+    r1 = round((m.pack_current - 0.0) / 0.001)
+    if not -8388608 <= r1 <= 8388607:
+        raise _unfit("PackCurrent", m.pack_current, "raw -8388608..8388607")
+    r2 = m.rejected_commands
+    if not 0 <= r2 <= 255:
+        raise _unfit("RejectedCommands", r2, "0..255")
     x = r0 | ((r1 & 0xFFFFFF) << 24) | (r2 << 48)
     return x.to_bytes(8, "little")
 
@@ -505,11 +629,21 @@ def decode_cell_extremes(data: bytes) -> CellExtremes:
 
 
 def encode_cell_extremes(m: CellExtremes) -> bytes:
-    r0 = _raw("MinCellVoltage", m.min_cell_voltage, 0.001, 0.0, (0, 65535))
-    r1 = _raw("MaxCellVoltage", m.max_cell_voltage, 0.001, 0.0, (0, 65535))
-    r2 = _int("MinCellNumber", m.min_cell_number, 0, 255)
-    r3 = _int("MaxCellNumber", m.max_cell_number, 0, 255)
-    r4 = _raw("MeanCellVoltage", m.mean_cell_voltage, 0.001, 0.0, (0, 65535))
+    r0 = round((m.min_cell_voltage - 0.0) / 0.001)
+    if not 0 <= r0 <= 65535:
+        raise _unfit("MinCellVoltage", m.min_cell_voltage, "raw 0..65535")
+    r1 = round((m.max_cell_voltage - 0.0) / 0.001)
+    if not 0 <= r1 <= 65535:
+        raise _unfit("MaxCellVoltage", m.max_cell_voltage, "raw 0..65535")
+    r2 = m.min_cell_number
+    if not 0 <= r2 <= 255:
+        raise _unfit("MinCellNumber", r2, "0..255")
+    r3 = m.max_cell_number
+    if not 0 <= r3 <= 255:
+        raise _unfit("MaxCellNumber", r3, "0..255")
+    r4 = round((m.mean_cell_voltage - 0.0) / 0.001)
+    if not 0 <= r4 <= 65535:
+        raise _unfit("MeanCellVoltage", m.mean_cell_voltage, "raw 0..65535")
     x = r0 | (r1 << 16) | (r2 << 32) | (r3 << 40) | (r4 << 48)
     return x.to_bytes(8, "little")
 
@@ -550,11 +684,24 @@ def decode_temperature_extremes(data: bytes) -> TemperatureExtremes:
 
 
 def encode_temperature_extremes(m: TemperatureExtremes) -> bytes:
-    r0 = _raw("MinTemperature", m.min_temperature, 0.1, 0.0, (-32768, 32767))
-    r1 = _raw("MaxTemperature", m.max_temperature, 0.1, 0.0, (-32768, 32767))
-    r2 = _int("MinTemperatureSensor", m.min_temperature_sensor, 0, 255)
-    r3 = _int("MaxTemperatureSensor", m.max_temperature_sensor, 0, 255)
-    r4 = -32768 if math.isnan(m.balancer_temperature) else _raw("BalancerTemperature", m.balancer_temperature, 0.1, 0.0, (-32768, 32767))
+    r0 = round((m.min_temperature - 0.0) / 0.1)
+    if not -32768 <= r0 <= 32767:
+        raise _unfit("MinTemperature", m.min_temperature, "raw -32768..32767")
+    r1 = round((m.max_temperature - 0.0) / 0.1)
+    if not -32768 <= r1 <= 32767:
+        raise _unfit("MaxTemperature", m.max_temperature, "raw -32768..32767")
+    r2 = m.min_temperature_sensor
+    if not 0 <= r2 <= 255:
+        raise _unfit("MinTemperatureSensor", r2, "0..255")
+    r3 = m.max_temperature_sensor
+    if not 0 <= r3 <= 255:
+        raise _unfit("MaxTemperatureSensor", r3, "0..255")
+    if math.isnan(m.balancer_temperature):
+        r4 = -32768
+    else:
+        r4 = round((m.balancer_temperature - 0.0) / 0.1)
+        if not -32768 <= r4 <= 32767:
+            raise _unfit("BalancerTemperature", m.balancer_temperature, "raw -32768..32767")
     x = (r0 & 0xFFFF) | ((r1 & 0xFFFF) << 16) | (r2 << 32) | (r3 << 40) | ((r4 & 0xFFFF) << 48)
     return x.to_bytes(8, "little")
 
@@ -615,24 +762,40 @@ BALANCE_COMMAND_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {
 
 
 def encode_balance_command(m: BalanceCommand) -> bytes:
-    r0 = _int("Crc", m.crc, 0, 255)
-    r1 = _int("Counter", m.counter, 0, 15)
-    r2 = _int("CellGroup", m.cell_group, 0, 15)
-    r3 = _raw("BleedFloorVoltage", m.bleed_floor_voltage, 0.001, 0.0, (0, 65535))
+    r0 = m.crc
+    if not 0 <= r0 <= 255:
+        raise _unfit("Crc", r0, "0..255")
+    r1 = m.counter
+    if not 0 <= r1 <= 15:
+        raise _unfit("Counter", r1, "0..15")
+    r2 = m.cell_group
+    if not 0 <= r2 <= 15:
+        raise _unfit("CellGroup", r2, "0..15")
+    r3 = round((m.bleed_floor_voltage - 0.0) / 0.001)
+    if not 0 <= r3 <= 65535:
+        raise _unfit("BleedFloorVoltage", m.bleed_floor_voltage, "raw 0..65535")
     x = r0 | (r1 << 8) | (r2 << 12) | (r3 << 48)
     if m.cell_group == 0:
         if len(m.muxed) != 2:
             raise ValueError("BalanceCommand.muxed needs 2 values for CellGroup=0")
-        r4 = _int("BleedCells01To16", m.muxed[0], 0, 65535)
+        r4 = m.muxed[0]
+        if not 0 <= r4 <= 65535:
+            raise _unfit("BleedCells01To16", r4, "0..65535")
         x |= (r4 << 16)
-        r5 = _int("BleedCells17To32", m.muxed[1], 0, 65535)
+        r5 = m.muxed[1]
+        if not 0 <= r5 <= 65535:
+            raise _unfit("BleedCells17To32", r5, "0..65535")
         x |= (r5 << 32)
     elif m.cell_group == 1:
         if len(m.muxed) != 2:
             raise ValueError("BalanceCommand.muxed needs 2 values for CellGroup=1")
-        r6 = _int("BleedCells33To48", m.muxed[0], 0, 65535)
+        r6 = m.muxed[0]
+        if not 0 <= r6 <= 65535:
+            raise _unfit("BleedCells33To48", r6, "0..65535")
         x |= (r6 << 16)
-        r7 = _int("BleedCells49To64", m.muxed[1], 0, 65535)
+        r7 = m.muxed[1]
+        if not 0 <= r7 <= 65535:
+            raise _unfit("BleedCells49To64", r7, "0..65535")
         x |= (r7 << 32)
     else:
         raise ValueError(f"BalanceCommand: no signals for CellGroup={m.cell_group}")
@@ -663,10 +826,18 @@ def decode_balance_state(data: bytes) -> BalanceState:
 
 
 def encode_balance_state(m: BalanceState) -> bytes:
-    r0 = _int("BleedingCells01To16", m.bleeding_cells01_to16, 0, 65535)
-    r1 = _int("BleedingCells17To32", m.bleeding_cells17_to32, 0, 65535)
-    r2 = _int("BleedingCells33To48", m.bleeding_cells33_to48, 0, 65535)
-    r3 = _int("BleedingCells49To64", m.bleeding_cells49_to64, 0, 65535)
+    r0 = m.bleeding_cells01_to16
+    if not 0 <= r0 <= 65535:
+        raise _unfit("BleedingCells01To16", r0, "0..65535")
+    r1 = m.bleeding_cells17_to32
+    if not 0 <= r1 <= 65535:
+        raise _unfit("BleedingCells17To32", r1, "0..65535")
+    r2 = m.bleeding_cells33_to48
+    if not 0 <= r2 <= 65535:
+        raise _unfit("BleedingCells33To48", r2, "0..65535")
+    r3 = m.bleeding_cells49_to64
+    if not 0 <= r3 <= 65535:
+        raise _unfit("BleedingCells49To64", r3, "0..65535")
     x = r0 | (r1 << 16) | (r2 << 32) | (r3 << 48)
     return x.to_bytes(8, "little")
 
@@ -924,183 +1095,505 @@ CELL_VOLTAGES_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {
 
 
 def encode_cell_voltages(m: CellVoltages) -> bytes:
-    r0 = _int("CellGroup", m.cell_group, 0, 255)
+    r0 = m.cell_group
+    if not 0 <= r0 <= 255:
+        raise _unfit("CellGroup", r0, "0..255")
     x = r0
     if m.cell_group == 0:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=0")
-        r1 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell01Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r1 = 16383
+        else:
+            r1 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r1 <= 16383:
+                raise _unfit("Cell01Voltage", m.muxed[0], "raw 0..16383")
         x |= (r1 << 8)
-        r2 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell02Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r2 = 16383
+        else:
+            r2 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r2 <= 16383:
+                raise _unfit("Cell02Voltage", m.muxed[1], "raw 0..16383")
         x |= (r2 << 22)
-        r3 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell03Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r3 = 16383
+        else:
+            r3 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r3 <= 16383:
+                raise _unfit("Cell03Voltage", m.muxed[2], "raw 0..16383")
         x |= (r3 << 36)
-        r4 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell04Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r4 = 16383
+        else:
+            r4 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r4 <= 16383:
+                raise _unfit("Cell04Voltage", m.muxed[3], "raw 0..16383")
         x |= (r4 << 50)
     elif m.cell_group == 1:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=1")
-        r5 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell05Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r5 = 16383
+        else:
+            r5 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r5 <= 16383:
+                raise _unfit("Cell05Voltage", m.muxed[0], "raw 0..16383")
         x |= (r5 << 8)
-        r6 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell06Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r6 = 16383
+        else:
+            r6 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r6 <= 16383:
+                raise _unfit("Cell06Voltage", m.muxed[1], "raw 0..16383")
         x |= (r6 << 22)
-        r7 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell07Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r7 = 16383
+        else:
+            r7 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r7 <= 16383:
+                raise _unfit("Cell07Voltage", m.muxed[2], "raw 0..16383")
         x |= (r7 << 36)
-        r8 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell08Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r8 = 16383
+        else:
+            r8 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r8 <= 16383:
+                raise _unfit("Cell08Voltage", m.muxed[3], "raw 0..16383")
         x |= (r8 << 50)
     elif m.cell_group == 2:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=2")
-        r9 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell09Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r9 = 16383
+        else:
+            r9 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r9 <= 16383:
+                raise _unfit("Cell09Voltage", m.muxed[0], "raw 0..16383")
         x |= (r9 << 8)
-        r10 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell10Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r10 = 16383
+        else:
+            r10 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r10 <= 16383:
+                raise _unfit("Cell10Voltage", m.muxed[1], "raw 0..16383")
         x |= (r10 << 22)
-        r11 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell11Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r11 = 16383
+        else:
+            r11 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r11 <= 16383:
+                raise _unfit("Cell11Voltage", m.muxed[2], "raw 0..16383")
         x |= (r11 << 36)
-        r12 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell12Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r12 = 16383
+        else:
+            r12 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r12 <= 16383:
+                raise _unfit("Cell12Voltage", m.muxed[3], "raw 0..16383")
         x |= (r12 << 50)
     elif m.cell_group == 3:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=3")
-        r13 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell13Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r13 = 16383
+        else:
+            r13 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r13 <= 16383:
+                raise _unfit("Cell13Voltage", m.muxed[0], "raw 0..16383")
         x |= (r13 << 8)
-        r14 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell14Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r14 = 16383
+        else:
+            r14 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r14 <= 16383:
+                raise _unfit("Cell14Voltage", m.muxed[1], "raw 0..16383")
         x |= (r14 << 22)
-        r15 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell15Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r15 = 16383
+        else:
+            r15 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r15 <= 16383:
+                raise _unfit("Cell15Voltage", m.muxed[2], "raw 0..16383")
         x |= (r15 << 36)
-        r16 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell16Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r16 = 16383
+        else:
+            r16 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r16 <= 16383:
+                raise _unfit("Cell16Voltage", m.muxed[3], "raw 0..16383")
         x |= (r16 << 50)
     elif m.cell_group == 4:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=4")
-        r17 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell17Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r17 = 16383
+        else:
+            r17 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r17 <= 16383:
+                raise _unfit("Cell17Voltage", m.muxed[0], "raw 0..16383")
         x |= (r17 << 8)
-        r18 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell18Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r18 = 16383
+        else:
+            r18 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r18 <= 16383:
+                raise _unfit("Cell18Voltage", m.muxed[1], "raw 0..16383")
         x |= (r18 << 22)
-        r19 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell19Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r19 = 16383
+        else:
+            r19 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r19 <= 16383:
+                raise _unfit("Cell19Voltage", m.muxed[2], "raw 0..16383")
         x |= (r19 << 36)
-        r20 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell20Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r20 = 16383
+        else:
+            r20 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r20 <= 16383:
+                raise _unfit("Cell20Voltage", m.muxed[3], "raw 0..16383")
         x |= (r20 << 50)
     elif m.cell_group == 5:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=5")
-        r21 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell21Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r21 = 16383
+        else:
+            r21 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r21 <= 16383:
+                raise _unfit("Cell21Voltage", m.muxed[0], "raw 0..16383")
         x |= (r21 << 8)
-        r22 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell22Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r22 = 16383
+        else:
+            r22 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r22 <= 16383:
+                raise _unfit("Cell22Voltage", m.muxed[1], "raw 0..16383")
         x |= (r22 << 22)
-        r23 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell23Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r23 = 16383
+        else:
+            r23 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r23 <= 16383:
+                raise _unfit("Cell23Voltage", m.muxed[2], "raw 0..16383")
         x |= (r23 << 36)
-        r24 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell24Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r24 = 16383
+        else:
+            r24 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r24 <= 16383:
+                raise _unfit("Cell24Voltage", m.muxed[3], "raw 0..16383")
         x |= (r24 << 50)
     elif m.cell_group == 6:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=6")
-        r25 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell25Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r25 = 16383
+        else:
+            r25 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r25 <= 16383:
+                raise _unfit("Cell25Voltage", m.muxed[0], "raw 0..16383")
         x |= (r25 << 8)
-        r26 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell26Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r26 = 16383
+        else:
+            r26 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r26 <= 16383:
+                raise _unfit("Cell26Voltage", m.muxed[1], "raw 0..16383")
         x |= (r26 << 22)
-        r27 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell27Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r27 = 16383
+        else:
+            r27 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r27 <= 16383:
+                raise _unfit("Cell27Voltage", m.muxed[2], "raw 0..16383")
         x |= (r27 << 36)
-        r28 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell28Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r28 = 16383
+        else:
+            r28 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r28 <= 16383:
+                raise _unfit("Cell28Voltage", m.muxed[3], "raw 0..16383")
         x |= (r28 << 50)
     elif m.cell_group == 7:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=7")
-        r29 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell29Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r29 = 16383
+        else:
+            r29 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r29 <= 16383:
+                raise _unfit("Cell29Voltage", m.muxed[0], "raw 0..16383")
         x |= (r29 << 8)
-        r30 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell30Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r30 = 16383
+        else:
+            r30 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r30 <= 16383:
+                raise _unfit("Cell30Voltage", m.muxed[1], "raw 0..16383")
         x |= (r30 << 22)
-        r31 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell31Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r31 = 16383
+        else:
+            r31 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r31 <= 16383:
+                raise _unfit("Cell31Voltage", m.muxed[2], "raw 0..16383")
         x |= (r31 << 36)
-        r32 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell32Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r32 = 16383
+        else:
+            r32 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r32 <= 16383:
+                raise _unfit("Cell32Voltage", m.muxed[3], "raw 0..16383")
         x |= (r32 << 50)
     elif m.cell_group == 8:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=8")
-        r33 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell33Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r33 = 16383
+        else:
+            r33 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r33 <= 16383:
+                raise _unfit("Cell33Voltage", m.muxed[0], "raw 0..16383")
         x |= (r33 << 8)
-        r34 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell34Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r34 = 16383
+        else:
+            r34 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r34 <= 16383:
+                raise _unfit("Cell34Voltage", m.muxed[1], "raw 0..16383")
         x |= (r34 << 22)
-        r35 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell35Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r35 = 16383
+        else:
+            r35 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r35 <= 16383:
+                raise _unfit("Cell35Voltage", m.muxed[2], "raw 0..16383")
         x |= (r35 << 36)
-        r36 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell36Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r36 = 16383
+        else:
+            r36 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r36 <= 16383:
+                raise _unfit("Cell36Voltage", m.muxed[3], "raw 0..16383")
         x |= (r36 << 50)
     elif m.cell_group == 9:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=9")
-        r37 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell37Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r37 = 16383
+        else:
+            r37 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r37 <= 16383:
+                raise _unfit("Cell37Voltage", m.muxed[0], "raw 0..16383")
         x |= (r37 << 8)
-        r38 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell38Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r38 = 16383
+        else:
+            r38 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r38 <= 16383:
+                raise _unfit("Cell38Voltage", m.muxed[1], "raw 0..16383")
         x |= (r38 << 22)
-        r39 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell39Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r39 = 16383
+        else:
+            r39 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r39 <= 16383:
+                raise _unfit("Cell39Voltage", m.muxed[2], "raw 0..16383")
         x |= (r39 << 36)
-        r40 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell40Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r40 = 16383
+        else:
+            r40 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r40 <= 16383:
+                raise _unfit("Cell40Voltage", m.muxed[3], "raw 0..16383")
         x |= (r40 << 50)
     elif m.cell_group == 10:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=10")
-        r41 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell41Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r41 = 16383
+        else:
+            r41 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r41 <= 16383:
+                raise _unfit("Cell41Voltage", m.muxed[0], "raw 0..16383")
         x |= (r41 << 8)
-        r42 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell42Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r42 = 16383
+        else:
+            r42 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r42 <= 16383:
+                raise _unfit("Cell42Voltage", m.muxed[1], "raw 0..16383")
         x |= (r42 << 22)
-        r43 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell43Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r43 = 16383
+        else:
+            r43 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r43 <= 16383:
+                raise _unfit("Cell43Voltage", m.muxed[2], "raw 0..16383")
         x |= (r43 << 36)
-        r44 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell44Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r44 = 16383
+        else:
+            r44 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r44 <= 16383:
+                raise _unfit("Cell44Voltage", m.muxed[3], "raw 0..16383")
         x |= (r44 << 50)
     elif m.cell_group == 11:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=11")
-        r45 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell45Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r45 = 16383
+        else:
+            r45 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r45 <= 16383:
+                raise _unfit("Cell45Voltage", m.muxed[0], "raw 0..16383")
         x |= (r45 << 8)
-        r46 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell46Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r46 = 16383
+        else:
+            r46 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r46 <= 16383:
+                raise _unfit("Cell46Voltage", m.muxed[1], "raw 0..16383")
         x |= (r46 << 22)
-        r47 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell47Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r47 = 16383
+        else:
+            r47 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r47 <= 16383:
+                raise _unfit("Cell47Voltage", m.muxed[2], "raw 0..16383")
         x |= (r47 << 36)
-        r48 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell48Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r48 = 16383
+        else:
+            r48 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r48 <= 16383:
+                raise _unfit("Cell48Voltage", m.muxed[3], "raw 0..16383")
         x |= (r48 << 50)
     elif m.cell_group == 12:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=12")
-        r49 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell49Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r49 = 16383
+        else:
+            r49 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r49 <= 16383:
+                raise _unfit("Cell49Voltage", m.muxed[0], "raw 0..16383")
         x |= (r49 << 8)
-        r50 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell50Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r50 = 16383
+        else:
+            r50 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r50 <= 16383:
+                raise _unfit("Cell50Voltage", m.muxed[1], "raw 0..16383")
         x |= (r50 << 22)
-        r51 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell51Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r51 = 16383
+        else:
+            r51 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r51 <= 16383:
+                raise _unfit("Cell51Voltage", m.muxed[2], "raw 0..16383")
         x |= (r51 << 36)
-        r52 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell52Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r52 = 16383
+        else:
+            r52 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r52 <= 16383:
+                raise _unfit("Cell52Voltage", m.muxed[3], "raw 0..16383")
         x |= (r52 << 50)
     elif m.cell_group == 13:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=13")
-        r53 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell53Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r53 = 16383
+        else:
+            r53 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r53 <= 16383:
+                raise _unfit("Cell53Voltage", m.muxed[0], "raw 0..16383")
         x |= (r53 << 8)
-        r54 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell54Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r54 = 16383
+        else:
+            r54 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r54 <= 16383:
+                raise _unfit("Cell54Voltage", m.muxed[1], "raw 0..16383")
         x |= (r54 << 22)
-        r55 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell55Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r55 = 16383
+        else:
+            r55 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r55 <= 16383:
+                raise _unfit("Cell55Voltage", m.muxed[2], "raw 0..16383")
         x |= (r55 << 36)
-        r56 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell56Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r56 = 16383
+        else:
+            r56 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r56 <= 16383:
+                raise _unfit("Cell56Voltage", m.muxed[3], "raw 0..16383")
         x |= (r56 << 50)
     elif m.cell_group == 14:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=14")
-        r57 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell57Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r57 = 16383
+        else:
+            r57 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r57 <= 16383:
+                raise _unfit("Cell57Voltage", m.muxed[0], "raw 0..16383")
         x |= (r57 << 8)
-        r58 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell58Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r58 = 16383
+        else:
+            r58 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r58 <= 16383:
+                raise _unfit("Cell58Voltage", m.muxed[1], "raw 0..16383")
         x |= (r58 << 22)
-        r59 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell59Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r59 = 16383
+        else:
+            r59 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r59 <= 16383:
+                raise _unfit("Cell59Voltage", m.muxed[2], "raw 0..16383")
         x |= (r59 << 36)
-        r60 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell60Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r60 = 16383
+        else:
+            r60 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r60 <= 16383:
+                raise _unfit("Cell60Voltage", m.muxed[3], "raw 0..16383")
         x |= (r60 << 50)
     elif m.cell_group == 15:
         if len(m.muxed) != 4:
             raise ValueError("CellVoltages.muxed needs 4 values for CellGroup=15")
-        r61 = 16383 if math.isnan(m.muxed[0]) else _raw("Cell61Voltage", m.muxed[0], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[0]):
+            r61 = 16383
+        else:
+            r61 = round((m.muxed[0] - 0.0) / 0.001)
+            if not 0 <= r61 <= 16383:
+                raise _unfit("Cell61Voltage", m.muxed[0], "raw 0..16383")
         x |= (r61 << 8)
-        r62 = 16383 if math.isnan(m.muxed[1]) else _raw("Cell62Voltage", m.muxed[1], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[1]):
+            r62 = 16383
+        else:
+            r62 = round((m.muxed[1] - 0.0) / 0.001)
+            if not 0 <= r62 <= 16383:
+                raise _unfit("Cell62Voltage", m.muxed[1], "raw 0..16383")
         x |= (r62 << 22)
-        r63 = 16383 if math.isnan(m.muxed[2]) else _raw("Cell63Voltage", m.muxed[2], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[2]):
+            r63 = 16383
+        else:
+            r63 = round((m.muxed[2] - 0.0) / 0.001)
+            if not 0 <= r63 <= 16383:
+                raise _unfit("Cell63Voltage", m.muxed[2], "raw 0..16383")
         x |= (r63 << 36)
-        r64 = 16383 if math.isnan(m.muxed[3]) else _raw("Cell64Voltage", m.muxed[3], 0.001, 0.0, (0, 16383))
+        if math.isnan(m.muxed[3]):
+            r64 = 16383
+        else:
+            r64 = round((m.muxed[3] - 0.0) / 0.001)
+            if not 0 <= r64 <= 16383:
+                raise _unfit("Cell64Voltage", m.muxed[3], "raw 0..16383")
         x |= (r64 << 50)
     else:
         raise ValueError(f"CellVoltages: no signals for CellGroup={m.cell_group}")
@@ -1524,201 +2017,523 @@ CELL_TEMPERATURES_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {
 
 
 def encode_cell_temperatures(m: CellTemperatures) -> bytes:
-    r0 = _int("SensorGroup", m.sensor_group, 0, 255)
+    r0 = m.sensor_group
+    if not 0 <= r0 <= 255:
+        raise _unfit("SensorGroup", r0, "0..255")
     x = r0
     if m.sensor_group == 0:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=0")
-        r1 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature01", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r1 = -32768
+        else:
+            r1 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r1 <= 32767:
+                raise _unfit("Temperature01", m.muxed[0], "raw -32768..32767")
         x |= ((r1 & 0xFFFF) << 8)
-        r2 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature02", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r2 = -32768
+        else:
+            r2 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r2 <= 32767:
+                raise _unfit("Temperature02", m.muxed[1], "raw -32768..32767")
         x |= ((r2 & 0xFFFF) << 24)
-        r3 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature03", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r3 = -32768
+        else:
+            r3 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r3 <= 32767:
+                raise _unfit("Temperature03", m.muxed[2], "raw -32768..32767")
         x |= ((r3 & 0xFFFF) << 40)
     elif m.sensor_group == 1:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=1")
-        r4 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature04", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r4 = -32768
+        else:
+            r4 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r4 <= 32767:
+                raise _unfit("Temperature04", m.muxed[0], "raw -32768..32767")
         x |= ((r4 & 0xFFFF) << 8)
-        r5 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature05", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r5 = -32768
+        else:
+            r5 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r5 <= 32767:
+                raise _unfit("Temperature05", m.muxed[1], "raw -32768..32767")
         x |= ((r5 & 0xFFFF) << 24)
-        r6 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature06", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r6 = -32768
+        else:
+            r6 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r6 <= 32767:
+                raise _unfit("Temperature06", m.muxed[2], "raw -32768..32767")
         x |= ((r6 & 0xFFFF) << 40)
     elif m.sensor_group == 2:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=2")
-        r7 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature07", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r7 = -32768
+        else:
+            r7 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r7 <= 32767:
+                raise _unfit("Temperature07", m.muxed[0], "raw -32768..32767")
         x |= ((r7 & 0xFFFF) << 8)
-        r8 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature08", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r8 = -32768
+        else:
+            r8 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r8 <= 32767:
+                raise _unfit("Temperature08", m.muxed[1], "raw -32768..32767")
         x |= ((r8 & 0xFFFF) << 24)
-        r9 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature09", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r9 = -32768
+        else:
+            r9 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r9 <= 32767:
+                raise _unfit("Temperature09", m.muxed[2], "raw -32768..32767")
         x |= ((r9 & 0xFFFF) << 40)
     elif m.sensor_group == 3:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=3")
-        r10 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature10", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r10 = -32768
+        else:
+            r10 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r10 <= 32767:
+                raise _unfit("Temperature10", m.muxed[0], "raw -32768..32767")
         x |= ((r10 & 0xFFFF) << 8)
-        r11 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature11", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r11 = -32768
+        else:
+            r11 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r11 <= 32767:
+                raise _unfit("Temperature11", m.muxed[1], "raw -32768..32767")
         x |= ((r11 & 0xFFFF) << 24)
-        r12 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature12", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r12 = -32768
+        else:
+            r12 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r12 <= 32767:
+                raise _unfit("Temperature12", m.muxed[2], "raw -32768..32767")
         x |= ((r12 & 0xFFFF) << 40)
     elif m.sensor_group == 4:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=4")
-        r13 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature13", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r13 = -32768
+        else:
+            r13 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r13 <= 32767:
+                raise _unfit("Temperature13", m.muxed[0], "raw -32768..32767")
         x |= ((r13 & 0xFFFF) << 8)
-        r14 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature14", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r14 = -32768
+        else:
+            r14 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r14 <= 32767:
+                raise _unfit("Temperature14", m.muxed[1], "raw -32768..32767")
         x |= ((r14 & 0xFFFF) << 24)
-        r15 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature15", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r15 = -32768
+        else:
+            r15 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r15 <= 32767:
+                raise _unfit("Temperature15", m.muxed[2], "raw -32768..32767")
         x |= ((r15 & 0xFFFF) << 40)
     elif m.sensor_group == 5:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=5")
-        r16 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature16", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r16 = -32768
+        else:
+            r16 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r16 <= 32767:
+                raise _unfit("Temperature16", m.muxed[0], "raw -32768..32767")
         x |= ((r16 & 0xFFFF) << 8)
-        r17 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature17", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r17 = -32768
+        else:
+            r17 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r17 <= 32767:
+                raise _unfit("Temperature17", m.muxed[1], "raw -32768..32767")
         x |= ((r17 & 0xFFFF) << 24)
-        r18 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature18", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r18 = -32768
+        else:
+            r18 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r18 <= 32767:
+                raise _unfit("Temperature18", m.muxed[2], "raw -32768..32767")
         x |= ((r18 & 0xFFFF) << 40)
     elif m.sensor_group == 6:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=6")
-        r19 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature19", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r19 = -32768
+        else:
+            r19 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r19 <= 32767:
+                raise _unfit("Temperature19", m.muxed[0], "raw -32768..32767")
         x |= ((r19 & 0xFFFF) << 8)
-        r20 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature20", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r20 = -32768
+        else:
+            r20 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r20 <= 32767:
+                raise _unfit("Temperature20", m.muxed[1], "raw -32768..32767")
         x |= ((r20 & 0xFFFF) << 24)
-        r21 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature21", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r21 = -32768
+        else:
+            r21 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r21 <= 32767:
+                raise _unfit("Temperature21", m.muxed[2], "raw -32768..32767")
         x |= ((r21 & 0xFFFF) << 40)
     elif m.sensor_group == 7:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=7")
-        r22 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature22", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r22 = -32768
+        else:
+            r22 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r22 <= 32767:
+                raise _unfit("Temperature22", m.muxed[0], "raw -32768..32767")
         x |= ((r22 & 0xFFFF) << 8)
-        r23 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature23", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r23 = -32768
+        else:
+            r23 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r23 <= 32767:
+                raise _unfit("Temperature23", m.muxed[1], "raw -32768..32767")
         x |= ((r23 & 0xFFFF) << 24)
-        r24 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature24", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r24 = -32768
+        else:
+            r24 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r24 <= 32767:
+                raise _unfit("Temperature24", m.muxed[2], "raw -32768..32767")
         x |= ((r24 & 0xFFFF) << 40)
     elif m.sensor_group == 8:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=8")
-        r25 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature25", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r25 = -32768
+        else:
+            r25 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r25 <= 32767:
+                raise _unfit("Temperature25", m.muxed[0], "raw -32768..32767")
         x |= ((r25 & 0xFFFF) << 8)
-        r26 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature26", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r26 = -32768
+        else:
+            r26 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r26 <= 32767:
+                raise _unfit("Temperature26", m.muxed[1], "raw -32768..32767")
         x |= ((r26 & 0xFFFF) << 24)
-        r27 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature27", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r27 = -32768
+        else:
+            r27 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r27 <= 32767:
+                raise _unfit("Temperature27", m.muxed[2], "raw -32768..32767")
         x |= ((r27 & 0xFFFF) << 40)
     elif m.sensor_group == 9:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=9")
-        r28 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature28", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r28 = -32768
+        else:
+            r28 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r28 <= 32767:
+                raise _unfit("Temperature28", m.muxed[0], "raw -32768..32767")
         x |= ((r28 & 0xFFFF) << 8)
-        r29 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature29", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r29 = -32768
+        else:
+            r29 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r29 <= 32767:
+                raise _unfit("Temperature29", m.muxed[1], "raw -32768..32767")
         x |= ((r29 & 0xFFFF) << 24)
-        r30 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature30", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r30 = -32768
+        else:
+            r30 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r30 <= 32767:
+                raise _unfit("Temperature30", m.muxed[2], "raw -32768..32767")
         x |= ((r30 & 0xFFFF) << 40)
     elif m.sensor_group == 10:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=10")
-        r31 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature31", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r31 = -32768
+        else:
+            r31 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r31 <= 32767:
+                raise _unfit("Temperature31", m.muxed[0], "raw -32768..32767")
         x |= ((r31 & 0xFFFF) << 8)
-        r32 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature32", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r32 = -32768
+        else:
+            r32 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r32 <= 32767:
+                raise _unfit("Temperature32", m.muxed[1], "raw -32768..32767")
         x |= ((r32 & 0xFFFF) << 24)
-        r33 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature33", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r33 = -32768
+        else:
+            r33 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r33 <= 32767:
+                raise _unfit("Temperature33", m.muxed[2], "raw -32768..32767")
         x |= ((r33 & 0xFFFF) << 40)
     elif m.sensor_group == 11:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=11")
-        r34 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature34", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r34 = -32768
+        else:
+            r34 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r34 <= 32767:
+                raise _unfit("Temperature34", m.muxed[0], "raw -32768..32767")
         x |= ((r34 & 0xFFFF) << 8)
-        r35 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature35", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r35 = -32768
+        else:
+            r35 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r35 <= 32767:
+                raise _unfit("Temperature35", m.muxed[1], "raw -32768..32767")
         x |= ((r35 & 0xFFFF) << 24)
-        r36 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature36", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r36 = -32768
+        else:
+            r36 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r36 <= 32767:
+                raise _unfit("Temperature36", m.muxed[2], "raw -32768..32767")
         x |= ((r36 & 0xFFFF) << 40)
     elif m.sensor_group == 12:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=12")
-        r37 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature37", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r37 = -32768
+        else:
+            r37 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r37 <= 32767:
+                raise _unfit("Temperature37", m.muxed[0], "raw -32768..32767")
         x |= ((r37 & 0xFFFF) << 8)
-        r38 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature38", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r38 = -32768
+        else:
+            r38 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r38 <= 32767:
+                raise _unfit("Temperature38", m.muxed[1], "raw -32768..32767")
         x |= ((r38 & 0xFFFF) << 24)
-        r39 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature39", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r39 = -32768
+        else:
+            r39 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r39 <= 32767:
+                raise _unfit("Temperature39", m.muxed[2], "raw -32768..32767")
         x |= ((r39 & 0xFFFF) << 40)
     elif m.sensor_group == 13:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=13")
-        r40 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature40", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r40 = -32768
+        else:
+            r40 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r40 <= 32767:
+                raise _unfit("Temperature40", m.muxed[0], "raw -32768..32767")
         x |= ((r40 & 0xFFFF) << 8)
-        r41 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature41", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r41 = -32768
+        else:
+            r41 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r41 <= 32767:
+                raise _unfit("Temperature41", m.muxed[1], "raw -32768..32767")
         x |= ((r41 & 0xFFFF) << 24)
-        r42 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature42", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r42 = -32768
+        else:
+            r42 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r42 <= 32767:
+                raise _unfit("Temperature42", m.muxed[2], "raw -32768..32767")
         x |= ((r42 & 0xFFFF) << 40)
     elif m.sensor_group == 14:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=14")
-        r43 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature43", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r43 = -32768
+        else:
+            r43 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r43 <= 32767:
+                raise _unfit("Temperature43", m.muxed[0], "raw -32768..32767")
         x |= ((r43 & 0xFFFF) << 8)
-        r44 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature44", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r44 = -32768
+        else:
+            r44 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r44 <= 32767:
+                raise _unfit("Temperature44", m.muxed[1], "raw -32768..32767")
         x |= ((r44 & 0xFFFF) << 24)
-        r45 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature45", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r45 = -32768
+        else:
+            r45 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r45 <= 32767:
+                raise _unfit("Temperature45", m.muxed[2], "raw -32768..32767")
         x |= ((r45 & 0xFFFF) << 40)
     elif m.sensor_group == 15:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=15")
-        r46 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature46", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r46 = -32768
+        else:
+            r46 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r46 <= 32767:
+                raise _unfit("Temperature46", m.muxed[0], "raw -32768..32767")
         x |= ((r46 & 0xFFFF) << 8)
-        r47 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature47", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r47 = -32768
+        else:
+            r47 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r47 <= 32767:
+                raise _unfit("Temperature47", m.muxed[1], "raw -32768..32767")
         x |= ((r47 & 0xFFFF) << 24)
-        r48 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature48", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r48 = -32768
+        else:
+            r48 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r48 <= 32767:
+                raise _unfit("Temperature48", m.muxed[2], "raw -32768..32767")
         x |= ((r48 & 0xFFFF) << 40)
     elif m.sensor_group == 16:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=16")
-        r49 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature49", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r49 = -32768
+        else:
+            r49 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r49 <= 32767:
+                raise _unfit("Temperature49", m.muxed[0], "raw -32768..32767")
         x |= ((r49 & 0xFFFF) << 8)
-        r50 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature50", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r50 = -32768
+        else:
+            r50 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r50 <= 32767:
+                raise _unfit("Temperature50", m.muxed[1], "raw -32768..32767")
         x |= ((r50 & 0xFFFF) << 24)
-        r51 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature51", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r51 = -32768
+        else:
+            r51 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r51 <= 32767:
+                raise _unfit("Temperature51", m.muxed[2], "raw -32768..32767")
         x |= ((r51 & 0xFFFF) << 40)
     elif m.sensor_group == 17:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=17")
-        r52 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature52", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r52 = -32768
+        else:
+            r52 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r52 <= 32767:
+                raise _unfit("Temperature52", m.muxed[0], "raw -32768..32767")
         x |= ((r52 & 0xFFFF) << 8)
-        r53 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature53", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r53 = -32768
+        else:
+            r53 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r53 <= 32767:
+                raise _unfit("Temperature53", m.muxed[1], "raw -32768..32767")
         x |= ((r53 & 0xFFFF) << 24)
-        r54 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature54", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r54 = -32768
+        else:
+            r54 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r54 <= 32767:
+                raise _unfit("Temperature54", m.muxed[2], "raw -32768..32767")
         x |= ((r54 & 0xFFFF) << 40)
     elif m.sensor_group == 18:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=18")
-        r55 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature55", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r55 = -32768
+        else:
+            r55 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r55 <= 32767:
+                raise _unfit("Temperature55", m.muxed[0], "raw -32768..32767")
         x |= ((r55 & 0xFFFF) << 8)
-        r56 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature56", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r56 = -32768
+        else:
+            r56 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r56 <= 32767:
+                raise _unfit("Temperature56", m.muxed[1], "raw -32768..32767")
         x |= ((r56 & 0xFFFF) << 24)
-        r57 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature57", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r57 = -32768
+        else:
+            r57 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r57 <= 32767:
+                raise _unfit("Temperature57", m.muxed[2], "raw -32768..32767")
         x |= ((r57 & 0xFFFF) << 40)
     elif m.sensor_group == 19:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=19")
-        r58 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature58", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r58 = -32768
+        else:
+            r58 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r58 <= 32767:
+                raise _unfit("Temperature58", m.muxed[0], "raw -32768..32767")
         x |= ((r58 & 0xFFFF) << 8)
-        r59 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature59", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r59 = -32768
+        else:
+            r59 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r59 <= 32767:
+                raise _unfit("Temperature59", m.muxed[1], "raw -32768..32767")
         x |= ((r59 & 0xFFFF) << 24)
-        r60 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature60", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r60 = -32768
+        else:
+            r60 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r60 <= 32767:
+                raise _unfit("Temperature60", m.muxed[2], "raw -32768..32767")
         x |= ((r60 & 0xFFFF) << 40)
     elif m.sensor_group == 20:
         if len(m.muxed) != 3:
             raise ValueError("CellTemperatures.muxed needs 3 values for SensorGroup=20")
-        r61 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature61", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r61 = -32768
+        else:
+            r61 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r61 <= 32767:
+                raise _unfit("Temperature61", m.muxed[0], "raw -32768..32767")
         x |= ((r61 & 0xFFFF) << 8)
-        r62 = -32768 if math.isnan(m.muxed[1]) else _raw("Temperature62", m.muxed[1], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[1]):
+            r62 = -32768
+        else:
+            r62 = round((m.muxed[1] - 0.0) / 0.1)
+            if not -32768 <= r62 <= 32767:
+                raise _unfit("Temperature62", m.muxed[1], "raw -32768..32767")
         x |= ((r62 & 0xFFFF) << 24)
-        r63 = -32768 if math.isnan(m.muxed[2]) else _raw("Temperature63", m.muxed[2], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[2]):
+            r63 = -32768
+        else:
+            r63 = round((m.muxed[2] - 0.0) / 0.1)
+            if not -32768 <= r63 <= 32767:
+                raise _unfit("Temperature63", m.muxed[2], "raw -32768..32767")
         x |= ((r63 & 0xFFFF) << 40)
     elif m.sensor_group == 21:
         if len(m.muxed) != 1:
             raise ValueError("CellTemperatures.muxed needs 1 values for SensorGroup=21")
-        r64 = -32768 if math.isnan(m.muxed[0]) else _raw("Temperature64", m.muxed[0], 0.1, 0.0, (-32768, 32767))
+        if math.isnan(m.muxed[0]):
+            r64 = -32768
+        else:
+            r64 = round((m.muxed[0] - 0.0) / 0.1)
+            if not -32768 <= r64 <= 32767:
+                raise _unfit("Temperature64", m.muxed[0], "raw -32768..32767")
         x |= ((r64 & 0xFFFF) << 8)
     else:
         raise ValueError(f"CellTemperatures: no signals for SensorGroup={m.sensor_group}")
@@ -1759,13 +2574,27 @@ def decode_node_info(data: bytes) -> NodeInfo:
 
 
 def encode_node_info(m: NodeInfo) -> bytes:
-    r0 = _int("FirmwareMajor", m.firmware_major, 0, 255)
-    r1 = _int("FirmwareMinor", m.firmware_minor, 0, 255)
-    r2 = _int("FirmwarePatch", m.firmware_patch, 0, 255)
-    r3 = _int("CellCount", m.cell_count, 0, 255)
-    r4 = _int("TemperatureSensorCount", m.temperature_sensor_count, 0, 255)
-    r5 = _int("Chemistry", m.chemistry, 0, 255)
-    r6 = _raw("Capacity", m.capacity, 0.1, 0.0, (0, 65535))
+    r0 = m.firmware_major
+    if not 0 <= r0 <= 255:
+        raise _unfit("FirmwareMajor", r0, "0..255")
+    r1 = m.firmware_minor
+    if not 0 <= r1 <= 255:
+        raise _unfit("FirmwareMinor", r1, "0..255")
+    r2 = m.firmware_patch
+    if not 0 <= r2 <= 255:
+        raise _unfit("FirmwarePatch", r2, "0..255")
+    r3 = m.cell_count
+    if not 0 <= r3 <= 255:
+        raise _unfit("CellCount", r3, "0..255")
+    r4 = m.temperature_sensor_count
+    if not 0 <= r4 <= 255:
+        raise _unfit("TemperatureSensorCount", r4, "0..255")
+    r5 = m.chemistry
+    if not 0 <= r5 <= 255:
+        raise _unfit("Chemistry", r5, "0..255")
+    r6 = round((m.capacity - 0.0) / 0.1)
+    if not 0 <= r6 <= 65535:
+        raise _unfit("Capacity", m.capacity, "raw 0..65535")
     x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48)
     return x.to_bytes(8, "little")
 

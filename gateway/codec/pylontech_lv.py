@@ -95,18 +95,8 @@ class DecodeError(ValueError):
     """A frame whose content the DBC does not define: count it as malformed, drop it."""
 
 
-def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int, int]) -> int:
-    lo, hi = bounds
-    raw = round((value - offset) / scale)
-    if not lo <= raw <= hi:
-        raise ValueError(f"{name}={value!r} does not fit its field (raw {lo}..{hi})")
-    return raw
-
-
-def _int(name: str, value: int, lo: int, hi: int) -> int:
-    if not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r} does not fit its field ({lo}..{hi})")
-    return value
+def _unfit(name: str, value: float, field: str) -> ValueError:
+    return ValueError(f"{name}={value!r} does not fit its field ({field})")
 
 
 class ProtectionAlarmsMarkerP(IntEnum):
@@ -155,10 +145,18 @@ def decode_inverter_keepalive(data: bytes) -> InverterKeepalive:
 
 
 def encode_inverter_keepalive(m: InverterKeepalive) -> bytes:
-    r0 = _raw("InverterVoltage", m.inverter_voltage, 0.1, 0.0, (0, 65535))
-    r1 = _raw("InverterCurrent", m.inverter_current, 0.1, 0.0, (-32768, 32767))
-    r2 = _raw("InverterTemperature", m.inverter_temperature, 0.1, 0.0, (-32768, 32767))
-    r3 = _raw("InverterSoc", m.inverter_soc, 0.1, 0.0, (0, 65535))
+    r0 = round((m.inverter_voltage - 0.0) / 0.1)
+    if not 0 <= r0 <= 65535:
+        raise _unfit("InverterVoltage", m.inverter_voltage, "raw 0..65535")
+    r1 = round((m.inverter_current - 0.0) / 0.1)
+    if not -32768 <= r1 <= 32767:
+        raise _unfit("InverterCurrent", m.inverter_current, "raw -32768..32767")
+    r2 = round((m.inverter_temperature - 0.0) / 0.1)
+    if not -32768 <= r2 <= 32767:
+        raise _unfit("InverterTemperature", m.inverter_temperature, "raw -32768..32767")
+    r3 = round((m.inverter_soc - 0.0) / 0.1)
+    if not 0 <= r3 <= 65535:
+        raise _unfit("InverterSoc", m.inverter_soc, "raw 0..65535")
     x = r0 | ((r1 & 0xFFFF) << 16) | ((r2 & 0xFFFF) << 32) | (r3 << 48)
     return x.to_bytes(8, "little")
 
@@ -191,11 +189,21 @@ def decode_inverter_status(data: bytes) -> InverterStatus:
 
 
 def encode_inverter_status(m: InverterStatus) -> bytes:
-    r0 = _int("InverterSoh", m.inverter_soh, 0, 65535)
-    r1 = _int("ChargingProcedure", m.charging_procedure, 0, 255)
-    r2 = _int("OperatingState", m.operating_state, 0, 255)
-    r3 = _int("ActiveError", m.active_error, 0, 65535)
-    r4 = _raw("ChargeVoltageSetpoint", m.charge_voltage_setpoint, 0.1, 0.0, (0, 65535))
+    r0 = m.inverter_soh
+    if not 0 <= r0 <= 65535:
+        raise _unfit("InverterSoh", r0, "0..65535")
+    r1 = m.charging_procedure
+    if not 0 <= r1 <= 255:
+        raise _unfit("ChargingProcedure", r1, "0..255")
+    r2 = m.operating_state
+    if not 0 <= r2 <= 255:
+        raise _unfit("OperatingState", r2, "0..255")
+    r3 = m.active_error
+    if not 0 <= r3 <= 65535:
+        raise _unfit("ActiveError", r3, "0..65535")
+    r4 = round((m.charge_voltage_setpoint - 0.0) / 0.1)
+    if not 0 <= r4 <= 65535:
+        raise _unfit("ChargeVoltageSetpoint", m.charge_voltage_setpoint, "raw 0..65535")
     x = r0 | (r1 << 16) | (r2 << 24) | (r3 << 32) | (r4 << 48)
     return x.to_bytes(8, "little")
 
@@ -233,10 +241,18 @@ def decode_battery_limits(data: bytes) -> BatteryLimits:
 
 
 def encode_battery_limits(m: BatteryLimits) -> bytes:
-    r0 = _raw("ChargeVoltageLimit", m.charge_voltage_limit, 0.1, 0.0, (0, 65535))
-    r1 = _raw("ChargeCurrentLimit", m.charge_current_limit, 0.1, 0.0, (-32768, 32767))
-    r2 = _raw("DischargeCurrentLimit", m.discharge_current_limit, 0.1, 0.0, (-32768, 32767))
-    r3 = _raw("DischargeVoltageLimit", m.discharge_voltage_limit, 0.1, 0.0, (0, 65535))
+    r0 = round((m.charge_voltage_limit - 0.0) / 0.1)
+    if not 0 <= r0 <= 65535:
+        raise _unfit("ChargeVoltageLimit", m.charge_voltage_limit, "raw 0..65535")
+    r1 = round((m.charge_current_limit - 0.0) / 0.1)
+    if not -32768 <= r1 <= 32767:
+        raise _unfit("ChargeCurrentLimit", m.charge_current_limit, "raw -32768..32767")
+    r2 = round((m.discharge_current_limit - 0.0) / 0.1)
+    if not -32768 <= r2 <= 32767:
+        raise _unfit("DischargeCurrentLimit", m.discharge_current_limit, "raw -32768..32767")
+    r3 = round((m.discharge_voltage_limit - 0.0) / 0.1)
+    if not 0 <= r3 <= 65535:
+        raise _unfit("DischargeVoltageLimit", m.discharge_voltage_limit, "raw 0..65535")
     x = r0 | ((r1 & 0xFFFF) << 16) | ((r2 & 0xFFFF) << 32) | (r3 << 48)
     return x.to_bytes(8, "little")
 
@@ -263,9 +279,15 @@ def decode_battery_soc(data: bytes) -> BatterySoc:
 
 
 def encode_battery_soc(m: BatterySoc) -> bytes:
-    r0 = _int("Soc", m.soc, 0, 65535)
-    r1 = _int("Soh", m.soh, 0, 65535)
-    r2 = _raw("SocHighRes", m.soc_high_res, 0.01, 0.0, (0, 65535))
+    r0 = m.soc
+    if not 0 <= r0 <= 65535:
+        raise _unfit("Soc", r0, "0..65535")
+    r1 = m.soh
+    if not 0 <= r1 <= 65535:
+        raise _unfit("Soh", r1, "0..65535")
+    r2 = round((m.soc_high_res - 0.0) / 0.01)
+    if not 0 <= r2 <= 65535:
+        raise _unfit("SocHighRes", m.soc_high_res, "raw 0..65535")
     x = r0 | (r1 << 16) | (r2 << 32)
     return x.to_bytes(6, "little")
 
@@ -300,9 +322,15 @@ def decode_battery_measurements(data: bytes) -> BatteryMeasurements:
 
 
 def encode_battery_measurements(m: BatteryMeasurements) -> bytes:
-    r0 = _raw("Voltage", m.voltage, 0.01, 0.0, (-32768, 32767))
-    r1 = _raw("Current", m.current, 0.1, 0.0, (-32768, 32767))
-    r2 = _raw("Temperature", m.temperature, 0.1, 0.0, (-32768, 32767))
+    r0 = round((m.voltage - 0.0) / 0.01)
+    if not -32768 <= r0 <= 32767:
+        raise _unfit("Voltage", m.voltage, "raw -32768..32767")
+    r1 = round((m.current - 0.0) / 0.1)
+    if not -32768 <= r1 <= 32767:
+        raise _unfit("Current", m.current, "raw -32768..32767")
+    r2 = round((m.temperature - 0.0) / 0.1)
+    if not -32768 <= r2 <= 32767:
+        raise _unfit("Temperature", m.temperature, "raw -32768..32767")
     x = (r0 & 0xFFFF) | ((r1 & 0xFFFF) << 16) | ((r2 & 0xFFFF) << 32)
     return x.to_bytes(6, "little")
 
@@ -370,23 +398,57 @@ def decode_protection_alarms(data: bytes) -> ProtectionAlarms:
 
 
 def encode_protection_alarms(m: ProtectionAlarms) -> bytes:
-    r0 = _int("ProtectionCellOverVoltage", m.protection_cell_over_voltage, 0, 1)
-    r1 = _int("ProtectionCellUnderVoltage", m.protection_cell_under_voltage, 0, 1)
-    r2 = _int("ProtectionOverTemperature", m.protection_over_temperature, 0, 1)
-    r3 = _int("ProtectionUnderTemperature", m.protection_under_temperature, 0, 1)
-    r4 = _int("ProtectionDischargeOverCurrent", m.protection_discharge_over_current, 0, 1)
-    r5 = _int("ProtectionChargeOverCurrent", m.protection_charge_over_current, 0, 1)
-    r6 = _int("ProtectionSystemError", m.protection_system_error, 0, 1)
-    r7 = _int("AlarmHighVoltage", m.alarm_high_voltage, 0, 1)
-    r8 = _int("AlarmLowVoltage", m.alarm_low_voltage, 0, 1)
-    r9 = _int("AlarmHighTemperature", m.alarm_high_temperature, 0, 1)
-    r10 = _int("AlarmLowTemperature", m.alarm_low_temperature, 0, 1)
-    r11 = _int("AlarmDischargeHighCurrent", m.alarm_discharge_high_current, 0, 1)
-    r12 = _int("AlarmChargeHighCurrent", m.alarm_charge_high_current, 0, 1)
-    r13 = _int("AlarmInternalCommunication", m.alarm_internal_communication, 0, 1)
-    r14 = _int("ModuleCount", m.module_count, 0, 255)
-    r15 = _int("MarkerP", m.marker_p, 0, 255)
-    r16 = _int("MarkerN", m.marker_n, 0, 255)
+    r0 = m.protection_cell_over_voltage
+    if not 0 <= r0 <= 1:
+        raise _unfit("ProtectionCellOverVoltage", r0, "0..1")
+    r1 = m.protection_cell_under_voltage
+    if not 0 <= r1 <= 1:
+        raise _unfit("ProtectionCellUnderVoltage", r1, "0..1")
+    r2 = m.protection_over_temperature
+    if not 0 <= r2 <= 1:
+        raise _unfit("ProtectionOverTemperature", r2, "0..1")
+    r3 = m.protection_under_temperature
+    if not 0 <= r3 <= 1:
+        raise _unfit("ProtectionUnderTemperature", r3, "0..1")
+    r4 = m.protection_discharge_over_current
+    if not 0 <= r4 <= 1:
+        raise _unfit("ProtectionDischargeOverCurrent", r4, "0..1")
+    r5 = m.protection_charge_over_current
+    if not 0 <= r5 <= 1:
+        raise _unfit("ProtectionChargeOverCurrent", r5, "0..1")
+    r6 = m.protection_system_error
+    if not 0 <= r6 <= 1:
+        raise _unfit("ProtectionSystemError", r6, "0..1")
+    r7 = m.alarm_high_voltage
+    if not 0 <= r7 <= 1:
+        raise _unfit("AlarmHighVoltage", r7, "0..1")
+    r8 = m.alarm_low_voltage
+    if not 0 <= r8 <= 1:
+        raise _unfit("AlarmLowVoltage", r8, "0..1")
+    r9 = m.alarm_high_temperature
+    if not 0 <= r9 <= 1:
+        raise _unfit("AlarmHighTemperature", r9, "0..1")
+    r10 = m.alarm_low_temperature
+    if not 0 <= r10 <= 1:
+        raise _unfit("AlarmLowTemperature", r10, "0..1")
+    r11 = m.alarm_discharge_high_current
+    if not 0 <= r11 <= 1:
+        raise _unfit("AlarmDischargeHighCurrent", r11, "0..1")
+    r12 = m.alarm_charge_high_current
+    if not 0 <= r12 <= 1:
+        raise _unfit("AlarmChargeHighCurrent", r12, "0..1")
+    r13 = m.alarm_internal_communication
+    if not 0 <= r13 <= 1:
+        raise _unfit("AlarmInternalCommunication", r13, "0..1")
+    r14 = m.module_count
+    if not 0 <= r14 <= 255:
+        raise _unfit("ModuleCount", r14, "0..255")
+    r15 = m.marker_p
+    if not 0 <= r15 <= 255:
+        raise _unfit("MarkerP", r15, "0..255")
+    r16 = m.marker_n
+    if not 0 <= r16 <= 255:
+        raise _unfit("MarkerN", r16, "0..255")
     x = (r0 << 1) | (r1 << 2) | (r2 << 3) | (r3 << 4) | (r4 << 7) | (r5 << 8) | (r6 << 11) | (r7 << 17) | (r8 << 18) | (r9 << 19) | (r10 << 20) | (r11 << 23) | (r12 << 24) | (r13 << 27) | (r14 << 32) | (r15 << 40) | (r16 << 48)
     return x.to_bytes(7, "little")
 
@@ -481,32 +543,84 @@ def decode_alarms_warnings(data: bytes) -> AlarmsWarnings:
 
 
 def encode_alarms_warnings(m: AlarmsWarnings) -> bytes:
-    r0 = _int("AlarmGeneral", m.alarm_general, 0, 3)
-    r1 = _int("AlarmHighVoltage", m.alarm_high_voltage, 0, 3)
-    r2 = _int("AlarmLowVoltage", m.alarm_low_voltage, 0, 3)
-    r3 = _int("AlarmHighTemperature", m.alarm_high_temperature, 0, 3)
-    r4 = _int("AlarmLowTemperature", m.alarm_low_temperature, 0, 3)
-    r5 = _int("AlarmHighTemperatureCharge", m.alarm_high_temperature_charge, 0, 3)
-    r6 = _int("AlarmLowTemperatureCharge", m.alarm_low_temperature_charge, 0, 3)
-    r7 = _int("AlarmHighDischargeCurrent", m.alarm_high_discharge_current, 0, 3)
-    r8 = _int("AlarmHighChargeCurrent", m.alarm_high_charge_current, 0, 3)
-    r9 = _int("AlarmContactor", m.alarm_contactor, 0, 3)
-    r10 = _int("AlarmShortCircuit", m.alarm_short_circuit, 0, 3)
-    r11 = _int("AlarmBmsInternal", m.alarm_bms_internal, 0, 3)
-    r12 = _int("AlarmCellImbalance", m.alarm_cell_imbalance, 0, 3)
-    r13 = _int("WarningGeneral", m.warning_general, 0, 3)
-    r14 = _int("WarningHighVoltage", m.warning_high_voltage, 0, 3)
-    r15 = _int("WarningLowVoltage", m.warning_low_voltage, 0, 3)
-    r16 = _int("WarningHighTemperature", m.warning_high_temperature, 0, 3)
-    r17 = _int("WarningLowTemperature", m.warning_low_temperature, 0, 3)
-    r18 = _int("WarningHighTemperatureCharge", m.warning_high_temperature_charge, 0, 3)
-    r19 = _int("WarningLowTemperatureCharge", m.warning_low_temperature_charge, 0, 3)
-    r20 = _int("WarningHighDischargeCurrent", m.warning_high_discharge_current, 0, 3)
-    r21 = _int("WarningHighChargeCurrent", m.warning_high_charge_current, 0, 3)
-    r22 = _int("WarningContactor", m.warning_contactor, 0, 3)
-    r23 = _int("WarningShortCircuit", m.warning_short_circuit, 0, 3)
-    r24 = _int("WarningBmsInternal", m.warning_bms_internal, 0, 3)
-    r25 = _int("WarningCellImbalance", m.warning_cell_imbalance, 0, 3)
+    r0 = m.alarm_general
+    if not 0 <= r0 <= 3:
+        raise _unfit("AlarmGeneral", r0, "0..3")
+    r1 = m.alarm_high_voltage
+    if not 0 <= r1 <= 3:
+        raise _unfit("AlarmHighVoltage", r1, "0..3")
+    r2 = m.alarm_low_voltage
+    if not 0 <= r2 <= 3:
+        raise _unfit("AlarmLowVoltage", r2, "0..3")
+    r3 = m.alarm_high_temperature
+    if not 0 <= r3 <= 3:
+        raise _unfit("AlarmHighTemperature", r3, "0..3")
+    r4 = m.alarm_low_temperature
+    if not 0 <= r4 <= 3:
+        raise _unfit("AlarmLowTemperature", r4, "0..3")
+    r5 = m.alarm_high_temperature_charge
+    if not 0 <= r5 <= 3:
+        raise _unfit("AlarmHighTemperatureCharge", r5, "0..3")
+    r6 = m.alarm_low_temperature_charge
+    if not 0 <= r6 <= 3:
+        raise _unfit("AlarmLowTemperatureCharge", r6, "0..3")
+    r7 = m.alarm_high_discharge_current
+    if not 0 <= r7 <= 3:
+        raise _unfit("AlarmHighDischargeCurrent", r7, "0..3")
+    r8 = m.alarm_high_charge_current
+    if not 0 <= r8 <= 3:
+        raise _unfit("AlarmHighChargeCurrent", r8, "0..3")
+    r9 = m.alarm_contactor
+    if not 0 <= r9 <= 3:
+        raise _unfit("AlarmContactor", r9, "0..3")
+    r10 = m.alarm_short_circuit
+    if not 0 <= r10 <= 3:
+        raise _unfit("AlarmShortCircuit", r10, "0..3")
+    r11 = m.alarm_bms_internal
+    if not 0 <= r11 <= 3:
+        raise _unfit("AlarmBmsInternal", r11, "0..3")
+    r12 = m.alarm_cell_imbalance
+    if not 0 <= r12 <= 3:
+        raise _unfit("AlarmCellImbalance", r12, "0..3")
+    r13 = m.warning_general
+    if not 0 <= r13 <= 3:
+        raise _unfit("WarningGeneral", r13, "0..3")
+    r14 = m.warning_high_voltage
+    if not 0 <= r14 <= 3:
+        raise _unfit("WarningHighVoltage", r14, "0..3")
+    r15 = m.warning_low_voltage
+    if not 0 <= r15 <= 3:
+        raise _unfit("WarningLowVoltage", r15, "0..3")
+    r16 = m.warning_high_temperature
+    if not 0 <= r16 <= 3:
+        raise _unfit("WarningHighTemperature", r16, "0..3")
+    r17 = m.warning_low_temperature
+    if not 0 <= r17 <= 3:
+        raise _unfit("WarningLowTemperature", r17, "0..3")
+    r18 = m.warning_high_temperature_charge
+    if not 0 <= r18 <= 3:
+        raise _unfit("WarningHighTemperatureCharge", r18, "0..3")
+    r19 = m.warning_low_temperature_charge
+    if not 0 <= r19 <= 3:
+        raise _unfit("WarningLowTemperatureCharge", r19, "0..3")
+    r20 = m.warning_high_discharge_current
+    if not 0 <= r20 <= 3:
+        raise _unfit("WarningHighDischargeCurrent", r20, "0..3")
+    r21 = m.warning_high_charge_current
+    if not 0 <= r21 <= 3:
+        raise _unfit("WarningHighChargeCurrent", r21, "0..3")
+    r22 = m.warning_contactor
+    if not 0 <= r22 <= 3:
+        raise _unfit("WarningContactor", r22, "0..3")
+    r23 = m.warning_short_circuit
+    if not 0 <= r23 <= 3:
+        raise _unfit("WarningShortCircuit", r23, "0..3")
+    r24 = m.warning_bms_internal
+    if not 0 <= r24 <= 3:
+        raise _unfit("WarningBmsInternal", r24, "0..3")
+    r25 = m.warning_cell_imbalance
+    if not 0 <= r25 <= 3:
+        raise _unfit("WarningCellImbalance", r25, "0..3")
     x = r0 | (r1 << 2) | (r2 << 4) | (r3 << 6) | (r4 << 8) | (r5 << 10) | (r6 << 12) | (r7 << 14) | (r8 << 16) | (r9 << 18) | (r10 << 20) | (r11 << 22) | (r12 << 24) | (r13 << 32) | (r14 << 34) | (r15 << 36) | (r16 << 38) | (r17 << 40) | (r18 << 42) | (r19 << 44) | (r20 << 46) | (r21 << 48) | (r22 << 50) | (r23 << 52) | (r24 << 54) | (r25 << 56)
     return x.to_bytes(8, "little")
 
@@ -526,7 +640,9 @@ def decode_sma_events(data: bytes) -> SmaEvents:
 
 
 def encode_sma_events(m: SmaEvents) -> bytes:
-    r0 = _int("EventData", m.event_data, 0, 18446744073709551615)
+    r0 = m.event_data
+    if not 0 <= r0 <= 18446744073709551615:
+        raise _unfit("EventData", r0, "0..18446744073709551615")
     x = r0
     return x.to_bytes(8, "little")
 
@@ -559,11 +675,21 @@ def decode_request_flags(data: bytes) -> RequestFlags:
 
 
 def encode_request_flags(m: RequestFlags) -> bytes:
-    r0 = _int("FullChargeRequest", m.full_charge_request, 0, 1)
-    r1 = _int("ForceChargeII", m.force_charge_ii, 0, 1)
-    r2 = _int("ForceChargeI", m.force_charge_i, 0, 1)
-    r3 = _int("DischargeEnable", m.discharge_enable, 0, 1)
-    r4 = _int("ChargeEnable", m.charge_enable, 0, 1)
+    r0 = m.full_charge_request
+    if not 0 <= r0 <= 1:
+        raise _unfit("FullChargeRequest", r0, "0..1")
+    r1 = m.force_charge_ii
+    if not 0 <= r1 <= 1:
+        raise _unfit("ForceChargeII", r1, "0..1")
+    r2 = m.force_charge_i
+    if not 0 <= r2 <= 1:
+        raise _unfit("ForceChargeI", r2, "0..1")
+    r3 = m.discharge_enable
+    if not 0 <= r3 <= 1:
+        raise _unfit("DischargeEnable", r3, "0..1")
+    r4 = m.charge_enable
+    if not 0 <= r4 <= 1:
+        raise _unfit("ChargeEnable", r4, "0..1")
     x = (r0 << 3) | (r1 << 4) | (r2 << 5) | (r3 << 6) | (r4 << 7)
     return x.to_bytes(2, "little")
 
@@ -604,14 +730,30 @@ def decode_manufacturer_name(data: bytes) -> ManufacturerName:
 
 
 def encode_manufacturer_name(m: ManufacturerName) -> bytes:
-    r0 = _int("ManufacturerChar1", m.manufacturer_char1, 0, 255)
-    r1 = _int("ManufacturerChar2", m.manufacturer_char2, 0, 255)
-    r2 = _int("ManufacturerChar3", m.manufacturer_char3, 0, 255)
-    r3 = _int("ManufacturerChar4", m.manufacturer_char4, 0, 255)
-    r4 = _int("ManufacturerChar5", m.manufacturer_char5, 0, 255)
-    r5 = _int("ManufacturerChar6", m.manufacturer_char6, 0, 255)
-    r6 = _int("ManufacturerChar7", m.manufacturer_char7, 0, 255)
-    r7 = _int("ManufacturerChar8", m.manufacturer_char8, 0, 255)
+    r0 = m.manufacturer_char1
+    if not 0 <= r0 <= 255:
+        raise _unfit("ManufacturerChar1", r0, "0..255")
+    r1 = m.manufacturer_char2
+    if not 0 <= r1 <= 255:
+        raise _unfit("ManufacturerChar2", r1, "0..255")
+    r2 = m.manufacturer_char3
+    if not 0 <= r2 <= 255:
+        raise _unfit("ManufacturerChar3", r2, "0..255")
+    r3 = m.manufacturer_char4
+    if not 0 <= r3 <= 255:
+        raise _unfit("ManufacturerChar4", r3, "0..255")
+    r4 = m.manufacturer_char5
+    if not 0 <= r4 <= 255:
+        raise _unfit("ManufacturerChar5", r4, "0..255")
+    r5 = m.manufacturer_char6
+    if not 0 <= r5 <= 255:
+        raise _unfit("ManufacturerChar6", r5, "0..255")
+    r6 = m.manufacturer_char7
+    if not 0 <= r6 <= 255:
+        raise _unfit("ManufacturerChar7", r6, "0..255")
+    r7 = m.manufacturer_char8
+    if not 0 <= r7 <= 255:
+        raise _unfit("ManufacturerChar8", r7, "0..255")
     x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
     return x.to_bytes(8, "little")
 
@@ -640,10 +782,18 @@ def decode_battery_info(data: bytes) -> BatteryInfo:
 
 
 def encode_battery_info(m: BatteryInfo) -> bytes:
-    r0 = _int("BatteryModel", m.battery_model, 0, 65535)
-    r1 = _int("HardwareVersion", m.hardware_version, 0, 65535)
-    r2 = _int("Capacity", m.capacity, 0, 65535)
-    r3 = _int("SoftwareVersion", m.software_version, 0, 65535)
+    r0 = m.battery_model
+    if not 0 <= r0 <= 65535:
+        raise _unfit("BatteryModel", r0, "0..65535")
+    r1 = m.hardware_version
+    if not 0 <= r1 <= 65535:
+        raise _unfit("HardwareVersion", r1, "0..65535")
+    r2 = m.capacity
+    if not 0 <= r2 <= 65535:
+        raise _unfit("Capacity", r2, "0..65535")
+    r3 = m.software_version
+    if not 0 <= r3 <= 65535:
+        raise _unfit("SoftwareVersion", r3, "0..65535")
     x = r0 | (r1 << 16) | (r2 << 32) | (r3 << 48)
     return x.to_bytes(8, "little")
 
@@ -684,14 +834,30 @@ def decode_bms_name1(data: bytes) -> BmsName1:
 
 
 def encode_bms_name1(m: BmsName1) -> bytes:
-    r0 = _int("NameChar1", m.name_char1, 0, 255)
-    r1 = _int("NameChar2", m.name_char2, 0, 255)
-    r2 = _int("NameChar3", m.name_char3, 0, 255)
-    r3 = _int("NameChar4", m.name_char4, 0, 255)
-    r4 = _int("NameChar5", m.name_char5, 0, 255)
-    r5 = _int("NameChar6", m.name_char6, 0, 255)
-    r6 = _int("NameChar7", m.name_char7, 0, 255)
-    r7 = _int("NameChar8", m.name_char8, 0, 255)
+    r0 = m.name_char1
+    if not 0 <= r0 <= 255:
+        raise _unfit("NameChar1", r0, "0..255")
+    r1 = m.name_char2
+    if not 0 <= r1 <= 255:
+        raise _unfit("NameChar2", r1, "0..255")
+    r2 = m.name_char3
+    if not 0 <= r2 <= 255:
+        raise _unfit("NameChar3", r2, "0..255")
+    r3 = m.name_char4
+    if not 0 <= r3 <= 255:
+        raise _unfit("NameChar4", r3, "0..255")
+    r4 = m.name_char5
+    if not 0 <= r4 <= 255:
+        raise _unfit("NameChar5", r4, "0..255")
+    r5 = m.name_char6
+    if not 0 <= r5 <= 255:
+        raise _unfit("NameChar6", r5, "0..255")
+    r6 = m.name_char7
+    if not 0 <= r6 <= 255:
+        raise _unfit("NameChar7", r6, "0..255")
+    r7 = m.name_char8
+    if not 0 <= r7 <= 255:
+        raise _unfit("NameChar8", r7, "0..255")
     x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
     return x.to_bytes(8, "little")
 
@@ -732,14 +898,30 @@ def decode_bms_name2(data: bytes) -> BmsName2:
 
 
 def encode_bms_name2(m: BmsName2) -> bytes:
-    r0 = _int("NameChar9", m.name_char9, 0, 255)
-    r1 = _int("NameChar10", m.name_char10, 0, 255)
-    r2 = _int("NameChar11", m.name_char11, 0, 255)
-    r3 = _int("NameChar12", m.name_char12, 0, 255)
-    r4 = _int("NameChar13", m.name_char13, 0, 255)
-    r5 = _int("NameChar14", m.name_char14, 0, 255)
-    r6 = _int("NameChar15", m.name_char15, 0, 255)
-    r7 = _int("NameChar16", m.name_char16, 0, 255)
+    r0 = m.name_char9
+    if not 0 <= r0 <= 255:
+        raise _unfit("NameChar9", r0, "0..255")
+    r1 = m.name_char10
+    if not 0 <= r1 <= 255:
+        raise _unfit("NameChar10", r1, "0..255")
+    r2 = m.name_char11
+    if not 0 <= r2 <= 255:
+        raise _unfit("NameChar11", r2, "0..255")
+    r3 = m.name_char12
+    if not 0 <= r3 <= 255:
+        raise _unfit("NameChar12", r3, "0..255")
+    r4 = m.name_char13
+    if not 0 <= r4 <= 255:
+        raise _unfit("NameChar13", r4, "0..255")
+    r5 = m.name_char14
+    if not 0 <= r5 <= 255:
+        raise _unfit("NameChar14", r5, "0..255")
+    r6 = m.name_char15
+    if not 0 <= r6 <= 255:
+        raise _unfit("NameChar15", r6, "0..255")
+    r7 = m.name_char16
+    if not 0 <= r7 <= 255:
+        raise _unfit("NameChar16", r7, "0..255")
     x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
     return x.to_bytes(8, "little")
 
@@ -768,10 +950,18 @@ def decode_module_counts(data: bytes) -> ModuleCounts:
 
 
 def encode_module_counts(m: ModuleCounts) -> bytes:
-    r0 = _int("ModulesOnline", m.modules_online, 0, 65535)
-    r1 = _int("ModulesBlockingCharge", m.modules_blocking_charge, 0, 65535)
-    r2 = _int("ModulesBlockingDischarge", m.modules_blocking_discharge, 0, 65535)
-    r3 = _int("ModulesOffline", m.modules_offline, 0, 65535)
+    r0 = m.modules_online
+    if not 0 <= r0 <= 65535:
+        raise _unfit("ModulesOnline", r0, "0..65535")
+    r1 = m.modules_blocking_charge
+    if not 0 <= r1 <= 65535:
+        raise _unfit("ModulesBlockingCharge", r1, "0..65535")
+    r2 = m.modules_blocking_discharge
+    if not 0 <= r2 <= 65535:
+        raise _unfit("ModulesBlockingDischarge", r2, "0..65535")
+    r3 = m.modules_offline
+    if not 0 <= r3 <= 65535:
+        raise _unfit("ModulesOffline", r3, "0..65535")
     x = r0 | (r1 << 16) | (r2 << 32) | (r3 << 48)
     return x.to_bytes(8, "little")
 
@@ -802,10 +992,18 @@ def decode_cell_extremes(data: bytes) -> CellExtremes:
 
 
 def encode_cell_extremes(m: CellExtremes) -> bytes:
-    r0 = _raw("MinCellVoltage", m.min_cell_voltage, 0.001, 0.0, (0, 65535))
-    r1 = _raw("MaxCellVoltage", m.max_cell_voltage, 0.001, 0.0, (0, 65535))
-    r2 = _int("MinCellTemperature", m.min_cell_temperature, 0, 65535)
-    r3 = _int("MaxCellTemperature", m.max_cell_temperature, 0, 65535)
+    r0 = round((m.min_cell_voltage - 0.0) / 0.001)
+    if not 0 <= r0 <= 65535:
+        raise _unfit("MinCellVoltage", m.min_cell_voltage, "raw 0..65535")
+    r1 = round((m.max_cell_voltage - 0.0) / 0.001)
+    if not 0 <= r1 <= 65535:
+        raise _unfit("MaxCellVoltage", m.max_cell_voltage, "raw 0..65535")
+    r2 = m.min_cell_temperature
+    if not 0 <= r2 <= 65535:
+        raise _unfit("MinCellTemperature", r2, "0..65535")
+    r3 = m.max_cell_temperature
+    if not 0 <= r3 <= 65535:
+        raise _unfit("MaxCellTemperature", r3, "0..65535")
     x = r0 | (r1 << 16) | (r2 << 32) | (r3 << 48)
     return x.to_bytes(8, "little")
 
@@ -846,14 +1044,30 @@ def decode_min_cell_voltage_id(data: bytes) -> MinCellVoltageId:
 
 
 def encode_min_cell_voltage_id(m: MinCellVoltageId) -> bytes:
-    r0 = _int("IdChar1", m.id_char1, 0, 255)
-    r1 = _int("IdChar2", m.id_char2, 0, 255)
-    r2 = _int("IdChar3", m.id_char3, 0, 255)
-    r3 = _int("IdChar4", m.id_char4, 0, 255)
-    r4 = _int("IdChar5", m.id_char5, 0, 255)
-    r5 = _int("IdChar6", m.id_char6, 0, 255)
-    r6 = _int("IdChar7", m.id_char7, 0, 255)
-    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    r0 = m.id_char1
+    if not 0 <= r0 <= 255:
+        raise _unfit("IdChar1", r0, "0..255")
+    r1 = m.id_char2
+    if not 0 <= r1 <= 255:
+        raise _unfit("IdChar2", r1, "0..255")
+    r2 = m.id_char3
+    if not 0 <= r2 <= 255:
+        raise _unfit("IdChar3", r2, "0..255")
+    r3 = m.id_char4
+    if not 0 <= r3 <= 255:
+        raise _unfit("IdChar4", r3, "0..255")
+    r4 = m.id_char5
+    if not 0 <= r4 <= 255:
+        raise _unfit("IdChar5", r4, "0..255")
+    r5 = m.id_char6
+    if not 0 <= r5 <= 255:
+        raise _unfit("IdChar6", r5, "0..255")
+    r6 = m.id_char7
+    if not 0 <= r6 <= 255:
+        raise _unfit("IdChar7", r6, "0..255")
+    r7 = m.id_char8
+    if not 0 <= r7 <= 255:
+        raise _unfit("IdChar8", r7, "0..255")
     x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
     return x.to_bytes(8, "little")
 
@@ -894,14 +1108,30 @@ def decode_max_cell_voltage_id(data: bytes) -> MaxCellVoltageId:
 
 
 def encode_max_cell_voltage_id(m: MaxCellVoltageId) -> bytes:
-    r0 = _int("IdChar1", m.id_char1, 0, 255)
-    r1 = _int("IdChar2", m.id_char2, 0, 255)
-    r2 = _int("IdChar3", m.id_char3, 0, 255)
-    r3 = _int("IdChar4", m.id_char4, 0, 255)
-    r4 = _int("IdChar5", m.id_char5, 0, 255)
-    r5 = _int("IdChar6", m.id_char6, 0, 255)
-    r6 = _int("IdChar7", m.id_char7, 0, 255)
-    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    r0 = m.id_char1
+    if not 0 <= r0 <= 255:
+        raise _unfit("IdChar1", r0, "0..255")
+    r1 = m.id_char2
+    if not 0 <= r1 <= 255:
+        raise _unfit("IdChar2", r1, "0..255")
+    r2 = m.id_char3
+    if not 0 <= r2 <= 255:
+        raise _unfit("IdChar3", r2, "0..255")
+    r3 = m.id_char4
+    if not 0 <= r3 <= 255:
+        raise _unfit("IdChar4", r3, "0..255")
+    r4 = m.id_char5
+    if not 0 <= r4 <= 255:
+        raise _unfit("IdChar5", r4, "0..255")
+    r5 = m.id_char6
+    if not 0 <= r5 <= 255:
+        raise _unfit("IdChar6", r5, "0..255")
+    r6 = m.id_char7
+    if not 0 <= r6 <= 255:
+        raise _unfit("IdChar7", r6, "0..255")
+    r7 = m.id_char8
+    if not 0 <= r7 <= 255:
+        raise _unfit("IdChar8", r7, "0..255")
     x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
     return x.to_bytes(8, "little")
 
@@ -942,14 +1172,30 @@ def decode_min_cell_temperature_id(data: bytes) -> MinCellTemperatureId:
 
 
 def encode_min_cell_temperature_id(m: MinCellTemperatureId) -> bytes:
-    r0 = _int("IdChar1", m.id_char1, 0, 255)
-    r1 = _int("IdChar2", m.id_char2, 0, 255)
-    r2 = _int("IdChar3", m.id_char3, 0, 255)
-    r3 = _int("IdChar4", m.id_char4, 0, 255)
-    r4 = _int("IdChar5", m.id_char5, 0, 255)
-    r5 = _int("IdChar6", m.id_char6, 0, 255)
-    r6 = _int("IdChar7", m.id_char7, 0, 255)
-    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    r0 = m.id_char1
+    if not 0 <= r0 <= 255:
+        raise _unfit("IdChar1", r0, "0..255")
+    r1 = m.id_char2
+    if not 0 <= r1 <= 255:
+        raise _unfit("IdChar2", r1, "0..255")
+    r2 = m.id_char3
+    if not 0 <= r2 <= 255:
+        raise _unfit("IdChar3", r2, "0..255")
+    r3 = m.id_char4
+    if not 0 <= r3 <= 255:
+        raise _unfit("IdChar4", r3, "0..255")
+    r4 = m.id_char5
+    if not 0 <= r4 <= 255:
+        raise _unfit("IdChar5", r4, "0..255")
+    r5 = m.id_char6
+    if not 0 <= r5 <= 255:
+        raise _unfit("IdChar6", r5, "0..255")
+    r6 = m.id_char7
+    if not 0 <= r6 <= 255:
+        raise _unfit("IdChar7", r6, "0..255")
+    r7 = m.id_char8
+    if not 0 <= r7 <= 255:
+        raise _unfit("IdChar8", r7, "0..255")
     x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
     return x.to_bytes(8, "little")
 
@@ -990,14 +1236,30 @@ def decode_max_cell_temperature_id(data: bytes) -> MaxCellTemperatureId:
 
 
 def encode_max_cell_temperature_id(m: MaxCellTemperatureId) -> bytes:
-    r0 = _int("IdChar1", m.id_char1, 0, 255)
-    r1 = _int("IdChar2", m.id_char2, 0, 255)
-    r2 = _int("IdChar3", m.id_char3, 0, 255)
-    r3 = _int("IdChar4", m.id_char4, 0, 255)
-    r4 = _int("IdChar5", m.id_char5, 0, 255)
-    r5 = _int("IdChar6", m.id_char6, 0, 255)
-    r6 = _int("IdChar7", m.id_char7, 0, 255)
-    r7 = _int("IdChar8", m.id_char8, 0, 255)
+    r0 = m.id_char1
+    if not 0 <= r0 <= 255:
+        raise _unfit("IdChar1", r0, "0..255")
+    r1 = m.id_char2
+    if not 0 <= r1 <= 255:
+        raise _unfit("IdChar2", r1, "0..255")
+    r2 = m.id_char3
+    if not 0 <= r2 <= 255:
+        raise _unfit("IdChar3", r2, "0..255")
+    r3 = m.id_char4
+    if not 0 <= r3 <= 255:
+        raise _unfit("IdChar4", r3, "0..255")
+    r4 = m.id_char5
+    if not 0 <= r4 <= 255:
+        raise _unfit("IdChar5", r4, "0..255")
+    r5 = m.id_char6
+    if not 0 <= r5 <= 255:
+        raise _unfit("IdChar6", r5, "0..255")
+    r6 = m.id_char7
+    if not 0 <= r6 <= 255:
+        raise _unfit("IdChar7", r6, "0..255")
+    r7 = m.id_char8
+    if not 0 <= r7 <= 255:
+        raise _unfit("IdChar8", r7, "0..255")
     x = r0 | (r1 << 8) | (r2 << 16) | (r3 << 24) | (r4 << 32) | (r5 << 40) | (r6 << 48) | (r7 << 56)
     return x.to_bytes(8, "little")
 
@@ -1022,8 +1284,12 @@ def decode_energy_counters(data: bytes) -> EnergyCounters:
 
 
 def encode_energy_counters(m: EnergyCounters) -> bytes:
-    r0 = _raw("ChargedEnergy", m.charged_energy, 0.1, 0.0, (0, 4294967295))
-    r1 = _raw("DischargedEnergy", m.discharged_energy, 0.1, 0.0, (0, 4294967295))
+    r0 = round((m.charged_energy - 0.0) / 0.1)
+    if not 0 <= r0 <= 4294967295:
+        raise _unfit("ChargedEnergy", m.charged_energy, "raw 0..4294967295")
+    r1 = round((m.discharged_energy - 0.0) / 0.1)
+    if not 0 <= r1 <= 4294967295:
+        raise _unfit("DischargedEnergy", m.discharged_energy, "raw 0..4294967295")
     x = r0 | (r1 << 32)
     return x.to_bytes(8, "little")
 
@@ -1043,7 +1309,9 @@ def decode_installed_capacity(data: bytes) -> InstalledCapacity:
 
 
 def encode_installed_capacity(m: InstalledCapacity) -> bytes:
-    r0 = _int("InstalledCapacity", m.installed_capacity, 0, 65535)
+    r0 = m.installed_capacity
+    if not 0 <= r0 <= 65535:
+        raise _unfit("InstalledCapacity", r0, "0..65535")
     x = r0
     return x.to_bytes(8, "little")
 

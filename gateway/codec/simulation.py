@@ -31,18 +31,8 @@ class DecodeError(ValueError):
     """A frame whose content the DBC does not define: count it as malformed, drop it."""
 
 
-def _raw(name: str, value: float, scale: float, offset: float, bounds: tuple[int, int]) -> int:
-    lo, hi = bounds
-    raw = round((value - offset) / scale)
-    if not lo <= raw <= hi:
-        raise ValueError(f"{name}={value!r} does not fit its field (raw {lo}..{hi})")
-    return raw
-
-
-def _int(name: str, value: int, lo: int, hi: int) -> int:
-    if not lo <= value <= hi:
-        raise ValueError(f"{name}={value!r} does not fit its field ({lo}..{hi})")
-    return value
+def _unfit(name: str, value: float, field: str) -> ValueError:
+    return ValueError(f"{name}={value!r} does not fit its field ({field})")
 
 
 class SimBatteryCurrent(NamedTuple):
@@ -62,7 +52,9 @@ def decode_sim_battery_current(data: bytes) -> SimBatteryCurrent:
 
 
 def encode_sim_battery_current(m: SimBatteryCurrent) -> bytes:
-    r0 = _raw("Current", m.current, 0.001, 0.0, (-2147483648, 2147483647))
+    r0 = round((m.current - 0.0) / 0.001)
+    if not -2147483648 <= r0 <= 2147483647:
+        raise _unfit("Current", m.current, "raw -2147483648..2147483647")
     x = (r0 & 0xFFFFFFFF)
     return x.to_bytes(4, "little")
 

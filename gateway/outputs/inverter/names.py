@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 MANUFACTURER_LENGTH = 8  # 0x35E carries eight ASCII characters
 BMS_NAME_LENGTH = 16  # 0x370 and 0x371 carry eight each
 
 
+# Every InverterReport checks its names: the same few, every tick.
+@functools.lru_cache(maxsize=64)
 def check_name(name: str, max_length: int, what: str) -> str:
     """Return `name` if it is printable ASCII of at most `max_length` characters.
 

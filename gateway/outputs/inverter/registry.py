@@ -4,6 +4,7 @@ profile is one file and one line here."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any, Protocol
 
@@ -35,6 +36,7 @@ class ProfileClass(Protocol):
         """A new profile instance."""
 
 
+@functools.cache  # asked every tick (the 0x35E default name): import_module once per name
 def profile_class(name: str) -> ProfileClass:
     """The profile class called `name`; ValueError listing the known names otherwise."""
     try:
