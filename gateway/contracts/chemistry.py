@@ -18,6 +18,7 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import itemgetter
 from typing import Self
 
 
@@ -27,6 +28,9 @@ class Chemistry(StrEnum):
     LFP = "lfp"  # lithium iron phosphate, LiFePO4 (the default)
     NMC = "nmc"  # lithium nickel manganese cobalt oxide
     LTO = "lto"  # lithium titanate
+
+
+_X = itemgetter(0)  # a curve point's x
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,7 @@ class Curve:
             return pts[0][1]
         if x >= pts[-1][0]:
             return pts[-1][1]
-        i = bisect_right([p[0] for p in pts], x)
+        i = bisect_right(pts, x, key=_X)  # the derating asks several times a tick
         (x0, y0), (x1, y1) = pts[i - 1], pts[i]
         return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 

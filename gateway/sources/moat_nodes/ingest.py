@@ -67,7 +67,8 @@ class BatteryIngest:
             counters.errors += 1
             self.log.warning(("error",), now, "battery bus: error frame")
             return False
-        route = self.routes.get(frame_id) if frame.plain else None
+        # Not an error frame (above): plain unless extended or remote (Frame.plain, inline).
+        route = None if frame.extended or frame.remote else self.routes.get(frame_id)
         if route is None:
             self._unknown(frame_id, now, frame.extended, frame.remote)
             return False

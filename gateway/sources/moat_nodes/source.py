@@ -44,6 +44,9 @@ class MoatNodes:
             {n: topology.cells_of(n) for n in self.model.nodes}, command_key
         )
         self.commander.gateway_state = codec.GatewayHeartbeatGatewayState.RUNNING
+        # What a node the decision asks nothing of is told (stop bleeding): one request per
+        # node, made once, not one per node and tick.
+        self._no_balance = {n: BalanceRequest(n, 0, 0.0) for n in self.model.nodes}
 
     def on_frame(self, frame: Frame, now: float) -> bool:
         return self.ingest.on_frame(frame, now)
@@ -64,8 +67,10 @@ class MoatNodes:
             if balance.node in nodes:
                 commander.request_balance(balance)
         # A node the decision asks nothing of stops bleeding.
-        for node in self.model.nodes.keys() - {b.node for b in decision.balance}:
-            commander.request_balance(BalanceRequest(node, 0, 0.0))
+        asked = {b.node for b in decision.balance}
+        for node, idle in self._no_balance.items():
+            if node not in asked:
+                commander.request_balance(idle)
         return commander.due_frames(now)
 
     def saved(self) -> dict[str, object]:
