@@ -9,6 +9,7 @@ node's string is blocked -- stale data means stop, not "last value".
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -78,6 +79,15 @@ def _cell_numbers(signals: dict[int, tuple[str, ...]], pattern: str) -> dict[int
 
 CELL_GROUPS = _cell_numbers(codec.CELL_VOLTAGES_MUXED_SIGNALS, r"Cell(\d+)Voltage")
 SENSOR_GROUPS = _cell_numbers(codec.CELL_TEMPERATURES_MUXED_SIGNALS, r"Temperature(\d+)")
+
+
+@functools.cache  # asked for every node every tick; codes are few (one byte)
+def _chemistry_name(code: int) -> str:
+    """A NodeInfo chemistry code as the configuration names it ("lfp")."""
+    try:
+        return codec.NodeInfoChemistry(code).name.lower()
+    except ValueError:
+        return f"unknown chemistry {code}"
 
 
 class NodeRecord:
@@ -279,10 +289,7 @@ class BatteryModel:
                     f"node {rec.node} reports {info.cell_count} cells, configured {rec.cell_count}"
                 )
             if chemistry is not None:
-                try:
-                    reported = codec.NodeInfoChemistry(info.chemistry).name.lower()
-                except ValueError:
-                    reported = f"unknown chemistry {info.chemistry}"
+                reported = _chemistry_name(info.chemistry)
                 if reported != chemistry:
                     out.append(
                         f"node {rec.node} reports {reported.upper()} cells, "
