@@ -423,6 +423,12 @@ class DecodeError(ValueError):
     \"\"\"A frame whose content the DBC does not define: count it as malformed, drop it.\"\"\"
 
 
+# Decoders build their NamedTuple with tuple.__new__: the class call goes through the
+# NamedTuple's generated __new__, one Python frame per decoded frame (with 55 arguments for
+# NodeState), for the same tuple.
+_new = tuple.__new__
+
+
 def _unfit(name: str, value: float, field: str) -> ValueError:
     return ValueError(f"{name}={value!r} does not fit its field ({field})")"""
 
@@ -581,7 +587,7 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
         lines.extend(_gw_decode_field(f, f"v_{f.index}"))
         values.append(f"v_{f.index}")
     if mux is None:
-        lines.append(f"    return {message.name}({', '.join(values)})")
+        lines.append(f"    return _new({message.name}, ({', '.join(values)},))")
         lines.append("")
         lines.append("")
     else:
@@ -591,7 +597,7 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
             f'        raise DecodeError(f"{message.name}: unknown {mux.name} {{v_{mux.index}}}")'
         )
         lines.append("    muxed = branch(x)")
-        lines.append(f"    return {message.name}({', '.join([*values, 'muxed'])})")
+        lines.append(f"    return _new({message.name}, ({', '.join([*values, 'muxed'])},))")
         lines.append("")
         lines.append("")
         for value in mux_values(fields):

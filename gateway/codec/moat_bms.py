@@ -73,6 +73,12 @@ class DecodeError(ValueError):
     """A frame whose content the DBC does not define: count it as malformed, drop it."""
 
 
+# Decoders build their NamedTuple with tuple.__new__: the class call goes through the
+# NamedTuple's generated __new__, one Python frame per decoded frame (with 55 arguments for
+# NodeState), for the same tuple.
+_new = tuple.__new__
+
+
 def _unfit(name: str, value: float, field: str) -> ValueError:
     return ValueError(f"{name}={value!r} does not fit its field ({field})")
 
@@ -296,7 +302,7 @@ def decode_node_state(data: bytes) -> NodeState:
     v_4 = (x >> 8) & 0xF
     v_5 = (x >> 12) & 0x3
     v_6 = (x >> 14) & 0x3
-    return NodeState(v_0, v_1, v_2, v_3, v_4, v_5, v_6, *_BITS8[(x >> 16) & 0xFF], *_BITS8[(x >> 24) & 0xFF], *_BITS8[(x >> 32) & 0xFF], *_BITS8[(x >> 40) & 0xFF], *_BITS8[(x >> 48) & 0xFF], *_BITS8[(x >> 56) & 0xFF])
+    return _new(NodeState, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, *_BITS8[(x >> 16) & 0xFF], *_BITS8[(x >> 24) & 0xFF], *_BITS8[(x >> 32) & 0xFF], *_BITS8[(x >> 40) & 0xFF], *_BITS8[(x >> 48) & 0xFF], *_BITS8[(x >> 56) & 0xFF],))
 
 
 def encode_node_state(m: NodeState) -> bytes:
@@ -501,7 +507,7 @@ def decode_relay_command(data: bytes) -> RelayCommand:
     v_3 = (x >> 14) & 0x1
     v_4 = (x >> 16) & 0xFFFFFF
     v_5 = (x >> 40) & 0xFFFFFF
-    return RelayCommand(v_0, v_1, v_2, v_3, v_4, v_5)
+    return _new(RelayCommand, (v_0, v_1, v_2, v_3, v_4, v_5,))
 
 
 def encode_relay_command(m: RelayCommand) -> bytes:
@@ -544,7 +550,7 @@ def decode_gateway_heartbeat(data: bytes) -> GatewayHeartbeat:
     v_0 = x & 0xFF
     v_1 = (x >> 8) & 0xF
     v_2 = (x >> 12) & 0xF
-    return GatewayHeartbeat(v_0, v_1, v_2)
+    return _new(GatewayHeartbeat, (v_0, v_1, v_2,))
 
 
 def encode_gateway_heartbeat(m: GatewayHeartbeat) -> bytes:
@@ -582,7 +588,7 @@ def decode_pack_status(data: bytes) -> PackStatus:
         v_1_raw -= 0x1000000
     v_1 = v_1_raw * 0.001
     v_2 = (x >> 48) & 0xFF
-    return PackStatus(v_0, v_1, v_2)
+    return _new(PackStatus, (v_0, v_1, v_2,))
 
 
 def encode_pack_status(m: PackStatus) -> bytes:
@@ -625,7 +631,7 @@ def decode_cell_extremes(data: bytes) -> CellExtremes:
     v_3 = (x >> 40) & 0xFF
     v_4_raw = (x >> 48) & 0xFFFF
     v_4 = v_4_raw * 0.001
-    return CellExtremes(v_0, v_1, v_2, v_3, v_4)
+    return _new(CellExtremes, (v_0, v_1, v_2, v_3, v_4,))
 
 
 def encode_cell_extremes(m: CellExtremes) -> bytes:
@@ -680,7 +686,7 @@ def decode_temperature_extremes(data: bytes) -> TemperatureExtremes:
     if v_4_raw & 0x8000:
         v_4_raw -= 0x10000
     v_4 = math.nan if v_4_raw == -32768 else v_4_raw * 0.1
-    return TemperatureExtremes(v_0, v_1, v_2, v_3, v_4)
+    return _new(TemperatureExtremes, (v_0, v_1, v_2, v_3, v_4,))
 
 
 def encode_temperature_extremes(m: TemperatureExtremes) -> bytes:
@@ -734,7 +740,7 @@ def decode_balance_command(data: bytes) -> BalanceCommand:
     if branch is None:
         raise DecodeError(f"BalanceCommand: unknown CellGroup {v_2}")
     muxed = branch(x)
-    return BalanceCommand(v_0, v_1, v_2, v_3, muxed)
+    return _new(BalanceCommand, (v_0, v_1, v_2, v_3, muxed,))
 
 
 def _balance_command_m0(x: int) -> tuple[int, ...]:
@@ -822,7 +828,7 @@ def decode_balance_state(data: bytes) -> BalanceState:
     v_1 = (x >> 16) & 0xFFFF
     v_2 = (x >> 32) & 0xFFFF
     v_3 = (x >> 48) & 0xFFFF
-    return BalanceState(v_0, v_1, v_2, v_3)
+    return _new(BalanceState, (v_0, v_1, v_2, v_3,))
 
 
 def encode_balance_state(m: BalanceState) -> bytes:
@@ -859,7 +865,7 @@ def decode_cell_voltages(data: bytes) -> CellVoltages:
     if branch is None:
         raise DecodeError(f"CellVoltages: unknown CellGroup {v_0}")
     muxed = branch(x)
-    return CellVoltages(v_0, muxed)
+    return _new(CellVoltages, (v_0, muxed,))
 
 
 def _cell_voltages_m0(x: int) -> tuple[float, ...]:
@@ -1617,7 +1623,7 @@ def decode_cell_temperatures(data: bytes) -> CellTemperatures:
     if branch is None:
         raise DecodeError(f"CellTemperatures: unknown SensorGroup {v_0}")
     muxed = branch(x)
-    return CellTemperatures(v_0, muxed)
+    return _new(CellTemperatures, (v_0, muxed,))
 
 
 def _cell_temperatures_m0(x: int) -> tuple[float, ...]:
@@ -2570,7 +2576,7 @@ def decode_node_info(data: bytes) -> NodeInfo:
     v_5 = (x >> 40) & 0xFF
     v_6_raw = (x >> 48) & 0xFFFF
     v_6 = v_6_raw * 0.1
-    return NodeInfo(v_0, v_1, v_2, v_3, v_4, v_5, v_6)
+    return _new(NodeInfo, (v_0, v_1, v_2, v_3, v_4, v_5, v_6,))
 
 
 def encode_node_info(m: NodeInfo) -> bytes:

@@ -95,6 +95,12 @@ class DecodeError(ValueError):
     """A frame whose content the DBC does not define: count it as malformed, drop it."""
 
 
+# Decoders build their NamedTuple with tuple.__new__: the class call goes through the
+# NamedTuple's generated __new__, one Python frame per decoded frame (with 55 arguments for
+# NodeState), for the same tuple.
+_new = tuple.__new__
+
+
 def _unfit(name: str, value: float, field: str) -> ValueError:
     return ValueError(f"{name}={value!r} does not fit its field ({field})")
 
@@ -141,7 +147,7 @@ def decode_inverter_keepalive(data: bytes) -> InverterKeepalive:
     v_2 = v_2_raw * 0.1
     v_3_raw = (x >> 48) & 0xFFFF
     v_3 = v_3_raw * 0.1
-    return InverterKeepalive(v_0, v_1, v_2, v_3)
+    return _new(InverterKeepalive, (v_0, v_1, v_2, v_3,))
 
 
 def encode_inverter_keepalive(m: InverterKeepalive) -> bytes:
@@ -185,7 +191,7 @@ def decode_inverter_status(data: bytes) -> InverterStatus:
     v_3 = (x >> 32) & 0xFFFF
     v_4_raw = (x >> 48) & 0xFFFF
     v_4 = v_4_raw * 0.1
-    return InverterStatus(v_0, v_1, v_2, v_3, v_4)
+    return _new(InverterStatus, (v_0, v_1, v_2, v_3, v_4,))
 
 
 def encode_inverter_status(m: InverterStatus) -> bytes:
@@ -237,7 +243,7 @@ def decode_battery_limits(data: bytes) -> BatteryLimits:
     v_2 = v_2_raw * 0.1
     v_3_raw = (x >> 48) & 0xFFFF
     v_3 = v_3_raw * 0.1
-    return BatteryLimits(v_0, v_1, v_2, v_3)
+    return _new(BatteryLimits, (v_0, v_1, v_2, v_3,))
 
 
 def encode_battery_limits(m: BatteryLimits) -> bytes:
@@ -275,7 +281,7 @@ def decode_battery_soc(data: bytes) -> BatterySoc:
     v_1 = (x >> 16) & 0xFFFF
     v_2_raw = (x >> 32) & 0xFFFF
     v_2 = v_2_raw * 0.01
-    return BatterySoc(v_0, v_1, v_2)
+    return _new(BatterySoc, (v_0, v_1, v_2,))
 
 
 def encode_battery_soc(m: BatterySoc) -> bytes:
@@ -318,7 +324,7 @@ def decode_battery_measurements(data: bytes) -> BatteryMeasurements:
     if v_2_raw & 0x8000:
         v_2_raw -= 0x10000
     v_2 = v_2_raw * 0.1
-    return BatteryMeasurements(v_0, v_1, v_2)
+    return _new(BatteryMeasurements, (v_0, v_1, v_2,))
 
 
 def encode_battery_measurements(m: BatteryMeasurements) -> bytes:
@@ -394,7 +400,7 @@ def decode_protection_alarms(data: bytes) -> ProtectionAlarms:
     v_14 = (x >> 32) & 0xFF
     v_15 = (x >> 40) & 0xFF
     v_16 = (x >> 48) & 0xFF
-    return ProtectionAlarms(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7, v_8, v_9, v_10, v_11, v_12, v_13, v_14, v_15, v_16)
+    return _new(ProtectionAlarms, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7, v_8, v_9, v_10, v_11, v_12, v_13, v_14, v_15, v_16,))
 
 
 def encode_protection_alarms(m: ProtectionAlarms) -> bytes:
@@ -539,7 +545,7 @@ def decode_alarms_warnings(data: bytes) -> AlarmsWarnings:
     v_23 = (x >> 52) & 0x3
     v_24 = (x >> 54) & 0x3
     v_25 = (x >> 56) & 0x3
-    return AlarmsWarnings(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7, v_8, v_9, v_10, v_11, v_12, v_13, v_14, v_15, v_16, v_17, v_18, v_19, v_20, v_21, v_22, v_23, v_24, v_25)
+    return _new(AlarmsWarnings, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7, v_8, v_9, v_10, v_11, v_12, v_13, v_14, v_15, v_16, v_17, v_18, v_19, v_20, v_21, v_22, v_23, v_24, v_25,))
 
 
 def encode_alarms_warnings(m: AlarmsWarnings) -> bytes:
@@ -636,7 +642,7 @@ class SmaEvents(NamedTuple):
 def decode_sma_events(data: bytes) -> SmaEvents:
     x = int.from_bytes(data[:8], "little")
     v_0 = x & 0xFFFFFFFFFFFFFFFF
-    return SmaEvents(v_0)
+    return _new(SmaEvents, (v_0,))
 
 
 def encode_sma_events(m: SmaEvents) -> bytes:
@@ -671,7 +677,7 @@ def decode_request_flags(data: bytes) -> RequestFlags:
     v_2 = (x >> 5) & 0x1
     v_3 = (x >> 6) & 0x1
     v_4 = (x >> 7) & 0x1
-    return RequestFlags(v_0, v_1, v_2, v_3, v_4)
+    return _new(RequestFlags, (v_0, v_1, v_2, v_3, v_4,))
 
 
 def encode_request_flags(m: RequestFlags) -> bytes:
@@ -726,7 +732,7 @@ def decode_manufacturer_name(data: bytes) -> ManufacturerName:
     v_5 = (x >> 40) & 0xFF
     v_6 = (x >> 48) & 0xFF
     v_7 = (x >> 56) & 0xFF
-    return ManufacturerName(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+    return _new(ManufacturerName, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
 
 
 def encode_manufacturer_name(m: ManufacturerName) -> bytes:
@@ -778,7 +784,7 @@ def decode_battery_info(data: bytes) -> BatteryInfo:
     v_1 = (x >> 16) & 0xFFFF
     v_2 = (x >> 32) & 0xFFFF
     v_3 = (x >> 48) & 0xFFFF
-    return BatteryInfo(v_0, v_1, v_2, v_3)
+    return _new(BatteryInfo, (v_0, v_1, v_2, v_3,))
 
 
 def encode_battery_info(m: BatteryInfo) -> bytes:
@@ -830,7 +836,7 @@ def decode_bms_name1(data: bytes) -> BmsName1:
     v_5 = (x >> 40) & 0xFF
     v_6 = (x >> 48) & 0xFF
     v_7 = (x >> 56) & 0xFF
-    return BmsName1(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+    return _new(BmsName1, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
 
 
 def encode_bms_name1(m: BmsName1) -> bytes:
@@ -894,7 +900,7 @@ def decode_bms_name2(data: bytes) -> BmsName2:
     v_5 = (x >> 40) & 0xFF
     v_6 = (x >> 48) & 0xFF
     v_7 = (x >> 56) & 0xFF
-    return BmsName2(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+    return _new(BmsName2, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
 
 
 def encode_bms_name2(m: BmsName2) -> bytes:
@@ -946,7 +952,7 @@ def decode_module_counts(data: bytes) -> ModuleCounts:
     v_1 = (x >> 16) & 0xFFFF
     v_2 = (x >> 32) & 0xFFFF
     v_3 = (x >> 48) & 0xFFFF
-    return ModuleCounts(v_0, v_1, v_2, v_3)
+    return _new(ModuleCounts, (v_0, v_1, v_2, v_3,))
 
 
 def encode_module_counts(m: ModuleCounts) -> bytes:
@@ -988,7 +994,7 @@ def decode_cell_extremes(data: bytes) -> CellExtremes:
     v_1 = v_1_raw * 0.001
     v_2 = (x >> 32) & 0xFFFF
     v_3 = (x >> 48) & 0xFFFF
-    return CellExtremes(v_0, v_1, v_2, v_3)
+    return _new(CellExtremes, (v_0, v_1, v_2, v_3,))
 
 
 def encode_cell_extremes(m: CellExtremes) -> bytes:
@@ -1040,7 +1046,7 @@ def decode_min_cell_voltage_id(data: bytes) -> MinCellVoltageId:
     v_5 = (x >> 40) & 0xFF
     v_6 = (x >> 48) & 0xFF
     v_7 = (x >> 56) & 0xFF
-    return MinCellVoltageId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+    return _new(MinCellVoltageId, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
 
 
 def encode_min_cell_voltage_id(m: MinCellVoltageId) -> bytes:
@@ -1104,7 +1110,7 @@ def decode_max_cell_voltage_id(data: bytes) -> MaxCellVoltageId:
     v_5 = (x >> 40) & 0xFF
     v_6 = (x >> 48) & 0xFF
     v_7 = (x >> 56) & 0xFF
-    return MaxCellVoltageId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+    return _new(MaxCellVoltageId, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
 
 
 def encode_max_cell_voltage_id(m: MaxCellVoltageId) -> bytes:
@@ -1168,7 +1174,7 @@ def decode_min_cell_temperature_id(data: bytes) -> MinCellTemperatureId:
     v_5 = (x >> 40) & 0xFF
     v_6 = (x >> 48) & 0xFF
     v_7 = (x >> 56) & 0xFF
-    return MinCellTemperatureId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+    return _new(MinCellTemperatureId, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
 
 
 def encode_min_cell_temperature_id(m: MinCellTemperatureId) -> bytes:
@@ -1232,7 +1238,7 @@ def decode_max_cell_temperature_id(data: bytes) -> MaxCellTemperatureId:
     v_5 = (x >> 40) & 0xFF
     v_6 = (x >> 48) & 0xFF
     v_7 = (x >> 56) & 0xFF
-    return MaxCellTemperatureId(v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7)
+    return _new(MaxCellTemperatureId, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
 
 
 def encode_max_cell_temperature_id(m: MaxCellTemperatureId) -> bytes:
@@ -1280,7 +1286,7 @@ def decode_energy_counters(data: bytes) -> EnergyCounters:
     v_0 = v_0_raw * 0.1
     v_1_raw = (x >> 32) & 0xFFFFFFFF
     v_1 = v_1_raw * 0.1
-    return EnergyCounters(v_0, v_1)
+    return _new(EnergyCounters, (v_0, v_1,))
 
 
 def encode_energy_counters(m: EnergyCounters) -> bytes:
@@ -1305,7 +1311,7 @@ class InstalledCapacity(NamedTuple):
 def decode_installed_capacity(data: bytes) -> InstalledCapacity:
     x = int.from_bytes(data[:8], "little")
     v_0 = x & 0xFFFF
-    return InstalledCapacity(v_0)
+    return _new(InstalledCapacity, (v_0,))
 
 
 def encode_installed_capacity(m: InstalledCapacity) -> bytes:

@@ -31,6 +31,12 @@ class DecodeError(ValueError):
     """A frame whose content the DBC does not define: count it as malformed, drop it."""
 
 
+# Decoders build their NamedTuple with tuple.__new__: the class call goes through the
+# NamedTuple's generated __new__, one Python frame per decoded frame (with 55 arguments for
+# NodeState), for the same tuple.
+_new = tuple.__new__
+
+
 def _unfit(name: str, value: float, field: str) -> ValueError:
     return ValueError(f"{name}={value!r} does not fit its field ({field})")
 
@@ -48,7 +54,7 @@ def decode_sim_battery_current(data: bytes) -> SimBatteryCurrent:
     if v_0_raw & 0x80000000:
         v_0_raw -= 0x100000000
     v_0 = v_0_raw * 0.001
-    return SimBatteryCurrent(v_0)
+    return _new(SimBatteryCurrent, (v_0,))
 
 
 def encode_sim_battery_current(m: SimBatteryCurrent) -> bytes:
