@@ -122,11 +122,24 @@ class Gateway:
     # ------------------------------------------------------------------ frames
 
     def on_battery_batch(self, batch: list[Frame]) -> None:
+        """Frames into the core in bus order. The first one that may change a decision
+        ticks at once, before the rest of the batch: that tick sees every frame up to it,
+        as if the batch had ended there, and the stop does not wait for the frames behind
+        it (a batch grows while the reader thread is held up, and those frames keep
+        coming). A later urgent frame of the same batch ticks once more at its end."""
         now = self.clock()
-        urgent = False
+        core = self.core
+        ticked = again = False
         for frame in batch:
-            urgent |= self.core.on_battery_frame(frame, now)
-        if urgent:
+            if not core.on_battery_frame(frame, now):
+                continue
+            if ticked:
+                again = True
+            else:
+                ticked = True
+                self.urgent_ticks += 1
+                self.tick()
+        if again:
             self.urgent_ticks += 1
             self.tick()
 
