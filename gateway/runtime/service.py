@@ -8,6 +8,7 @@ so a stop reaches the inverter within milliseconds instead of at the next period
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -234,6 +235,11 @@ class Gateway:
             if self.inverter is self.battery
             else self.inverter.describe(),
         )
+        # What exists now (modules, codecs, settings, the core) lives as long as the
+        # gateway: out of the garbage collector's sight, a full collection looks only at
+        # what came later. It holds the interpreter meanwhile, and a stop with it: 17 to
+        # 18 ms for the 4 x 16 benchmark system, 0.02 to 0.3 ms frozen (docs/performance.md).
+        gc.freeze()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.battery.run, self.on_battery_batch)
@@ -252,6 +258,7 @@ class Gateway:
                     tg.start_soon(task)
         finally:
             await self.stop()
+            gc.unfreeze()
 
     async def _signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -4,6 +4,7 @@ Waits poll for a condition with a deadline; nothing asserts on timing."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from pathlib import Path
@@ -94,6 +95,8 @@ async def test_run_closes_the_relay_feeds_the_inverter_and_stops_cleanly_on_sigt
             limits = inverter.inverter.limits
             assert limits is not None and limits.charge_voltage_limit > 0
             assert gateway.core.battery_counters.received > 0
+            # What the gateway started with is out of the collector's sight while it runs.
+            assert gc.get_freeze_count() > 0
 
             os.kill(os.getpid(), signal.SIGTERM)  # as systemd stops the service
             with anyio.fail_after(DEADLINE_S):
@@ -110,6 +113,7 @@ async def test_run_closes_the_relay_feeds_the_inverter_and_stops_cleanly_on_sigt
     assert heartbeats[-1] == battery_codec.GatewayHeartbeatGatewayState.STOPPING
     state = StateStore(tmp_path / "state.json").load()
     assert state is not None and "soc" in state
+    assert gc.get_freeze_count() == 0  # given back when it stopped
 
 
 class BatchRig:
