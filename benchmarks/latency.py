@@ -14,10 +14,12 @@ the load going and notes when each periodic 0x351 goes onto the inverter bus. Wi
 urgent path a stop would wait for the next of them: at a random phase, on average half the
 measured period, at the 99th percentile 0.99 of it, at worst the period.
 
-Between trials the battery recovers: the gateway's clock (injected: monotonic + an offset the
-driver moves) jumps by a period so the raised limits go out at once, and then by a random
-fraction of a period, so each trigger falls at a random phase of the frame-set period; a
-random pause of up to one tick randomises the phase against the tick loop.
+Between trials the battery recovers: the packs report 0 A while the inverter bus says stop
+(an inverter that follows the limits), and the gateway's clock (injected: monotonic + an
+offset the driver moves) jumps by more than a period, tick by tick, until the frame set says
+charging is allowed again; then it jumps by a random fraction of a period, so each trigger
+falls at a random phase of the frame-set period; a random pause of up to one tick randomises
+the phase against the tick loop.
 """
 
 from __future__ import annotations
