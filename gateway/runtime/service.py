@@ -8,6 +8,7 @@ so a stop reaches the inverter within milliseconds instead of at the next period
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -122,11 +123,24 @@ class Gateway:
     # ------------------------------------------------------------------ frames
 
     def on_battery_batch(self, batch: list[Frame]) -> None:
+        """Frames into the core in bus order. The first one that may change a decision
+        ticks at once, before the rest of the batch: that tick sees every frame up to it,
+        as if the batch had ended there, and the stop does not wait for the frames behind
+        it (a batch grows while the reader thread is held up, and those frames keep
+        coming). A later urgent frame of the same batch ticks once more at its end."""
         now = self.clock()
-        urgent = False
+        core = self.core
+        ticked = again = False
         for frame in batch:
-            urgent |= self.core.on_battery_frame(frame, now)
-        if urgent:
+            if not core.on_battery_frame(frame, now):
+                continue
+            if ticked:
+                again = True
+            else:
+                ticked = True
+                self.urgent_ticks += 1
+                self.tick()
+        if again:
             self.urgent_ticks += 1
             self.tick()
 
@@ -221,6 +235,11 @@ class Gateway:
             if self.inverter is self.battery
             else self.inverter.describe(),
         )
+        # What exists now (modules, codecs, settings, the core) lives as long as the
+        # gateway: out of the garbage collector's sight, a full collection looks only at
+        # what came later. It holds the interpreter meanwhile, and a stop with it: 17 to
+        # 18 ms for the 4 x 16 benchmark system, 0.02 to 0.3 ms frozen (docs/performance.md).
+        gc.freeze()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.battery.run, self.on_battery_batch)
@@ -239,6 +258,7 @@ class Gateway:
                     tg.start_soon(task)
         finally:
             await self.stop()
+            gc.unfreeze()
 
     async def _signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
