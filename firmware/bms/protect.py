@@ -178,7 +178,8 @@ class Protection:
         self.feedback_settling = False
         self._last_ms = 0
         self._started = False
-        # One row per (kind, level) check, in parallel lists.
+        # One row per (kind, level) check, in parallel lists, grouped by measure: the rows
+        # on measure s are first[s] .. first[s + 1] - 1.
         self.kind = []
         self.level = []
         self.source = []
@@ -190,29 +191,45 @@ class Protection:
         self.was_bad = []
         self.active = []
         # A row is quiet when it is off, its last sample was good and its counter is at 0:
-        # then a good sample changes nothing, so update() skips it after one comparison.
-        # quiet_lo / quiet_hi bound the good values of a quiet row; quiet_hi is _NEVER
-        # while the row is not quiet.
+        # then a good sample changes nothing. quiet_lo / quiet_hi bound the good values of a
+        # quiet row; quiet_hi is _NEVER while the row is not quiet. band_lo / band_hi bound
+        # the values every row on a measure takes as quiet and good (empty while one of them
+        # is not quiet), so update() passes a measure whose rows are all quiet after one
+        # comparison instead of one per row.
         self.quiet_lo = []
         self.quiet_hi = []
         self._quiet_hi = []  # quiet_hi of the row when quiet
         c = config
+        rows = []
         for kind, levels, advisory, fault, upper, limit, hysteresis, debounce, only_if in TABLE:
             if only_if is not None and not getattr(c, only_if):
                 continue
             for level in levels:
-                self._row(
-                    kind,
-                    level,
-                    fault if level == FAULT else advisory,
-                    upper,
-                    _setting(c, limit, level),
-                    _setting(c, hysteresis, level),
-                    _setting(c, debounce, level),
+                rows.append(
+                    (
+                        fault if level == FAULT else advisory,
+                        kind,
+                        level,
+                        upper,
+                        _setting(c, limit, level),
+                        _setting(c, hysteresis, level),
+                        _setting(c, debounce, level),
+                    )
                 )
+        rows.sort(key=lambda row: row[0])  # stable: table order within a measure
+        self.first = [0] * (MEASURES + 1)
+        for row in rows:
+            self._row(*row)
+            self.first[row[0] + 1] = len(self.kind)
+        for s in range(MEASURES):  # a measure without rows starts where the one before ended
+            self.first[s + 1] = max(self.first[s + 1], self.first[s])
         self.rows = len(self.kind)
+        self.band_lo = [0] * MEASURES
+        self.band_hi = [0] * MEASURES
+        for s in range(MEASURES):
+            self._band(s)
 
-    def _row(self, kind, level, source, upper, limit, hysteresis, debounce):
+    def _row(self, source, kind, level, upper, limit, hysteresis, debounce):
         self.kind.append(kind)
         self.level.append(level)
         self.source.append(source)
@@ -226,6 +243,16 @@ class Protection:
         self.quiet_lo.append(_BELOW_ALL if upper else limit)
         self.quiet_hi.append(limit if upper else _ABOVE_ALL)
         self._quiet_hi.append(limit if upper else _ABOVE_ALL)
+
+    def _band(self, s):
+        """band_lo / band_hi of measure s from its rows' quiet bands (their intersection)."""
+        lo = _BELOW_ALL
+        hi = _ABOVE_ALL
+        for r in range(self.first[s], self.first[s + 1]):
+            lo = max(lo, self.quiet_lo[r])
+            hi = min(hi, self.quiet_hi[r])
+        self.band_lo[s] = lo
+        self.band_hi[s] = hi
 
     def measure_from(
         self, summary, hw, stale, overrun, late=False, current_offset=False, direction_doubtful=0
@@ -324,7 +351,6 @@ class Protection:
         rise = dt << LEAK_SHIFT
         m = self.measure
         unknown = self.unknown
-        source = self.source
         upper = self.upper
         limit = self.limit
         hysteresis = self.hysteresis
@@ -336,46 +362,52 @@ class Protection:
         level = self.level
         quiet_lo = self.quiet_lo
         quiet_hi = self.quiet_hi
+        band_lo = self.band_lo
+        band_hi = self.band_hi
+        first = self.first
         faults = warnings = infos = 0
-        for r in range(self.rows):
-            src = source[r]
-            value = m[src]
-            # Most rows are quiet and their sample good: nothing changes, and an off row
-            # adds no bit (the full path below would give the same).
-            if quiet_lo[r] <= value <= quiet_hi[r]:
+        for s in range(MEASURES):
+            value = m[s]
+            # Most measures have every row quiet and a good sample: nothing changes, and an
+            # off row adds no bit (the full path below would give the same).
+            if band_lo[s] <= value <= band_hi[s]:
                 continue
-            on = active[r]
-            if upper[r]:
-                bad = value > (limit[r] - hysteresis[r] if on else limit[r])
-            else:
-                bad = value < (limit[r] + hysteresis[r] if on else limit[r])
-            before = was_bad[r]
-            if not bad and unknown[src]:
-                bad = before  # an unreadable sample never counts as good
-            # The time since the previous sample counts by that sample's verdict.
-            n = count[r] + rise if before else count[r] - dt
-            was_bad[r] = bad
-            d = debounce[r] << LEAK_SHIFT
-            if d == 0:
-                n = 0
-                on = bad
-            elif n >= d:
-                n = d
-                on = True
-            elif n <= 0:
-                n = 0
-                on = False
-            count[r] = n
-            active[r] = on
-            quiet_hi[r] = self._quiet_hi[r] if n == 0 and not on and not bad else _NEVER
-            if on:
-                lv = level[r]
-                if lv == FAULT:
-                    faults |= kind[r]
-                elif lv == WARNING:
-                    warnings |= kind[r]
+            for r in range(first[s], first[s + 1]):
+                if quiet_lo[r] <= value <= quiet_hi[r]:
+                    continue  # this row is quiet and its sample good, as above
+                on = active[r]
+                if upper[r]:
+                    bad = value > (limit[r] - hysteresis[r] if on else limit[r])
                 else:
-                    infos |= kind[r]
+                    bad = value < (limit[r] + hysteresis[r] if on else limit[r])
+                before = was_bad[r]
+                if not bad and unknown[s]:
+                    bad = before  # an unreadable sample never counts as good
+                # The time since the previous sample counts by that sample's verdict.
+                n = count[r] + rise if before else count[r] - dt
+                was_bad[r] = bad
+                d = debounce[r] << LEAK_SHIFT
+                if d == 0:
+                    n = 0
+                    on = bad
+                elif n >= d:
+                    n = d
+                    on = True
+                elif n <= 0:
+                    n = 0
+                    on = False
+                count[r] = n
+                active[r] = on
+                quiet_hi[r] = self._quiet_hi[r] if n == 0 and not on and not bad else _NEVER
+                if on:
+                    lv = level[r]
+                    if lv == FAULT:
+                        faults |= kind[r]
+                    elif lv == WARNING:
+                        warnings |= kind[r]
+                    else:
+                        infos |= kind[r]
+            self._band(s)
         self.faults = faults
         self.warnings = warnings
         self.infos = infos
