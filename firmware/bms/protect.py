@@ -192,44 +192,45 @@ class Protection:
         self.active = []
         # A row is quiet when it is off, its last sample was good and its counter is at 0:
         # then a good sample changes nothing. quiet_lo / quiet_hi bound the good values of a
-        # quiet row; quiet_hi is _NEVER while the row is not quiet. band_lo / band_hi bound
-        # the values every row on a measure takes as quiet and good (empty while one of them
-        # is not quiet), so update() passes a measure whose rows are all quiet after one
-        # comparison instead of one per row.
+        # quiet row; quiet_hi is _NEVER while the row is not quiet.
         self.quiet_lo = []
         self.quiet_hi = []
         self._quiet_hi = []  # quiet_hi of the row when quiet
         c = config
-        rows = []
-        for kind, levels, advisory, fault, upper, limit, hysteresis, debounce, only_if in TABLE:
-            if only_if is not None and not getattr(c, only_if):
-                continue
-            for level in levels:
-                rows.append(
-                    (
-                        fault if level == FAULT else advisory,
-                        kind,
-                        level,
-                        upper,
-                        _setting(c, limit, level),
-                        _setting(c, hysteresis, level),
-                        _setting(c, debounce, level),
-                    )
-                )
-        rows.sort(key=lambda row: row[0])  # stable: table order within a measure
         self.first = [0] * (MEASURES + 1)
-        for row in rows:
-            self._row(*row)
-            self.first[row[0] + 1] = len(self.kind)
-        for s in range(MEASURES):  # a measure without rows starts where the one before ended
-            self.first[s + 1] = max(self.first[s + 1], self.first[s])
+        for s in range(MEASURES):  # the rows on each measure in table order
+            for kind, levels, advisory, fault, upper, limit, hysteresis, debounce, only_if in TABLE:
+                if only_if is not None and not getattr(c, only_if):
+                    continue
+                for level in levels:
+                    if (fault if level == FAULT else advisory) == s:
+                        self._row(
+                            kind,
+                            level,
+                            s,
+                            upper,
+                            _setting(c, limit, level),
+                            _setting(c, hysteresis, level),
+                            _setting(c, debounce, level),
+                        )
+            self.first[s + 1] = len(self.kind)
         self.rows = len(self.kind)
-        self.band_lo = [0] * MEASURES
-        self.band_hi = [0] * MEASURES
+        # Every row on a measure has the same kind of limit (the table's measures are upper
+        # or lower ones), so one bound per measure says when all its rows are quiet and its
+        # value good for each: at or below bound[s] for an upper measure, at or above it for
+        # a lower one. update() passes such a measure after one comparison instead of one
+        # per row. A measure without rows counts as an upper one that is always quiet.
+        self.lower_measures = tuple(
+            s
+            for s in range(MEASURES)
+            if self.first[s] < self.first[s + 1] and not self.upper[self.first[s]]
+        )
+        self.upper_measures = tuple(s for s in range(MEASURES) if s not in self.lower_measures)
+        self.bound = [0] * MEASURES
         for s in range(MEASURES):
             self._band(s)
 
-    def _row(self, source, kind, level, upper, limit, hysteresis, debounce):
+    def _row(self, kind, level, source, upper, limit, hysteresis, debounce):
         self.kind.append(kind)
         self.level.append(level)
         self.source.append(source)
@@ -245,14 +246,16 @@ class Protection:
         self._quiet_hi.append(limit if upper else _ABOVE_ALL)
 
     def _band(self, s):
-        """band_lo / band_hi of measure s from its rows' quiet bands (their intersection)."""
+        """bound[s] from the quiet bands of the rows on measure s (their intersection)."""
         lo = _BELOW_ALL
         hi = _ABOVE_ALL
         for r in range(self.first[s], self.first[s + 1]):
             lo = max(lo, self.quiet_lo[r])
             hi = min(hi, self.quiet_hi[r])
-        self.band_lo[s] = lo
-        self.band_hi[s] = hi
+        if lo > hi:  # a row is not quiet: no value passes
+            self.bound[s] = _ABOVE_ALL if s in self.lower_measures else _NEVER
+        else:
+            self.bound[s] = lo if s in self.lower_measures else hi
 
     def measure_from(
         self, summary, hw, stale, overrun, late=False, current_offset=False, direction_doubtful=0
@@ -306,10 +309,9 @@ class Protection:
         m[M_CHARGE_TEMP_MIN] = lo if charge_window else NONE_HIGH
         m[M_DISCHARGE_TEMP_MAX] = hi if discharge_window else NONE_LOW
         m[M_DISCHARGE_TEMP_MIN] = lo if discharge_window else NONE_HIGH
-        for k in range(M_TEMP_MAX, M_DISCHARGE_TEMP_MIN + 1):
-            u[k] = temps_unknown
         m[M_TEMP_SPREAD] = hi - lo if summary.temp_max_no else NONE_LOW
-        u[M_TEMP_SPREAD] = temps_unknown
+        u[M_TEMP_MAX] = u[M_TEMP_MIN] = u[M_CHARGE_TEMP_MAX] = u[M_CHARGE_TEMP_MIN] = temps_unknown
+        u[M_DISCHARGE_TEMP_MAX] = u[M_DISCHARGE_TEMP_MIN] = u[M_TEMP_SPREAD] = temps_unknown
         critical = (
             stale
             or summary.cells_bad > 0
@@ -348,9 +350,22 @@ class Protection:
             dt = 0
             self._started = True
         self._last_ms = now_ms
-        rise = dt << LEAK_SHIFT
+        self.faults = self.warnings = self.infos = 0
         m = self.measure
-        unknown = self.unknown
+        bound = self.bound
+        # Most measures have every row quiet and a good sample: nothing changes, and an off
+        # row adds no bit (_rows would give the same).
+        for s in self.upper_measures:
+            if m[s] > bound[s]:
+                self._rows(s, m[s], dt)
+        for s in self.lower_measures:
+            if m[s] < bound[s]:
+                self._rows(s, m[s], dt)
+
+    def _rows(self, s, value, dt):
+        """Run the rows on measure s (value) after dt ms; add the active ones' kinds."""
+        rise = dt << LEAK_SHIFT
+        unknown = self.unknown[s]
         upper = self.upper
         limit = self.limit
         hysteresis = self.hysteresis
@@ -358,56 +373,41 @@ class Protection:
         count = self.count
         was_bad = self.was_bad
         active = self.active
-        kind = self.kind
-        level = self.level
         quiet_lo = self.quiet_lo
         quiet_hi = self.quiet_hi
-        band_lo = self.band_lo
-        band_hi = self.band_hi
-        first = self.first
-        faults = warnings = infos = 0
-        for s in range(MEASURES):
-            value = m[s]
-            # Most measures have every row quiet and a good sample: nothing changes, and an
-            # off row adds no bit (the full path below would give the same).
-            if band_lo[s] <= value <= band_hi[s]:
-                continue
-            for r in range(first[s], first[s + 1]):
-                if quiet_lo[r] <= value <= quiet_hi[r]:
-                    continue  # this row is quiet and its sample good, as above
-                on = active[r]
-                if upper[r]:
-                    bad = value > (limit[r] - hysteresis[r] if on else limit[r])
+        for r in range(self.first[s], self.first[s + 1]):
+            if quiet_lo[r] <= value <= quiet_hi[r]:
+                continue  # this row is quiet and its sample good, as above
+            on = active[r]
+            if upper[r]:
+                bad = value > (limit[r] - hysteresis[r] if on else limit[r])
+            else:
+                bad = value < (limit[r] + hysteresis[r] if on else limit[r])
+            before = was_bad[r]
+            if not bad and unknown:
+                bad = before  # an unreadable sample never counts as good
+            # The time since the previous sample counts by that sample's verdict.
+            n = count[r] + rise if before else count[r] - dt
+            was_bad[r] = bad
+            d = debounce[r] << LEAK_SHIFT
+            if d == 0:
+                n = 0
+                on = bad
+            elif n >= d:
+                n = d
+                on = True
+            elif n <= 0:
+                n = 0
+                on = False
+            count[r] = n
+            active[r] = on
+            quiet_hi[r] = self._quiet_hi[r] if n == 0 and not on and not bad else _NEVER
+            if on:
+                lv = self.level[r]
+                if lv == FAULT:
+                    self.faults |= self.kind[r]
+                elif lv == WARNING:
+                    self.warnings |= self.kind[r]
                 else:
-                    bad = value < (limit[r] + hysteresis[r] if on else limit[r])
-                before = was_bad[r]
-                if not bad and unknown[s]:
-                    bad = before  # an unreadable sample never counts as good
-                # The time since the previous sample counts by that sample's verdict.
-                n = count[r] + rise if before else count[r] - dt
-                was_bad[r] = bad
-                d = debounce[r] << LEAK_SHIFT
-                if d == 0:
-                    n = 0
-                    on = bad
-                elif n >= d:
-                    n = d
-                    on = True
-                elif n <= 0:
-                    n = 0
-                    on = False
-                count[r] = n
-                active[r] = on
-                quiet_hi[r] = self._quiet_hi[r] if n == 0 and not on and not bad else _NEVER
-                if on:
-                    lv = level[r]
-                    if lv == FAULT:
-                        faults |= kind[r]
-                    elif lv == WARNING:
-                        warnings |= kind[r]
-                    else:
-                        infos |= kind[r]
-            self._band(s)
-        self.faults = faults
-        self.warnings = warnings
-        self.infos = infos
+                    self.infos |= self.kind[r]
+        self._band(s)
