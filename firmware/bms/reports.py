@@ -141,8 +141,7 @@ class Reports:
             # The period is over and nothing changed: the last frame, next alive counter.
             buf = self.node_state
             last = self.node_state_last
-            for i in range(8):
-                buf[i] = last[i]
+            buf[0:8] = last  # a slice assignment allocates nothing on MicroPython
             alive = (self.alive + 1) & 0x0F
             buf[1] = (last[1] & 0xF0) | alive
             if self.port.send(self.node_state_id, buf):
@@ -179,8 +178,7 @@ class Reports:
             return
         if self.port.send(self.node_state_id, buf):
             self.alive = v[codec.NODE_STATE_ALIVE_COUNTER]
-            for i in range(8):
-                last[i] = buf[i]
+            last[0:8] = buf
             self.node_state_sent = True
             self.node_state_due = ticks_add(now_ms, codec.NODE_STATE_CYCLE_MS)
             f[0] = node.state
