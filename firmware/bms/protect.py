@@ -108,9 +108,11 @@ LEAK_SHIFT = const(2)
 
 NONE_LOW = const(-0x8000000)
 NONE_HIGH = const(0x8000000)
-# Bounds of a row's quiet band (Protection.update) beyond every measure, NONE_* included,
+# Bounds of a row's quiet band (Protection._rows) beyond every measure, NONE_* included,
 # and still small integers on MicroPython (no allocation): a band [_BELOW_ALL, _NEVER] holds
-# no value, so a row that is not quiet always takes the full path.
+# no value, so a row that is not quiet always takes the full path. As a measure's bound
+# (Protection.update), _NEVER lies below every value and _ABOVE_ALL above every value, so
+# a measure with a row that is not quiet always runs its rows.
 _BELOW_ALL = const(-0x10000000)
 _ABOVE_ALL = const(0x10000000)
 _NEVER = const(-0x10000001)
@@ -220,6 +222,9 @@ class Protection:
         # value good for each: at or below bound[s] for an upper measure, at or above it for
         # a lower one. update() passes such a measure after one comparison instead of one
         # per row. A measure without rows counts as an upper one that is always quiet.
+        for r in range(self.rows):
+            if self.upper[r] != self.upper[self.first[self.source[r]]]:
+                raise ValueError("protection table: upper and lower limits on one measure")
         self.lower_measures = tuple(
             s
             for s in range(MEASURES)

@@ -1,9 +1,10 @@
 """The node cycle's shortcuts (issue 21) give what the long way gives.
 
 The summary takes the extremes with built-ins when every reading is usable, a ring copies an
-8-byte frame in one piece, the report scheduler advances its streams in one pass: each
-checked here against the rule it stands for, on the cases where the short and the long way
-part (ties, unusable readings, short frames, a stalled schedule).
+8-byte frame in one piece, the report scheduler advances its streams in one pass, the
+protection compares one bound per measure: each checked here against the rule it stands
+for, on the cases where the short and the long way part (ties, unusable readings, short
+frames, a stalled schedule, a table the bound cannot serve).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from itertools import pairwise
 
 import pytest
 
+from bms import protect
 from bms.can import Frame, FrameRing
+from bms.config import load_config
 from bms.hw import NOT_AVAILABLE
 from bms.hw.sim import SimHardware
 from bms.measure import CELL_MV_MAX, CELL_MV_MIN, TEMP_DC_MAX, TEMP_DC_MIN, Summary
@@ -144,3 +147,19 @@ def test_after_a_stall_every_stream_sends_once_and_keeps_its_period(
     groups = [s["CellGroup"] for _, s in b.decoded("CellVoltages", stalled)]
     assert len(groups) == 13  # one group every 250 ms after the first
     assert set(groups[1:5]) == {0, 1, 2, 3}  # the groups in turn
+
+
+def test_a_table_with_upper_and_lower_limits_on_one_measure_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One bound per measure serves only rows of one kind of limit: a table that mixes them
+    on a measure would let a value beyond the other kind pass unchecked, so it is refused."""
+    config = load_config({"cells": 16})
+    assert protect.Protection(config).rows == 42
+    mixed = (
+        protect.CELL_UNDER_VOLTAGE, (protect.FAULT,), protect.M_CELL_MAX, protect.M_CELL_MAX,
+        protect.BELOW, "cell_under_mv", "hysteresis_cell_mv", "debounce_voltage_ms", None,
+    )  # fmt: skip
+    monkeypatch.setattr(protect, "TABLE", (*protect.TABLE, mixed))
+    with pytest.raises(ValueError, match="upper and lower limits on one measure"):
+        protect.Protection(config)
