@@ -37,6 +37,9 @@ class Balancer:
         self.word_cells = [
             (1 << max(0, min(16, self.cells - 16 * k))) - 1 for k in range(BALANCE_WORDS)
         ]
+        # The words that hold cells: the others have no cell to bleed, so they stay 0 and
+        # update() need not look at them (16 cells: one word of four).
+        self.cell_words = (self.cells + 15) // 16
 
     def command(self, group, low, high, floor_mv, now_ms):
         """A valid BalanceCommand for one cell group (0: cells 1..32, 1: cells 33..64)."""
@@ -76,7 +79,7 @@ class Balancer:
         hysteresis = self.hysteresis_mv
         changed = False
         active = False
-        for k in range(BALANCE_WORDS):
+        for k in range(self.cell_words):
             g = k >> 1
             floor = self.group_floor_mv[g]
             floor = max(floor, self.floor_mv)

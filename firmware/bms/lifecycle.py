@@ -78,9 +78,10 @@ class Lifecycle:
             return False
         used = self._reclose_used
         stamps = self._reclose_ms
-        for i in range(len(used)):
-            if used[i] and ticks_diff(now_ms, stamps[i]) >= HOUR_MS:
-                used[i] = 0
+        if any(used):  # most cycles none is: no loop (a built-in, no allocation)
+            for i in range(len(used)):
+                if used[i] and ticks_diff(now_ms, stamps[i]) >= HOUR_MS:
+                    used[i] = 0
         if faults:
             if state != TRIPPED:
                 self.trip()

@@ -39,51 +39,79 @@ class Summary:
     def update(self, hw):
         """Summarise the readings of hw (see bms.hw)."""
         cells = hw.cell_mv
+        n = hw.cells
         open_wire = hw.open_wire
-        lo_no = hi_no = 0
-        # Start beyond the range, so the first usable cell sets both extremes.
-        lo = CELL_MV_MAX + 1
-        hi = CELL_MV_MIN - 1
-        total = 0
-        bad = 0
-        for i in range(hw.cells):
-            mv = cells[i]
-            if mv < CELL_MV_MIN or mv > CELL_MV_MAX or (open_wire and (open_wire >> i) & 1):
-                bad += 1  # no usable reading: an open sense wire reads a plausible lie
-                continue
-            total += mv
-            if mv < lo:
-                lo = mv
-                lo_no = i + 1
-            if mv > hi:
-                hi = mv
-                hi_no = i + 1
-        if lo_no == 0:
-            lo = hi = 0
+        # Usually every cell is usable: then the built-ins find the extremes and the sum
+        # without a bytecode per cell (index() gives the first cell of an extreme, as the
+        # loop below does). They iterate a list without allocating.
+        if n and not open_wire and len(cells) == n:
+            lo = min(cells)
+            hi = max(cells)
+            usable = lo >= CELL_MV_MIN and hi <= CELL_MV_MAX
+        else:
+            usable = False
+        if usable:
+            lo_no = cells.index(lo) + 1
+            hi_no = cells.index(hi) + 1
+            total = sum(cells)
+            bad = 0
+        else:
+            lo_no = hi_no = 0
+            # Start beyond the range, so the first usable cell sets both extremes.
+            lo = CELL_MV_MAX + 1
+            hi = CELL_MV_MIN - 1
+            total = 0
+            bad = 0
+            for i in range(n):
+                mv = cells[i]
+                if mv < CELL_MV_MIN or mv > CELL_MV_MAX or (open_wire and (open_wire >> i) & 1):
+                    bad += 1  # no usable reading: an open sense wire reads a plausible lie
+                    continue
+                total += mv
+                if mv < lo:
+                    lo = mv
+                    lo_no = i + 1
+                if mv > hi:
+                    hi = mv
+                    hi_no = i + 1
+            if lo_no == 0:
+                lo = hi = 0
         self.cell_min_mv = lo
         self.cell_min_no = lo_no
         self.cell_max_mv = hi
         self.cell_max_no = hi_no
         self.cell_sum_mv = total
         self.cells_bad = bad
-        good = hw.cells - bad
+        good = n - bad
         self.cell_mean_mv = total // good if good else 0
 
         temps = hw.temp_dc
-        lo_no = hi_no = 0
-        lo = hi = 0
-        bad = 0
-        for i in range(hw.temps):
-            dc = temps[i]
-            if not TEMP_DC_MIN <= dc <= TEMP_DC_MAX:
-                bad += 1
-                continue
-            if lo_no == 0 or dc < lo:
-                lo = dc
-                lo_no = i + 1
-            if hi_no == 0 or dc > hi:
-                hi = dc
-                hi_no = i + 1
+        n = hw.temps
+        if n and len(temps) == n:
+            lo = min(temps)
+            hi = max(temps)
+            usable = lo >= TEMP_DC_MIN and hi <= TEMP_DC_MAX
+        else:
+            usable = False
+        if usable:  # as for the cells
+            lo_no = temps.index(lo) + 1
+            hi_no = temps.index(hi) + 1
+            bad = 0
+        else:
+            lo_no = hi_no = 0
+            lo = hi = 0
+            bad = 0
+            for i in range(n):
+                dc = temps[i]
+                if not TEMP_DC_MIN <= dc <= TEMP_DC_MAX:
+                    bad += 1
+                    continue
+                if lo_no == 0 or dc < lo:
+                    lo = dc
+                    lo_no = i + 1
+                if hi_no == 0 or dc > hi:
+                    hi = dc
+                    hi_no = i + 1
         self.temp_min_dc = lo
         self.temp_min_no = lo_no
         self.temp_max_dc = hi

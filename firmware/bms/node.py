@@ -227,8 +227,15 @@ class Node:
         if closed != self.relay_closed:
             self._drive_changed(now_ms)
         hw.set_relay(closed, now_ms)
-        self._relay_outputs(closed, lifecycle)
+        # The relay outputs, as _relay_outputs sets them (written out: a call fewer a cycle).
+        self.relay_closed = closed
+        if closed != hw.relay_closed:
+            self.relay_state = RELAY_MISMATCH
+        else:
+            self.relay_state = RELAY_CLOSED if closed else RELAY_OPEN
         state = lifecycle.state
+        self.state = state
+        self.trip_cleared = lifecycle.trip_cleared
         allowed = (
             (state == STANDBY or state == ACTIVE)  # noqa: PLR1714, SIM109 (a tuple would allocate)
             and link == LINK_OK

@@ -88,10 +88,5 @@ class CurrentCheck:
             if self._filled < TREND_SLOTS:
                 self._filled += 1
         pack[last] = hw.pack_mv
-        lowest = pack[last]
-        seen_charging = 0
-        for i in range(TREND_SLOTS):
-            if pack[i] < lowest:  # noqa: PLR1730 (plain ints, no call in the hot path)
-                lowest = pack[i]
-            seen_charging |= charged[i]
-        self.direction_doubtful = not seen_charging and pack[last] - lowest > self.rise_mv
+        # Built-ins rather than a loop over the slots: no bytecode per slot, no allocation.
+        self.direction_doubtful = not max(charged) and pack[last] - min(pack) > self.rise_mv

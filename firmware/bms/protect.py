@@ -108,9 +108,11 @@ LEAK_SHIFT = const(2)
 
 NONE_LOW = const(-0x8000000)
 NONE_HIGH = const(0x8000000)
-# Bounds of a row's quiet band (Protection.update) beyond every measure, NONE_* included,
+# Bounds of a row's quiet band (Protection._rows) beyond every measure, NONE_* included,
 # and still small integers on MicroPython (no allocation): a band [_BELOW_ALL, _NEVER] holds
-# no value, so a row that is not quiet always takes the full path.
+# no value, so a row that is not quiet always takes the full path. As a measure's bound
+# (Protection.update), _NEVER lies below every value and _ABOVE_ALL above every value, so
+# a measure with a row that is not quiet always runs its rows.
 _BELOW_ALL = const(-0x10000000)
 _ABOVE_ALL = const(0x10000000)
 _NEVER = const(-0x10000001)
@@ -178,7 +180,8 @@ class Protection:
         self.feedback_settling = False
         self._last_ms = 0
         self._started = False
-        # One row per (kind, level) check, in parallel lists.
+        # One row per (kind, level) check, in parallel lists, grouped by measure: the rows
+        # on measure s are first[s] .. first[s + 1] - 1.
         self.kind = []
         self.level = []
         self.source = []
@@ -190,27 +193,47 @@ class Protection:
         self.was_bad = []
         self.active = []
         # A row is quiet when it is off, its last sample was good and its counter is at 0:
-        # then a good sample changes nothing, so update() skips it after one comparison.
-        # quiet_lo / quiet_hi bound the good values of a quiet row; quiet_hi is _NEVER
-        # while the row is not quiet.
+        # then a good sample changes nothing. quiet_lo / quiet_hi bound the good values of a
+        # quiet row; quiet_hi is _NEVER while the row is not quiet.
         self.quiet_lo = []
         self.quiet_hi = []
         self._quiet_hi = []  # quiet_hi of the row when quiet
         c = config
-        for kind, levels, advisory, fault, upper, limit, hysteresis, debounce, only_if in TABLE:
-            if only_if is not None and not getattr(c, only_if):
-                continue
-            for level in levels:
-                self._row(
-                    kind,
-                    level,
-                    fault if level == FAULT else advisory,
-                    upper,
-                    _setting(c, limit, level),
-                    _setting(c, hysteresis, level),
-                    _setting(c, debounce, level),
-                )
+        self.first = [0] * (MEASURES + 1)
+        for s in range(MEASURES):  # the rows on each measure in table order
+            for kind, levels, advisory, fault, upper, limit, hysteresis, debounce, only_if in TABLE:
+                if only_if is not None and not getattr(c, only_if):
+                    continue
+                for level in levels:
+                    if (fault if level == FAULT else advisory) == s:
+                        self._row(
+                            kind,
+                            level,
+                            s,
+                            upper,
+                            _setting(c, limit, level),
+                            _setting(c, hysteresis, level),
+                            _setting(c, debounce, level),
+                        )
+            self.first[s + 1] = len(self.kind)
         self.rows = len(self.kind)
+        # Every row on a measure has the same kind of limit (the table's measures are upper
+        # or lower ones), so one bound per measure says when all its rows are quiet and its
+        # value good for each: at or below bound[s] for an upper measure, at or above it for
+        # a lower one. update() passes such a measure after one comparison instead of one
+        # per row. A measure without rows counts as an upper one that is always quiet.
+        for r in range(self.rows):
+            if self.upper[r] != self.upper[self.first[self.source[r]]]:
+                raise ValueError("protection table: upper and lower limits on one measure")
+        self.lower_measures = tuple(
+            s
+            for s in range(MEASURES)
+            if self.first[s] < self.first[s + 1] and not self.upper[self.first[s]]
+        )
+        self.upper_measures = tuple(s for s in range(MEASURES) if s not in self.lower_measures)
+        self.bound = [0] * MEASURES
+        for s in range(MEASURES):
+            self._band(s)
 
     def _row(self, kind, level, source, upper, limit, hysteresis, debounce):
         self.kind.append(kind)
@@ -226,6 +249,18 @@ class Protection:
         self.quiet_lo.append(_BELOW_ALL if upper else limit)
         self.quiet_hi.append(limit if upper else _ABOVE_ALL)
         self._quiet_hi.append(limit if upper else _ABOVE_ALL)
+
+    def _band(self, s):
+        """bound[s] from the quiet bands of the rows on measure s (their intersection)."""
+        lo = _BELOW_ALL
+        hi = _ABOVE_ALL
+        for r in range(self.first[s], self.first[s + 1]):
+            lo = max(lo, self.quiet_lo[r])
+            hi = min(hi, self.quiet_hi[r])
+        if lo > hi:  # a row is not quiet: no value passes
+            self.bound[s] = _ABOVE_ALL if s in self.lower_measures else _NEVER
+        else:
+            self.bound[s] = lo if s in self.lower_measures else hi
 
     def measure_from(
         self, summary, hw, stale, overrun, late=False, current_offset=False, direction_doubtful=0
@@ -279,10 +314,9 @@ class Protection:
         m[M_CHARGE_TEMP_MIN] = lo if charge_window else NONE_HIGH
         m[M_DISCHARGE_TEMP_MAX] = hi if discharge_window else NONE_LOW
         m[M_DISCHARGE_TEMP_MIN] = lo if discharge_window else NONE_HIGH
-        for k in range(M_TEMP_MAX, M_DISCHARGE_TEMP_MIN + 1):
-            u[k] = temps_unknown
         m[M_TEMP_SPREAD] = hi - lo if summary.temp_max_no else NONE_LOW
-        u[M_TEMP_SPREAD] = temps_unknown
+        u[M_TEMP_MAX] = u[M_TEMP_MIN] = u[M_CHARGE_TEMP_MAX] = u[M_CHARGE_TEMP_MIN] = temps_unknown
+        u[M_DISCHARGE_TEMP_MAX] = u[M_DISCHARGE_TEMP_MIN] = u[M_TEMP_SPREAD] = temps_unknown
         critical = (
             stale
             or summary.cells_bad > 0
@@ -321,10 +355,22 @@ class Protection:
             dt = 0
             self._started = True
         self._last_ms = now_ms
-        rise = dt << LEAK_SHIFT
+        self.faults = self.warnings = self.infos = 0
         m = self.measure
-        unknown = self.unknown
-        source = self.source
+        bound = self.bound
+        # Most measures have every row quiet and a good sample: nothing changes, and an off
+        # row adds no bit (_rows would give the same).
+        for s in self.upper_measures:
+            if m[s] > bound[s]:
+                self._rows(s, m[s], dt)
+        for s in self.lower_measures:
+            if m[s] < bound[s]:
+                self._rows(s, m[s], dt)
+
+    def _rows(self, s, value, dt):
+        """Run the rows on measure s (value) after dt ms; add the active ones' kinds."""
+        rise = dt << LEAK_SHIFT
+        unknown = self.unknown[s]
         upper = self.upper
         limit = self.limit
         hysteresis = self.hysteresis
@@ -332,25 +378,18 @@ class Protection:
         count = self.count
         was_bad = self.was_bad
         active = self.active
-        kind = self.kind
-        level = self.level
         quiet_lo = self.quiet_lo
         quiet_hi = self.quiet_hi
-        faults = warnings = infos = 0
-        for r in range(self.rows):
-            src = source[r]
-            value = m[src]
-            # Most rows are quiet and their sample good: nothing changes, and an off row
-            # adds no bit (the full path below would give the same).
+        for r in range(self.first[s], self.first[s + 1]):
             if quiet_lo[r] <= value <= quiet_hi[r]:
-                continue
+                continue  # this row is quiet and its sample good, as above
             on = active[r]
             if upper[r]:
                 bad = value > (limit[r] - hysteresis[r] if on else limit[r])
             else:
                 bad = value < (limit[r] + hysteresis[r] if on else limit[r])
             before = was_bad[r]
-            if not bad and unknown[src]:
+            if not bad and unknown:
                 bad = before  # an unreadable sample never counts as good
             # The time since the previous sample counts by that sample's verdict.
             n = count[r] + rise if before else count[r] - dt
@@ -369,13 +408,11 @@ class Protection:
             active[r] = on
             quiet_hi[r] = self._quiet_hi[r] if n == 0 and not on and not bad else _NEVER
             if on:
-                lv = level[r]
+                lv = self.level[r]
                 if lv == FAULT:
-                    faults |= kind[r]
+                    self.faults |= self.kind[r]
                 elif lv == WARNING:
-                    warnings |= kind[r]
+                    self.warnings |= self.kind[r]
                 else:
-                    infos |= kind[r]
-        self.faults = faults
-        self.warnings = warnings
-        self.infos = infos
+                    self.infos |= self.kind[r]
+        self._band(s)

@@ -25,6 +25,7 @@ S_NODE_INFO = const(6)
 STREAMS = const(7)
 
 MAX_GROUPS_PER_CYCLE = const(4)  # catch-up limit of a multiplexed stream within one cycle
+_FAR = const(0x3FFFFFFF)  # longer than any wait for a stream (the largest small int)
 
 _FAULT_BASE = codec.NODE_STATE_FAULT_CELL_OVER_VOLTAGE
 _WARN_BASE = codec.NODE_STATE_WARN_CELL_OVER_VOLTAGE
@@ -140,8 +141,7 @@ class Reports:
             # The period is over and nothing changed: the last frame, next alive counter.
             buf = self.node_state
             last = self.node_state_last
-            for i in range(8):
-                buf[i] = last[i]
+            buf[0:8] = last  # a slice assignment allocates nothing on MicroPython
             alive = (self.alive + 1) & 0x0F
             buf[1] = (last[1] & 0xF0) | alive
             if self.port.send(self.node_state_id, buf):
@@ -178,8 +178,7 @@ class Reports:
             return
         if self.port.send(self.node_state_id, buf):
             self.alive = v[codec.NODE_STATE_ALIVE_COUNTER]
-            for i in range(8):
-                last[i] = buf[i]
+            last[0:8] = buf
             self.node_state_sent = True
             self.node_state_due = ticks_add(now_ms, codec.NODE_STATE_CYCLE_MS)
             f[0] = node.state
@@ -199,66 +198,73 @@ class Reports:
         if ticks_diff(now_ms, self.next_due) < 0:
             return  # most cycles: no stream is due
         port = self.port
-        ids = self.ids
         buf = self.buf
         hw = node.hw
         summary = node.summary
-        due = self.due  # a stream is due when ticks_diff(now_ms, due[stream]) >= 0
-        if ticks_diff(now_ms, due[S_PACK_STATUS]) >= 0:
-            self._take(S_PACK_STATUS, now_ms)
-            v = self.ps
-            v[codec.PACK_STATUS_PACK_VOLTAGE] = hw.pack_mv if summary.pack_ok else 0
-            v[codec.PACK_STATUS_PACK_CURRENT] = hw.current_ma if summary.current_ok else 0
-            v[codec.PACK_STATUS_REJECTED_COMMANDS] = node.rejected_commands
-            codec.encode_pack_status(buf, v)
-            port.send(ids[S_PACK_STATUS], buf)
-        if ticks_diff(now_ms, due[S_CELL_EXTREMES]) >= 0:
-            self._take(S_CELL_EXTREMES, now_ms)
-            v = self.ce
-            v[codec.CELL_EXTREMES_MIN_CELL_VOLTAGE] = summary.cell_min_mv
-            v[codec.CELL_EXTREMES_MAX_CELL_VOLTAGE] = summary.cell_max_mv
-            v[codec.CELL_EXTREMES_MIN_CELL_NUMBER] = summary.cell_min_no
-            v[codec.CELL_EXTREMES_MAX_CELL_NUMBER] = summary.cell_max_no
-            v[codec.CELL_EXTREMES_MEAN_CELL_VOLTAGE] = summary.cell_mean_mv
-            codec.encode_cell_extremes(buf, v)
-            port.send(ids[S_CELL_EXTREMES], buf)
-        if ticks_diff(now_ms, due[S_TEMPERATURE_EXTREMES]) >= 0:
-            self._take(S_TEMPERATURE_EXTREMES, now_ms)
-            v = self.te
-            v[codec.TEMPERATURE_EXTREMES_MIN_TEMPERATURE] = summary.temp_min_dc
-            v[codec.TEMPERATURE_EXTREMES_MAX_TEMPERATURE] = summary.temp_max_dc
-            v[codec.TEMPERATURE_EXTREMES_MIN_TEMPERATURE_SENSOR] = summary.temp_min_no
-            v[codec.TEMPERATURE_EXTREMES_MAX_TEMPERATURE_SENSOR] = summary.temp_max_no
-            v[codec.TEMPERATURE_EXTREMES_BALANCER_TEMPERATURE] = (
-                hw.balancer_temp_dc
-                if summary.balancer_ok
-                else codec.TEMPERATURE_EXTREMES_BALANCER_TEMPERATURE_NOT_AVAILABLE
-            )
-            codec.encode_temperature_extremes(buf, v)
-            port.send(ids[S_TEMPERATURE_EXTREMES], buf)
-        if ticks_diff(now_ms, due[S_BALANCE_STATE]) >= 0:
-            self._take(S_BALANCE_STATE, now_ms)
-            v = self.bs
-            words = node.balancer.words
-            for k in range(4):
-                v[codec.BALANCE_STATE_BLEEDING_CELLS01_TO16 + k] = words[k]
-            codec.encode_balance_state(buf, v)
-            port.send(ids[S_BALANCE_STATE], buf)
-        sent = 0
-        while sent < MAX_GROUPS_PER_CYCLE and ticks_diff(now_ms, due[S_CELL_VOLTAGES]) >= 0:
-            self._take(S_CELL_VOLTAGES, now_ms)
-            self._send_cell_voltages(hw)
-            sent += 1
-        sent = 0
-        while sent < MAX_GROUPS_PER_CYCLE and ticks_diff(now_ms, due[S_CELL_TEMPERATURES]) >= 0:
-            self._take(S_CELL_TEMPERATURES, now_ms)
-            self._send_cell_temperatures(hw)
-            sent += 1
-        if ticks_diff(now_ms, due[S_NODE_INFO]) >= 0:
-            self._take(S_NODE_INFO, now_ms)
-            codec.encode_node_info(buf, self.ni)
-            port.send(ids[S_NODE_INFO], buf)
-        self._find_next_due()
+        due = self.due
+        # One pass over the streams in their order: send each one that is due and advance
+        # it, and find the least wait to the next due time (the next cycle's next_due).
+        soonest = _FAR
+        for s in range(STREAMS):
+            wait = ticks_diff(due[s], now_ms)
+            if wait > 0:
+                pass  # not due: only its wait counts
+            elif s == S_CELL_VOLTAGES or s == S_CELL_TEMPERATURES:  # noqa: PLR1714, SIM109
+                # Multiplexed: one group per interval, catching up a few at most.
+                sent = 0
+                while sent < MAX_GROUPS_PER_CYCLE and ticks_diff(now_ms, due[s]) >= 0:
+                    self._take(s, now_ms)
+                    if s == S_CELL_VOLTAGES:
+                        self._send_cell_voltages(hw)
+                    else:
+                        self._send_cell_temperatures(hw)
+                    sent += 1
+                wait = ticks_diff(due[s], now_ms)
+            else:
+                if s == S_PACK_STATUS:
+                    v = self.ps
+                    v[codec.PACK_STATUS_PACK_VOLTAGE] = hw.pack_mv if summary.pack_ok else 0
+                    v[codec.PACK_STATUS_PACK_CURRENT] = hw.current_ma if summary.current_ok else 0
+                    v[codec.PACK_STATUS_REJECTED_COMMANDS] = node.rejected_commands
+                    codec.encode_pack_status(buf, v)
+                elif s == S_CELL_EXTREMES:
+                    v = self.ce
+                    v[codec.CELL_EXTREMES_MIN_CELL_VOLTAGE] = summary.cell_min_mv
+                    v[codec.CELL_EXTREMES_MAX_CELL_VOLTAGE] = summary.cell_max_mv
+                    v[codec.CELL_EXTREMES_MIN_CELL_NUMBER] = summary.cell_min_no
+                    v[codec.CELL_EXTREMES_MAX_CELL_NUMBER] = summary.cell_max_no
+                    v[codec.CELL_EXTREMES_MEAN_CELL_VOLTAGE] = summary.cell_mean_mv
+                    codec.encode_cell_extremes(buf, v)
+                elif s == S_TEMPERATURE_EXTREMES:
+                    v = self.te
+                    v[codec.TEMPERATURE_EXTREMES_MIN_TEMPERATURE] = summary.temp_min_dc
+                    v[codec.TEMPERATURE_EXTREMES_MAX_TEMPERATURE] = summary.temp_max_dc
+                    v[codec.TEMPERATURE_EXTREMES_MIN_TEMPERATURE_SENSOR] = summary.temp_min_no
+                    v[codec.TEMPERATURE_EXTREMES_MAX_TEMPERATURE_SENSOR] = summary.temp_max_no
+                    v[codec.TEMPERATURE_EXTREMES_BALANCER_TEMPERATURE] = (
+                        hw.balancer_temp_dc
+                        if summary.balancer_ok
+                        else codec.TEMPERATURE_EXTREMES_BALANCER_TEMPERATURE_NOT_AVAILABLE
+                    )
+                    codec.encode_temperature_extremes(buf, v)
+                elif s == S_BALANCE_STATE:
+                    v = self.bs
+                    words = node.balancer.words
+                    for k in range(4):
+                        v[codec.BALANCE_STATE_BLEEDING_CELLS01_TO16 + k] = words[k]
+                    codec.encode_balance_state(buf, v)
+                else:  # S_NODE_INFO
+                    codec.encode_node_info(buf, self.ni)
+                port.send(self.ids[s], buf)
+                # _take written out (a call fewer per frame), as a wait from now_ms.
+                interval = self.intervals[s]
+                wait += interval
+                if wait < -self.periods[s]:
+                    wait = interval  # stalled: no burst to catch up
+                due[s] = ticks_add(now_ms, wait)
+            if wait < soonest:  # noqa: PLR1730 (plain ints, no call in the hot path)
+                soonest = wait
+        self.next_due = ticks_add(now_ms, soonest)
 
     def _send_cell_voltages(self, hw):
         group = self.cell_group

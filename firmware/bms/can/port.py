@@ -134,8 +134,16 @@ class NodeCanPort:
         if self.bus_off:
             self.tx_dropped = (self.tx_dropped + 1) & COUNTER_MASK
             return False
-        if (not self.queue.count or self._flush()) and self._transmit(can_id, data, flags):
-            return True
+        if not self.queue.count or self._flush():
+            # _transmit written out: every frame the node sends passes here.
+            try:
+                ok = self.backend.send(can_id, data, flags)
+            except OSError:
+                self.errors = (self.errors + 1) & COUNTER_MASK
+                ok = False
+            if ok:
+                self.tx_frames = (self.tx_frames + 1) & COUNTER_MASK
+                return True
         if self.queue.put(can_id, data, len(data), flags):
             self.tx_deferred = (self.tx_deferred + 1) & COUNTER_MASK
             return True

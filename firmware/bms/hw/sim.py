@@ -41,7 +41,12 @@ class SimHardware:
 
     def sample(self, now_ms):
         """Update the relay feedback; True unless fresh was cleared."""
-        self._follow_relay(now_ms)
+        # The feedback update is written out here and in set_relay rather than called: the
+        # simulator runs both for every node every cycle.
+        if self.relay_stuck is not None:
+            self.relay_closed = self.relay_stuck
+        elif ticks_diff(now_ms, self._drive_changed_ms) >= self.relay_delay_ms:
+            self.relay_closed = self.relay_drive
         return self.fresh
 
     def set_relay(self, closed, now_ms):
@@ -50,7 +55,10 @@ class SimHardware:
             self.relay_drive = closed
             self.relay_switches += 1
             self._drive_changed_ms = now_ms
-        self._follow_relay(now_ms)
+        if self.relay_stuck is not None:  # the feedback, as in sample
+            self.relay_closed = self.relay_stuck
+        elif ticks_diff(now_ms, self._drive_changed_ms) >= self.relay_delay_ms:
+            self.relay_closed = self.relay_drive
 
     def set_balance(self, words):
         """Switch the balancer outputs (4 words of 16 cells)."""
@@ -63,9 +71,3 @@ class SimHardware:
         """Balancer outputs as one int: bit i = cell i + 1 bleeding."""
         w = self.balance_words
         return w[0] | (w[1] << 16) | (w[2] << 32) | (w[3] << 48)
-
-    def _follow_relay(self, now_ms):
-        if self.relay_stuck is not None:
-            self.relay_closed = self.relay_stuck
-        elif ticks_diff(now_ms, self._drive_changed_ms) >= self.relay_delay_ms:
-            self.relay_closed = self.relay_drive
