@@ -40,11 +40,10 @@ from gateway.contracts.frame import Frame
 from gateway.core import GatewayCore
 from gateway.outputs import Output
 from gateway.record.persist import StateStore
-from gateway.runtime.canport import frame_of
 from gateway.runtime.outputs import OutputFeed
 from gateway.sim.chipboard import ChipBoard
 from gateway.sim.inverter import SimInverter, SimInverterSettings
-from gateway.sim.membus import MemoryBus
+from gateway.sim.membus import Bridge, CopyCheapMessage, MemoryBus, received
 from gateway.sim.packs import SIM_PACKS, SimPack
 from gateway.sim.physics import Battery, CellParams, Pack, SensorParams
 from gateway.sim.power import Constant, PowerCurve
@@ -162,8 +161,8 @@ class CanLink:
     def __init__(self, inner: PythonCanBus) -> None:
         self.inner = inner
         self.cut = False
-        # On the in-memory bus a frame goes to the receivers without a Message of its own
-        # first (PythonCanBus.send's, which the bus would only copy).
+        # On the in-memory bus frames go to and come from the bus as the gateway's Frames,
+        # without the Messages PythonCanBus would make (and the bus only take apart again).
         bus = inner.bus
         self._memory: MemoryBus | None = bus if isinstance(bus, MemoryBus) else None
 
@@ -174,14 +173,27 @@ class CanLink:
         if memory is None:
             return bool(self.inner.send(can_id, data, flags))
         try:
-            memory.send_frame(
-                can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR)
+            memory.send_frames(
+                (Frame(can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR)),)
             )
         except can.CanOperationError:
             return False
         return True
 
     def recv(self, frame: Any) -> bool:
+        memory = self._memory
+        if self.cut or memory is None or self.inner.bus is not memory:
+            return self._recv_through_backend(frame)
+        # What PythonCanBus.recv gives: its filters are the bus's `accept` (set_filters),
+        # so every frame queued passes them.
+        got = memory.next_frame()
+        if got is None:
+            return False
+        flags = (FLAG_EXT_ID if got.extended else 0) | (FLAG_RTR if got.remote else 0)
+        frame.set(got.id, got.data, min(len(got.data), 8), flags)
+        return True
+
+    def _recv_through_backend(self, frame: Any) -> bool:
         if self.cut:
             while self.inner.recv(frame):  # frames sent to a cut cable are lost
                 pass
@@ -194,7 +206,12 @@ class CanLink:
         if isinstance(bus, MemoryBus):
             # The backend drops what its filters reject; on the in-memory bus such frames
             # are not even queued for the node (the same frames reach it, at less cost).
-            bus.accept = None if filters is None else _acceptance(list(filters))
+            # Frames queued before (a reboot's) would be dropped when read: drop them now,
+            # so that reading needs no filter test.
+            accept = None if filters is None else _acceptance(list(filters))
+            bus.accept = accept
+            if accept is not None:
+                bus.keep_only(accept)
 
     def state(self) -> int:
         return int(self.inner.state())
@@ -328,6 +345,15 @@ class SimSystem:
                 pack_id, pack_cfg, self.battery.packs[pack_id], chemistry, self.open_bus, tag
             )
         self._next_poll = dict.fromkeys(self.packs, 0.0)
+        # The nodes sit on an in-memory channel. On the in-memory bus it is the battery
+        # bus itself; on the virtual bus it is joined to the battery bus by a bridge, so
+        # that a node's frame crosses the virtual bus once (to the gateway) and not once
+        # for each other node too, whose filters would drop it (gateway/sim/membus.py).
+        self.bridge: Bridge | None = None
+        node_channel = self.battery_channel
+        if bus != "memory":
+            node_channel = f"{tag}-nodes"
+            self.bridge = Bridge(node_channel, self.open_bus(self.battery_channel))
         for string in setup.strings:
             for node_id in string:
                 if node_id in self.packs:
@@ -347,7 +373,7 @@ class SimSystem:
                     cfg,
                     setup.cells_per_node,
                     setup.temp_sensors,
-                    self.open_bus(self.battery_channel),
+                    MemoryBus(node_channel),
                     setup.chip,
                 )
         self.store = StateStore(state_dir / "state.json") if state_dir else None
@@ -462,7 +488,9 @@ class SimSystem:
         else:
             self.truth.discharge_ah -= flowed * dt / 3600
 
-        # readings into the node hardware, then the nodes
+        # readings into the node hardware, then the nodes (with what the gateway sent)
+        if self.bridge is not None:
+            self.bridge.pump()
         for node_id, sim in self.nodes.items():
             sim.feed(self.battery.packs[node_id])
             sim.step(now_ms)
@@ -474,15 +502,14 @@ class SimSystem:
         if self.gateway_alive and self.core is not None:
             self._gateway_step()
         # the inverter
-        for msg in _drain(self.inverter_bus):
-            self.inverter.on_frame(msg.arbitration_id, bytes(msg.data), self.t)
+        for frame in received(self.inverter_bus):
+            self.inverter.on_frame(frame.id, frame.data, self.t)
         pv, load = self.setup.pv(self.t), self.setup.load(self.t)
         self.inverter_current = self.inverter.step(self.t, self.battery.bus_voltage, pv, load)
-        for frame_id, data in self.inverter.due_frames(self.t):
+        due = self.inverter.due_frames(self.t)
+        if due:
             # An identifier above 0x7FF can only be a 29-bit one (Pylontech HV's 0x4200).
-            self.inverter_bus.send(
-                can.Message(arbitration_id=frame_id, data=data, is_extended_id=frame_id > 0x7FF)
-            )
+            _send(self.inverter_bus, [Frame(i, data, i > 0x7FF) for i, data in due])
         self._write_log()
         for observer in self.observers:
             observer(self)
@@ -510,15 +537,15 @@ class SimSystem:
         now = self.now()
         urgent = False
         faults = self.bus_faults
-        for msg in _drain(self.gateway_bus):
+        for sent in received(self.gateway_bus):
             if faults.loss and self.rng.random() < faults.loss:
                 continue
-            frame = frame_of(msg)
+            frame = sent
             if faults.corruption and self.rng.random() < faults.corruption:
-                frame = replace(frame, data=_corrupt(self.rng, frame.data))
+                frame = replace(sent, data=_corrupt(self.rng, sent.data))
             urgent |= core.on_battery_frame(frame, now)
-        for msg in _drain(self.gateway_inverter_bus):
-            urgent |= core.on_inverter_frame(frame_of(msg), now)
+        for frame in received(self.gateway_inverter_bus):
+            urgent |= core.on_inverter_frame(frame, now)
         # The packs' polls, as the runtime's pack tasks make them (gateway/runtime/packs.py).
         for pack_id, pack in self.packs.items():
             if self.t + 1e-9 >= self._next_poll[pack_id]:
@@ -590,6 +617,8 @@ class SimSystem:
             pack.close()
         for bus in (self.gateway_bus, self.gateway_inverter_bus, self.inverter_bus):
             bus.shutdown()
+        if self.bridge is not None:
+            self.bridge.shutdown()
         for bus, _ in self._monitors:
             bus.shutdown()
         if self._log_writer is not None:
@@ -637,12 +666,13 @@ def _acceptance(filters: list[tuple[int, int, int]]) -> Callable[[int, bool], bo
 def _send(bus: can.BusABC, frames: list[Frame]) -> None:
     """The gateway's frames onto a bus (29-bit ones for the high-voltage families)."""
     if isinstance(bus, MemoryBus):
-        for frame in frames:
-            bus.send_frame(frame.id, frame.data, frame.extended)
+        bus.send_frames(frames)  # the Frames themselves: immutable, no Message needed
         return
     for frame in frames:
         bus.send(
-            can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=frame.extended)
+            CopyCheapMessage(
+                arbitration_id=frame.id, data=frame.data, is_extended_id=frame.extended
+            )
         )
 
 
