@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import can
+from can.interfaces.virtual import VirtualBus
 
 from gateway.contracts.frame import Frame
 from gateway.runtime.canport import frame_of
@@ -265,7 +266,7 @@ def received(bus: can.BusABC) -> list[Frame]:
     an empty queue an exception. Any other bus (a test's wrapper) is read with recv(0)."""
     if isinstance(bus, MemoryBus):
         return bus.frames()
-    if type(bus) is can.interfaces.virtual.VirtualBus and bus.filters is None:
+    if type(bus) is VirtualBus and bus.filters is None:
         queue = bus.queue
         out = []
         while not queue.empty():
