@@ -398,7 +398,7 @@ class SimSystem:
         self.bus_faults = BusFaults()
         self.truth = Truth()
         self.cell_range = (math.nan, math.nan)  # lowest and highest cell this step, V
-        self.true_soc = math.nan  # % this step
+        self._true_soc: float | None = math.nan  # see true_soc; None: not worked out yet
         self._next_tick = 0.0
         self._next_save = self.settings.persistence.interval_s
         self._hooks: list[tuple[float, Callable[[SimSystem], None]]] = []
@@ -514,6 +514,18 @@ class SimSystem:
         for observer in self.observers:
             observer(self)
 
+    @property
+    def true_soc(self) -> float:
+        """The true SoC (%) as this step's physics left it (nan before the first step).
+
+        Worked out when first asked in a step: it sums the charge of every cell, as much
+        work as a node's cycle, and most steps nobody asks (the recorder once a second, the
+        truth only while the gateway's SoC is trusted). Nothing moves the cells between the
+        physics and the next step's hooks, so a later answer is the one an eager one was."""
+        if self._true_soc is None:
+            self._true_soc = 100 * self.battery.true_soc()
+        return self._true_soc
+
     def _track_truth(self) -> None:
         truth = self.truth
         volts = [pack.cell_voltages() for pack in self.battery.packs.values()]
@@ -521,7 +533,7 @@ class SimSystem:
         high = max(max(v) for v in volts)
         # This step's truth, for the observers too (the physics moved at the step's start).
         self.cell_range = (low, high)
-        self.true_soc = 100 * self.battery.true_soc()
+        self._true_soc = None
         if high > truth.max_cell_v:
             truth.max_cell_v, truth.max_cell_at = high, self.t
         truth.min_cell_v = min(truth.min_cell_v, low)
