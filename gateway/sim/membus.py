@@ -267,9 +267,6 @@ def received(bus: can.BusABC) -> list[Frame]:
     if isinstance(bus, MemoryBus):
         return bus.frames()
     if type(bus) is VirtualBus and bus.filters is None:
-        queue = bus.queue
-        out = []
-        while not queue.empty():
-            out.append(frame_of(queue.get_nowait()))
-        return out
+        queue = bus.queue  # one thread: what is there now is all there is
+        return [frame_of(queue.get_nowait()) for _ in range(queue.qsize())]
     return [frame_of(msg) for msg in iter(lambda: bus.recv(0), None)]

@@ -56,6 +56,7 @@ EPOCH = 1_780_272_000.0
 # SimSetup.balance_current_a is the bleed current at this cell voltage (an LFP cell in the
 # knee, where balancing runs): the resistor is this / current.
 BLEED_REFERENCE_V = 3.3
+_MV_PER_V = 1000.0
 _instances = itertools.count()
 
 # The in-process buses a simulation can run on (every bus of a run on one of them):
@@ -651,7 +652,8 @@ def balance_mask(hw: SimHardware) -> int:
 
 def read_pack(pack: Pack, hw: SimHardware) -> None:
     """What the node's sensors read from its pack, into its simulated hardware."""
-    readings = [round(volts * 1000) for volts in pack.measured_cell_voltages()]
+    # round(volts * 1000) per cell, looped in C (a step reads every cell of every node)
+    readings = list(map(round, map(_MV_PER_V.__mul__, pack.measured_cell_voltages())))
     hw.cell_mv[: len(readings)] = readings
     hw.pack_mv = sum(readings)
     for i, temp in enumerate(pack.temperatures()):
