@@ -1,6 +1,12 @@
 """The whole system simulated: battery physics, the real firmware nodes, the real gateway
 core and a simulated inverter, on python-can virtual buses (or the in-memory bus that gives
-the same run at half the cost, `bus="memory"`), driven by one clock.
+the same run at less cost, `bus="memory"`), driven by one clock.
+
+The nodes share an in-memory channel (gateway/sim/membus.py). On the in-memory bus it is the
+battery bus; on the virtual bus a Bridge joins it to the virtual battery bus, so that every
+frame between the nodes and the gateway crosses python-can's virtual bus once, in send order,
+and not once more for each node whose filters would drop it. The gateway and the inverter
+each have their own bus of the run's kind.
 
 One thread, fixed steps of `node_period_ms`, everything in a fixed order each step:
 
@@ -9,7 +15,8 @@ One thread, fixed steps of `node_period_ms`, everything in a fixed order each st
     tick, frames out) -> inverter (frames in, next current, keepalive out) -> log
 
 so a run is deterministic for a seed. The nodes run the firmware package `bms` unchanged,
-with its simulated hardware and its python-can backend; the gateway runs GatewayCore, the
+with its simulated hardware and its python-can backend (whose frames CanLink takes to and
+from the in-memory channel directly, as the backend would); the gateway runs GatewayCore, the
 same object `moat-bms run` runs. Time is simulated: `run(duration)` goes as fast as the CPU
 allows unless a speed factor paces it against the wall clock.
 """
@@ -60,8 +67,8 @@ _MV_PER_V = 1000.0
 _instances = itertools.count()
 
 # The in-process buses a simulation can run on (every bus of a run on one of them):
-# python-can's virtual bus, the default, and the in-memory bus for long runs (half the
-# cost per step; see gateway/sim/membus.py).
+# python-can's virtual bus, the default, and the in-memory bus for long runs (no lock, no
+# copy per frame; see gateway/sim/membus.py).
 BUSES: dict[str, Callable[[str], can.BusABC]] = {
     "virtual": lambda channel: can.Bus(interface="virtual", channel=channel),
     "memory": MemoryBus,
