@@ -15,10 +15,11 @@ One thread, fixed steps of `node_period_ms`, everything in a fixed order each st
     tick, frames out) -> inverter (frames in, next current, keepalive out) -> log
 
 so a run is deterministic for a seed. The nodes run the firmware package `bms` unchanged,
-with its simulated hardware and its python-can backend (whose frames CanLink takes to and
-from the in-memory channel directly, as the backend would); the gateway runs GatewayCore, the
-same object `moat-bms run` runs. Time is simulated: `run(duration)` goes as fast as the CPU
-allows unless a speed factor paces it against the wall clock.
+with its simulated hardware and its python-can backend (on the in-memory channel, CanLink
+hands a node's frames over as the gateway's Frames instead of the backend's Messages); the
+gateway runs GatewayCore, the same object `moat-bms run` runs. Time is simulated:
+`run(duration)` goes as fast as the CPU allows unless a speed factor paces it against the
+wall clock.
 """
 
 from __future__ import annotations
