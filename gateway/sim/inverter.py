@@ -276,7 +276,14 @@ class SimInverter:
         if not shortest <= len(payload) <= MAX_DLC:
             self.garbage += 1
             return
-        if frame_id == LIMITS_ID:
+        if self.raw.get(frame_id) == payload:
+            # The battery repeats most frames unchanged: what this one says is decoded
+            # already (the decoders are pure functions of the payload and the family).
+            if frame_id == LIMITS_ID:
+                self.battery_missing = False
+            elif frame_id == ALARMS_ID and self.sunny_island is not None and self.alarms:
+                self.sunny_island.on_alarms(self.alarms)  # its fault state may have moved
+        elif frame_id == LIMITS_ID:
             self.limits = decode_battery_limits(payload)
             self.battery_missing = False
         elif frame_id == SOC_ID and family in CELL_MV_IN_SOC:

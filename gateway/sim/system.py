@@ -1,6 +1,12 @@
 """The whole system simulated: battery physics, the real firmware nodes, the real gateway
 core and a simulated inverter, on python-can virtual buses (or the in-memory bus that gives
-the same run at half the cost, `bus="memory"`), driven by one clock.
+the same run at less cost, `bus="memory"`), driven by one clock.
+
+The nodes share an in-memory channel (gateway/sim/membus.py). On the in-memory bus it is the
+battery bus; on the virtual bus a Bridge joins it to the virtual battery bus, so that every
+frame between the nodes and the gateway crosses python-can's virtual bus once, in send order,
+and not once more for each node whose filters would drop it. The gateway and the inverter
+each have their own bus of the run's kind.
 
 One thread, fixed steps of `node_period_ms`, everything in a fixed order each step:
 
@@ -9,9 +15,11 @@ One thread, fixed steps of `node_period_ms`, everything in a fixed order each st
     tick, frames out) -> inverter (frames in, next current, keepalive out) -> log
 
 so a run is deterministic for a seed. The nodes run the firmware package `bms` unchanged,
-with its simulated hardware and its python-can backend; the gateway runs GatewayCore, the
-same object `moat-bms run` runs. Time is simulated: `run(duration)` goes as fast as the CPU
-allows unless a speed factor paces it against the wall clock.
+with its simulated hardware and its python-can backend (on the in-memory channel, CanLink
+hands a node's frames over as the gateway's Frames instead of the backend's Messages); the
+gateway runs GatewayCore, the same object `moat-bms run` runs. Time is simulated:
+`run(duration)` goes as fast as the CPU allows unless a speed factor paces it against the
+wall clock.
 """
 
 from __future__ import annotations
@@ -40,11 +48,10 @@ from gateway.contracts.frame import Frame
 from gateway.core import GatewayCore
 from gateway.outputs import Output
 from gateway.record.persist import StateStore
-from gateway.runtime.canport import frame_of
 from gateway.runtime.outputs import OutputFeed
 from gateway.sim.chipboard import ChipBoard
 from gateway.sim.inverter import SimInverter, SimInverterSettings
-from gateway.sim.membus import MemoryBus
+from gateway.sim.membus import Bridge, CopyCheapMessage, MemoryBus, received
 from gateway.sim.packs import SIM_PACKS, SimPack
 from gateway.sim.physics import Battery, CellParams, Pack, SensorParams
 from gateway.sim.power import Constant, PowerCurve
@@ -57,11 +64,12 @@ EPOCH = 1_780_272_000.0
 # SimSetup.balance_current_a is the bleed current at this cell voltage (an LFP cell in the
 # knee, where balancing runs): the resistor is this / current.
 BLEED_REFERENCE_V = 3.3
+_MV_PER_V = 1000.0
 _instances = itertools.count()
 
 # The in-process buses a simulation can run on (every bus of a run on one of them):
-# python-can's virtual bus, the default, and the in-memory bus for long runs (half the
-# cost per step; see gateway/sim/membus.py).
+# python-can's virtual bus, the default, and the in-memory bus for long runs (no lock, no
+# copy per frame; see gateway/sim/membus.py).
 BUSES: dict[str, Callable[[str], can.BusABC]] = {
     "virtual": lambda channel: can.Bus(interface="virtual", channel=channel),
     "memory": MemoryBus,
@@ -162,8 +170,8 @@ class CanLink:
     def __init__(self, inner: PythonCanBus) -> None:
         self.inner = inner
         self.cut = False
-        # On the in-memory bus a frame goes to the receivers without a Message of its own
-        # first (PythonCanBus.send's, which the bus would only copy).
+        # On the in-memory bus frames go to and come from the bus as the gateway's Frames,
+        # without the Messages PythonCanBus would make (and the bus only take apart again).
         bus = inner.bus
         self._memory: MemoryBus | None = bus if isinstance(bus, MemoryBus) else None
 
@@ -174,14 +182,27 @@ class CanLink:
         if memory is None:
             return bool(self.inner.send(can_id, data, flags))
         try:
-            memory.send_frame(
-                can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR)
+            memory.send_frames(
+                (Frame(can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR)),)
             )
         except can.CanOperationError:
             return False
         return True
 
     def recv(self, frame: Any) -> bool:
+        memory = self._memory
+        if self.cut or memory is None or self.inner.bus is not memory:
+            return self._recv_through_backend(frame)
+        # What PythonCanBus.recv gives: its filters are the bus's `accept` (set_filters),
+        # so every frame queued passes them.
+        got = memory.next_frame()
+        if got is None:
+            return False
+        flags = (FLAG_EXT_ID if got.extended else 0) | (FLAG_RTR if got.remote else 0)
+        frame.set(got.id, got.data, min(len(got.data), 8), flags)
+        return True
+
+    def _recv_through_backend(self, frame: Any) -> bool:
         if self.cut:
             while self.inner.recv(frame):  # frames sent to a cut cable are lost
                 pass
@@ -194,7 +215,12 @@ class CanLink:
         if isinstance(bus, MemoryBus):
             # The backend drops what its filters reject; on the in-memory bus such frames
             # are not even queued for the node (the same frames reach it, at less cost).
-            bus.accept = None if filters is None else _acceptance(list(filters))
+            # Frames queued before (a reboot's) would be dropped when read: drop them now,
+            # so that reading needs no filter test.
+            accept = None if filters is None else _acceptance(list(filters))
+            bus.accept = accept
+            if accept is not None:
+                bus.keep_only(accept)
 
     def state(self) -> int:
         return int(self.inner.state())
@@ -328,6 +354,15 @@ class SimSystem:
                 pack_id, pack_cfg, self.battery.packs[pack_id], chemistry, self.open_bus, tag
             )
         self._next_poll = dict.fromkeys(self.packs, 0.0)
+        # The nodes sit on an in-memory channel. On the in-memory bus it is the battery
+        # bus itself; on the virtual bus it is joined to the battery bus by a bridge, so
+        # that a node's frame crosses the virtual bus once (to the gateway) and not once
+        # for each other node too, whose filters would drop it (gateway/sim/membus.py).
+        self.bridge: Bridge | None = None
+        node_channel = self.battery_channel
+        if bus != "memory":
+            node_channel = f"{tag}-nodes"
+            self.bridge = Bridge(node_channel, self.open_bus(self.battery_channel))
         for string in setup.strings:
             for node_id in string:
                 if node_id in self.packs:
@@ -347,7 +382,7 @@ class SimSystem:
                     cfg,
                     setup.cells_per_node,
                     setup.temp_sensors,
-                    self.open_bus(self.battery_channel),
+                    MemoryBus(node_channel),
                     setup.chip,
                 )
         self.store = StateStore(state_dir / "state.json") if state_dir else None
@@ -372,7 +407,7 @@ class SimSystem:
         self.bus_faults = BusFaults()
         self.truth = Truth()
         self.cell_range = (math.nan, math.nan)  # lowest and highest cell this step, V
-        self.true_soc = math.nan  # % this step
+        self._true_soc: float | None = math.nan  # see true_soc; None: not worked out yet
         self._next_tick = 0.0
         self._next_save = self.settings.persistence.interval_s
         self._hooks: list[tuple[float, Callable[[SimSystem], None]]] = []
@@ -462,7 +497,9 @@ class SimSystem:
         else:
             self.truth.discharge_ah -= flowed * dt / 3600
 
-        # readings into the node hardware, then the nodes
+        # readings into the node hardware, then the nodes (with what the gateway sent)
+        if self.bridge is not None:
+            self.bridge.pump()
         for node_id, sim in self.nodes.items():
             sim.feed(self.battery.packs[node_id])
             sim.step(now_ms)
@@ -474,18 +511,29 @@ class SimSystem:
         if self.gateway_alive and self.core is not None:
             self._gateway_step()
         # the inverter
-        for msg in _drain(self.inverter_bus):
-            self.inverter.on_frame(msg.arbitration_id, bytes(msg.data), self.t)
+        for frame in received(self.inverter_bus):
+            self.inverter.on_frame(frame.id, frame.data, self.t)
         pv, load = self.setup.pv(self.t), self.setup.load(self.t)
         self.inverter_current = self.inverter.step(self.t, self.battery.bus_voltage, pv, load)
-        for frame_id, data in self.inverter.due_frames(self.t):
+        due = self.inverter.due_frames(self.t)
+        if due:
             # An identifier above 0x7FF can only be a 29-bit one (Pylontech HV's 0x4200).
-            self.inverter_bus.send(
-                can.Message(arbitration_id=frame_id, data=data, is_extended_id=frame_id > 0x7FF)
-            )
+            _send(self.inverter_bus, [Frame(i, data, i > 0x7FF) for i, data in due])
         self._write_log()
         for observer in self.observers:
             observer(self)
+
+    @property
+    def true_soc(self) -> float:
+        """The true SoC (%) as this step's physics left it (nan before the first step).
+
+        Worked out when first asked in a step: it sums the charge of every cell, as much
+        work as a node's cycle, and most steps nobody asks (the recorder once a second, the
+        truth only while the gateway's SoC is trusted). Nothing moves the cells between the
+        physics and the next step's hooks, so a later answer is the one an eager one was."""
+        if self._true_soc is None:
+            self._true_soc = 100 * self.battery.true_soc()
+        return self._true_soc
 
     def _track_truth(self) -> None:
         truth = self.truth
@@ -494,7 +542,7 @@ class SimSystem:
         high = max(max(v) for v in volts)
         # This step's truth, for the observers too (the physics moved at the step's start).
         self.cell_range = (low, high)
-        self.true_soc = 100 * self.battery.true_soc()
+        self._true_soc = None
         if high > truth.max_cell_v:
             truth.max_cell_v, truth.max_cell_at = high, self.t
         truth.min_cell_v = min(truth.min_cell_v, low)
@@ -510,15 +558,15 @@ class SimSystem:
         now = self.now()
         urgent = False
         faults = self.bus_faults
-        for msg in _drain(self.gateway_bus):
+        for sent in received(self.gateway_bus):
             if faults.loss and self.rng.random() < faults.loss:
                 continue
-            frame = frame_of(msg)
+            frame = sent
             if faults.corruption and self.rng.random() < faults.corruption:
-                frame = replace(frame, data=_corrupt(self.rng, frame.data))
+                frame = replace(sent, data=_corrupt(self.rng, sent.data))
             urgent |= core.on_battery_frame(frame, now)
-        for msg in _drain(self.gateway_inverter_bus):
-            urgent |= core.on_inverter_frame(frame_of(msg), now)
+        for frame in received(self.gateway_inverter_bus):
+            urgent |= core.on_inverter_frame(frame, now)
         # The packs' polls, as the runtime's pack tasks make them (gateway/runtime/packs.py).
         for pack_id, pack in self.packs.items():
             if self.t + 1e-9 >= self._next_poll[pack_id]:
@@ -590,6 +638,8 @@ class SimSystem:
             pack.close()
         for bus in (self.gateway_bus, self.gateway_inverter_bus, self.inverter_bus):
             bus.shutdown()
+        if self.bridge is not None:
+            self.bridge.shutdown()
         for bus, _ in self._monitors:
             bus.shutdown()
         if self._log_writer is not None:
@@ -610,7 +660,8 @@ def balance_mask(hw: SimHardware) -> int:
 
 def read_pack(pack: Pack, hw: SimHardware) -> None:
     """What the node's sensors read from its pack, into its simulated hardware."""
-    readings = [round(volts * 1000) for volts in pack.measured_cell_voltages()]
+    # round(volts * 1000) per cell, looped in C (a step reads every cell of every node)
+    readings = list(map(round, map(_MV_PER_V.__mul__, pack.measured_cell_voltages())))
     hw.cell_mv[: len(readings)] = readings
     hw.pack_mv = sum(readings)
     for i, temp in enumerate(pack.temperatures()):
@@ -637,12 +688,13 @@ def _acceptance(filters: list[tuple[int, int, int]]) -> Callable[[int, bool], bo
 def _send(bus: can.BusABC, frames: list[Frame]) -> None:
     """The gateway's frames onto a bus (29-bit ones for the high-voltage families)."""
     if isinstance(bus, MemoryBus):
-        for frame in frames:
-            bus.send_frame(frame.id, frame.data, frame.extended)
+        bus.send_frames(frames)  # the Frames themselves: immutable, no Message needed
         return
     for frame in frames:
         bus.send(
-            can.Message(arbitration_id=frame.id, data=frame.data, is_extended_id=frame.extended)
+            CopyCheapMessage(
+                arbitration_id=frame.id, data=frame.data, is_extended_id=frame.extended
+            )
         )
 
 

@@ -4,12 +4,13 @@ virtual bus would."""
 
 from __future__ import annotations
 
+import copy
 import io
 
 import can
 import pytest
 
-from gateway.sim.membus import MemoryBus
+from gateway.sim.membus import Bridge, CopyCheapMessage, MemoryBus, received
 from gateway.sim.scenarios import SCENARIOS
 from gateway.sim.system import SimSystem
 from tests.sim.test_scenarios import nan_safe, samples
@@ -142,3 +143,54 @@ def test_send_frame_delivers_what_send_of_the_same_message_does() -> None:
         b.shutdown()
     with pytest.raises(can.CanOperationError):
         a.send_frame(0x1, b"", False)
+
+
+def test_a_bridge_joins_a_memory_channel_to_a_virtual_bus_in_send_order() -> None:
+    """Frames sent on the memory side reach the virtual side at once; the virtual side's
+    reach the memory side at the next pump; no side hears its own frames back."""
+    node_a, node_b = MemoryBus("t-bridge-nodes"), MemoryBus("t-bridge-nodes")
+    gateway = can.Bus(interface="virtual", channel="t-bridge-battery")
+    bridge = Bridge("t-bridge-nodes", can.Bus(interface="virtual", channel="t-bridge-battery"))
+    try:
+        node_a.send_frame(0x111, b"\x01", False)
+        gateway.send(can.Message(arbitration_id=0x201, data=b"\x02", is_extended_id=False))
+        node_b.send_frame(0x1ABCDEF, b"", True)
+        heard = [(f.id, f.data, f.extended) for f in received(gateway)]
+        assert heard == [(0x111, b"\x01", False), (0x1ABCDEF, b"", True)]
+        assert [f.id for f in node_b.frames()] == [0x111]  # not yet what the gateway sent
+        bridge.pump()
+        assert [f.id for f in node_a.frames()] == [0x1ABCDEF, 0x201]
+        assert [f.id for f in node_b.frames()] == [0x201]
+        assert received(gateway) == []  # the pumped frame is not sent back
+        bridge.pump()
+        assert node_a.frames() == []
+    finally:
+        for bus in (node_a, node_b, gateway, bridge):
+            bus.shutdown()
+
+
+def test_the_sims_messages_copy_as_deepcopy_does() -> None:
+    msg = CopyCheapMessage(
+        timestamp=1.5, arbitration_id=0x355, data=b"\x01\x02", is_extended_id=False, channel="x"
+    )
+    twin = copy.deepcopy(msg)
+    assert type(twin) is can.Message and twin is not msg and twin.data is not msg.data
+    assert twin.equals(msg, timestamp_delta=0.0, check_channel=True)
+    assert twin.equals(copy.deepcopy(can.Message(**_fields(msg))), check_channel=True)
+
+
+def _fields(msg: can.Message) -> dict[str, object]:
+    return {name: getattr(msg, name) for name in can.Message.__slots__ if name != "__weakref__"}
+
+
+def test_keep_only_drops_what_a_new_filter_rejects() -> None:
+    a, node = MemoryBus("t-keep"), MemoryBus("t-keep")
+    try:
+        for can_id in (0x111, 0x351, 0x112):
+            a.send_frame(can_id, b"", False)
+        a.send(can.Message(arbitration_id=0x113, is_extended_id=True))
+        node.keep_only(lambda can_id, extended: can_id & 0x7F0 == 0x110 and not extended)
+        assert [f.id for f in node.frames()] == [0x111, 0x112]
+    finally:
+        a.shutdown()
+        node.shutdown()
