@@ -14,6 +14,9 @@ Charge counts with a coulombic efficiency on charge and loses a small self-disch
 state of charge reported as truth clamps at 0..1, but the charge itself may run a few percent
 beyond either end (CHARGE_MIN..CHARGE_MAX) where the OCV curves are very steep, so an over-
 or under-charged cell shows as a voltage excursion, exactly what protection must catch.
+An LFP cell's OCV between 0 and 1 is the cited table the gateway's SoC estimator reads
+(gateway/contracts/chemistry.py LFP_OCV_POINTS), so a rested simulated cell sits where the
+estimator expects it; the real-world effects below (LFP_REAL) move it off, as a real cell is.
 
 Usage (what the system simulator does each tick):
 
@@ -48,6 +51,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Self
+
+from gateway.contracts.chemistry import LFP_OCV_POINTS
 
 __all__ = [
     "CHARGE_MAX",
@@ -115,23 +120,34 @@ class OcvCurve:
         return self.volts[k - 1] + self.slopes[k - 1] * (charge - xs[k - 1])
 
 
-# Resting OCV curves (own fits to public data). Each has steep ends: LFP is flat between
-# ~20 % and ~90 % (3.26..3.34 V), falls to 2.5 V at empty and climbs above 3.6 V at full,
-# steeply from ~99 %. Points outside 0..1 are the over- and under-charge excursions.
+def _lfp_curve() -> OcvCurve:
+    """The LFP cell's rest OCV: the gateway's cited table (chemistry.LFP_OCV_POINTS, SoC in
+    % as a charge fraction) between 0 and 1, steep excursions beyond.
+
+    Beyond the table's ends the voltage runs to 0.50 V at CHARGE_MIN and 4.60 V at
+    CHARGE_MAX, through breakpoints a set share of the way there (a quarter of the way at
+    1 % under-charge, 15 % of it at 0.5 % over-charge, ...): continuous at 0 and 1 and rising
+    strictly, 30-40 V per unit of charge next to both ends (the plateau: 0.14 V).
+    """
+    table = tuple((soc / 100.0, v) for soc, v in LFP_OCV_POINTS)
+    empty, full = table[0][1], table[-1][1]
+    floor, ceiling = 0.50, 4.60
+    # (charge, share of the way from the table's end voltage to the floor or ceiling).
+    under = ((CHARGE_MIN, 1.0), (-0.02, 0.50), (-0.01, 0.25))
+    over = ((1.005, 0.15), (1.01, 0.30), (1.02, 0.60), (CHARGE_MAX, 1.0))
+    below = tuple((x, empty + share * (floor - empty)) for x, share in under)
+    above = tuple((x, full + share * (ceiling - full)) for x, share in over)
+    return OcvCurve("lfp", below + table + above)
+
+
+# Resting OCV curves. LFP is the cited measurement the gateway's SoC estimator reads
+# (_lfp_curve): flat between ~15 % and ~98 % (3.22..3.35 V), steep to 2.01 V at empty and
+# to 3.60 V at full. NMC and LTO are the simulator's own fits to public data. Points outside
+# 0..1 are the over- and under-charge excursions, steep on every curve.
 OCV_CURVES: dict[str, OcvCurve] = {
     c.name: c
     for c in (
-        OcvCurve(
-            "lfp",
-            (
-                (-0.05, 0.50), (-0.02, 1.50), (-0.01, 2.00), (0.0, 2.50), (0.005, 2.80),
-                (0.01, 2.95), (0.02, 3.05), (0.05, 3.15), (0.10, 3.20), (0.15, 3.235),
-                (0.20, 3.26), (0.30, 3.285), (0.40, 3.295), (0.50, 3.30), (0.60, 3.31),
-                (0.70, 3.325), (0.80, 3.33), (0.90, 3.34), (0.95, 3.35), (0.98, 3.38),
-                (0.99, 3.42), (0.995, 3.50), (1.0, 3.60), (1.005, 3.75), (1.01, 3.90),
-                (1.02, 4.20), (1.05, 4.60),
-            ),
-        ),
+        _lfp_curve(),
         OcvCurve(
             "nmc",
             (
