@@ -47,9 +47,10 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
+from operator import attrgetter
 from typing import Self
 
 from gateway.contracts.chemistry import LFP_OCV_POINTS
@@ -309,7 +310,8 @@ class Cell:
     __slots__ = (
         "_cap_temps", "_cap_temps_at", "_charge", "_charge_step", "_decay_rc", "_decay_th",
         "_discharge_step", "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain", "_real",
-        "_self_discharge_step", "_slopes", "_tc", "_volts", "_xs", "capacity_ah", "current_a",
+        "_self_discharge_step", "_slopes", "_starts", "_tc", "_volts", "_xs", "capacity_ah",
+        "current_a",
         "drift_a", "heat_in_w", "hysteresis", "ocv", "params", "polarisation_v", "r0_ohm",
         "temperature_c", "voltage",
     )  # fmt: skip
@@ -326,6 +328,9 @@ class Cell:
         self.params = p
         self.capacity_ah = p.capacity_ah
         self._xs = curve.charges
+        # The segments' start charges: bisect_right over them gives the segment of any charge
+        # in CHARGE_MIN..CHARGE_MAX, CHARGE_MAX (the last point) included, without a clamp.
+        self._starts = curve.charges[:-1]
         self._volts = curve.volts
         self._slopes = curve.slopes
         self._r0_25 = p.r0_ohm
@@ -365,7 +370,8 @@ class Cell:
     @property
     def remaining_ah(self) -> float:
         """Charge the cell can still deliver before it is empty (Ah)."""
-        return self.soc * self.capacity_ah
+        charge = self._charge  # the soc property, inlined: the truth reads it every step
+        return (0.0 if charge < 0.0 else 1.0 if charge > 1.0 else charge) * self.capacity_ah
 
     def step(self, dt: float, current_a: float, ambient_c: float) -> None:
         """Advance by dt seconds with current_a flowing into the cell (+ = charging)."""
@@ -427,11 +433,8 @@ class Cell:
             t = RESISTANCE_TEMP_MAX_C
         r0 = self._r0_25 * math.exp(self._tc * (REFERENCE_TEMP_C - t))
         self.r0_ohm = r0
-        xs = self._xs
-        k = bisect_right(xs, charge)
-        if k >= len(xs):
-            k = len(xs) - 1
-        ocv = self._volts[k - 1] + self._slopes[k - 1] * (charge - xs[k - 1])
+        k = bisect_right(self._starts, charge) - 1
+        ocv = self._volts[k] + self._slopes[k] * (charge - self._xs[k])
         self.ocv = ocv
         self.voltage = ocv + i * r0 + v_rc
         self.current_a = i
@@ -486,11 +489,8 @@ class Cell:
             x = CHARGE_MAX
         elif x < CHARGE_MIN:
             x = CHARGE_MIN
-        xs = self._xs
-        k = bisect_right(xs, x)
-        if k >= len(xs):
-            k = len(xs) - 1
-        ocv = self._volts[k - 1] + self._slopes[k - 1] * (x - xs[k - 1])
+        k = bisect_right(self._starts, x) - 1
+        ocv = self._volts[k] + self._slopes[k] * (x - self._xs[k])
         ocv += self.hysteresis * p.hysteresis_v + ocv_shift
         self.ocv = ocv
         self.voltage = ocv + i * r0 + v_rc + eta
@@ -560,6 +560,14 @@ def _even_sensors(n_cells: int, n_sensors: int) -> tuple[tuple[int, ...], ...]:
         hi = max((k + 1) * n_cells // n_sensors, lo + 1)
         blocks.append(tuple(range(lo, min(hi, n_cells))))
     return tuple(blocks)
+
+
+# A cell's readings, as the pack sums and lists them every step: map() over these runs
+# without a Python frame per cell, in the same order (the same sums) as a loop would.
+_VOLTAGE: Callable[[Cell], float] = attrgetter("voltage")
+_TEMPERATURE: Callable[[Cell], float] = attrgetter("temperature_c")
+_CAPACITY: Callable[[Cell], float] = attrgetter("capacity_ah")
+_REMAINING: Callable[[Cell], float] = attrgetter("remaining_ah")
 
 
 class Pack:
@@ -653,7 +661,7 @@ class Pack:
     @property
     def voltage(self) -> float:
         """Pack voltage (V): the sum of the cell terminal voltages and busbar drops."""
-        v = sum(c.voltage for c in self.cells)
+        v = sum(map(_VOLTAGE, self.cells))
         return v + self.current_a * self._busbar_total if self._busbar_total else v
 
     @property
@@ -675,7 +683,7 @@ class Pack:
     def measured_cell_voltages(self) -> list[float]:
         """Cell voltages as the node's monitor reads them (V), cell 1 first: with busbar
         drops, sense-wire drops of the bleed currents, noise and quantisation."""
-        volts = [c.voltage for c in self.cells]
+        volts = list(map(_VOLTAGE, self.cells))
         s = self.sensor
         if self._busbar_total:
             i = self.current_a
@@ -702,30 +710,29 @@ class Pack:
 
     def cell_voltages(self) -> list[float]:
         """Cell terminal voltages (V), cell 1 first."""
-        return [c.voltage for c in self.cells]
+        return list(map(_VOLTAGE, self.cells))
 
     def cell_temperatures(self) -> list[float]:
         """True cell temperatures (degC), cell 1 first."""
-        return [c.temperature_c for c in self.cells]
+        return list(map(_TEMPERATURE, self.cells))
 
     def temperatures(self) -> list[float | None]:
         """Sensor readings (degC): each the mean of the cells it sees; None when open."""
+        temps = list(map(_TEMPERATURE, self.cells))
         return [
-            None
-            if k in self._open_sensors
-            else sum(self.cells[i].temperature_c for i in seen) / len(seen)
+            None if k in self._open_sensors else sum([temps[i] for i in seen]) / len(seen)
             for k, seen in enumerate(self.sensors)
         ]
 
     @property
     def capacity_ah(self) -> float:
         """Usable capacity of the pack (Ah): that of its smallest cell."""
-        return min(c.capacity_ah for c in self.cells)
+        return min(map(_CAPACITY, self.cells))
 
     @property
     def remaining_ah(self) -> float:
         """Charge the pack can deliver before its first cell is empty (Ah)."""
-        return min(c.remaining_ah for c in self.cells)
+        return min(map(_REMAINING, self.cells))
 
     # -- faults --
 
@@ -920,7 +927,7 @@ class Battery:
         return self.current_a
 
     def _advance(self, dt: float, current_a: float) -> None:
-        live = self.live_strings()
+        live = self.live_strings()  # the relays are set between steps, not during one
         currents = [0.0] * len(self.strings)
         if len(live) == 1:
             currents[live[0]] = current_a
@@ -945,10 +952,11 @@ class Battery:
                 self.packs[node]._advance(dt, currents[j])
         self.string_currents = currents
         self.current_a = current_a if live else 0.0
-        self._update_bus_voltage()
+        self._update_bus_voltage(live)
 
-    def _update_bus_voltage(self) -> None:
-        live = self.live_strings()
+    def _update_bus_voltage(self, live: list[int] | None = None) -> None:
+        if live is None:
+            live = self.live_strings()
         if not live:
             self.bus_voltage = None
             return
