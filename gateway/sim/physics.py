@@ -14,6 +14,9 @@ Charge counts with a coulombic efficiency on charge and loses a small self-disch
 state of charge reported as truth clamps at 0..1, but the charge itself may run a few percent
 beyond either end (CHARGE_MIN..CHARGE_MAX) where the OCV curves are very steep, so an over-
 or under-charged cell shows as a voltage excursion, exactly what protection must catch.
+An LFP cell's OCV between 0 and 1 is the cited table the gateway's SoC estimator reads
+(gateway/contracts/chemistry.py LFP_OCV_POINTS), so a rested simulated cell sits where the
+estimator expects it; the real-world effects below (LFP_REAL) move it off, as a real cell is.
 
 Usage (what the system simulator does each tick):
 
@@ -44,10 +47,13 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
+from operator import attrgetter
 from typing import Self
+
+from gateway.contracts.chemistry import LFP_OCV_POINTS
 
 __all__ = [
     "CHARGE_MAX",
@@ -115,23 +121,34 @@ class OcvCurve:
         return self.volts[k - 1] + self.slopes[k - 1] * (charge - xs[k - 1])
 
 
-# Resting OCV curves (own fits to public data). Each has steep ends: LFP is flat between
-# ~20 % and ~90 % (3.26..3.34 V), falls to 2.5 V at empty and climbs above 3.6 V at full,
-# steeply from ~99 %. Points outside 0..1 are the over- and under-charge excursions.
+def _lfp_curve() -> OcvCurve:
+    """The LFP cell's rest OCV: the gateway's cited table (chemistry.LFP_OCV_POINTS, SoC in
+    % as a charge fraction) between 0 and 1, steep excursions beyond.
+
+    Beyond the table's ends the voltage runs to 0.50 V at CHARGE_MIN and 4.60 V at
+    CHARGE_MAX, through breakpoints a set share of the way there (a quarter of the way at
+    1 % under-charge, 15 % of it at 0.5 % over-charge, ...): continuous at 0 and 1 and rising
+    strictly, 30-40 V per unit of charge next to both ends (the plateau: 0.14 V).
+    """
+    table = tuple((soc / 100.0, v) for soc, v in LFP_OCV_POINTS)
+    empty, full = table[0][1], table[-1][1]
+    floor, ceiling = 0.50, 4.60
+    # (charge, share of the way from the table's end voltage to the floor or ceiling).
+    under = ((CHARGE_MIN, 1.0), (-0.02, 0.50), (-0.01, 0.25))
+    over = ((1.005, 0.15), (1.01, 0.30), (1.02, 0.60), (CHARGE_MAX, 1.0))
+    below = tuple((x, empty + share * (floor - empty)) for x, share in under)
+    above = tuple((x, full + share * (ceiling - full)) for x, share in over)
+    return OcvCurve("lfp", below + table + above)
+
+
+# Resting OCV curves. LFP is the cited measurement the gateway's SoC estimator reads
+# (_lfp_curve): flat between ~15 % and ~98 % (3.22..3.35 V), steep to 2.01 V at empty and
+# to 3.60 V at full. NMC and LTO are the simulator's own fits to public data. Points outside
+# 0..1 are the over- and under-charge excursions, steep on every curve.
 OCV_CURVES: dict[str, OcvCurve] = {
     c.name: c
     for c in (
-        OcvCurve(
-            "lfp",
-            (
-                (-0.05, 0.50), (-0.02, 1.50), (-0.01, 2.00), (0.0, 2.50), (0.005, 2.80),
-                (0.01, 2.95), (0.02, 3.05), (0.05, 3.15), (0.10, 3.20), (0.15, 3.235),
-                (0.20, 3.26), (0.30, 3.285), (0.40, 3.295), (0.50, 3.30), (0.60, 3.31),
-                (0.70, 3.325), (0.80, 3.33), (0.90, 3.34), (0.95, 3.35), (0.98, 3.38),
-                (0.99, 3.42), (0.995, 3.50), (1.0, 3.60), (1.005, 3.75), (1.01, 3.90),
-                (1.02, 4.20), (1.05, 4.60),
-            ),
-        ),
+        _lfp_curve(),
         OcvCurve(
             "nmc",
             (
@@ -293,7 +310,8 @@ class Cell:
     __slots__ = (
         "_cap_temps", "_cap_temps_at", "_charge", "_charge_step", "_decay_rc", "_decay_th",
         "_discharge_step", "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain", "_real",
-        "_self_discharge_step", "_slopes", "_tc", "_volts", "_xs", "capacity_ah", "current_a",
+        "_self_discharge_step", "_slopes", "_starts", "_tc", "_volts", "_xs", "capacity_ah",
+        "current_a",
         "drift_a", "heat_in_w", "hysteresis", "ocv", "params", "polarisation_v", "r0_ohm",
         "temperature_c", "voltage",
     )  # fmt: skip
@@ -310,6 +328,9 @@ class Cell:
         self.params = p
         self.capacity_ah = p.capacity_ah
         self._xs = curve.charges
+        # The segments' start charges: bisect_right over them gives the segment of any charge
+        # in CHARGE_MIN..CHARGE_MAX, CHARGE_MAX (the last point) included, without a clamp.
+        self._starts = curve.charges[:-1]
         self._volts = curve.volts
         self._slopes = curve.slopes
         self._r0_25 = p.r0_ohm
@@ -349,7 +370,8 @@ class Cell:
     @property
     def remaining_ah(self) -> float:
         """Charge the cell can still deliver before it is empty (Ah)."""
-        return self.soc * self.capacity_ah
+        charge = self._charge  # the soc property, inlined: the truth reads it every step
+        return (0.0 if charge < 0.0 else 1.0 if charge > 1.0 else charge) * self.capacity_ah
 
     def step(self, dt: float, current_a: float, ambient_c: float) -> None:
         """Advance by dt seconds with current_a flowing into the cell (+ = charging)."""
@@ -411,11 +433,8 @@ class Cell:
             t = RESISTANCE_TEMP_MAX_C
         r0 = self._r0_25 * math.exp(self._tc * (REFERENCE_TEMP_C - t))
         self.r0_ohm = r0
-        xs = self._xs
-        k = bisect_right(xs, charge)
-        if k >= len(xs):
-            k = len(xs) - 1
-        ocv = self._volts[k - 1] + self._slopes[k - 1] * (charge - xs[k - 1])
+        k = bisect_right(self._starts, charge) - 1
+        ocv = self._volts[k] + self._slopes[k] * (charge - self._xs[k])
         self.ocv = ocv
         self.voltage = ocv + i * r0 + v_rc
         self.current_a = i
@@ -470,11 +489,8 @@ class Cell:
             x = CHARGE_MAX
         elif x < CHARGE_MIN:
             x = CHARGE_MIN
-        xs = self._xs
-        k = bisect_right(xs, x)
-        if k >= len(xs):
-            k = len(xs) - 1
-        ocv = self._volts[k - 1] + self._slopes[k - 1] * (x - xs[k - 1])
+        k = bisect_right(self._starts, x) - 1
+        ocv = self._volts[k] + self._slopes[k] * (x - self._xs[k])
         ocv += self.hysteresis * p.hysteresis_v + ocv_shift
         self.ocv = ocv
         self.voltage = ocv + i * r0 + v_rc + eta
@@ -544,6 +560,14 @@ def _even_sensors(n_cells: int, n_sensors: int) -> tuple[tuple[int, ...], ...]:
         hi = max((k + 1) * n_cells // n_sensors, lo + 1)
         blocks.append(tuple(range(lo, min(hi, n_cells))))
     return tuple(blocks)
+
+
+# A cell's readings, as the pack sums and lists them every step: map() over these runs
+# without a Python frame per cell, in the same order (the same sums) as a loop would.
+_VOLTAGE: Callable[[Cell], float] = attrgetter("voltage")
+_TEMPERATURE: Callable[[Cell], float] = attrgetter("temperature_c")
+_CAPACITY: Callable[[Cell], float] = attrgetter("capacity_ah")
+_REMAINING: Callable[[Cell], float] = attrgetter("remaining_ah")
 
 
 class Pack:
@@ -637,7 +661,7 @@ class Pack:
     @property
     def voltage(self) -> float:
         """Pack voltage (V): the sum of the cell terminal voltages and busbar drops."""
-        v = sum(c.voltage for c in self.cells)
+        v = sum(map(_VOLTAGE, self.cells))
         return v + self.current_a * self._busbar_total if self._busbar_total else v
 
     @property
@@ -659,7 +683,7 @@ class Pack:
     def measured_cell_voltages(self) -> list[float]:
         """Cell voltages as the node's monitor reads them (V), cell 1 first: with busbar
         drops, sense-wire drops of the bleed currents, noise and quantisation."""
-        volts = [c.voltage for c in self.cells]
+        volts = list(map(_VOLTAGE, self.cells))
         s = self.sensor
         if self._busbar_total:
             i = self.current_a
@@ -686,30 +710,29 @@ class Pack:
 
     def cell_voltages(self) -> list[float]:
         """Cell terminal voltages (V), cell 1 first."""
-        return [c.voltage for c in self.cells]
+        return list(map(_VOLTAGE, self.cells))
 
     def cell_temperatures(self) -> list[float]:
         """True cell temperatures (degC), cell 1 first."""
-        return [c.temperature_c for c in self.cells]
+        return list(map(_TEMPERATURE, self.cells))
 
     def temperatures(self) -> list[float | None]:
         """Sensor readings (degC): each the mean of the cells it sees; None when open."""
+        temps = list(map(_TEMPERATURE, self.cells))
         return [
-            None
-            if k in self._open_sensors
-            else sum(self.cells[i].temperature_c for i in seen) / len(seen)
+            None if k in self._open_sensors else sum([temps[i] for i in seen]) / len(seen)
             for k, seen in enumerate(self.sensors)
         ]
 
     @property
     def capacity_ah(self) -> float:
         """Usable capacity of the pack (Ah): that of its smallest cell."""
-        return min(c.capacity_ah for c in self.cells)
+        return min(map(_CAPACITY, self.cells))
 
     @property
     def remaining_ah(self) -> float:
         """Charge the pack can deliver before its first cell is empty (Ah)."""
-        return min(c.remaining_ah for c in self.cells)
+        return min(map(_REMAINING, self.cells))
 
     # -- faults --
 
@@ -904,7 +927,7 @@ class Battery:
         return self.current_a
 
     def _advance(self, dt: float, current_a: float) -> None:
-        live = self.live_strings()
+        live = self.live_strings()  # the relays are set between steps, not during one
         currents = [0.0] * len(self.strings)
         if len(live) == 1:
             currents[live[0]] = current_a
@@ -929,10 +952,11 @@ class Battery:
                 self.packs[node]._advance(dt, currents[j])
         self.string_currents = currents
         self.current_a = current_a if live else 0.0
-        self._update_bus_voltage()
+        self._update_bus_voltage(live)
 
-    def _update_bus_voltage(self) -> None:
-        live = self.live_strings()
+    def _update_bus_voltage(self, live: list[int] | None = None) -> None:
+        if live is None:
+            live = self.live_strings()
         if not live:
             self.bus_voltage = None
             return

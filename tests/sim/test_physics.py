@@ -8,8 +8,10 @@ from itertools import pairwise
 
 import pytest
 
+from gateway.contracts.chemistry import LFP, LFP_OCV_POINTS
 from gateway.sim.physics import (
     CHARGE_MAX,
+    CHARGE_MIN,
     OCV_CURVES,
     Battery,
     Cell,
@@ -82,17 +84,34 @@ def test_voltage_relaxes_to_ocv_with_the_rc_time_constant() -> None:
     assert cell.voltage - cell.ocv < 1e-6
 
 
+def test_lfp_cell_rests_on_the_gateways_cited_ocv_table() -> None:
+    """Between empty and full the simulated cell's OCV is the table the SoC estimator reads
+    (so a rested cell's voltage gives back its true SoC), at the points and between them."""
+    lfp = ocv_curve("LFP")
+    for pct in [p / 10 for p in range(1001)] + [soc for soc, _ in LFP_OCV_POINTS]:
+        assert lfp.voltage(pct / 100) == pytest.approx(LFP.ocv.at(pct), abs=1e-9)
+        assert LFP.soc_from_ocv(lfp.voltage(pct / 100)) == pytest.approx(pct, abs=1e-6)
+
+
 def test_lfp_curve_flat_plateau_and_steep_ends() -> None:
     lfp = ocv_curve("LFP")
     plateau = [lfp.voltage(s / 100) for s in range(20, 91)]
-    assert all(3.26 <= v <= 3.34 for v in plateau)
-    assert lfp.voltage(0.0) == pytest.approx(2.5)
-    assert lfp.voltage(1.0) >= 3.6
+    assert all(3.24 <= v <= 3.35 for v in plateau)
+    assert lfp.voltage(0.0) == pytest.approx(2.01)
+    assert lfp.voltage(1.0) == pytest.approx(3.598)
     plateau_slope = (lfp.voltage(0.9) - lfp.voltage(0.2)) / 0.7
     top_slope = (lfp.voltage(1.0) - lfp.voltage(0.99)) / 0.01
     bottom_slope = (lfp.voltage(0.02) - lfp.voltage(0.0)) / 0.02
     assert top_slope > 50 * plateau_slope
     assert bottom_slope > 50 * plateau_slope
+    # Beyond 0..1 the excursions stay as steep and join the table without a step.
+    over_slope = (lfp.voltage(1.01) - lfp.voltage(1.0)) / 0.01
+    under_slope = (lfp.voltage(0.0) - lfp.voltage(-0.01)) / 0.01
+    assert over_slope > 100 * plateau_slope and under_slope > 100 * plateau_slope
+    for end in (0.0, 1.0):
+        assert abs(lfp.voltage(end + 1e-9) - lfp.voltage(end - 1e-9)) < 1e-6
+    assert lfp.voltage(CHARGE_MIN) == pytest.approx(0.5)
+    assert lfp.voltage(CHARGE_MAX) == pytest.approx(4.6)
 
 
 @pytest.mark.parametrize("name", sorted(OCV_CURVES))

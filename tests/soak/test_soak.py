@@ -29,13 +29,7 @@ def test_a_simulated_day_holds_memory_soc_phases_and_limits(day: SoakResult) -> 
     assert day.soc_samples >= 86_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14: the gateway's OCV table is now the cited LFP measurement "
-    "(gateway/contracts/chemistry.py), the simulated cells keep the simulator's own curve "
-    "(gateway/sim/physics.py), up to 19 mV apart at 20 %; a rest or the low-end pull on "
-    "the steep part then moves the SoC 4.05 points off (day 0.86), within the 5-point bound "
-    "docs/soc.md gives a rest but over this test's 3 %",
-)
 def test_a_simulated_day_keeps_the_soc_within_3_percent(day: SoakResult) -> None:
+    """The simulated cells rest on the OCV table the estimator reads (gateway/sim/physics.py),
+    so a rest or the low-end pull on the steep part sets the SoC near the truth."""
     assert day.soc_error_max < SOC_ERROR_LIMIT
