@@ -175,8 +175,15 @@ class CvlController:
             # An inverter that ignores CCL charges as hard as its voltage loop lets it: the
             # CVL rises no further than the CCL allows, nor than the highest cell can take
             # once the current has tapered (the other cells' IR drop then goes to it).
+            # `at_rest` pulls the CVL down only once the highest cell is near its set
+            # point: with room to spare, its IR-drop estimate, which jumps with the current
+            # the CVL itself lets flow, cycled the CVL a step up and down every minute or
+            # so (the benchmark's full charge with a CVL-only charger, issue 14).
             at_rest = pack - n * ir_cell_v + near * (setpoint - (top - ir_cell_v))
-            loop = min(loop, max(before, pack + headroom), at_rest)
+            if error > rise_band:
+                loop = min(loop, max(before, min(pack + headroom, at_rest)))
+            else:
+                loop = min(loop, max(before, pack + headroom), at_rest)
         if current_limited:
             # Only as a limit on increases: an inverter whose voltmeter reads high needs a
             # CVL above `reach` to get the cells there.
