@@ -57,6 +57,12 @@ SETTLE_S = 20.0
 # follows a lower CVL within a few seconds.
 TIGHTEN_S = 5.0
 OFFSET_TAU_S = 60.0  # the offset estimate follows with this time constant
+# After a cut (a cell over its maximum, or the current above CCL) the CVL does not return to
+# the step it was cut from for this long (s): with a cell at the steep top one 0.1 V step is
+# 10-20 A, and rising back to it repeated the cut every hour or so, ten changes of 0x351 each
+# time (issue 14, the benchmark's full charge with a CVL-only charger). As the limits'
+# relax_after_s: no cycle through a cut faster than four an hour.
+RETRY_S = 900.0
 # Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
 CHARGING_C = 0.005
 # The largest offset believed (V per cell); a larger difference is something else.
@@ -88,6 +94,8 @@ class CvlController:
         self._holding = False
         self._forbidden = False  # charging was forbidden in the last step
         self._was_over = False  # the charge current was above CCL in the last step
+        self._cut_from: float | None = None  # the output the last cut came from (V pack)
+        self._since_cut_s = math.inf
 
     def step(
         self,
@@ -113,7 +121,10 @@ class CvlController:
         CCL times that resistance: the first tightening goes that much further down;
         `ir_cell_v` the IR drop of a cell at the present current (V)."""
         cfg, n = self.settings, self.cells
+        self._since_cut_s += dt
         if self.limit is None or allowed_max >= self.limit:
+            if self.limit is not None and allowed_max > self.limit:
+                self._cut_from = None  # a higher maximum (a full charge): the old cut is moot
             self.limit = allowed_max
         else:
             self.limit = max(allowed_max, self.limit - self.fall_rate * dt)
@@ -191,11 +202,17 @@ class CvlController:
         if error < 0:
             # The slow loop stops where all cells could need no more (the cut may go on).
             loop = max(loop, min(before, pack + n * error))
+        if self._cut_from is not None and self._since_cut_s < RETRY_S:
+            loop = min(loop, max(before, self._cut_from - cfg.step_v / 2))
         loop = max(self.floor, min(loop, hard))
         self._since_decrease = 0.0 if loop < before - _EPS else self._since_decrease + dt
         restart = self._loop is None
         self._loop = loop
-        return self._quantize(loop, max(self.floor, hard), restart, dt)
+        last = self.output
+        out = self._quantize(loop, max(self.floor, hard), restart, dt)
+        if last is not None and out < last - _EPS and hard < last - _EPS:
+            self._cut_from, self._since_cut_s = last, 0.0
+        return out
 
     @property
     def at_ceiling(self) -> bool:
