@@ -37,7 +37,8 @@ inverter's slow voltage loop. In short:
   SETTLE_S, and subtracted (a high reading only lowers the charge a little and is left
   alone; the estimate is kept while the inverter is current-limited below the CVL).
 - output: whole protocol steps, never above the hard limits; down once the loop is half
-  a step below, up one step once it is a whole step above (hysteresis).
+  a step below, up once it is a whole step above (hysteresis), at most every RISE_EVERY_S
+  and then by all the whole steps the loop gained (fewer changes of 0x351).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ OFFSET_TAU_S = 60.0  # the offset estimate follows with this time constant
 # time (issue 14, the benchmark's full charge with a CVL-only charger). As the limits'
 # relax_after_s: no cycle through a cut faster than four an hour.
 RETRY_S = 900.0
+# The output rises at most this often (s), to the whole steps the loop has gained meanwhile:
+# the loop's 8 mV/s made a change of 0x351 every 12.5 s on the way up (issue 14: at most 4
+# changes an hour; multis misbehave when limits change often).
+RISE_EVERY_S = 60.0
 # Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
 CHARGING_C = 0.005
 # The largest offset believed (V per cell); a larger difference is something else.
@@ -90,6 +95,7 @@ class CvlController:
         self._loop: float | None = None  # slow-loop value (V pack); None: restart
         self._since_decrease = 0.0
         self._since_down_s = 0.0  # time since the output last fell
+        self._since_rise_s = math.inf  # time since the output last rose
         self._last_pack: float | None = None  # last valid pack voltage, for holding
         self._holding = False
         self._forbidden = False  # charging was forbidden in the last step
@@ -255,15 +261,17 @@ class CvlController:
         self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)
 
     def _quantize(self, loop: float, hard: float, restart: bool, dt: float) -> float:
-        """Whole steps with hysteresis, never above `hard`."""
+        """Whole steps with hysteresis, never above `hard`; rises at most every
+        RISE_EVERY_S, by the whole steps the loop gained."""
         step = self.settings.step_v
         out = self.output
+        self._since_rise_s += dt
         if out is None or restart:
             out = self._floor_step(loop)
         elif loop < out - step / 2:
             out = self._floor_step(loop + step / 2)
-        elif self._floor_step(loop) > out:
-            out += step
+        elif self._floor_step(loop) > out and self._since_rise_s >= RISE_EVERY_S:
+            out = self._floor_step(loop)
         return self._set_output(min(out, self._floor_step(hard)), dt)
 
     def _floor_step(self, value: float) -> float:
@@ -273,6 +281,8 @@ class CvlController:
 
     def _set_output(self, value: float, dt: float) -> float:
         fell = self.output is not None and value < self.output - _EPS
+        if self.output is not None and value > self.output + _EPS:
+            self._since_rise_s = 0.0
         self._since_down_s = 0.0 if fell else self._since_down_s + dt
         self.output = value
         return value

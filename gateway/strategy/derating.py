@@ -28,7 +28,7 @@ SMALLEST_LEVEL = 0.02
 # A cell-voltage factor rises to a higher level only once the cell is this far past the
 # level's edge (V per cell): at rest near an edge, 1 mV steps and noise moved the CCL a level
 # up and down every quarter hour (issue 14, the benchmark's full charge).
-LEVEL_HYSTERESIS_V = 0.003
+LEVEL_HYSTERESIS_V = 0.005
 
 
 class TemperatureGate:
