@@ -203,3 +203,23 @@ def test_the_cvl_step_is_the_resolution_of_the_cvl_field_in_the_dbc() -> None:
     db = cantools.database.load_file(str(DBC_DIR / "pylontech_lv.dbc"))
     signal = db.get_message_by_frame_id(0x351).get_signal_by_name("ChargeVoltageLimit")
     assert signal.scale == CVL_RESOLUTION_V
+
+
+def test_the_at_rest_bound_does_not_pull_the_cvl_down_while_the_top_cell_has_room() -> None:
+    # An inverter that ignores CCL (headroom given): the CVL may rise no further than the
+    # highest cell can take once the current tapers. That estimate moves with the IR drop
+    # of the current the CVL itself lets flow; pulling the CVL down on it while the cell
+    # had room cycled the CVL a step up and down every 75 s (issue 14's matrix).
+    c = controller()
+    resting = cells(3.40, current=0.0)
+    for _ in range(300):
+        c.step(resting, 3.55, 1.0, False, headroom=1.0, ir_cell_v=0.0)
+    before = c.output
+    assert before is not None
+    charging = cells(3.412, current=10.0)
+    outs = [c.step(charging, 3.55, 1.0, False, headroom=1.0, ir_cell_v=0.012) for _ in range(120)]
+    assert min(outs) == before
+    # Near its set point the bound pulls down as before.
+    near = cells(3.535, current=10.0)
+    outs = [c.step(near, 3.55, 1.0, False, headroom=1.0, ir_cell_v=0.012) for _ in range(120)]
+    assert min(outs) < before
