@@ -37,7 +37,8 @@ inverter's slow voltage loop. In short:
   SETTLE_S, and subtracted (a high reading only lowers the charge a little and is left
   alone; the estimate is kept while the inverter is current-limited below the CVL).
 - output: whole protocol steps, never above the hard limits; down once the loop is half
-  a step below, up one step once it is a whole step above (hysteresis).
+  a step below, up once it is a whole step above (hysteresis), at most every RISE_EVERY_S
+  and then by all the whole steps the loop gained (fewer changes of 0x351).
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ SETTLE_S = 20.0
 # follows a lower CVL within a few seconds.
 TIGHTEN_S = 5.0
 OFFSET_TAU_S = 60.0  # the offset estimate follows with this time constant
+# After a cut (a cell over its maximum, or the current above CCL) the CVL does not return to
+# the step it was cut from for this long (s): with a cell at the steep top one 0.1 V step is
+# 10-20 A, and rising back to it repeated the cut every hour or so, ten changes of 0x351 each
+# time (issue 14, the benchmark's full charge with a CVL-only charger). As the limits'
+# relax_after_s: no cycle through a cut faster than four an hour.
+RETRY_S = 900.0
+# The output rises at most this often (s), to the whole steps the loop has gained meanwhile:
+# the loop's 8 mV/s made a change of 0x351 every 12.5 s on the way up (issue 14: at most 4
+# changes an hour; multis misbehave when limits change often).
+RISE_EVERY_S = 60.0
 # Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
 CHARGING_C = 0.005
 # The largest offset believed (V per cell); a larger difference is something else.
@@ -84,10 +95,13 @@ class CvlController:
         self._loop: float | None = None  # slow-loop value (V pack); None: restart
         self._since_decrease = 0.0
         self._since_down_s = 0.0  # time since the output last fell
+        self._since_rise_s = math.inf  # time since the output last rose
         self._last_pack: float | None = None  # last valid pack voltage, for holding
         self._holding = False
         self._forbidden = False  # charging was forbidden in the last step
         self._was_over = False  # the charge current was above CCL in the last step
+        self._cut_from: float | None = None  # the output the last cut came from (V pack)
+        self._since_cut_s = math.inf
 
     def step(
         self,
@@ -113,7 +127,10 @@ class CvlController:
         CCL times that resistance: the first tightening goes that much further down;
         `ir_cell_v` the IR drop of a cell at the present current (V)."""
         cfg, n = self.settings, self.cells
+        self._since_cut_s += dt
         if self.limit is None or allowed_max >= self.limit:
+            if self.limit is not None and allowed_max > self.limit:
+                self._cut_from = None  # a higher maximum (a full charge): the old cut is moot
             self.limit = allowed_max
         else:
             self.limit = max(allowed_max, self.limit - self.fall_rate * dt)
@@ -175,8 +192,15 @@ class CvlController:
             # An inverter that ignores CCL charges as hard as its voltage loop lets it: the
             # CVL rises no further than the CCL allows, nor than the highest cell can take
             # once the current has tapered (the other cells' IR drop then goes to it).
+            # `at_rest` pulls the CVL down only once the highest cell is near its set
+            # point: with room to spare, its IR-drop estimate, which jumps with the current
+            # the CVL itself lets flow, cycled the CVL a step up and down every minute or
+            # so (the benchmark's full charge with a CVL-only charger, issue 14).
             at_rest = pack - n * ir_cell_v + near * (setpoint - (top - ir_cell_v))
-            loop = min(loop, max(before, pack + headroom), at_rest)
+            if error > rise_band:
+                loop = min(loop, max(before, min(pack + headroom, at_rest)))
+            else:
+                loop = min(loop, max(before, pack + headroom), at_rest)
         if current_limited:
             # Only as a limit on increases: an inverter whose voltmeter reads high needs a
             # CVL above `reach` to get the cells there.
@@ -184,11 +208,17 @@ class CvlController:
         if error < 0:
             # The slow loop stops where all cells could need no more (the cut may go on).
             loop = max(loop, min(before, pack + n * error))
+        if self._cut_from is not None and self._since_cut_s < RETRY_S:
+            loop = min(loop, max(before, self._cut_from - cfg.step_v / 2))
         loop = max(self.floor, min(loop, hard))
         self._since_decrease = 0.0 if loop < before - _EPS else self._since_decrease + dt
         restart = self._loop is None
         self._loop = loop
-        return self._quantize(loop, max(self.floor, hard), restart, dt)
+        last = self.output
+        out = self._quantize(loop, max(self.floor, hard), restart, dt)
+        if last is not None and out < last - _EPS and hard < last - _EPS:
+            self._cut_from, self._since_cut_s = last, 0.0
+        return out
 
     @property
     def at_ceiling(self) -> bool:
@@ -231,15 +261,17 @@ class CvlController:
         self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)
 
     def _quantize(self, loop: float, hard: float, restart: bool, dt: float) -> float:
-        """Whole steps with hysteresis, never above `hard`."""
+        """Whole steps with hysteresis, never above `hard`; rises at most every
+        RISE_EVERY_S, by the whole steps the loop gained."""
         step = self.settings.step_v
         out = self.output
+        self._since_rise_s += dt
         if out is None or restart:
             out = self._floor_step(loop)
         elif loop < out - step / 2:
             out = self._floor_step(loop + step / 2)
-        elif self._floor_step(loop) > out:
-            out += step
+        elif self._floor_step(loop) > out and self._since_rise_s >= RISE_EVERY_S:
+            out = self._floor_step(loop)
         return self._set_output(min(out, self._floor_step(hard)), dt)
 
     def _floor_step(self, value: float) -> float:
@@ -249,6 +281,8 @@ class CvlController:
 
     def _set_output(self, value: float, dt: float) -> float:
         fell = self.output is not None and value < self.output - _EPS
+        if self.output is not None and value > self.output + _EPS:
+            self._since_rise_s = 0.0
         self._since_down_s = 0.0 if fell else self._since_down_s + dt
         self.output = value
         return value

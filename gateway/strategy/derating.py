@@ -25,6 +25,10 @@ Reason = Callable[[], str]
 # Below this fraction the cell-voltage factor is used as it is: near the top of the charge
 # a few tenths of an ampere matter, and the current there changes little per level.
 SMALLEST_LEVEL = 0.02
+# A cell-voltage factor rises to a higher level only once the cell is this far past the
+# level's edge (V per cell): at rest near an edge, 1 mV steps and noise moved the CCL a level
+# up and down every quarter hour (issue 14, the benchmark's full charge).
+LEVEL_HYSTERESIS_V = 0.005
 
 
 class TemperatureGate:
@@ -74,6 +78,8 @@ class Derater:
         self.chemistry = chemistry
         self.charge_gate = TemperatureGate(chemistry.charge_temp)
         self.discharge_gate = TemperatureGate(chemistry.discharge_temp)
+        self._charge_level = 1.0  # the cell-voltage factors of the last step
+        self._discharge_level = 1.0
 
     def step(
         self,
@@ -99,18 +105,21 @@ class Derater:
 
         ratio = cfg.level_ratio
         if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
-            charge.append(
-                (
-                    _level(_at(prof.charge_by_cell, top - allowed_max), ratio),
-                    lambda: f"max cell {top:.3f} V",
+            up = _level(_at(prof.charge_by_cell, top - allowed_max), ratio)
+            if up > self._charge_level:  # higher only past the edge by the hysteresis
+                up = max(
+                    self._charge_level,
+                    _level(_at(prof.charge_by_cell, top + LEVEL_HYSTERESIS_V - allowed_max), ratio),
                 )
-            )
-            discharge.append(
-                (
-                    _level(_at(prof.discharge_by_cell, bottom), ratio),
-                    lambda: f"min cell {bottom:.3f} V",
+            down = _level(_at(prof.discharge_by_cell, bottom), ratio)
+            if down > self._discharge_level:
+                down = max(
+                    self._discharge_level,
+                    _level(_at(prof.discharge_by_cell, bottom - LEVEL_HYSTERESIS_V), ratio),
                 )
-            )
+            self._charge_level, self._discharge_level = up, down
+            charge.append((up, lambda: f"max cell {top:.3f} V"))
+            discharge.append((down, lambda: f"min cell {bottom:.3f} V"))
 
         def temps() -> str:
             return f"{snap.min_temp:.1f}..{snap.max_temp:.1f} degC"

@@ -2,7 +2,9 @@
 
 - A lower target applies in the same step (a stop to 0 always; smaller cuts once they
   exceed min_step_a, so measurement noise cannot ratchet the limit down).
-- A higher target must persist for hold_s, then the limit ramps at ramp_a_per_s. An
+- A higher target must persist for hold_s, then the limit ramps at ramp_a_per_s, in
+  steps ramp_step_s apart (every 0x351 change counts against the inverter: one step of
+  ramp_a_per_s x ramp_step_s instead of one per tick). An
   increase also waits relax_after_s after the last
   decrease (a stop by the fail-safe excepted: it recovers as from the start): no reversal
   from down to up faster than that, so a loop through the battery (IR drop, an inverter's
@@ -36,6 +38,7 @@ class LimitRamp:
         self._clock = 0.0  # counted seconds, for the hourly budget
         self._starts: deque[float] = deque()  # counted times of the ramp starts
         self._since_change = math.inf  # counted time since the last decrease or ramp end
+        self._since_step = math.inf  # counted time since the ramp's last step
 
     @property
     def increases_last_hour(self) -> int:
@@ -78,7 +81,12 @@ class LimitRamp:
                 return out
             self._ramping = True
             self._starts.append(self._clock)
-        self.output = min(target, out + cfg.ramp_a_per_s * dt)
+            self._since_step = math.inf
+        self._since_step += dt
+        if self._since_step < cfg.ramp_step_s:
+            return out
+        self._since_step = 0.0
+        self.output = min(target, out + cfg.ramp_a_per_s * max(dt, cfg.ramp_step_s))
         if self.output >= target:
             self._ramping = False
             self._above_s = 0.0

@@ -249,6 +249,14 @@ class LimitSettings(_Section):
     ramp_a_per_s: float = Field(
         5.0, gt=0, le=1000, description="fastest increase of CCL and DCL (A/s)"
     )
+    ramp_step_s: float = Field(
+        10.0,
+        ge=0,
+        le=600,
+        description="a ramp moves in steps this far apart, each of ramp_a_per_s x this: "
+        "a recovery from 0 to 50 A is one change of the limits, not ten (0 = every step; "
+        "multis misbehave when limits change often) (s)",
+    )
     min_step_a: float = Field(
         1.0,
         ge=0,

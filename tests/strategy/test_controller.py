@@ -50,9 +50,10 @@ def test_start_is_stopped_then_limits_recover_by_hold_and_ramp() -> None:
     assert ds[10].phase is Phase.BULK
     ccl = [d.limits.ccl for d in ds]
     assert ccl[:39] == [0.0] * 39  # resume delay (10 s), then the hold (30 s)
-    assert ccl[39] == 5.0
+    # Then the ramp, 5 A/s in 10 s steps: two changes of the limit, not twenty.
+    assert ccl[39] == 50.0 and ccl[48] == 50.0 and ccl[49] == 100.0
     assert ccl[-1] == 100.0
-    assert max(b - a for a, b in itertools.pairwise(ccl)) <= 5.0 + 1e-9
+    assert max(b - a for a, b in itertools.pairwise(ccl)) <= 50.0 + 1e-9
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,21 @@ def test_levels_bound_the_changes_of_a_creeping_cell() -> None:
     assert all(b <= a for a, b in itertools.pairwise(fractions))
 
 
+def test_a_cell_resting_at_a_level_edge_does_not_toggle_the_level() -> None:
+    # A resting cell reading 1 mV either side of a level's edge (3.385 V: 0.7 above, 0.49
+    # below with the default table) moved the CCL a level up and down (issue 14): a level
+    # comes back only 5 mV past its edge.
+    d = Derater(DeratingSettings(level_ratio=0.7), LFP)
+    edge = 3.385  # factor 0.7 on the table
+    readings = [edge - 0.001, edge + 0.001] * 10
+    fractions = [d.step(snapshot(cells(top=v)), 3.45, 50.0).charge for v in readings]
+    assert len(set(fractions[1:])) == 1  # one level after the first step
+    assert d.step(snapshot(cells(top=edge - 0.006)), 3.45, 50.0).charge > fractions[-1]
+    # Without the hysteresis every reading would change it.
+    plain = [derate(snapshot(cells(top=v)), level_ratio=0.7).charge for v in readings]
+    assert sum(a != b for a, b in itertools.pairwise(plain)) == len(readings) - 1
+
+
 def test_nothing_derates_a_healthy_battery() -> None:
     d = derate(snapshot(cells()))
     assert (d.charge, d.discharge) == (1.0, 1.0)

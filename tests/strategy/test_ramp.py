@@ -10,7 +10,9 @@ import pytest
 from gateway.strategy.ramp import LimitRamp
 from gateway.strategy.settings import LimitSettings
 
-CFG = LimitSettings(hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05, relax_after_s=0)
+CFG = LimitSettings(
+    ramp_step_s=0, hold_s=30, ramp_a_per_s=5, min_step_a=1, recover_fraction=0.05, relax_after_s=0
+)
 
 
 def ramp_at(value: float, cfg: LimitSettings = CFG) -> LimitRamp:
@@ -79,7 +81,12 @@ def test_limits_are_clamped_to_the_maximum_and_nan_means_stop() -> None:
 
 def test_increases_per_hour_are_bounded() -> None:
     cfg = LimitSettings(
-        hold_s=0, ramp_a_per_s=100, min_step_a=1, max_increases_per_hour=10, relax_after_s=0
+        ramp_step_s=0,
+        hold_s=0,
+        ramp_a_per_s=100,
+        min_step_a=1,
+        max_increases_per_hour=10,
+        relax_after_s=0,
     )
     r = LimitRamp(cfg, 100.0)
     r.output = 50.0
@@ -99,7 +106,9 @@ def test_increases_per_hour_are_bounded() -> None:
 
 
 def test_a_long_taper_does_not_use_up_the_budget() -> None:
-    cfg = LimitSettings(hold_s=0, min_step_a=1, max_increases_per_hour=1, relax_after_s=0)
+    cfg = LimitSettings(
+        ramp_step_s=0, hold_s=0, min_step_a=1, max_increases_per_hour=1, relax_after_s=0
+    )
     r = ramp_at(100.0, cfg)
     outs = [r.step(float(target), 1.0) for target in range(99, 0, -1)]
     assert outs == [float(t) for t in range(99, 0, -1)]
@@ -115,7 +124,7 @@ def test_stop_forces_zero_and_recovery_starts_from_zero() -> None:
 
 @pytest.mark.parametrize("dt", [0.1, 1.0])
 def test_ramp_rate_does_not_depend_on_the_step(dt: float) -> None:
-    r = ramp_at(0.0, LimitSettings(hold_s=0, ramp_a_per_s=5))
+    r = ramp_at(0.0, LimitSettings(ramp_step_s=0, hold_s=0, ramp_a_per_s=5))
     steps = round(10.0 / dt)
     for _ in range(steps):
         r.step(100.0, dt)
@@ -123,7 +132,7 @@ def test_ramp_rate_does_not_depend_on_the_step(dt: float) -> None:
 
 
 def test_an_increase_waits_relax_after_s_after_the_last_change() -> None:
-    cfg = LimitSettings(hold_s=30, ramp_a_per_s=5, relax_after_s=900)
+    cfg = LimitSettings(ramp_step_s=0, hold_s=30, ramp_a_per_s=5, relax_after_s=900)
     r = ramp_at(80.0, cfg)
     assert r.step(40.0, 1.0) == 40.0  # tightening: at once
     outs = [r.step(80.0, 1.0) for _ in range(1000)]
@@ -135,7 +144,7 @@ def test_an_increase_waits_relax_after_s_after_the_last_change() -> None:
 
 
 def test_a_phase_change_and_a_stop_clear_the_relax_wait() -> None:
-    cfg = LimitSettings(hold_s=30, ramp_a_per_s=5, relax_after_s=900)
+    cfg = LimitSettings(ramp_step_s=0, hold_s=30, ramp_a_per_s=5, relax_after_s=900)
     r = ramp_at(80.0, cfg)
     r.step(10.0, 1.0)
     r.new_phase()
@@ -144,3 +153,15 @@ def test_a_phase_change_and_a_stop_clear_the_relax_wait() -> None:
     r.stop()
     outs = [r.step(80.0, 1.0) for _ in range(31)]
     assert outs[28] == 0.0 and outs[29] == 5.0
+
+
+def test_a_ramp_moves_in_steps_so_a_recovery_is_one_change_of_the_limits() -> None:
+    # Every 0x351 change counts against the inverter (issue 14: at most 4 an hour): a
+    # recovery at 5 A/s in 10 s steps goes 0 -> 50 A in one change, 0 -> 100 A in two.
+    cfg = LimitSettings(hold_s=30, ramp_a_per_s=5, ramp_step_s=10, relax_after_s=0)
+    r = LimitRamp(cfg, 100.0)
+    outs = [r.step(100.0, 1.0) for _ in range(60)]
+    changes = [(k, b) for k, (a, b) in enumerate(itertools.pairwise([0.0, *outs])) if b != a]
+    assert changes == [(29, 50.0), (39, 100.0)]
+    r = LimitRamp(cfg, 100.0)
+    assert [r.step(40.0, 1.0) for _ in range(31)][-2:] == [40.0, 40.0]
