@@ -133,6 +133,7 @@ def test_state_at_its_interval_and_at_once_on_a_phase_or_alarm_change(
     view: BatteryView,
 ) -> None:
     publisher = Publisher(TOPICS, state_interval_s=5.0, node_interval_s=30.0, cells=True)
+    publisher.restore_energy(None)  # the broker had no earlier state
     t0 = view.time
     other = Phase.FLOAT if view.decision.phase != Phase.FLOAT else Phase.BULK
 
@@ -156,6 +157,23 @@ def test_state_at_its_interval_and_at_once_on_a_phase_or_alarm_change(
     event = Event(t0, EventKind.USER, "hello")
     messages = publisher.offer(dataclasses.replace(at(view, t0 + 31), events=(event,)))
     assert messages[0].topic == TOPICS.event and not messages[0].retain
+
+
+def test_no_state_until_the_earlier_energy_totals_are_known(view: BatteryView) -> None:
+    """A state made before the read-back would carry counters from 0 and overwrite the
+    retained totals: the newest view's state waits, and goes out when they are restored."""
+    publisher = Publisher(TOPICS, state_interval_s=5.0, node_interval_s=30.0, cells=False)
+    t0 = view.time
+    first = publisher.offer(at(view, t0))
+    assert [m.topic for m in first] == [TOPICS.node(n) for n in range(4)]  # nodes, no state
+    assert all(m.topic != TOPICS.state for m in publisher.offer(at(view, t0 + 10)))
+    messages = publisher.restore_energy(payloads.Energy(812.5, 790.25))
+    assert [m.topic for m in messages] == [TOPICS.state]  # the newest view's, waiting
+    state = json.loads(messages[0].payload)
+    assert state["time"] == pytest.approx(t0 + 10)
+    assert (state["energy_charged_kwh"], state["energy_discharged_kwh"]) >= (812.5, 790.25)
+    assert publisher.restore_energy(None) == []  # nothing waits any more
+    assert [m.topic for m in publisher.offer(at(view, t0 + 15))] == [TOPICS.state]
 
 
 def test_energy_counts_power_over_time_and_ignores_gaps(view: BatteryView) -> None:
@@ -189,6 +207,7 @@ def test_energy_counts_power_over_time_and_ignores_gaps(view: BatteryView) -> No
 def test_publish_never_blocks_and_drops_the_oldest_events(view: BatteryView) -> None:
     settings = MqttSettings(system_id="garage", queue_size=10, names_file=Path("/nonexistent"))
     output = MqttOutput(settings, {0: 8, 1: 8, 2: 8, 3: 8})
+    output.publisher.restore_energy(None)  # read back at an earlier connect, then away
     for i in range(25):
         event = Event(view.time + i, EventKind.USER, f"event {i}")
         output.publish(dataclasses.replace(view, time=view.time + i, events=(event,)))

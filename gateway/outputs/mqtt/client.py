@@ -12,10 +12,18 @@ last state is not the present one), and reconnects with a doubling back-off. A b
 is slow or gone delays only this task, never a tick. A refused connection (a wrong
 password) is logged once per distinct reason and kept in `status.last_error`.
 
-At each connect the client reads back its own retained discovery configs (and, the first
-time, its last retained state for the energy totals): configs that the topology no longer
+At each connect the client reads back its own retained discovery configs (and, until it
+has them, its last retained state for the energy totals): configs that the topology no longer
 has (a removed node) are deleted with an empty retained message, as Home Assistant's MQTT
-discovery documentation prescribes.
+discovery documentation prescribes. The read-back ends when the broker echoes a marker sent
+after the subscriptions (retained messages come first). While the energy totals are not
+known, a broker that does not echo within SYNC_TIMEOUT_S ends the session (retried with the
+back-off) before anything is published: a state sent now would carry counters that started
+from 0 and overwrite the retained totals, and Home Assistant takes a total_increasing value
+that decreases for the start of a new meter cycle (developers.home-assistant.io blog
+2021-08-16, "New sensor state class: total_increasing": the integration must ensure that the
+value cannot erroneously decrease). The status topic keeps its "offline" (the last will), so
+every entity stays unavailable, not wrong, meanwhile.
 """
 
 from __future__ import annotations
@@ -51,12 +59,16 @@ from gateway.outputs.seam import BatteryView
 log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = b"online", b"offline"
-SYNC_TIMEOUT_S = 5.0  # reading back the retained configs at connect
+SYNC_TIMEOUT_S = 5.0  # reading back the retained configs and state at connect
 BATCH = 64  # retained messages published at once (each waits for its PUBACK)
 GOODBYE_S = 2.0  # the "offline" at a clean stop
 # No view for this long (wall clock) means the gateway is not ticking: the status says
 # "offline", so that nobody takes the last retained state for the present one.
 STALE_S = 10.0
+
+
+class ReadBackTimeout(Exception):
+    """The broker did not echo the sync marker while the energy totals were unknown."""
 
 
 @dataclass
@@ -322,14 +334,21 @@ class MqttOutput:
                     configs.append(topic)
         for topic in (*filters, self.topics.sync):
             await client.unsubscribe(topic)
+        if not synced and not self._energy_restored:
+            # The retained state may still be on its way: publishing now could overwrite
+            # its energy totals. End the session; the read-back is retried at the reconnect.
+            raise ReadBackTimeout(
+                f"the broker did not echo the sync marker within {SYNC_TIMEOUT_S:g} s: "
+                "the retained energy totals are unknown, nothing published"
+            )
         if not synced:
             log.warning("mqtt: the broker did not echo the sync marker: stale configs kept")
             return
         if not self._energy_restored:
             self._energy_restored = True
             earlier = energy_from_state(state) if state is not None else None
-            if earlier is not None:
-                self.publisher.add_energy(earlier)
+            for waited in self.publisher.restore_energy(earlier):  # the state that waited
+                self._retain(waited.topic, waited.payload)
         prefix = f"{self.settings.discovery_prefix}/"
         gone = discovery.stale(configs, (t for t in self._retained if t.startswith(prefix)))
         for topic in gone:
@@ -456,7 +475,7 @@ def _reason(exc: BaseException) -> str:
         return f"broker refused the connection: {exc}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}"
-    if isinstance(exc, ValueError):  # the password file
+    if isinstance(exc, ValueError | ReadBackTimeout):  # the password file; the read-back
         return str(exc)
     if isinstance(exc, aiomqtt.MqttError):
         text = str(exc)

@@ -5,6 +5,11 @@ the nodes every node_interval_s; each event as it happens. The intervals run on 
 time (the gateway's clock); a clock that goes back restarts them. The energy counters integrate
 the terminal power between views (trapezoid rule), each step clamped like the SoC count so
 that a pause or a clock jump adds nothing.
+
+No state goes out until the energy totals of the earlier run are known (`restore_energy`,
+after the client read the retained state back, or learnt that there is none): a state with
+counters that started from 0 would overwrite the retained totals on the broker, and Home
+Assistant's total_increasing sensors would take the drop for a meter reset.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class Publisher:
         self.node_interval_s = node_interval_s
         self.cells = cells
         self.energy = payloads.Energy()
+        self.energy_known = False  # the earlier run's totals are added (restore_energy)
+        self._held: BatteryView | None = None  # the newest view whose state waits for them
         self._last: tuple[float, float] | None = None  # (time, power W) of the previous view
         self._next_state = -math.inf
         self._next_nodes = -math.inf
@@ -62,14 +69,20 @@ class Publisher:
         now = view.time
         shown = (view.decision.phase, view.decision.alarms)
         if _due(now, self._next_state, self.state_interval_s) or shown != self._shown:
-            self._next_state = now + self.state_interval_s
-            self._shown = (shown[0], dict(shown[1]))
-            state = payloads.state(view, self.energy)
-            messages.append(Message(self.topics.state, payloads.encode(state), retain=True))
+            if self.energy_known:
+                messages.append(self._state(view))
+            else:
+                self._held = view  # goes out when the totals are known (restore_energy)
         if _due(now, self._next_nodes, self.node_interval_s):
             self._next_nodes = now + self.node_interval_s
             messages += self.nodes(view)
         return messages
+
+    def _state(self, view: BatteryView) -> Message:
+        self._next_state = view.time + self.state_interval_s
+        self._shown = (view.decision.phase, dict(view.decision.alarms))
+        state = payloads.state(view, self.energy)
+        return Message(self.topics.state, payloads.encode(state), retain=True)
 
     def nodes(self, view: BatteryView) -> list[Message]:
         return [
@@ -94,13 +107,18 @@ class Publisher:
         elif kwh < 0:
             self.energy = replace(self.energy, discharged_kwh=self.energy.discharged_kwh - kwh)
 
-    def add_energy(self, earlier: payloads.Energy) -> None:
-        """Continue from the totals of an earlier run (read back from the retained state),
-        so that Home Assistant's total_increasing counters do not see a reset."""
-        self.energy = payloads.Energy(
-            self.energy.charged_kwh + earlier.charged_kwh,
-            self.energy.discharged_kwh + earlier.discharged_kwh,
-        )
+    def restore_energy(self, earlier: payloads.Energy | None) -> list[Message]:
+        """Continue from the totals of an earlier run (read back from the retained state;
+        None: the broker has none), so that Home Assistant's total_increasing counters do
+        not see a reset. From now on the state goes out; returns the one that waited."""
+        if earlier is not None:
+            self.energy = payloads.Energy(
+                self.energy.charged_kwh + earlier.charged_kwh,
+                self.energy.discharged_kwh + earlier.discharged_kwh,
+            )
+        self.energy_known = True
+        held, self._held = self._held, None
+        return [] if held is None else [self._state(held)]
 
 
 def _due(now: float, next_at: float, interval: float) -> bool:
