@@ -58,6 +58,7 @@ SCHEMA = (
     ("charge_over_current_a", _LEVELS, 0.1, 5000, _UPPER),
     ("discharge_over_current_a", _LEVELS, 0.1, 5000, _UPPER),
     ("charge_detect_a", _NUMBER, 0, 100),
+    ("charge_detect_as", _NUMBER, 0, 100),
     ("current_rest_limit_a", _NUMBER, 0.1, 100),
     ("charge_rise_mv_per_cell", _INT, 0, 500),
     ("plausibility_mv", _LEVELS, 10, 100000, _UPPER),
@@ -96,6 +97,7 @@ COMMON_DEFAULTS = {
     "charge_over_current_a": [50, 90, 100],
     "discharge_over_current_a": [80, 95, 100],
     "charge_detect_a": 0.5,
+    "charge_detect_as": 2,
     "current_rest_limit_a": 5,
     "charge_rise_mv_per_cell": 15,
     "plausibility_mv": [500, 1000, 2000],
@@ -329,6 +331,7 @@ class Config:
         self.charge_over_ma = _levels(v["charge_over_current_a"], 1000)
         self.discharge_over_ma = _levels(v["discharge_over_current_a"], 1000)
         self.charge_detect_ma = round(v["charge_detect_a"] * 1000)
+        self.charge_detect_mams = round(v["charge_detect_as"] * 1000000)  # mA x ms
         self.current_rest_limit_ma = round(v["current_rest_limit_a"] * 1000)
         self.charge_rise_mv_per_cell = v["charge_rise_mv_per_cell"]
         self.plausibility_mv = _levels(v["plausibility_mv"], 1)

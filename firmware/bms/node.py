@@ -186,15 +186,7 @@ class Node:
         protection.feedback_settling = self._settling
         current_check = self.current_check
         current_check.update(now_ms, hw, summary)
-        protection.measure_from(
-            summary,
-            hw,
-            stale,
-            overrun,
-            late,
-            current_check.offset,
-            current_check.direction_doubtful,
-        )
+        protection.measure_from(summary, hw, stale, overrun, late, current_check)
         protection.update(now_ms)
         commands = self.commands
         comm_lost = commands.update_link(now_ms)

@@ -25,7 +25,8 @@ and the Internal fault itself (they depend on time and configuration, not on rea
 
 Temperature kinds: the info and warning levels of the charge limits are checked whatever
 the current direction, so the gateway learns that it must not charge before it starts; the
-fault level (the relay opens) applies while charging (current above charge_detect_a).
+fault level (the relay opens) applies while charging (bms.plausible: the charge above
+charge_detect_a has reached charge_detect_as).
 Likewise the discharge limits' fault level applies while discharging or idle. When the
 direction is unknown (no usable or no plausible current reading) both fault levels apply:
 a pack outside its charge window must not be charged by a current the node cannot see.
@@ -262,15 +263,15 @@ class Protection:
         else:
             self.bound[s] = lo if s in self.lower_measures else hi
 
-    def measure_from(
-        self, summary, hw, stale, overrun, late=False, current_offset=False, direction_doubtful=0
-    ):
-        """Fill the measures from a Summary and the hardware's pack, current and relay.
+    def measure_from(self, summary, hw, stale, overrun, late, check):
+        """Fill the measures from a Summary, the hardware's pack and relay and the current
+        as bms.plausible's CurrentCheck has it (check, updated this cycle).
 
         stale: no fresh cell-monitor data (the readings are frozen, so unknown); overrun: a
-        late cycle; late: a cycle beyond its deadline; current_offset: the current read
-        beyond its rest limit with the relay open (a sensor fault); direction_doubtful: the
-        pack voltage contradicts the current's direction (bms.plausible), so it is unknown.
+        late cycle; late: a cycle beyond its deadline. From check: the current less its
+        zero, whether the pack is charging, offset (the current read beyond its rest limit
+        with the relay open: a sensor fault) and direction_doubtful (the pack voltage
+        contradicts the current's direction), which make the direction unknown.
         """
         m = self.measure
         u = self.unknown
@@ -292,8 +293,9 @@ class Protection:
             m[M_PACK_LOW] = NONE_HIGH
             u[M_PACK_HIGH] = u[M_PACK_LOW] = 1
         current_ok = summary.current_ok
-        current = hw.current_ma if current_ok else 0
-        charging = current > c.charge_detect_ma
+        current = check.current_ma
+        charging = check.charging
+        current_offset = check.offset
         self.charging = charging
         m[M_CHARGE_CURRENT] = current if current > 0 else 0
         m[M_DISCHARGE_CURRENT] = -current if current < 0 else 0
@@ -307,7 +309,7 @@ class Protection:
         temps_unknown = 1 if stale or summary.temps_bad else 0
         m[M_TEMP_MAX] = hi
         m[M_TEMP_MIN] = lo
-        direction_known = current_ok and not current_offset and not direction_doubtful
+        direction_known = current_ok and not current_offset and not check.direction_doubtful
         charge_window = charging or not direction_known
         discharge_window = not charging or not direction_known
         m[M_CHARGE_TEMP_MAX] = hi if charge_window else NONE_LOW

@@ -224,7 +224,8 @@ class Reports:
                 if s == S_PACK_STATUS:
                     v = self.ps
                     v[codec.PACK_STATUS_PACK_VOLTAGE] = hw.pack_mv if summary.pack_ok else 0
-                    v[codec.PACK_STATUS_PACK_CURRENT] = hw.current_ma if summary.current_ok else 0
+                    # Less the sensor's zero (bms.plausible): what the protection acts on.
+                    v[codec.PACK_STATUS_PACK_CURRENT] = node.current_check.current_ma
                     v[codec.PACK_STATUS_REJECTED_COMMANDS] = node.rejected_commands
                     codec.encode_pack_status(buf, v)
                 elif s == S_CELL_EXTREMES:

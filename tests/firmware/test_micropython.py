@@ -30,6 +30,7 @@ def test_micropython_suite_passes_without_allocating(tmp_path: Path) -> None:
     figures = json.loads(bench.read_text())
     assert figures["pyb_full_mailbox_alloc_bytes_per_cycle"] == 0
     assert figures["mcp2515_burst_alloc_bytes"] == 0
+    assert figures["rest_alloc_bytes"] == 0  # relay open, learning the current's zero
     assert figures["micropython"].startswith("1.27")
     for cells in (16, 64):
         run = figures[f"cells{cells}"]

@@ -49,7 +49,10 @@ def charge_over_temp(b: Bench) -> None:
 
 def charge_under_temp(b: Bench) -> None:
     b.hw.current_ma = 10_000
-    b.hw.temp_dc[1] = -10
+    # The whole pack at -1 degC: one sensor alone 26 K below the others would be the
+    # temperature spread's SensorFault, after the same 1 s (the charge detection first).
+    for i in range(b.temps):
+        b.hw.temp_dc[i] = -10
 
 
 def discharge_over_temp(b: Bench) -> None:
@@ -86,14 +89,20 @@ def relay_fault(b: Bench) -> None:
     b.hw.relay_stuck = False  # the contacts open by themselves while driven closed
 
 
-# kind, how to provoke it, its debounce (default configuration)
+# A 10 A charge is charging once the charge above charge_detect_a (0.5 A) reaches
+# charge_detect_as (2 A s): 211 ms, at the sample 200 ms after the onset (each sample counts
+# the cycle before it); the charge temperature faults count their debounce from then on.
+CHARGE_SEEN_10A = 200
+
+# kind, how to provoke it, its delay: debounce (default configuration), after the charge
+# detection for the charge temperatures
 KINDS = [
     (protect.CELL_OVER_VOLTAGE, cell_over, 200),
     (protect.CELL_UNDER_VOLTAGE, cell_under, 200),
     (protect.PACK_OVER_VOLTAGE, pack_over, 200),
     (protect.PACK_UNDER_VOLTAGE, pack_under, 200),
-    (protect.CHARGE_OVER_TEMP, charge_over_temp, 1000),
-    (protect.CHARGE_UNDER_TEMP, charge_under_temp, 1000),
+    (protect.CHARGE_OVER_TEMP, charge_over_temp, CHARGE_SEEN_10A + 1000),
+    (protect.CHARGE_UNDER_TEMP, charge_under_temp, CHARGE_SEEN_10A + 1000),
     (protect.DISCHARGE_OVER_TEMP, discharge_over_temp, 1000),
     (protect.DISCHARGE_UNDER_TEMP, discharge_under_temp, 1000),
     (protect.CHARGE_OVER_CURRENT, charge_over_current, 100),
@@ -216,8 +225,8 @@ def test_charge_temperature_fault_only_while_charging(bench: Callable[..., Bench
     b.hw.current_ma = 300  # below the 0.5 A charge detection: idle
     b.run(3000)
     assert b.node.state == ACTIVE
-    b.hw.current_ma = 5_000
-    b.run(1100)
+    b.hw.current_ma = 5_000  # charging after 2 A s / 4.5 A = 444 ms, then 1 s of debounce
+    b.run(1500)
     assert b.node.faults == protect.CHARGE_UNDER_TEMP
     assert b.node.state == TRIPPED
 
@@ -233,7 +242,7 @@ def test_discharge_temperature_fault_not_while_charging(bench: Callable[..., Ben
     for i in range(4):
         b.hw.temp_dc[i] = 560  # over the discharge fault limit (55 degC)...
     b.hw.current_ma = 20_000  # ...while charging: the charge limit (45 degC) trips instead
-    b.run(1100)
+    b.run(1200)  # charging after 2 A s / 19.5 A = 103 ms, then 1 s of debounce
     assert b.node.faults & protect.CHARGE_OVER_TEMP
     assert not b.node.faults & protect.DISCHARGE_OVER_TEMP
 

@@ -197,6 +197,7 @@ def test_random_readings_never_raise_and_a_fault_keeps_the_relay_open(
 # -- The protection invariant under values drawn around every threshold ----------------------
 
 CHARGE_DETECT_MA = 500
+CHARGE_DETECT_MAMS = 2_000_000  # charge_detect_as: 2 A s, in mA x ms
 SENSOR_DEBOUNCE_MS = 500
 
 
@@ -232,12 +233,34 @@ THRESHOLDS = (  # (guard index, quantity, fault level in its unit)
 WINDOW_FACTORS = (1, 2, 3, 4, 6, 8)
 
 
-def beyond(temp: int, cell: int, current: int, current_known: bool) -> list[bool]:
-    """Which guards a sample's true values violate; the direction as the node defines it.
+class ChargeDetection:
+    """The direction as docs/firmware.md defines it: charging once the charge above
+    charge_detect_a reaches charge_detect_as (the sum never below 0), until the sum is back
+    at 0. An unreadable current counts as 0 A. The sensor has no offset here (0 A through an
+    open relay), so the node's learned zero is 0."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.charging = False
+        self.dt = 0  # the node's first cycle has no time before it
+
+    def sample(self, current: int, known: bool) -> bool:
+        excess = (current if known else 0) - CHARGE_DETECT_MA
+        self.total = min(max(self.total + excess * self.dt, 0), CHARGE_DETECT_MAMS)
+        self.dt = CYCLE_MS
+        if self.total == 0:
+            self.charging = False
+        elif self.total == CHARGE_DETECT_MAMS:
+            self.charging = True
+        return self.charging
+
+
+def beyond(temp: int, cell: int, current: int, current_known: bool, charging: bool) -> list[bool]:
+    """Which guards a sample's true values violate; the direction as the node defines it
+    (charging: ChargeDetection's verdict on this sample).
 
     With no current reading the node applies both temperature windows.
     """
-    charging = current > CHARGE_DETECT_MA
     charge_window = charging or not current_known
     discharge_window = not charging or not current_known
     return [
@@ -297,6 +320,7 @@ def test_a_guarded_value_beyond_its_fault_level_longer_than_its_bound_opens_the_
     regime = Regime(rng)
     phase = 0
     checked = 0
+    detection = ChargeDetection()
     for k in range(cycles):
         if regime.length == 0:
             regime = Regime(rng)
@@ -324,7 +348,7 @@ def test_a_guarded_value_beyond_its_fault_level_longer_than_its_bound_opens_the_
         hw.temp_dc[2] = temp if temp_known else NOT_AVAILABLE
         hw.pack_mv = 3300 * (CELLS - 1) + cell  # the physics: the true cell voltage
         hw.current_ma = current if current_known else NOT_AVAILABLE
-        truth = beyond(temp, cell, current, current_known)
+        truth = beyond(temp, cell, current, current_known, detection.sample(current, current_known))
         readable = (cell_known, cell_known) + (temp_known,) * 4 + (current_known,) * 2
 
         if k % 10 == 0:

@@ -336,6 +336,61 @@ def scenario_current_stuck_at_zero_cold():
     check(b.node.faults & protect.CHARGE_UNDER_TEMP, "not ChargeUnderTemp")
 
 
+def offset_reading(k, true_ma):
+    """A shunt reading 300 mA with nothing flowing, +-400 mA of deterministic noise."""
+    return true_ma + 300 + ((k * 37) % 9 - 4) * 100
+
+
+def scenario_offset_sensor_cold():
+    """-7 degC, relay closed, nothing flowing on an offset sensor: no trip (issue 14); a
+    real 2 A charge then opens the relay within 2 A s / 1.5 A + 1 s + cycles."""
+    b = Bench()
+    for i in range(4):
+        b.hw.temp_dc[i] = -70
+    k = 0
+    while b.now < 120000:
+        b.hw.current_ma = offset_reading(k, 0)
+        k += 1
+        b.run(CYCLE)
+    check(b.node.state == ACTIVE and b.hw.relay_drive, "tripped on the offset at rest")
+    check(
+        abs(b.node.current_check.zero_ma - 300) <= 100, "zero " + str(b.node.current_check.zero_ma)
+    )
+    onset = b.now
+    while b.hw.relay_drive:
+        b.hw.current_ma = offset_reading(k, 2000)
+        k += 1
+        b.run(CYCLE)
+        check(b.now - onset <= 1334 * 3 // 2 + 1000 + 3 * CYCLE, "charging cold went on")
+    check(b.node.faults & protect.CHARGE_UNDER_TEMP, "not ChargeUnderTemp")
+
+
+def rest_allocation(cycles):
+    """Bytes a node allocates per cycle with its relay open, learning its current's zero."""
+    b = Bench()
+    b.request = codec.RELAY_COMMAND_REQUEST_OPEN
+    b.run(3000)
+    check(not b.hw.relay_drive, "the relay closed")
+    hw = b.hw
+    node = b.node
+    bus = b.bus
+    frame = b.frame
+    t = b.ticks
+    gc.collect()
+    gc.disable()
+    start = gc.mem_alloc()
+    for k in range(cycles):
+        hw.current_ma = offset_reading(k, 0)
+        node.step(t)
+        while bus.take(frame):
+            pass
+        t = time.ticks_add(t, CYCLE)
+    allocated = gc.mem_alloc() - start
+    gc.enable()
+    check(node.current_check.zero_ma != 0, "no zero learned")
+    return allocated
+
+
 def scenario_temperature_spread():
     b = Bench().active()
     for i in range(4):
@@ -705,6 +760,7 @@ SCENARIOS = (
     ("trip survives a reboot", scenario_trip_survives_reboot),
     ("current stuck at 0 while charging cold", scenario_current_stuck_at_zero_cold),
     ("temperature sensors disagree", scenario_temperature_spread),
+    ("offset current sensor at -7 degC: no trip; a real charge trips", scenario_offset_sensor_cold),
     ("command key: forged Close refused", scenario_command_key),
     ("tick wrap: hung monitor and silent gateway", scenario_tick_wrap_hung_monitor),
 )
@@ -741,6 +797,7 @@ def run_all():
     # bench key and whether the figure is per cycle (else the total).
     for name, measure, count, key, per_cycle in (
         ("allocation MCP2515 driver", mcp2515_allocation, 500, "mcp2515_alloc_bytes_per_cycle", 1),
+        ("allocation at rest, learning the zero", rest_allocation, 500, "rest_alloc_bytes", 0),
         (
             "MCP2515 INT pin: a burst of four, both balance groups",
             mcp2515_burst_allocation,
