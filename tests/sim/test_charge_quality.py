@@ -96,3 +96,28 @@ def test_changes_inside_a_phase_transition_are_not_counted_and_reversals_are() -
 def test_the_matrix_has_the_five_cases_of_the_issue() -> None:
     assert set(CASES) == {"daily", "weak-cell", "high-resistance", "cold-morning", "full-charge"}
     assert Day("daily", "ideal", 0).alarms == []
+
+
+def test_perfect_sensors_and_the_soc_error_after_the_first_full_charge() -> None:
+    """--perfect-sensors: exact readings; the SoC error after the first 100 % calibration is
+    counted from that calibration on ("-" before it, and then the target is not met)."""
+    before = Day("daily", "ideal", 0)
+    assert math.isnan(before.soc_error_after_full_max)
+    target = "SoC error < 5 % after the first full charge (< 3 % with perfect sensors)"
+    assert not met(before)[target]
+    assert row(before)[COLUMNS.index(("SoC err after full % max/end", "< 5 (< 3)"))] == "- / -"
+    case = replace(CASES["daily"], setup=near_full)
+    sim, watch = build_cell(case, "ideal", step_s=1.0, perfect_sensors=True)
+    with sim:
+        assert all(p.sensor.exact for p in sim.battery.packs.values())
+        assert sim.core is not None
+        while sim.core.soc_state.last_full is None:  # the top calibration, in absorption
+            assert sim.t < 1200.0, "no 100 % calibration in 20 minutes"
+            sim.run(60.0)
+        sim.run(120.0)
+        day = watch.finish()[0]
+    assert day.perfect_sensors and row(day)[0] == "daily (perfect sensors)"
+    assert not math.isnan(day.soc_error_after_full_end)
+    assert 0.0 <= day.soc_error_after_full_end <= day.soc_error_after_full_max
+    assert day.soc_error_after_full_max <= day.soc_error_max
+    assert met(day)[target] == (day.soc_error_after_full_max < 3.0)
