@@ -31,8 +31,7 @@ a cold or hot pack be charged. Two checks against what the node knows otherwise:
   that window while the sensor never read charging, and whose current reading is not up by
   twice charge_detect_a from its lowest in the window, is being charged by a current the
   sensor does not see (stuck at 0, wrong polarity: the reading stays or falls as the pack
-  rises):
-  `direction_doubtful`. A discharge that eases (a load switched off) raises the pack by its
+  rises): `direction_doubtful`. A discharge that eases (a load switched off) raises the pack by its
   IR drop, and the reading with it: at -7 degC a household load stepping from 25 A to 15 A
   raises a 16s pack by 0.3 V, which used to open the relay of a cold pack. The node then
   applies the charge and the discharge temperature limits alike. Not a fault or a flag by
@@ -44,7 +43,8 @@ a cold or hot pack be charged. Two checks against what the node knows otherwise:
 from bms.compat import const, ticks_diff
 
 REST_SETTLE_MS = const(1000)
-ZERO_MAX_SAMPLES = const(64)  # then the sum and the count are halved: the latest count most
+# Readings in the zero's mean: at this many its sum and count are halved (old ones fade).
+ZERO_MAX_SAMPLES = const(64)
 # The charge detection's sum in mA x ms: each step's time and excess current are bounded so
 # that it stays a small int on MicroPython (below 2**30, no allocation).
 STEP_MAX_MS = const(1000)
@@ -55,7 +55,7 @@ TREND_WINDOW_MS = const(60000)
 
 
 class CurrentCheck:
-    """Current plausibility of one node; see the module docstring."""
+    """The current of one node: its zero, charging, plausibility; see the module docstring."""
 
     def __init__(self, config):
         self.rest_limit_ma = config.current_rest_limit_ma
