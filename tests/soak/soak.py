@@ -1,7 +1,7 @@
 """Soak: days of simulated daily cycles at full speed, with the figures that matter.
 
     python -m tests.soak --days 7 --nodes 4          # what `make soak` runs
-    run_soak(SoakPlan(days=1, nodes=1))              # the short version in `make test`
+    watched(sim, ...); traced(sim, ...)             # the week scenario in `make test`
 
 The whole system runs simulated (gateway.sim.SimSystem: the real firmware nodes, the real
 GatewayCore, battery physics, a simulated inverter) through sun, clouds and a household load,
@@ -125,8 +125,9 @@ def soak_setup(plan: SoakPlan) -> SimSetup:
 class Watch:
     """Observes every step: SoC error, phases, limits; cheap enough for a week."""
 
-    def __init__(self, sim: SimSystem, result: SoakResult) -> None:
+    def __init__(self, sim: SimSystem, result: SoakResult, soc_from_s: float = 0.0) -> None:
         self.result = result
+        self.soc_from_s = soc_from_s
         strategy = sim.settings.strategy
         self.phases = strategy.phases
         self.max_ccl = strategy.max_charge_current_a
@@ -148,10 +149,11 @@ class Watch:
         if core is None or core.decision is None:
             return
         soc = core.soc_state
-        error = abs(soc.soc - sim.true_soc)  # this step's truth, worked out by the system
-        if error > r.soc_error_max:
-            r.soc_error_max, r.soc_error_at = error, t
-        r.soc_samples += 1
+        if t >= self.soc_from_s:
+            error = abs(soc.soc - sim.true_soc)  # this step's truth, worked out by the system
+            if error > r.soc_error_max:
+                r.soc_error_max, r.soc_error_at = error, t
+            r.soc_samples += 1
         if not math.isfinite(soc.soc) or not 0.0 <= soc.soc <= 100.0:
             self.problem(t, f"gateway SoC {soc.soc}")
 
@@ -225,54 +227,81 @@ def _rss_mb() -> float:
 
 
 def run_soak(plan: SoakPlan, progress: bool = False) -> SoakResult:
-    """Run the plan and return its figures; `problems` lists every failed check."""
-    result = SoakResult(plan)
-    duration = plan.days * DAY
-    trace_s = min(plan.trace_hours * 3600.0, duration / 4)
-    history = History(hours=plan.history_hours) if plan.history_hours else History()
-    warm_s = history.interval * (history.samples.maxlen or 1)
-    warm_from = max(duration - trace_s - warm_s, 0.0)
-    trace_from = duration - trace_s
-    wall0 = time.perf_counter()
+    """Run the plan and return its figures; `problems` lists every failed check. Memory is
+    traced over the end of the run: a warm-up as long as the history ring, then
+    `trace_hours`."""
     sim = SimSystem(soak_setup(plan), plan.seed, bus="memory")
-    if sim.core is not None:
-        sim.core.history = history
-    watch = Watch(sim, result)
-    sim.observers.append(watch)
     try:
-        result.rss_mb.append(_rss_mb())
-        day = 1
-        while sim.t < warm_from - 1e-9:
-            sim.run(min(day * DAY, warm_from) - sim.t)
-            if sim.t >= day * DAY - 1e-9:
-                result.rss_mb.append(_rss_mb())
-                if progress:
-                    print(f"soak: day {day} done ({time.perf_counter() - wall0:.0f} s)")
-                day += 1
-        tracemalloc.start()
-        sim.run(trace_from - sim.t)  # the warm-up: refills the history ring
-        gc.collect()
-        before = tracemalloc.take_snapshot()
-        sim.run(duration - sim.t)
-        gc.collect()
-        after = tracemalloc.take_snapshot()
-        tracemalloc.stop()
-        result.rss_mb.append(_rss_mb())
-        diff = after.compare_to(before, "lineno")
-        growth = sum(d.size_diff for d in diff)
-        result.top_growth = [str(d) for d in diff[:5]]
-        result.traced_s = trace_s
-        result.traced_growth_mb = growth / 1e6
-        steady = duration - min(DAY, duration / 2)
-        result.memory_growth_mb = result.traced_growth_mb * max(steady / trace_s, 1.0)
-        watch.close_hour()
-        result.steps = sim.steps
-        result.phases_seen = sorted(watch.seen)
-        result.charged_ah = sim.truth.charge_ah
-        result.discharged_ah = sim.truth.discharge_ah
+        duration = plan.days * DAY
+        trace_s = min(plan.trace_hours * 3600.0, duration / 4)
+        history = history_of(plan)
+        warm_s = history.interval * (history.samples.maxlen or 1)
+        watch = Watch(sim, SoakResult(plan))
+        watched(sim, max(duration - trace_s - warm_s, 0.0), watch, history, progress=progress)
+        return traced(sim, duration, trace_s, watch, steady_s=duration - min(DAY, duration / 2))
     finally:
         sim.close()
-    result.wall_s = time.perf_counter() - wall0
+
+
+def history_of(plan: SoakPlan) -> History:
+    return History(hours=plan.history_hours) if plan.history_hours else History()
+
+
+def watched(
+    sim: SimSystem, until: float, watch: Watch, history: History, *, progress: bool = False
+) -> None:
+    """Run `sim` from its start to `until` under the watch; the gateway keeps `history` (a
+    shortened ring makes the memory trace's warm-up shorter)."""
+    result = watch.result
+    if sim.core is not None:
+        sim.core.history = history
+    sim.observers.append(watch)
+    wall0 = time.perf_counter()
+    result.rss_mb.append(_rss_mb())
+    day = 1
+    while sim.t < until - 1e-9:
+        sim.run(min(day * DAY, until) - sim.t)
+        if sim.t >= day * DAY - 1e-9:
+            result.rss_mb.append(_rss_mb())
+            if progress:
+                print(f"soak: day {day} done ({time.perf_counter() - wall0:.0f} s)")
+            day += 1
+    result.wall_s += time.perf_counter() - wall0
+
+
+def traced(
+    sim: SimSystem, until: float, trace_s: float, watch: Watch, *, steady_s: float
+) -> SoakResult:
+    """Go on to `until` under tracemalloc, the watch still on: first a warm-up (from now to
+    `until - trace_s`: the caller makes it as long as the history ring, so that every sample
+    the ring drops while measured was allocated under tracing), then `trace_s` measured; the
+    growth is scaled to `steady_s` (the run after its first day). Then the figures and the
+    problems."""
+    result = watch.result
+    wall0 = time.perf_counter()
+    tracemalloc.start()
+    try:
+        sim.run(until - trace_s - sim.t)  # the warm-up: refills the history ring
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        sim.run(until - sim.t)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    result.rss_mb.append(_rss_mb())
+    diff = after.compare_to(before, "lineno")
+    growth = sum(d.size_diff for d in diff)
+    result.top_growth = [str(d) for d in diff[:5]]
+    result.traced_s = trace_s
+    result.traced_growth_mb = growth / 1e6
+    result.memory_growth_mb = result.traced_growth_mb * max(steady_s / trace_s, 1.0)
+    watch.close_hour()
+    result.steps = sim.steps
+    result.phases_seen = sorted(watch.seen)
+    result.charged_ah = sim.truth.charge_ah
+    result.discharged_ah = sim.truth.discharge_ah
+    result.wall_s += time.perf_counter() - wall0
     if result.memory_growth_mb >= MEMORY_LIMIT_MB:
         result.problems.append(
             f"memory grew {result.memory_growth_mb:.2f} MB (limit {MEMORY_LIMIT_MB} MB): "
@@ -280,7 +309,7 @@ def run_soak(plan: SoakPlan, progress: bool = False) -> SoakResult:
         )
     if result.soc_error_max >= SOC_ERROR_LIMIT:
         result.problems.append(f"SoC error reached {result.soc_error_max:.2f} %")
-    if result.soc_samples < duration / plan.step_s / 2:
+    if result.soc_samples < (until - watch.soc_from_s) / result.plan.step_s / 2:
         result.problems.append(f"only {result.soc_samples} SoC samples")
     return result
 
