@@ -740,7 +740,8 @@ class Pack:
             # Every cell between empty and full (nearly always), where Cell.remaining_ah's
             # clamp changes nothing: the same products, looped in C (the truth asks every
             # step, and a property call per cell was most of its cost).
-            return min(map(mul, charges, map(_CAPACITY, cells)))
+            lowest: float = min(map(mul, charges, map(_CAPACITY, cells)))
+            return lowest
         return min(map(_REMAINING, cells))
 
     # -- faults --
