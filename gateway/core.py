@@ -457,20 +457,21 @@ class GatewayCore:
                 if FRAME_SET in asked:
                     self.emitter.sent(now, report)
                     self.sent = shaped
-        self.history.offer(
-            Sample(
-                now,
-                snap.voltage,
-                snap.current,
-                soc.soc,
-                report.limits.cvl,
-                report.limits.ccl,
-                report.limits.dcl,
-                snap.min_cell,
-                snap.max_cell,
-                snap.max_temp,
+        if self.history.due(now):  # one sample per 10 s interval: most ticks build none
+            self.history.offer(
+                Sample(
+                    now,
+                    snap.voltage,
+                    snap.current,
+                    soc.soc,
+                    report.limits.cvl,
+                    report.limits.ccl,
+                    report.limits.dcl,
+                    snap.min_cell,
+                    snap.max_cell,
+                    snap.max_temp,
+                )
             )
-        )
         return out
 
     def _pack_bounds(
