@@ -719,10 +719,10 @@ class Pack:
 
     def temperatures(self) -> list[float | None]:
         """Sensor readings (degC): each the mean of the cells it sees; None when open."""
-        temps = list(map(_TEMPERATURE, self.cells)).__getitem__
+        temperature_of = list(map(_TEMPERATURE, self.cells)).__getitem__
         # The cells a sensor sees summed in C (map), in the same order as a loop would.
         return [
-            None if k in self._open_sensors else sum(map(temps, seen)) / len(seen)
+            None if k in self._open_sensors else sum(map(temperature_of, seen)) / len(seen)
             for k, seen in enumerate(self.sensors)
         ]
 
