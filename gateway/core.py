@@ -95,6 +95,18 @@ class GatewayCore:
             settings.soc, self.chemistry, _restore(SocState, state.get("soc"), "SoC")
         )
         self.profile = make_profile(settings.inverter.profile, settings.inverter)
+        # On one bus for battery and inverter, the identifiers on_battery_frame must look at
+        # as the inverter's (its keepalive, status and requests, and ours from another
+        # device); on two buses none. Every node frame then costs one set lookup.
+        self._inverter_side_ids: frozenset[int] = (
+            frozenset(
+                {self.profile.keepalive_id, INVERTER_STATUS_ID}
+                | self.profile.request_ids
+                | OUR_INVERTER_IDS
+            )
+            if settings.buses.inverter is None
+            else frozenset()
+        )
         # Energy in and out of the battery (Victron 0x378), kept across restarts.
         self.energy: EnergyCounter = (
             _restore(EnergyCounter, state.get("energy"), "energy") or EnergyCounter()
@@ -188,7 +200,7 @@ class GatewayCore:
 
     def on_battery_frame(self, frame: Frame, now: float) -> bool:
         """A frame from the battery bus. True when the caller should tick at once."""
-        if self.settings.buses.inverter is None:  # one bus for battery and inverter
+        if frame.id in self._inverter_side_ids:  # one bus for battery and inverter
             if (
                 self.is_keepalive(frame)
                 or (frame.id == INVERTER_STATUS_ID and frame.plain)
@@ -445,20 +457,21 @@ class GatewayCore:
                 if FRAME_SET in asked:
                     self.emitter.sent(now, report)
                     self.sent = shaped
-        self.history.offer(
-            Sample(
-                now,
-                snap.voltage,
-                snap.current,
-                soc.soc,
-                report.limits.cvl,
-                report.limits.ccl,
-                report.limits.dcl,
-                snap.min_cell,
-                snap.max_cell,
-                snap.max_temp,
+        if self.history.due(now):  # one sample per 10 s interval: most ticks build none
+            self.history.offer(
+                Sample(
+                    now,
+                    snap.voltage,
+                    snap.current,
+                    soc.soc,
+                    report.limits.cvl,
+                    report.limits.ccl,
+                    report.limits.dcl,
+                    snap.min_cell,
+                    snap.max_cell,
+                    snap.max_temp,
+                )
             )
-        )
         return out
 
     def _pack_bounds(

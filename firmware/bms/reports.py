@@ -272,11 +272,12 @@ class Reports:
         v = self.cv
         v[codec.CELL_VOLTAGES_CELL_GROUP] = group
         cells = hw.cell_mv
-        for i in range(4 * group, 4 * group + 4):
-            if i < self.cells:
-                mv = cells[i]
-                ok = CELL_MV_MIN <= mv <= CELL_MV_MAX
-                v[1 + i] = mv if ok else codec.CELL_VOLTAGES_NOT_AVAILABLE
+        first = 4 * group
+        # The group's cells (the last group of a node whose cells are not a multiple of 4
+        # has fewer): the bound once per frame, not a test per cell.
+        for i in range(first, min(first + 4, self.cells)):
+            mv = cells[i]
+            v[1 + i] = mv if CELL_MV_MIN <= mv <= CELL_MV_MAX else codec.CELL_VOLTAGES_NOT_AVAILABLE
         codec.encode_cell_voltages(self.buf, v)
         self.port.send(self.ids[S_CELL_VOLTAGES], self.buf, FLAG_UNORDERED)
         self.cell_group = group + 1 if group + 1 < self.cell_groups else 0
@@ -286,11 +287,11 @@ class Reports:
         v = self.ct
         v[codec.CELL_TEMPERATURES_SENSOR_GROUP] = group
         temps = hw.temp_dc
-        for i in range(3 * group, 3 * group + 3):
-            if i < self.temps:
-                dc = temps[i]
-                ok = TEMP_DC_MIN <= dc <= TEMP_DC_MAX
-                v[1 + i] = dc if ok else codec.CELL_TEMPERATURES_NOT_AVAILABLE
+        first = 3 * group
+        for i in range(first, min(first + 3, self.temps)):  # as for the cells
+            dc = temps[i]
+            ok = TEMP_DC_MIN <= dc <= TEMP_DC_MAX
+            v[1 + i] = dc if ok else codec.CELL_TEMPERATURES_NOT_AVAILABLE
         codec.encode_cell_temperatures(self.buf, v)
         self.port.send(self.ids[S_CELL_TEMPERATURES], self.buf, FLAG_UNORDERED)
         self.temp_group = group + 1 if group + 1 < self.temp_groups else 0

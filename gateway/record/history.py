@@ -29,6 +29,11 @@ class History:
         self.samples: deque[Sample] = deque(maxlen=max(1, int(hours * 3600 / interval)))
         self._next = -math.inf
 
+    def due(self, time: float) -> bool:
+        """Whether offer() would take a sample of `time`: a caller that ticks more often
+        than the interval builds a Sample only then."""
+        return time >= self._next
+
     def offer(self, sample: Sample) -> bool:
         """Record the sample if the interval has passed since the last one."""
         if sample.time < self._next:

@@ -238,6 +238,10 @@ class SimInverter:
         self.shutdown_request = False  # Luxpower: ask the battery to shut down (0x300)
         self.cell_mv: tuple[int, int] | None = None  # Luxpower 0x355: highest, lowest
         self.growatt_blocks = (False, False)  # Growatt 0x312: charge, discharge stopped
+        # (protection, alarms, what they stop) as _alarm_blocks last worked it out.
+        self._blocks_known: (
+            tuple[ProtectionAlarms | None, AlarmsWarnings | None, tuple[bool, bool]] | None
+        ) = None
         family = self.settings.family
         self.hv = PylontechHv() if family == PYLONTECH_HV else None
         self.sunny_island = SunnyIsland() if family == SMA else None
@@ -451,16 +455,31 @@ class SimInverter:
             charge = charge and not self.growatt_blocks[0]
             discharge = discharge and not self.growatt_blocks[1]
         if self.settings.honours_alarms:
-            for table, frame, active in (
-                (PROTECTION_BLOCKS, self.protection, 1),
-                (ALARM_BLOCKS, self.alarms, AlarmsWarningsChoice.ACTIVE),
-            ):
-                if frame is None:
-                    continue
-                for name, (stops_charge, stops_discharge) in table.items():
-                    if getattr(frame, name) == active:
-                        charge = charge and not stops_charge
-                        discharge = discharge and not stops_discharge
+            stops_charge, stops_discharge = self._alarm_blocks()
+            charge = charge and not stops_charge
+            discharge = discharge and not stops_discharge
+        return charge, discharge
+
+    def _alarm_blocks(self) -> tuple[bool, bool]:
+        """Whether the protection and alarm frames last decoded stop charging, discharging.
+        Each step asks; worked out again only when either frame was decoded anew (the
+        battery repeats them unchanged for minutes, see on_frame)."""
+        protection, alarms = self.protection, self.alarms
+        known = self._blocks_known
+        if known is not None and known[0] is protection and known[1] is alarms:
+            return known[2]
+        charge = discharge = False
+        for table, frame, active in (
+            (PROTECTION_BLOCKS, protection, 1),
+            (ALARM_BLOCKS, alarms, AlarmsWarningsChoice.ACTIVE),
+        ):
+            if frame is None:
+                continue
+            for name, (stops_charge, stops_discharge) in table.items():
+                if getattr(frame, name) == active:
+                    charge = charge or stops_charge
+                    discharge = discharge or stops_discharge
+        self._blocks_known = (protection, alarms, (charge, discharge))
         return charge, discharge
 
     def _force_charge(self) -> bool:

@@ -50,7 +50,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from operator import attrgetter
+from operator import attrgetter, mul
 from typing import Self
 
 from gateway.contracts.chemistry import LFP_OCV_POINTS
@@ -568,6 +568,7 @@ _VOLTAGE: Callable[[Cell], float] = attrgetter("voltage")
 _TEMPERATURE: Callable[[Cell], float] = attrgetter("temperature_c")
 _CAPACITY: Callable[[Cell], float] = attrgetter("capacity_ah")
 _REMAINING: Callable[[Cell], float] = attrgetter("remaining_ah")
+_CHARGE: Callable[[Cell], float] = attrgetter("_charge")
 
 
 class Pack:
@@ -718,9 +719,10 @@ class Pack:
 
     def temperatures(self) -> list[float | None]:
         """Sensor readings (degC): each the mean of the cells it sees; None when open."""
-        temps = list(map(_TEMPERATURE, self.cells))
+        temperature_of = list(map(_TEMPERATURE, self.cells)).__getitem__
+        # The cells a sensor sees summed in C (map), in the same order as a loop would.
         return [
-            None if k in self._open_sensors else sum([temps[i] for i in seen]) / len(seen)
+            None if k in self._open_sensors else sum(map(temperature_of, seen)) / len(seen)
             for k, seen in enumerate(self.sensors)
         ]
 
@@ -732,7 +734,15 @@ class Pack:
     @property
     def remaining_ah(self) -> float:
         """Charge the pack can deliver before its first cell is empty (Ah)."""
-        return min(map(_REMAINING, self.cells))
+        cells = self.cells
+        charges = list(map(_CHARGE, cells))
+        if min(charges) >= 0.0 and max(charges) <= 1.0:
+            # Every cell between empty and full (nearly always), where Cell.remaining_ah's
+            # clamp changes nothing: the same products, looped in C (the truth asks every
+            # step, and a property call per cell was most of its cost).
+            lowest: float = min(map(mul, charges, map(_CAPACITY, cells)))
+            return lowest
+        return min(map(_REMAINING, cells))
 
     # -- faults --
 

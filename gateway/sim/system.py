@@ -557,13 +557,11 @@ class SimSystem:
         assert core is not None
         now = self.now()
         urgent = False
+        frames = received(self.gateway_bus)
         faults = self.bus_faults
-        for sent in received(self.gateway_bus):
-            if faults.loss and self.rng.random() < faults.loss:
-                continue
-            frame = sent
-            if faults.corruption and self.rng.random() < faults.corruption:
-                frame = replace(sent, data=_corrupt(self.rng, sent.data))
+        if faults.loss or faults.corruption:
+            frames = self._through_faults(frames)
+        for frame in frames:
             urgent |= core.on_battery_frame(frame, now)
         for frame in received(self.gateway_inverter_bus):
             urgent |= core.on_inverter_frame(frame, now)
@@ -589,6 +587,22 @@ class SimSystem:
         if self.t >= self._next_save:
             self._next_save = self.t + self.settings.persistence.interval_s
             self.save_state()
+
+    def _through_faults(self, frames: list[Frame]) -> list[Frame]:
+        """The battery bus's frames as the gateway gets them through `bus_faults`: some
+        lost, some damaged. The draws come frame by frame in the order they did when one
+        loop fed the gateway too (the gateway draws nothing from self.rng); without faults
+        the frames go to the gateway without a test each."""
+        faults = self.bus_faults
+        arrived = []
+        for sent in frames:
+            if faults.loss and self.rng.random() < faults.loss:
+                continue
+            frame = sent
+            if faults.corruption and self.rng.random() < faults.corruption:
+                frame = replace(sent, data=_corrupt(self.rng, sent.data))
+            arrived.append(frame)
+        return arrived
 
     def _write_log(self) -> None:
         writer = self._log_writer

@@ -8,6 +8,7 @@ import pytest
 from pytest import approx
 
 from gateway.contracts.decision import Alarm, Severity
+from gateway.contracts.frame import Frame
 from gateway.outputs.inverter import PROFILES, InverterSettings, make_profile, profile_class
 from tests.inverter.helpers import (
     ALARMS,
@@ -417,3 +418,21 @@ def test_sma_voltage_windows(pylon_db) -> None:
 def test_dvl_never_exceeds_cvl(pylon_db) -> None:
     f = frames_of(pylon_db, "pylontech", report(limits=limits(cvl=50.0, dvl=52.0)))
     assert f[0x351]["DischargeVoltageLimit"] == approx(50.0)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_requests_come_only_on_the_request_ids(name: str) -> None:
+    """GatewayCore looks at a battery-bus frame as the inverter's only when its id is one of
+    the profile's request_ids (or a keepalive, status or battery id): request() must answer
+    None for every other id, and answer the requests it knows on its request_ids."""
+    p = profile(name)
+    for extended in (False, True):
+        for frame_id in [*range(0x800), 0x4200, 0x4210, 0x1FFFFFFF]:
+            if frame_id > 0x7FF and not extended:
+                continue
+            for data in (b"\x00" * 8, b"\x02" + b"\x00" * 7, b"\xff" * 8):
+                frame = Frame(frame_id, data, extended)
+                if frame_id not in p.request_ids:
+                    assert p.request(frame) is None, (name, hex(frame_id), data)
+    for frame_id in p.request_ids:
+        assert p.request(Frame(frame_id, b"\x00" * 8, frame_id > 0x7FF)) is not None

@@ -60,6 +60,10 @@ class Frame:
         self.flags = flags
         self.dlc = dlc
         buf = self.data
+        if dlc == 8 and len(data) == 8:
+            # Every frame of the protocol: one slice assignment, as FrameRing.put does.
+            buf[0:8] = data
+            return
         for i in range(dlc):
             buf[i] = data[i]
         for i in range(dlc, 8):

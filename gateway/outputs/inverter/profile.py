@@ -44,6 +44,8 @@ class InverterProfile(ABC):
     quirks: ClassVar[Quirks] = Quirks()
     default_manufacturer: ClassVar[str] = "PYLON"  # 0x35E name when none is configured
     keepalive_id: ClassVar[int] = 0x305  # the inverter's keepalive (Growatt LV: 0x301)
+    # Every identifier `request` may take as a request (none: this family is never asked).
+    request_ids: ClassVar[frozenset[int]] = frozenset()
     # 0x35C bits a force-charge request sets (issue 15 item 2): bit 4 and bit 5, each read
     # by some inverters (docs/inverters.md, "Requests"). A family that misreads one of
     # them overrides this.

@@ -259,6 +259,7 @@ class PylontechHvProfile(InverterProfile):
     periodic = False
     pads_to_8 = True
     keepalive_id = REQUEST_ID  # the poll is the inverter's sign of life
+    request_ids = frozenset({REQUEST_ID})
     quirks = Quirks(voltage_max=VOLTAGE_MAX)
 
     def request(self, frame: Frame) -> str | None:

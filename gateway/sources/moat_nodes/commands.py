@@ -29,6 +29,8 @@ HEARTBEAT_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["GatewayHeartbeat"]] / 1000
 RELAY_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["RelayCommand"]] / 1000
 BALANCE_PERIOD = codec.CYCLE_MS[codec.FRAME_IDS["BalanceCommand"]] / 1000
 RESET_FRAMES = 3  # a reset is held for a few frames: the node acts on the 0 -> 1 edge
+# The heartbeat's payload (unsealed) for each gateway state, encoded when first sent.
+_HEARTBEATS: dict[int, bytes] = {}
 
 
 @dataclass
@@ -40,6 +42,10 @@ class _NodeCommand:
     relay_due: float = -math.inf
     balance_due: float = -math.inf
     freshness: int = 0  # the last Freshness sent (full value, the frame has the low 24 bits)
+    # The BalanceCommand payloads (unsealed, one per cell group) for (balance_cells,
+    # balance_floor): the request rarely changes, so they are encoded once per change.
+    balance_for: tuple[int, float] | None = None
+    balance_data: tuple[bytes, ...] = ()
 
 
 class SavedCommands(SavedState):
@@ -62,6 +68,8 @@ class NodeCommander:
         self.command_key = command_key
         self._nodes = {n: _NodeCommand() for n in cells}
         self._counters: dict[int, int] = {}
+        # Frame id -> (payload, the sealed frame for each counter value, None until made).
+        self._sealed_for: dict[int, tuple[bytes, list[Frame | None]]] = {}
         self._heartbeat_due = -math.inf
         self.gateway_state = codec.GatewayHeartbeatGatewayState.STARTING
 
@@ -84,9 +92,18 @@ class NodeCommander:
     def _sealed(self, frame_id: int, data: bytes) -> Frame:
         counter = self._counters.get(frame_id, 0)
         self._counters[frame_id] = (counter + 1) % COUNTER_MODULO
-        buf = bytearray(data)
-        seal(frame_id, buf, counter)
-        return Frame(frame_id, bytes(buf))
+        # A sealed frame depends on its id, payload and counter only. The heartbeat and the
+        # balance commands repeat their payload for hours, so while it stays the same each
+        # of the 16 counter values is sealed (a CRC over the frame) and made a Frame once.
+        memo = self._sealed_for.get(frame_id)
+        if memo is None or memo[0] != data:
+            memo = self._sealed_for[frame_id] = (data, [None] * COUNTER_MODULO)
+        frame = memo[1][counter]
+        if frame is None:
+            buf = bytearray(data)
+            seal(frame_id, buf, counter)
+            frame = memo[1][counter] = Frame(frame_id, bytes(buf))
+        return frame
 
     def request_relay(self, req: RelayRequest) -> None:
         cmd = self._nodes.get(req.node)
@@ -133,9 +150,11 @@ class NodeCommander:
 
     def heartbeat(self) -> Frame:
         frame_id = codec.FRAME_IDS["GatewayHeartbeat"]
-        data = codec.encode_gateway_heartbeat(
-            codec.GatewayHeartbeat(crc=0, counter=0, gateway_state=self.gateway_state)
-        )
+        data = _HEARTBEATS.get(self.gateway_state)
+        if data is None:
+            data = _HEARTBEATS[self.gateway_state] = codec.encode_gateway_heartbeat(
+                codec.GatewayHeartbeat(crc=0, counter=0, gateway_state=self.gateway_state)
+            )
         return self._sealed(frame_id, data)
 
     def relay_frame(self, node: int, cmd: _NodeCommand, now: float = 0.0) -> Frame:
@@ -166,19 +185,28 @@ class NodeCommander:
 
     def balance_frames(self, node: int, cmd: _NodeCommand) -> list[Frame]:
         frame_id = codec.FRAME_IDS["BalanceCommand"] | node
+        request = (cmd.balance_cells, cmd.balance_floor)
+        if cmd.balance_for != request:
+            cmd.balance_for = request
+            cmd.balance_data = self._balance_payloads(node, cmd)
+        return [self._sealed(frame_id, data) for data in cmd.balance_data]
+
+    def _balance_payloads(self, node: int, cmd: _NodeCommand) -> tuple[bytes, ...]:
+        """The BalanceCommand payloads of cmd's request, one per cell group, unsealed."""
         groups = 2 if self.cells[node] > 32 else 1
         floor = min(max(cmd.balance_floor, 0.0), 65.535)
-        frames = []
+        payloads = []
         for group in range(groups):
             bits = cmd.balance_cells >> (32 * group)
-            data = codec.encode_balance_command(
-                codec.BalanceCommand(
-                    crc=0,
-                    counter=0,
-                    cell_group=group,
-                    bleed_floor_voltage=floor,
-                    muxed=(bits & 0xFFFF, (bits >> 16) & 0xFFFF),
+            payloads.append(
+                codec.encode_balance_command(
+                    codec.BalanceCommand(
+                        crc=0,
+                        counter=0,
+                        cell_group=group,
+                        bleed_floor_voltage=floor,
+                        muxed=(bits & 0xFFFF, (bits >> 16) & 0xFFFF),
+                    )
                 )
             )
-            frames.append(self._sealed(frame_id, data))
-        return frames
+        return tuple(payloads)
