@@ -37,8 +37,9 @@ inverter's slow voltage loop. In short:
   SETTLE_S, and subtracted (a high reading only lowers the charge a little and is left
   alone; the estimate is kept while the inverter is current-limited below the CVL).
 - output: whole protocol steps, never above the hard limits; down once the loop is half
-  a step below, up once it is a whole step above (hysteresis), at most every RISE_EVERY_S
-  and then by all the whole steps the loop gained (fewer changes of 0x351).
+  a step below, up once it is a whole step above (hysteresis), RISE_EVERY_S after the last
+  change at the earliest and then by all the whole steps the loop gained (fewer changes
+  of 0x351).
 """
 
 from __future__ import annotations
@@ -58,16 +59,23 @@ SETTLE_S = 20.0
 # follows a lower CVL within a few seconds.
 TIGHTEN_S = 5.0
 OFFSET_TAU_S = 60.0  # the offset estimate follows with this time constant
-# After a cut (a cell over its maximum, or the current above CCL) the CVL does not return to
-# the step it was cut from for this long (s): with a cell at the steep top one 0.1 V step is
-# 10-20 A, and rising back to it repeated the cut every hour or so, ten changes of 0x351 each
-# time (issue 14, the benchmark's full charge with a CVL-only charger). As the limits'
-# relax_after_s: no cycle through a cut faster than four an hour.
+# After any fall of the output (a cut: a cell over its maximum, or the current above CCL; or
+# the slow loop) the CVL does not return to the step it fell from for this long (s): with a
+# cell at the steep top one 0.1 V step is 10-20 A, and rising back to it repeated the cut
+# every hour or so, ten changes of 0x351 each time (issue 14, the benchmark's full charge
+# with a CVL-only charger); in float a set point between two steps made the slow loop toggle
+# them every ten minutes. As the limits' relax_after_s: no cycle faster than four an hour.
 RETRY_S = 900.0
-# The output rises at most this often (s), to the whole steps the loop has gained meanwhile:
-# the loop's 8 mV/s made a change of 0x351 every 12.5 s on the way up (issue 14: at most 4
-# changes an hour; multis misbehave when limits change often).
-RISE_EVERY_S = 60.0
+# Falling again from the same step (within twice this) doubles the wait, up to this (s): a
+# step that takes the cell over every time is tried at most once an hour (as relax_max_s).
+RETRY_MAX_S = 3600.0
+# The output rises this long after its last change at the earliest (s), to the whole steps
+# the loop has gained meanwhile:
+# the loop's 8 mV/s made a change of 0x351 every 12.5 s on the way up, and a loop bounded by
+# the pack voltage (which follows the CVL) still climbed a step a minute after each cut, or
+# every few minutes at the top (issue 14: at most 4 changes an hour; multis misbehave when
+# limits change often). As RETRY_S: rises alone cannot make more than four changes an hour.
+RISE_EVERY_S = 900.0
 # Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
 CHARGING_C = 0.005
 # The largest offset believed (V per cell); a larger difference is something else.
@@ -95,13 +103,14 @@ class CvlController:
         self._loop: float | None = None  # slow-loop value (V pack); None: restart
         self._since_decrease = 0.0
         self._since_down_s = 0.0  # time since the output last fell
-        self._since_rise_s = math.inf  # time since the output last rose
+        self._since_change_s = math.inf  # time since the output last moved
         self._last_pack: float | None = None  # last valid pack voltage, for holding
         self._holding = False
         self._forbidden = False  # charging was forbidden in the last step
         self._was_over = False  # the charge current was above CCL in the last step
         self._cut_from: float | None = None  # the output the last cut came from (V pack)
         self._since_cut_s = math.inf
+        self._retry_s = RETRY_S  # the present wait before rising back to _cut_from
 
     def step(
         self,
@@ -131,6 +140,7 @@ class CvlController:
         if self.limit is None or allowed_max >= self.limit:
             if self.limit is not None and allowed_max > self.limit:
                 self._cut_from = None  # a higher maximum (a full charge): the old cut is moot
+                self._retry_s = RETRY_S
             self.limit = allowed_max
         else:
             self.limit = max(allowed_max, self.limit - self.fall_rate * dt)
@@ -208,7 +218,7 @@ class CvlController:
         if error < 0:
             # The slow loop stops where all cells could need no more (the cut may go on).
             loop = max(loop, min(before, pack + n * error))
-        if self._cut_from is not None and self._since_cut_s < RETRY_S:
+        if self._cut_from is not None and self._since_cut_s < self._retry_s:
             loop = min(loop, max(before, self._cut_from - cfg.step_v / 2))
         loop = max(self.floor, min(loop, hard))
         self._since_decrease = 0.0 if loop < before - _EPS else self._since_decrease + dt
@@ -216,7 +226,16 @@ class CvlController:
         self._loop = loop
         last = self.output
         out = self._quantize(loop, max(self.floor, hard), restart, dt)
-        if last is not None and out < last - _EPS and hard < last - _EPS:
+        held = self._cut_from if self._since_cut_s < self._retry_s else None
+        if last is not None and out < last - _EPS and not (held is not None and last < held):
+            # (A further fall below a step still blocked keeps that block: the step above
+            # is the one that took the cell over.)
+            again = (
+                self._cut_from is not None
+                and abs(self._cut_from - last) < _EPS
+                and self._since_cut_s < 2 * RETRY_MAX_S
+            )
+            self._retry_s = min(RETRY_MAX_S, 2 * self._retry_s) if again else RETRY_S
             self._cut_from, self._since_cut_s = last, 0.0
         return out
 
@@ -261,16 +280,16 @@ class CvlController:
         self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)
 
     def _quantize(self, loop: float, hard: float, restart: bool, dt: float) -> float:
-        """Whole steps with hysteresis, never above `hard`; rises at most every
-        RISE_EVERY_S, by the whole steps the loop gained."""
+        """Whole steps with hysteresis, never above `hard`; rises RISE_EVERY_S after the
+        last change at the earliest, by the whole steps the loop gained."""
         step = self.settings.step_v
         out = self.output
-        self._since_rise_s += dt
+        self._since_change_s += dt
         if out is None or restart:
             out = self._floor_step(loop)
         elif loop < out - step / 2:
             out = self._floor_step(loop + step / 2)
-        elif self._floor_step(loop) > out and self._since_rise_s >= RISE_EVERY_S:
+        elif self._floor_step(loop) > out and self._since_change_s >= RISE_EVERY_S:
             out = self._floor_step(loop)
         return self._set_output(min(out, self._floor_step(hard)), dt)
 
@@ -281,8 +300,8 @@ class CvlController:
 
     def _set_output(self, value: float, dt: float) -> float:
         fell = self.output is not None and value < self.output - _EPS
-        if self.output is not None and value > self.output + _EPS:
-            self._since_rise_s = 0.0
+        if self.output is not None and abs(value - self.output) > _EPS:
+            self._since_change_s = 0.0
         self._since_down_s = 0.0 if fell else self._since_down_s + dt
         self.output = value
         return value

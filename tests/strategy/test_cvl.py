@@ -10,7 +10,7 @@ import pytest
 
 from gateway.contracts.chemistry import LFP
 from gateway.contracts.snapshot import BatterySnapshot
-from gateway.strategy.cvl import RETRY_S, RISE_EVERY_S, SETTLE_S, CvlController
+from gateway.strategy.cvl import RETRY_MAX_S, RETRY_S, RISE_EVERY_S, SETTLE_S, CvlController
 from gateway.strategy.settings import CVL_RESOLUTION_V, CvlSettings, PhaseSettings
 from tests.common import DBC_DIR
 from tests.strategy.battery import snapshot
@@ -40,7 +40,7 @@ def test_output_resolution_comes_from_the_protocol() -> None:
 
 def test_far_below_the_top_the_cvl_rises_to_the_ceiling_and_stays() -> None:
     c = controller()
-    outs = [c.step(cells(3.30), 3.45, 1.0, False) for _ in range(200)]
+    outs = [c.step(cells(3.30), 3.45, 1.0, False) for _ in range(int(RISE_EVERY_S) + 100)]
     assert all(is_step(v) for v in outs)
     assert max(outs) == pytest.approx(N * 3.45)
     assert outs[-1] == pytest.approx(55.2)
@@ -79,16 +79,16 @@ def test_after_a_decrease_the_cvl_holds_then_ramps_slowly() -> None:
     assert cut_from is not None
     low = c.step(cells(3.47), 3.45, 1.0, False)
     assert low < 55.2
-    outs = [c.step(cells(3.30), 3.45, 1.0, False) for _ in range(int(RETRY_S) + 100)]
+    outs = [c.step(cells(3.30), 3.45, 1.0, False) for _ in range(int(RETRY_S + RISE_EVERY_S) + 100)]
     assert outs[:59] == [low] * 59
     rises = [(k, b - a) for k, (a, b) in enumerate(itertools.pairwise(outs)) if b > a]
     assert all(r / STEP == pytest.approx(round(r / STEP)) for _, r in rises)
-    # At most ramp_v_per_s per cell (8 mV/s for 16 cells), published at most every
-    # RISE_EVERY_S by the steps gained: 4 steps a minute, one change of 0x351.
+    # At most ramp_v_per_s per cell (8 mV/s for 16 cells), published RISE_EVERY_S after
+    # the last change at the earliest, by the steps gained: one change of 0x351.
     assert all(b - a >= RISE_EVERY_S for (a, _), (b, _) in itertools.pairwise(rises))
     assert max(r for _, r in rises) <= RISE_EVERY_S * 0.0005 * N + STEP
     # Up to a step below the one it was cut from; back to it only after RETRY_S.
-    assert max(outs[: int(RETRY_S) - 2]) == pytest.approx(cut_from - STEP)
+    assert max(outs[: int(RETRY_S) + 100]) == pytest.approx(cut_from - STEP)
     assert outs[-1] == pytest.approx(55.2)
 
 
@@ -101,13 +101,16 @@ def test_after_a_cut_the_cvl_stays_below_the_step_it_was_cut_from_for_a_while() 
         c.step(cells(3.30), 3.45, 1.0, False)
     cut_from = c.output
     c.step(cells(3.47), 3.45, 1.0, False)
-    outs = [c.step(cells(3.30, current=0.0), 3.45, 1.0, False) for _ in range(int(RETRY_S) - 2)]
+    outs = [c.step(cells(3.30, current=0.0), 3.45, 1.0, False) for _ in range(int(RETRY_S) + 100)]
     assert max(outs) == pytest.approx(cut_from - STEP)  # rose, but not back to it
-    later = [c.step(cells(3.30, current=0.0), 3.45, 1.0, False) for _ in range(100)]
+    later = [c.step(cells(3.30, current=0.0), 3.45, 1.0, False) for _ in range(1000)]
     assert later[-1] >= cut_from - 1e-9
-    # A higher maximum (a full charge starting) forgets the cut at once.
+    # A higher maximum (a full charge starting) forgets the cut at once (the rise comes
+    # RISE_EVERY_S after the cut's change).
     c.step(cells(3.47), 3.45, 1.0, False)
-    outs = [c.step(cells(3.30, current=0.0), 3.55, 1.0, False) for _ in range(600)]
+    outs = [
+        c.step(cells(3.30, current=0.0), 3.55, 1.0, False) for _ in range(int(RISE_EVERY_S) + 100)
+    ]
     assert max(outs) > cut_from
 
 
@@ -223,3 +226,27 @@ def test_the_at_rest_bound_does_not_pull_the_cvl_down_while_the_top_cell_has_roo
     near = cells(3.535, current=10.0)
     outs = [c.step(near, 3.55, 1.0, False, headroom=1.0, ir_cell_v=0.012) for _ in range(120)]
     assert min(outs) < before
+
+
+def test_falling_again_from_the_same_step_doubles_the_wait_before_rising_back() -> None:
+    # A cell at the steep top, or a float set point between two output steps: every return
+    # to the step takes the cell over and the CVL falls again. Each time from the same step
+    # the wait doubles, up to RETRY_MAX_S: the step is tried at most once an hour (issue 14).
+    c = controller()
+    for _ in range(int(2 * RISE_EVERY_S)):
+        c.step(cells(3.30), 3.45, 1.0, False)
+    cut_from = c.output
+    assert cut_from == pytest.approx(N * 3.45)  # at the ceiling
+    waits = []
+    for _ in range(4):
+        c.step(cells(3.47), 3.45, 1.0, False)  # the step takes the cell over: cut
+        t = 0
+        while c.output is not None and c.output < cut_from - 1e-9:
+            c.step(cells(3.30, current=0.0), 3.45, 1.0, False)
+            t += 1
+            assert t < 2 * RETRY_MAX_S
+        waits.append(t)
+    assert RETRY_S <= waits[0] <= RETRY_S + RISE_EVERY_S + 60
+    assert 2 * RETRY_S <= waits[1] <= 2 * RETRY_S + RISE_EVERY_S + 60
+    assert RETRY_MAX_S <= waits[2] <= RETRY_MAX_S + RISE_EVERY_S + 60
+    assert RETRY_MAX_S <= waits[3] <= RETRY_MAX_S + RISE_EVERY_S + 60
