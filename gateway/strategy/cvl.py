@@ -37,9 +37,8 @@ inverter's slow voltage loop. In short:
   SETTLE_S, and subtracted (a high reading only lowers the charge a little and is left
   alone; the estimate is kept while the inverter is current-limited below the CVL).
 - output: whole protocol steps, never above the hard limits; down once the loop is half
-  a step below, up once it is a whole step above (hysteresis), RISE_EVERY_S after the last
-  change at the earliest and then by all the whole steps the loop gained (fewer changes
-  of 0x351).
+  a step below, up once it is a whole step above (hysteresis), at most every RISE_EVERY_S
+  and then by all the whole steps the loop gained (fewer changes of 0x351).
 """
 
 from __future__ import annotations
@@ -69,13 +68,10 @@ RETRY_S = 900.0
 # Falling again from the same step (within twice this) doubles the wait, up to this (s): a
 # step that takes the cell over every time is tried at most once an hour (as relax_max_s).
 RETRY_MAX_S = 3600.0
-# The output rises this long after its last change at the earliest (s), to the whole steps
-# the loop has gained meanwhile:
-# the loop's 8 mV/s made a change of 0x351 every 12.5 s on the way up, and a loop bounded by
-# the pack voltage (which follows the CVL) still climbed a step a minute after each cut, or
-# every few minutes at the top (issue 14: at most 4 changes an hour; multis misbehave when
-# limits change often). As RETRY_S: rises alone cannot make more than four changes an hour.
-RISE_EVERY_S = 900.0
+# The output rises at most this often (s), to the whole steps the loop has gained meanwhile:
+# the loop's 8 mV/s made a change of 0x351 every 12.5 s on the way up (issue 14: at most 4
+# changes an hour; multis misbehave when limits change often).
+RISE_EVERY_S = 60.0
 # Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
 CHARGING_C = 0.005
 # The largest offset believed (V per cell); a larger difference is something else.
@@ -103,7 +99,7 @@ class CvlController:
         self._loop: float | None = None  # slow-loop value (V pack); None: restart
         self._since_decrease = 0.0
         self._since_down_s = 0.0  # time since the output last fell
-        self._since_change_s = math.inf  # time since the output last moved
+        self._since_rise_s = math.inf  # time since the output last rose
         self._last_pack: float | None = None  # last valid pack voltage, for holding
         self._holding = False
         self._forbidden = False  # charging was forbidden in the last step
@@ -280,16 +276,16 @@ class CvlController:
         self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)
 
     def _quantize(self, loop: float, hard: float, restart: bool, dt: float) -> float:
-        """Whole steps with hysteresis, never above `hard`; rises RISE_EVERY_S after the
-        last change at the earliest, by the whole steps the loop gained."""
+        """Whole steps with hysteresis, never above `hard`; rises at most every
+        RISE_EVERY_S, by the whole steps the loop gained."""
         step = self.settings.step_v
         out = self.output
-        self._since_change_s += dt
+        self._since_rise_s += dt
         if out is None or restart:
             out = self._floor_step(loop)
         elif loop < out - step / 2:
             out = self._floor_step(loop + step / 2)
-        elif self._floor_step(loop) > out and self._since_change_s >= RISE_EVERY_S:
+        elif self._floor_step(loop) > out and self._since_rise_s >= RISE_EVERY_S:
             out = self._floor_step(loop)
         return self._set_output(min(out, self._floor_step(hard)), dt)
 
@@ -300,8 +296,8 @@ class CvlController:
 
     def _set_output(self, value: float, dt: float) -> float:
         fell = self.output is not None and value < self.output - _EPS
-        if self.output is not None and abs(value - self.output) > _EPS:
-            self._since_change_s = 0.0
+        if self.output is not None and value > self.output + _EPS:
+            self._since_rise_s = 0.0
         self._since_down_s = 0.0 if fell else self._since_down_s + dt
         self.output = value
         return value
