@@ -222,10 +222,7 @@ class CvlController:
         self._loop = loop
         last = self.output
         out = self._quantize(loop, max(self.floor, hard), restart, dt)
-        held = self._cut_from if self._since_cut_s < self._retry_s else None
-        if last is not None and out < last - _EPS and not (held is not None and last < held):
-            # (A further fall below a step still blocked keeps that block: the step above
-            # is the one that took the cell over.)
+        if last is not None and out < last - _EPS:
             again = (
                 self._cut_from is not None
                 and abs(self._cut_from - last) < _EPS
