@@ -74,6 +74,13 @@ RETRY_MAX_S = 3600.0
 RISE_EVERY_S = 60.0
 # Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
 CHARGING_C = 0.005
+# The repeated cut and the offset learning need the charge current above CHARGING_C on
+# average over this time constant (s), not in one sample: a current sensor's offset and
+# noise (0.3 A and 0.2 A in the charge-quality matrix) crossed 0.5 A now and then with a
+# pack resting above the float CVL, and each crossing cut the CVL another step, down to its
+# floor, with a learnt voltmeter offset of 0.8 V (issue 14: 56 changes of 0x351 in an hour
+# with an inverter that does not pull the pack down). The first cut stays on the sample.
+CHARGE_TAU_S = 10.0
 # The largest offset believed (V per cell); a larger difference is something else.
 OFFSET_MAX_V = 0.05
 
@@ -107,6 +114,7 @@ class CvlController:
         self._cut_from: float | None = None  # the output the last cut came from (V pack)
         self._since_cut_s = math.inf
         self._retry_s = RETRY_S  # the present wait before rising back to _cut_from
+        self._charge_a = 0.0  # the charge current, filtered over CHARGE_TAU_S (A)
 
     def step(
         self,
@@ -148,7 +156,10 @@ class CvlController:
         self._holding = False
         self._last_pack = min(v for v, _, _ in strings)
         charging = snap.current > CHARGING_C * snap.capacity_ah
-        self._learn_offset(charging, self._last_pack, dt)
+        if math.isfinite(snap.current):
+            self._charge_a += (snap.current - self._charge_a) * min(1.0, dt / CHARGE_TAU_S)
+        sustained = charging and self._charge_a > CHARGING_C * snap.capacity_ah
+        self._learn_offset(sustained, self._last_pack, dt)
         if charge_allowed and self._forbidden:
             self._loop = None  # start afresh from the cells, as after a stop
         self._forbidden = not charge_allowed
@@ -166,7 +177,7 @@ class CvlController:
             if charging and s_top > self.limit:
                 drop = s_near * (s_top - self.limit)
                 hard = min(hard, s_pack + self.offset - drop)
-                if settled and self.output is not None:
+                if settled and sustained and self.output is not None:
                     # Still above after the inverter had time to follow: cut again from the
                     # CVL itself, whatever its voltmeter makes of our pack voltage.
                     hard = min(hard, self.output - max(drop, cfg.step_v))

@@ -247,3 +247,22 @@ def test_falling_again_from_the_same_step_doubles_the_wait_before_rising_back() 
     assert 2 * RETRY_S <= waits[1] <= 2 * RETRY_S + RISE_EVERY_S + 60
     assert RETRY_MAX_S <= waits[2] <= RETRY_MAX_S + RISE_EVERY_S + 60
     assert RETRY_MAX_S <= waits[3] <= RETRY_MAX_S + RISE_EVERY_S + 60
+
+
+def test_a_sensor_offset_at_rest_does_not_walk_the_cvl_down() -> None:
+    # A pack resting above the float maximum (an inverter that does not discharge it) and a
+    # current sensor reading 0.3 A with noise: samples above 0.5 A (0.005 C) looked like a
+    # charge, and each repeated the cut, a step every 20 s down to the floor, with a learnt
+    # voltmeter offset of 0.8 V (issue 14, the matrix's full charge, no-pull-down).
+    c = controller()
+    for _ in range(300):  # resting: the float ramp and the slow loop are done
+        c.step(cells(3.43, rest=3.40, current=0.0), 3.375, 1.0, False)
+    # 280 Ah here: 0.84 A is the matrix's 0.3 A on 100 Ah, 0.005 C is 1.4 A.
+    noisy = [0.84 + (0.7 if k % 2 else -0.7) for k in range(600)]
+    outs = [c.step(cells(3.43, rest=3.40, current=i), 3.375, 1.0, False) for i in noisy]
+    falls = sum(b < a for a, b in itertools.pairwise(outs))
+    assert falls <= 1  # the first cut on the sample, nothing repeated
+    assert c.offset > -0.01
+    # A real charge still cuts again and again.
+    outs = [c.step(cells(3.43, rest=3.40, current=10.0), 3.375, 1.0, False) for _ in range(120)]
+    assert sum(b < a for a, b in itertools.pairwise(outs)) >= 3
