@@ -15,8 +15,10 @@ CCL fell 35, 24.5, 17 ... 2.9 A, eight decreases in twenty seconds, each a chang
   the table asks for a taper, not for protection, and the look-ahead has already gone
   lower. Within GUARD_V of the edge, beyond it, or with an unknown reading, every decrease
   applies in the same step.
-- A level rises again only HOLD_S after the last decrease (the look-ahead stands that long)
-  and once the cell is LEVEL_HYSTERESIS_V past the level's edge: at rest near an edge, 1 mV
+- A level rises again only HOLD_S after the last decrease (the look-ahead stands that long),
+  one level at a time (after a descent to the bottom, a jump back to what the table allows
+  a relaxed cell took it over its maximum before the CVL cut), and once the cell is
+  LEVEL_HYSTERESIS_V past the level's edge: at rest near an edge, 1 mV
   steps and noise moved the CCL a level up and down every quarter hour (issue 14). When the
   limit may actually rise is its ramp's business (ramp.py: relax wait, back-off).
 
@@ -80,9 +82,16 @@ class CellLevel:
         self._since_fall += dt
         now = _level(factor(value), self.ratio)
         if now > self.level and self._since_fall >= HOLD_S:
-            # Higher only past the edge by the hysteresis, and not while the look-ahead
-            # of the last decrease stands.
-            self.level = max(self.level, _level(factor(value + s * LEVEL_HYSTERESIS_V), self.ratio))
+            # Higher only past the edge by the hysteresis, not while the look-ahead of the
+            # last decrease stands, and one level at a time: a cell at the steep top rests
+            # far below its maximum once the current is gone, and a jump back to what the
+            # table allows there (0.2 -> 24.5 A) took it 25 mV over before the CVL cut
+            # (the matrix's full charge, no-pull-down; the periodic-full-charge scenario).
+            step_up = max(SMALLEST_LEVEL, self.level / self.ratio) if self.ratio < 1.0 else 1.0
+            self.level = max(
+                self.level,
+                min(step_up, _level(factor(value + s * LEVEL_HYSTERESIS_V), self.ratio)),
+            )
         elif now < self.level:
             guarded = not known or now == 0.0 or s * (edge - raw) <= GUARD_V
             if guarded or self._since_fall >= HOLD_S:
