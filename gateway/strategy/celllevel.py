@@ -38,10 +38,12 @@ SMALLEST_LEVEL = 0.02
 # A level rises only once the cell is this far past the level's edge (V per cell).
 LEVEL_HYSTERESIS_V = 0.005
 # A decrease goes to the level the cell reaches within this long at its present rate (s).
-LOOKAHEAD_S = 120.0
+# 0: off. At 120 s the descent was one decision, but the periodic-full-charge scenario then
+# took a cell to 3.580 V (its check: 3.57 V); not understood yet (issue 14).
+LOOKAHEAD_S = 0.0
 # After a decrease, further decreases away from the edge wait this long (s); as LOOKAHEAD_S,
 # so the wait never outlasts what the last decision already covered at the rate then seen.
-HOLD_S = LOOKAHEAD_S
+HOLD_S = 0.0  # 0: off, as LOOKAHEAD_S
 # Within this of the edge (V per cell, raw reading) a decrease never waits: the LFP table's
 # last 25 mV, where the charge current is at most 5 % of the maximum.
 GUARD_V = 0.025
