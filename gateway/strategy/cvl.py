@@ -58,18 +58,29 @@ SETTLE_S = 20.0
 # follows a lower CVL within a few seconds.
 TIGHTEN_S = 5.0
 OFFSET_TAU_S = 60.0  # the offset estimate follows with this time constant
-# After a cut (a cell over its maximum, or the current above CCL) the CVL does not return to
-# the step it was cut from for this long (s): with a cell at the steep top one 0.1 V step is
-# 10-20 A, and rising back to it repeated the cut every hour or so, ten changes of 0x351 each
-# time (issue 14, the benchmark's full charge with a CVL-only charger). As the limits'
-# relax_after_s: no cycle through a cut faster than four an hour.
+# After any fall of the output (a cut: a cell over its maximum, or the current above CCL; or
+# the slow loop) the CVL does not return to the step it fell from for this long (s): with a
+# cell at the steep top one 0.1 V step is 10-20 A, and rising back to it repeated the cut
+# every hour or so, ten changes of 0x351 each time (issue 14, the benchmark's full charge
+# with a CVL-only charger); in float a set point between two steps made the slow loop toggle
+# them every ten minutes. As the limits' relax_after_s: no cycle faster than four an hour.
 RETRY_S = 900.0
+# Falling again from the same step (within twice this) doubles the wait, up to this (s): a
+# step that takes the cell over every time is tried at most once an hour (as relax_max_s).
+RETRY_MAX_S = 3600.0
 # The output rises at most this often (s), to the whole steps the loop has gained meanwhile:
 # the loop's 8 mV/s made a change of 0x351 every 12.5 s on the way up (issue 14: at most 4
 # changes an hour; multis misbehave when limits change often).
 RISE_EVERY_S = 60.0
 # Charging, for the repeated cut and the offset: above this C-rate (a trickle is noise).
 CHARGING_C = 0.005
+# The repeated cut and the offset learning need the charge current above CHARGING_C on
+# average over this time constant (s), not in one sample: a current sensor's offset and
+# noise (0.3 A and 0.2 A in the charge-quality matrix) crossed 0.5 A now and then with a
+# pack resting above the float CVL, and each crossing cut the CVL another step, down to its
+# floor, with a learnt voltmeter offset of 0.8 V (issue 14: 56 changes of 0x351 in an hour
+# with an inverter that does not pull the pack down). The first cut stays on the sample.
+CHARGE_TAU_S = 10.0
 # The largest offset believed (V per cell); a larger difference is something else.
 OFFSET_MAX_V = 0.05
 
@@ -102,6 +113,8 @@ class CvlController:
         self._was_over = False  # the charge current was above CCL in the last step
         self._cut_from: float | None = None  # the output the last cut came from (V pack)
         self._since_cut_s = math.inf
+        self._retry_s = RETRY_S  # the present wait before rising back to _cut_from
+        self._charge_a = 0.0  # the charge current, filtered over CHARGE_TAU_S (A)
 
     def step(
         self,
@@ -131,6 +144,7 @@ class CvlController:
         if self.limit is None or allowed_max >= self.limit:
             if self.limit is not None and allowed_max > self.limit:
                 self._cut_from = None  # a higher maximum (a full charge): the old cut is moot
+                self._retry_s = RETRY_S
             self.limit = allowed_max
         else:
             self.limit = max(allowed_max, self.limit - self.fall_rate * dt)
@@ -142,7 +156,10 @@ class CvlController:
         self._holding = False
         self._last_pack = min(v for v, _, _ in strings)
         charging = snap.current > CHARGING_C * snap.capacity_ah
-        self._learn_offset(charging, self._last_pack, dt)
+        if math.isfinite(snap.current):
+            self._charge_a += (snap.current - self._charge_a) * min(1.0, dt / CHARGE_TAU_S)
+        sustained = charging and self._charge_a > CHARGING_C * snap.capacity_ah
+        self._learn_offset(sustained, self._last_pack, dt)
         if charge_allowed and self._forbidden:
             self._loop = None  # start afresh from the cells, as after a stop
         self._forbidden = not charge_allowed
@@ -160,7 +177,7 @@ class CvlController:
             if charging and s_top > self.limit:
                 drop = s_near * (s_top - self.limit)
                 hard = min(hard, s_pack + self.offset - drop)
-                if settled and self.output is not None:
+                if settled and sustained and self.output is not None:
                     # Still above after the inverter had time to follow: cut again from the
                     # CVL itself, whatever its voltmeter makes of our pack voltage.
                     hard = min(hard, self.output - max(drop, cfg.step_v))
@@ -208,7 +225,7 @@ class CvlController:
         if error < 0:
             # The slow loop stops where all cells could need no more (the cut may go on).
             loop = max(loop, min(before, pack + n * error))
-        if self._cut_from is not None and self._since_cut_s < RETRY_S:
+        if self._cut_from is not None and self._since_cut_s < self._retry_s:
             loop = min(loop, max(before, self._cut_from - cfg.step_v / 2))
         loop = max(self.floor, min(loop, hard))
         self._since_decrease = 0.0 if loop < before - _EPS else self._since_decrease + dt
@@ -216,7 +233,13 @@ class CvlController:
         self._loop = loop
         last = self.output
         out = self._quantize(loop, max(self.floor, hard), restart, dt)
-        if last is not None and out < last - _EPS and hard < last - _EPS:
+        if last is not None and out < last - _EPS:
+            again = (
+                self._cut_from is not None
+                and abs(self._cut_from - last) < _EPS
+                and self._since_cut_s < 2 * RETRY_MAX_S
+            )
+            self._retry_s = min(RETRY_MAX_S, 2 * self._retry_s) if again else RETRY_S
             self._cut_from, self._since_cut_s = last, 0.0
         return out
 

@@ -5,7 +5,8 @@ SoC when enabled, node flags), times the share of parallel strings online. Node 
 by level and kind (table below); temperature windows block a direction with hysteresis.
 The cell-voltage factors move between levels (level_ratio^k), from the extreme cells
 without their IR drop (the controller passes them, resistance.py): a limit that follows
-a raw reading through its own IR drop cycles.
+a raw reading through its own IR drop cycles. A descent through the levels is one
+decision, not one per level (celllevel.py).
 """
 
 from __future__ import annotations
@@ -18,17 +19,11 @@ from gateway.contracts.chemistry import ChemistrySpec, Curve, TemperatureWindow
 from gateway.contracts.decision import Alarm, Severity
 from gateway.contracts.snapshot import BatterySnapshot, Level, ProtectionKind
 from gateway.strategy.alarms import raise_alarm
+from gateway.strategy.celllevel import CellLevel
 from gateway.strategy.flags import Effect, Flags, flag_effect, flags
 from gateway.strategy.settings import DeratingSettings
 
 Reason = Callable[[], str]
-# Below this fraction the cell-voltage factor is used as it is: near the top of the charge
-# a few tenths of an ampere matter, and the current there changes little per level.
-SMALLEST_LEVEL = 0.02
-# A cell-voltage factor rises to a higher level only once the cell is this far past the
-# level's edge (V per cell): at rest near an edge, 1 mV steps and noise moved the CCL a level
-# up and down every quarter hour (issue 14, the benchmark's full charge).
-LEVEL_HYSTERESIS_V = 0.005
 
 
 class TemperatureGate:
@@ -78,8 +73,8 @@ class Derater:
         self.chemistry = chemistry
         self.charge_gate = TemperatureGate(chemistry.charge_temp)
         self.discharge_gate = TemperatureGate(chemistry.discharge_temp)
-        self._charge_level = 1.0  # the cell-voltage factors of the last step
-        self._discharge_level = 1.0
+        self.charge_level = CellLevel(settings.level_ratio, worse_up=True)
+        self.discharge_level = CellLevel(settings.level_ratio, worse_up=False)
 
     def step(
         self,
@@ -90,10 +85,12 @@ class Derater:
         *,
         max_cell: float | None = None,
         min_cell: float | None = None,
+        dt: float = math.inf,
     ) -> Derating:
         """Fractions for a valid snapshot; `allowed_max` is the cell maximum (V) the charge
         derating counts from; `max_cell` / `min_cell` replace the snapshot's extreme cells
-        (the controller passes them without their IR drop, resistance.py)."""
+        (the controller passes them without their IR drop, resistance.py); `dt` is the time
+        since the last step (s; unknown: no decrease waits, celllevel.py)."""
         top = snap.max_cell if max_cell is None else max_cell
         bottom = snap.min_cell if min_cell is None else min_cell
         prof, cfg = self.chemistry, self.settings
@@ -103,21 +100,17 @@ class Derater:
         discharge: list[tuple[float, Reason]] = []
         alarms: dict[Alarm, Severity] = {}
 
-        ratio = cfg.level_ratio
         if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
-            up = _level(_at(prof.charge_by_cell, top - allowed_max), ratio)
-            if up > self._charge_level:  # higher only past the edge by the hysteresis
-                up = max(
-                    self._charge_level,
-                    _level(_at(prof.charge_by_cell, top + LEVEL_HYSTERESIS_V - allowed_max), ratio),
-                )
-            down = _level(_at(prof.discharge_by_cell, bottom), ratio)
-            if down > self._discharge_level:
-                down = max(
-                    self._discharge_level,
-                    _level(_at(prof.discharge_by_cell, bottom - LEVEL_HYSTERESIS_V), ratio),
-                )
-            self._charge_level, self._discharge_level = up, down
+            up = self.charge_level.step(
+                lambda v: _at(prof.charge_by_cell, v - allowed_max),
+                top,
+                snap.max_cell,
+                allowed_max,
+                dt,
+            )
+            down = self.discharge_level.step(
+                lambda v: _at(prof.discharge_by_cell, v), bottom, snap.min_cell, prof.min_cell_v, dt
+            )
             charge.append((up, lambda: f"max cell {top:.3f} V"))
             discharge.append((down, lambda: f"min cell {bottom:.3f} V"))
 
@@ -190,14 +183,6 @@ def _at(curve: Curve, x: float) -> float:
     """Curve value; an unknown input allows nothing."""
     y = curve.at(x)
     return 0.0 if math.isnan(y) else y
-
-
-def _level(factor: float, ratio: float) -> float:
-    """The highest level ratio^k at or below `factor` (k whole; the factor itself below
-    SMALLEST_LEVEL, where the levels would crowd, and without levels)."""
-    if ratio >= 1.0 or factor <= SMALLEST_LEVEL or factor >= 1.0:
-        return factor
-    return float(ratio ** math.ceil(math.log(factor) / math.log(ratio) - 1e-9))
 
 
 def _temp_alarm(snap: BatterySnapshot, curve: Curve) -> Alarm:

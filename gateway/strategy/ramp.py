@@ -9,6 +9,11 @@
   decrease (a stop by the fail-safe excepted: it recovers as from the start): no reversal
   from down to up faster than that, so a loop through the battery (IR drop, an inverter's
   lag) cannot cycle the limit faster either.
+- An increase that a decrease reverses within relax_after_s was a failed try (a cell at
+  the steep top of its curve takes no more current): the next increase waits twice as
+  long, and so on up to relax_max_s. A limit probing a full cell every quarter hour made a
+  cycle of four to eight changes of 0x351 each time (issue 14); with the back-off it comes
+  at most once an hour. An increase that holds, a phase change or a stop resets the wait.
 - From 0 the limit recovers only once the target reaches recover_fraction of the maximum:
   on/off hysteresis, so a limit cannot flap around 0.
 - Increases (ramp starts) are counted; beyond max_increases_per_hour in the last hour a
@@ -39,6 +44,9 @@ class LimitRamp:
         self._starts: deque[float] = deque()  # counted times of the ramp starts
         self._since_change = math.inf  # counted time since the last decrease or ramp end
         self._since_step = math.inf  # counted time since the ramp's last step
+        self._since_up = math.inf  # counted time since the output last rose
+        self._trying = False  # an increase not yet held for relax_after_s
+        self._wait_s = settings.relax_after_s  # the present relax wait (backs off)
 
     @property
     def increases_last_hour(self) -> int:
@@ -53,6 +61,10 @@ class LimitRamp:
         while self._starts and self._starts[0] <= self._clock - HOUR_S:
             self._starts.popleft()
         self._since_change += dt
+        self._since_up += dt
+        if self._trying and self._since_up >= cfg.relax_after_s:
+            self._trying = False  # the last increase held: back to the normal wait
+            self._wait_s = cfg.relax_after_s
         if math.isnan(target):
             target = 0.0
         target = max(0.0, min(self.maximum, target))
@@ -63,6 +75,9 @@ class LimitRamp:
             if target == 0.0 or out - target >= cfg.min_step_a:
                 self.output = target
                 self._since_change = 0.0
+                if self._trying:  # the last increase failed
+                    self._trying = False
+                    self._wait_s = min(max(cfg.relax_max_s, cfg.relax_after_s), 2 * self._wait_s)
             return self.output
         if target == out:
             self._ramping = False
@@ -76,7 +91,7 @@ class LimitRamp:
                 return out
             self._above_s += dt
             budget = len(self._starts) < cfg.max_increases_per_hour
-            relaxed = self._since_change >= cfg.relax_after_s
+            relaxed = self._since_change >= self._wait_s
             if self._above_s < cfg.hold_s or not budget or not relaxed:
                 return out
             self._ramping = True
@@ -87,6 +102,7 @@ class LimitRamp:
             return out
         self._since_step = 0.0
         self.output = min(target, out + cfg.ramp_a_per_s * max(dt, cfg.ramp_step_s))
+        self._since_up, self._trying = 0.0, True
         if self.output >= target:
             self._ramping = False
             self._above_s = 0.0
@@ -96,6 +112,8 @@ class LimitRamp:
     def new_phase(self) -> None:
         """The charge phase changed: an increase need not wait relax_after_s."""
         self._since_change = math.inf
+        self._wait_s = self.settings.relax_after_s
+        self._trying = False
 
     def stop(self) -> float:
         """Force the limit to 0 at once (fail-safe); it recovers as from the start."""
@@ -103,4 +121,6 @@ class LimitRamp:
         self._ramping = False
         self._above_s = 0.0
         self._since_change = math.inf
+        self._wait_s = self.settings.relax_after_s
+        self._trying = False
         return 0.0

@@ -278,6 +278,14 @@ class LimitSettings(_Section):
         "clears the wait): "
         "the shortest down-up reversal (s)",
     )
+    relax_max_s: float = Field(
+        3600.0,
+        ge=0,
+        le=14400,
+        description="an increase that a decrease reverses within relax_after_s was a failed "
+        "try: the next increase waits twice as long, and so on up to this (s); an increase "
+        "that holds, a phase change or a stop resets the wait to relax_after_s",
+    )
     max_increases_per_hour: int = Field(
         30,
         ge=1,

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.contracts.chemistry import LFP
 from gateway.contracts.snapshot import BatterySnapshot
-from gateway.strategy.cvl import RETRY_S, RISE_EVERY_S, SETTLE_S, CvlController
+from gateway.strategy.cvl import RETRY_MAX_S, RETRY_S, RISE_EVERY_S, SETTLE_S, CvlController
 from gateway.strategy.settings import CVL_RESOLUTION_V, CvlSettings, PhaseSettings
 from tests.common import DBC_DIR
 from tests.strategy.battery import snapshot
@@ -223,3 +223,46 @@ def test_the_at_rest_bound_does_not_pull_the_cvl_down_while_the_top_cell_has_roo
     near = cells(3.535, current=10.0)
     outs = [c.step(near, 3.55, 1.0, False, headroom=1.0, ir_cell_v=0.012) for _ in range(120)]
     assert min(outs) < before
+
+
+def test_falling_again_from_the_same_step_doubles_the_wait_before_rising_back() -> None:
+    # A cell at the steep top, or a float set point between two output steps: every return
+    # to the step takes the cell over and the CVL falls again. Each time from the same step
+    # the wait doubles, up to RETRY_MAX_S: the step is tried at most once an hour (issue 14).
+    c = controller()
+    for _ in range(int(RETRY_S)):
+        c.step(cells(3.30), 3.45, 1.0, False)
+    cut_from = c.output
+    assert cut_from == pytest.approx(N * 3.45)  # at the ceiling
+    waits = []
+    for _ in range(4):
+        c.step(cells(3.47), 3.45, 1.0, False)  # the step takes the cell over: cut
+        t = 0
+        while c.output is not None and c.output < cut_from - 1e-9:
+            c.step(cells(3.30, current=0.0), 3.45, 1.0, False)
+            t += 1
+            assert t < 2 * RETRY_MAX_S
+        waits.append(t)
+    assert RETRY_S <= waits[0] <= RETRY_S + RISE_EVERY_S + 60
+    assert 2 * RETRY_S <= waits[1] <= 2 * RETRY_S + RISE_EVERY_S + 60
+    assert RETRY_MAX_S <= waits[2] <= RETRY_MAX_S + RISE_EVERY_S + 60
+    assert RETRY_MAX_S <= waits[3] <= RETRY_MAX_S + RISE_EVERY_S + 60
+
+
+def test_a_sensor_offset_at_rest_does_not_walk_the_cvl_down() -> None:
+    # A pack resting above the float maximum (an inverter that does not discharge it) and a
+    # current sensor reading 0.3 A with noise: samples above 0.5 A (0.005 C) looked like a
+    # charge, and each repeated the cut, a step every 20 s down to the floor, with a learnt
+    # voltmeter offset of 0.8 V (issue 14, the matrix's full charge, no-pull-down).
+    c = controller()
+    for _ in range(300):  # resting: the float ramp and the slow loop are done
+        c.step(cells(3.43, rest=3.40, current=0.0), 3.375, 1.0, False)
+    # 280 Ah here: 0.84 A is the matrix's 0.3 A on 100 Ah, 0.005 C is 1.4 A.
+    noisy = [0.84 + (0.7 if k % 2 else -0.7) for k in range(600)]
+    outs = [c.step(cells(3.43, rest=3.40, current=i), 3.375, 1.0, False) for i in noisy]
+    falls = sum(b < a for a, b in itertools.pairwise(outs))
+    assert falls <= 1  # the first cut on the sample, nothing repeated
+    assert c.offset > -0.01
+    # A real charge still cuts again and again.
+    outs = [c.step(cells(3.43, rest=3.40, current=10.0), 3.375, 1.0, False) for _ in range(120)]
+    assert sum(b < a for a, b in itertools.pairwise(outs)) >= 3

@@ -165,3 +165,37 @@ def test_a_ramp_moves_in_steps_so_a_recovery_is_one_change_of_the_limits() -> No
     assert changes == [(29, 50.0), (39, 100.0)]
     r = LimitRamp(cfg, 100.0)
     assert [r.step(40.0, 1.0) for _ in range(31)][-2:] == [40.0, 40.0]
+
+
+def test_an_increase_reversed_at_once_makes_the_next_wait_twice_as_long() -> None:
+    # A full cell at the steep top: every increase brings current that takes it up again,
+    # and the limit comes straight back down. Probing it every quarter hour made four to
+    # eight changes of 0x351 each time (issue 14); failed tries back off to once an hour.
+    cfg = LimitSettings(
+        ramp_step_s=10, hold_s=30, ramp_a_per_s=5, relax_after_s=900, relax_max_s=3600
+    )
+    r = ramp_at(50.0, cfg)
+    r.step(1.0, 1.0)  # the cell reaches the top: down
+    waits = []
+    for _ in range(4):
+        t = 0
+        while r.step(10.0, 1.0) < 10.0:  # the cell rests lower: the table allows more
+            t += 1
+        waits.append(t)
+        for _ in range(60):  # a minute later the current took the cell up again: down
+            r.step(10.0, 1.0)
+        r.step(1.0, 1.0)
+    assert waits[0] == pytest.approx(900 + 10, abs=15)
+    assert waits[1] == pytest.approx(1800, abs=15)
+    assert waits[2] == pytest.approx(3600, abs=15)
+    assert waits[3] == pytest.approx(3600, abs=15)
+    # An increase that holds for relax_after_s ends the back-off.
+    while r.step(10.0, 1.0) < 10.0:
+        pass
+    for _ in range(900):
+        r.step(10.0, 1.0)
+    r.step(1.0, 1.0)
+    t = 0
+    while r.step(10.0, 1.0) < 10.0:
+        t += 1
+    assert t == pytest.approx(900, abs=15)
