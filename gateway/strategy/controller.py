@@ -177,7 +177,6 @@ class ChargeController:
             node_flags.connected,
             max_cell=self.highest.step(snap, dt),
             min_cell=self.lowest.step(snap, dt),
-            dt=dt,
         )
         for alarm, severity in derating.alarms.items():
             raise_alarm(alarms, alarm, severity)

@@ -5,8 +5,8 @@ SoC when enabled, node flags), times the share of parallel strings online. Node 
 by level and kind (table below); temperature windows block a direction with hysteresis.
 The cell-voltage factors move between levels (level_ratio^k), from the extreme cells
 without their IR drop (the controller passes them, resistance.py): a limit that follows
-a raw reading through its own IR drop cycles. A descent through the levels is one
-decision, not one per level (celllevel.py).
+a raw reading through its own IR drop cycles; a level falls at once and rises one level at a
+time (celllevel.py).
 """
 
 from __future__ import annotations
@@ -85,12 +85,10 @@ class Derater:
         *,
         max_cell: float | None = None,
         min_cell: float | None = None,
-        dt: float = math.inf,
     ) -> Derating:
         """Fractions for a valid snapshot; `allowed_max` is the cell maximum (V) the charge
         derating counts from; `max_cell` / `min_cell` replace the snapshot's extreme cells
-        (the controller passes them without their IR drop, resistance.py); `dt` is the time
-        since the last step (s; unknown: no decrease waits, celllevel.py)."""
+        (the controller passes them without their IR drop, resistance.py)."""
         top = snap.max_cell if max_cell is None else max_cell
         bottom = snap.min_cell if min_cell is None else min_cell
         prof, cfg = self.chemistry, self.settings
@@ -101,16 +99,8 @@ class Derater:
         alarms: dict[Alarm, Severity] = {}
 
         if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
-            up = self.charge_level.step(
-                lambda v: _at(prof.charge_by_cell, v - allowed_max),
-                top,
-                snap.max_cell,
-                allowed_max,
-                dt,
-            )
-            down = self.discharge_level.step(
-                lambda v: _at(prof.discharge_by_cell, v), bottom, snap.min_cell, prof.min_cell_v, dt
-            )
+            up = self.charge_level.step(lambda v: _at(prof.charge_by_cell, v - allowed_max), top)
+            down = self.discharge_level.step(lambda v: _at(prof.discharge_by_cell, v), bottom)
             charge.append((up, lambda: f"max cell {top:.3f} V"))
             discharge.append((down, lambda: f"min cell {bottom:.3f} V"))
 

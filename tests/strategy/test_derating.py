@@ -214,13 +214,12 @@ def test_flags_of_a_node_that_isolated_its_string_do_not_derate_the_others() -> 
     assert (d.charge, d.discharge) == (0.5, 0.5)  # only its share is gone
 
 
-def test_a_decrease_at_the_maximum_never_waits() -> None:
+def test_a_decrease_never_waits() -> None:
     d = Derater(DeratingSettings(level_ratio=0.7), LFP)
-    d.step(snapshot(cells(top=3.40)), 3.45, 50.0, dt=1.0)
-    d.step(snapshot(cells(top=3.41)), 3.45, 50.0, dt=1.0)  # a decrease: the others wait...
-    # ... except within GUARD_V of the maximum, and a stop.
-    assert d.step(snapshot(cells(top=3.445)), 3.45, 50.0, dt=1.0).charge <= 0.014 + 1e-9
-    assert d.step(snapshot(cells(top=3.51)), 3.45, 50.0, dt=1.0).charge == 0.0
+    d.step(snapshot(cells(top=3.40)), 3.45, 50.0)
+    d.step(snapshot(cells(top=3.41)), 3.45, 50.0)  # a decrease, and the next one at once:
+    assert d.step(snapshot(cells(top=3.445)), 3.45, 50.0).charge <= 0.014 + 1e-9
+    assert d.step(snapshot(cells(top=3.51)), 3.45, 50.0).charge == 0.0  # and a stop
 
 
 def test_after_a_descent_the_level_comes_back_one_level_at_a_time() -> None:
@@ -229,9 +228,9 @@ def test_after_a_descent_the_level_comes_back_one_level_at_a_time() -> None:
     # before the CVL cut (issue 14, the matrix's full charge with no-pull-down).
     d = Derater(DeratingSettings(level_ratio=0.7), LFP)
     for k in range(40):  # up the steep top at 2 mV/s
-        d.step(snapshot(cells(top=3.40 + 0.002 * k)), 3.45, 50.0, dt=1.0)
-    low = d.step(snapshot(cells(top=3.449)), 3.45, 50.0, dt=1.0).charge
-    rested = [d.step(snapshot(cells(top=3.38)), 3.45, 50.0, dt=1.0).charge for _ in range(400)]
+        d.step(snapshot(cells(top=3.40 + 0.002 * k)), 3.45, 50.0)
+    low = d.step(snapshot(cells(top=3.449)), 3.45, 50.0).charge
+    rested = [d.step(snapshot(cells(top=3.38)), 3.45, 50.0).charge for _ in range(400)]
     rises = sorted(set(rested))
     assert rested[-1] > low
     assert all(b <= max(0.02, a / 0.7) + 1e-12 for a, b in itertools.pairwise([low, *rises]))
