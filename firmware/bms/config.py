@@ -66,6 +66,7 @@ SCHEMA = (
     ("temp_spread_c", _NUMBER, 5, 100),
     ("hysteresis_cell_mv", _INT, 0, 500),
     ("hysteresis_temp_c", _NUMBER, 0, 30),
+    ("hysteresis_charge_cold_c", _NUMBER, 0, 30),
     ("hysteresis_current_a", _NUMBER, 0, 500),
     ("debounce_voltage_ms", _INT, 0, 60000),
     ("debounce_temperature_ms", _INT, 0, 60000),
@@ -105,6 +106,10 @@ COMMON_DEFAULTS = {
     "temp_spread_c": 25,
     "hysteresis_cell_mv": 20,
     "hysteresis_temp_c": 5,
+    # Warming after a cold night is slow and steady (no chatter to damp), and the plating
+    # risk is the present temperature: a band as wide as the others' held the LFP warning
+    # (3 degC) to 8 degC, hours past the gateway's own re-open point (0 degC + 5 K).
+    "hysteresis_charge_cold_c": 2,
     "hysteresis_current_a": 5,
     "debounce_voltage_ms": 200,
     "debounce_temperature_ms": 1000,
@@ -340,6 +345,7 @@ class Config:
         self.hysteresis_cell_mv = v["hysteresis_cell_mv"]
         self.hysteresis_pack_mv = v["hysteresis_cell_mv"] * cells
         self.hysteresis_dc = _dc(v["hysteresis_temp_c"])
+        self.hysteresis_charge_cold_dc = _dc(v["hysteresis_charge_cold_c"])
         self.hysteresis_ma = round(v["hysteresis_current_a"] * 1000)
         self.debounce_voltage_ms = v["debounce_voltage_ms"]
         self.debounce_temperature_ms = v["debounce_temperature_ms"]

@@ -136,7 +136,7 @@ TABLE = (
     (PACK_OVER_VOLTAGE,      ALL,        M_PACK_HIGH,           M_PACK_HIGH,            ABOVE, "pack_over_mv",       "hysteresis_pack_mv",   "debounce_voltage_ms",      None),
     (PACK_UNDER_VOLTAGE,     ALL,        M_PACK_LOW,            M_PACK_LOW,             BELOW, "pack_under_mv",      "hysteresis_pack_mv",   "debounce_voltage_ms",      None),
     (CHARGE_OVER_TEMP,       ALL,        M_TEMP_MAX,            M_CHARGE_TEMP_MAX,      ABOVE, "charge_over_dc",     "hysteresis_dc",        "debounce_temperature_ms",  None),
-    (CHARGE_UNDER_TEMP,      ALL,        M_TEMP_MIN,            M_CHARGE_TEMP_MIN,      BELOW, "charge_under_dc",    "hysteresis_dc",        "debounce_temperature_ms",  None),
+    (CHARGE_UNDER_TEMP,      ALL,        M_TEMP_MIN,            M_CHARGE_TEMP_MIN,      BELOW, "charge_under_dc",    "hysteresis_charge_cold_dc", "debounce_temperature_ms", None),
     (DISCHARGE_OVER_TEMP,    ALL,        M_TEMP_MAX,            M_DISCHARGE_TEMP_MAX,   ABOVE, "discharge_over_dc",  "hysteresis_dc",        "debounce_temperature_ms",  None),
     (DISCHARGE_UNDER_TEMP,   ALL,        M_TEMP_MIN,            M_DISCHARGE_TEMP_MIN,   BELOW, "discharge_under_dc", "hysteresis_dc",        "debounce_temperature_ms",  None),
     (CHARGE_OVER_CURRENT,    ALL,        M_CHARGE_CURRENT,      M_CHARGE_CURRENT,       ABOVE, "charge_over_ma",     "hysteresis_ma",        "debounce_current_ms",      None),

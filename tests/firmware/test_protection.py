@@ -190,6 +190,30 @@ def test_temperature_release_hysteresis_is_5_degrees(bench: Callable[..., Bench]
     assert not b.node.warnings & protect.BALANCER_OVER_TEMP
 
 
+def test_the_charge_cold_warning_releases_where_the_gateway_allows_charging_again(
+    bench: Callable[..., Bench],
+) -> None:
+    """After a cold night the LFP warning (3 degC) clears at 5 degC, where the gateway's own
+    charge window opens again (0 degC + 5 K), not 5 K above the warning: with the general
+    temperature hysteresis the warning held charging off to 8 degC, which on a cold morning
+    was hours of sun (docs/charge-quality.md, cold morning)."""
+    b = active_bench(bench)
+    for i in range(b.temps):
+        b.hw.temp_dc[i] = 10  # 1 degC, at rest: the warning, no fault (not charging)
+    b.run(1500)
+    assert b.node.warnings & protect.CHARGE_UNDER_TEMP
+    assert not b.node.faults
+    for i in range(b.temps):
+        b.hw.temp_dc[i] = 45  # 4.5 degC: not yet 2 K above the warning
+    b.run(5000)
+    assert b.node.warnings & protect.CHARGE_UNDER_TEMP
+    for i in range(b.temps):
+        b.hw.temp_dc[i] = 51  # 5.1 degC
+    b.run(4100)  # released 4 x the debounce after the first good sample
+    assert not b.node.warnings & protect.CHARGE_UNDER_TEMP
+    assert b.node.infos & protect.CHARGE_UNDER_TEMP  # the info level (10 degC) stays
+
+
 def test_info_and_warning_levels_do_not_open_the_relay(bench: Callable[..., Bench]) -> None:
     b = active_bench(bench)
     b.set_cell(3, 3620)  # above info (3550) and warning (3600), below fault (3650)

@@ -20,6 +20,7 @@ from benchmarks.charge_quality import (
 )
 from benchmarks.charge_quality import build as build_cell
 from benchmarks.common import Result
+from bms.lifecycle import TRIPPED
 from gateway.contracts.decision import Phase
 from gateway.sim.power import Constant
 from gateway.sim.system import SimSetup
@@ -121,3 +122,35 @@ def test_perfect_sensors_and_the_soc_error_after_the_first_full_charge() -> None
     assert 0.0 <= day.soc_error_after_full_end <= day.soc_error_after_full_max
     assert day.soc_error_after_full_max <= day.soc_error_max
     assert met(day)[target] == (day.soc_error_after_full_max < 3.0)
+
+
+def test_after_a_cold_night_charging_resumes_where_the_gateway_allows_it() -> None:
+    """The cells at 1 degC after a cold night, the day warming them: charging starts once the
+    coldest cell is at the LFP window's re-open point (5 degC), not held off by the node's
+    charge-cold warning to 8 degC (its release hysteresis was the general 5 K: on the
+    matrix's cold morning that was charging from 13:40 instead of 12:00, float after 18:00);
+    no charge below 0 degC, no trip."""
+
+    def thawing(step_s: float) -> SimSetup:
+        setup = CASES["cold-morning"].setup(step_s)
+        setup.ambient_c = 1.0  # the cells' start
+        setup.start_hour = 11.0
+        setup.pv = Constant(3000.0)
+        setup.load = Constant(200.0)
+        return setup
+
+    case = replace(CASES["cold-morning"], setup=thawing, prepare=lambda sim: None)
+    sim, watch = build_cell(case, "ideal", step_s=1.0)
+    started_at_c = math.nan
+    with sim:
+        sim.battery.set_ambient(20.0)
+        while math.isnan(started_at_c):
+            assert sim.t < 3600.0, "no charge within an hour of warming"
+            sim.run(10.0)
+            cells = [c for p in sim.battery.packs.values() for c in p.cells]
+            if sim.inverter_current > 5.0:
+                started_at_c = min(c.temperature_c for c in cells)
+        day = watch.finish()[0]
+        assert all(n.node.faults == 0 and n.node.state != TRIPPED for n in sim.nodes.values())
+    assert 5.0 <= started_at_c < 6.5
+    assert day.cold_charge_ah == 0.0
