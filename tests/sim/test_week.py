@@ -28,6 +28,7 @@ from tests.soak.soak import (
     Watch,
     history_of,
     traced,
+    warm_up_s,
     watched,
 )
 
@@ -47,8 +48,7 @@ def test_a_week_of_daily_cycles() -> None:
         watched(sim, scenario.duration, watch, history)
         problems = scenario.check(sim, record)
         sim.observers.remove(record.observe)
-        warm_s = history.interval * (history.samples.maxlen or 1)
-        end = scenario.duration + warm_s + TRACE_S
+        end = scenario.duration + warm_up_s(history) + TRACE_S
         soaked = traced(sim, end, TRACE_S, watch, steady_s=scenario.duration - DAY_S)
     # The figures, visible with -rA.
     print(f"7 days: {record.values}")

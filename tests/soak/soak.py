@@ -235,7 +235,7 @@ def run_soak(plan: SoakPlan, progress: bool = False) -> SoakResult:
         duration = plan.days * DAY
         trace_s = min(plan.trace_hours * 3600.0, duration / 4)
         history = history_of(plan)
-        warm_s = history.interval * (history.samples.maxlen or 1)
+        warm_s = warm_up_s(history)
         watch = Watch(sim, SoakResult(plan))
         watched(sim, max(duration - trace_s - warm_s, 0.0), watch, history, progress=progress)
         return traced(sim, duration, trace_s, watch, steady_s=duration - min(DAY, duration / 2))
@@ -245,6 +245,12 @@ def run_soak(plan: SoakPlan, progress: bool = False) -> SoakResult:
 
 def history_of(plan: SoakPlan) -> History:
     return History(hours=plan.history_hours) if plan.history_hours else History()
+
+
+def warm_up_s(history: History) -> float:
+    """How long the gateway runs before its history ring is full (s): memory traced after
+    that is not the ring filling up."""
+    return history.interval * (history.samples.maxlen or 1)
 
 
 def watched(
