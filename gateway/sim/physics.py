@@ -303,7 +303,8 @@ class Cell:
     With any effect of CellParams.realistic on, the cell takes its full path: the OCV moves
     between a charge and a discharge branch (`hysteresis`, -1..1) and with temperature, the
     apparent capacity shrinks with cold and current (the OCV is read at a charge stretched
-    away from the middle: full and empty come sooner), R1 follows temperature and a
+    away from the middle: in the cold full and empty come sooner, under current the end it
+    heads for), R1 follows temperature and a
     charge-transfer overpotential adds to the voltage.
     """
 
@@ -482,9 +483,14 @@ class Cell:
         heat_w = i * i * r0 + v_rc * v_rc / r1 + i * eta + self.heat_in_w
         t_eq = ambient_c + heat_w * self._inv_g
         self.temperature_c = t_eq + (t - t_eq) * self._decay_th
-        # Apparent capacity: the OCV is read at the charge stretched away from the middle.
-        fraction *= 1.0 - p.capacity_loss_per_c * (i if i > 0.0 else -i) / self.capacity_ah
+        # Apparent capacity: the OCV is read at the charge stretched away from the middle;
+        # cold stretches both ends, the current only the end it heads for (a discharge
+        # stretching the full end made a cell at 99.9 % read 36 mV higher at 0.1 C).
         x = 0.5 + (charge - 0.5) / fraction
+        if (x > 0.5) == (i > 0.0):
+            x = 0.5 + (x - 0.5) / (
+                1.0 - p.capacity_loss_per_c * (i if i > 0.0 else -i) / self.capacity_ah
+            )
         if x > CHARGE_MAX:
             x = CHARGE_MAX
         elif x < CHARGE_MIN:

@@ -90,6 +90,25 @@ def test_a_high_c_rate_reads_full_sooner() -> None:
     assert charge_at(params, 25.0, 100.0, 3.60) < charge_at(params, 25.0, 5.0, 3.60) - 0.005
 
 
+def test_a_discharge_makes_empty_come_sooner_not_full() -> None:
+    """The rate effect moves the end the current heads for: a nearly full cell that starts
+    to discharge must not read fuller than at rest (it did: the stretch away from the middle
+    took the open-circuit part of a cell at 99.9 % 20 mV up at 0.1 C, which the matrix
+    counted as a cell over its maximum after each CVL cut); a nearly empty one reads emptier
+    under discharge, and charging reads full sooner (the test above)."""
+    params = CellParams(self_discharge_pct_month=0.0, capacity_loss_per_c=0.02)
+
+    def ocv(charge: float, amps: float) -> float:
+        cell = Cell(params, charge)
+        cell.step(1e-3, amps, 25.0)
+        return cell.ocv
+
+    assert ocv(0.999, -10.0) <= ocv(0.999, 0.0)
+    assert ocv(0.02, -10.0) < ocv(0.02, 0.0)
+    assert ocv(0.999, 10.0) > ocv(0.999, 0.0)
+    assert ocv(0.02, 10.0) >= ocv(0.02, 0.0)
+
+
 def test_charge_transfer_resistance_falls_with_the_current() -> None:
     def rise(amps: float) -> float:
         cell = Cell(CellParams(exchange_current_a=20.0, r0_ohm=1e-6), 0.5)
