@@ -600,7 +600,7 @@ class SimSystem:
                 continue
             frame = sent
             if faults.corruption and self.rng.random() < faults.corruption:
-                frame = replace(sent, data=_corrupt(self.rng, sent.data))
+                frame = sent._replace(data=_corrupt(self.rng, sent.data))
             arrived.append(frame)
         return arrived
 

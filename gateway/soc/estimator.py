@@ -24,10 +24,11 @@ returns the new `SocState`, which the service persists (`to_dict` / `from_dict`)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.decision import Phase
+from gateway.contracts.evolve import evolve
 from gateway.contracts.snapshot import BatterySnapshot, NodeSnapshot, ProtectionKind
 from gateway.soc.settings import SocSettings
 from gateway.soc.state import MAX_UNCERTAINTY, SocSource, SocState
@@ -88,7 +89,7 @@ class SocEstimator:
         learning restarts."""
         if not (math.isfinite(percent) and 0.0 <= percent <= 100.0):
             raise ValueError(f"SoC {percent!r} is not within 0..100 %")
-        self._state = replace(
+        self._state = evolve(
             self._state,
             soc=percent,
             strings=tuple(percent for _ in self._state.strings),
@@ -103,14 +104,14 @@ class SocEstimator:
         voltages: no voltage here to calibrate on). Counting and cycles go on as before."""
         if not (math.isfinite(percent) and 0.0 <= percent <= 100.0):
             raise ValueError(f"SoC {percent!r} is not within 0..100 %")
-        self._state = replace(self._state, soc=percent, source=SocSource.PACKS)
+        self._state = evolve(self._state, soc=percent, source=SocSource.PACKS)
         return self._state
 
     def request_ocv(self) -> SocState:
         """The user asks for the SoC from the rested voltage: it is set at the next rest
         where the OCV curve is steep enough (at once if the pack has rested long enough)."""
         if self._state.source is not SocSource.NONE:
-            self._state = replace(self._state, source=SocSource.ESTIMATE)
+            self._state = evolve(self._state, source=SocSource.ESTIMATE)
             self._rest_used = False
         return self._state
 
@@ -147,9 +148,9 @@ class SocEstimator:
         the battery's SoC and forgets the offsets."""
         st = self._state
         if len(st.strings) != count:
-            st = replace(st, strings=(st.soc,) * count)
+            st = evolve(st, strings=(st.soc,) * count)
         if len(st.offsets) != count:
-            st = replace(st, offsets=(0.0,) * count)
+            st = evolve(st, offsets=(0.0,) * count)
         self._state = st
 
     def _start(self, snap: BatterySnapshot, branches: list[_Branch]) -> None:
@@ -165,7 +166,7 @@ class SocEstimator:
         if math.isnan(low) or math.isnan(high):
             return
         soc, error = 0.5 * (low + high), 0.5 * (high - low)
-        self._state = replace(
+        self._state = evolve(
             self._state,
             soc=soc,
             strings=(soc,) * len(branches),
@@ -215,7 +216,7 @@ class SocEstimator:
         growth = 100.0 * (
             cfg.count_error * gross_ah / rated_total + cfg.current_offset_error_c * dt / 3600.0
         )
-        self._state = replace(
+        self._state = evolve(
             st,
             strings=tuple(strings),
             soc=_weighted(strings, branches),
@@ -235,6 +236,7 @@ class SocEstimator:
         which the node reports itself) are not learned."""
         cfg = self.settings
         offsets = list(self._state.offsets)
+        learned = False
         for b in branches:
             if b.relay_closed or not math.isfinite(b.current):
                 self._open_s.pop(b.index, None)
@@ -244,7 +246,9 @@ class SocEstimator:
             if opened < cfg.offset_settle_s or too_large or b.sensor_fault:
                 continue
             offsets[b.index] += (b.current - offsets[b.index]) * min(1.0, dt / cfg.offset_tau_s)
-        self._state = replace(self._state, offsets=tuple(offsets))
+            learned = True
+        if learned:  # with every relay closed (most ticks) nothing is learned
+            self._state = evolve(self._state, offsets=tuple(offsets))
 
     # ------------------------------------------------------------------ calibration
 
@@ -330,7 +334,7 @@ class SocEstimator:
                 if cfg.learn_min_fraction <= measured <= cfg.learn_max_fraction:
                     health += cfg.learn_weight * abs(span) / 100.0 * (measured - health)
                     learned += 1
-        self._state = replace(
+        self._state = evolve(
             st,
             health=health,
             learned=learned,
@@ -343,7 +347,7 @@ class SocEstimator:
         self, strings: list[float], branches: list[_Branch], source: SocSource, error: float
     ) -> None:
         """The value of a trusted point replaces the count."""
-        self._state = replace(
+        self._state = evolve(
             self._state,
             soc=_weighted(strings, branches),
             strings=tuple(strings),
@@ -367,7 +371,7 @@ class SocEstimator:
         self._learn(_weighted(strings, branches))
         error = self._partly(branches, FULL_UNCERTAINTY)
         self._calibrated(strings, branches, SocSource.FULL, error)
-        self._state = replace(self._state, last_full=now)
+        self._state = evolve(self._state, last_full=now)
 
     def _partly(self, branches: list[_Branch], error: float) -> float:
         """± points of the battery after a calibration of the strings whose relay is closed:
@@ -391,7 +395,7 @@ class SocEstimator:
         self._learn(_weighted(strings, branches))
         error = self._partly(branches, EMPTY_UNCERTAINTY)
         self._calibrated(strings, branches, SocSource.EMPTY, error)
-        self._state = replace(self._state, last_empty=now)
+        self._state = evolve(self._state, last_empty=now)
 
     def _low_end(self, min_cell: float, dt: float, branches: list[_Branch]) -> None:
         """Near empty, pull the count toward the SoC the lowest cell's voltage says.
@@ -415,7 +419,7 @@ class SocEstimator:
             if b.relay_closed:
                 strings[b.index] += (target - strings[b.index]) * pull
                 strings[b.index] = min(100.0, max(0.0, strings[b.index]))
-        self._state = replace(self._state, strings=tuple(strings), soc=_weighted(strings, branches))
+        self._state = evolve(self._state, strings=tuple(strings), soc=_weighted(strings, branches))
 
 
 def _branches(snap: BatterySnapshot) -> list[_Branch]:
@@ -439,14 +443,30 @@ def _branches(snap: BatterySnapshot) -> list[_Branch]:
 
 def _sensor_fault(node: NodeSnapshot | None) -> bool:
     """The node says its current reading is implausible (its own rest-offset check)."""
+    if node is None or not (node.faults or node.warnings):  # every tick, as a rule
+        return False
     doubtful = (ProtectionKind.SENSOR_FAULT, ProtectionKind.PLAUSIBILITY)
-    return node is not None and any(k in node.faults or k in node.warnings for k in doubtful)
+    return any(k in node.faults or k in node.warnings for k in doubtful)
 
 
 def _lowest_cell(snap: BatterySnapshot, nodes: tuple[int, ...]) -> float:
-    """The lowest cell of a string from its nodes' cell voltages, else the battery's."""
-    volts = [v for n in nodes for v in snap.cell_voltages.get(n, ()) if math.isfinite(v) and v > 0]
-    return min(volts) if volts else snap.min_cell
+    """The lowest cell of a string from its nodes' cell voltages (those finite and above
+    0), else the battery's."""
+    low = math.inf
+    for n in nodes:
+        cells = snap.cell_voltages.get(n, ())
+        if not cells:
+            continue
+        # Every tick asks: when every reading is usable (a sum tells a NaN or an infinity)
+        # the builtin finds the lowest without a Python comparison per cell.
+        least = min(cells)
+        if not (least > 0 and math.isfinite(sum(cells))):
+            usable = [v for v in cells if math.isfinite(v) and v > 0]
+            if not usable:
+                continue
+            least = min(usable)
+        low = min(low, least)
+    return low if low < math.inf else snap.min_cell
 
 
 def _usable(snap: BatterySnapshot, branches: list[_Branch]) -> bool:
