@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gateway.contracts.decision import Alarm, Severity
 
@@ -110,9 +110,12 @@ class Quirks:
     voltage_max: float = MAX_VOLTAGE
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """The values one frame set carries, in physical units; None = unknown (never known)."""
+class Outgoing(NamedTuple):
+    """The values one frame set carries, in physical units; None = unknown (never known).
+
+    A NamedTuple (immutable, made in C) rather than a frozen dataclass: every frame set
+    makes one, and a frozen dataclass's __init__ sets its 38 fields one object.__setattr__
+    at a time."""
 
     cvl: float
     ccl: float
