@@ -182,8 +182,8 @@ class CanLink:
         if memory is None:
             return bool(self.inner.send(can_id, data, flags))
         try:
-            memory.send_frames(
-                (Frame(can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR)),)
+            memory.send_one(
+                Frame(can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR))
             )
         except can.CanOperationError:
             return False
