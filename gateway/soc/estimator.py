@@ -24,7 +24,7 @@ returns the new `SocState`, which the service persists (`to_dict` / `from_dict`)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.decision import Phase
@@ -44,11 +44,11 @@ FULL_UNCERTAINTY = 1.0
 EMPTY_UNCERTAINTY = 4.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Branch:
-    """One parallel string as the counter sees it."""
+class _Branch(NamedTuple):
+    """One parallel string as the counter sees it (a NamedTuple: one per string every
+    tick, made in C)."""
 
-    index: int
+    number: int  # its position in the topology (0..)
     current: float  # A as read, + = charging; NaN when unknown
     capacity_ah: float  # rated
     relay_closed: bool
@@ -180,7 +180,7 @@ class SocEstimator:
         """Current through each string whose relay is closed, less its learned offset."""
         offsets = self._state.offsets
         return {
-            b.index: b.current - offsets[b.index]
+            b.number: b.current - offsets[b.number]
             for b in branches
             if b.relay_closed and math.isfinite(b.current)
         }
@@ -202,17 +202,17 @@ class SocEstimator:
         net_ah = gross_ah = 0.0
         every_string = True
         for b in branches:
-            if b.index not in currents:
+            if b.number not in currents:
                 every_string = every_string and not b.relay_closed
                 continue
-            now_a = currents[b.index]
-            ah = 0.5 * (now_a + last_current.get(b.index, now_a)) * dt / 3600.0
+            now_a = currents[b.number]
+            ah = 0.5 * (now_a + last_current.get(b.number, now_a)) * dt / 3600.0
             if ah > 0:
                 ah *= cfg.charge_efficiency
             net_ah += ah
             gross_ah += abs(ah)
-            soc = strings[b.index] + 100.0 * ah / (b.capacity_ah * st.health)
-            strings[b.index] = min(100.0, max(0.0, soc))
+            soc = strings[b.number] + 100.0 * ah / (b.capacity_ah * st.health)
+            strings[b.number] = min(100.0, max(0.0, soc))
         growth = 100.0 * (
             cfg.count_error * gross_ah / rated_total + cfg.current_offset_error_c * dt / 3600.0
         )
@@ -239,13 +239,13 @@ class SocEstimator:
         learned = False
         for b in branches:
             if b.relay_closed or not math.isfinite(b.current):
-                self._open_s.pop(b.index, None)
+                self._open_s.pop(b.number, None)
                 continue
-            self._open_s[b.index] = opened = self._open_s.get(b.index, 0.0) + dt
+            self._open_s[b.number] = opened = self._open_s.get(b.number, 0.0) + dt
             too_large = abs(b.current) > cfg.offset_max_c * b.capacity_ah
             if opened < cfg.offset_settle_s or too_large or b.sensor_fault:
                 continue
-            offsets[b.index] += (b.current - offsets[b.index]) * min(1.0, dt / cfg.offset_tau_s)
+            offsets[b.number] += (b.current - offsets[b.number]) * min(1.0, dt / cfg.offset_tau_s)
             learned = True
         if learned:  # with every relay closed (most ticks) nothing is learned
             self._state = evolve(self._state, offsets=tuple(offsets))
@@ -314,7 +314,7 @@ class SocEstimator:
             error = self._ocv_error(cell, cfg.ocv_voltage_error_v)
             if math.isnan(soc) or error > cfg.ocv_max_error:
                 return False
-            strings[b.index] = soc
+            strings[b.number] = soc
             worst = max(worst, error)
         self._learn(_weighted(strings, branches))
         if not st.trusted or worst < st.uncertainty:
@@ -365,7 +365,7 @@ class SocEstimator:
         TOP_RESOLVED_SOC..100 % (it also never turns an end of charge into a reason to
         charge again)."""
         strings = [
-            self._full_value(b.min_cell) if b.relay_closed else self._state.strings[b.index]
+            self._full_value(b.min_cell) if b.relay_closed else self._state.strings[b.number]
             for b in branches
         ]
         self._learn(_weighted(strings, branches))
@@ -391,7 +391,7 @@ class SocEstimator:
         return 100.0 if math.isnan(lacking) else min(100.0, max(TOP_RESOLVED_SOC, lacking))
 
     def _set_empty(self, now: float, branches: list[_Branch]) -> None:
-        strings = [0.0 if b.relay_closed else self._state.strings[b.index] for b in branches]
+        strings = [0.0 if b.relay_closed else self._state.strings[b.number] for b in branches]
         self._learn(_weighted(strings, branches))
         error = self._partly(branches, EMPTY_UNCERTAINTY)
         self._calibrated(strings, branches, SocSource.EMPTY, error)
@@ -417,8 +417,8 @@ class SocEstimator:
         strings = list(self._state.strings)
         for b in branches:
             if b.relay_closed:
-                strings[b.index] += (target - strings[b.index]) * pull
-                strings[b.index] = min(100.0, max(0.0, strings[b.index]))
+                strings[b.number] += (target - strings[b.number]) * pull
+                strings[b.number] = min(100.0, max(0.0, strings[b.number]))
         self._state = evolve(self._state, strings=tuple(strings), soc=_weighted(strings, branches))
 
 
@@ -484,7 +484,7 @@ def _usable(snap: BatterySnapshot, branches: list[_Branch]) -> bool:
 def _weighted(strings: list[float], branches: list[_Branch]) -> float:
     """The battery's SoC: the strings' SoC weighted by their rated capacity."""
     total = math.fsum(b.capacity_ah for b in branches)
-    return math.fsum(strings[b.index] * b.capacity_ah for b in branches) / total
+    return math.fsum(strings[b.number] * b.capacity_ah for b in branches) / total
 
 
 def _mean_cell(snap: BatterySnapshot) -> float:
