@@ -184,6 +184,8 @@ class CanLink:
         try:
             memory.send_one(
                 Frame(can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR))
+                if flags
+                else Frame(can_id, bytes(data))  # a plain data frame: nearly every one
             )
         except can.CanOperationError:
             return False
