@@ -289,6 +289,17 @@ class Shaper:
         max_cell_t = self._temperature("max_cell_t", report.max_cell_temperature)
         if self.average_temperature and min_cell_t is not None and max_cell_t is not None:
             temperature = (min_cell_t + max_cell_t) / 2
+        counts: tuple[int, ...] = (
+            report.modules_online,
+            report.modules_blocking_charge,
+            report.modules_blocking_discharge,
+            report.modules_offline,
+            report.cells_in_series,
+            report.modules_in_series,
+        )
+        if max(counts) > MAX_COUNT:  # never for a real battery: one test, not six a frame set
+            counts = tuple([min(c, MAX_COUNT) for c in counts])
+        online, blocking_charge, blocking_discharge, offline, cells, modules = counts
         return Outgoing(
             cvl=cvl,
             ccl=ccl,
@@ -309,10 +320,10 @@ class Shaper:
             max_cell_temperature=max_cell_t,
             capacity_ah=self._hold("capacity_ah", capacity),
             alarms=alarms,
-            modules_online=min(report.modules_online, MAX_COUNT),
-            modules_blocking_charge=min(report.modules_blocking_charge, MAX_COUNT),
-            modules_blocking_discharge=min(report.modules_blocking_discharge, MAX_COUNT),
-            modules_offline=min(report.modules_offline, MAX_COUNT),
+            modules_online=online,
+            modules_blocking_charge=blocking_charge,
+            modules_blocking_discharge=blocking_discharge,
+            modules_offline=offline,
             manufacturer=report.manufacturer,
             bms_name=report.bms_name,
             firmware_version=report.firmware_version,
@@ -321,8 +332,8 @@ class Shaper:
             max_cell_id=report.max_cell_id,
             charged_wh=_energy(report.charged_wh),
             discharged_wh=_energy(report.discharged_wh),
-            cells_in_series=min(report.cells_in_series, MAX_COUNT),
-            modules_in_series=min(report.modules_in_series, MAX_COUNT),
+            cells_in_series=cells,
+            modules_in_series=modules,
             module_voltages=tuple(
                 (n, min(v, self.quirks.voltage_max))
                 for n, v in report.module_voltages
