@@ -24,6 +24,7 @@ returns the new `SocState`, which the service persists (`to_dict` / `from_dict`)
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import NamedTuple
 
 from gateway.contracts.chemistry import ChemistrySpec
@@ -55,6 +56,10 @@ class _Branch(NamedTuple):
     mean_cell: float  # V, NaN when unknown
     min_cell: float  # V: its lowest cell, else the battery's lowest (NaN when unknown)
     sensor_fault: bool = False  # a node of it reports its current sensor implausible
+
+
+# A branch's rated capacity, read in C: the sums over the strings run every tick.
+_CAPACITY = attrgetter("capacity_ah")
 
 
 class SocEstimator:
@@ -197,7 +202,7 @@ class SocEstimator:
         st, cfg = self._state, self.settings
         elapsed = now - last_time
         dt = min(max(elapsed, 0.0), cfg.max_step_s)
-        rated_total = math.fsum(b.capacity_ah for b in branches)
+        rated_total = math.fsum(map(_CAPACITY, branches))
         strings = list(st.strings)
         net_ah = gross_ah = 0.0
         every_string = True
@@ -261,7 +266,7 @@ class SocEstimator:
         entered_float: bool,
     ) -> None:
         cfg, prof = self.settings, self.chemistry
-        rated = math.fsum(b.capacity_ah for b in branches)
+        rated = math.fsum(map(_CAPACITY, branches))
         current_c = current / rated
         rested = abs(current_c) < cfg.rest_current_c
         self._rest_s = self._rest_s + dt if rested else 0.0
@@ -376,7 +381,7 @@ class SocEstimator:
     def _partly(self, branches: list[_Branch], error: float) -> float:
         """± points of the battery after a calibration of the strings whose relay is closed:
         the others keep the uncertainty they had, weighted by capacity."""
-        total = math.fsum(b.capacity_ah for b in branches)
+        total = math.fsum(map(_CAPACITY, branches))
         old = self._state.uncertainty
         return (
             math.fsum(b.capacity_ah * (error if b.relay_closed else old) for b in branches) / total
@@ -435,7 +440,7 @@ def _branches(snap: BatterySnapshot) -> list[_Branch]:
             s.relay_closed,
             s.voltage / cells if cells > 0 else math.nan,
             _lowest_cell(snap, s.nodes),
-            any(_sensor_fault(snap.nodes.get(n)) for n in s.nodes),
+            any([_sensor_fault(snap.nodes.get(n)) for n in s.nodes]),
         )
         for i, s in enumerate(snap.strings)
     ]
@@ -483,7 +488,7 @@ def _usable(snap: BatterySnapshot, branches: list[_Branch]) -> bool:
 
 def _weighted(strings: list[float], branches: list[_Branch]) -> float:
     """The battery's SoC: the strings' SoC weighted by their rated capacity."""
-    total = math.fsum(b.capacity_ah for b in branches)
+    total = math.fsum(map(_CAPACITY, branches))
     return math.fsum(strings[b.number] * b.capacity_ah for b in branches) / total
 
 
