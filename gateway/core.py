@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -153,6 +154,11 @@ class GatewayCore:
                 ),
             )
             self.source = self.packs
+        # Where a battery frame goes after the inverter's checks: the source, which for
+        # nodes alone hands it straight to their ingest (bound here: a call fewer a frame).
+        self._source_frame: Callable[[Frame, float], bool] = (
+            nodes.ingest.on_frame if self.packs is None else self.source.on_frame
+        )
         # The nodes' own records, for the page and the tests.
         self.model = nodes.model
         saved_commands = state.get("commands")
@@ -211,7 +217,7 @@ class GatewayCore:
             if frame.id in OUR_INVERTER_IDS and frame.plain:
                 # Our own frames are not heard back, so this is another device.
                 self._foreign_battery_frame(frame.id, now)
-        return self.source.on_frame(frame, now)
+        return self._source_frame(frame, now)
 
     def on_pack_reading(self, pack: int, result: PackReading | PackError, now: float) -> bool:
         """One poll of a commercial pack (battery.packs): its reading, or why there is none.

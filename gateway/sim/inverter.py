@@ -262,6 +262,18 @@ class SimInverter:
 
     def on_frame(self, frame_id: object, data: object, now: float) -> None:
         """Take one frame from the bus. Unknown ids and garbage are counted, never raised."""
+        if (
+            type(data) is bytes
+            and type(frame_id) is int
+            and self.raw.get(frame_id) == data
+            and self.hv is None
+            and self.settings.family != GROWATT
+        ):
+            # The battery repeats most frames unchanged, and a Pylontech LV family's payload
+            # kept in `raw` passed every check below: what it says is decoded already (the
+            # decoders are pure functions of the payload and the family).
+            self._repeated(frame_id, now)
+            return
         if not isinstance(frame_id, int) or not isinstance(data, bytes | bytearray):
             self.garbage += 1
             return
@@ -280,14 +292,7 @@ class SimInverter:
         if not shortest <= len(payload) <= MAX_DLC:
             self.garbage += 1
             return
-        if self.raw.get(frame_id) == payload:
-            # The battery repeats most frames unchanged: what this one says is decoded
-            # already (the decoders are pure functions of the payload and the family).
-            if frame_id == LIMITS_ID:
-                self.battery_missing = False
-            elif frame_id == ALARMS_ID and self.sunny_island is not None and self.alarms:
-                self.sunny_island.on_alarms(self.alarms)  # its fault state may have moved
-        elif frame_id == LIMITS_ID:
+        if frame_id == LIMITS_ID:
             self.limits = decode_battery_limits(payload)
             self.battery_missing = False
         elif frame_id == SOC_ID and family in CELL_MV_IN_SOC:
@@ -310,6 +315,15 @@ class SimInverter:
         elif frame_id == FLAGS_ID:
             self.flags = decode_request_flags(payload)
         self.raw[frame_id] = payload
+        self.last_seen[frame_id] = now
+        self.frames[frame_id] = self.frames.get(frame_id, 0) + 1
+
+    def _repeated(self, frame_id: int, now: float) -> None:
+        """A frame whose payload is the last one of its id (kept in `raw`)."""
+        if frame_id == LIMITS_ID:
+            self.battery_missing = False
+        elif frame_id == ALARMS_ID and self.sunny_island is not None and self.alarms:
+            self.sunny_island.on_alarms(self.alarms)  # its fault state may have moved
         self.last_seen[frame_id] = now
         self.frames[frame_id] = self.frames.get(frame_id, 0) + 1
 

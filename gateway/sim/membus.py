@@ -31,7 +31,8 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
 import can
 from can.interfaces.virtual import VirtualBus
@@ -133,6 +134,14 @@ class MemoryBus(can.BusABC):
             for deliver in routes.get(key) or self._route(key):
                 deliver(frame)
 
+    def send_one(self, frame: Frame) -> None:
+        """send_frames((frame,)) without the loop: a node sends its frames one at a time."""
+        if self._is_shutdown:
+            raise can.CanOperationError("cannot send on a closed bus")
+        key = (frame.id, frame.extended)
+        for deliver in self._routes.get(key) or self._route(key):
+            deliver(frame)
+
     def recv(self, timeout: float | None = None) -> can.Message | None:
         """The next frame that passes the filters, or None at once: nothing can arrive
         while the one thread waits, so a timeout never waits."""
@@ -152,9 +161,12 @@ class MemoryBus(can.BusABC):
             return []
         if self._filters is not None:
             return [frame_of(msg) for msg in iter(self.recv, None)]
-        items = [item if isinstance(item, Frame) else frame_of(item) for item in queue]
+        items = list(queue)
         queue.clear()
-        return items
+        # Queued Messages (a sender on python-can's API) are rare: a test in C finds them.
+        if any(map(isinstance, items, repeat(can.Message))):
+            return [item if isinstance(item, Frame) else frame_of(item) for item in items]
+        return cast(list[Frame], items)
 
     def next_frame(self) -> Frame | None:
         """The next frame that passes the filters as a Frame, or None."""

@@ -129,7 +129,10 @@ class SolarDay:
         if power == 0.0:
             return 0.0
         for cloud in self._clouds.on(day):
-            power *= 1.0 - cloud.weight(hour) * (1.0 - cloud.value)
+            # Outside its span a cloud's weight is 0 and the factor exactly 1: not worked out
+            # (every step asks, and most of a day's clouds are elsewhere in it).
+            if cloud.start_h < hour < cloud.start_h + cloud.duration_h:
+                power *= 1.0 - cloud.weight(hour) * (1.0 - cloud.value)
         return power
 
     def _draw_clouds(self, rng: random.Random) -> list[_Event]:
@@ -179,7 +182,8 @@ class HouseholdLoad:
             d = (hour - at_h + 12.0) % 24.0 - 12.0  # shortest distance over midnight
             power += watts * math.exp(-0.5 * (d / self.peak_width_h) ** 2)
         for spike in self._spikes.on(day):
-            power += spike.value * spike.weight(hour)
+            if spike.start_h < hour < spike.start_h + spike.duration_h:  # else it adds 0.0
+                power += spike.value * spike.weight(hour)
         return power
 
     def _draw_spikes(self, rng: random.Random) -> list[_Event]:

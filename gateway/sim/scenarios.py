@@ -67,7 +67,8 @@ class Record:
                 )
             self._events_seen = core.events.count
             if core.decision is not None:
-                self.alarms_seen.update(a.value for a in core.decision.alarms)
+                if core.decision.alarms:  # most steps have none
+                    self.alarms_seen.update(a.value for a in core.decision.alarms)
                 self.phases_seen.add(core.decision.phase.value)
         if sim.t + 1e-9 < self._next:
             return

@@ -182,8 +182,10 @@ class CanLink:
         if memory is None:
             return bool(self.inner.send(can_id, data, flags))
         try:
-            memory.send_frames(
-                (Frame(can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR)),)
+            memory.send_one(
+                Frame(can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR))
+                if flags
+                else Frame(can_id, bytes(data))  # a plain data frame: nearly every one
             )
         except can.CanOperationError:
             return False
@@ -538,8 +540,8 @@ class SimSystem:
     def _track_truth(self) -> None:
         truth = self.truth
         volts = [pack.cell_voltages() for pack in self.battery.packs.values()]
-        low = min(min(v) for v in volts)
-        high = max(max(v) for v in volts)
+        low = min(map(min, volts))  # looped in C: every step asks
+        high = max(map(max, volts))
         # This step's truth, for the observers too (the physics moved at the step's start).
         self.cell_range = (low, high)
         self._true_soc = None
@@ -600,7 +602,7 @@ class SimSystem:
                 continue
             frame = sent
             if faults.corruption and self.rng.random() < faults.corruption:
-                frame = replace(sent, data=_corrupt(self.rng, sent.data))
+                frame = sent._replace(data=_corrupt(self.rng, sent.data))
             arrived.append(frame)
         return arrived
 

@@ -24,10 +24,12 @@ returns the new `SocState`, which the service persists (`to_dict` / `from_dict`)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from operator import attrgetter
+from typing import NamedTuple
 
 from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.decision import Phase
+from gateway.contracts.evolve import evolve
 from gateway.contracts.snapshot import BatterySnapshot, NodeSnapshot, ProtectionKind
 from gateway.soc.settings import SocSettings
 from gateway.soc.state import MAX_UNCERTAINTY, SocSource, SocState
@@ -43,17 +45,21 @@ FULL_UNCERTAINTY = 1.0
 EMPTY_UNCERTAINTY = 4.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Branch:
-    """One parallel string as the counter sees it."""
+class _Branch(NamedTuple):
+    """One parallel string as the counter sees it (a NamedTuple: one per string every
+    tick, made in C)."""
 
-    index: int
+    number: int  # its position in the topology (0..)
     current: float  # A as read, + = charging; NaN when unknown
     capacity_ah: float  # rated
     relay_closed: bool
     mean_cell: float  # V, NaN when unknown
     min_cell: float  # V: its lowest cell, else the battery's lowest (NaN when unknown)
     sensor_fault: bool = False  # a node of it reports its current sensor implausible
+
+
+# A branch's rated capacity, read in C: the sums over the strings run every tick.
+_CAPACITY = attrgetter("capacity_ah")
 
 
 class SocEstimator:
@@ -88,7 +94,7 @@ class SocEstimator:
         learning restarts."""
         if not (math.isfinite(percent) and 0.0 <= percent <= 100.0):
             raise ValueError(f"SoC {percent!r} is not within 0..100 %")
-        self._state = replace(
+        self._state = evolve(
             self._state,
             soc=percent,
             strings=tuple(percent for _ in self._state.strings),
@@ -103,14 +109,14 @@ class SocEstimator:
         voltages: no voltage here to calibrate on). Counting and cycles go on as before."""
         if not (math.isfinite(percent) and 0.0 <= percent <= 100.0):
             raise ValueError(f"SoC {percent!r} is not within 0..100 %")
-        self._state = replace(self._state, soc=percent, source=SocSource.PACKS)
+        self._state = evolve(self._state, soc=percent, source=SocSource.PACKS)
         return self._state
 
     def request_ocv(self) -> SocState:
         """The user asks for the SoC from the rested voltage: it is set at the next rest
         where the OCV curve is steep enough (at once if the pack has rested long enough)."""
         if self._state.source is not SocSource.NONE:
-            self._state = replace(self._state, source=SocSource.ESTIMATE)
+            self._state = evolve(self._state, source=SocSource.ESTIMATE)
             self._rest_used = False
         return self._state
 
@@ -147,9 +153,9 @@ class SocEstimator:
         the battery's SoC and forgets the offsets."""
         st = self._state
         if len(st.strings) != count:
-            st = replace(st, strings=(st.soc,) * count)
+            st = evolve(st, strings=(st.soc,) * count)
         if len(st.offsets) != count:
-            st = replace(st, offsets=(0.0,) * count)
+            st = evolve(st, offsets=(0.0,) * count)
         self._state = st
 
     def _start(self, snap: BatterySnapshot, branches: list[_Branch]) -> None:
@@ -165,7 +171,7 @@ class SocEstimator:
         if math.isnan(low) or math.isnan(high):
             return
         soc, error = 0.5 * (low + high), 0.5 * (high - low)
-        self._state = replace(
+        self._state = evolve(
             self._state,
             soc=soc,
             strings=(soc,) * len(branches),
@@ -179,7 +185,7 @@ class SocEstimator:
         """Current through each string whose relay is closed, less its learned offset."""
         offsets = self._state.offsets
         return {
-            b.index: b.current - offsets[b.index]
+            b.number: b.current - offsets[b.number]
             for b in branches
             if b.relay_closed and math.isfinite(b.current)
         }
@@ -196,26 +202,26 @@ class SocEstimator:
         st, cfg = self._state, self.settings
         elapsed = now - last_time
         dt = min(max(elapsed, 0.0), cfg.max_step_s)
-        rated_total = math.fsum(b.capacity_ah for b in branches)
+        rated_total = math.fsum(map(_CAPACITY, branches))
         strings = list(st.strings)
         net_ah = gross_ah = 0.0
         every_string = True
         for b in branches:
-            if b.index not in currents:
+            if b.number not in currents:
                 every_string = every_string and not b.relay_closed
                 continue
-            now_a = currents[b.index]
-            ah = 0.5 * (now_a + last_current.get(b.index, now_a)) * dt / 3600.0
+            now_a = currents[b.number]
+            ah = 0.5 * (now_a + last_current.get(b.number, now_a)) * dt / 3600.0
             if ah > 0:
                 ah *= cfg.charge_efficiency
             net_ah += ah
             gross_ah += abs(ah)
-            soc = strings[b.index] + 100.0 * ah / (b.capacity_ah * st.health)
-            strings[b.index] = min(100.0, max(0.0, soc))
+            soc = strings[b.number] + 100.0 * ah / (b.capacity_ah * st.health)
+            strings[b.number] = min(100.0, max(0.0, soc))
         growth = 100.0 * (
             cfg.count_error * gross_ah / rated_total + cfg.current_offset_error_c * dt / 3600.0
         )
-        self._state = replace(
+        self._state = evolve(
             st,
             strings=tuple(strings),
             soc=_weighted(strings, branches),
@@ -235,16 +241,19 @@ class SocEstimator:
         which the node reports itself) are not learned."""
         cfg = self.settings
         offsets = list(self._state.offsets)
+        learned = False
         for b in branches:
             if b.relay_closed or not math.isfinite(b.current):
-                self._open_s.pop(b.index, None)
+                self._open_s.pop(b.number, None)
                 continue
-            self._open_s[b.index] = opened = self._open_s.get(b.index, 0.0) + dt
+            self._open_s[b.number] = opened = self._open_s.get(b.number, 0.0) + dt
             too_large = abs(b.current) > cfg.offset_max_c * b.capacity_ah
             if opened < cfg.offset_settle_s or too_large or b.sensor_fault:
                 continue
-            offsets[b.index] += (b.current - offsets[b.index]) * min(1.0, dt / cfg.offset_tau_s)
-        self._state = replace(self._state, offsets=tuple(offsets))
+            offsets[b.number] += (b.current - offsets[b.number]) * min(1.0, dt / cfg.offset_tau_s)
+            learned = True
+        if learned:  # with every relay closed (most ticks) nothing is learned
+            self._state = evolve(self._state, offsets=tuple(offsets))
 
     # ------------------------------------------------------------------ calibration
 
@@ -257,7 +266,7 @@ class SocEstimator:
         entered_float: bool,
     ) -> None:
         cfg, prof = self.settings, self.chemistry
-        rated = math.fsum(b.capacity_ah for b in branches)
+        rated = math.fsum(map(_CAPACITY, branches))
         current_c = current / rated
         rested = abs(current_c) < cfg.rest_current_c
         self._rest_s = self._rest_s + dt if rested else 0.0
@@ -310,7 +319,7 @@ class SocEstimator:
             error = self._ocv_error(cell, cfg.ocv_voltage_error_v)
             if math.isnan(soc) or error > cfg.ocv_max_error:
                 return False
-            strings[b.index] = soc
+            strings[b.number] = soc
             worst = max(worst, error)
         self._learn(_weighted(strings, branches))
         if not st.trusted or worst < st.uncertainty:
@@ -330,7 +339,7 @@ class SocEstimator:
                 if cfg.learn_min_fraction <= measured <= cfg.learn_max_fraction:
                     health += cfg.learn_weight * abs(span) / 100.0 * (measured - health)
                     learned += 1
-        self._state = replace(
+        self._state = evolve(
             st,
             health=health,
             learned=learned,
@@ -343,7 +352,7 @@ class SocEstimator:
         self, strings: list[float], branches: list[_Branch], source: SocSource, error: float
     ) -> None:
         """The value of a trusted point replaces the count."""
-        self._state = replace(
+        self._state = evolve(
             self._state,
             soc=_weighted(strings, branches),
             strings=tuple(strings),
@@ -361,18 +370,18 @@ class SocEstimator:
         TOP_RESOLVED_SOC..100 % (it also never turns an end of charge into a reason to
         charge again)."""
         strings = [
-            self._full_value(b.min_cell) if b.relay_closed else self._state.strings[b.index]
+            self._full_value(b.min_cell) if b.relay_closed else self._state.strings[b.number]
             for b in branches
         ]
         self._learn(_weighted(strings, branches))
         error = self._partly(branches, FULL_UNCERTAINTY)
         self._calibrated(strings, branches, SocSource.FULL, error)
-        self._state = replace(self._state, last_full=now)
+        self._state = evolve(self._state, last_full=now)
 
     def _partly(self, branches: list[_Branch], error: float) -> float:
         """± points of the battery after a calibration of the strings whose relay is closed:
         the others keep the uncertainty they had, weighted by capacity."""
-        total = math.fsum(b.capacity_ah for b in branches)
+        total = math.fsum(map(_CAPACITY, branches))
         old = self._state.uncertainty
         return (
             math.fsum(b.capacity_ah * (error if b.relay_closed else old) for b in branches) / total
@@ -387,11 +396,11 @@ class SocEstimator:
         return 100.0 if math.isnan(lacking) else min(100.0, max(TOP_RESOLVED_SOC, lacking))
 
     def _set_empty(self, now: float, branches: list[_Branch]) -> None:
-        strings = [0.0 if b.relay_closed else self._state.strings[b.index] for b in branches]
+        strings = [0.0 if b.relay_closed else self._state.strings[b.number] for b in branches]
         self._learn(_weighted(strings, branches))
         error = self._partly(branches, EMPTY_UNCERTAINTY)
         self._calibrated(strings, branches, SocSource.EMPTY, error)
-        self._state = replace(self._state, last_empty=now)
+        self._state = evolve(self._state, last_empty=now)
 
     def _low_end(self, min_cell: float, dt: float, branches: list[_Branch]) -> None:
         """Near empty, pull the count toward the SoC the lowest cell's voltage says.
@@ -413,9 +422,9 @@ class SocEstimator:
         strings = list(self._state.strings)
         for b in branches:
             if b.relay_closed:
-                strings[b.index] += (target - strings[b.index]) * pull
-                strings[b.index] = min(100.0, max(0.0, strings[b.index]))
-        self._state = replace(self._state, strings=tuple(strings), soc=_weighted(strings, branches))
+                strings[b.number] += (target - strings[b.number]) * pull
+                strings[b.number] = min(100.0, max(0.0, strings[b.number]))
+        self._state = evolve(self._state, strings=tuple(strings), soc=_weighted(strings, branches))
 
 
 def _branches(snap: BatterySnapshot) -> list[_Branch]:
@@ -431,7 +440,7 @@ def _branches(snap: BatterySnapshot) -> list[_Branch]:
             s.relay_closed,
             s.voltage / cells if cells > 0 else math.nan,
             _lowest_cell(snap, s.nodes),
-            any(_sensor_fault(snap.nodes.get(n)) for n in s.nodes),
+            any([_sensor_fault(snap.nodes.get(n)) for n in s.nodes]),
         )
         for i, s in enumerate(snap.strings)
     ]
@@ -439,14 +448,30 @@ def _branches(snap: BatterySnapshot) -> list[_Branch]:
 
 def _sensor_fault(node: NodeSnapshot | None) -> bool:
     """The node says its current reading is implausible (its own rest-offset check)."""
+    if node is None or not (node.faults or node.warnings):  # every tick, as a rule
+        return False
     doubtful = (ProtectionKind.SENSOR_FAULT, ProtectionKind.PLAUSIBILITY)
-    return node is not None and any(k in node.faults or k in node.warnings for k in doubtful)
+    return any(k in node.faults or k in node.warnings for k in doubtful)
 
 
 def _lowest_cell(snap: BatterySnapshot, nodes: tuple[int, ...]) -> float:
-    """The lowest cell of a string from its nodes' cell voltages, else the battery's."""
-    volts = [v for n in nodes for v in snap.cell_voltages.get(n, ()) if math.isfinite(v) and v > 0]
-    return min(volts) if volts else snap.min_cell
+    """The lowest cell of a string from its nodes' cell voltages (those finite and above
+    0), else the battery's."""
+    low = math.inf
+    for n in nodes:
+        cells = snap.cell_voltages.get(n, ())
+        if not cells:
+            continue
+        # Every tick asks: when every reading is usable (a sum tells a NaN or an infinity)
+        # the builtin finds the lowest without a Python comparison per cell.
+        least = min(cells)
+        if not (least > 0 and math.isfinite(sum(cells))):
+            usable = [v for v in cells if math.isfinite(v) and v > 0]
+            if not usable:
+                continue
+            least = min(usable)
+        low = min(low, least)
+    return low if low < math.inf else snap.min_cell
 
 
 def _usable(snap: BatterySnapshot, branches: list[_Branch]) -> bool:
@@ -463,8 +488,8 @@ def _usable(snap: BatterySnapshot, branches: list[_Branch]) -> bool:
 
 def _weighted(strings: list[float], branches: list[_Branch]) -> float:
     """The battery's SoC: the strings' SoC weighted by their rated capacity."""
-    total = math.fsum(b.capacity_ah for b in branches)
-    return math.fsum(strings[b.index] * b.capacity_ah for b in branches) / total
+    total = math.fsum(map(_CAPACITY, branches))
+    return math.fsum(strings[b.number] * b.capacity_ah for b in branches) / total
 
 
 def _mean_cell(snap: BatterySnapshot) -> float:

@@ -76,15 +76,17 @@ def assemble(
     """The battery from every member's record and snapshot (`nodes`, every id of the
     topology); `cells_of` gives a member's fresh cell voltages, `temps_fresh` the ids whose
     temperatures are fresh."""
+    # Lists rather than generators below (every tick asks): the same values in the same
+    # order, without a generator's resumption per item.
     strings = tuple(
-        string_of(i, s, nodes, topology.capacity_ah) for i, s in enumerate(topology.strings)
+        [string_of(i, s, nodes, topology.capacity_ah) for i, s in enumerate(topology.strings)]
     )
     with_data = [s for s in strings if not math.isnan(s.voltage)]
     online = [s for s in strings if s.online]
     fresh = [members[n] for s in with_data for n in s.nodes]
 
-    voltage = _mean(s.voltage for s in (online or with_data))
-    current = math.fsum(s.current for s in with_data) if with_data else NAN
+    voltage = _mean([s.voltage for s in (online or with_data)])
+    current = math.fsum([s.current for s in with_data]) if with_data else NAN
     lowest, highest, coolest, warmest = _extremes(fresh)
     min_cell = NAN if lowest is None else lowest.min_cell
     min_at = None if lowest is None else CellRef(lowest.node, lowest.min_cell_no)
@@ -118,7 +120,7 @@ def assemble(
     return BatterySnapshot(
         time=now,
         valid=bool(with_data),
-        data_age=max((rec.age(now) for rec in fresh), default=math.inf),
+        data_age=max([rec.age(now) for rec in fresh], default=math.inf),
         cells_in_series=topology.cells_in_series,
         voltage=voltage,
         current=current,
@@ -157,9 +159,9 @@ def string_of(
         if reason:
             break
     # No reason: every member is present, neither tripped nor misconfigured, unfaulted.
-    relay_closed = all(s.relay_closed for s in snaps)
-    online = not reason and relay_closed and all(s.state == NodeState.ACTIVE for s in snaps)
-    all_present = not reason or all(s.present for s in snaps)
+    relay_closed = all([s.relay_closed for s in snaps])
+    online = not reason and relay_closed and all([s.state == NodeState.ACTIVE for s in snaps])
+    all_present = not reason or all([s.present for s in snaps])
     return StringSnapshot(
         index=index,
         nodes=tuple(members),
@@ -199,7 +201,7 @@ def cell_extremes(volts: tuple[float, ...]) -> tuple[float, int, float, int] | N
     return found
 
 
-def _mean(values: Iterable[float]) -> float:
+def _mean(values: list[float]) -> float:
     vals = [v for v in values if not math.isnan(v)]
     return math.fsum(vals) / len(vals) if vals else NAN
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
 
 import pytest
 
@@ -184,8 +183,8 @@ def test_unknown_malformed_and_error_frames_are_counted_never_raised(caplog) -> 
     assert not rig.ingest.on_frame(Frame(0x7FF, b"\x00"), 0.0)
     assert not rig.ingest.on_frame(Frame(frame.id | 5, frame.data), 0.0)  # node 5 is not configured
     assert not rig.ingest.on_frame(Frame(frame.id, frame.data[:5]), 0.0)  # short
-    assert not rig.ingest.on_frame(replace(frame, extended=True), 0.0)
-    assert not rig.ingest.on_frame(replace(frame, remote=True), 0.0)
+    assert not rig.ingest.on_frame(frame._replace(extended=True), 0.0)
+    assert not rig.ingest.on_frame(frame._replace(remote=True), 0.0)
     assert not rig.ingest.on_frame(Frame(0, b"", error=True), 0.0)
     c = rig.counters
     assert (c.received, c.unknown, c.malformed, c.errors) == (6, 4, 1, 1)

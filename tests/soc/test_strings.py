@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.soc import SocSettings, SocSource, SocState
+from gateway.soc.estimator import _lowest_cell
 from tests.soc.rig import Rig, TrueString
 
 HOUR = 3600.0
@@ -46,3 +52,20 @@ def test_a_full_point_sets_only_the_strings_that_took_part() -> None:
     assert state.strings[1] == pytest.approx(60.0)  # out: its count is untouched
     # The string that was out keeps its uncertainty (0: set by the user), weighted by half.
     assert state.uncertainty == pytest.approx(0.5 * 1.0 + 0.5 * 0.0, abs=0.05)
+
+
+# A few values, so that NaN, infinities, 0 and negative readings are common.
+_CELL = st.sampled_from([3.3, 3.21, 3.45, 0.0, -0.0, -1.0, math.nan, math.inf, -math.inf])
+
+
+@given(st.lists(st.lists(_CELL, max_size=6).map(tuple), min_size=1, max_size=3))
+def test_a_strings_lowest_cell_is_its_lowest_usable_reading(
+    cells: list[tuple[float, ...]],
+) -> None:
+    """The lowest finite reading above 0 over the string's nodes, else the battery's: the
+    builtins' shortcut gives what a filter over every reading gives."""
+    snap = Rig([TrueString(50.0)]).snapshot([0.0])
+    snap = dataclasses.replace(snap, cell_voltages=dict(enumerate(cells)), min_cell=3.0)
+    usable = [v for volts in cells for v in volts if math.isfinite(v) and v > 0]
+    want = min(usable) if usable else 3.0
+    assert _lowest_cell(snap, tuple(range(len(cells)))) == want

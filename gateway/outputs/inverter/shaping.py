@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gateway.contracts.decision import Alarm, Severity
 
@@ -110,9 +110,12 @@ class Quirks:
     voltage_max: float = MAX_VOLTAGE
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """The values one frame set carries, in physical units; None = unknown (never known)."""
+class Outgoing(NamedTuple):
+    """The values one frame set carries, in physical units; None = unknown (never known).
+
+    A NamedTuple (immutable, made in C) rather than a frozen dataclass: every frame set
+    makes one, and a frozen dataclass's __init__ sets its 38 fields one object.__setattr__
+    at a time."""
 
     cvl: float
     ccl: float
@@ -286,6 +289,17 @@ class Shaper:
         max_cell_t = self._temperature("max_cell_t", report.max_cell_temperature)
         if self.average_temperature and min_cell_t is not None and max_cell_t is not None:
             temperature = (min_cell_t + max_cell_t) / 2
+        counts: tuple[int, ...] = (
+            report.modules_online,
+            report.modules_blocking_charge,
+            report.modules_blocking_discharge,
+            report.modules_offline,
+            report.cells_in_series,
+            report.modules_in_series,
+        )
+        if max(counts) > MAX_COUNT:  # never for a real battery: one test, not six a frame set
+            counts = tuple([min(c, MAX_COUNT) for c in counts])
+        online, blocking_charge, blocking_discharge, offline, cells, modules = counts
         return Outgoing(
             cvl=cvl,
             ccl=ccl,
@@ -306,10 +320,10 @@ class Shaper:
             max_cell_temperature=max_cell_t,
             capacity_ah=self._hold("capacity_ah", capacity),
             alarms=alarms,
-            modules_online=min(report.modules_online, MAX_COUNT),
-            modules_blocking_charge=min(report.modules_blocking_charge, MAX_COUNT),
-            modules_blocking_discharge=min(report.modules_blocking_discharge, MAX_COUNT),
-            modules_offline=min(report.modules_offline, MAX_COUNT),
+            modules_online=online,
+            modules_blocking_charge=blocking_charge,
+            modules_blocking_discharge=blocking_discharge,
+            modules_offline=offline,
             manufacturer=report.manufacturer,
             bms_name=report.bms_name,
             firmware_version=report.firmware_version,
@@ -318,8 +332,8 @@ class Shaper:
             max_cell_id=report.max_cell_id,
             charged_wh=_energy(report.charged_wh),
             discharged_wh=_energy(report.discharged_wh),
-            cells_in_series=min(report.cells_in_series, MAX_COUNT),
-            modules_in_series=min(report.modules_in_series, MAX_COUNT),
+            cells_in_series=cells,
+            modules_in_series=modules,
             module_voltages=tuple(
                 (n, min(v, self.quirks.voltage_max))
                 for n, v in report.module_voltages
