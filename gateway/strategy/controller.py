@@ -207,8 +207,7 @@ class ChargeController:
             # 19 changes of 0x351, while the CCL held the current at 0.1 A (issue 14).
             noise = CHARGING_C * snap.capacity_ah if snap.capacity_ah > 0 else 0.0
             limited = (
-                self.ccl.output > 0.0
-                and snap.current >= CURRENT_LIMITED * self.ccl.output - noise
+                self.ccl.output > 0.0 and snap.current >= CURRENT_LIMITED * self.ccl.output - noise
             )
             ccl = self.ccl.step(charge_target, dt)
             # An inverter known to ignore CCL is held through the CVL to the CCL without the
