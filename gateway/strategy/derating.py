@@ -6,7 +6,7 @@ by level and kind (table below); temperature windows block a direction with hyst
 The cell-voltage factors move between levels (level_ratio^k), from the extreme cells
 without their IR drop (the controller passes them, resistance.py): a limit that follows
 a raw reading through its own IR drop cycles; a level falls at once and rises one level at a
-time (celllevel.py).
+time above the limit sent (celllevel.py).
 """
 
 from __future__ import annotations
