@@ -13,8 +13,14 @@ a limit that followed a raw reading through its own IR drop would cycle. Here:
   one level at a time: a cell at the steep top rests far below its maximum once the current
   is gone, and a jump back to what the table allows there (0.2 -> 24.5 A) took it 25 mV over
   its maximum before the CVL cut (the matrix's full charge with no-pull-down; the
-  periodic-full-charge scenario). When the limit may actually rise is its ramp's business
-  (ramp.py: relax wait, back-off).
+  periodic-full-charge scenario). One level above the limit *sent*, when the caller tells
+  it (`sent`): while the limit's ramp waits (ramp.py: relax wait, back-off) the level would
+  otherwise climb level by level to what the resting cell allows, and the retry jumped
+  there anyway (0.1 -> 17.1 A after a descent, the cell over again within a minute and a
+  descent of ten changes of 0x351; issue 14, the matrix's full charge). So a retry after a
+  descent is one level (at least `least_rise`, the smallest change the limit makes) above
+  what held, and fails, if it does, by one level. A stopped limit (sent 0) rises as before:
+  a stop is a phase's or a window's, not a descent's.
 
 The raw readings still bound everything that protects: the CVL cut and the node's own
 protection act on them, whatever this level says. Without levels (level_ratio 1: follow the
@@ -44,12 +50,27 @@ class CellLevel:
         self.sign = 1.0 if worse_up else -1.0
         self.level = 1.0
 
-    def step(self, factor: Callable[[float], float], value: float) -> float:
+    def step(
+        self,
+        factor: Callable[[float], float],
+        value: float,
+        sent: float | None = None,
+        least_rise: float = 0.0,
+    ) -> float:
         """The level for the extreme cell at `value` (V, without its IR drop); `factor` is
-        the table (cell voltage -> fraction)."""
+        the table (cell voltage -> fraction). `sent`: the limit last sent, as a fraction on
+        the level's scale (None: not known); `least_rise` the smallest rise the limit makes
+        (same scale)."""
         now = _level(factor(value), self.ratio)
         if now > self.level:
-            step_up = max(SMALLEST_LEVEL, self.level / self.ratio) if self.ratio < 1.0 else 1.0
+            base = self.level
+            if sent is not None and sent > 0.0:
+                base = min(base, sent)
+            step_up = (
+                max(SMALLEST_LEVEL, base / self.ratio, base + least_rise)
+                if self.ratio < 1.0
+                else 1.0
+            )
             self.level = max(
                 self.level,
                 min(step_up, _level(factor(value + self.sign * LEVEL_HYSTERESIS_V), self.ratio)),

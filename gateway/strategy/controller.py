@@ -17,7 +17,7 @@ from gateway.soc import SocState
 from gateway.strategy.alarms import AlarmMonitor, raise_alarm
 from gateway.strategy.balancing import BalancingPolicy
 from gateway.strategy.chargelimit import ChargeLimitMonitor
-from gateway.strategy.cvl import CvlController
+from gateway.strategy.cvl import CHARGING_C, CvlController
 from gateway.strategy.derating import Derater
 from gateway.strategy.flags import NodeFlags
 from gateway.strategy.phases import PhaseInputs, PhaseMachine
@@ -177,6 +177,9 @@ class ChargeController:
             node_flags.connected,
             max_cell=self.highest.step(snap, dt),
             min_cell=self.lowest.step(snap, dt),
+            charge_sent=self.ccl.output / cfg.max_charge_current_a,
+            # A hair over the ramp's smallest step, so a rise by it is not lost to rounding.
+            charge_least_rise=(cfg.limits.min_step_a + 1e-6) / cfg.max_charge_current_a,
         )
         for alarm, severity in derating.alarms.items():
             raise_alarm(alarms, alarm, severity)
@@ -197,7 +200,15 @@ class ChargeController:
             over = self._charge_limit(snap, ccl, dt, alarms, notes)
             cvl = self.cvl.hold(snap.voltage, over and self.charge_limit.above)
         else:
-            limited = self.ccl.output > 0.0 and snap.current >= CURRENT_LIMITED * self.ccl.output
+            # Within the current sensor's noise of the CCL counts as at it: a CCL of a few
+            # tenths of an ampere hides in a reading's offset and noise (0.3 A and 0.2 A in
+            # the charge-quality matrix), and each reading under 0.9 x CCL let the CVL's
+            # loop climb a little: a step every 2.5 minutes for an hour of a full charge,
+            # 19 changes of 0x351, while the CCL held the current at 0.1 A (issue 14).
+            noise = CHARGING_C * snap.capacity_ah if snap.capacity_ah > 0 else 0.0
+            limited = (
+                self.ccl.output > 0.0 and snap.current >= CURRENT_LIMITED * self.ccl.output - noise
+            )
             ccl = self.ccl.step(charge_target, dt)
             # An inverter known to ignore CCL is held through the CVL to the CCL without the
             # highest-cell taper: the CVL loop itself keeps that cell at its set point, and

@@ -232,7 +232,19 @@ class CvlController:
         restart = self._loop is None
         self._loop = loop
         last = self.output
-        out = self._quantize(loop, max(self.floor, hard), restart, dt)
+        # Discharging with the pack clearly below the CVL: the CVL limits nothing (the loads
+        # take more than the charger gives), so a rise would change nothing but 0x351; it
+        # waits until the battery charges or the pack reaches the CVL. In the evening the
+        # loop's rises made a change a minute for six minutes while the pack discharged at
+        # 5-7 A 0.1-0.2 V below the CVL (issue 14, the matrix's daily case, CVL-only).
+        # With the pack at or above the CVL (an inverter pulling it down to a lowered CVL)
+        # it rises as before: there the CVL is what discharges it.
+        idle = (
+            self.output is not None
+            and self._charge_a < -CHARGING_C * snap.capacity_ah
+            and pack < self.output - cfg.step_v / 2
+        )
+        out = self._quantize(loop, max(self.floor, hard), restart, dt, idle)
         if last is not None and out < last - _EPS:
             again = (
                 self._cut_from is not None
@@ -283,9 +295,11 @@ class CvlController:
         sample = max(-OFFSET_MAX_V * self.cells, min(0.0, out - pack))
         self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)
 
-    def _quantize(self, loop: float, hard: float, restart: bool, dt: float) -> float:
+    def _quantize(
+        self, loop: float, hard: float, restart: bool, dt: float, idle: bool = False
+    ) -> float:
         """Whole steps with hysteresis, never above `hard`; rises at most every
-        RISE_EVERY_S, by the whole steps the loop gained."""
+        RISE_EVERY_S, by the whole steps the loop gained, and not while `idle`."""
         step = self.settings.step_v
         out = self.output
         self._since_rise_s += dt
@@ -293,7 +307,7 @@ class CvlController:
             out = self._floor_step(loop)
         elif loop < out - step / 2:
             out = self._floor_step(loop + step / 2)
-        elif self._floor_step(loop) > out and self._since_rise_s >= RISE_EVERY_S:
+        elif self._floor_step(loop) > out and self._since_rise_s >= RISE_EVERY_S and not idle:
             out = self._floor_step(loop)
         return self._set_output(min(out, self._floor_step(hard)), dt)
 

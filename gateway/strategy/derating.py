@@ -6,7 +6,7 @@ by level and kind (table below); temperature windows block a direction with hyst
 The cell-voltage factors move between levels (level_ratio^k), from the extreme cells
 without their IR drop (the controller passes them, resistance.py): a limit that follows
 a raw reading through its own IR drop cycles; a level falls at once and rises one level at a
-time (celllevel.py).
+time above the limit sent (celllevel.py).
 """
 
 from __future__ import annotations
@@ -85,10 +85,15 @@ class Derater:
         *,
         max_cell: float | None = None,
         min_cell: float | None = None,
+        charge_sent: float | None = None,
+        charge_least_rise: float = 0.0,
     ) -> Derating:
         """Fractions for a valid snapshot; `allowed_max` is the cell maximum (V) the charge
         derating counts from; `max_cell` / `min_cell` replace the snapshot's extreme cells
-        (the controller passes them without their IR drop, resistance.py)."""
+        (the controller passes them without their IR drop, resistance.py).
+        `charge_sent`: the CCL last sent as a fraction of the maximum (the online share
+        included), so the highest cell's level rises one level above it at a time
+        (celllevel.py); `charge_least_rise` the smallest rise of the CCL, as a fraction."""
         top = snap.max_cell if max_cell is None else max_cell
         bottom = snap.min_cell if min_cell is None else min_cell
         prof, cfg = self.chemistry, self.settings
@@ -98,8 +103,14 @@ class Derater:
         discharge: list[tuple[float, Reason]] = []
         alarms: dict[Alarm, Severity] = {}
 
+        share = snap.online_fraction
         if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
-            up = self.charge_level.step(lambda v: _at(prof.charge_by_cell, v - allowed_max), top)
+            sent = least = None
+            if charge_sent is not None and share > 0.0:
+                sent, least = charge_sent / share, charge_least_rise / share
+            up = self.charge_level.step(
+                lambda v: _at(prof.charge_by_cell, v - allowed_max), top, sent, least or 0.0
+            )
             down = self.discharge_level.step(lambda v: _at(prof.discharge_by_cell, v), bottom)
             charge.append((up, lambda: f"max cell {top:.3f} V"))
             discharge.append((down, lambda: f"min cell {bottom:.3f} V"))
@@ -149,7 +160,6 @@ class Derater:
             charge.append((factor_of[c_eff], why))
             discharge.append((factor_of[d_eff], why))
 
-        share = snap.online_fraction
         # Every charge factor but the highest cell's (the first, where the cells are known).
         others = charge if snap.cells_unreported else charge[1:]
         unless_cell = max(0.0, min(1.0, *(f for f, _ in others))) * share if others else share

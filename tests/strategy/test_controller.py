@@ -294,3 +294,26 @@ def test_persisted_phase_is_resumed() -> None:
     assert ds[0].phase is Phase.STOPPED
     assert ds[-1].phase is Phase.FLOAT
     assert replace(c.state, phase=Phase.BULK) != c.state
+
+
+def test_the_cvl_does_not_climb_while_a_small_ccl_holds_the_current() -> None:
+    # A cell near the top: the CCL is derated to a few amperes and holds the current there.
+    # The current sensor's offset and noise put every other reading under 0.9 x CCL; each
+    # such reading counted as "not current-limited" and let the CVL's loop climb: a step
+    # every 2.5 minutes for an hour, 19 changes of 0x351, while the CCL did the holding
+    # (issue 14, the matrix's full charge with the ideal inverter).
+    c, t = controller(), T0
+    ds = run(c, t, 120, top=3.42)
+    ccl = ds[-1].limits.ccl
+    assert 0.0 < ccl < 10.0  # derated by the highest cell
+    ds = [
+        c.step(battery(t + 120 + i, top=3.42, current=ccl + (-1.0 if i % 2 else 0.4)), SOC)
+        for i in range(3600)
+    ]
+    cvls = [d.limits.cvl for d in ds]
+    assert sum(b != a for a, b in itertools.pairwise(cvls)) <= 1
+    # No higher than what the highest cell can take (its set point 10 mV under 3.45 V).
+    assert max(cvls) <= 15 * 3.30 + 3.44 + 1e-9
+    # A current that is really below the CCL (the CVL limits it) lets the CVL rise.
+    ds = [c.step(battery(t + 3720 + i, top=3.40, current=0.0), SOC) for i in range(600)]
+    assert ds[-1].limits.cvl > max(cvls)

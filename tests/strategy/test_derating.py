@@ -234,3 +234,44 @@ def test_after_a_descent_the_level_comes_back_one_level_at_a_time() -> None:
     rises = sorted(set(rested))
     assert rested[-1] > low
     assert all(b <= max(0.02, a / 0.7) + 1e-12 for a, b in itertools.pairwise([low, *rises]))
+
+
+def test_a_retry_after_a_descent_is_one_level_above_the_limit_sent() -> None:
+    # While the CCL's ramp waits (the relax wait, its back-off) the level climbed level by
+    # level to what the resting cell allows, and the retry jumped there: 0.1 -> 17.1 A after
+    # a descent, the cell over again within a minute and ten changes of 0x351 (issue 14,
+    # the matrix's full charge). Now one level above the limit sent at a time, at least the
+    # ramp's smallest step.
+    d = Derater(DeratingSettings(level_ratio=0.7), LFP)
+    for k in range(40):  # up the steep top at 2 mV/s
+        d.step(snapshot(cells(top=3.40 + 0.002 * k)), 3.45, 50.0)
+    sent = d.step(snapshot(cells(top=3.449)), 3.45, 50.0).charge
+    least = 0.01
+    rested = [
+        d.step(snapshot(cells(top=3.38)), 3.45, 50.0, charge_sent=sent, charge_least_rise=least)
+        for _ in range(400)
+    ]
+    assert rested[-1].charge == pytest.approx(max(0.02, sent / 0.7, sent + least))
+    # As the limit sent follows, one level more each time, up to what the cell allows.
+    levels = [rested[-1].charge]
+    for _ in range(20):
+        sent = levels[-1]
+        step = d.step(snapshot(cells(top=3.38)), 3.45, 50.0, charge_sent=sent)
+        levels.append(step.charge)
+    assert levels[-1] == pytest.approx(0.7)  # the table's level at 3.38 V
+    assert all(b <= max(0.02, a / 0.7) + 1e-12 for a, b in itertools.pairwise(levels))
+    # A stopped limit (sent 0) is not a descent: the level rises as the cell allows.
+    d = Derater(DeratingSettings(level_ratio=0.7), LFP)
+    d.step(snapshot(cells(top=3.50)), 3.45, 50.0)
+    free = [d.step(snapshot(cells(top=3.30)), 3.45, 50.0, charge_sent=0.0) for _ in range(40)]
+    assert free[-1].charge == 1.0
+    # Online share: the fraction sent counts against the strings online.
+    d = Derater(DeratingSettings(level_ratio=0.7), LFP)
+    d.step(snapshot(cells(top=3.449)), 3.45, 50.0)
+    half = snapshot([[3.3] * 16, [3.449] * 16], nodes={1: node(1, [3.3] * 16, relay_closed=False)})
+    assert half.online_fraction == 0.5
+    d.step(half, 3.45, 50.0)
+    rest = snapshot([[3.3] * 16, [3.38] * 16], nodes={1: node(1, [3.3] * 16, relay_closed=False)})
+    for _ in range(100):
+        charge = d.step(rest, 3.45, 50.0, charge_sent=0.01).charge
+    assert charge == pytest.approx(0.5 * 0.02 / 0.7)  # one level above 0.02 of its half
