@@ -165,8 +165,8 @@ class CvlController:
         self._forbidden = not charge_allowed
         was_over, self._was_over = self._was_over, over_current
         # The limiting string: least room (or most excess) for its highest cell.
-        pack, top, near = min(strings, key=lambda s: setpoint - s[1])
-        pack += self.offset
+        measured, top, near = min(strings, key=lambda s: setpoint - s[1])
+        pack = measured + self.offset
         error = setpoint - top  # > 0: room, < 0: excess (V per cell)
 
         # Hard limits, applied to the output at once: the ceiling, and the cut while charging
@@ -238,11 +238,14 @@ class CvlController:
         # loop's rises made a change a minute for six minutes while the pack discharged at
         # 5-7 A 0.1-0.2 V below the CVL (issue 14, the matrix's daily case, CVL-only).
         # With the pack at or above the CVL (an inverter pulling it down to a lowered CVL)
-        # it rises as before: there the CVL is what discharges it.
+        # it rises as before: there the CVL is what discharges it. The pack as measured,
+        # not less the learnt voltmeter offset: an offset learnt wrongly (-0.17 V, from an
+        # inverter's overshoot at a cut) made a pack held at the CVL read below it, and the
+        # CVL stayed under the pack for hours (issue 14, the full charge, CVL-only).
         idle = (
             self.output is not None
             and self._charge_a < -CHARGING_C * snap.capacity_ah
-            and pack < self.output - cfg.step_v / 2
+            and measured < self.output - cfg.step_v / 2
         )
         out = self._quantize(loop, max(self.floor, hard), restart, dt, idle)
         if last is not None and out < last - _EPS:
