@@ -16,7 +16,13 @@ The estimate (`estimate_excess`), from readings at the top at low current:
   less; the bound says 1.6 Ah), never more;
 - in Ah at the string's rated capacity, times `estimate_gain` (< 1): the rated capacity
   overstates a weaker lowest cell's (a cell 20 % weaker is still covered at 0.8);
-- only cells more than `threshold_v` above the string's lowest count (the readings' noise).
+- only cells more than `threshold_v` above the string's lowest count (the readings' noise);
+- the bound saturates: a cell at the very top (its bound at least three quarters of the most
+  it can be, 100 % less the tell-apart SoC) while the lowest is on the plateau may hold any
+  excess above it. Such a cell's account is `saturated_excess_c` of the capacity (2.5 %,
+  about a day of a 0.1 A balancer at 100 Ah) if that is more. The bound says at least 1.5 %
+  (LFP, gain 1), so an overshoot stays below 1 % of the capacity; for the other cells to look
+  saturated in turn it would take 1.5 %, so it cannot swing back and forth.
 
 Every top replaces the account (it is not added to): a cell that the next top shows no
 longer ahead is not bled further, so an over-estimate cannot grow into a limit cycle; the
@@ -50,6 +56,7 @@ def estimate_excess(
     capacity_ah: float,
     gain: float,
     threshold_v: float,
+    saturated_c: float = 0.0,
 ) -> list[float]:
     """Per cell (in `voltages`' order, every reading finite), the charge (Ah) it holds at
     least above the lowest: see the module docstring. `soc_of` is SoC (%) by voltage (the
@@ -57,10 +64,17 @@ def estimate_excess(
     lowest = min(voltages)
     socs = [soc_of.at(max(v, from_v)) for v in voltages]
     base = min(socs)
-    return [
-        gain * (s - base) / 100.0 * capacity_ah if v - lowest > threshold_v else 0.0
-        for v, s in zip(voltages, socs, strict=True)
-    ]
+    # The lowest unreadable (on the flat part): a bound at three quarters of the most it can
+    # be (LFP: the cell at 99.5 %, 3.418 V, or more) says little of the truth above it.
+    saturated = base + 0.75 * (100.0 - base) if lowest < from_v else math.inf
+    excess = []
+    for v, s in zip(voltages, socs, strict=True):
+        if v - lowest <= threshold_v:
+            excess.append(0.0)
+            continue
+        bound = gain * (s - base) / 100.0 * capacity_ah
+        excess.append(max(bound, saturated_c * capacity_ah) if s >= saturated else bound)
+    return excess
 
 
 class ChargeAccount:

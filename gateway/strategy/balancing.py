@@ -112,9 +112,12 @@ class BalancingPolicy:
                         cells = self._select(voltages, lowest, self._bleeding.get(node))
                     bleeding[node] = cells
                     if from_account:
-                        if not cells:
-                            floor = self.account_floor_v
-                        cells = self._add_owed(node, voltages, cells, floor)
+                        if cells:
+                            cells = self._add_owed(node, voltages, cells, floor)
+                        else:
+                            owed = self._add_owed(node, voltages, cells, self.account_floor_v)
+                            if owed:
+                                cells, floor = owed, self.account_floor_v
                 mask = sum(1 << k for k in cells)
                 requests.append(BalanceRequest(node, mask, floor))
         self._bleeding = bleeding
@@ -146,7 +149,13 @@ class BalancingPolicy:
         if not all(math.isfinite(v) for v in voltages):
             return  # a cell unknown: its share cannot be told
         excess = estimate_excess(
-            voltages, self._soc_of, self._from_v, cap, cfg.estimate_gain, cfg.threshold_v
+            voltages,
+            self._soc_of,
+            self._from_v,
+            cap,
+            cfg.estimate_gain,
+            cfg.threshold_v,
+            cfg.saturated_excess_c,
         )
         i = 0
         for n in nodes:

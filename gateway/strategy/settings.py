@@ -442,6 +442,14 @@ class BalanceSettings(_Section):
         description="share of the estimated excess charge the account bleeds (fraction; below 1 "
         "covers a lowest cell weaker than the rated capacity)",
     )
+    saturated_excess_c: float = Field(
+        0.025,
+        ge=0,
+        le=0.03,
+        description="a cell at the very top of the curve while its string's lowest is on the flat "
+        "part may hold any charge above the estimate: its account is at least this share of "
+        "the capacity, corrected at the next top (C; 0 = the estimate only)",
+    )
     account_min_soc: float = Field(
         30.0,
         ge=0,

@@ -22,9 +22,11 @@ CAPACITY = 100.0
 WEAK = 4  # cell 5 (0-based 4): the one ahead at the top, as in the weak-cell case
 PLATEAU = 3.342  # the others at the top: on the flat part, the OCV table says 90 %
 AHEAD = 3.44  # the weak cell held near the daily target at the top
-# What the estimate gives for it: SoC(3.44 V) = 99.56 % against the tell-apart point's 98 %,
-# at 100 Ah and a gain of 0.8.
-OWED = 0.8 * (99.5 + 0.5 * (AHEAD - 3.418) / (3.598 - 3.418) - 98.0) / 100 * CAPACITY
+# The lower bound for it: SoC(3.44 V) = 99.56 % against the tell-apart point's 98 %, at 100 Ah
+# and a gain of 0.8.
+BOUND = 0.8 * (99.5 + 0.5 * (AHEAD - 3.418) / (3.598 - 3.418) - 98.0) / 100 * CAPACITY
+# Above 99.5 % with the others on the plateau the bound is saturated: 2.5 % of the capacity.
+OWED = 0.025 * CAPACITY
 
 
 def policy(**cfg: object) -> BalancingPolicy:
@@ -90,8 +92,8 @@ def test_the_estimate_is_a_lower_bound_from_the_steep_part_only() -> None:
     soc_of = LFP.ocv.inverse()
     v = cells({WEAK: AHEAD})
     excess = estimate_excess(v, soc_of, 3.348, CAPACITY, 0.8, 0.010)
-    assert excess[WEAK] == pytest.approx(OWED, rel=1e-6)
-    assert pytest.approx(1.249, abs=0.001) == OWED
+    assert excess[WEAK] == pytest.approx(BOUND, rel=1e-6)
+    assert pytest.approx(1.249, abs=0.001) == BOUND
     assert [a for k, a in enumerate(excess) if k != WEAK] == [0.0] * 15
     # A plateau cell's few mV (90 % against 80 % by the table) are not charge it holds.
     excess = estimate_excess(cells({3: 3.339}), soc_of, 3.348, CAPACITY, 0.8, 0.001)
@@ -99,6 +101,24 @@ def test_the_estimate_is_a_lower_bound_from_the_steep_part_only() -> None:
     # Both in the steep part (a full charge): the whole difference counts.
     excess = estimate_excess(cells({WEAK: 3.50}, base=3.40), soc_of, 3.348, CAPACITY, 1.0, 0.010)
     assert excess[WEAK] == pytest.approx((soc_of.at(3.50) - soc_of.at(3.40)) / 100 * CAPACITY)
+
+
+def test_a_saturated_bound_takes_a_share_of_the_capacity() -> None:
+    soc_of = LFP.ocv.inverse()
+    # At the very top (99.5 % and more) with the lowest unreadable: 2.5 % of the capacity.
+    excess = estimate_excess(cells({WEAK: AHEAD}), soc_of, 3.348, CAPACITY, 0.8, 0.010, 0.025)
+    assert excess[WEAK] == pytest.approx(2.5)
+    # Below 99.5 % (3.418 V) the bound stays: 3.40 V is 99.31 %.
+    excess = estimate_excess(cells({WEAK: 3.40}), soc_of, 3.348, CAPACITY, 0.8, 0.010, 0.025)
+    assert excess[WEAK] == pytest.approx(0.8 * 1.3125, rel=1e-6)
+    # Every cell readable (the lowest at 99 %): the difference is known, no saturation.
+    excess = estimate_excess(
+        cells({WEAK: 3.50}, base=3.37), soc_of, 3.348, CAPACITY, 1.0, 0.01, 0.025
+    )
+    assert excess[WEAK] == pytest.approx(soc_of.at(3.50) - 99.0)
+    # A larger pack: the share scales (a day of bleeding still bounds what one top costs).
+    excess = estimate_excess(cells({WEAK: AHEAD}), soc_of, 3.348, 280.0, 0.8, 0.010, 0.025)
+    assert excess[WEAK] == pytest.approx(7.0)
 
 
 def test_the_cell_ahead_at_the_top_bleeds_during_the_following_discharge() -> None:
@@ -118,7 +138,7 @@ def test_the_cell_ahead_at_the_top_bleeds_during_the_following_discharge() -> No
 def test_it_stops_when_its_account_is_bled() -> None:
     p = policy()
     top(p, cells({WEAK: AHEAD}))
-    hours = OWED / 0.1  # 12.5 h at 100 mA
+    hours = OWED / 0.1  # 25 h at 100 mA
     reqs = discharge(p, (hours + 1) * 3600)
     bled = [r.cells == 1 << WEAK for r in reqs]
     assert all(bled[: int(hours * 60)])
@@ -146,8 +166,8 @@ def test_the_next_top_re_estimates() -> None:
     discharge(p, 6 * 3600)
     assert p.account.owed[0][WEAK] == pytest.approx(OWED - 0.1 * (6 - 1 / 60), abs=1e-6)
     # Next top: the cell still ahead, less so -> the account is replaced, not added to.
-    top(p, cells({WEAK: 3.42}))
-    again = 0.8 * (99.5 + 0.5 * 0.002 / 0.18 - 98.0) / 100 * CAPACITY
+    top(p, cells({WEAK: 3.40}))
+    again = 0.8 * (99.3125 - 98.0) / 100 * CAPACITY
     assert p.account.owed[0][WEAK] == pytest.approx(again, rel=1e-6)
     # The top after: another cell ahead, the weak one no longer -> it stops, cell 9 bleeds.
     top(p, cells({8: 3.43, WEAK: 3.345}))
@@ -185,8 +205,9 @@ def test_never_below_the_minimum_soc_nor_the_floor() -> None:
     # A configured floor.
     p = policy(account_floor_v=3.25)
     top(p, cells({WEAK: AHEAD}))
-    reqs = discharge(p, 600.0, voltages=cells({WEAK: 3.24}, base=3.30))
-    assert all(r.cells == 0 and r.floor == pytest.approx(3.25) for r in reqs)
+    assert all(r.cells == 0 for r in discharge(p, 600.0, voltages=cells({WEAK: 3.24}, base=3.30)))
+    reqs = discharge(p, 600.0, voltages=cells({WEAK: 3.26}, base=3.30))
+    assert all(r.cells == 1 << WEAK and r.floor == pytest.approx(3.25) for r in reqs)
 
 
 def test_the_nodes_rules_and_the_options_still_apply() -> None:
