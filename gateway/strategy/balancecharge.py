@@ -26,7 +26,7 @@ The estimate (`estimate_excess`), from readings at the top at low current:
 
 Every top replaces the account (it is not added to): a cell that the next top shows no
 longer ahead is not bled further, so an over-estimate cannot grow into a limit cycle; the
-most it can cost is one day's bleeding.
+most it can cost is one top's account.
 """
 
 from __future__ import annotations
