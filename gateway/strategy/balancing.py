@@ -59,6 +59,9 @@ class BalancingPolicy:
         self._active: set[int] = set()  # strings balancing (start-voltage hysteresis)
         self._top_s: dict[int, float] = {}  # string -> seconds at the top at low current
         self._idle_s = 0.0
+        # Some cell bleeds by the top rule (charge_current_fraction applies to it only: the
+        # account bleeds all day, and the option must not cut the charge all day).
+        self.topping = False
 
     def step(
         self, snap: BatterySnapshot, phase: Phase, dt: float, soc: float = math.nan
@@ -121,6 +124,7 @@ class BalancingPolicy:
                 mask = sum(1 << k for k in cells)
                 requests.append(BalanceRequest(node, mask, floor))
         self._bleeding = bleeding
+        self.topping = any(bleeding.values())
         return tuple(requests)
 
     def _estimate(

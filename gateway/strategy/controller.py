@@ -188,7 +188,7 @@ class ChargeController:
         notes.extend(derating.notes)
         balance = self.balancing.step(snap, phase, dt, soc.soc)
         charge_target = cfg.max_charge_current_a * derating.charge
-        if any(b.cells for b in balance) and cfg.balancing.charge_current_fraction < 1.0:
+        if self.balancing.topping and cfg.balancing.charge_current_fraction < 1.0:
             charge_target *= cfg.balancing.charge_current_fraction
             notes.append("charge current reduced while balancing")
         if phase is Phase.STOPPED:

@@ -256,3 +256,13 @@ def test_saved_account_checks() -> None:
     for bad in ({"x": [1.0]}, {"0": [-1.0]}, {"0": ["a"]}, {"0": [math.nan]}):
         with pytest.raises(ValueError, match="strategy state"):
             StrategyState.from_dict(state.to_dict() | {"balance_owed": bad})
+
+
+def test_the_charge_current_fraction_is_for_the_top_only() -> None:
+    settings = StrategySettings.model_validate({"balancing": {"charge_current_fraction": 0.5}})
+    c = ChargeController(settings, LFP, 16, StrategyState(balance_owed=((0, (0.0,) * 4 + (2.0,)),)))
+    for i in range(120):  # resumed, limits ramped up, charging on the plateau
+        d = c.step(battery(cells(base=3.30), current=20.0, time=1000.0 + i), SocState(soc=60.0))
+    assert d.balance[0].cells == 1 << WEAK  # bleeding from the account
+    assert d.limits.ccl == pytest.approx(settings.max_charge_current_a)
+    assert "charge current reduced while balancing" not in d.notes
