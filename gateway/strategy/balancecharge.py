@@ -24,8 +24,10 @@ The estimate (`estimate_excess`), from readings at the top at low current:
   (LFP, gain 1), so an overshoot stays below 1 % of the capacity; for the other cells to look
   saturated in turn it would take 1.5 %, so it cannot swing back and forth.
 
-Every top replaces the account (it is not added to): a cell that the next top shows no
-longer ahead is not bled further, so an over-estimate cannot grow into a limit cycle; the
+Every top replaces the account (it is not added to; within one stay at the top the largest
+estimate holds, less what was bled since, as the cell ahead relaxes out of the steep part
+when the charge phase ends): a cell that the next top shows no longer ahead is not bled
+further, so an over-estimate cannot grow into a limit cycle; the
 most it can cost is one top's account.
 """
 
@@ -85,9 +87,14 @@ class ChargeAccount:
             node: [max(0.0, a) if math.isfinite(a) else 0.0 for a in cells] for node, cells in saved
         }
 
-    def set(self, node: int, excess: Sequence[float]) -> None:
-        """The top's estimate for a node's cells (replaces what was owed)."""
-        self.owed[node] = list(excess)
+    def set(self, node: int, excess: Sequence[float], replace: bool = True) -> None:
+        """The top's estimate for a node's cells: replaces what was owed, or (replace=False,
+        later in the same stay at the top) raises it."""
+        owed = self.owed.get(node)
+        if replace or owed is None or len(owed) != len(excess):
+            self.owed[node] = list(excess)
+        else:
+            self.owed[node] = [max(a, e) for a, e in zip(owed, excess, strict=True)]
 
     def bled(self, bleeding: Mapping[int, int], amps: float, dt: float) -> None:
         """Count dt seconds of bleeding at `amps` for the cells the nodes report bleeding."""

@@ -145,10 +145,15 @@ class BalancingPolicy:
             and math.isfinite(string.current)
             and abs(string.current) <= cfg.estimate_current_c * cap
         )
-        held = self._top_s.get(string.index, 0.0) + dt if at_top else 0.0
+        before = self._top_s.get(string.index, 0.0)
+        held = before + dt if at_top else 0.0
         self._top_s[string.index] = held
         if held < cfg.estimate_settle_s:
             return
+        # The first estimate of this stay at the top replaces the account; later ones only
+        # raise it: as the charge phase ends the cell ahead relaxes out of the steep part
+        # (the float CVL) with no charge gone but what was bled, which the account counted.
+        fresh = before < cfg.estimate_settle_s
         voltages = [v for n in nodes for v in snap.cell_voltages[n]]
         if not all(math.isfinite(v) for v in voltages):
             return  # a cell unknown: its share cannot be told
@@ -164,7 +169,7 @@ class BalancingPolicy:
         i = 0
         for n in nodes:
             k = len(snap.cell_voltages[n])
-            self.account.set(n, excess[i : i + k])
+            self.account.set(n, excess[i : i + k], replace=fresh)
             i += k
 
     def _add_owed(

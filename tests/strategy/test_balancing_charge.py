@@ -169,11 +169,25 @@ def test_the_next_top_re_estimates() -> None:
     top(p, cells({WEAK: 3.40}))
     again = 0.8 * (99.3125 - 98.0) / 100 * CAPACITY
     assert p.account.owed[0][WEAK] == pytest.approx(again, rel=1e-6)
+    discharge(p, 600.0)
     # The top after: another cell ahead, the weak one no longer -> it stops, cell 9 bleeds.
     top(p, cells({8: 3.43, WEAK: 3.345}))
     assert p.account.owed[0][WEAK] == 0.0
     reqs = discharge(p, 3600.0)
     assert all(r.cells == 1 << 8 for r in reqs)
+
+
+def test_within_one_stay_at_the_top_the_largest_estimate_holds() -> None:
+    p = policy()
+    top(p, cells({WEAK: AHEAD}))
+    # The charge phase ends: the float CVL lets the cell relax towards the plateau, still
+    # at the top at low current, with no charge gone but what it bled.
+    top(p, cells({WEAK: 3.40}), seconds=600)
+    assert p.account.owed[0][WEAK] == pytest.approx(OWED, rel=1e-6)  # not 1.05 Ah
+    # A new stay replaces it.
+    discharge(p, 60.0)
+    top(p, cells({WEAK: 3.40}))
+    assert p.account.owed[0][WEAK] == pytest.approx(0.8 * 1.3125, rel=1e-6)
 
 
 def test_no_estimate_under_current_or_before_it_settles() -> None:
