@@ -55,6 +55,15 @@ class BalancingPolicy:
         )
         self._soc_of = chemistry.ocv.inverse()
         self._from_v = tell_apart_v(chemistry.ocv, settings.estimate_slope_mv_per_pct)
+        # The top, for the estimate: where the curve tells the cells apart, if that is its
+        # top (at 90 % or more: LFP 3.348 V, 98 %), plus estimate_margin_v (a plateau cell on
+        # its charge branch reads up to half the OCV hysteresis high); for a curve steep
+        # throughout, the balance start voltage (so the estimate stays a top estimate).
+        top_of_curve = self._from_v >= chemistry.ocv.at(90.0)
+        self.estimate_v = (
+            self._from_v + settings.estimate_margin_v if top_of_curve else self.start_v
+        )
+        self._stay: set[int] = set()  # strings at the top since their last estimate
         self._bleeding: dict[int, frozenset[int]] = {}  # node -> top-balancing cells (0-based)
         self._active: set[int] = set()  # strings balancing (start-voltage hysteresis)
         self._top_s: dict[int, float] = {}  # string -> seconds at the top at low current
@@ -135,25 +144,28 @@ class BalancingPolicy:
         highest: float,
         dt: float,
     ) -> None:
-        """At the top (highest cell at or above the start voltage, |I| at most
-        estimate_current_c, for estimate_settle_s): the account's new estimate."""
+        """At the top (highest cell at or above estimate_v, |I| at most estimate_current_c,
+        for estimate_settle_s): the account's new estimate. A stay at the top lasts until
+        the highest cell is back under the tell-apart voltage: its first estimate replaces
+        the account, later ones only raise it (as the charge phase ends the cell ahead
+        relaxes towards the plateau with no charge gone but what it bled, which the account
+        counted)."""
         cfg = self.settings
+        if highest < self._from_v:
+            self._stay.discard(string.index)
         cap = string.capacity_ah
         at_top = (
-            highest >= self.start_v
+            highest >= self.estimate_v
             and cap > 0.0
             and math.isfinite(string.current)
             and abs(string.current) <= cfg.estimate_current_c * cap
         )
-        before = self._top_s.get(string.index, 0.0)
-        held = before + dt if at_top else 0.0
+        held = self._top_s.get(string.index, 0.0) + dt if at_top else 0.0
         self._top_s[string.index] = held
         if held < cfg.estimate_settle_s:
             return
-        # The first estimate of this stay at the top replaces the account; later ones only
-        # raise it: as the charge phase ends the cell ahead relaxes out of the steep part
-        # (the float CVL) with no charge gone but what was bled, which the account counted.
-        fresh = before < cfg.estimate_settle_s
+        fresh = string.index not in self._stay
+        self._stay.add(string.index)
         voltages = [v for n in nodes for v in snap.cell_voltages[n]]
         if not all(math.isfinite(v) for v in voltages):
             return  # a cell unknown: its share cannot be told

@@ -435,6 +435,14 @@ class BalanceSettings(_Section):
         "this steeply; a cell below counts as at that point's SoC (mV per % SoC; LFP: from "
         "3.348 V, 98 %)",
     )
+    estimate_margin_v: float = Field(
+        0.02,
+        ge=0,
+        le=0.2,
+        description="estimate only while the string's highest cell is at least this above the "
+        "point where the OCV table gets steep (V; LFP: from 3.368 V; a plateau cell reads up to "
+        "half the 15 mV OCV hysteresis high)",
+    )
     estimate_gain: float = Field(
         0.8,
         gt=0,

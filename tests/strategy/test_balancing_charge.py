@@ -190,6 +190,18 @@ def test_within_one_stay_at_the_top_the_largest_estimate_holds() -> None:
     assert p.account.owed[0][WEAK] == pytest.approx(0.8 * 1.3125, rel=1e-6)
 
 
+def test_the_top_is_where_the_curve_tells_the_cells_apart() -> None:
+    p = policy()
+    assert p.estimate_v == pytest.approx(3.368)  # 3.348 V (98 %) + 20 mV
+    # Held below the balance start voltage (an inverter's own CVL): still an estimate.
+    top(p, cells({WEAK: 3.38}))
+    assert p.account.owed[0][WEAK] == pytest.approx(0.8 * (99 + 0.5 * 10 / 48 - 98), rel=1e-6)
+    # A cell 15 mV above the plateau may be a plateau cell on its charge branch: none.
+    p = policy()
+    top(p, cells({WEAK: 3.36}))
+    assert p.account.saved() == ()
+
+
 def test_no_estimate_under_current_or_before_it_settles() -> None:
     p = policy()
     # Charging at 5 A (0.05 C): the voltage is the cell's resistance as much as its charge.
