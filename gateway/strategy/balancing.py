@@ -111,6 +111,12 @@ class BalancingPolicy:
                 highest >= self.start_v
                 or (was_active and highest >= self.start_v - cfg.threshold_v)
             )
+            # The climb to the charge target: the strategy steers by the highest cell's
+            # reading there (absorption starts on it), and a bleeding cell reads low by its
+            # sense wires' drop (a neighbour high): the account waits, top balancing alone
+            # bleeds, as before (with an inverter that follows only CVL, bleeding all the
+            # climb kept a day in bulk).
+            climbing = phase is Phase.BULK and highest >= self.estimate_v
             if active:
                 self._active.add(string.index)
             else:
@@ -123,7 +129,7 @@ class BalancingPolicy:
                     if active:
                         cells = self._select(voltages, lowest, self._bleeding.get(node))
                     bleeding[node] = cells
-                    if from_account:
+                    if from_account and not climbing:
                         if cells:
                             cells = self._add_owed(node, voltages, cells, floor)
                         else:

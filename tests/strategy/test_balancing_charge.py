@@ -236,6 +236,22 @@ def test_never_below_the_minimum_soc_nor_the_floor() -> None:
     assert all(r.cells == 1 << WEAK and r.floor == pytest.approx(3.25) for r in reqs)
 
 
+def test_the_account_waits_during_the_climb_to_the_target() -> None:
+    p = policy()
+    top(p, cells({WEAK: AHEAD}))
+    discharge(p, 60.0)
+    # Charging in bulk with the cell ahead at the top again: only the top rule bleeds.
+    climb = cells({WEAK: 3.39})
+    (req,) = p.step(battery(climb, current=30.0), Phase.BULK, 1.0, soc=95.0)
+    assert req.cells == 0  # 3.39 V is under the balance start voltage
+    (req,) = p.step(battery(cells({WEAK: 3.41}), current=30.0), Phase.BULK, 1.0, soc=95.0)
+    assert req.cells == 1 << WEAK and req.floor == pytest.approx(PLATEAU + 0.005)
+    # In absorption (the highest cell held at the target) the account bleeds again.
+    held = cells({WEAK: 3.38})  # under the top rule's hysteresis (3.39 V)
+    (req,) = p.step(battery(held, current=1.0), Phase.ABSORPTION, 1.0, soc=98.0)
+    assert req.cells == 1 << WEAK and req.floor == pytest.approx(3.10)
+
+
 def test_the_nodes_rules_and_the_options_still_apply() -> None:
     p = policy(max_cells_per_node=1)
     top(p, cells({WEAK: AHEAD, 9: 3.40}))
