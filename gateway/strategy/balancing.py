@@ -11,7 +11,9 @@ max_cells_per_node per node:
   cell holds above the lowest is estimated from the OCV table; the cells that owe charge
   bleed it over the rest of the day (discharge and night included) until the account, kept
   from what the nodes report bleeding, is empty, and never while the pack is below
-  account_min_soc. Its floor is the cell's low limit plus a margin (account_floor_v): on the
+  account_min_soc, nor in the climb to the charge target (bulk with the highest cell at the
+  top: the strategy steers by that reading, which a bleeding cell's sense wires lower). Its
+  floor is the cell's low limit plus a margin (account_floor_v): on the
   flat part of the curve voltages say nothing about the cells' balance, only about safety.
 
 The nodes drop a request after about 3 s, so every step sends one to every node with cell
