@@ -116,6 +116,12 @@ class SimSetup:
     # firmware's driver over a fake chip fed by the simulated pack (gateway.sim.chipboard).
     chip: str | None = None
 
+    def bleed_current_a(self) -> float:
+        """The balancer's bleed current at BLEED_REFERENCE_V (A)."""
+        if self.balance_current_a is not None:
+            return self.balance_current_a
+        return round(BLEED_REFERENCE_V / self.bleed_ohm, 4)
+
     def gateway_settings(self) -> Settings:
         data: dict[str, Any] = {
             "battery": {
@@ -128,6 +134,9 @@ class SimSetup:
             },
             "buses": {"battery": {"interface": "virtual", "channel": "battery"}},
             "web": {"enabled": False},
+            # The installer states the balancer's current (the nodes cannot measure it):
+            # the charge-based balancing counts what it bled with it.
+            "strategy": {"balancing": {"bleed_current_a": self.bleed_current_a()}},
         }
         deep_merge(data, self.gateway)
         return validate(data, "simulation")

@@ -62,7 +62,9 @@ class ChargeController:
         self.derater = Derater(settings.derating, self.chemistry)
         self.ccl = LimitRamp(settings.limits, settings.max_charge_current_a)
         self.dcl = LimitRamp(settings.limits, settings.max_discharge_current_a)
-        self.balancing = BalancingPolicy(settings.balancing, self.chemistry.balance_start_v)
+        self.balancing = BalancingPolicy(
+            settings.balancing, self.chemistry, self._state.balance_owed
+        )
         self.relays = RelayPolicy(settings.relays)
         self.alarms = AlarmMonitor(settings.alarms, self.chemistry)
         self.charge_limit = ChargeLimitMonitor(settings.charge_limit)
@@ -79,7 +81,10 @@ class ChargeController:
 
     @property
     def state(self) -> StrategyState:
-        """The state to persist."""
+        """The state to persist (with the balancing charge account as it is now)."""
+        owed = self.balancing.account.saved()
+        if owed != self._state.balance_owed:
+            self._state = replace(self._state, balance_owed=owed)
         return self._state
 
     @property
@@ -184,9 +189,9 @@ class ChargeController:
         for alarm, severity in derating.alarms.items():
             raise_alarm(alarms, alarm, severity)
         notes.extend(derating.notes)
-        balance = self.balancing.step(snap, phase, dt)
+        balance = self.balancing.step(snap, phase, dt, soc.soc)
         charge_target = cfg.max_charge_current_a * derating.charge
-        if any(b.cells for b in balance) and cfg.balancing.charge_current_fraction < 1.0:
+        if self.balancing.topping and cfg.balancing.charge_current_fraction < 1.0:
             charge_target *= cfg.balancing.charge_current_fraction
             notes.append("charge current reduced while balancing")
         if phase is Phase.STOPPED:

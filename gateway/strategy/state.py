@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from gateway.contracts.decision import Phase
 from gateway.contracts.saved import SavedState, parse_saved
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the balancing charge account (a version 1 file has none)
+
+# The charge account of charge-based balancing (balancecharge.py): per node, the Ah each
+# cell still has to bleed.
+BalanceOwed = tuple[tuple[int, tuple[float, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,8 @@ class StrategyState:
     # first start), so a new installation does not start with one.
     full_charge_from: float | None = None
     full_charge_requested: bool = False  # the user asked for a full charge
+    # Forgetting it would stop the bleeding until the next top, a day without balancing.
+    balance_owed: BalanceOwed = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict for persistence."""
@@ -34,6 +40,7 @@ class StrategyState:
             "last_full_charge": self.last_full_charge,
             "full_charge_from": self.full_charge_from,
             "full_charge_requested": self.full_charge_requested,
+            "balance_owed": {str(node): list(cells) for node, cells in self.balance_owed},
         }
 
     @classmethod
@@ -42,15 +49,24 @@ class StrategyState:
         saved = parse_saved(SavedStrategy, data, "strategy")
         if saved.phase is Phase.STOPPED:
             raise ValueError("strategy state phase must not be stopped")
-        return cls(**saved.model_dump(exclude={"version"}))
+        owed = []
+        for node, cells in saved.balance_owed.items():
+            if not node.isdigit():
+                raise ValueError(f"strategy state balance_owed: node {node!r} is not a node id")
+            owed.append((int(node), tuple(cells)))
+        return cls(
+            **saved.model_dump(exclude={"version", "balance_owed"}),
+            balance_owed=tuple(sorted(owed)),
+        )
 
 
 class SavedStrategy(SavedState):
     """StrategyState as saved: the keys `StrategyState.to_dict()` writes."""
 
-    version: Literal[1]
+    version: Literal[1, 2]
     phase: Phase = Field(strict=False)  # its value, a string in the file
     absorption_completed: bool
     last_full_charge: float | None
     full_charge_from: float | None
     full_charge_requested: bool
+    balance_owed: dict[str, list[Annotated[float, Field(ge=0)]]] = Field(default_factory=dict)

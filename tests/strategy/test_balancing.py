@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from gateway.contracts.chemistry import LFP
 from gateway.contracts.decision import BalanceRequest, Phase
 from gateway.contracts.snapshot import BatterySnapshot, ProtectionKind
 from gateway.strategy.balancing import BalancingPolicy
@@ -14,7 +17,7 @@ START = 3.40
 
 
 def policy(**cfg: object) -> BalancingPolicy:
-    return BalancingPolicy(BalanceSettings.model_validate(cfg), START)
+    return BalancingPolicy(BalanceSettings.model_validate(cfg), replace(LFP, balance_start_v=START))
 
 
 def mask(*cells: int) -> int:
