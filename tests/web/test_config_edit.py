@@ -56,12 +56,14 @@ async def test_config_view_lists_every_setting(bench: Bench, config_file: Path) 
     assert fields["web.port"]["editable"] is False
     assert fields["persistence.state_file"]["editable"] is False
     # The running (simulated) system's own settings (gateway.sim.scenarios.base_setup: its
-    # command key, a 1 s tick, 0.5 C limits, a quick inverter start) differ from the file.
+    # command key, a 1 s tick, 0.5 C limits, its simulated balancer's current, a quick
+    # inverter start) differ from the file.
     assert view["pending_restart"] == [
         "battery.command_key",
         "timing.tick_s",
         "strategy.max_charge_current_a",
         "strategy.max_discharge_current_a",
+        "strategy.balancing.bleed_current_a",
         "inverter.startup_grace",
     ]
 
