@@ -268,6 +268,17 @@ def test_a_sensor_offset_at_rest_does_not_walk_the_cvl_down() -> None:
     assert sum(b < a for a, b in itertools.pairwise(outs)) >= 3
 
 
+def cut_at_the_top() -> tuple[CvlController, float]:
+    """A controller settled near the pack at the top, then cut under it by a cell over its
+    maximum; with the CVL it was cut to."""
+    c = controller()
+    for _ in range(120):
+        c.step(cells(3.43), 3.45, 1.0, False)
+    c.step(cells(3.47), 3.45, 1.0, False)  # a cut: the CVL under the pack
+    assert c.output is not None
+    return c, c.output
+
+
 def test_while_the_pack_discharges_below_it_the_cvl_does_not_rise() -> None:
     # In the evening the loads take more than the charger gives: the pack discharges 0.1-0.2
     # V below the CVL, which limits nothing, yet the loop's rises made a change of 0x351 a
@@ -286,12 +297,7 @@ def test_while_the_pack_discharges_below_it_the_cvl_does_not_rise() -> None:
     assert max(outs) > held
     assert sum(b != a for a, b in itertools.pairwise(outs)) <= 2
     # With the pack above a lowered CVL (an inverter pulling it down), it rises as before.
-    c = controller()
-    for _ in range(120):
-        c.step(cells(3.43), 3.45, 1.0, False)
-    c.step(cells(3.47), 3.45, 1.0, False)  # a cut: the CVL under the pack
-    low = c.output
-    assert low is not None
+    c, low = cut_at_the_top()
     steps = int(RETRY_S) + 300  # (not back to the step it was cut from before RETRY_S)
     outs = [c.step(cells(3.40, current=-8.0), 3.45, 1.0, False) for _ in range(steps)]
     assert max(outs) > low
@@ -304,12 +310,7 @@ def test_a_learnt_voltmeter_offset_does_not_hold_the_cvl_under_a_pack_at_it() ->
     # that offset read 0.1 V under the CVL: "discharging below the CVL, a rise limits
     # nothing", and the CVL stayed at 53.2 V from 10:12 into the afternoon, the full charge
     # never finished. The pack as measured is at the CVL: the CVL is what discharges it.
-    c = controller()
-    for _ in range(120):
-        c.step(cells(3.43), 3.45, 1.0, False)
-    c.step(cells(3.47), 3.45, 1.0, False)  # a cut: the CVL under the pack
-    low = c.output
-    assert low is not None
+    c, low = cut_at_the_top()
     c.offset = -0.17  # what the inverter's overshoot looked like (cvl.py: _learn_offset)
     at_cvl = (low + 0.05) / N  # the inverter holds the pack at its CVL
     steps = int(RETRY_S) + 300
