@@ -122,7 +122,7 @@ class MemoryBus(can.BusABC):
     def send_frame(self, can_id: int, data: bytes, extended: bool, remote: bool = False) -> None:
         """send() of the Message these fields make (timestamp 0, dlc the data's length),
         without building it: every receiver gets its own Message from recv()."""
-        self.send_frames((Frame(can_id, bytes(data), extended, remote),))
+        self.send_one(Frame(can_id, bytes(data), extended, remote))
 
     def send_frames(self, frames: Iterable[Frame]) -> None:
         """Frames onto the channel, in order, each shared by its receivers (it is immutable)."""
