@@ -105,11 +105,12 @@ class Derater:
 
         share = snap.online_fraction
         if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
-            sent = least = None
+            sent: float | None = None
+            least = 0.0
             if charge_sent is not None and share > 0.0:
                 sent, least = charge_sent / share, charge_least_rise / share
             up = self.charge_level.step(
-                lambda v: _at(prof.charge_by_cell, v - allowed_max), top, sent, least or 0.0
+                lambda v: _at(prof.charge_by_cell, v - allowed_max), top, sent, least
             )
             down = self.discharge_level.step(lambda v: _at(prof.discharge_by_cell, v), bottom)
             charge.append((up, lambda: f"max cell {top:.3f} V"))
