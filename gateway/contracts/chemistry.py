@@ -94,6 +94,9 @@ class TemperatureWindow:
             raise ValueError("temperature hysteresis must not be negative")
 
 
+_NO_COLD_LOSS = Curve.of((0.0, 1.0), (25.0, 1.0))
+
+
 @dataclass(frozen=True, slots=True)
 class ChemistrySpec:
     """Everything the gateway needs to know about one chemistry, per cell.
@@ -132,6 +135,11 @@ class ChemistrySpec:
     discharge_by_temp: Curve
     charge_by_soc: Curve  # x = SoC (%); used only when the strategy enables it
     ocv: Curve  # x = SoC (%) at least every 5 %, y = rested cell voltage (V)
+    # Usable capacity by cell temperature, a fraction of the rated (x = degC). A cold cell
+    # reaches its voltage ends with less charge moved: a charge ends, and a discharge meets
+    # the empty voltage, short of the rated capacity; warmed, it takes and gives the rest.
+    # Flat at 1 where no figure is cited (no correction).
+    capacity_by_temp: Curve = _NO_COLD_LOSS
 
     def __post_init__(self) -> None:
         order = (
@@ -170,6 +178,8 @@ class ChemistrySpec:
             curve: Curve = getattr(self, name)
             if any(not 0.0 <= y <= 1.0 for _, y in curve.points):
                 raise ValueError(f"{self.chemistry}: {name} fractions must be within 0..1")
+        if any(not 0.0 < y <= 1.0 for _, y in self.capacity_by_temp.points):
+            raise ValueError(f"{self.chemistry}: capacity_by_temp fractions must be within 0..1")
         self.ocv.inverse()  # raises unless the OCV rises strictly with SoC
         socs = [x for x, _ in self.ocv.points]
         if socs[0] != 0.0 or socs[-1] != 100.0:
@@ -178,6 +188,24 @@ class ChemistrySpec:
     def soc_from_ocv(self, cell_v: float) -> float:
         """SoC (%) of a rested cell at `cell_v`, from the OCV table (NaN for NaN)."""
         return self.ocv.inverse().at(cell_v)
+
+    def charge_at(self, soc: float, temp_c: float) -> float:
+        """The charge (% of the rated capacity) of a cell at `temp_c` that its voltage
+        places at `soc` on the (room-temperature) scale of the OCV table and the voltage
+        ends: the capacity the cold takes (`capacity_by_temp`) is taken half from each end,
+        around the middle. The split is not known (the cited figures are whole-capacity
+        ones); the middle errs by at most half the loss either way, which the SoC's
+        uncertainty carries (`cold_share`). An unknown temperature: no correction."""
+        fraction = self.capacity_by_temp.at(temp_c)
+        if math.isnan(fraction):  # no temperature known
+            return soc
+        return 50.0 + (soc - 50.0) * fraction
+
+    def cold_share(self, temp_c: float) -> float:
+        """Points of SoC either end may be off by at `temp_c`: half the capacity the cold
+        takes (0 where it takes none or the temperature is unknown)."""
+        fraction = self.capacity_by_temp.at(temp_c)
+        return 0.0 if math.isnan(fraction) else 50.0 * (1.0 - fraction)
 
 
 def _ocv(*volts: float) -> Curve:
@@ -242,6 +270,9 @@ LFP = ChemistrySpec(
     # The cited LFP curve (LFP_OCV_SOURCE): flat between 15 and 98 % (about 130 mV for 83 %,
     # under 1 mV per % between 35 and 65 % and between 75 and 98 %), steep at both ends.
     ocv=Curve(LFP_OCV_POINTS),
+    # A 100 Ah LFP battery gives about 80 Ah at 0 degC and 70 Ah at -20 degC (Canbat's
+    # figures, funsongbattery.com "how to store LiFePO4 batteries"), all of it from 25 degC.
+    capacity_by_temp=Curve.of((-20.0, 0.70), (0.0, 0.80), (25.0, 1.0)),
 )  # fmt: skip
 
 NMC = ChemistrySpec(

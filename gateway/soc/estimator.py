@@ -283,18 +283,18 @@ class SocEstimator:
         # A calibration point fires once per stay at the end (-inf holds it until the
         # battery leaves): while it stays, the count goes on from the value set.
         if entered_float or (at_top and self._full_s >= cfg.full_hold_s):
-            self._set_full(snap.time, branches)
+            self._set_full(snap, branches)
             self._full_s = -math.inf
         elif at_bottom:
             # The empty point owns the bottom: neither a rest nor the low-end pull moves
             # the value it set while the lowest cell stays there.
             if self._empty_s >= cfg.empty_hold_s:
-                self._set_empty(snap.time, branches)
+                self._set_empty(snap, branches)
                 self._empty_s = -math.inf
         elif self._rest_s >= cfg.rest_time_s and not self._rest_used:
             self._rest_used = self._rested_ocv(snap, branches)
         elif -cfg.low_end_current_c <= current_c < cfg.rest_current_c:
-            self._low_end(snap.min_cell, dt, branches)
+            self._low_end(snap.min_cell, snap.min_temp, dt, branches)
 
     def _ocv_error(self, cell_v: float, volts: float) -> float:
         """± points of the SoC a voltage `volts` off the curve gives at `cell_v`: the wider
@@ -319,6 +319,9 @@ class SocEstimator:
             error = self._ocv_error(cell, cfg.ocv_voltage_error_v)
             if math.isnan(soc) or error > cfg.ocv_max_error:
                 return False
+            # In the cold the table's scale is the warm one: the charge is nearer the middle.
+            soc = self.chemistry.charge_at(soc, snap.min_temp)
+            error += self.chemistry.cold_share(snap.min_temp)
             strings[b.number] = soc
             worst = max(worst, error)
         self._learn(_weighted(strings, branches))
@@ -360,23 +363,27 @@ class SocEstimator:
             uncertainty=error,
         )
 
-    def _set_full(self, now: float, branches: list[_Branch]) -> None:
+    def _set_full(self, snap: BatterySnapshot, branches: list[_Branch]) -> None:
         """The end of a charge: 100 %, less what the emptiest cell still lacks, for every
-        string that took part (relay closed); a string that was out keeps its count.
+        string that took part (relay closed); a string that was out keeps its count. In the
+        cold, less: the coldest cell's capacity by temperature (`ChemistrySpec.charge_at`).
 
         The charge ends when the highest cell is at its target; a series string holds only
         what its emptiest cell holds, and a cell still below the top of its OCV curve is not
         full. The curve resolves only its steep top, so the value stays within
         TOP_RESOLVED_SOC..100 % (it also never turns an end of charge into a reason to
         charge again)."""
+        temp, chem = snap.min_temp, self.chemistry
         strings = [
-            self._full_value(b.min_cell) if b.relay_closed else self._state.strings[b.number]
+            chem.charge_at(self._full_value(b.min_cell), temp)
+            if b.relay_closed
+            else self._state.strings[b.number]
             for b in branches
         ]
         self._learn(_weighted(strings, branches))
-        error = self._partly(branches, FULL_UNCERTAINTY)
+        error = self._partly(branches, FULL_UNCERTAINTY + chem.cold_share(temp))
         self._calibrated(strings, branches, SocSource.FULL, error)
-        self._state = evolve(self._state, last_full=now)
+        self._state = evolve(self._state, last_full=snap.time)
 
     def _partly(self, branches: list[_Branch], error: float) -> float:
         """± points of the battery after a calibration of the strings whose relay is closed:
@@ -395,14 +402,18 @@ class SocEstimator:
         lacking = prof.soc_from_ocv(min_cell)
         return 100.0 if math.isnan(lacking) else min(100.0, max(TOP_RESOLVED_SOC, lacking))
 
-    def _set_empty(self, now: float, branches: list[_Branch]) -> None:
-        strings = [0.0 if b.relay_closed else self._state.strings[b.number] for b in branches]
+    def _set_empty(self, snap: BatterySnapshot, branches: list[_Branch]) -> None:
+        """The lowest cell held at the empty voltage: 0 % for every string that took part,
+        more in the cold (the coldest cell's capacity by temperature)."""
+        temp, chem = snap.min_temp, self.chemistry
+        empty = chem.charge_at(0.0, temp)
+        strings = [empty if b.relay_closed else self._state.strings[b.number] for b in branches]
         self._learn(_weighted(strings, branches))
-        error = self._partly(branches, EMPTY_UNCERTAINTY)
+        error = self._partly(branches, EMPTY_UNCERTAINTY + chem.cold_share(temp))
         self._calibrated(strings, branches, SocSource.EMPTY, error)
-        self._state = evolve(self._state, last_empty=now)
+        self._state = evolve(self._state, last_empty=snap.time)
 
-    def _low_end(self, min_cell: float, dt: float, branches: list[_Branch]) -> None:
+    def _low_end(self, min_cell: float, temp_c: float, dt: float, branches: list[_Branch]) -> None:
         """Near empty, pull the count toward the SoC the lowest cell's voltage says.
 
         The battery is as empty as its emptiest cell, and below about 10 % the OCV curve is
@@ -415,7 +426,7 @@ class SocEstimator:
             return
         if min_cell > self.chemistry.ocv.at(cfg.low_end_soc):
             return
-        target = self.chemistry.soc_from_ocv(min_cell)
+        target = self.chemistry.charge_at(self.chemistry.soc_from_ocv(min_cell), temp_c)
         if math.isnan(target):
             return
         pull = min(1.0, dt / cfg.low_end_tau_s)
