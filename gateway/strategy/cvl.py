@@ -268,12 +268,7 @@ class CvlController:
             loop = max(loop, min(before, pack + n * error))
         if self._cut_from is not None and self._since_cut_s < self._retry_s:
             loop = min(loop, max(before, self._cut_from - cfg.step_v / 2))
-        # The inverter charges at the CCL and follows it: the CCL does the fine work at the
-        # top (derating by the highest cell), and the CVL held near the pack stopped the
-        # absorption's charge of the other cells (the matrix's full charge, ideal: 24 mV of
-        # spread half an hour into float against 3).
-        ccl_holds = current_limited and excess_v <= cfg.step_v / 2
-        if self._topped and not ccl_holds:
+        if self._topped:
             # At the top (a cell has gone over its maximum while charging at this maximum):
             # no rise beyond what takes the highest cell to its maximum from
             # its recent peak (as the ceiling, with the cells near it taking the rise), from
