@@ -17,7 +17,13 @@ inverter's slow voltage loop. In short:
   inverter has had time to follow the last decrease (SETTLE_S), it cuts again from the CVL
   itself, and again every SETTLE_S: an inverter that reads the pack low is caught however
   far off its voltmeter is. Only decreases restart that wait: the loop's own steps up do
-  not (they did, and the repeated cut never came: issue 14).
+  not (they did, and the repeated cut never came: issue 14). For a charger above the CCL
+  with the CVL more than a step above the pack, a cell past its set point already brings
+  it to string voltage - near x excess over the set point.
+- at the top (after a cut, until the allowed maximum rises): the CVL rises no further than
+  takes the highest cell to its maximum from its recent peak (the highest reading, falling
+  back 1 mV/s), from the pack voltage averaged over CHARGE_TAU_S: rises on the readings
+  between an inverter's swings, or from a cell resting on its plateau, took it over.
 - charging stopped (CCL 0: temperature, node flags, the voltage derating, the start-up
   hold): the CVL goes to the pack voltage rounded down and never rises while it stays so,
   so a charger that ignores CCL and the enable bit does not charge either; it restarts
@@ -33,9 +39,10 @@ inverter's slow voltage loop. In short:
   slow loop never falls further than all cells could need (string voltage - cells x
   excess).
 - inverter voltmeter: an inverter reading the pack low keeps charging above the CVL. That
-  offset is learnt while charging with the pack at or above a CVL that has not fallen for
-  SETTLE_S, and subtracted (a high reading only lowers the charge a little and is left
-  alone; the estimate is kept while the inverter is current-limited below the CVL).
+  offset is learnt while charging with the pack (as read, and averaged over CHARGE_TAU_S)
+  at or above a CVL that has not fallen for SETTLE_S, from the averaged pack, and
+  subtracted (a high reading only lowers the charge a little and is left alone; the
+  estimate is kept while the inverter is current-limited below the CVL).
 - output: whole protocol steps, never above the hard limits; down once the loop is half
   a step below, up once it is a whole step above (hysteresis), at most every RISE_EVERY_S
   and then by all the whole steps the loop gained (fewer changes of 0x351).
@@ -83,6 +90,11 @@ CHARGING_C = 0.005
 CHARGE_TAU_S = 10.0
 # The largest offset believed (V per cell); a larger difference is something else.
 OFFSET_MAX_V = 0.05
+# At the top, rises read the highest cell's recent peak: the highest reading, falling back
+# at this rate (V per s). An inverter whose voltage loop swings about the CVL (the matrix's
+# full charge: +-16 A every other second at the steep top) showed the cell 90 mV lower every
+# other second, and the loop rose on those readings (issue 14).
+PEAK_FALL_V_PER_S = 0.001
 
 
 class CvlController:
@@ -115,6 +127,9 @@ class CvlController:
         self._since_cut_s = math.inf
         self._retry_s = RETRY_S  # the present wait before rising back to _cut_from
         self._charge_a = 0.0  # the charge current, filtered over CHARGE_TAU_S (A)
+        self._pack_v = math.nan  # the pack voltage, filtered over CHARGE_TAU_S (V)
+        self._peak = -math.inf  # the highest cell's recent peak (V)
+        self._topped = False  # a cell went over its maximum while charging (a cut)
 
     def step(
         self,
@@ -145,6 +160,7 @@ class CvlController:
             if self.limit is not None and allowed_max > self.limit:
                 self._cut_from = None  # a higher maximum (a full charge): the old cut is moot
                 self._retry_s = RETRY_S
+                self._topped = False
             self.limit = allowed_max
         else:
             self.limit = max(allowed_max, self.limit - self.fall_rate * dt)
@@ -156,8 +172,12 @@ class CvlController:
         self._holding = False
         self._last_pack = min(v for v, _, _ in strings)
         charging = snap.current > CHARGING_C * snap.capacity_ah
+        follow = min(1.0, dt / CHARGE_TAU_S)
         if math.isfinite(snap.current):
-            self._charge_a += (snap.current - self._charge_a) * min(1.0, dt / CHARGE_TAU_S)
+            self._charge_a += (snap.current - self._charge_a) * follow
+        if not math.isfinite(self._pack_v):
+            self._pack_v = self._last_pack
+        self._pack_v += (self._last_pack - self._pack_v) * follow
         sustained = charging and self._charge_a > CHARGING_C * snap.capacity_ah
         self._learn_offset(sustained, self._last_pack, dt)
         if charge_allowed and self._forbidden:
@@ -168,19 +188,40 @@ class CvlController:
         measured, top, near = min(strings, key=lambda s: setpoint - s[1])
         pack = measured + self.offset
         error = setpoint - top  # > 0: room, < 0: excess (V per cell)
+        self._peak = max(top, self._peak - PEAK_FALL_V_PER_S * dt)
 
         # Hard limits, applied to the output at once: the ceiling, and the cut while charging
         # (a cell resting above the limit, e.g. entering float, is the slow loop's job).
         hard = ceiling
         settled = self._since_down_s >= SETTLE_S and self.output is not None
+        over = False  # a cell above its maximum while charging
         for s_pack, s_top, s_near in strings:
             if charging and s_top > self.limit:
+                over = True
                 drop = s_near * (s_top - self.limit)
                 hard = min(hard, s_pack + self.offset - drop)
                 if settled and sustained and self.output is not None:
                     # Still above after the inverter had time to follow: cut again from the
                     # CVL itself, whatever its voltmeter makes of our pack voltage.
                     hard = min(hard, self.output - max(drop, cfg.step_v))
+        # Past its set point while charging above the CCL (by more than half a step's worth
+        # of current: only the CVL can stop this charger) with the CVL more than a step
+        # above the pack: the CVL goes at once to what the highest cell can take, as a cut
+        # at the set point. The slow loop falls from up there at 32 mV/s, so the cut came
+        # only at the maximum, and a cell entering the steep top at 3.5 mV/s under 50 A
+        # (reading 10 mV low while it bleeds) went 12 mV over before the charger followed
+        # (issue 14, the matrix's full charge, CVL-only). An inverter that follows the CCL
+        # is held at the set point by it: a cut there stopped the absorption's charge of the
+        # other cells (the full-charge scenario: 45 mV of spread in float against 20).
+        early = (
+            charging
+            and error < -cfg.deadband_v
+            and excess_v > cfg.step_v / 2
+            and self.output is not None
+            and self.output > pack + cfg.step_v
+        )
+        if early:
+            hard = min(hard, pack + near * error)
         at_pack = self._floor_step(pack)  # the pack voltage as the inverter reads it
         if headroom is not None and headroom < cfg.step_v / 2:
             # The current is above CCL: as far below the pack as the excess drops in it.
@@ -227,6 +268,17 @@ class CvlController:
             loop = max(loop, min(before, pack + n * error))
         if self._cut_from is not None and self._since_cut_s < self._retry_s:
             loop = min(loop, max(before, self._cut_from - cfg.step_v / 2))
+        if self._topped:
+            # At the top (a cell has gone over its maximum while charging at this maximum):
+            # no rise beyond what takes the highest cell to its maximum from
+            # its recent peak (as the ceiling, with the cells near it taking the rise), from
+            # the pack voltage averaged. One 0.1 V step there is 10-40 A, and
+            # rises on the readings between an inverter's swings, or from a cell resting on
+            # its plateau after a cut, took it 30 mV over within seconds (issue 14, the
+            # matrix's full charge: a step up from 53.7 V with the cell at 3.53 V on the
+            # swings, four steps at once from a cell resting at 3.40 V).
+            reach_peak = self._pack_v + self.offset + near * (self.limit - self._peak)
+            loop = min(loop, max(before, reach_peak))
         loop = max(self.floor, min(loop, hard))
         self._since_decrease = 0.0 if loop < before - _EPS else self._since_decrease + dt
         restart = self._loop is None
@@ -240,8 +292,9 @@ class CvlController:
         # With the pack at or above the CVL (an inverter pulling it down to a lowered CVL)
         # it rises as before: there the CVL is what discharges it. The pack as measured,
         # not less the learnt voltmeter offset: an offset learnt wrongly (-0.17 V, from an
-        # inverter's overshoot at a cut) made a pack held at the CVL read below it, and the
-        # CVL stayed under the pack for hours (issue 14, the full charge, CVL-only).
+        # inverter swinging about the CVL at the top, see _learn_offset) made a pack held at
+        # the CVL read below it, and the CVL stayed under the pack for hours (issue 14, the
+        # full charge, CVL-only).
         idle = (
             self.output is not None
             and self._charge_a < -CHARGING_C * snap.capacity_ah
@@ -256,6 +309,7 @@ class CvlController:
             )
             self._retry_s = min(RETRY_MAX_S, 2 * self._retry_s) if again else RETRY_S
             self._cut_from, self._since_cut_s = last, 0.0
+            self._topped = self._topped or over or early
         return out
 
     @property
@@ -293,9 +347,13 @@ class CvlController:
         out = self.output
         if out is None or not charging or self._since_down_s < SETTLE_S:
             return
-        if pack < out - self.settings.step_v / 2:
+        if min(pack, self._pack_v) < out - self.settings.step_v / 2:
             return
-        sample = max(-OFFSET_MAX_V * self.cells, min(0.0, out - pack))
+        # From the pack voltage averaged: an offset is steady, a pack swinging about the CVL
+        # is not one. At the steep top the matrix's inverters swung it 0.24 V either side of
+        # the CVL every other second; only the high half was learnt, and an accurate
+        # voltmeter read 0.17-0.25 V low (issue 14, the full charge with a CVL-only charger).
+        sample = max(-OFFSET_MAX_V * self.cells, min(0.0, out - self._pack_v))
         self.offset += (sample - self.offset) * min(1.0, dt / OFFSET_TAU_S)
 
     def _quantize(
