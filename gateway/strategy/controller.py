@@ -121,7 +121,13 @@ class ChargeController:
         changed = self.phases.step(
             PhaseInputs(
                 stop=stale or bool(faults) or isolated,
-                at_max=self.phases.at_max_voltage(snap.max_cell, current_c, self.cvl.at_ceiling),
+                at_max=self.phases.at_max_voltage(
+                    snap.max_cell,
+                    current_c,
+                    self.cvl.at_ceiling,
+                    # Only with the current tapered (it matters only then; saves the walk).
+                    current_c <= cfg.phases.tail_current_c and self.cvl.held_by_cell(snap),
+                ),
                 spread=snap.cell_spread,
                 soc=soc.soc,
                 full_charge_wanted=due or self._state.full_charge_requested,

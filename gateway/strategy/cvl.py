@@ -319,6 +319,20 @@ class CvlController:
             return False
         return self.output >= self._floor_step(self.cells * self.limit)
 
+    def held_by_cell(self, snap: BatterySnapshot) -> bool:
+        """The CVL holds the charger (at most a step above the pack as the inverter reads
+        it) and one more output step would take a string's highest cell, with the cells
+        near it, past the allowed maximum: that cell is as close to it as whole steps can
+        bring it (a cell far ahead of the rest takes most of a step: the weak cell of the
+        charge-quality matrix, 40-80 mV under the target and a 0.1 V step away)."""
+        if self.output is None or self.limit is None:
+            return False
+        step = self.settings.step_v
+        for pack, top, near in _strings(snap, self.settings.band_v):
+            if self.output <= pack + self.offset + step and near * (self.limit - top) < step:
+                return True
+        return False
+
     def hold(self, pack: float = math.nan, tighten: bool = False) -> float:
         """CVL while stopped or without usable data: the pack voltage (`pack` when known,
         else the last known one), at most cells x float voltage, never below the floor,

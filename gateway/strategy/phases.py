@@ -79,20 +79,22 @@ class PhaseMachine:
             return self.chemistry.float_v
         return self.chemistry.charge_target_v
 
-    def at_max_voltage(self, max_cell: float, current_c: float, cvl_at_ceiling: bool) -> bool:
+    def at_max_voltage(
+        self, max_cell: float, current_c: float, cvl_at_ceiling: bool, cvl_held: bool = False
+    ) -> bool:
         """The battery is at the phase's maximum voltage: its highest cell within
-        at_max_margin_v of the allowed maximum, or the CVL at its ceiling with the charge
-        current tapered below tail_current_c (C-rate) and the highest cell within three
-        margins (an inverter whose voltmeter reads high holds the pack lower)."""
+        at_max_margin_v of the allowed maximum; or the charge current tapered below
+        tail_current_c (C-rate) with the CVL at its ceiling and the highest cell within three
+        margins (an inverter whose voltmeter reads high holds the pack lower), or with the
+        CVL held a step below by the highest cell (`cvl_held`, CvlController.held_by_cell:
+        the next step would take it past the maximum, so whole steps bring it no closer)."""
         cfg = self.settings
         allowed = self.allowed_max()
         if max_cell >= allowed - cfg.at_max_margin_v:
             return True
-        return (
-            cvl_at_ceiling
-            and current_c <= cfg.tail_current_c
-            and max_cell >= allowed - 3 * cfg.at_max_margin_v
-        )
+        if not current_c <= cfg.tail_current_c:  # NaN too
+            return False
+        return cvl_held or (cvl_at_ceiling and max_cell >= allowed - 3 * cfg.at_max_margin_v)
 
     def step(self, inputs: PhaseInputs, dt: float) -> PhaseStep:
         """Advance by `dt` seconds of counted time."""

@@ -113,8 +113,8 @@ class PhaseSettings(_Section):
         0.02,
         gt=0,
         le=0.2,
-        description="charge current below this (C-rate) with the CVL at its ceiling also "
-        "counts as at maximum voltage",
+        description="charge current below this (C-rate) with the CVL at its ceiling, or held "
+        "a step below by the highest cell, also counts as at maximum voltage",
     )
     absorption_entry_s: float = Field(
         10.0, ge=0, description="time at maximum voltage before bulk turns to absorption (s)"
@@ -400,14 +400,11 @@ class BalanceSettings(_Section):
         description="charge current limit fraction while any cell bleeds (fraction; 1 = no "
         "reduction)",
     )
-    # Off by default for now: with a CVL-only charger the weak-cell case's first day stayed
-    # in bulk with it on (the bleeding top cell read under the at-max point; docs/strategy.md,
-    # "What still misses"), cause not found.
     charge_based: bool = Field(
-        False,
+        True,
         description="charge-based balancing: at each top, estimate the charge each cell holds "
         "above its string's lowest and bleed it over the rest of the day, discharge and night "
-        "included (off by default: docs/strategy.md)",
+        "included (docs/strategy.md, Balancing); off: top balancing only",
     )
     bleed_current_a: float = Field(
         0.1,

@@ -30,7 +30,7 @@ OWED = 0.025 * CAPACITY
 
 
 def policy(**cfg: object) -> BalancingPolicy:
-    """A policy with charge-based balancing on (off by default, settings.py)."""
+    """A policy with charge-based balancing on (the default, said here for the reader)."""
     return BalancingPolicy(BalanceSettings.model_validate({"charge_based": True, **cfg}), LFP)
 
 

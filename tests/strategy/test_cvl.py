@@ -225,6 +225,24 @@ def test_the_at_rest_bound_does_not_pull_the_cvl_down_while_the_top_cell_has_roo
     assert min(outs) < before
 
 
+def test_held_by_a_cell_that_the_next_step_would_take_past_its_maximum() -> None:
+    # One cell 70 mV under the 3.45 V maximum, the others on the plateau: it takes most of
+    # a 0.1 V step, so with the CVL holding the pack that is as close as it gets.
+    c = controller()
+    ahead = cells(3.38, current=0.0)
+    c.output, c.limit = ahead.voltage, 3.45
+    assert c.held_by_cell(ahead)
+    # Not held: the CVL far above the pack (the charger is held by its CCL or its PV) ...
+    c.output = ahead.voltage + 1.0
+    assert not c.held_by_cell(ahead)
+    # ... the cell more than a step away ...
+    c.output = ahead.voltage
+    assert not c.held_by_cell(cells(3.34, current=0.0))
+    # ... or a whole balanced pack 20 mV under it: a step moves each cell 6 mV.
+    c.output = 16 * 3.43
+    assert not c.held_by_cell(cells(3.43, rest=3.43, current=0.0))
+
+
 def test_falling_again_from_the_same_step_doubles_the_wait_before_rising_back() -> None:
     # A cell at the steep top, or a float set point between two output steps: every return
     # to the step takes the cell over and the CVL falls again. Each time from the same step

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from gateway.contracts.chemistry import LFP
@@ -166,18 +168,22 @@ def test_allowed_maximum_per_phase() -> None:
 
 
 @pytest.mark.parametrize(
-    ("max_cell", "current_c", "at_ceiling", "expected"),
+    ("max_cell", "current_c", "at_ceiling", "held", "expected"),
     [
-        (3.436, 0.5, False, True),  # within 15 mV of 3.45
-        (3.434, 0.5, False, False),
-        (3.420, 0.01, True, True),  # tapered at the ceiling: an inverter reading high
-        (3.420, 0.01, False, False),
-        (3.420, 0.05, True, False),  # still charging hard
-        (3.400, 0.0, True, False),  # too far below: e.g. idle at night
+        (3.436, 0.5, False, False, True),  # within 15 mV of 3.45
+        (3.434, 0.5, False, False, False),
+        (3.420, 0.01, True, False, True),  # tapered at the ceiling: an inverter reading high
+        (3.420, 0.01, False, False, False),
+        (3.420, 0.05, True, False, False),  # still charging hard
+        (3.400, 0.0, True, False, False),  # too far below: e.g. idle at night
+        # Held a step below by the highest cell (a cell far ahead, a CVL-only charger).
+        (3.370, 0.0, False, True, True),
+        (3.370, 0.05, False, True, False),  # still charging hard
+        (3.370, math.nan, False, True, False),  # the current unknown
     ],
 )
 def test_at_max_voltage(
-    max_cell: float, current_c: float, at_ceiling: bool, expected: bool
+    max_cell: float, current_c: float, at_ceiling: bool, held: bool, expected: bool
 ) -> None:
     m = machine(Phase.BULK)
-    assert m.at_max_voltage(max_cell, current_c, at_ceiling) is expected
+    assert m.at_max_voltage(max_cell, current_c, at_ceiling, held) is expected
