@@ -179,8 +179,16 @@ class ChargeController:
         # target: a full battery resting above the float voltage still takes the loads'
         # share of PV (CCL 0 in float starved the loads, venus #1183; issue 14).
         derate_from = allowed
+        # The highest cell's level comes back one level above the CCL sent (celllevel.py):
+        # a jump onto a cell resting at the steep top takes it over. Not in float: there
+        # the CVL holds the cells at the float voltage, 75 mV under the charge target the
+        # current derates from, and the CCL came back from the stop at float entry (the
+        # cells still above that target) a level every 15 minutes, ten changes of 0x351 in
+        # 2.5 hours (issue 14, the matrix's full charge).
+        sent: float | None = self.ccl.output / cfg.max_charge_current_a
         if phase is Phase.FLOAT:
             derate_from = max(allowed, self.phases.allowed_max(Phase.BULK))
+            sent = None
         derating = self.derater.step(
             snap,
             derate_from,
@@ -188,9 +196,12 @@ class ChargeController:
             node_flags.connected,
             max_cell=self.highest.step(snap, dt),
             min_cell=self.lowest.step(snap, dt),
-            charge_sent=self.ccl.output / cfg.max_charge_current_a,
+            charge_sent=sent,
             # A hair over the ramp's smallest step, so a rise by it is not lost to rounding.
             charge_least_rise=(cfg.limits.min_step_a + 1e-6) / cfg.max_charge_current_a,
+            dt=dt,
+            charge_flow=max(0.0, snap.current) / cfg.max_charge_current_a,
+            discharge_flow=max(0.0, -snap.current) / cfg.max_discharge_current_a,
         )
         for alarm, severity in derating.alarms.items():
             raise_alarm(alarms, alarm, severity)
@@ -200,6 +211,19 @@ class ChargeController:
         if self.balancing.topping and cfg.balancing.charge_current_fraction < 1.0:
             charge_target *= cfg.balancing.charge_current_fraction
             notes.append("charge current reduced while balancing")
+        if (
+            self.charge_limit.ignored
+            and 0.0 < self.ccl.output < charge_target
+            and derating.charge < derating.charge_unless_cell
+        ):
+            # A charger seen to ignore the CCL is held through the CVL (below) to the CCL
+            # without the highest cell's taper: that taper's retries, the CCL stepping up a
+            # level every 15 minutes, changed nothing it did and were a change of 0x351
+            # each (issue 14, the matrix's full charge with a CVL-only charger: 2 -> 3 ->
+            # 4.3 ... 25.6 A). So they wait while it ignores the CCL. Decreases still apply
+            # at once; a stopped CCL (0) and the other factors still rise.
+            charge_target = self.ccl.output
+            notes.append("CCL held: the charger ignores it")
         if phase is Phase.STOPPED:
             if faults:
                 notes.append(f"stopped: node fault {', '.join(faults)}")

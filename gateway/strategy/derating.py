@@ -5,8 +5,9 @@ SoC when enabled, node flags), times the share of parallel strings online. Node 
 by level and kind (table below); temperature windows block a direction with hysteresis.
 The cell-voltage factors move between levels (level_ratio^k), from the extreme cells
 without their IR drop (the controller passes them, resistance.py): a limit that follows
-a raw reading through its own IR drop cycles; a level falls at once and rises one level at a
-time above the limit sent (celllevel.py).
+a raw reading through its own IR drop cycles; a level falls at once, to where the cell's
+rate takes it within two minutes, and rises one level at a time above the limit sent
+(celllevel.py).
 """
 
 from __future__ import annotations
@@ -87,13 +88,20 @@ class Derater:
         min_cell: float | None = None,
         charge_sent: float | None = None,
         charge_least_rise: float = 0.0,
+        dt: float = 0.0,
+        charge_flow: float = math.nan,
+        discharge_flow: float = math.nan,
     ) -> Derating:
         """Fractions for a valid snapshot; `allowed_max` is the cell maximum (V) the charge
         derating counts from; `max_cell` / `min_cell` replace the snapshot's extreme cells
         (the controller passes them without their IR drop, resistance.py).
         `charge_sent`: the CCL last sent as a fraction of the maximum (the online share
         included), so the highest cell's level rises one level above it at a time
-        (celllevel.py); `charge_least_rise` the smallest rise of the CCL, as a fraction."""
+        (celllevel.py); `charge_least_rise` the smallest rise of the CCL, as a fraction;
+        `dt` the time since the last step (s): a decrease of a cell-voltage level looks
+        ahead at the cell's rate (celllevel.py; 0: no look-ahead); `charge_flow` and
+        `discharge_flow` the present charge and discharge currents as fractions of their
+        maxima (the online share included; NaN: not known), which scale that rate."""
         top = snap.max_cell if max_cell is None else max_cell
         bottom = snap.min_cell if min_cell is None else min_cell
         prof, cfg = self.chemistry, self.settings
@@ -107,12 +115,22 @@ class Derater:
         if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
             sent: float | None = None
             least = 0.0
-            if charge_sent is not None and share > 0.0:
-                sent, least = charge_sent / share, charge_least_rise / share
+            flows = (math.nan, math.nan)
+            if share > 0.0:
+                flows = (charge_flow / share, discharge_flow / share)
+                if charge_sent is not None:
+                    sent, least = charge_sent / share, charge_least_rise / share
             up = self.charge_level.step(
-                lambda v: _at(prof.charge_by_cell, v - allowed_max), top, sent, least
+                lambda v: _at(prof.charge_by_cell, v - allowed_max),
+                top,
+                sent,
+                least,
+                dt,
+                flows[0],
             )
-            down = self.discharge_level.step(lambda v: _at(prof.discharge_by_cell, v), bottom)
+            down = self.discharge_level.step(
+                lambda v: _at(prof.discharge_by_cell, v), bottom, dt=dt, flow=flows[1]
+            )
             charge.append((up, lambda: f"max cell {top:.3f} V"))
             discharge.append((down, lambda: f"min cell {bottom:.3f} V"))
 

@@ -317,3 +317,44 @@ def test_the_cvl_does_not_climb_while_a_small_ccl_holds_the_current() -> None:
     # A current that is really below the CCL (the CVL limits it) lets the CVL rise.
     ds = [c.step(battery(t + 3720 + i, top=3.40, current=0.0), SOC) for i in range(600)]
     assert ds[-1].limits.cvl > max(cvls)
+
+
+def test_the_ccl_does_not_step_up_for_a_charger_seen_to_ignore_it() -> None:
+    # A charger that ignores the CCL is held to it through the CVL (chargelimit.py); a CCL
+    # stepping up again and again, a level every 15 minutes, changed nothing it did and
+    # was a change of 0x351 each time (issue 14, the matrix's full charge with a CVL-only
+    # charger: 2 -> 3 -> 4.3 -> 6.2 -> 8.8 -> 12.6 -> 18 -> 25.6 A).
+    c, t = running()
+    ds = run(c, t, 60, top=3.445, rest=3.40, current=60.0)  # at the top, 60 A regardless
+    assert c.charge_limit.ignored
+    assert Alarm.HIGH_CHARGE_CURRENT in ds[-1].alarms
+    held = ds[-1].limits.ccl
+    assert 0.0 < held < 10.0
+    # The cell rests below its maximum: the table would let the CCL back up.
+    ds = run(c, t + 60, 3000, top=3.39, rest=3.38, current=0.0)
+    ccls = [d.limits.ccl for d in ds]
+    assert max(ccls) == held
+    # A decrease still applies at once.
+    ds = run(c, t + 3060, 5, top=3.47, rest=3.38, current=0.0)
+    assert ds[-1].limits.ccl < held
+    # An hour after the charger last went above it (MEMORY_S), the CCL comes back.
+    ds = run(c, t + 3065, 3600, top=3.39, rest=3.38, current=0.0)
+    assert not c.charge_limit.ignored
+    assert ds[-1].limits.ccl > held
+
+
+def test_in_float_the_ccl_comes_back_in_one_change() -> None:
+    # Entering float from a full charge, the cell still above the charge target the float
+    # derates from (3.45 V) stops the CCL; it came back a level every 15 minutes, 1 -> 2 ->
+    # 3 -> 4.3 ... 50 A, ten changes of 0x351 in 2.5 hours (issue 14, the matrix's full
+    # charge, ideal inverter), while float's CVL holds the cells below the float voltage.
+    c = controller(StrategyState(phase=Phase.FLOAT, absorption_completed=True))
+    full = SocState(soc=99.0)
+    run(c, T0, 120, soc=full)
+    ds = run(c, T0 + 120, 60, soc=full, top=3.495, rest=3.47)
+    assert ds[-1].phase is Phase.FLOAT and ds[-1].limits.ccl < 1.0
+    ds = run(c, T0 + 180, 3 * 3600, soc=full, top=3.34, rest=3.33)
+    ccls = [d.limits.ccl for d in ds]
+    assert ds[-1].phase is Phase.FLOAT
+    assert ccls[-1] == 100.0
+    assert sum(b != a for a, b in itertools.pairwise(ccls)) <= 2  # one level at a time: 13

@@ -275,3 +275,69 @@ def test_a_retry_after_a_descent_is_one_level_above_the_limit_sent() -> None:
     for _ in range(100):
         charge = d.step(rest, 3.45, 50.0, charge_sent=0.01).charge
     assert charge == pytest.approx(0.5 * 0.02 / 0.7)  # one level above 0.02 of its half
+
+
+def test_a_cell_entering_the_steep_top_under_current_is_one_decision() -> None:
+    # A cell entering the steep top under 50 A crosses the levels within seconds: the CCL
+    # fell 35, 24.5, 17.1, 12, 8.4, 5.9, 4.1, 2.0 A in eight seconds, eight changes of 0x351
+    # (issue 14, the matrix's full charge at 09:48). A decrease now goes at once to the level
+    # the cell reaches within two minutes at its rate.
+    d = Derater(DeratingSettings(level_ratio=0.7), LFP)
+    for k in range(120):  # on the plateau, 1 mV readings with noise
+        d.step(snapshot(cells(top=3.34 + 0.001 * (k % 2))), 3.45, 50.0, dt=1.0)
+    readings = [3.36 + 0.004 * k for k in range(21)]  # up the steep top at 4 mV/s to 3.44 V
+    # The limit sent follows every decrease at once and no increase (the ramp's relax wait).
+    fractions, sent = [], 1.0
+    for v in readings:
+        level = d.step(snapshot(cells(top=v)), 3.45, 50.0, charge_sent=sent, dt=1.0).charge
+        sent = min(sent, level)
+        fractions.append(sent)
+    changes = sum(a != b for a, b in itertools.pairwise([1.0, *fractions]))
+    assert changes <= 2  # without the look-ahead: 13
+    # Never later than the table: at each reading at most the level the table asks for.
+    # The forecast goes no lower than the smallest level: below, and a stop, are the
+    # reading's own.
+    table = Derater(DeratingSettings(level_ratio=0.7), LFP)
+    for v, f in zip(readings, fractions, strict=True):
+        own = table.step(snapshot(cells(top=v)), 3.45, 50.0).charge
+        assert min(own, 0.02) - 1e-12 <= f <= own + 1e-12
+
+
+def test_a_creeping_cell_is_not_derated_ahead_of_its_curve() -> None:
+    # Short of the steep top the cell climbs a millivolt a minute or slower: the look-ahead
+    # (2 mV at that rate) hardly moves the levels (the same ones as without it, within a
+    # level near each edge).
+    ahead = Derater(DeratingSettings(level_ratio=0.7), LFP)
+    plain = Derater(DeratingSettings(level_ratio=0.7), LFP)
+    for k in range(3360):  # 3.370 -> 3.426 V, 1 mV a minute
+        v = 3.37 + 0.001 * k / 60
+        got = ahead.step(snapshot(cells(top=v)), 3.45, 50.0, dt=1.0).charge
+        want = plain.step(snapshot(cells(top=v)), 3.45, 50.0).charge
+        assert want * 0.7 - 1e-12 <= got <= want + 1e-12
+
+
+def test_the_descent_goes_to_the_level_whose_current_holds_the_cell() -> None:
+    # The cell's rate goes with the current: at a third of the current a third as fast.
+    # The rate at full current alone would take the limit to its last level at once, and
+    # the cell then rests far below its maximum. The level chosen is the highest one that
+    # still holds at the rate its own current gives.
+    def descend(rate: float, flow: float) -> float:
+        """The limit sent (it follows decreases at once) as the cell climbs at `rate`
+        (V/s) to 74 mV under 3.45 V, charged at `flow` of the maximum."""
+        d = Derater(DeratingSettings(level_ratio=0.7), LFP)
+        sent = 1.0
+        for k in range(301):
+            snap = snapshot(cells(top=3.376 - rate * (300 - k)))
+            step = d.step(snap, 3.45, 50.0, charge_sent=sent, dt=1.0, charge_flow=flow)
+            sent = min(sent, step.charge)
+        return sent
+
+    # Entering the steep top at 3 mV/s under full current (the matrix's full charge).
+    # One decision, far below the reading's own level (0.7) and above the last one: at
+    # about a tenth of the current the cell climbs a tenth as fast, 40 mV in two minutes.
+    assert 0.02 < descend(0.003, 1.0) < 0.15
+    assert descend(0.003, math.nan) == pytest.approx(0.02)  # the rate taken as it is
+    # At 0.4 mV/s the cell is not at its last levels within a minute: level by level, as
+    # the reading goes (the full-charge scenario's 0.5 C; looking ahead there made the
+    # spread in float wider).
+    assert descend(0.0004, 1.0) == pytest.approx(0.7)
