@@ -203,9 +203,9 @@ class ChemistrySpec:
 
     def cold_share(self, temp_c: float) -> float:
         """Points of SoC either end may be off by at `temp_c`: half the capacity the cold
-        takes (0 where it takes none or the temperature is unknown)."""
-        fraction = self.capacity_by_temp.at(temp_c)
-        return 0.0 if math.isnan(fraction) else 50.0 * (1.0 - fraction)
+        takes (0 where it takes none or the temperature is unknown): where the empty end
+        moves to."""
+        return self.charge_at(0.0, temp_c)
 
 
 def _ocv(*volts: float) -> Curve:
