@@ -115,9 +115,9 @@ class Derater:
         if not snap.cells_unreported:  # else the packs' own BMSes bound them (core)
             sent: float | None = None
             least = 0.0
-            flows = (math.nan, math.nan)
+            up_flow = down_flow = math.nan
             if share > 0.0:
-                flows = (charge_flow / share, discharge_flow / share)
+                up_flow, down_flow = charge_flow / share, discharge_flow / share
                 if charge_sent is not None:
                     sent, least = charge_sent / share, charge_least_rise / share
             up = self.charge_level.step(
@@ -126,10 +126,10 @@ class Derater:
                 sent,
                 least,
                 dt,
-                flows[0],
+                up_flow,
             )
             down = self.discharge_level.step(
-                lambda v: _at(prof.discharge_by_cell, v), bottom, dt=dt, flow=flows[1]
+                lambda v: _at(prof.discharge_by_cell, v), bottom, dt=dt, flow=down_flow
             )
             charge.append((up, lambda: f"max cell {top:.3f} V"))
             discharge.append((down, lambda: f"min cell {bottom:.3f} V"))
