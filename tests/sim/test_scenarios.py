@@ -16,10 +16,21 @@ import math
 
 import pytest
 
+from gateway.contracts.decision import Phase
 from gateway.sim.scenarios import SCENARIOS, Record, Scenario
 
 SHORT = sorted(name for name, s in SCENARIOS.items() if not s.slow and name != "demo")
 MEMORY_BUS_FROM_S = 2 * 3600.0
+# Scenarios whose checks are settled well before the scenario's end (it runs on for `moat-bms
+# sim` to show the rest of the day): the simulated seconds this test runs instead, and why.
+SETTLED_AT_S = {
+    # The full charge (seed 0) ends at 8.7 h with the SoC recalibrated, and float follows.
+    # The check's three findings (a full charge, the highest cell in it, the recalibration)
+    # are made by then; the 4 h left out are float and the evening's discharge, cells below
+    # 3.50 V (the full charge's bound is 3.57 V). Saves 4 of 14 simulated hours; a full
+    # charge that ends after 10 h fails the check ("not recalibrated") instead of passing.
+    "periodic-full-charge": 10 * 3600.0,
+}
 
 
 def run(scenario: Scenario, seed: int = 0, duration: float | None = None) -> Record:
@@ -49,9 +60,13 @@ def test_the_scenarios_the_issue_asks_for_exist() -> None:
 
 @pytest.mark.parametrize("name", SHORT)
 def test_scenario_checks_hold(name: str) -> None:
-    record = run(SCENARIOS[name])
+    duration = SETTLED_AT_S.get(name, SCENARIOS[name].duration)
+    record = run(SCENARIOS[name], duration=duration)
     # The recorder saw the whole run: one sample per simulated second.
-    assert record.samples[-1].t >= SCENARIOS[name].duration - 1
+    assert record.samples[-1].t >= duration - 1
+    if name in SETTLED_AT_S:
+        # Back to normal after the full charge, within the shortened run.
+        assert record.samples[-1].phase == Phase.FLOAT.value
 
 
 def samples(record: Record) -> list[tuple[object, ...]]:
