@@ -2,7 +2,8 @@
 
 The checks live with the scenarios (gateway/sim/scenarios.py) so that `moat-bms sim
 --scenario NAME` applies the same ones; here each scenario must report no problem. The week
-runs in test_week.py (its own file, so that a second test worker takes it in parallel).
+runs in test_week.py (its own file, so that a second test worker takes it in parallel),
+parallel-trip and gateway-restart in test_membus.py (on both buses, checks included).
 
 Scenarios of more than two simulated hours run on the simulator's in-memory bus, the others
 on python-can's virtual bus: tests/sim/test_membus.py shows both give the same run, frame for
@@ -19,7 +20,14 @@ import pytest
 from gateway.contracts.decision import Phase
 from gateway.sim.scenarios import SCENARIOS, Record, Scenario
 
-SHORT = sorted(name for name, s in SCENARIOS.items() if not s.slow and name != "demo")
+# Run whole, checks included, on both buses by tests/sim/test_membus.py (which compares the
+# two runs): a third run here would only repeat them with another seed.
+ON_BOTH_BUSES = ("parallel-trip", "gateway-restart")
+SHORT = sorted(
+    name
+    for name, s in SCENARIOS.items()
+    if not s.slow and name != "demo" and name not in ON_BOTH_BUSES
+)
 MEMORY_BUS_FROM_S = 2 * 3600.0
 # Scenarios whose checks are settled well before the scenario's end (it runs on for `moat-bms
 # sim` to show the rest of the day): the simulated seconds this test runs instead, and why.
