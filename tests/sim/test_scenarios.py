@@ -92,9 +92,11 @@ def test_a_seed_gives_the_same_run_and_another_seed_a_different_one() -> None:
     scenario = SCENARIOS["demo"]
     first = nan_safe(samples(run(scenario, seed=1, duration=300)))
     again = nan_safe(samples(run(scenario, seed=1, duration=300)))
-    other = nan_safe(samples(run(scenario, seed=2, duration=300)))
+    # Another seed differs within its first minute already (stronger than the whole runs
+    # differing, for a fifth of the run).
+    other = nan_safe(samples(run(scenario, seed=2, duration=60)))
     assert first == again
-    assert first != other
+    assert first[: len(other)] != other
 
 
 def test_the_demo_feeds_the_inverter_sensible_limits() -> None:
