@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 
 # Lowest first. A module may import from its own stage and any stage listed before it.
@@ -60,22 +62,24 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
+@pytest.fixture(scope="module")
 def graph() -> dict[str, set[str]]:
+    """Each gateway module's imports, parsed once for the two tests that read them."""
     return {module_name(p): imports_of(p) for p in sorted(GATEWAY.rglob("*.py"))}
 
 
-def test_no_stage_imports_from_a_stage_above_it() -> None:
+def test_no_stage_imports_from_a_stage_above_it(graph: dict[str, set[str]]) -> None:
     wrong = [
         f"{module} (stage {stage_of(module)}) imports {target} (stage {stage_of(target)})"
-        for module, targets in graph().items()
+        for module, targets in graph.items()
         for target in sorted(targets)
         if stage_of(target) > stage_of(module)
     ]
     assert wrong == []
 
 
-def test_no_import_circles() -> None:
-    deps = graph()
+def test_no_import_circles(graph: dict[str, set[str]]) -> None:
+    deps = graph
     modules = set(deps)
 
     def resolve(target: str) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import dataclass, field
 
 from hypothesis import given
@@ -61,37 +62,40 @@ CanFrame = Frame
 
 # ------------------------------------------------------------------ strategies
 
-node_ids = st.sampled_from(NODE_BASES).flatmap(
-    lambda base: st.integers(0, 15).map(lambda node: base | node)
-)
-known_length_payload = st.sampled_from(NODE_BASES).flatmap(
-    lambda base: st.tuples(
-        st.integers(0, 15).map(lambda node: base | node),
-        st.binary(min_size=codec.LENGTHS[base], max_size=codec.LENGTHS[base]),
-    )
-)
+# Every strategy is built once here: one built per draw (flatmap) cost more than the
+# gateway's handling of the frame.
+node_bases = st.sampled_from(NODE_BASES)
+node_numbers = st.integers(0, 15)  # a frame id's low four bits
+node_ids = st.builds(operator.or_, node_bases, node_numbers)
+payload_of = {  # a node frame's payload of its own length, by frame base
+    base: st.binary(min_size=codec.LENGTHS[base], max_size=codec.LENGTHS[base])
+    for base in NODE_BASES
+}
 any_id = st.one_of(
     node_ids,
-    st.sampled_from(GATEWAY_BASES).flatmap(lambda b: st.integers(0, 15).map(lambda n: b | n)),
+    st.builds(operator.or_, st.sampled_from(GATEWAY_BASES), node_numbers),
     st.sampled_from(sorted(inverter_codec.FRAME_IDS.values())),
     st.integers(0, 0x7FF),
 )
 payload = st.one_of(st.binary(max_size=8), st.binary(min_size=9, max_size=64))
+frame_kinds = st.integers(0, 9)
+any_29_bit_id = st.integers(0, 0x1FFFFFFF)
+ours_or_any_29_bit_id = st.one_of(node_ids, any_29_bit_id)
 
 
 @st.composite
 def frames(draw: st.DrawFn) -> CanFrame:
-    kind = draw(st.integers(0, 9))
+    kind = draw(frame_kinds)
     if kind <= 3:  # a node frame of the right length: random, often valid, values
-        frame_id, data = draw(known_length_payload)
-        return CanFrame(frame_id, data)
+        base = draw(node_bases)
+        return CanFrame(base | draw(node_numbers), draw(payload_of[base]))
     if kind <= 6:  # known or random id, any length
         return CanFrame(draw(any_id), draw(payload))
     if kind == 7:  # 29-bit: the same numbers, but not ours
-        return CanFrame(draw(st.one_of(node_ids, st.integers(0, 0x1FFFFFFF))), draw(payload), True)
+        return CanFrame(draw(ours_or_any_29_bit_id), draw(payload), True)
     if kind == 8:  # remote request on any id
         return CanFrame(draw(any_id), draw(payload), draw(st.booleans()), remote=True)
-    return CanFrame(draw(st.integers(0, 0x1FFFFFFF)), draw(payload), error=True)
+    return CanFrame(draw(any_29_bit_id), draw(payload), error=True)
 
 
 @dataclass

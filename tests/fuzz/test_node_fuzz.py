@@ -60,22 +60,32 @@ command_ids = st.sampled_from(
 )
 
 
+# The parts of a frame, each strategy built once (as tests/fuzz/test_gateway_fuzz.py does).
+frame_kinds = st.integers(0, 9)
+bodies = st.binary(min_size=8, max_size=8)
+payloads = st.binary(max_size=8)
+counters = st.integers(0, 15)  # the end-to-end counter
+sealed_but_wrong = st.sampled_from([FLAG_RTR, FLAG_EXT_ID])
+any_id = st.one_of(st.integers(0, 0x7FF), st.integers(0, 0x1FFFFFFF))
+standard_id_flags = st.sampled_from([0, FLAG_RTR, FLAG_EXT_ID])
+
+
 @st.composite
 def node_frames(draw: st.DrawFn) -> NodeFrame:
-    kind = draw(st.integers(0, 9))
+    kind = draw(frame_kinds)
     if kind <= 3:  # sealed correctly, random body and counter: gets past the CRC
         can_id = draw(command_ids)
-        data = sealed(can_id, draw(st.binary(min_size=8, max_size=8)), draw(st.integers(0, 15)))
+        data = sealed(can_id, draw(bodies), draw(counters))
         return NodeFrame(can_id, data)
     if kind <= 6:  # on a command id, random bytes of any length
-        return NodeFrame(draw(command_ids), draw(st.binary(max_size=8)))
+        return NodeFrame(draw(command_ids), draw(payloads))
     if kind == 7:  # sealed, but sent as a remote request or with a 29-bit id
         can_id = draw(command_ids)
-        data = sealed(can_id, draw(st.binary(min_size=8, max_size=8)), draw(st.integers(0, 15)))
-        return NodeFrame(can_id, data, draw(st.sampled_from([FLAG_RTR, FLAG_EXT_ID])))
-    can_id = draw(st.one_of(st.integers(0, 0x7FF), st.integers(0, 0x1FFFFFFF)))
-    flags = FLAG_EXT_ID if can_id > 0x7FF else draw(st.sampled_from([0, FLAG_RTR, FLAG_EXT_ID]))
-    return NodeFrame(can_id, draw(st.binary(max_size=8)), flags)
+        data = sealed(can_id, draw(bodies), draw(counters))
+        return NodeFrame(can_id, data, draw(sealed_but_wrong))
+    can_id = draw(any_id)
+    flags = FLAG_EXT_ID if can_id > 0x7FF else draw(standard_id_flags)
+    return NodeFrame(can_id, draw(payloads), flags)
 
 
 def definitely_rejected(f: NodeFrame) -> bool:

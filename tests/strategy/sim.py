@@ -62,9 +62,6 @@ class Cell:
             return CRUDE_LFP_OCV.at(100.0 * self.soc)
         return CRUDE_LFP_OCV.at(100.0) + self.knee_v_per_fraction * (self.soc - 1.0)
 
-    def voltage(self, current: float) -> float:
-        return self.ocv() + current * self.r_ohm
-
     def charge(self, current: float, dt: float) -> None:
         self.soc += current * dt / 3600.0 / self.capacity_ah
 
@@ -126,8 +123,9 @@ class Loop:
     sent: list[Seen] = field(default_factory=list)  # what the inverter was told, per step
     charged_ah: float = 0.0
 
-    def snap(self, current: float) -> BatterySnapshot:
-        volts = [c.voltage(current) for c in self.cells]
+    def snap(self, current: float, ocvs: list[float]) -> BatterySnapshot:
+        """What the gateway measures: each cell's OCV (`ocvs`) plus its IR drop."""
+        volts = [ocv + current * c.r_ohm for ocv, c in zip(ocvs, self.cells, strict=True)]
         if self.quantum_v > 0:
             volts = [round(v / self.quantum_v) * self.quantum_v for v in volts]
         return snapshot(
@@ -151,12 +149,14 @@ class Loop:
         highest cell)."""
         current = self.inverter.current - self.load_a
         for _ in range(round(seconds / dt)):
-            snap = self.snap(current)
+            # Once a step: the measurement and the inverter see the cells before they charge.
+            ocvs = [c.ocv() for c in self.cells]
+            snap = self.snap(current, ocvs)
             decision = self.controller.step(snap, self.soc)
             self.history.append((self.time, decision, current, snap.max_cell))
             seen = self.told(snap, decision)
             self.sent.append(seen)
-            ocv = sum(c.ocv() for c in self.cells)
+            ocv = sum(ocvs)
             r = sum(c.r_ohm for c in self.cells)
             current = self.inverter.step(self.time, dt, seen, ocv, r) - self.load_a
             bleeding = {

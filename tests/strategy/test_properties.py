@@ -19,36 +19,48 @@ N = 16
 MAX_CHARGE, MAX_DISCHARGE = 120.0, 80.0
 kinds = st.frozensets(st.sampled_from(list(ProtectionKind)), max_size=2)
 voltage = st.floats(2.0, 4.0) | st.just(math.nan)
+# The parts of a step, each strategy built once: built in every draw they took most of the
+# tests' time.
+string_counts = st.integers(1, 2)
+levels = st.floats(2.5, 3.7)
+coins = st.booleans()
+offsets = st.floats(-0.05, 0.05)  # a cell around the level
+one_in_4 = st.integers(0, 3)  # 0: every cell of a node at the level
+one_in_5 = st.integers(0, 4)
+one_in_10 = st.integers(0, 9)
+low_temps = st.floats(-30.0, 60.0) | st.just(math.nan)
+temp_spans = st.floats(0.0, 20.0)
+currents = st.floats(-300.0, 300.0) | st.just(math.nan)
+data_ages = st.sampled_from([0.2, 1.0, 4.9, 5.1, 60.0, math.inf, math.nan])
+time_steps = st.sampled_from([0.1, 1.0, 1.0, 1.0, 5.0, 3600.0, -10.0])
+socs = st.floats(0.0, 100.0)
 
 
 @st.composite
 def steps(draw: st.DrawFn) -> tuple[float, BatterySnapshot, float]:
     """(time step, snapshot at time 0, SoC): the time is filled in by the test."""
-    strings = draw(st.integers(1, 2))
-    level = draw(st.floats(2.5, 3.7))
+    strings = draw(string_counts)
+    level = draw(levels)
     cells = [
-        [
-            draw(voltage) if draw(st.booleans()) else level + draw(st.floats(-0.05, 0.05))
-            for _ in range(N)
-        ]
-        if draw(st.integers(0, 3))
+        [draw(voltage) if draw(coins) else level + draw(offsets) for _ in range(N)]
+        if draw(one_in_4)
         else [level] * N
         for _ in range(strings)
     ]
-    t_low = draw(st.floats(-30.0, 60.0) | st.just(math.nan))
+    t_low = draw(low_temps)
     snap = snapshot(
         cells,
-        current=draw(st.floats(-300.0, 300.0) | st.just(math.nan)),
-        temps=(t_low, t_low + draw(st.floats(0.0, 20.0))),
-        data_age=draw(st.sampled_from([0.2, 1.0, 4.9, 5.1, 60.0, math.inf, math.nan])),
-        faults=draw(kinds) if draw(st.integers(0, 9)) == 0 else frozenset(),
-        warnings=draw(kinds) if draw(st.integers(0, 4)) == 0 else frozenset(),
+        current=draw(currents),
+        temps=(t_low, t_low + draw(temp_spans)),
+        data_age=draw(data_ages),
+        faults=draw(kinds) if draw(one_in_10) == 0 else frozenset(),
+        warnings=draw(kinds) if draw(one_in_5) == 0 else frozenset(),
         infos=draw(kinds),
     )
-    if draw(st.integers(0, 9)) == 0:
+    if draw(one_in_10) == 0:
         snap = replace(snap, valid=False)
-    dt = draw(st.sampled_from([0.1, 1.0, 1.0, 1.0, 5.0, 3600.0, -10.0]))
-    return dt, snap, draw(st.floats(0.0, 100.0))
+    dt = draw(time_steps)
+    return dt, snap, draw(socs)
 
 
 def check(decision_steps: list[tuple[float, BatterySnapshot, float]], full_charges: bool) -> None:
