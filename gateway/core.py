@@ -418,19 +418,22 @@ class GatewayCore:
             self._mismatches = mismatches
         if self.packs is not None:
             limits, notes = self._pack_bounds(snap, limits, notes)
-        decision = Decision(
-            limits=limits,
-            phase=decision.phase,
-            alarms=alarms,
-            relay=decision.relay,
-            balance=decision.balance,
-            notes=notes,
-        )
+        added = alarms != decision.alarms or notes is not decision.notes
+        if added or limits is not decision.limits:
+            # The gateway's own conditions (above) add to the controller's decision: most
+            # ticks none does, and its decision goes on as it is.
+            decision = Decision(
+                limits=limits,
+                phase=decision.phase,
+                alarms=alarms,
+                relay=decision.relay,
+                balance=decision.balance,
+                notes=notes,
+            )
         self._record_events(now, snap, decision, previous_phase)
         self.snapshot, self.soc_state, self.decision = snap, soc, decision
 
-        out = Outbox()
-        out.battery = self.source.commands(decision, now)
+        out = Outbox(self.source.commands(decision, now), [], [])
         if self.packs is not None:
             out.packs = self.packs.pack_commands(decision, now)
 

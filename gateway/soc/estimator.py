@@ -74,6 +74,9 @@ class SocEstimator:
     ) -> None:
         self.settings = settings
         self.chemistry = chemistry
+        # The resting cell voltage at low_end_soc: below it the count is pulled (_low_end).
+        # Settings and table do not change, and every tick near rest asks.
+        self._low_end_v = chemistry.ocv.at(settings.low_end_soc)
         self._state = state if state is not None else SocState()
         self._last_time: float | None = None
         self._last_current: dict[int, float] = {}  # corrected current of the last sample
@@ -424,7 +427,7 @@ class SocEstimator:
         cfg = self.settings
         if cfg.low_end_soc <= 0.0 or not math.isfinite(min_cell):
             return
-        if min_cell > self.chemistry.ocv.at(cfg.low_end_soc):
+        if min_cell > self._low_end_v:
             return
         target = self.chemistry.charge_at(self.chemistry.soc_from_ocv(min_cell), temp_c)
         if math.isnan(target):

@@ -76,13 +76,21 @@ class AlarmMonitor:
             raise_alarm(alarms, Alarm.BATTERY_DATA_STALE, Severity.ALARM)
         # A missing or tripped node only removes its string while others carry on.
         gone = Severity.ALARM if snap.strings_online == 0 else Severity.WARNING
-        nodes = snap.nodes.values()
-        # Each cause by its name: a tripped node is present, not missing.
-        if any(not n.present for n in nodes):
+        # Each cause by its name: a tripped node is present, not missing. One pass over the
+        # nodes for the three (every step asks).
+        missing = tripped = misconfigured = False
+        for n in snap.nodes.values():
+            if not n.present:
+                missing = True
+            elif n.state is NodeState.CONFIG_ERROR:
+                misconfigured = True
+            if n.state is NodeState.TRIPPED:
+                tripped = True
+        if missing:
             raise_alarm(alarms, Alarm.NODE_MISSING, gone)
-        if any(n.state is NodeState.TRIPPED for n in nodes):
+        if tripped:
             raise_alarm(alarms, Alarm.NODE_TRIPPED, gone)
-        if any(n.present and n.state is NodeState.CONFIG_ERROR for n in nodes):
+        if misconfigured:
             raise_alarm(alarms, Alarm.SYSTEM, gone)
         if stale:
             self._imbalance_s, self._imbalanced = 0.0, False

@@ -111,9 +111,12 @@ class ChargeAccount:
 
     def wanted(self, node: int) -> list[tuple[float, int]]:
         """(Ah owed, cell index) of the node's cells that still owe charge, most first."""
-        return sorted(
-            ((a, k) for k, a in enumerate(self.owed.get(node, ())) if a > 0.0), reverse=True
-        )
+        owed = self.owed.get(node, ())
+        if not owed or max(owed) <= 0.0:
+            # Owing nothing, the usual case, told in C (the amounts are finite and never
+            # negative: __init__, set and bled keep them so).
+            return []
+        return sorted(((a, k) for k, a in enumerate(owed) if a > 0.0), reverse=True)
 
     def saved(self) -> tuple[tuple[int, tuple[float, ...]], ...]:
         """The account as the strategy's state keeps it (nodes that owe nothing left out)."""

@@ -100,12 +100,12 @@ class BalancingPolicy:
                 for n in string.nodes
                 if n in snap.nodes and snap.nodes[n].present and snap.cell_voltages.get(n)
             ]
-            known = [v for n in nodes for v in snap.cell_voltages[n] if math.isfinite(v)]
-            if not nodes or not known:
+            extremes = _known_extremes([snap.cell_voltages[n] for n in nodes])
+            if extremes is None:
                 self._active.discard(string.index)
                 self._top_s.pop(string.index, None)
                 continue
-            lowest, highest = min(known), max(known)
+            lowest, highest = extremes
             if cfg.charge_based:
                 self._estimate(snap, string, nodes, highest, dt)
             was_active = string.index in self._active
@@ -138,7 +138,7 @@ class BalancingPolicy:
                             owed = self._add_owed(node, voltages, cells, self.account_floor_v)
                             if owed:
                                 cells, floor = owed, self.account_floor_v
-                mask = sum(1 << k for k in cells)
+                mask = sum([1 << k for k in cells]) if cells else 0
                 requests.append(BalanceRequest(node, mask, floor))
         self._bleeding = bleeding
         self.topping = any(bleeding.values())
@@ -230,6 +230,25 @@ class BalancingPolicy:
                 continue
             chosen.add(k)
         return frozenset(chosen)
+
+
+def _known_extremes(voltages: list[tuple[float, ...]]) -> tuple[float, float] | None:
+    """The lowest and the highest known (finite) cell voltage of the nodes' cells; None
+    when none is known. Every step asks for every string: where all of a node's cells are
+    known (nearly always; NaN and infinities carry through a sum of a few volts each) the
+    builtins find its extremes without a Python test per cell."""
+    found: tuple[float, float] | None = None
+    for node_volts in voltages:
+        volts = node_volts
+        if not math.isfinite(sum(volts)):
+            volts = tuple([v for v in volts if math.isfinite(v)])
+            if not volts:
+                continue
+        low, high = min(volts), max(volts)
+        if found is not None:
+            low, high = min(found[0], low), max(found[1], high)
+        found = (low, high)
+    return found
 
 
 def _balancer_hot(snap: BatterySnapshot, node: int) -> bool:

@@ -40,7 +40,10 @@ class ChargeLimitMonitor:
         self._since_s = math.inf  # counted time since the condition was last reported
         self._count_s = 0.0  # leaky time above the limit
         self._within_s = 0.0  # time within the limit while exceeded
-        self._sent: deque[tuple[float, float]] = deque()  # (counted time, CCL sent)
+        # The CCLs sent (A) and when (counted time), in two queues kept in step: the
+        # highest is then max() over the first in C, not a generator over pairs.
+        self._sent: deque[float] = deque()
+        self._sent_at: deque[float] = deque()
         self._clock = 0.0
 
     def step(self, current: float, ccl_sent: float, dt: float) -> bool:
@@ -48,10 +51,13 @@ class ChargeLimitMonitor:
         this step's CCL (A)."""
         cfg = self.settings
         self._clock += dt
-        self._sent.append((self._clock, ccl_sent))
-        while len(self._sent) > 1 and self._sent[1][0] <= self._clock - cfg.follow_s:
-            self._sent.popleft()
-        seen = max(c for _, c in self._sent)
+        sent, sent_at = self._sent, self._sent_at
+        sent.append(ccl_sent)
+        sent_at.append(self._clock)
+        while len(sent_at) > 1 and sent_at[1] <= self._clock - cfg.follow_s:
+            sent.popleft()
+            sent_at.popleft()
+        seen = max(sent)
         limit = seen * (1.0 + cfg.tolerance_fraction) + cfg.tolerance_a
         above = self.above = math.isfinite(current) and current > limit
         if above:
@@ -83,3 +89,4 @@ class ChargeLimitMonitor:
         self._count_s = self._within_s = 0.0
         self._since_s = math.inf
         self._sent.clear()
+        self._sent_at.clear()

@@ -51,7 +51,9 @@ inverter's slow voltage loop. In short:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
+from itertools import repeat
 
 from gateway.contracts.chemistry import ChemistrySpec
 from gateway.contracts.snapshot import BatterySnapshot
@@ -130,6 +132,10 @@ class CvlController:
         self._pack_v = math.nan  # the pack voltage, filtered over CHARGE_TAU_S (V)
         self._peak = -math.inf  # the highest cell's recent peak (V)
         self._topped = False  # a cell went over its maximum while charging (a cut)
+        # The last snapshot's strings (_strings): held_by_cell and step read the same
+        # snapshot in one controller step. Keyed by the snapshot itself (frozen, and held
+        # here, so no other snapshot can take its identity).
+        self._strings_of: tuple[BatterySnapshot, list[tuple[float, float, float]]] | None = None
 
     def step(
         self,
@@ -166,7 +172,7 @@ class CvlController:
             self.limit = max(allowed_max, self.limit - self.fall_rate * dt)
         ceiling = n * self.limit
         setpoint = self.limit - cfg.margin_v
-        strings = _strings(snap, cfg.band_v)
+        strings = self._strings(snap)
         if not strings:
             return self.hold(snap.voltage)
         self._holding = False
@@ -328,10 +334,19 @@ class CvlController:
         if self.output is None or self.limit is None:
             return False
         step = self.settings.step_v
-        for pack, top, near in _strings(snap, self.settings.band_v):
+        for pack, top, near in self._strings(snap):
             if self.output <= pack + self.offset + step and near * (self.limit - top) < step:
                 return True
         return False
+
+    def _strings(self, snap: BatterySnapshot) -> list[tuple[float, float, float]]:
+        """_strings(snap, band) once per snapshot (held_by_cell and step both ask)."""
+        memo = self._strings_of
+        if memo is not None and memo[0] is snap:
+            return memo[1]
+        strings = _strings(snap, self.settings.band_v)
+        self._strings_of = (snap, strings)
+        return strings
 
     def hold(self, pack: float = math.nan, tighten: bool = False) -> float:
         """CVL while stopped or without usable data: the pack voltage (`pack` when known,
@@ -413,7 +428,9 @@ def _strings(snap: BatterySnapshot, band: float) -> list[tuple[float, float, flo
         cells: list[float] = []
         for node in string.nodes:
             cells.extend(snap.cell_voltages.get(node, ()))
-        if cells and all(math.isfinite(v) for v in cells):
+        # Every cell known: NaN and infinities carry through a sum (of a few volts each,
+        # which cannot overflow), so one sum in C tells, not a test per cell.
+        if cells and math.isfinite(sum(cells)):
             top = max(cells)
             result.append((string.voltage, top, _near(cells, top, band)))
         elif math.isfinite(snap.max_cell):
@@ -425,4 +442,11 @@ def _strings(snap: BatterySnapshot, band: float) -> list[tuple[float, float, flo
 
 def _near(cells: Sequence[float], top: float, band: float) -> float:
     """How many cells rise with the highest: full weight at its voltage, none `band` below."""
-    return max(1.0, sum(max(0.0, 1.0 - (top - v) / band) for v in cells))
+    # sum(max(0.0, 1.0 - (top - v) / band) for v in cells): the same operations in the same
+    # order, each step a map() in C instead of a Python term per cell (every tick asks, for
+    # every string's cells).
+    below = map(operator.sub, repeat(top), cells)  # top - v
+    scaled = map(operator.truediv, below, repeat(band))  # (top - v) / band
+    weights = map(operator.sub, repeat(1.0), scaled)  # 1.0 - (top - v) / band
+    weight: float = sum(map(max, repeat(0.0), weights))  # none below 0
+    return max(1.0, weight)

@@ -53,6 +53,24 @@ class TemperatureGate:
         return self.open
 
 
+class TemperatureFactor:
+    """A temperature table's factor for the coldest and the hottest cell: the lower of the
+    two. The readings move in 0.1 degC steps and stay for minutes, so the factor of the last
+    two readings is kept and given again for the same two (the table never changes)."""
+
+    def __init__(self, curve: Curve) -> None:
+        self.curve = curve
+        self._last: tuple[float, float, float] | None = None  # (t_min, t_max, factor)
+
+    def at(self, t_min: float, t_max: float) -> float:
+        last = self._last
+        if last is not None and last[0] == t_min and last[1] == t_max:
+            return last[2]
+        factor = min(_at(self.curve, t_min), _at(self.curve, t_max))
+        self._last = (t_min, t_max, factor)
+        return factor
+
+
 @dataclass(frozen=True, slots=True)
 class Derating:
     """Allowed fractions of the maximum currents, with the reasons."""
@@ -74,6 +92,8 @@ class Derater:
         self.chemistry = chemistry
         self.charge_gate = TemperatureGate(chemistry.charge_temp)
         self.discharge_gate = TemperatureGate(chemistry.discharge_temp)
+        self.charge_by_temp = TemperatureFactor(chemistry.charge_by_temp)
+        self.discharge_by_temp = TemperatureFactor(chemistry.discharge_by_temp)
         self.charge_level = CellLevel(settings.level_ratio, worse_up=True)
         self.discharge_level = CellLevel(settings.level_ratio, worse_up=False)
 
@@ -137,15 +157,15 @@ class Derater:
         def temps() -> str:
             return f"{snap.min_temp:.1f}..{snap.max_temp:.1f} degC"
 
-        for gate, curve, out, name in (
-            (self.charge_gate, prof.charge_by_temp, charge, "charging"),
-            (self.discharge_gate, prof.discharge_by_temp, discharge, "discharging"),
+        for gate, by_temp, out, name in (
+            (self.charge_gate, self.charge_by_temp, charge, "charging"),
+            (self.discharge_gate, self.discharge_by_temp, discharge, "discharging"),
         ):
             if gate.update(snap.min_temp, snap.max_temp):
-                factor = min(_at(curve, snap.min_temp), _at(curve, snap.max_temp))
+                factor = by_temp.at(snap.min_temp, snap.max_temp)
                 out.append((factor, lambda: f"temperature {temps()}"))
                 if factor < 1.0:
-                    raise_alarm(alarms, _temp_alarm(snap, curve), Severity.WARNING)
+                    raise_alarm(alarms, _temp_alarm(snap, by_temp.curve), Severity.WARNING)
             else:
 
                 def blocked(name: str = name, gate: TemperatureGate = gate) -> str:

@@ -60,7 +60,14 @@ class NodeFlags:
 
     @classmethod
     def of(cls, snap: BatterySnapshot) -> NodeFlags:
+        if snap.nodes and not any(
+            [n.present and (n.faults or n.warnings or n.infos) for n in snap.nodes.values()]
+        ):
+            return NO_FLAGS  # the usual case: no present node raises one, so neither side has any
         return cls(flags(snap), flags(snap, connected=False))
+
+
+NO_FLAGS = NodeFlags((), ())
 
 
 def flags(snap: BatterySnapshot, *, connected: bool = True) -> Flags:

@@ -62,15 +62,15 @@ class BatteryIngest:
         """Handle one frame. True when it may change a decision at once (urgent)."""
         counters = self.counters
         counters.received += 1
-        frame_id, data = frame.id, frame.data
-        if frame.error:
+        frame_id, data, extended, remote, error = frame  # one unpack, not five lookups
+        if error:
             counters.errors += 1
             self.log.warning(("error",), now, "battery bus: error frame")
             return False
         # Not an error frame (above): plain unless extended or remote (Frame.plain, inline).
-        route = None if frame.extended or frame.remote else self.routes.get(frame_id)
+        route = None if extended or remote else self.routes.get(frame_id)
         if route is None:
-            self._unknown(frame_id, now, frame.extended, frame.remote)
+            self._unknown(frame_id, now, extended, remote)
             return False
         length, decode, handler, node = route
         if len(data) != length:
