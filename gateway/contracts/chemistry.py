@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from operator import itemgetter
 from typing import Self
@@ -140,6 +140,9 @@ class ChemistrySpec:
     # the empty voltage, short of the rated capacity; warmed, it takes and gives the rest.
     # Flat at 1 where no figure is cited (no correction).
     capacity_by_temp: Curve = _NO_COLD_LOSS
+    # The OCV table turned around (SoC by voltage), built once with the spec: the SoC asks
+    # it every tick, and building it checks that the OCV rises strictly with SoC.
+    ocv_inverse: Curve = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         order = (
@@ -180,14 +183,14 @@ class ChemistrySpec:
                 raise ValueError(f"{self.chemistry}: {name} fractions must be within 0..1")
         if any(not 0.0 < y <= 1.0 for _, y in self.capacity_by_temp.points):
             raise ValueError(f"{self.chemistry}: capacity_by_temp fractions must be within 0..1")
-        self.ocv.inverse()  # raises unless the OCV rises strictly with SoC
+        object.__setattr__(self, "ocv_inverse", self.ocv.inverse())  # raises unless rising
         socs = [x for x, _ in self.ocv.points]
         if socs[0] != 0.0 or socs[-1] != 100.0:
             raise ValueError(f"{self.chemistry}: the OCV table must span 0..100 %")
 
     def soc_from_ocv(self, cell_v: float) -> float:
         """SoC (%) of a rested cell at `cell_v`, from the OCV table (NaN for NaN)."""
-        return self.ocv.inverse().at(cell_v)
+        return self.ocv_inverse.at(cell_v)
 
     def charge_at(self, soc: float, temp_c: float) -> float:
         """The charge (% of the rated capacity) of a cell at `temp_c` that its voltage

@@ -55,7 +55,7 @@ class BalancingPolicy:
             if settings.account_floor_v is not None
             else chemistry.min_cell_v + ACCOUNT_FLOOR_MARGIN_V
         )
-        self._soc_of = chemistry.ocv.inverse()
+        self._soc_of = chemistry.ocv_inverse
         self._from_v = tell_apart_v(chemistry.ocv, settings.estimate_slope_mv_per_pct)
         # The top, for the estimate: where the curve tells the cells apart, if that is its
         # top (at 90 % or more: LFP 3.348 V, 98 %), plus estimate_margin_v (a plateau cell on
