@@ -309,10 +309,9 @@ class Cell:
     """
 
     __slots__ = (
-        "_cap_temps", "_cap_temps_at", "_charge", "_charge_step", "_decay_rc", "_decay_th",
-        "_discharge_step", "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain", "_real",
-        "_self_discharge_step", "_slopes", "_starts", "_tc", "_volts", "_xs", "capacity_ah",
-        "current_a",
+        "_breaks", "_cap_temps", "_cap_temps_at", "_charge", "_charge_step", "_decay_rc",
+        "_decay_th", "_discharge_step", "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain",
+        "_real", "_segments", "_self_discharge_step", "_tc", "capacity_ah", "current_a",
         "drift_a", "heat_in_w", "hysteresis", "ocv", "params", "polarisation_v", "r0_ohm",
         "temperature_c", "voltage",
     )  # fmt: skip
@@ -328,12 +327,11 @@ class Cell:
         curve = ocv_curve(p.chemistry)
         self.params = p
         self.capacity_ah = p.capacity_ah
-        self._xs = curve.charges
-        # The segments' start charges: bisect_right over them gives the segment of any charge
+        # The OCV curve's segments, each (start charge, start volts, slope), and the charges
+        # between them: bisect_right over these gives the index of the segment of any charge
         # in CHARGE_MIN..CHARGE_MAX, CHARGE_MAX (the last point) included, without a clamp.
-        self._starts = curve.charges[:-1]
-        self._volts = curve.volts
-        self._slopes = curve.slopes
+        self._segments = tuple(zip(curve.charges[:-1], curve.volts[:-1], curve.slopes, strict=True))
+        self._breaks = curve.charges[1:-1]
         self._r0_25 = p.r0_ohm
         self._r1 = p.r1_ohm
         self._tc = p.resistance_temp_coeff_per_k
@@ -405,40 +403,10 @@ class Cell:
         self._dt = dt
 
     def _advance(self, dt: float, current_a: float, ambient_c: float) -> None:
-        # The hot loop of the simulator: locals instead of repeated attribute lookups.
         if self._real:
             self._advance_real(dt, current_a, ambient_c)
-            return
-        if dt != self._dt:
-            self._set_dt(dt)
-        i = current_a + self.drift_a
-        charge = self._charge + i * (self._charge_step if i > 0.0 else self._discharge_step)
-        charge -= self._self_discharge_step
-        if charge > CHARGE_MAX:
-            charge = CHARGE_MAX
-        elif charge < CHARGE_MIN:
-            charge = CHARGE_MIN
-        self._charge = charge
-        # Exact solution of the RC branch and of the thermal node over the step: stable for
-        # any dt.
-        v_rc = self.polarisation_v * self._decay_rc + i * self._rc_gain
-        self.polarisation_v = v_rc
-        r0 = self.r0_ohm
-        heat_w = i * i * r0 + v_rc * v_rc / self._r1 + self.heat_in_w
-        t_eq = ambient_c + heat_w * self._inv_g
-        t = t_eq + (self.temperature_c - t_eq) * self._decay_th
-        self.temperature_c = t
-        if t < RESISTANCE_TEMP_MIN_C:
-            t = RESISTANCE_TEMP_MIN_C
-        elif t > RESISTANCE_TEMP_MAX_C:
-            t = RESISTANCE_TEMP_MAX_C
-        r0 = self._r0_25 * math.exp(self._tc * (REFERENCE_TEMP_C - t))
-        self.r0_ohm = r0
-        k = bisect_right(self._starts, charge) - 1
-        ocv = self._volts[k] + self._slopes[k] * (charge - self._xs[k])
-        self.ocv = ocv
-        self.voltage = ocv + i * r0 + v_rc
-        self.current_a = i
+        else:
+            _advance_plain((self,), dt, current_a, ambient_c)
 
     def _advance_real(self, dt: float, current_a: float, ambient_c: float) -> None:
         """The full path (see the class doc): the same charge and thermal model, plus
@@ -495,12 +463,56 @@ class Cell:
             x = CHARGE_MAX
         elif x < CHARGE_MIN:
             x = CHARGE_MIN
-        k = bisect_right(self._starts, x) - 1
-        ocv = self._volts[k] + self._slopes[k] * (x - self._xs[k])
+        x0, v0, slope = self._segments[bisect_right(self._breaks, x)]
+        ocv = v0 + slope * (x - x0)
         ocv += self.hysteresis * p.hysteresis_v + ocv_shift
         self.ocv = ocv
         self.voltage = ocv + i * r0 + v_rc + eta
         self.current_a = i
+
+
+def _advance_plain(cells: Sequence[Cell], dt: float, current_a: float, ambient_c: float) -> None:
+    """Advance cells without any effect of the full path (Cell.realistic off), each with
+    current_a (+ its drift) flowing in, by dt seconds.
+
+    The hot loop of the simulator: a pack's cells in one loop, with the module's constants
+    and functions as locals, the cells' attributes read once each."""
+    exp = math.exp
+    segment_of = bisect_right
+    charge_min, charge_max = CHARGE_MIN, CHARGE_MAX
+    temp_min, temp_max = RESISTANCE_TEMP_MIN_C, RESISTANCE_TEMP_MAX_C
+    reference = REFERENCE_TEMP_C
+    for c in cells:
+        if c._dt != dt:
+            c._set_dt(dt)
+        i = current_a + c.drift_a
+        charge = c._charge + i * (c._charge_step if i > 0.0 else c._discharge_step)
+        charge -= c._self_discharge_step
+        if charge > charge_max:
+            charge = charge_max
+        elif charge < charge_min:
+            charge = charge_min
+        c._charge = charge
+        # Exact solution of the RC branch and of the thermal node over the step: stable for
+        # any dt.
+        v_rc = c.polarisation_v * c._decay_rc + i * c._rc_gain
+        c.polarisation_v = v_rc
+        r0 = c.r0_ohm
+        heat_w = i * i * r0 + v_rc * v_rc / c._r1 + c.heat_in_w
+        t_eq = ambient_c + heat_w * c._inv_g
+        t = t_eq + (c.temperature_c - t_eq) * c._decay_th
+        c.temperature_c = t
+        if t < temp_min:
+            t = temp_min
+        elif t > temp_max:
+            t = temp_max
+        r0 = c._r0_25 * exp(c._tc * (reference - t))
+        c.r0_ohm = r0
+        x0, v0, slope = c._segments[segment_of(c._breaks, charge)]
+        ocv = v0 + slope * (charge - x0)
+        c.ocv = ocv
+        c.voltage = ocv + i * r0 + v_rc
+        c.current_a = i
 
 
 def _interpolate(points: tuple[tuple[float, float], ...], x: float) -> float:
@@ -602,6 +614,8 @@ class Pack:
             raise ValueError("bleed resistance and balancer thermal parameters must be > 0")
         self.cells = list(cells)
         n = len(self.cells)
+        # No cell takes the full path: the pack advances its cells in one loop.
+        self._plain = not any(c._real for c in self.cells)
         self.sensors = (
             _even_sensors(n, sensors) if isinstance(sensors, int) else tuple(map(tuple, sensors))
         )
@@ -819,8 +833,11 @@ class Pack:
                 for c in self.cells:
                     c.heat_in_w = 0.0
                 self._heated = False
-            for c in self.cells:
-                c._advance(dt, current_a, ambient)
+            if self._plain:
+                _advance_plain(self.cells, dt, current_a, ambient)
+            else:
+                for c in self.cells:
+                    c._advance(dt, current_a, ambient)
         else:
             r = self.bleed_ohm
             share = self.bleed_heat_to_cell
