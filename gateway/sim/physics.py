@@ -50,7 +50,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from operator import attrgetter, mul
+from operator import add, attrgetter, mul
 from typing import Self
 
 from gateway.contracts.chemistry import LFP_OCV_POINTS
@@ -587,6 +587,9 @@ _TEMPERATURE: Callable[[Cell], float] = attrgetter("temperature_c")
 _CAPACITY: Callable[[Cell], float] = attrgetter("capacity_ah")
 _REMAINING: Callable[[Cell], float] = attrgetter("remaining_ah")
 _CHARGE: Callable[[Cell], float] = attrgetter("_charge")
+_OCV: Callable[[Cell], float] = attrgetter("ocv")
+_POLARISATION: Callable[[Cell], float] = attrgetter("polarisation_v")
+_R0: Callable[[Cell], float] = attrgetter("r0_ohm")
 
 
 class Pack:
@@ -816,11 +819,11 @@ class Pack:
 
     def _emf_and_resistance(self) -> tuple[float, float]:
         """Source voltage (sum of OCV + polarisation) and ohmic resistance, for the split."""
-        emf = 0.0
-        res = 0.0
-        for c in self.cells:
-            emf += c.ocv + c.polarisation_v
-            res += c.r0_ohm
+        cells = self.cells
+        # Looped in C, each sum in cell order as a loop would add (every step of a battery
+        # of parallel strings asks).
+        emf: float = sum(map(add, map(_OCV, cells), map(_POLARISATION, cells)))
+        res: float = sum(map(_R0, cells))
         return emf, res + self._busbar_total
 
     def _advance(self, dt: float, current_a: float) -> None:
