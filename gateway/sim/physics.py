@@ -744,6 +744,8 @@ class Pack:
         """Sensor readings (degC): each the mean of the cells it sees; None when open."""
         temperature_of = list(map(_TEMPERATURE, self.cells)).__getitem__
         # The cells a sensor sees summed in C (map), in the same order as a loop would.
+        if not self._open_sensors:
+            return [sum(map(temperature_of, seen)) / len(seen) for seen in self.sensors]
         return [
             None if k in self._open_sensors else sum(map(temperature_of, seen)) / len(seen)
             for k, seen in enumerate(self.sensors)
