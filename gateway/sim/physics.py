@@ -867,6 +867,12 @@ class Pack:
         self.balancer_temp_c = t_eq + (self.balancer_temp_c - t_eq) * decay
 
 
+# A pack's readings, as the battery sums and compares them over a string (every step).
+_PACK_VOLTAGE: Callable[[Pack], float] = attrgetter("voltage")
+_PACK_CAPACITY: Callable[[Pack], float] = attrgetter("capacity_ah")
+_PACK_REMAINING: Callable[[Pack], float] = attrgetter("remaining_ah")
+
+
 class Battery:
     """Packs (one per node) wired as parallel strings of packs in series.
 
@@ -949,7 +955,8 @@ class Battery:
 
     def live_strings(self) -> list[int]:
         """Indices of the strings whose relays are all closed."""
-        return [j for j, s in enumerate(self.strings) if all(self.relay_closed[n] for n in s)]
+        closed = self.relay_closed.__getitem__
+        return [j for j, s in enumerate(self.strings) if all(map(closed, s))]
 
     def step(self, dt: float, current_a: float) -> float:
         """Advance by dt seconds with the inverter pushing current_a (A, + = charging).
@@ -998,9 +1005,10 @@ class Battery:
         if not live:
             self.bus_voltage = None
             return
+        pack = self.packs.__getitem__
         total = 0.0
         for j in live:
-            string_v = sum(self.packs[n].voltage for n in self.strings[j])
+            string_v: float = sum(map(_PACK_VOLTAGE, map(pack, self.strings[j])))
             total += string_v + self.string_currents[j] * self.string_ohm
         self.bus_voltage = total / len(live)
 
@@ -1009,11 +1017,13 @@ class Battery:
     @property
     def capacity_ah(self) -> float:
         """Usable capacity (Ah): per string its smallest pack's, summed over strings."""
-        return sum(min(self.packs[n].capacity_ah for n in s) for s in self.strings)
+        pack = self.packs.__getitem__
+        return sum(min(map(_PACK_CAPACITY, map(pack, s))) for s in self.strings)
 
     def remaining_ah(self) -> float:
         """True charge the battery can deliver before a cell of each string is empty (Ah)."""
-        return sum(min(self.packs[n].remaining_ah for n in s) for s in self.strings)
+        pack = self.packs.__getitem__
+        return sum(min(map(_PACK_REMAINING, map(pack, s))) for s in self.strings)
 
     def true_soc(self) -> float:
         """True state of charge, 0..1: remaining_ah / capacity_ah."""
