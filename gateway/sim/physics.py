@@ -47,9 +47,9 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import pairwise
+from itertools import pairwise, repeat
 from operator import add, attrgetter, mul
 from typing import Self
 
@@ -406,7 +406,7 @@ class Cell:
         if self._real:
             self._advance_real(dt, current_a, ambient_c)
         else:
-            _advance_plain((self,), dt, current_a, ambient_c)
+            _advance_plain((self,), dt, (current_a,), ambient_c)
 
     def _advance_real(self, dt: float, current_a: float, ambient_c: float) -> None:
         """The full path (see the class doc): the same charge and thermal model, plus
@@ -471,9 +471,11 @@ class Cell:
         self.current_a = i
 
 
-def _advance_plain(cells: Sequence[Cell], dt: float, current_a: float, ambient_c: float) -> None:
-    """Advance cells without any effect of the full path (Cell.realistic off), each with
-    current_a (+ its drift) flowing in, by dt seconds.
+def _advance_plain(
+    cells: Sequence[Cell], dt: float, currents: Iterable[float], ambient_c: float
+) -> None:
+    """Advance cells without any effect of the full path (Cell.realistic off) by dt
+    seconds, each with its current of `currents` (+ its drift) flowing in.
 
     The hot loop of the simulator: a pack's cells in one loop, with the module's constants
     and functions as locals, the cells' attributes read once each."""
@@ -482,7 +484,7 @@ def _advance_plain(cells: Sequence[Cell], dt: float, current_a: float, ambient_c
     charge_min, charge_max = CHARGE_MIN, CHARGE_MAX
     temp_min, temp_max = RESISTANCE_TEMP_MIN_C, RESISTANCE_TEMP_MAX_C
     reference = REFERENCE_TEMP_C
-    for c in cells:
+    for c, current_a in zip(cells, currents, strict=False):  # currents may be endless
         if c._dt != dt:
             c._set_dt(dt)
         i = current_a + c.drift_a
@@ -833,20 +835,19 @@ class Pack:
         ambient = self.ambient_c
         mask = self.balance_mask
         bleed_w = 0.0
+        cells = self.cells
+        currents: Iterable[float]  # into each cell, its bleed taken off
         if mask == 0:
             if self._heated:
-                for c in self.cells:
+                for c in cells:
                     c.heat_in_w = 0.0
                 self._heated = False
-            if self._plain:
-                _advance_plain(self.cells, dt, current_a, ambient)
-            else:
-                for c in self.cells:
-                    c._advance(dt, current_a, ambient)
+            currents = repeat(current_a)
         else:
             r = self.bleed_ohm
             share = self.bleed_heat_to_cell
-            for k, c in enumerate(self.cells):
+            currents = []
+            for k, c in enumerate(cells):
                 if (mask >> k) & 1:
                     # The resistor sits across the cell: it draws V / R from this cell only.
                     bleed = c.voltage / r if c.voltage > 0.0 else 0.0
@@ -856,11 +857,16 @@ class Pack:
                         heat -= c.heat_in_w
                         self._heated = True
                     bleed_w += heat
-                    c._advance(dt, current_a - bleed, ambient)
+                    currents.append(current_a - bleed)
                 else:
                     if share:
                         c.heat_in_w = 0.0
-                    c._advance(dt, current_a, ambient)
+                    currents.append(current_a)
+        if self._plain:
+            _advance_plain(cells, dt, currents, ambient)
+        else:
+            for c, i in zip(cells, currents, strict=False):
+                c._advance(dt, i, ambient)
         # The balancer's resistors and heat sink: one thermal node, exact over the step.
         t_eq = ambient + bleed_w / self._bal_g
         decay = math.exp(-dt * self._bal_g / self._bal_mass)
