@@ -23,7 +23,9 @@ class Balancer:
 
     def __init__(self, config):
         self.cells = config.cells
-        self.floor_mv = config.balance_floor_mv
+        # At least CELL_MV_MIN (as the configuration's range ensures): update() then finds
+        # a cell without a usable reading at or below the floor, in the same test.
+        self.floor_mv = max(config.balance_floor_mv, CELL_MV_MIN)
         self.hysteresis_mv = config.balance_hysteresis_mv
         self.timeout_ms = config.balance_timeout_ms
         self.requested = [0] * BALANCE_WORDS
@@ -95,22 +97,20 @@ class Balancer:
                 continue
             held = self.held[k]
             out = 0
-            base = 16 * k
-            for b in range(16):
-                i = base + b
-                if i >= cells:
-                    break
-                bit = 1 << b
+            bit = 1  # cell i's bit in word k
+            for i in range(16 * k, min(16 * k + 16, cells)):
                 mv = cell_mv[i]
-                if mv < CELL_MV_MIN or mv > CELL_MV_MAX or mv <= floor:
+                # The floor is never below CELL_MV_MIN (__init__): a cell without a usable
+                # reading is at or below it.
+                if mv <= floor or mv > CELL_MV_MAX:
                     held |= bit
-                    continue
-                if held & bit:
-                    if mv <= floor + hysteresis:
-                        continue
+                elif held & bit and mv <= floor + hysteresis:
+                    pass  # stopped by the floor: restarts only above floor + hysteresis
+                else:
                     held &= ~bit
-                if want & bit:
-                    out |= bit
+                    if want & bit:
+                        out |= bit
+                bit <<= 1
             self.held[k] = held
             if out != self.words[k]:
                 self.words[k] = out

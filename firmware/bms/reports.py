@@ -277,7 +277,9 @@ class Reports:
         # has fewer): the bound once per frame, not a test per cell.
         for i in range(first, min(first + 4, self.cells)):
             mv = cells[i]
-            v[1 + i] = mv if CELL_MV_MIN <= mv <= CELL_MV_MAX else codec.CELL_VOLTAGES_NOT_AVAILABLE
+            if mv < CELL_MV_MIN or mv > CELL_MV_MAX:
+                mv = codec.CELL_VOLTAGES_NOT_AVAILABLE
+            v[1 + i] = mv
         codec.encode_cell_voltages(self.buf, v)
         self.port.send(self.ids[S_CELL_VOLTAGES], self.buf, FLAG_UNORDERED)
         self.cell_group = group + 1 if group + 1 < self.cell_groups else 0

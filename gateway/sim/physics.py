@@ -47,10 +47,10 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import pairwise
-from operator import attrgetter, mul
+from itertools import pairwise, repeat
+from operator import add, attrgetter, mul
 from typing import Self
 
 from gateway.contracts.chemistry import LFP_OCV_POINTS
@@ -309,10 +309,9 @@ class Cell:
     """
 
     __slots__ = (
-        "_cap_temps", "_cap_temps_at", "_charge", "_charge_step", "_decay_rc", "_decay_th",
-        "_discharge_step", "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain", "_real",
-        "_self_discharge_step", "_slopes", "_starts", "_tc", "_volts", "_xs", "capacity_ah",
-        "current_a",
+        "_breaks", "_cap_temps", "_cap_temps_at", "_charge", "_charge_step", "_decay_rc",
+        "_decay_th", "_discharge_step", "_dt", "_i0", "_inv_g", "_r0_25", "_r1", "_rc_gain",
+        "_real", "_segments", "_self_discharge_step", "_tc", "capacity_ah", "current_a",
         "drift_a", "heat_in_w", "hysteresis", "ocv", "params", "polarisation_v", "r0_ohm",
         "temperature_c", "voltage",
     )  # fmt: skip
@@ -328,12 +327,11 @@ class Cell:
         curve = ocv_curve(p.chemistry)
         self.params = p
         self.capacity_ah = p.capacity_ah
-        self._xs = curve.charges
-        # The segments' start charges: bisect_right over them gives the segment of any charge
+        # The OCV curve's segments, each (start charge, start volts, slope), and the charges
+        # between them: bisect_right over these gives the index of the segment of any charge
         # in CHARGE_MIN..CHARGE_MAX, CHARGE_MAX (the last point) included, without a clamp.
-        self._starts = curve.charges[:-1]
-        self._volts = curve.volts
-        self._slopes = curve.slopes
+        self._segments = tuple(zip(curve.charges[:-1], curve.volts[:-1], curve.slopes, strict=True))
+        self._breaks = curve.charges[1:-1]
         self._r0_25 = p.r0_ohm
         self._r1 = p.r1_ohm
         self._tc = p.resistance_temp_coeff_per_k
@@ -405,40 +403,10 @@ class Cell:
         self._dt = dt
 
     def _advance(self, dt: float, current_a: float, ambient_c: float) -> None:
-        # The hot loop of the simulator: locals instead of repeated attribute lookups.
         if self._real:
             self._advance_real(dt, current_a, ambient_c)
-            return
-        if dt != self._dt:
-            self._set_dt(dt)
-        i = current_a + self.drift_a
-        charge = self._charge + i * (self._charge_step if i > 0.0 else self._discharge_step)
-        charge -= self._self_discharge_step
-        if charge > CHARGE_MAX:
-            charge = CHARGE_MAX
-        elif charge < CHARGE_MIN:
-            charge = CHARGE_MIN
-        self._charge = charge
-        # Exact solution of the RC branch and of the thermal node over the step: stable for
-        # any dt.
-        v_rc = self.polarisation_v * self._decay_rc + i * self._rc_gain
-        self.polarisation_v = v_rc
-        r0 = self.r0_ohm
-        heat_w = i * i * r0 + v_rc * v_rc / self._r1 + self.heat_in_w
-        t_eq = ambient_c + heat_w * self._inv_g
-        t = t_eq + (self.temperature_c - t_eq) * self._decay_th
-        self.temperature_c = t
-        if t < RESISTANCE_TEMP_MIN_C:
-            t = RESISTANCE_TEMP_MIN_C
-        elif t > RESISTANCE_TEMP_MAX_C:
-            t = RESISTANCE_TEMP_MAX_C
-        r0 = self._r0_25 * math.exp(self._tc * (REFERENCE_TEMP_C - t))
-        self.r0_ohm = r0
-        k = bisect_right(self._starts, charge) - 1
-        ocv = self._volts[k] + self._slopes[k] * (charge - self._xs[k])
-        self.ocv = ocv
-        self.voltage = ocv + i * r0 + v_rc
-        self.current_a = i
+        else:
+            _advance_plain((self,), dt, (current_a,), ambient_c)
 
     def _advance_real(self, dt: float, current_a: float, ambient_c: float) -> None:
         """The full path (see the class doc): the same charge and thermal model, plus
@@ -495,12 +463,58 @@ class Cell:
             x = CHARGE_MAX
         elif x < CHARGE_MIN:
             x = CHARGE_MIN
-        k = bisect_right(self._starts, x) - 1
-        ocv = self._volts[k] + self._slopes[k] * (x - self._xs[k])
+        x0, v0, slope = self._segments[bisect_right(self._breaks, x)]
+        ocv = v0 + slope * (x - x0)
         ocv += self.hysteresis * p.hysteresis_v + ocv_shift
         self.ocv = ocv
         self.voltage = ocv + i * r0 + v_rc + eta
         self.current_a = i
+
+
+def _advance_plain(
+    cells: Sequence[Cell], dt: float, currents: Iterable[float], ambient_c: float
+) -> None:
+    """Advance cells without any effect of the full path (Cell.realistic off) by dt
+    seconds, each with its current of `currents` (+ its drift) flowing in.
+
+    The hot loop of the simulator: a pack's cells in one loop, with the module's constants
+    and functions as locals, the cells' attributes read once each."""
+    exp = math.exp
+    segment_of = bisect_right
+    charge_min, charge_max = CHARGE_MIN, CHARGE_MAX
+    temp_min, temp_max = RESISTANCE_TEMP_MIN_C, RESISTANCE_TEMP_MAX_C
+    reference = REFERENCE_TEMP_C
+    for c, current_a in zip(cells, currents, strict=False):  # currents may be endless
+        if c._dt != dt:
+            c._set_dt(dt)
+        i = current_a + c.drift_a
+        charge = c._charge + i * (c._charge_step if i > 0.0 else c._discharge_step)
+        charge -= c._self_discharge_step
+        if charge > charge_max:
+            charge = charge_max
+        elif charge < charge_min:
+            charge = charge_min
+        c._charge = charge
+        # Exact solution of the RC branch and of the thermal node over the step: stable for
+        # any dt.
+        v_rc = c.polarisation_v * c._decay_rc + i * c._rc_gain
+        c.polarisation_v = v_rc
+        r0 = c.r0_ohm
+        heat_w = i * i * r0 + v_rc * v_rc / c._r1 + c.heat_in_w
+        t_eq = ambient_c + heat_w * c._inv_g
+        t = t_eq + (c.temperature_c - t_eq) * c._decay_th
+        c.temperature_c = t
+        if t < temp_min:
+            t = temp_min
+        elif t > temp_max:
+            t = temp_max
+        r0 = c._r0_25 * exp(c._tc * (reference - t))
+        c.r0_ohm = r0
+        x0, v0, slope = c._segments[segment_of(c._breaks, charge)]
+        ocv = v0 + slope * (charge - x0)
+        c.ocv = ocv
+        c.voltage = ocv + i * r0 + v_rc
+        c.current_a = i
 
 
 def _interpolate(points: tuple[tuple[float, float], ...], x: float) -> float:
@@ -575,6 +589,9 @@ _TEMPERATURE: Callable[[Cell], float] = attrgetter("temperature_c")
 _CAPACITY: Callable[[Cell], float] = attrgetter("capacity_ah")
 _REMAINING: Callable[[Cell], float] = attrgetter("remaining_ah")
 _CHARGE: Callable[[Cell], float] = attrgetter("_charge")
+_OCV: Callable[[Cell], float] = attrgetter("ocv")
+_POLARISATION: Callable[[Cell], float] = attrgetter("polarisation_v")
+_R0: Callable[[Cell], float] = attrgetter("r0_ohm")
 
 
 class Pack:
@@ -602,6 +619,8 @@ class Pack:
             raise ValueError("bleed resistance and balancer thermal parameters must be > 0")
         self.cells = list(cells)
         n = len(self.cells)
+        # No cell takes the full path: the pack advances its cells in one loop.
+        self._plain = not any(c._real for c in self.cells)
         self.sensors = (
             _even_sensors(n, sensors) if isinstance(sensors, int) else tuple(map(tuple, sensors))
         )
@@ -727,6 +746,8 @@ class Pack:
         """Sensor readings (degC): each the mean of the cells it sees; None when open."""
         temperature_of = list(map(_TEMPERATURE, self.cells)).__getitem__
         # The cells a sensor sees summed in C (map), in the same order as a loop would.
+        if not self._open_sensors:
+            return [sum(map(temperature_of, seen)) / len(seen) for seen in self.sensors]
         return [
             None if k in self._open_sensors else sum(map(temperature_of, seen)) / len(seen)
             for k, seen in enumerate(self.sensors)
@@ -802,11 +823,11 @@ class Pack:
 
     def _emf_and_resistance(self) -> tuple[float, float]:
         """Source voltage (sum of OCV + polarisation) and ohmic resistance, for the split."""
-        emf = 0.0
-        res = 0.0
-        for c in self.cells:
-            emf += c.ocv + c.polarisation_v
-            res += c.r0_ohm
+        cells = self.cells
+        # Looped in C, each sum in cell order as a loop would add (every step of a battery
+        # of parallel strings asks).
+        emf: float = sum(map(add, map(_OCV, cells), map(_POLARISATION, cells)))
+        res: float = sum(map(_R0, cells))
         return emf, res + self._busbar_total
 
     def _advance(self, dt: float, current_a: float) -> None:
@@ -814,17 +835,19 @@ class Pack:
         ambient = self.ambient_c
         mask = self.balance_mask
         bleed_w = 0.0
+        cells = self.cells
+        currents: Iterable[float]  # into each cell, its bleed taken off
         if mask == 0:
             if self._heated:
-                for c in self.cells:
+                for c in cells:
                     c.heat_in_w = 0.0
                 self._heated = False
-            for c in self.cells:
-                c._advance(dt, current_a, ambient)
+            currents = repeat(current_a)
         else:
             r = self.bleed_ohm
             share = self.bleed_heat_to_cell
-            for k, c in enumerate(self.cells):
+            currents = []
+            for k, c in enumerate(cells):
                 if (mask >> k) & 1:
                     # The resistor sits across the cell: it draws V / R from this cell only.
                     bleed = c.voltage / r if c.voltage > 0.0 else 0.0
@@ -834,15 +857,26 @@ class Pack:
                         heat -= c.heat_in_w
                         self._heated = True
                     bleed_w += heat
-                    c._advance(dt, current_a - bleed, ambient)
+                    currents.append(current_a - bleed)
                 else:
                     if share:
                         c.heat_in_w = 0.0
-                    c._advance(dt, current_a, ambient)
+                    currents.append(current_a)
+        if self._plain:
+            _advance_plain(cells, dt, currents, ambient)
+        else:
+            for c, i in zip(cells, currents, strict=False):
+                c._advance(dt, i, ambient)
         # The balancer's resistors and heat sink: one thermal node, exact over the step.
         t_eq = ambient + bleed_w / self._bal_g
         decay = math.exp(-dt * self._bal_g / self._bal_mass)
         self.balancer_temp_c = t_eq + (self.balancer_temp_c - t_eq) * decay
+
+
+# A pack's readings, as the battery sums and compares them over a string (every step).
+_PACK_VOLTAGE: Callable[[Pack], float] = attrgetter("voltage")
+_PACK_CAPACITY: Callable[[Pack], float] = attrgetter("capacity_ah")
+_PACK_REMAINING: Callable[[Pack], float] = attrgetter("remaining_ah")
 
 
 class Battery:
@@ -927,7 +961,8 @@ class Battery:
 
     def live_strings(self) -> list[int]:
         """Indices of the strings whose relays are all closed."""
-        return [j for j, s in enumerate(self.strings) if all(self.relay_closed[n] for n in s)]
+        closed = self.relay_closed.__getitem__
+        return [j for j, s in enumerate(self.strings) if all(map(closed, s))]
 
     def step(self, dt: float, current_a: float) -> float:
         """Advance by dt seconds with the inverter pushing current_a (A, + = charging).
@@ -976,9 +1011,10 @@ class Battery:
         if not live:
             self.bus_voltage = None
             return
+        pack = self.packs.__getitem__
         total = 0.0
         for j in live:
-            string_v = sum(self.packs[n].voltage for n in self.strings[j])
+            string_v: float = sum(map(_PACK_VOLTAGE, map(pack, self.strings[j])))
             total += string_v + self.string_currents[j] * self.string_ohm
         self.bus_voltage = total / len(live)
 
@@ -987,11 +1023,13 @@ class Battery:
     @property
     def capacity_ah(self) -> float:
         """Usable capacity (Ah): per string its smallest pack's, summed over strings."""
-        return sum(min(self.packs[n].capacity_ah for n in s) for s in self.strings)
+        pack = self.packs.__getitem__
+        return sum(min(map(_PACK_CAPACITY, map(pack, s))) for s in self.strings)
 
     def remaining_ah(self) -> float:
         """True charge the battery can deliver before a cell of each string is empty (Ah)."""
-        return sum(min(self.packs[n].remaining_ah for n in s) for s in self.strings)
+        pack = self.packs.__getitem__
+        return sum(min(map(_PACK_REMAINING, map(pack, s))) for s in self.strings)
 
     def true_soc(self) -> float:
         """True state of charge, 0..1: remaining_ah / capacity_ah."""

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import can
 
@@ -65,6 +65,7 @@ EPOCH = 1_780_272_000.0
 # knee, where balancing runs): the resistor is this / current.
 BLEED_REFERENCE_V = 3.3
 _MV_PER_V = 1000.0
+_DC_PER_DEGREE = 10.0
 _instances = itertools.count()
 
 # The in-process buses a simulation can run on (every bus of a run on one of them):
@@ -689,8 +690,13 @@ def read_pack(pack: Pack, hw: SimHardware) -> None:
     readings = list(map(round, map(_MV_PER_V.__mul__, pack.measured_cell_voltages())))
     hw.cell_mv[: len(readings)] = readings
     hw.pack_mv = sum(readings)
-    for i, temp in enumerate(pack.temperatures()):
-        hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
+    temps = pack.temperatures()
+    if None in temps:  # an open thermistor (a fault a scenario injects)
+        for i, temp in enumerate(temps):
+            hw.temp_dc[i] = NOT_AVAILABLE if temp is None else round(temp * 10)
+    else:  # round(temp * 10) per sensor, looped in C
+        read = cast(list[float], temps)  # every sensor read: no None
+        hw.temp_dc[: len(read)] = map(round, map(_DC_PER_DEGREE.__mul__, read))
     hw.current_ma = round(pack.measured_current_a * 1000)
     hw.balancer_temp_dc = round(pack.balancer_temp_c * 10)
 
