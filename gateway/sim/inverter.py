@@ -9,6 +9,10 @@ and decides, each step, the current it pushes into the battery (A, + = charging)
   and gain * (V - DVL) on discharge, so charging tapers off as the battery nears CVL. The
   current follows its target through a first-order lag (`response_tau_s`): like a real
   inverter, it does not jump, so the battery's CVL feedback is tested with a real lag.
+  Given the battery's resistance (`battery_ohm`), the loop aims at the current where it
+  settles, V being the battery's voltage at that current: a real loop runs far faster than
+  the simulator's step and settles within it, where a loop evaluated once a step swings
+  between charge and discharge on a cold, resistive battery.
 - Enable bits and protection / alarm flags (0x35C, 0x359, 0x35A) stop a direction.
 - No 0x351 for `battery_timeout_s` (3 s, like Victron): switch off at once, no current
   either way (or keep the last limits, `missing_battery_action="keep_last"`); it recovers
@@ -37,7 +41,7 @@ Use (the simulator, once per tick, with simulated time `now` in seconds):
     inverter.on_frame(frame_id, data, now)          # every frame from the battery
     for frame_id, data in inverter.due_frames(now): # its 0x305 keepalive, once a second
         send(frame_id, data)
-    current_a = inverter.step(now, battery.bus_voltage, pv_w, load_w)
+    current_a = inverter.step(now, battery.bus_voltage, pv_w, load_w, battery.bus_ohm())
     battery.step(dt, current_a)
 
 Set `silent = True` to stop its keepalive (fault injection). What it last received is in
@@ -176,7 +180,9 @@ class SimInverterSettings(BaseModel):
         200.0,
         gt=0,
         description="Voltage loop gain: current allowed per volt of headroom below CVL "
-        "(above DVL), A/V. Stable for steps up to about tau / (gain * battery ohms).",
+        "(above DVL), A/V. Evaluated once a step, it is stable at any step when given the "
+        "battery's resistance (step's battery_ohm); without, for steps up to about tau / "
+        "(gain * battery ohms).",
     )
     voltage_offset_v: float = Field(
         0.0, description="Error of the inverter's battery voltage reading (quirk), V."
@@ -420,11 +426,21 @@ class SimInverter:
 
     # -- power side --
 
-    def step(self, now: float, battery_voltage: float | None, pv_w: float, load_w: float) -> float:
+    def step(
+        self,
+        now: float,
+        battery_voltage: float | None,
+        pv_w: float,
+        load_w: float,
+        battery_ohm: float = 0.0,
+    ) -> float:
         """Advance to `now` (s) and return the battery current (A, + = charging).
 
         battery_voltage is what the inverter's DC terminals see (None: no battery connected,
-        nothing can flow); pv_w and load_w are the PV power and household load (W).
+        nothing can flow), with the current of the last step flowing; pv_w and load_w are
+        the PV power and household load (W); battery_ohm how far the terminals' voltage
+        moves per ampere within a step (the battery's and its cables' resistance; 0: a
+        stiff battery).
         """
         dt = 0.0 if self._last_step is None else max(now - self._last_step, 0.0)
         self._last_step = now
@@ -435,7 +451,9 @@ class SimInverter:
             self.grid_w = load_w - pv_w
             self.status = "no battery on the DC bus"
             return 0.0
-        target, self.status = self._target(battery_voltage + s.voltage_offset_v, pv_w, load_w)
+        target, self.status = self._target(
+            battery_voltage + s.voltage_offset_v, pv_w, load_w, battery_ohm
+        )
         if self.status == STOPPED:
             # A mode change, not a regulated limit: the inverter switches off at once.
             self.current_a = 0.0
@@ -505,9 +523,13 @@ class SimInverter:
             bit in ("II", "either") and flags.force_charge_ii == 1
         )
 
-    def _target(self, volts: float, pv_w: float, load_w: float) -> tuple[float, str]:
-        """The current it aims for (A, + = charging) at the battery voltage it reads, and
-        why (the status)."""
+    def _target(self, volts: float, pv_w: float, load_w: float, ohm: float) -> tuple[float, str]:
+        """The current it aims for (A, + = charging) at the battery voltage it reads with
+        `current_a` flowing through the battery's `ohm`, and why (the status).
+
+        The voltage loop allows gain * (CVL - V(I)), V(I) = volts + ohm * (I - current_a)
+        being the voltage at the current I it lets flow: it settles where the two agree,
+        I = gain * (CVL - V(0)) / (1 + gain * ohm); likewise on discharge above DVL."""
         s = self.settings
         limits = self.limits
         if limits is None or (self.battery_missing and s.missing_battery_action == "stop"):
@@ -523,7 +545,9 @@ class SimInverter:
         if charge_ok and self._force_charge():
             wanted = max(wanted, s.force_charge_a)
             status = "force charge"
-        headroom = s.voltage_gain_a_per_v * (limits.charge_voltage_limit - volts)
+        at_rest = volts - ohm * self.current_a
+        gain = s.voltage_gain_a_per_v / (1.0 + s.voltage_gain_a_per_v * ohm)
+        headroom = gain * (limits.charge_voltage_limit - at_rest)
         if s.pulls_down_to_cvl and headroom < 0 and discharge_ok:
             # Holds the battery at CVL from above too: discharges at least what the voltage
             # loop asks for.
@@ -547,6 +571,6 @@ class SimInverter:
                 return 0.0, "discharge not allowed"
             dcl = max(limits.discharge_current_limit, 0.0)
             dvl = limits.discharge_voltage_limit
-            floor = s.voltage_gain_a_per_v * (volts - dvl) if dvl > 0 else math.inf
+            floor = gain * (at_rest - dvl) if dvl > 0 else math.inf
             return -max(0.0, min(-wanted, dcl, s.max_discharge_a, floor)), status
         return 0.0, status

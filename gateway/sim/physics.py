@@ -821,14 +821,17 @@ class Pack:
         _check_step(dt, current_a)
         self._advance(dt, current_a)
 
+    def ohmic_resistance(self) -> float:
+        """The cells' ohmic resistance and the busbars' in series (ohm)."""
+        return sum(map(_R0, self.cells)) + self._busbar_total
+
     def _emf_and_resistance(self) -> tuple[float, float]:
         """Source voltage (sum of OCV + polarisation) and ohmic resistance, for the split."""
         cells = self.cells
         # Looped in C, each sum in cell order as a loop would add (every step of a battery
         # of parallel strings asks).
         emf: float = sum(map(add, map(_OCV, cells), map(_POLARISATION, cells)))
-        res: float = sum(map(_R0, cells))
-        return emf, res + self._busbar_total
+        return emf, self.ohmic_resistance()
 
     def _advance(self, dt: float, current_a: float) -> None:
         self.current_a = current_a
@@ -1004,6 +1007,18 @@ class Battery:
         self.string_currents = currents
         self.current_a = current_a if live else 0.0
         self._update_bus_voltage(live)
+
+    def bus_ohm(self) -> float:
+        """How far the bus voltage moves per ampere within a step (ohm): each live string's
+        cells, busbars and cables in series, the strings in parallel (inf with none live).
+        The simulated inverter's voltage loop settles with it (gateway/sim/inverter.py)."""
+        conductance = 0.0
+        for j in self.live_strings():
+            ohm = self.string_ohm
+            for node in self.strings[j]:
+                ohm += self.packs[node].ohmic_resistance()
+            conductance += 1.0 / ohm
+        return 1.0 / conductance if conductance > 0.0 else math.inf
 
     def _update_bus_voltage(self, live: list[int] | None = None) -> None:
         if live is None:

@@ -526,7 +526,9 @@ class SimSystem:
         for frame in received(self.inverter_bus):
             self.inverter.on_frame(frame.id, frame.data, self.t)
         pv, load = self.setup.pv(self.t), self.setup.load(self.t)
-        self.inverter_current = self.inverter.step(self.t, self.battery.bus_voltage, pv, load)
+        self.inverter_current = self.inverter.step(
+            self.t, self.battery.bus_voltage, pv, load, self.battery.bus_ohm()
+        )
         due = self.inverter.due_frames(self.t)
         if due:
             # An identifier above 0x7FF can only be a 29-bit one (Pylontech HV's 0x4200).
