@@ -4,6 +4,7 @@ loads the D-Bus library."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,8 +18,11 @@ if TYPE_CHECKING:
     from gateway.outputs.seam import Output
 
 
-def build_outputs(settings: Settings, state_file: Path) -> list[Output]:
-    """The configured outputs; `state_file` is the gateway's (outputs keep theirs beside it)."""
+def build_outputs(
+    settings: Settings, state_file: Path, *, clock: Callable[[], float] = time.monotonic
+) -> list[Output]:
+    """The configured outputs; `state_file` is the gateway's (outputs keep theirs beside it).
+    `clock` is the monotonic clock their rate rules run on (a test moves its own)."""
     outputs: list[Output] = []
     venus = settings.outputs.venus
     if venus is not None:
@@ -27,7 +31,7 @@ def build_outputs(settings: Settings, state_file: Path) -> list[Output]:
         bus = settings.buses.battery
         connection = f"CAN {bus.interface or ''} {bus.channel or ''}".strip()
         topology, inverter = settings.battery.topology, settings.inverter
-        outputs.append(VenusOutput(venus, topology, inverter, connection, state_file))
+        outputs.append(VenusOutput(venus, topology, inverter, connection, state_file, clock=clock))
     return outputs
 
 

@@ -3,19 +3,18 @@
 The simulated system (real firmware nodes, real gateway core) runs in this event loop with
 the venus output; another D-Bus connection (dbus-fast) and dbus-send read the service as a
 GX would. Values are compared with the API's status (gateway/web/views.py). Waits poll a
-condition with a bounded timeout, never a fixed sleep; the one timing under test (at most
-one signal a second per path) is measured on the wall clock the service uses.
+condition with a bounded timeout, never a fixed sleep. The output's clock is the test's,
+moved with the simulator's steps: the one timing under test (at most one signal a second
+per path) is measured on it, not on the wall clock.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,11 @@ import pytest
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from gateway.outputs.venus.changes import INTERVAL_S
 from gateway.outputs.venus.paths import CELL_PREFIX, UNITS, unit_of
 from gateway.outputs.venus.service import VenusOutput
 from gateway.runtime.outputs import build_outputs
-from gateway.sim.power import Constant
+from gateway.sim.power import Constant, PowerCurve
 from gateway.sim.scenarios import base_setup
 from gateway.sim.system import SimSystem
 from gateway.web.views import status
@@ -65,6 +65,17 @@ def daemon(tmp_path: Path) -> Iterator[DBusDaemon]:
 
 
 @dataclass
+class Clock:
+    """The output's monotonic clock, moved by the test: with the simulator's steps, and on
+    its own to let time pass while the battery stands still."""
+
+    t: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
 class Rig:
     daemon: DBusDaemon
     sim: SimSystem
@@ -72,11 +83,19 @@ class Rig:
     settings: FakeSettings
     client: MessageBus
     state_file: Path
-    signals: list[tuple[str, str, Any, float]] = field(default_factory=list)
+    clock: Clock
 
     def step(self, seconds: float) -> None:
+        """The simulator and the output's clock on by `seconds`."""
         for _ in range(round(seconds / self.sim.step_s)):
             self.sim.step()
+            self.clock.t += self.sim.step_s
+
+    async def updated(self) -> None:
+        """Until the output has run an update at the clock's time: it renders the newest
+        view again (the same items) and signals what is due then."""
+        self.output._rendered = None
+        await self.settled()
 
     async def settled(self) -> None:
         """Until the output has rendered the newest view (the sim is not stepping)."""
@@ -116,8 +135,31 @@ async def wait_for(condition: Callable[[], bool], timeout: float = WAIT_S) -> No
             await anyio.sleep(0.02)
 
 
+STEADY = Constant(1500.0)  # W: discharging, the current flows
+
+
+@dataclass(frozen=True)
+class Battery:
+    """What the simulated battery does: the house's load (W at t s) and the simulation step
+    (the gateway ticks once a step)."""
+
+    load: PowerCurve = STEADY
+    step_s: float = 1.0
+
+
 @pytest.fixture
-async def rig(daemon: DBusDaemon, tmp_path: Path) -> AsyncIterator[Rig]:
+def battery() -> Battery:
+    return Battery()
+
+
+def swaying_load(t: float) -> float:
+    """The house's power swaying about 1.5 kW: with ten steps a second, the current and the
+    power change at every tick, ten times within each second."""
+    return 1500.0 + 400.0 * math.sin(2.3 * t)
+
+
+@pytest.fixture
+async def rig(daemon: DBusDaemon, battery: Battery, tmp_path: Path) -> AsyncIterator[Rig]:
     # Another battery has the instance asked for: the claim gives the next free one.
     settings = FakeSettings(
         {"/Settings/Devices/other/ClassAndVrmInstance": Variant("s", "battery:100")}
@@ -125,18 +167,20 @@ async def rig(daemon: DBusDaemon, tmp_path: Path) -> AsyncIterator[Rig]:
     await settings.start(daemon.address)
     venus = {"bus": daemon.address, "retry_min_s": 0.1, "retry_max_s": 0.4}
     setup = base_setup(
+        step_s=battery.step_s,
         initial_soc_known=True,
-        load=Constant(1500.0),  # discharging: current, power, cells change every step
+        load=battery.load,
         gateway={"outputs": {"venus": venus}},
     )
     state_dir = tmp_path / "state"
     sim = SimSystem(setup, seed=3, state_dir=state_dir, bus="memory")
     state_file = state_dir / "state.json"
-    sim.outputs.extend(build_outputs(sim.settings, state_file))
+    clock = Clock()
+    sim.outputs.extend(build_outputs(sim.settings, state_file, clock=clock))
     (output,) = sim.outputs
     assert isinstance(output, VenusOutput)
     client = await MessageBus(bus_address=daemon.address).connect()
-    r = Rig(daemon, sim, output, settings, client, state_file)
+    r = Rig(daemon, sim, output, settings, client, state_file, clock)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(output.run)
@@ -230,16 +274,21 @@ async def test_every_path_is_served_with_the_status_values(rig: Rig) -> None:
     assert float(match.group(1)) == st["voltage"]
 
 
+# The gateway's ten ticks a second, under a load that moves the current at every one.
+@pytest.mark.parametrize("battery", [Battery(swaying_load, step_s=0.1)])
 async def test_changes_are_signalled_once_a_second_at_most(rig: Rig) -> None:
-    received: list[tuple[str, str, Any, float]] = []
+    # Every signal with the output's clock when it arrived. Each update below is followed
+    # by a GetItems: its reply leaves the service after the update's signals, so they have
+    # all arrived by then, stamped with the time of the update that sent them.
+    signals: list[tuple[str, str, Any, float]] = []  # (kind, path, value, clock)
 
     def on_message(msg: Message) -> None:
         if msg.message_type == MessageType.SIGNAL and msg.interface == BUS_ITEM:
             if msg.member == "PropertiesChanged":
-                received.append(("one", msg.path, _value(msg.body[0]["Value"]), time.monotonic()))
+                signals.append(("one", msg.path, _value(msg.body[0]["Value"]), rig.clock()))
             elif msg.member == "ItemsChanged":
                 for path, change in msg.body[0].items():
-                    received.append(("all", path, _value(change["Value"]), time.monotonic()))
+                    signals.append(("all", path, _value(change["Value"]), rig.clock()))
 
     rig.client.add_message_handler(on_message)
     match = f"type='signal',sender='{NAME}',interface='{BUS_ITEM}'"
@@ -254,35 +303,68 @@ async def test_changes_are_signalled_once_a_second_at_most(rig: Rig) -> None:
         )
     )
     await rig.settled()
-    await anyio.sleep(1.1)  # whatever was waiting for its second is out
-    before = await rig.items()
-    received.clear()
-    # 2.5 s of wall clock at ten times real time: the current and cells change every step.
-    end = time.monotonic() + 2.5
-    while time.monotonic() < end:
-        rig.step(1.0)
-        await anyio.sleep(0.1)
-    await rig.settled()
-    await anyio.sleep(1.3)  # the last changes' second passes: they are signalled too
-    after = await rig.items()
+    # A second with the battery standing still: whatever waited for its second goes out,
+    # and a reader knows every value.
+    rig.clock.t += INTERVAL_S
+    await rig.updated()
+    items = await rig.items()
+    known = {path: value for path, (value, _) in items.items()}  # what a reader has
+    last = {path: t for kind, path, _, t in signals if kind == "one" and t == rig.clock()}
+    seen = len(signals)
+    changed: dict[str, int] = dict.fromkeys(known, 0)  # steps that changed a path's value
+    sent: dict[str, int] = dict.fromkeys(known, 0)  # and its signals
 
-    one = [(p, v, t) for kind, p, v, t in received if kind == "one"]
-    assert one, "no PropertiesChanged at all"
-    assert sorted((p, v) for p, v, _ in one) == sorted(
-        (p, v) for kind, p, v, _ in received if kind == "all"
-    ), "ItemsChanged carries the same changes"
-    assert not {p for p, _, _ in one} & set(STATIC), "a value that did not change was signalled"
-    assert {"/Dc/0/Voltage", "/History/DischargedEnergy"} <= {p for p, _, _ in one}
-    for path in before:
-        mine = [(v, t) for p, v, t in one if p == path]
-        known = before[path][0]
-        for value, _ in mine:
-            assert value != known, f"{path}: signalled {value!r} without a change"
-            known = value
-        assert known == after[path][0], f"{path}: the last change was not signalled"
-        times = [t for _, t in mine]
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(g > 0.8 for g in gaps), f"{path}: signals {gaps} s apart"
+    def check(items: dict[str, tuple[Any, str]]) -> None:
+        """The signals of the update at the clock's time against the items then."""
+        nonlocal seen
+        now = rig.clock()
+        batch = signals[seen:]
+        seen = len(signals)
+        assert all(t == now for *_, t in batch), "a signal arrived after its update's reply"
+        one = [(path, value) for kind, path, value, _ in batch if kind == "one"]
+        assert sorted(one) == sorted((p, v) for kind, p, v, _ in batch if kind == "all"), (
+            "ItemsChanged carries the update's changes"
+        )
+        assert len({path for path, _ in one}) == len(one), f"a path signalled twice: {one}"
+        for path, value in one:
+            assert value == items[path][0], f"{path}: signalled {value!r}, not the newest"
+            assert value != known[path], f"{path}: signalled {value!r} without a change"
+            if path in last:
+                gap = now - last[path]
+                assert gap >= INTERVAL_S, f"{path}: signalled again after {gap:.1f} s"
+            known[path], last[path] = value, now
+            sent[path] += 1
+        for path, (value, _) in items.items():
+            # A change not signalled is held for the rest of its path's second, no longer.
+            if value != known[path]:
+                held = now - last.get(path, -math.inf)
+                assert held < INTERVAL_S, f"{path}: {value!r} not signalled after {held:.1f} s"
+
+    # Three seconds of the battery in steps: the current and the cells change every step.
+    for _ in range(30):
+        before = items
+        rig.step(rig.sim.step_s)
+        await rig.settled()
+        items = await rig.items()
+        for path, (value, _) in items.items():
+            changed[path] += value != before[path][0]
+        check(items)
+    # The battery stands still (no new view) while a second passes: the last changes go out
+    # then, with nothing lost.
+    held = {path for path, (value, _) in items.items() if value != known[path]}
+    assert "/Dc/0/Power" in held, held  # changed after its last signal
+    rig.clock.t += INTERVAL_S
+    await wait_for(lambda: held <= {path for kind, path, *_ in signals[seen:] if kind == "one"})
+    items = await rig.items()
+    check(items)
+    assert known == {path: value for path, (value, _) in items.items()}
+
+    signalled = {path for path, n in sent.items() if n}
+    assert {"/Dc/0/Voltage", "/History/DischargedEnergy"} <= signalled
+    assert not signalled & set(STATIC), "a value that did not change was signalled"
+    # A current that moves every step is signalled once a second, not ten times.
+    assert changed["/Dc/0/Current"] >= 25, changed
+    assert sent["/Dc/0/Current"] <= 4, sent
 
 
 async def test_custom_name_is_set_on_the_bus_and_kept(rig: Rig) -> None:

@@ -17,7 +17,8 @@ The device instance is claimed as Venus OS services claim it: AddSetting of
 then says the instance; without that service the configured instance is used.
 
 The output publishes from the newest view at most every RENDER_S (wall clock); changes are
-signalled at most once a second per path (changes.py). A D-Bus that is gone, or goes away,
+signalled at most once a second per path of `clock` (time.monotonic unless given), the pure
+rule in changes.py deciding which at each update. A D-Bus that is gone, or goes away,
 is retried with a doubling back-off; `status` says what is happening (the web page shows
 it). Nothing here raises into the gateway.
 """
