@@ -308,7 +308,14 @@ class ChargeController:
         if over:
             # Battery-Emulator's "charge limit exceeded": the inverter ignores the CCL.
             raise_alarm(alarms, Alarm.HIGH_CHARGE_CURRENT, Severity.WARNING)
-            notes.append(f"charge current {snap.current:.1f} A above CCL {ccl:.1f} A: CVL lowered")
+            if self.charge_limit.above:
+                notes.append(
+                    f"charge current {snap.current:.1f} A above CCL {ccl:.1f} A: CVL lowered"
+                )
+            else:
+                # The condition stays until the current has kept within the CCL for
+                # release_s; meanwhile the current may be anything, a discharge included.
+                notes.append("charge current above CCL lately: the CVL does not rise")
         return over
 
     def _headroom(self, snap: BatterySnapshot, ccl: float) -> float | None:

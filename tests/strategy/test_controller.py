@@ -343,6 +343,24 @@ def test_the_ccl_does_not_step_up_for_a_charger_seen_to_ignore_it() -> None:
     assert ds[-1].limits.ccl > held
 
 
+def test_the_note_says_the_current_is_above_ccl_only_while_it_is() -> None:
+    # After a cut at the full charge's top, a CVL-only charger that pulls the pack down to
+    # the CVL discharges; for the ten minutes the condition stays (release_s) the note read
+    # "charge current -50.1 A above CCL 50.0 A: CVL lowered", false on both counts: the
+    # current was a discharge and the CVL was climbing back (issue 14, a trace of the
+    # matrix's full charge with the CVL-only charger, its busiest hour).
+    c, t = running()
+    ds = run(c, t, 60, top=3.445, rest=3.40, current=60.0)  # at the top, 60 A regardless
+    first = next(d for d in ds if Alarm.HIGH_CHARGE_CURRENT in d.alarms)
+    assert any("60.0 A above CCL" in n and "CVL lowered" in n for n in first.notes)
+    ds = run(c, t + 60, 30, top=3.40, rest=3.38, current=-40.0)
+    assert c.charge_limit.exceeded  # the condition holds until release_s within the CCL
+    assert Alarm.HIGH_CHARGE_CURRENT in ds[-1].alarms
+    notes = ds[-1].notes
+    assert not any("A above CCL" in n or "CVL lowered" in n for n in notes)
+    assert any("above CCL lately" in n and "does not rise" in n for n in notes)
+
+
 def test_in_float_the_ccl_comes_back_in_one_change() -> None:
     # Entering float from a full charge, the cell still above the charge target the float
     # derates from (3.45 V) stops the CCL; it came back a level every 15 minutes, 1 -> 2 ->
