@@ -825,13 +825,13 @@ class Pack:
         """The cells' ohmic resistance and the busbars' in series (ohm)."""
         return sum(map(_R0, self.cells)) + self._busbar_total
 
-    def _emf_and_resistance(self) -> tuple[float, float]:
-        """Source voltage (sum of OCV + polarisation) and ohmic resistance, for the split."""
+    def _emf(self) -> float:
+        """Source voltage (sum of OCV + polarisation), for the split between strings."""
         cells = self.cells
         # Looped in C, each sum in cell order as a loop would add (every step of a battery
         # of parallel strings asks).
         emf: float = sum(map(add, map(_OCV, cells), map(_POLARISATION, cells)))
-        return emf, self.ohmic_resistance()
+        return emf
 
     def _advance(self, dt: float, current_a: float) -> None:
         self.current_a = current_a
@@ -991,12 +991,9 @@ class Battery:
             sources = []
             for j in live:
                 emf = 0.0
-                res = self.string_ohm
                 for node in self.strings[j]:
-                    e, r = self.packs[node]._emf_and_resistance()
-                    emf += e
-                    res += r
-                sources.append((j, emf, res))
+                    emf += self.packs[node]._emf()
+                sources.append((j, emf, self._string_ohm(j)))
             conductance = sum(1.0 / r for _, _, r in sources)
             bus = (current_a + sum(e / r for _, e, r in sources)) / conductance
             for j, e, r in sources:
@@ -1014,11 +1011,15 @@ class Battery:
         The simulated inverter's voltage loop settles with it (gateway/sim/inverter.py)."""
         conductance = 0.0
         for j in self.live_strings():
-            ohm = self.string_ohm
-            for node in self.strings[j]:
-                ohm += self.packs[node].ohmic_resistance()
-            conductance += 1.0 / ohm
+            conductance += 1.0 / self._string_ohm(j)
         return 1.0 / conductance if conductance > 0.0 else math.inf
+
+    def _string_ohm(self, j: int) -> float:
+        """String j's resistance: its cables, fuse and relay, and its packs in series."""
+        ohm = self.string_ohm
+        for node in self.strings[j]:
+            ohm += self.packs[node].ohmic_resistance()
+        return ohm
 
     def _update_bus_voltage(self, live: list[int] | None = None) -> None:
         if live is None:

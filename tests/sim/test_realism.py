@@ -153,7 +153,7 @@ def test_a_busbar_shows_in_its_cells_reading_and_the_pack_voltage_not_in_the_cel
     assert read[1] - true[1] == pytest.approx(0.050)
     assert read[0] == true[0] and read[2] == true[2]
     assert p.voltage == pytest.approx(sum(true) + 0.050)
-    assert p._emf_and_resistance()[1] == pytest.approx(sum(c.r0_ohm for c in p.cells) + 0.001)
+    assert p.ohmic_resistance() == pytest.approx(sum(c.r0_ohm for c in p.cells) + 0.001)
 
 
 def test_self_discharge_spreads_between_cells_as_built() -> None:
