@@ -159,13 +159,6 @@ class GatewayCore:
         self._source_frame: Callable[[Frame, float], bool] = (
             nodes.ingest.on_frame if self.packs is None else self.source.on_frame
         )
-        # A frame from the battery bus; it returns True when the caller should tick at once.
-        # On two buses no inverter identifier can arrive there, and a battery frame goes
-        # straight to the source (bound here: a call and a set lookup fewer per node frame);
-        # on one bus for battery and inverter it is sorted first (_shared_bus_frame).
-        self.on_battery_frame: Callable[[Frame, float], bool] = (
-            self._shared_bus_frame if self._inverter_side_ids else self._source_frame
-        )
         # The nodes' own records, for the page and the tests.
         self.model = nodes.model
         saved_commands = state.get("commands")
@@ -211,9 +204,9 @@ class GatewayCore:
 
     # ------------------------------------------------------------------ input
 
-    def _shared_bus_frame(self, frame: Frame, now: float) -> bool:
-        """A frame from the battery bus when the inverter shares it (on_battery_frame)."""
-        if frame.id in self._inverter_side_ids:
+    def on_battery_frame(self, frame: Frame, now: float) -> bool:
+        """A frame from the battery bus. True when the caller should tick at once."""
+        if frame.id in self._inverter_side_ids:  # one bus for battery and inverter
             if (
                 self.is_keepalive(frame)
                 or (frame.id == INVERTER_STATUS_ID and frame.plain)
