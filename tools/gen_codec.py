@@ -598,6 +598,28 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
         lines.append(f"    return _new({message.name}, ({', '.join(values)},))")
         lines.append("")
         lines.append("")
+    elif _uniform_groups(fields):
+        # Every group of the multiplexer has its values at the same bits: one decoding for
+        # all of them, written out here (no dispatch, no call per frame).
+        group = [f for f in muxed if f.mux_ids and mux_values(fields)[0] in f.mux_ids]
+        lines.append(f"    if v_{mux.index} not in _{upper(name)}_GROUPS:")
+        lines.append(
+            f'        raise DecodeError(f"{message.name}: unknown {mux.name} {{v_{mux.index}}}")'
+        )
+        elems = []
+        for f in group:
+            expr = _gw_value_expr(f)
+            if expr is not None:
+                elems.append(expr)
+                continue
+            lines.extend(_gw_decode_field(f, f"v_{f.index}"))
+            elems.append(f"v_{f.index}")
+        muxed_tuple = f"({', '.join(elems)},)"
+        lines.append(f"    return _new({message.name}, ({', '.join([*values, muxed_tuple])},))")
+        lines.append("")
+        lines.append("")
+        groups = ", ".join(str(v) for v in mux_values(fields))
+        lines.append(f"_{upper(name)}_GROUPS = frozenset({{{groups}}})")
     else:
         lines.append(f"    branch = _{upper(name)}_MUXED.get(v_{mux.index})")
         lines.append("    if branch is None:")
@@ -627,6 +649,7 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
         for value in mux_values(fields):
             lines.append(f"    {value}: _{name}_m{value},")
         lines.append("}")
+    if mux is not None:
         lines.append("")
         lines.append(f"# Signal names per {mux.name} value, in the order of {message.name}.muxed.")
         lines.append(f"{upper(message.name)}_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {{")
@@ -669,6 +692,20 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
     lines.append(f'    return x.to_bytes({message.length}, "little")')
     lines.append("")
     return lines
+
+
+def _uniform_groups(fields: list[Field]) -> bool:
+    """Every value of the multiplexer selects signals at the same bits, decoded the same way
+    (CellVoltages: four cells a group, whichever four)."""
+    layouts = {
+        tuple(
+            (f.start, f.length, f.signed, f.signal.scale, f.signal.offset, f.not_available_raw)
+            for f in fields
+            if f.mux_ids and value in f.mux_ids
+        )
+        for value in mux_values(fields)
+    }
+    return len(layouts) == 1
 
 
 def _flag_runs(fields: list[Field]) -> set[int]:

@@ -694,25 +694,12 @@ class BalanceCommand(NamedTuple):
 def decode_balance_command(data: bytes) -> BalanceCommand:
     x = int.from_bytes(data[:8], "little")
     v_2 = (x >> 12) & 0xF
-    branch = _BALANCE_COMMAND_MUXED.get(v_2)
-    if branch is None:
+    if v_2 not in _BALANCE_COMMAND_GROUPS:
         raise DecodeError(f"BalanceCommand: unknown CellGroup {v_2}")
-    muxed = branch(x)
-    return _new(BalanceCommand, (x & 0xFF, (x >> 8) & 0xF, v_2, ((x >> 48) & 0xFFFF) * 0.001, muxed,))
+    return _new(BalanceCommand, (x & 0xFF, (x >> 8) & 0xF, v_2, ((x >> 48) & 0xFFFF) * 0.001, ((x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF,),))
 
 
-def _balance_command_m0(x: int) -> tuple[int, ...]:
-    return ((x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF,)
-
-
-def _balance_command_m1(x: int) -> tuple[int, ...]:
-    return ((x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF,)
-
-
-_BALANCE_COMMAND_MUXED = {
-    0: _balance_command_m0,
-    1: _balance_command_m1,
-}
+_BALANCE_COMMAND_GROUPS = frozenset({0, 1})
 
 # Signal names per CellGroup value, in the order of BalanceCommand.muxed.
 BALANCE_COMMAND_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {
@@ -811,95 +798,12 @@ class CellVoltages(NamedTuple):
 def decode_cell_voltages(data: bytes) -> CellVoltages:
     x = int.from_bytes(data[:8], "little")
     v_0 = x & 0xFF
-    branch = _CELL_VOLTAGES_MUXED.get(v_0)
-    if branch is None:
+    if v_0 not in _CELL_VOLTAGES_GROUPS:
         raise DecodeError(f"CellVoltages: unknown CellGroup {v_0}")
-    muxed = branch(x)
-    return _new(CellVoltages, (v_0, muxed,))
+    return _new(CellVoltages, (v_0, (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],),))
 
 
-def _cell_voltages_m0(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m1(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m2(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m3(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m4(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m5(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m6(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m7(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m8(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m9(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m10(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m11(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m12(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m13(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m14(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-def _cell_voltages_m15(x: int) -> tuple[float, ...]:
-    return (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],)
-
-
-_CELL_VOLTAGES_MUXED = {
-    0: _cell_voltages_m0,
-    1: _cell_voltages_m1,
-    2: _cell_voltages_m2,
-    3: _cell_voltages_m3,
-    4: _cell_voltages_m4,
-    5: _cell_voltages_m5,
-    6: _cell_voltages_m6,
-    7: _cell_voltages_m7,
-    8: _cell_voltages_m8,
-    9: _cell_voltages_m9,
-    10: _cell_voltages_m10,
-    11: _cell_voltages_m11,
-    12: _cell_voltages_m12,
-    13: _cell_voltages_m13,
-    14: _cell_voltages_m14,
-    15: _cell_voltages_m15,
-}
+_CELL_VOLTAGES_GROUPS = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 
 # Signal names per CellGroup value, in the order of CellVoltages.muxed.
 CELL_VOLTAGES_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {
