@@ -491,6 +491,10 @@ def gateway_codec(db_path: Path) -> str:
             out.append(f"class {camel_of(prefix)}(IntEnum):")
             for raw, label in sorted(table.items()):
                 out.append(f"    {upper(ident(label))} = {raw}")
+    tables = _na_table_lines(f for m in db.messages for f in fields_of(m))
+    if tables:
+        out.append("")
+        out.extend(tables)
     for message in db.messages:
         out.append("")
         out.extend(gateway_message(message, fields_of(message)))
@@ -584,12 +588,38 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
             values.append(f"*_BITS8[{get}]")
             skip = 7
             continue
+        expr = _gw_value_expr(f)
+        if expr is not None and (mux is None or f is not mux):
+            values.append(expr)
+            continue
         lines.extend(_gw_decode_field(f, f"v_{f.index}"))
         values.append(f"v_{f.index}")
     if mux is None:
         lines.append(f"    return _new({message.name}, ({', '.join(values)},))")
         lines.append("")
         lines.append("")
+    elif _uniform_groups(fields):
+        # Every group of the multiplexer has its values at the same bits: one decoding for
+        # all of them, written out here (no dispatch, no call per frame).
+        group = [f for f in muxed if f.mux_ids and mux_values(fields)[0] in f.mux_ids]
+        lines.append(f"    if v_{mux.index} not in _{upper(name)}_GROUPS:")
+        lines.append(
+            f'        raise DecodeError(f"{message.name}: unknown {mux.name} {{v_{mux.index}}}")'
+        )
+        elems = []
+        for f in group:
+            expr = _gw_value_expr(f)
+            if expr is not None:
+                elems.append(expr)
+                continue
+            lines.extend(_gw_decode_field(f, f"v_{f.index}"))
+            elems.append(f"v_{f.index}")
+        muxed_tuple = f"({', '.join(elems)},)"
+        lines.append(f"    return _new({message.name}, ({', '.join([*values, muxed_tuple])},))")
+        lines.append("")
+        lines.append("")
+        groups = ", ".join(str(v) for v in mux_values(fields))
+        lines.append(f"_{upper(name)}_GROUPS = frozenset({{{groups}}})")
     else:
         lines.append(f"    branch = _{upper(name)}_MUXED.get(v_{mux.index})")
         lines.append("    if branch is None:")
@@ -606,6 +636,10 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
             lines.append(f"def _{name}_m{value}(x: int) -> tuple[{tname}, ...]:")
             elems = []
             for f in group:
+                expr = _gw_value_expr(f)
+                if expr is not None:
+                    elems.append(expr)
+                    continue
                 lines.extend(_gw_decode_field(f, f"v_{f.index}"))
                 elems.append(f"v_{f.index}")
             lines.append(f"    return ({', '.join(elems)},)")
@@ -615,6 +649,7 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
         for value in mux_values(fields):
             lines.append(f"    {value}: _{name}_m{value},")
         lines.append("}")
+    if mux is not None:
         lines.append("")
         lines.append(f"# Signal names per {mux.name} value, in the order of {message.name}.muxed.")
         lines.append(f"{upper(message.name)}_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {{")
@@ -659,6 +694,20 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
     return lines
 
 
+def _uniform_groups(fields: list[Field]) -> bool:
+    """Every value of the multiplexer selects signals at the same bits, decoded the same way
+    (CellVoltages: four cells a group, whichever four)."""
+    layouts = {
+        tuple(
+            (f.start, f.length, f.signed, f.signal.scale, f.signal.offset, f.not_available_raw)
+            for f in fields
+            if f.mux_ids and value in f.mux_ids
+        )
+        for value in mux_values(fields)
+    }
+    return len(layouts) == 1
+
+
 def _flag_runs(fields: list[Field]) -> set[int]:
     """Indices in `fields` where eight one-bit flags (unsigned, unscaled, not multiplexed)
     follow each other in both the field order and the bit positions: the decoder reads
@@ -683,17 +732,78 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "'")
 
 
-def _gw_decode_field(f: Field, var: str) -> list[str]:
-    """Lines binding `var` to the physical value of f, read from the int x."""
+# A NotAvailable field of up to this many bits (unsigned) decodes by one lookup in a table
+# of its values made at import (the 14-bit cell voltages: 16384 floats, four a frame).
+NA_TABLE_BITS = 14
+
+
+def _gw_raw(f: Field) -> str:
+    """An expression of f's raw value (signed where f is) from the int x, without a branch:
+    a signed field's sign bit flipped and then subtracted gives its two's complement."""
     mask = f"0x{(1 << f.length) - 1:X}"
     get = f"(x >> {f.start}) & {mask}" if f.start else f"x & {mask}"
-    if not f.scaled and not f.signed:
-        return [f"    {var} = {get}"]
-    raw = f"{var}_raw" if f.scaled else var
-    lines = [f"    {raw} = {get}"]
     if f.signed:
-        lines.append(f"    if {raw} & 0x{1 << (f.length - 1):X}:")
-        lines.append(f"        {raw} -= 0x{1 << f.length:X}")
+        half = f"0x{1 << (f.length - 1):X}"
+        return f"(({get}) ^ {half}) - {half}"
+    return get
+
+
+def _na_table(f: Field) -> str | None:
+    """The name of the lookup table that decodes f (see NA_TABLE_BITS), None for none."""
+    if f.not_available_raw is None or f.signed or f.length > NA_TABLE_BITS:
+        return None
+    scale = str(float(f.signal.scale)).replace(".", "_").replace("-", "m")
+    offset = str(float(f.signal.offset)).replace(".", "_").replace("-", "m")
+    return f"_NA{f.length}_{scale}_{offset}_{f.not_available_raw}"
+
+
+def _na_table_lines(fields: Iterable[Field]) -> list[str]:
+    """The lookup tables the decoders of `fields` use, each defined once."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for f in fields:
+        name = _na_table(f)
+        if name is None or name in seen:
+            continue
+        seen.add(name)
+        expr = f"r * {float(f.signal.scale)!r}"
+        if f.signal.offset:
+            expr += f" + {float(f.signal.offset)!r}"
+        na = f.not_available_raw
+        lines.append(
+            f"# Raw -> value of a {f.length}-bit field scaled by {float(f.signal.scale)!r}, "
+            f"{na} NotAvailable (NaN)."
+        )
+        lines.append(f"{name}: tuple[float, ...] = tuple(")
+        lines.append(f"    math.nan if r == {na} else {expr} for r in range({1 << f.length})")
+        lines.append(")")
+    return lines
+
+
+def _gw_value_expr(f: Field) -> str | None:
+    """An expression of the physical value of f from the int x, for the decoder's result
+    tuple (no statement, no name bound); None where statements are needed (a NotAvailable
+    value without a table)."""
+    raw = _gw_raw(f)
+    table = _na_table(f)
+    if table is not None:
+        return f"{table}[{raw}]"
+    if f.not_available_raw is not None:
+        return None
+    if not f.scaled:
+        return raw
+    expr = f"({raw}) * {float(f.signal.scale)!r}"
+    if f.signal.offset:
+        expr += f" + {float(f.signal.offset)!r}"
+    return expr
+
+
+def _gw_decode_field(f: Field, var: str) -> list[str]:
+    """Lines binding `var` to the physical value of f, read from the int x."""
+    if not f.scaled and not f.signed:
+        return [f"    {var} = {_gw_raw(f)}"]
+    raw = f"{var}_raw" if f.scaled else var
+    lines = [f"    {raw} = {_gw_raw(f)}"]
     if f.scaled:
         expr = f"{raw} * {float(f.signal.scale)!r}"
         if f.signal.offset:

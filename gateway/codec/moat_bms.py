@@ -131,6 +131,11 @@ class NodeInfoChemistry(IntEnum):
     NMC = 1
     LTO = 2
 
+# Raw -> value of a 14-bit field scaled by 0.001, 16383 NotAvailable (NaN).
+_NA14_0_001_0_0_16383: tuple[float, ...] = tuple(
+    math.nan if r == 16383 else r * 0.001 for r in range(16384)
+)
+
 
 class NodeState(NamedTuple):
     """0x100, 8 bytes, every 100 ms. Node state, relay and per-kind protection flags at three levels. Sent every cycle and at once on any change."""
@@ -295,14 +300,7 @@ class NodeState(NamedTuple):
 
 def decode_node_state(data: bytes) -> NodeState:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xF
-    v_1 = (x >> 4) & 0x3
-    v_2 = (x >> 6) & 0x1
-    v_3 = (x >> 7) & 0x1
-    v_4 = (x >> 8) & 0xF
-    v_5 = (x >> 12) & 0x3
-    v_6 = (x >> 14) & 0x3
-    return _new(NodeState, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, *_BITS8[(x >> 16) & 0xFF], *_BITS8[(x >> 24) & 0xFF], *_BITS8[(x >> 32) & 0xFF], *_BITS8[(x >> 40) & 0xFF], *_BITS8[(x >> 48) & 0xFF], *_BITS8[(x >> 56) & 0xFF],))
+    return _new(NodeState, (x & 0xF, (x >> 4) & 0x3, (x >> 6) & 0x1, (x >> 7) & 0x1, (x >> 8) & 0xF, (x >> 12) & 0x3, (x >> 14) & 0x3, *_BITS8[(x >> 16) & 0xFF], *_BITS8[(x >> 24) & 0xFF], *_BITS8[(x >> 32) & 0xFF], *_BITS8[(x >> 40) & 0xFF], *_BITS8[(x >> 48) & 0xFF], *_BITS8[(x >> 56) & 0xFF],))
 
 
 def encode_node_state(m: NodeState) -> bytes:
@@ -501,13 +499,7 @@ class RelayCommand(NamedTuple):
 
 def decode_relay_command(data: bytes) -> RelayCommand:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xF
-    v_2 = (x >> 12) & 0x3
-    v_3 = (x >> 14) & 0x1
-    v_4 = (x >> 16) & 0xFFFFFF
-    v_5 = (x >> 40) & 0xFFFFFF
-    return _new(RelayCommand, (v_0, v_1, v_2, v_3, v_4, v_5,))
+    return _new(RelayCommand, (x & 0xFF, (x >> 8) & 0xF, (x >> 12) & 0x3, (x >> 14) & 0x1, (x >> 16) & 0xFFFFFF, (x >> 40) & 0xFFFFFF,))
 
 
 def encode_relay_command(m: RelayCommand) -> bytes:
@@ -547,10 +539,7 @@ class GatewayHeartbeat(NamedTuple):
 
 def decode_gateway_heartbeat(data: bytes) -> GatewayHeartbeat:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xF
-    v_2 = (x >> 12) & 0xF
-    return _new(GatewayHeartbeat, (v_0, v_1, v_2,))
+    return _new(GatewayHeartbeat, (x & 0xFF, (x >> 8) & 0xF, (x >> 12) & 0xF,))
 
 
 def encode_gateway_heartbeat(m: GatewayHeartbeat) -> bytes:
@@ -581,14 +570,7 @@ class PackStatus(NamedTuple):
 
 def decode_pack_status(data: bytes) -> PackStatus:
     x = int.from_bytes(data[:8], "little")
-    v_0_raw = x & 0xFFFFFF
-    v_0 = v_0_raw * 0.001
-    v_1_raw = (x >> 24) & 0xFFFFFF
-    if v_1_raw & 0x800000:
-        v_1_raw -= 0x1000000
-    v_1 = v_1_raw * 0.001
-    v_2 = (x >> 48) & 0xFF
-    return _new(PackStatus, (v_0, v_1, v_2,))
+    return _new(PackStatus, ((x & 0xFFFFFF) * 0.001, ((((x >> 24) & 0xFFFFFF) ^ 0x800000) - 0x800000) * 0.001, (x >> 48) & 0xFF,))
 
 
 def encode_pack_status(m: PackStatus) -> bytes:
@@ -623,15 +605,7 @@ class CellExtremes(NamedTuple):
 
 def decode_cell_extremes(data: bytes) -> CellExtremes:
     x = int.from_bytes(data[:8], "little")
-    v_0_raw = x & 0xFFFF
-    v_0 = v_0_raw * 0.001
-    v_1_raw = (x >> 16) & 0xFFFF
-    v_1 = v_1_raw * 0.001
-    v_2 = (x >> 32) & 0xFF
-    v_3 = (x >> 40) & 0xFF
-    v_4_raw = (x >> 48) & 0xFFFF
-    v_4 = v_4_raw * 0.001
-    return _new(CellExtremes, (v_0, v_1, v_2, v_3, v_4,))
+    return _new(CellExtremes, ((x & 0xFFFF) * 0.001, ((x >> 16) & 0xFFFF) * 0.001, (x >> 32) & 0xFF, (x >> 40) & 0xFF, ((x >> 48) & 0xFFFF) * 0.001,))
 
 
 def encode_cell_extremes(m: CellExtremes) -> bytes:
@@ -672,21 +646,9 @@ class TemperatureExtremes(NamedTuple):
 
 def decode_temperature_extremes(data: bytes) -> TemperatureExtremes:
     x = int.from_bytes(data[:8], "little")
-    v_0_raw = x & 0xFFFF
-    if v_0_raw & 0x8000:
-        v_0_raw -= 0x10000
-    v_0 = v_0_raw * 0.1
-    v_1_raw = (x >> 16) & 0xFFFF
-    if v_1_raw & 0x8000:
-        v_1_raw -= 0x10000
-    v_1 = v_1_raw * 0.1
-    v_2 = (x >> 32) & 0xFF
-    v_3 = (x >> 40) & 0xFF
-    v_4_raw = (x >> 48) & 0xFFFF
-    if v_4_raw & 0x8000:
-        v_4_raw -= 0x10000
+    v_4_raw = (((x >> 48) & 0xFFFF) ^ 0x8000) - 0x8000
     v_4 = math.nan if v_4_raw == -32768 else v_4_raw * 0.1
-    return _new(TemperatureExtremes, (v_0, v_1, v_2, v_3, v_4,))
+    return _new(TemperatureExtremes, ((((x & 0xFFFF) ^ 0x8000) - 0x8000) * 0.1, ((((x >> 16) & 0xFFFF) ^ 0x8000) - 0x8000) * 0.1, (x >> 32) & 0xFF, (x >> 40) & 0xFF, v_4,))
 
 
 def encode_temperature_extremes(m: TemperatureExtremes) -> bytes:
@@ -731,34 +693,13 @@ class BalanceCommand(NamedTuple):
 
 def decode_balance_command(data: bytes) -> BalanceCommand:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xF
     v_2 = (x >> 12) & 0xF
-    v_3_raw = (x >> 48) & 0xFFFF
-    v_3 = v_3_raw * 0.001
-    branch = _BALANCE_COMMAND_MUXED.get(v_2)
-    if branch is None:
+    if v_2 not in _BALANCE_COMMAND_GROUPS:
         raise DecodeError(f"BalanceCommand: unknown CellGroup {v_2}")
-    muxed = branch(x)
-    return _new(BalanceCommand, (v_0, v_1, v_2, v_3, muxed,))
+    return _new(BalanceCommand, (x & 0xFF, (x >> 8) & 0xF, v_2, ((x >> 48) & 0xFFFF) * 0.001, ((x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF,),))
 
 
-def _balance_command_m0(x: int) -> tuple[int, ...]:
-    v_4 = (x >> 16) & 0xFFFF
-    v_5 = (x >> 32) & 0xFFFF
-    return (v_4, v_5,)
-
-
-def _balance_command_m1(x: int) -> tuple[int, ...]:
-    v_6 = (x >> 16) & 0xFFFF
-    v_7 = (x >> 32) & 0xFFFF
-    return (v_6, v_7,)
-
-
-_BALANCE_COMMAND_MUXED = {
-    0: _balance_command_m0,
-    1: _balance_command_m1,
-}
+_BALANCE_COMMAND_GROUPS = frozenset({0, 1})
 
 # Signal names per CellGroup value, in the order of BalanceCommand.muxed.
 BALANCE_COMMAND_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {
@@ -824,11 +765,7 @@ class BalanceState(NamedTuple):
 
 def decode_balance_state(data: bytes) -> BalanceState:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFFFF
-    v_1 = (x >> 16) & 0xFFFF
-    v_2 = (x >> 32) & 0xFFFF
-    v_3 = (x >> 48) & 0xFFFF
-    return _new(BalanceState, (v_0, v_1, v_2, v_3,))
+    return _new(BalanceState, (x & 0xFFFF, (x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF, (x >> 48) & 0xFFFF,))
 
 
 def encode_balance_state(m: BalanceState) -> bytes:
@@ -861,223 +798,12 @@ class CellVoltages(NamedTuple):
 def decode_cell_voltages(data: bytes) -> CellVoltages:
     x = int.from_bytes(data[:8], "little")
     v_0 = x & 0xFF
-    branch = _CELL_VOLTAGES_MUXED.get(v_0)
-    if branch is None:
+    if v_0 not in _CELL_VOLTAGES_GROUPS:
         raise DecodeError(f"CellVoltages: unknown CellGroup {v_0}")
-    muxed = branch(x)
-    return _new(CellVoltages, (v_0, muxed,))
+    return _new(CellVoltages, (v_0, (_NA14_0_001_0_0_16383[(x >> 8) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 22) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 36) & 0x3FFF], _NA14_0_001_0_0_16383[(x >> 50) & 0x3FFF],),))
 
 
-def _cell_voltages_m0(x: int) -> tuple[float, ...]:
-    v_1_raw = (x >> 8) & 0x3FFF
-    v_1 = math.nan if v_1_raw == 16383 else v_1_raw * 0.001
-    v_2_raw = (x >> 22) & 0x3FFF
-    v_2 = math.nan if v_2_raw == 16383 else v_2_raw * 0.001
-    v_3_raw = (x >> 36) & 0x3FFF
-    v_3 = math.nan if v_3_raw == 16383 else v_3_raw * 0.001
-    v_4_raw = (x >> 50) & 0x3FFF
-    v_4 = math.nan if v_4_raw == 16383 else v_4_raw * 0.001
-    return (v_1, v_2, v_3, v_4,)
-
-
-def _cell_voltages_m1(x: int) -> tuple[float, ...]:
-    v_5_raw = (x >> 8) & 0x3FFF
-    v_5 = math.nan if v_5_raw == 16383 else v_5_raw * 0.001
-    v_6_raw = (x >> 22) & 0x3FFF
-    v_6 = math.nan if v_6_raw == 16383 else v_6_raw * 0.001
-    v_7_raw = (x >> 36) & 0x3FFF
-    v_7 = math.nan if v_7_raw == 16383 else v_7_raw * 0.001
-    v_8_raw = (x >> 50) & 0x3FFF
-    v_8 = math.nan if v_8_raw == 16383 else v_8_raw * 0.001
-    return (v_5, v_6, v_7, v_8,)
-
-
-def _cell_voltages_m2(x: int) -> tuple[float, ...]:
-    v_9_raw = (x >> 8) & 0x3FFF
-    v_9 = math.nan if v_9_raw == 16383 else v_9_raw * 0.001
-    v_10_raw = (x >> 22) & 0x3FFF
-    v_10 = math.nan if v_10_raw == 16383 else v_10_raw * 0.001
-    v_11_raw = (x >> 36) & 0x3FFF
-    v_11 = math.nan if v_11_raw == 16383 else v_11_raw * 0.001
-    v_12_raw = (x >> 50) & 0x3FFF
-    v_12 = math.nan if v_12_raw == 16383 else v_12_raw * 0.001
-    return (v_9, v_10, v_11, v_12,)
-
-
-def _cell_voltages_m3(x: int) -> tuple[float, ...]:
-    v_13_raw = (x >> 8) & 0x3FFF
-    v_13 = math.nan if v_13_raw == 16383 else v_13_raw * 0.001
-    v_14_raw = (x >> 22) & 0x3FFF
-    v_14 = math.nan if v_14_raw == 16383 else v_14_raw * 0.001
-    v_15_raw = (x >> 36) & 0x3FFF
-    v_15 = math.nan if v_15_raw == 16383 else v_15_raw * 0.001
-    v_16_raw = (x >> 50) & 0x3FFF
-    v_16 = math.nan if v_16_raw == 16383 else v_16_raw * 0.001
-    return (v_13, v_14, v_15, v_16,)
-
-
-def _cell_voltages_m4(x: int) -> tuple[float, ...]:
-    v_17_raw = (x >> 8) & 0x3FFF
-    v_17 = math.nan if v_17_raw == 16383 else v_17_raw * 0.001
-    v_18_raw = (x >> 22) & 0x3FFF
-    v_18 = math.nan if v_18_raw == 16383 else v_18_raw * 0.001
-    v_19_raw = (x >> 36) & 0x3FFF
-    v_19 = math.nan if v_19_raw == 16383 else v_19_raw * 0.001
-    v_20_raw = (x >> 50) & 0x3FFF
-    v_20 = math.nan if v_20_raw == 16383 else v_20_raw * 0.001
-    return (v_17, v_18, v_19, v_20,)
-
-
-def _cell_voltages_m5(x: int) -> tuple[float, ...]:
-    v_21_raw = (x >> 8) & 0x3FFF
-    v_21 = math.nan if v_21_raw == 16383 else v_21_raw * 0.001
-    v_22_raw = (x >> 22) & 0x3FFF
-    v_22 = math.nan if v_22_raw == 16383 else v_22_raw * 0.001
-    v_23_raw = (x >> 36) & 0x3FFF
-    v_23 = math.nan if v_23_raw == 16383 else v_23_raw * 0.001
-    v_24_raw = (x >> 50) & 0x3FFF
-    v_24 = math.nan if v_24_raw == 16383 else v_24_raw * 0.001
-    return (v_21, v_22, v_23, v_24,)
-
-
-def _cell_voltages_m6(x: int) -> tuple[float, ...]:
-    v_25_raw = (x >> 8) & 0x3FFF
-    v_25 = math.nan if v_25_raw == 16383 else v_25_raw * 0.001
-    v_26_raw = (x >> 22) & 0x3FFF
-    v_26 = math.nan if v_26_raw == 16383 else v_26_raw * 0.001
-    v_27_raw = (x >> 36) & 0x3FFF
-    v_27 = math.nan if v_27_raw == 16383 else v_27_raw * 0.001
-    v_28_raw = (x >> 50) & 0x3FFF
-    v_28 = math.nan if v_28_raw == 16383 else v_28_raw * 0.001
-    return (v_25, v_26, v_27, v_28,)
-
-
-def _cell_voltages_m7(x: int) -> tuple[float, ...]:
-    v_29_raw = (x >> 8) & 0x3FFF
-    v_29 = math.nan if v_29_raw == 16383 else v_29_raw * 0.001
-    v_30_raw = (x >> 22) & 0x3FFF
-    v_30 = math.nan if v_30_raw == 16383 else v_30_raw * 0.001
-    v_31_raw = (x >> 36) & 0x3FFF
-    v_31 = math.nan if v_31_raw == 16383 else v_31_raw * 0.001
-    v_32_raw = (x >> 50) & 0x3FFF
-    v_32 = math.nan if v_32_raw == 16383 else v_32_raw * 0.001
-    return (v_29, v_30, v_31, v_32,)
-
-
-def _cell_voltages_m8(x: int) -> tuple[float, ...]:
-    v_33_raw = (x >> 8) & 0x3FFF
-    v_33 = math.nan if v_33_raw == 16383 else v_33_raw * 0.001
-    v_34_raw = (x >> 22) & 0x3FFF
-    v_34 = math.nan if v_34_raw == 16383 else v_34_raw * 0.001
-    v_35_raw = (x >> 36) & 0x3FFF
-    v_35 = math.nan if v_35_raw == 16383 else v_35_raw * 0.001
-    v_36_raw = (x >> 50) & 0x3FFF
-    v_36 = math.nan if v_36_raw == 16383 else v_36_raw * 0.001
-    return (v_33, v_34, v_35, v_36,)
-
-
-def _cell_voltages_m9(x: int) -> tuple[float, ...]:
-    v_37_raw = (x >> 8) & 0x3FFF
-    v_37 = math.nan if v_37_raw == 16383 else v_37_raw * 0.001
-    v_38_raw = (x >> 22) & 0x3FFF
-    v_38 = math.nan if v_38_raw == 16383 else v_38_raw * 0.001
-    v_39_raw = (x >> 36) & 0x3FFF
-    v_39 = math.nan if v_39_raw == 16383 else v_39_raw * 0.001
-    v_40_raw = (x >> 50) & 0x3FFF
-    v_40 = math.nan if v_40_raw == 16383 else v_40_raw * 0.001
-    return (v_37, v_38, v_39, v_40,)
-
-
-def _cell_voltages_m10(x: int) -> tuple[float, ...]:
-    v_41_raw = (x >> 8) & 0x3FFF
-    v_41 = math.nan if v_41_raw == 16383 else v_41_raw * 0.001
-    v_42_raw = (x >> 22) & 0x3FFF
-    v_42 = math.nan if v_42_raw == 16383 else v_42_raw * 0.001
-    v_43_raw = (x >> 36) & 0x3FFF
-    v_43 = math.nan if v_43_raw == 16383 else v_43_raw * 0.001
-    v_44_raw = (x >> 50) & 0x3FFF
-    v_44 = math.nan if v_44_raw == 16383 else v_44_raw * 0.001
-    return (v_41, v_42, v_43, v_44,)
-
-
-def _cell_voltages_m11(x: int) -> tuple[float, ...]:
-    v_45_raw = (x >> 8) & 0x3FFF
-    v_45 = math.nan if v_45_raw == 16383 else v_45_raw * 0.001
-    v_46_raw = (x >> 22) & 0x3FFF
-    v_46 = math.nan if v_46_raw == 16383 else v_46_raw * 0.001
-    v_47_raw = (x >> 36) & 0x3FFF
-    v_47 = math.nan if v_47_raw == 16383 else v_47_raw * 0.001
-    v_48_raw = (x >> 50) & 0x3FFF
-    v_48 = math.nan if v_48_raw == 16383 else v_48_raw * 0.001
-    return (v_45, v_46, v_47, v_48,)
-
-
-def _cell_voltages_m12(x: int) -> tuple[float, ...]:
-    v_49_raw = (x >> 8) & 0x3FFF
-    v_49 = math.nan if v_49_raw == 16383 else v_49_raw * 0.001
-    v_50_raw = (x >> 22) & 0x3FFF
-    v_50 = math.nan if v_50_raw == 16383 else v_50_raw * 0.001
-    v_51_raw = (x >> 36) & 0x3FFF
-    v_51 = math.nan if v_51_raw == 16383 else v_51_raw * 0.001
-    v_52_raw = (x >> 50) & 0x3FFF
-    v_52 = math.nan if v_52_raw == 16383 else v_52_raw * 0.001
-    return (v_49, v_50, v_51, v_52,)
-
-
-def _cell_voltages_m13(x: int) -> tuple[float, ...]:
-    v_53_raw = (x >> 8) & 0x3FFF
-    v_53 = math.nan if v_53_raw == 16383 else v_53_raw * 0.001
-    v_54_raw = (x >> 22) & 0x3FFF
-    v_54 = math.nan if v_54_raw == 16383 else v_54_raw * 0.001
-    v_55_raw = (x >> 36) & 0x3FFF
-    v_55 = math.nan if v_55_raw == 16383 else v_55_raw * 0.001
-    v_56_raw = (x >> 50) & 0x3FFF
-    v_56 = math.nan if v_56_raw == 16383 else v_56_raw * 0.001
-    return (v_53, v_54, v_55, v_56,)
-
-
-def _cell_voltages_m14(x: int) -> tuple[float, ...]:
-    v_57_raw = (x >> 8) & 0x3FFF
-    v_57 = math.nan if v_57_raw == 16383 else v_57_raw * 0.001
-    v_58_raw = (x >> 22) & 0x3FFF
-    v_58 = math.nan if v_58_raw == 16383 else v_58_raw * 0.001
-    v_59_raw = (x >> 36) & 0x3FFF
-    v_59 = math.nan if v_59_raw == 16383 else v_59_raw * 0.001
-    v_60_raw = (x >> 50) & 0x3FFF
-    v_60 = math.nan if v_60_raw == 16383 else v_60_raw * 0.001
-    return (v_57, v_58, v_59, v_60,)
-
-
-def _cell_voltages_m15(x: int) -> tuple[float, ...]:
-    v_61_raw = (x >> 8) & 0x3FFF
-    v_61 = math.nan if v_61_raw == 16383 else v_61_raw * 0.001
-    v_62_raw = (x >> 22) & 0x3FFF
-    v_62 = math.nan if v_62_raw == 16383 else v_62_raw * 0.001
-    v_63_raw = (x >> 36) & 0x3FFF
-    v_63 = math.nan if v_63_raw == 16383 else v_63_raw * 0.001
-    v_64_raw = (x >> 50) & 0x3FFF
-    v_64 = math.nan if v_64_raw == 16383 else v_64_raw * 0.001
-    return (v_61, v_62, v_63, v_64,)
-
-
-_CELL_VOLTAGES_MUXED = {
-    0: _cell_voltages_m0,
-    1: _cell_voltages_m1,
-    2: _cell_voltages_m2,
-    3: _cell_voltages_m3,
-    4: _cell_voltages_m4,
-    5: _cell_voltages_m5,
-    6: _cell_voltages_m6,
-    7: _cell_voltages_m7,
-    8: _cell_voltages_m8,
-    9: _cell_voltages_m9,
-    10: _cell_voltages_m10,
-    11: _cell_voltages_m11,
-    12: _cell_voltages_m12,
-    13: _cell_voltages_m13,
-    14: _cell_voltages_m14,
-    15: _cell_voltages_m15,
-}
+_CELL_VOLTAGES_GROUPS = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 
 # Signal names per CellGroup value, in the order of CellVoltages.muxed.
 CELL_VOLTAGES_MUXED_SIGNALS: dict[int, tuple[str, ...]] = {
@@ -1627,345 +1353,217 @@ def decode_cell_temperatures(data: bytes) -> CellTemperatures:
 
 
 def _cell_temperatures_m0(x: int) -> tuple[float, ...]:
-    v_1_raw = (x >> 8) & 0xFFFF
-    if v_1_raw & 0x8000:
-        v_1_raw -= 0x10000
+    v_1_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_1 = math.nan if v_1_raw == -32768 else v_1_raw * 0.1
-    v_2_raw = (x >> 24) & 0xFFFF
-    if v_2_raw & 0x8000:
-        v_2_raw -= 0x10000
+    v_2_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_2 = math.nan if v_2_raw == -32768 else v_2_raw * 0.1
-    v_3_raw = (x >> 40) & 0xFFFF
-    if v_3_raw & 0x8000:
-        v_3_raw -= 0x10000
+    v_3_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_3 = math.nan if v_3_raw == -32768 else v_3_raw * 0.1
     return (v_1, v_2, v_3,)
 
 
 def _cell_temperatures_m1(x: int) -> tuple[float, ...]:
-    v_4_raw = (x >> 8) & 0xFFFF
-    if v_4_raw & 0x8000:
-        v_4_raw -= 0x10000
+    v_4_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_4 = math.nan if v_4_raw == -32768 else v_4_raw * 0.1
-    v_5_raw = (x >> 24) & 0xFFFF
-    if v_5_raw & 0x8000:
-        v_5_raw -= 0x10000
+    v_5_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_5 = math.nan if v_5_raw == -32768 else v_5_raw * 0.1
-    v_6_raw = (x >> 40) & 0xFFFF
-    if v_6_raw & 0x8000:
-        v_6_raw -= 0x10000
+    v_6_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_6 = math.nan if v_6_raw == -32768 else v_6_raw * 0.1
     return (v_4, v_5, v_6,)
 
 
 def _cell_temperatures_m2(x: int) -> tuple[float, ...]:
-    v_7_raw = (x >> 8) & 0xFFFF
-    if v_7_raw & 0x8000:
-        v_7_raw -= 0x10000
+    v_7_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_7 = math.nan if v_7_raw == -32768 else v_7_raw * 0.1
-    v_8_raw = (x >> 24) & 0xFFFF
-    if v_8_raw & 0x8000:
-        v_8_raw -= 0x10000
+    v_8_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_8 = math.nan if v_8_raw == -32768 else v_8_raw * 0.1
-    v_9_raw = (x >> 40) & 0xFFFF
-    if v_9_raw & 0x8000:
-        v_9_raw -= 0x10000
+    v_9_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_9 = math.nan if v_9_raw == -32768 else v_9_raw * 0.1
     return (v_7, v_8, v_9,)
 
 
 def _cell_temperatures_m3(x: int) -> tuple[float, ...]:
-    v_10_raw = (x >> 8) & 0xFFFF
-    if v_10_raw & 0x8000:
-        v_10_raw -= 0x10000
+    v_10_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_10 = math.nan if v_10_raw == -32768 else v_10_raw * 0.1
-    v_11_raw = (x >> 24) & 0xFFFF
-    if v_11_raw & 0x8000:
-        v_11_raw -= 0x10000
+    v_11_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_11 = math.nan if v_11_raw == -32768 else v_11_raw * 0.1
-    v_12_raw = (x >> 40) & 0xFFFF
-    if v_12_raw & 0x8000:
-        v_12_raw -= 0x10000
+    v_12_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_12 = math.nan if v_12_raw == -32768 else v_12_raw * 0.1
     return (v_10, v_11, v_12,)
 
 
 def _cell_temperatures_m4(x: int) -> tuple[float, ...]:
-    v_13_raw = (x >> 8) & 0xFFFF
-    if v_13_raw & 0x8000:
-        v_13_raw -= 0x10000
+    v_13_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_13 = math.nan if v_13_raw == -32768 else v_13_raw * 0.1
-    v_14_raw = (x >> 24) & 0xFFFF
-    if v_14_raw & 0x8000:
-        v_14_raw -= 0x10000
+    v_14_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_14 = math.nan if v_14_raw == -32768 else v_14_raw * 0.1
-    v_15_raw = (x >> 40) & 0xFFFF
-    if v_15_raw & 0x8000:
-        v_15_raw -= 0x10000
+    v_15_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_15 = math.nan if v_15_raw == -32768 else v_15_raw * 0.1
     return (v_13, v_14, v_15,)
 
 
 def _cell_temperatures_m5(x: int) -> tuple[float, ...]:
-    v_16_raw = (x >> 8) & 0xFFFF
-    if v_16_raw & 0x8000:
-        v_16_raw -= 0x10000
+    v_16_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_16 = math.nan if v_16_raw == -32768 else v_16_raw * 0.1
-    v_17_raw = (x >> 24) & 0xFFFF
-    if v_17_raw & 0x8000:
-        v_17_raw -= 0x10000
+    v_17_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_17 = math.nan if v_17_raw == -32768 else v_17_raw * 0.1
-    v_18_raw = (x >> 40) & 0xFFFF
-    if v_18_raw & 0x8000:
-        v_18_raw -= 0x10000
+    v_18_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_18 = math.nan if v_18_raw == -32768 else v_18_raw * 0.1
     return (v_16, v_17, v_18,)
 
 
 def _cell_temperatures_m6(x: int) -> tuple[float, ...]:
-    v_19_raw = (x >> 8) & 0xFFFF
-    if v_19_raw & 0x8000:
-        v_19_raw -= 0x10000
+    v_19_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_19 = math.nan if v_19_raw == -32768 else v_19_raw * 0.1
-    v_20_raw = (x >> 24) & 0xFFFF
-    if v_20_raw & 0x8000:
-        v_20_raw -= 0x10000
+    v_20_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_20 = math.nan if v_20_raw == -32768 else v_20_raw * 0.1
-    v_21_raw = (x >> 40) & 0xFFFF
-    if v_21_raw & 0x8000:
-        v_21_raw -= 0x10000
+    v_21_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_21 = math.nan if v_21_raw == -32768 else v_21_raw * 0.1
     return (v_19, v_20, v_21,)
 
 
 def _cell_temperatures_m7(x: int) -> tuple[float, ...]:
-    v_22_raw = (x >> 8) & 0xFFFF
-    if v_22_raw & 0x8000:
-        v_22_raw -= 0x10000
+    v_22_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_22 = math.nan if v_22_raw == -32768 else v_22_raw * 0.1
-    v_23_raw = (x >> 24) & 0xFFFF
-    if v_23_raw & 0x8000:
-        v_23_raw -= 0x10000
+    v_23_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_23 = math.nan if v_23_raw == -32768 else v_23_raw * 0.1
-    v_24_raw = (x >> 40) & 0xFFFF
-    if v_24_raw & 0x8000:
-        v_24_raw -= 0x10000
+    v_24_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_24 = math.nan if v_24_raw == -32768 else v_24_raw * 0.1
     return (v_22, v_23, v_24,)
 
 
 def _cell_temperatures_m8(x: int) -> tuple[float, ...]:
-    v_25_raw = (x >> 8) & 0xFFFF
-    if v_25_raw & 0x8000:
-        v_25_raw -= 0x10000
+    v_25_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_25 = math.nan if v_25_raw == -32768 else v_25_raw * 0.1
-    v_26_raw = (x >> 24) & 0xFFFF
-    if v_26_raw & 0x8000:
-        v_26_raw -= 0x10000
+    v_26_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_26 = math.nan if v_26_raw == -32768 else v_26_raw * 0.1
-    v_27_raw = (x >> 40) & 0xFFFF
-    if v_27_raw & 0x8000:
-        v_27_raw -= 0x10000
+    v_27_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_27 = math.nan if v_27_raw == -32768 else v_27_raw * 0.1
     return (v_25, v_26, v_27,)
 
 
 def _cell_temperatures_m9(x: int) -> tuple[float, ...]:
-    v_28_raw = (x >> 8) & 0xFFFF
-    if v_28_raw & 0x8000:
-        v_28_raw -= 0x10000
+    v_28_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_28 = math.nan if v_28_raw == -32768 else v_28_raw * 0.1
-    v_29_raw = (x >> 24) & 0xFFFF
-    if v_29_raw & 0x8000:
-        v_29_raw -= 0x10000
+    v_29_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_29 = math.nan if v_29_raw == -32768 else v_29_raw * 0.1
-    v_30_raw = (x >> 40) & 0xFFFF
-    if v_30_raw & 0x8000:
-        v_30_raw -= 0x10000
+    v_30_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_30 = math.nan if v_30_raw == -32768 else v_30_raw * 0.1
     return (v_28, v_29, v_30,)
 
 
 def _cell_temperatures_m10(x: int) -> tuple[float, ...]:
-    v_31_raw = (x >> 8) & 0xFFFF
-    if v_31_raw & 0x8000:
-        v_31_raw -= 0x10000
+    v_31_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_31 = math.nan if v_31_raw == -32768 else v_31_raw * 0.1
-    v_32_raw = (x >> 24) & 0xFFFF
-    if v_32_raw & 0x8000:
-        v_32_raw -= 0x10000
+    v_32_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_32 = math.nan if v_32_raw == -32768 else v_32_raw * 0.1
-    v_33_raw = (x >> 40) & 0xFFFF
-    if v_33_raw & 0x8000:
-        v_33_raw -= 0x10000
+    v_33_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_33 = math.nan if v_33_raw == -32768 else v_33_raw * 0.1
     return (v_31, v_32, v_33,)
 
 
 def _cell_temperatures_m11(x: int) -> tuple[float, ...]:
-    v_34_raw = (x >> 8) & 0xFFFF
-    if v_34_raw & 0x8000:
-        v_34_raw -= 0x10000
+    v_34_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_34 = math.nan if v_34_raw == -32768 else v_34_raw * 0.1
-    v_35_raw = (x >> 24) & 0xFFFF
-    if v_35_raw & 0x8000:
-        v_35_raw -= 0x10000
+    v_35_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_35 = math.nan if v_35_raw == -32768 else v_35_raw * 0.1
-    v_36_raw = (x >> 40) & 0xFFFF
-    if v_36_raw & 0x8000:
-        v_36_raw -= 0x10000
+    v_36_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_36 = math.nan if v_36_raw == -32768 else v_36_raw * 0.1
     return (v_34, v_35, v_36,)
 
 
 def _cell_temperatures_m12(x: int) -> tuple[float, ...]:
-    v_37_raw = (x >> 8) & 0xFFFF
-    if v_37_raw & 0x8000:
-        v_37_raw -= 0x10000
+    v_37_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_37 = math.nan if v_37_raw == -32768 else v_37_raw * 0.1
-    v_38_raw = (x >> 24) & 0xFFFF
-    if v_38_raw & 0x8000:
-        v_38_raw -= 0x10000
+    v_38_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_38 = math.nan if v_38_raw == -32768 else v_38_raw * 0.1
-    v_39_raw = (x >> 40) & 0xFFFF
-    if v_39_raw & 0x8000:
-        v_39_raw -= 0x10000
+    v_39_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_39 = math.nan if v_39_raw == -32768 else v_39_raw * 0.1
     return (v_37, v_38, v_39,)
 
 
 def _cell_temperatures_m13(x: int) -> tuple[float, ...]:
-    v_40_raw = (x >> 8) & 0xFFFF
-    if v_40_raw & 0x8000:
-        v_40_raw -= 0x10000
+    v_40_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_40 = math.nan if v_40_raw == -32768 else v_40_raw * 0.1
-    v_41_raw = (x >> 24) & 0xFFFF
-    if v_41_raw & 0x8000:
-        v_41_raw -= 0x10000
+    v_41_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_41 = math.nan if v_41_raw == -32768 else v_41_raw * 0.1
-    v_42_raw = (x >> 40) & 0xFFFF
-    if v_42_raw & 0x8000:
-        v_42_raw -= 0x10000
+    v_42_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_42 = math.nan if v_42_raw == -32768 else v_42_raw * 0.1
     return (v_40, v_41, v_42,)
 
 
 def _cell_temperatures_m14(x: int) -> tuple[float, ...]:
-    v_43_raw = (x >> 8) & 0xFFFF
-    if v_43_raw & 0x8000:
-        v_43_raw -= 0x10000
+    v_43_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_43 = math.nan if v_43_raw == -32768 else v_43_raw * 0.1
-    v_44_raw = (x >> 24) & 0xFFFF
-    if v_44_raw & 0x8000:
-        v_44_raw -= 0x10000
+    v_44_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_44 = math.nan if v_44_raw == -32768 else v_44_raw * 0.1
-    v_45_raw = (x >> 40) & 0xFFFF
-    if v_45_raw & 0x8000:
-        v_45_raw -= 0x10000
+    v_45_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_45 = math.nan if v_45_raw == -32768 else v_45_raw * 0.1
     return (v_43, v_44, v_45,)
 
 
 def _cell_temperatures_m15(x: int) -> tuple[float, ...]:
-    v_46_raw = (x >> 8) & 0xFFFF
-    if v_46_raw & 0x8000:
-        v_46_raw -= 0x10000
+    v_46_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_46 = math.nan if v_46_raw == -32768 else v_46_raw * 0.1
-    v_47_raw = (x >> 24) & 0xFFFF
-    if v_47_raw & 0x8000:
-        v_47_raw -= 0x10000
+    v_47_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_47 = math.nan if v_47_raw == -32768 else v_47_raw * 0.1
-    v_48_raw = (x >> 40) & 0xFFFF
-    if v_48_raw & 0x8000:
-        v_48_raw -= 0x10000
+    v_48_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_48 = math.nan if v_48_raw == -32768 else v_48_raw * 0.1
     return (v_46, v_47, v_48,)
 
 
 def _cell_temperatures_m16(x: int) -> tuple[float, ...]:
-    v_49_raw = (x >> 8) & 0xFFFF
-    if v_49_raw & 0x8000:
-        v_49_raw -= 0x10000
+    v_49_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_49 = math.nan if v_49_raw == -32768 else v_49_raw * 0.1
-    v_50_raw = (x >> 24) & 0xFFFF
-    if v_50_raw & 0x8000:
-        v_50_raw -= 0x10000
+    v_50_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_50 = math.nan if v_50_raw == -32768 else v_50_raw * 0.1
-    v_51_raw = (x >> 40) & 0xFFFF
-    if v_51_raw & 0x8000:
-        v_51_raw -= 0x10000
+    v_51_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_51 = math.nan if v_51_raw == -32768 else v_51_raw * 0.1
     return (v_49, v_50, v_51,)
 
 
 def _cell_temperatures_m17(x: int) -> tuple[float, ...]:
-    v_52_raw = (x >> 8) & 0xFFFF
-    if v_52_raw & 0x8000:
-        v_52_raw -= 0x10000
+    v_52_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_52 = math.nan if v_52_raw == -32768 else v_52_raw * 0.1
-    v_53_raw = (x >> 24) & 0xFFFF
-    if v_53_raw & 0x8000:
-        v_53_raw -= 0x10000
+    v_53_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_53 = math.nan if v_53_raw == -32768 else v_53_raw * 0.1
-    v_54_raw = (x >> 40) & 0xFFFF
-    if v_54_raw & 0x8000:
-        v_54_raw -= 0x10000
+    v_54_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_54 = math.nan if v_54_raw == -32768 else v_54_raw * 0.1
     return (v_52, v_53, v_54,)
 
 
 def _cell_temperatures_m18(x: int) -> tuple[float, ...]:
-    v_55_raw = (x >> 8) & 0xFFFF
-    if v_55_raw & 0x8000:
-        v_55_raw -= 0x10000
+    v_55_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_55 = math.nan if v_55_raw == -32768 else v_55_raw * 0.1
-    v_56_raw = (x >> 24) & 0xFFFF
-    if v_56_raw & 0x8000:
-        v_56_raw -= 0x10000
+    v_56_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_56 = math.nan if v_56_raw == -32768 else v_56_raw * 0.1
-    v_57_raw = (x >> 40) & 0xFFFF
-    if v_57_raw & 0x8000:
-        v_57_raw -= 0x10000
+    v_57_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_57 = math.nan if v_57_raw == -32768 else v_57_raw * 0.1
     return (v_55, v_56, v_57,)
 
 
 def _cell_temperatures_m19(x: int) -> tuple[float, ...]:
-    v_58_raw = (x >> 8) & 0xFFFF
-    if v_58_raw & 0x8000:
-        v_58_raw -= 0x10000
+    v_58_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_58 = math.nan if v_58_raw == -32768 else v_58_raw * 0.1
-    v_59_raw = (x >> 24) & 0xFFFF
-    if v_59_raw & 0x8000:
-        v_59_raw -= 0x10000
+    v_59_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_59 = math.nan if v_59_raw == -32768 else v_59_raw * 0.1
-    v_60_raw = (x >> 40) & 0xFFFF
-    if v_60_raw & 0x8000:
-        v_60_raw -= 0x10000
+    v_60_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_60 = math.nan if v_60_raw == -32768 else v_60_raw * 0.1
     return (v_58, v_59, v_60,)
 
 
 def _cell_temperatures_m20(x: int) -> tuple[float, ...]:
-    v_61_raw = (x >> 8) & 0xFFFF
-    if v_61_raw & 0x8000:
-        v_61_raw -= 0x10000
+    v_61_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_61 = math.nan if v_61_raw == -32768 else v_61_raw * 0.1
-    v_62_raw = (x >> 24) & 0xFFFF
-    if v_62_raw & 0x8000:
-        v_62_raw -= 0x10000
+    v_62_raw = (((x >> 24) & 0xFFFF) ^ 0x8000) - 0x8000
     v_62 = math.nan if v_62_raw == -32768 else v_62_raw * 0.1
-    v_63_raw = (x >> 40) & 0xFFFF
-    if v_63_raw & 0x8000:
-        v_63_raw -= 0x10000
+    v_63_raw = (((x >> 40) & 0xFFFF) ^ 0x8000) - 0x8000
     v_63 = math.nan if v_63_raw == -32768 else v_63_raw * 0.1
     return (v_61, v_62, v_63,)
 
 
 def _cell_temperatures_m21(x: int) -> tuple[float, ...]:
-    v_64_raw = (x >> 8) & 0xFFFF
-    if v_64_raw & 0x8000:
-        v_64_raw -= 0x10000
+    v_64_raw = (((x >> 8) & 0xFFFF) ^ 0x8000) - 0x8000
     v_64 = math.nan if v_64_raw == -32768 else v_64_raw * 0.1
     return (v_64,)
 
@@ -2568,15 +2166,7 @@ class NodeInfo(NamedTuple):
 
 def decode_node_info(data: bytes) -> NodeInfo:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xFF
-    v_2 = (x >> 16) & 0xFF
-    v_3 = (x >> 24) & 0xFF
-    v_4 = (x >> 32) & 0xFF
-    v_5 = (x >> 40) & 0xFF
-    v_6_raw = (x >> 48) & 0xFFFF
-    v_6 = v_6_raw * 0.1
-    return _new(NodeInfo, (v_0, v_1, v_2, v_3, v_4, v_5, v_6,))
+    return _new(NodeInfo, (x & 0xFF, (x >> 8) & 0xFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFF, (x >> 40) & 0xFF, ((x >> 48) & 0xFFFF) * 0.1,))
 
 
 def encode_node_info(m: NodeInfo) -> bytes:

@@ -135,19 +135,7 @@ class InverterKeepalive(NamedTuple):
 
 def decode_inverter_keepalive(data: bytes) -> InverterKeepalive:
     x = int.from_bytes(data[:8], "little")
-    v_0_raw = x & 0xFFFF
-    v_0 = v_0_raw * 0.1
-    v_1_raw = (x >> 16) & 0xFFFF
-    if v_1_raw & 0x8000:
-        v_1_raw -= 0x10000
-    v_1 = v_1_raw * 0.1
-    v_2_raw = (x >> 32) & 0xFFFF
-    if v_2_raw & 0x8000:
-        v_2_raw -= 0x10000
-    v_2 = v_2_raw * 0.1
-    v_3_raw = (x >> 48) & 0xFFFF
-    v_3 = v_3_raw * 0.1
-    return _new(InverterKeepalive, (v_0, v_1, v_2, v_3,))
+    return _new(InverterKeepalive, ((x & 0xFFFF) * 0.1, ((((x >> 16) & 0xFFFF) ^ 0x8000) - 0x8000) * 0.1, ((((x >> 32) & 0xFFFF) ^ 0x8000) - 0x8000) * 0.1, ((x >> 48) & 0xFFFF) * 0.1,))
 
 
 def encode_inverter_keepalive(m: InverterKeepalive) -> bytes:
@@ -185,13 +173,7 @@ class InverterStatus(NamedTuple):
 
 def decode_inverter_status(data: bytes) -> InverterStatus:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFFFF
-    v_1 = (x >> 16) & 0xFF
-    v_2 = (x >> 24) & 0xFF
-    v_3 = (x >> 32) & 0xFFFF
-    v_4_raw = (x >> 48) & 0xFFFF
-    v_4 = v_4_raw * 0.1
-    return _new(InverterStatus, (v_0, v_1, v_2, v_3, v_4,))
+    return _new(InverterStatus, (x & 0xFFFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFFFF, ((x >> 48) & 0xFFFF) * 0.1,))
 
 
 def encode_inverter_status(m: InverterStatus) -> bytes:
@@ -231,19 +213,7 @@ class BatteryLimits(NamedTuple):
 
 def decode_battery_limits(data: bytes) -> BatteryLimits:
     x = int.from_bytes(data[:8], "little")
-    v_0_raw = x & 0xFFFF
-    v_0 = v_0_raw * 0.1
-    v_1_raw = (x >> 16) & 0xFFFF
-    if v_1_raw & 0x8000:
-        v_1_raw -= 0x10000
-    v_1 = v_1_raw * 0.1
-    v_2_raw = (x >> 32) & 0xFFFF
-    if v_2_raw & 0x8000:
-        v_2_raw -= 0x10000
-    v_2 = v_2_raw * 0.1
-    v_3_raw = (x >> 48) & 0xFFFF
-    v_3 = v_3_raw * 0.1
-    return _new(BatteryLimits, (v_0, v_1, v_2, v_3,))
+    return _new(BatteryLimits, ((x & 0xFFFF) * 0.1, ((((x >> 16) & 0xFFFF) ^ 0x8000) - 0x8000) * 0.1, ((((x >> 32) & 0xFFFF) ^ 0x8000) - 0x8000) * 0.1, ((x >> 48) & 0xFFFF) * 0.1,))
 
 
 def encode_battery_limits(m: BatteryLimits) -> bytes:
@@ -277,11 +247,7 @@ class BatterySoc(NamedTuple):
 
 def decode_battery_soc(data: bytes) -> BatterySoc:
     x = int.from_bytes(data[:6], "little")
-    v_0 = x & 0xFFFF
-    v_1 = (x >> 16) & 0xFFFF
-    v_2_raw = (x >> 32) & 0xFFFF
-    v_2 = v_2_raw * 0.01
-    return _new(BatterySoc, (v_0, v_1, v_2,))
+    return _new(BatterySoc, (x & 0xFFFF, (x >> 16) & 0xFFFF, ((x >> 32) & 0xFFFF) * 0.01,))
 
 
 def encode_battery_soc(m: BatterySoc) -> bytes:
@@ -312,19 +278,7 @@ class BatteryMeasurements(NamedTuple):
 
 def decode_battery_measurements(data: bytes) -> BatteryMeasurements:
     x = int.from_bytes(data[:6], "little")
-    v_0_raw = x & 0xFFFF
-    if v_0_raw & 0x8000:
-        v_0_raw -= 0x10000
-    v_0 = v_0_raw * 0.01
-    v_1_raw = (x >> 16) & 0xFFFF
-    if v_1_raw & 0x8000:
-        v_1_raw -= 0x10000
-    v_1 = v_1_raw * 0.1
-    v_2_raw = (x >> 32) & 0xFFFF
-    if v_2_raw & 0x8000:
-        v_2_raw -= 0x10000
-    v_2 = v_2_raw * 0.1
-    return _new(BatteryMeasurements, (v_0, v_1, v_2,))
+    return _new(BatteryMeasurements, ((((x & 0xFFFF) ^ 0x8000) - 0x8000) * 0.01, ((((x >> 16) & 0xFFFF) ^ 0x8000) - 0x8000) * 0.1, ((((x >> 32) & 0xFFFF) ^ 0x8000) - 0x8000) * 0.1,))
 
 
 def encode_battery_measurements(m: BatteryMeasurements) -> bytes:
@@ -383,24 +337,7 @@ class ProtectionAlarms(NamedTuple):
 
 def decode_protection_alarms(data: bytes) -> ProtectionAlarms:
     x = int.from_bytes(data[:7], "little")
-    v_0 = (x >> 1) & 0x1
-    v_1 = (x >> 2) & 0x1
-    v_2 = (x >> 3) & 0x1
-    v_3 = (x >> 4) & 0x1
-    v_4 = (x >> 7) & 0x1
-    v_5 = (x >> 8) & 0x1
-    v_6 = (x >> 11) & 0x1
-    v_7 = (x >> 17) & 0x1
-    v_8 = (x >> 18) & 0x1
-    v_9 = (x >> 19) & 0x1
-    v_10 = (x >> 20) & 0x1
-    v_11 = (x >> 23) & 0x1
-    v_12 = (x >> 24) & 0x1
-    v_13 = (x >> 27) & 0x1
-    v_14 = (x >> 32) & 0xFF
-    v_15 = (x >> 40) & 0xFF
-    v_16 = (x >> 48) & 0xFF
-    return _new(ProtectionAlarms, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7, v_8, v_9, v_10, v_11, v_12, v_13, v_14, v_15, v_16,))
+    return _new(ProtectionAlarms, ((x >> 1) & 0x1, (x >> 2) & 0x1, (x >> 3) & 0x1, (x >> 4) & 0x1, (x >> 7) & 0x1, (x >> 8) & 0x1, (x >> 11) & 0x1, (x >> 17) & 0x1, (x >> 18) & 0x1, (x >> 19) & 0x1, (x >> 20) & 0x1, (x >> 23) & 0x1, (x >> 24) & 0x1, (x >> 27) & 0x1, (x >> 32) & 0xFF, (x >> 40) & 0xFF, (x >> 48) & 0xFF,))
 
 
 def encode_protection_alarms(m: ProtectionAlarms) -> bytes:
@@ -519,33 +456,7 @@ class AlarmsWarnings(NamedTuple):
 
 def decode_alarms_warnings(data: bytes) -> AlarmsWarnings:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0x3
-    v_1 = (x >> 2) & 0x3
-    v_2 = (x >> 4) & 0x3
-    v_3 = (x >> 6) & 0x3
-    v_4 = (x >> 8) & 0x3
-    v_5 = (x >> 10) & 0x3
-    v_6 = (x >> 12) & 0x3
-    v_7 = (x >> 14) & 0x3
-    v_8 = (x >> 16) & 0x3
-    v_9 = (x >> 18) & 0x3
-    v_10 = (x >> 20) & 0x3
-    v_11 = (x >> 22) & 0x3
-    v_12 = (x >> 24) & 0x3
-    v_13 = (x >> 32) & 0x3
-    v_14 = (x >> 34) & 0x3
-    v_15 = (x >> 36) & 0x3
-    v_16 = (x >> 38) & 0x3
-    v_17 = (x >> 40) & 0x3
-    v_18 = (x >> 42) & 0x3
-    v_19 = (x >> 44) & 0x3
-    v_20 = (x >> 46) & 0x3
-    v_21 = (x >> 48) & 0x3
-    v_22 = (x >> 50) & 0x3
-    v_23 = (x >> 52) & 0x3
-    v_24 = (x >> 54) & 0x3
-    v_25 = (x >> 56) & 0x3
-    return _new(AlarmsWarnings, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7, v_8, v_9, v_10, v_11, v_12, v_13, v_14, v_15, v_16, v_17, v_18, v_19, v_20, v_21, v_22, v_23, v_24, v_25,))
+    return _new(AlarmsWarnings, (x & 0x3, (x >> 2) & 0x3, (x >> 4) & 0x3, (x >> 6) & 0x3, (x >> 8) & 0x3, (x >> 10) & 0x3, (x >> 12) & 0x3, (x >> 14) & 0x3, (x >> 16) & 0x3, (x >> 18) & 0x3, (x >> 20) & 0x3, (x >> 22) & 0x3, (x >> 24) & 0x3, (x >> 32) & 0x3, (x >> 34) & 0x3, (x >> 36) & 0x3, (x >> 38) & 0x3, (x >> 40) & 0x3, (x >> 42) & 0x3, (x >> 44) & 0x3, (x >> 46) & 0x3, (x >> 48) & 0x3, (x >> 50) & 0x3, (x >> 52) & 0x3, (x >> 54) & 0x3, (x >> 56) & 0x3,))
 
 
 def encode_alarms_warnings(m: AlarmsWarnings) -> bytes:
@@ -641,8 +552,7 @@ class SmaEvents(NamedTuple):
 
 def decode_sma_events(data: bytes) -> SmaEvents:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFFFFFFFFFFFFFFFF
-    return _new(SmaEvents, (v_0,))
+    return _new(SmaEvents, (x & 0xFFFFFFFFFFFFFFFF,))
 
 
 def encode_sma_events(m: SmaEvents) -> bytes:
@@ -672,12 +582,7 @@ class RequestFlags(NamedTuple):
 
 def decode_request_flags(data: bytes) -> RequestFlags:
     x = int.from_bytes(data[:2], "little")
-    v_0 = (x >> 3) & 0x1
-    v_1 = (x >> 4) & 0x1
-    v_2 = (x >> 5) & 0x1
-    v_3 = (x >> 6) & 0x1
-    v_4 = (x >> 7) & 0x1
-    return _new(RequestFlags, (v_0, v_1, v_2, v_3, v_4,))
+    return _new(RequestFlags, ((x >> 3) & 0x1, (x >> 4) & 0x1, (x >> 5) & 0x1, (x >> 6) & 0x1, (x >> 7) & 0x1,))
 
 
 def encode_request_flags(m: RequestFlags) -> bytes:
@@ -724,15 +629,7 @@ class ManufacturerName(NamedTuple):
 
 def decode_manufacturer_name(data: bytes) -> ManufacturerName:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xFF
-    v_2 = (x >> 16) & 0xFF
-    v_3 = (x >> 24) & 0xFF
-    v_4 = (x >> 32) & 0xFF
-    v_5 = (x >> 40) & 0xFF
-    v_6 = (x >> 48) & 0xFF
-    v_7 = (x >> 56) & 0xFF
-    return _new(ManufacturerName, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
+    return _new(ManufacturerName, (x & 0xFF, (x >> 8) & 0xFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFF, (x >> 40) & 0xFF, (x >> 48) & 0xFF, (x >> 56) & 0xFF,))
 
 
 def encode_manufacturer_name(m: ManufacturerName) -> bytes:
@@ -780,11 +677,7 @@ class BatteryInfo(NamedTuple):
 
 def decode_battery_info(data: bytes) -> BatteryInfo:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFFFF
-    v_1 = (x >> 16) & 0xFFFF
-    v_2 = (x >> 32) & 0xFFFF
-    v_3 = (x >> 48) & 0xFFFF
-    return _new(BatteryInfo, (v_0, v_1, v_2, v_3,))
+    return _new(BatteryInfo, (x & 0xFFFF, (x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF, (x >> 48) & 0xFFFF,))
 
 
 def encode_battery_info(m: BatteryInfo) -> bytes:
@@ -828,15 +721,7 @@ class BmsName1(NamedTuple):
 
 def decode_bms_name1(data: bytes) -> BmsName1:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xFF
-    v_2 = (x >> 16) & 0xFF
-    v_3 = (x >> 24) & 0xFF
-    v_4 = (x >> 32) & 0xFF
-    v_5 = (x >> 40) & 0xFF
-    v_6 = (x >> 48) & 0xFF
-    v_7 = (x >> 56) & 0xFF
-    return _new(BmsName1, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
+    return _new(BmsName1, (x & 0xFF, (x >> 8) & 0xFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFF, (x >> 40) & 0xFF, (x >> 48) & 0xFF, (x >> 56) & 0xFF,))
 
 
 def encode_bms_name1(m: BmsName1) -> bytes:
@@ -892,15 +777,7 @@ class BmsName2(NamedTuple):
 
 def decode_bms_name2(data: bytes) -> BmsName2:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xFF
-    v_2 = (x >> 16) & 0xFF
-    v_3 = (x >> 24) & 0xFF
-    v_4 = (x >> 32) & 0xFF
-    v_5 = (x >> 40) & 0xFF
-    v_6 = (x >> 48) & 0xFF
-    v_7 = (x >> 56) & 0xFF
-    return _new(BmsName2, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
+    return _new(BmsName2, (x & 0xFF, (x >> 8) & 0xFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFF, (x >> 40) & 0xFF, (x >> 48) & 0xFF, (x >> 56) & 0xFF,))
 
 
 def encode_bms_name2(m: BmsName2) -> bytes:
@@ -948,11 +825,7 @@ class ModuleCounts(NamedTuple):
 
 def decode_module_counts(data: bytes) -> ModuleCounts:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFFFF
-    v_1 = (x >> 16) & 0xFFFF
-    v_2 = (x >> 32) & 0xFFFF
-    v_3 = (x >> 48) & 0xFFFF
-    return _new(ModuleCounts, (v_0, v_1, v_2, v_3,))
+    return _new(ModuleCounts, (x & 0xFFFF, (x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF, (x >> 48) & 0xFFFF,))
 
 
 def encode_module_counts(m: ModuleCounts) -> bytes:
@@ -988,13 +861,7 @@ class CellExtremes(NamedTuple):
 
 def decode_cell_extremes(data: bytes) -> CellExtremes:
     x = int.from_bytes(data[:8], "little")
-    v_0_raw = x & 0xFFFF
-    v_0 = v_0_raw * 0.001
-    v_1_raw = (x >> 16) & 0xFFFF
-    v_1 = v_1_raw * 0.001
-    v_2 = (x >> 32) & 0xFFFF
-    v_3 = (x >> 48) & 0xFFFF
-    return _new(CellExtremes, (v_0, v_1, v_2, v_3,))
+    return _new(CellExtremes, ((x & 0xFFFF) * 0.001, ((x >> 16) & 0xFFFF) * 0.001, (x >> 32) & 0xFFFF, (x >> 48) & 0xFFFF,))
 
 
 def encode_cell_extremes(m: CellExtremes) -> bytes:
@@ -1038,15 +905,7 @@ class MinCellVoltageId(NamedTuple):
 
 def decode_min_cell_voltage_id(data: bytes) -> MinCellVoltageId:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xFF
-    v_2 = (x >> 16) & 0xFF
-    v_3 = (x >> 24) & 0xFF
-    v_4 = (x >> 32) & 0xFF
-    v_5 = (x >> 40) & 0xFF
-    v_6 = (x >> 48) & 0xFF
-    v_7 = (x >> 56) & 0xFF
-    return _new(MinCellVoltageId, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
+    return _new(MinCellVoltageId, (x & 0xFF, (x >> 8) & 0xFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFF, (x >> 40) & 0xFF, (x >> 48) & 0xFF, (x >> 56) & 0xFF,))
 
 
 def encode_min_cell_voltage_id(m: MinCellVoltageId) -> bytes:
@@ -1102,15 +961,7 @@ class MaxCellVoltageId(NamedTuple):
 
 def decode_max_cell_voltage_id(data: bytes) -> MaxCellVoltageId:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xFF
-    v_2 = (x >> 16) & 0xFF
-    v_3 = (x >> 24) & 0xFF
-    v_4 = (x >> 32) & 0xFF
-    v_5 = (x >> 40) & 0xFF
-    v_6 = (x >> 48) & 0xFF
-    v_7 = (x >> 56) & 0xFF
-    return _new(MaxCellVoltageId, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
+    return _new(MaxCellVoltageId, (x & 0xFF, (x >> 8) & 0xFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFF, (x >> 40) & 0xFF, (x >> 48) & 0xFF, (x >> 56) & 0xFF,))
 
 
 def encode_max_cell_voltage_id(m: MaxCellVoltageId) -> bytes:
@@ -1166,15 +1017,7 @@ class MinCellTemperatureId(NamedTuple):
 
 def decode_min_cell_temperature_id(data: bytes) -> MinCellTemperatureId:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xFF
-    v_2 = (x >> 16) & 0xFF
-    v_3 = (x >> 24) & 0xFF
-    v_4 = (x >> 32) & 0xFF
-    v_5 = (x >> 40) & 0xFF
-    v_6 = (x >> 48) & 0xFF
-    v_7 = (x >> 56) & 0xFF
-    return _new(MinCellTemperatureId, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
+    return _new(MinCellTemperatureId, (x & 0xFF, (x >> 8) & 0xFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFF, (x >> 40) & 0xFF, (x >> 48) & 0xFF, (x >> 56) & 0xFF,))
 
 
 def encode_min_cell_temperature_id(m: MinCellTemperatureId) -> bytes:
@@ -1230,15 +1073,7 @@ class MaxCellTemperatureId(NamedTuple):
 
 def decode_max_cell_temperature_id(data: bytes) -> MaxCellTemperatureId:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFF
-    v_1 = (x >> 8) & 0xFF
-    v_2 = (x >> 16) & 0xFF
-    v_3 = (x >> 24) & 0xFF
-    v_4 = (x >> 32) & 0xFF
-    v_5 = (x >> 40) & 0xFF
-    v_6 = (x >> 48) & 0xFF
-    v_7 = (x >> 56) & 0xFF
-    return _new(MaxCellTemperatureId, (v_0, v_1, v_2, v_3, v_4, v_5, v_6, v_7,))
+    return _new(MaxCellTemperatureId, (x & 0xFF, (x >> 8) & 0xFF, (x >> 16) & 0xFF, (x >> 24) & 0xFF, (x >> 32) & 0xFF, (x >> 40) & 0xFF, (x >> 48) & 0xFF, (x >> 56) & 0xFF,))
 
 
 def encode_max_cell_temperature_id(m: MaxCellTemperatureId) -> bytes:
@@ -1282,11 +1117,7 @@ class EnergyCounters(NamedTuple):
 
 def decode_energy_counters(data: bytes) -> EnergyCounters:
     x = int.from_bytes(data[:8], "little")
-    v_0_raw = x & 0xFFFFFFFF
-    v_0 = v_0_raw * 0.1
-    v_1_raw = (x >> 32) & 0xFFFFFFFF
-    v_1 = v_1_raw * 0.1
-    return _new(EnergyCounters, (v_0, v_1,))
+    return _new(EnergyCounters, ((x & 0xFFFFFFFF) * 0.1, ((x >> 32) & 0xFFFFFFFF) * 0.1,))
 
 
 def encode_energy_counters(m: EnergyCounters) -> bytes:
@@ -1310,8 +1141,7 @@ class InstalledCapacity(NamedTuple):
 
 def decode_installed_capacity(data: bytes) -> InstalledCapacity:
     x = int.from_bytes(data[:8], "little")
-    v_0 = x & 0xFFFF
-    return _new(InstalledCapacity, (v_0,))
+    return _new(InstalledCapacity, (x & 0xFFFF,))
 
 
 def encode_installed_capacity(m: InstalledCapacity) -> bytes:

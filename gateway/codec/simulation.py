@@ -50,11 +50,7 @@ class SimBatteryCurrent(NamedTuple):
 
 def decode_sim_battery_current(data: bytes) -> SimBatteryCurrent:
     x = int.from_bytes(data[:4], "little")
-    v_0_raw = x & 0xFFFFFFFF
-    if v_0_raw & 0x80000000:
-        v_0_raw -= 0x100000000
-    v_0 = v_0_raw * 0.001
-    return _new(SimBatteryCurrent, (v_0,))
+    return _new(SimBatteryCurrent, ((((x & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000) * 0.001,))
 
 
 def encode_sim_battery_current(m: SimBatteryCurrent) -> bytes:

@@ -299,12 +299,14 @@ class SocEstimator:
         elif -cfg.low_end_current_c <= current_c < cfg.rest_current_c:
             self._low_end(snap.min_cell, snap.min_temp, dt, branches)
 
-    def _ocv_error(self, cell_v: float, volts: float) -> float:
+    def _ocv_error(self, cell_v: float, volts: float, soc: float | None = None) -> float:
         """± points of the SoC a voltage `volts` off the curve gives at `cell_v`: the wider
         side of the SoC span of [cell_v - volts, cell_v + volts] on the OCV table, i.e. the
-        voltage error over the curve's slope there."""
+        voltage error over the curve's slope there. `soc`: the curve's SoC at `cell_v` when
+        the caller has it (each tick of a rest on the flat part asks: one lookup fewer)."""
         soc_at = self.chemistry.soc_from_ocv
-        soc = soc_at(cell_v)
+        if soc is None:
+            soc = soc_at(cell_v)
         error = max(soc_at(cell_v + volts) - soc, soc - soc_at(cell_v - volts))
         return min(MAX_UNCERTAINTY, error)
 
@@ -319,7 +321,7 @@ class SocEstimator:
         for b in branches:
             cell = b.mean_cell if math.isfinite(b.mean_cell) else _mean_cell(snap)
             soc = self.chemistry.soc_from_ocv(cell)
-            error = self._ocv_error(cell, cfg.ocv_voltage_error_v)
+            error = self._ocv_error(cell, cfg.ocv_voltage_error_v, soc)
             if math.isnan(soc) or error > cfg.ocv_max_error:
                 return False
             # In the cold the table's scale is the warm one: the charge is nearer the middle.
@@ -496,7 +498,9 @@ def _usable(snap: BatterySnapshot, branches: list[_Branch]) -> bool:
         and snap.cells_in_series > 0
         and math.isfinite(snap.time)
         and bool(branches)
-        and all(math.isfinite(b.capacity_ah) and b.capacity_ah > 0.0 for b in branches)
+        # Every capacity finite and positive, tested in C (every tick asks).
+        and all(map(math.isfinite, map(_CAPACITY, branches)))
+        and min(map(_CAPACITY, branches)) > 0.0
     )
 
 

@@ -8,6 +8,7 @@ snapshot whatever the packs are.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
@@ -24,17 +25,14 @@ from gateway.contracts.topology import TopologySettings
 
 NAN = math.nan
 KINDS = tuple(ProtectionKind)
-_KIND_SETS: dict[int, frozenset[ProtectionKind]] = {}
 
 
+# Asked six times a tick for a node (three levels, node and battery), nearly always with the
+# masks of the last tick: a hit is answered by the cache in C, without a Python frame.
+@functools.lru_cache(maxsize=4096)
 def kinds(mask: int) -> frozenset[ProtectionKind]:
-    """Flag mask (bit = ProtectionKind order) -> set of kinds (cached: masks are few)."""
-    found = _KIND_SETS.get(mask)
-    if found is None:
-        found = frozenset(k for bit, k in enumerate(KINDS) if mask >> bit & 1)
-        if len(_KIND_SETS) < 4096:
-            _KIND_SETS[mask] = found
-    return found
+    """Flag mask (bit = ProtectionKind order) -> set of kinds."""
+    return frozenset(k for bit, k in enumerate(KINDS) if mask >> bit & 1)
 
 
 def mask_of(found: Iterable[ProtectionKind]) -> int:
@@ -92,9 +90,18 @@ def assemble(
     min_at = None if lowest is None else CellRef(lowest.node, lowest.min_cell_no)
     max_cell = NAN if highest is None else highest.max_cell
     max_at = None if highest is None else CellRef(highest.node, highest.max_cell_no)
+    # One pass over the fresh members (every tick): their cells, bleeding and flags.
+    cell_voltages: dict[int, tuple[float, ...]] = {}
+    bleeding: dict[int, int] = {}
+    faults = warnings = infos = 0
+    for rec in fresh:
+        cell_voltages[rec.node] = cells_of(rec)
+        bleeding[rec.node] = rec.bleeding
+        faults |= rec.faults
+        warnings |= rec.warnings
+        infos |= rec.infos
     # The worst of every fresh source: a CellVoltages frame may show a cell beyond the
     # last CellExtremes (they are sent at different times), and either must bite.
-    cell_voltages = {rec.node: cells_of(rec) for rec in fresh}
     for node, volts in cell_voltages.items():
         extremes = cell_extremes(volts)
         if extremes is None:
@@ -104,7 +111,7 @@ def assemble(
             max_cell, max_at = high, CellRef(node, high_index + 1)
         if math.isnan(min_cell) or low < min_cell:
             min_cell, min_at = low, CellRef(node, low_index + 1)
-    if all(rec.node in temps_fresh for rec in fresh):
+    if temps_fresh.issuperset(cell_voltages):  # every fresh node (the keys), tested in C
         min_temp = NAN if coolest is None else coolest.min_temp
         max_temp = NAN if warmest is None else warmest.max_temp
     else:
@@ -112,11 +119,6 @@ def assemble(
         # temperature is unknown (the strategy then stops what needs it), never "the
         # others' temperature" (that node may be the hot one).
         min_temp = max_temp = NAN
-    faults = warnings = infos = 0
-    for rec in fresh:
-        faults |= rec.faults
-        warnings |= rec.warnings
-        infos |= rec.infos
     return BatterySnapshot(
         time=now,
         valid=bool(with_data),
@@ -136,7 +138,7 @@ def assemble(
         warnings=kinds(warnings),
         infos=kinds(infos),
         cell_voltages=cell_voltages,
-        bleeding={rec.node: rec.bleeding for rec in fresh},
+        bleeding=bleeding,
         nodes=nodes,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from gateway.contracts.decision import Alarm, Decision, Limits, Severity
@@ -24,6 +25,7 @@ from gateway.outputs.inverter.names import BMS_NAME_LENGTH, MANUFACTURER_LENGTH,
 if TYPE_CHECKING:
     from gateway.outputs.inverter.settings import InverterSettings
 
+_NODES = attrgetter("nodes")  # a StringSnapshot's nodes, read in C: every report asks
 CELL_ID_LENGTH = 8  # characters of a Victron 0x374-0x377 cell name
 VERSION_MAX = 0xFFFF  # versions travel as 16-bit numbers (0x35F)
 
@@ -153,7 +155,7 @@ def build_report(
         charged_wh=charged_wh,
         discharged_wh=discharged_wh,
         cells_in_series=snapshot.cells_in_series,
-        modules_in_series=max((len(s.nodes) for s in snapshot.strings), default=0),
+        modules_in_series=max(map(len, map(_NODES, snapshot.strings)), default=0),
         module_voltages=tuple(
             (n, node.voltage)
             for n, node in sorted(snapshot.nodes.items())
@@ -172,9 +174,11 @@ def cell_number(snapshot: BatterySnapshot, ref: CellRef | None) -> int:
     if ref is None:
         return 0
     for string in snapshot.strings:
-        if ref.node in string.nodes:
-            before = string.nodes[: string.nodes.index(ref.node)]
-            return sum(len(snapshot.cell_voltages.get(n, ())) for n in before) + ref.cell + 1
+        before = 0  # cells of the string's nodes before ref's
+        for node in string.nodes:
+            if node == ref.node:
+                return before + ref.cell + 1
+            before += len(snapshot.cell_voltages.get(node, ()))
     return 0
 
 

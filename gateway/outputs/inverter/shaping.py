@@ -180,7 +180,7 @@ def _voltage(value: float, top: float = MAX_VOLTAGE) -> float | None:
 
 
 def _percent(value: float) -> float | None:
-    return _clamp(value, 0.0, 100.0) if math.isfinite(value) else None
+    return min(max(value, 0.0), 100.0) if math.isfinite(value) else None
 
 
 def _current(value: float) -> float:
@@ -197,7 +197,7 @@ def _energy(value: float) -> float:
 
 def _measured_current(value: float) -> float:
     """The pack current to report: unknown is 0 A, never a stale value."""
-    return _clamp(value, -MAX_CURRENT, MAX_CURRENT) if math.isfinite(value) else 0.0
+    return min(max(value, -MAX_CURRENT), MAX_CURRENT) if math.isfinite(value) else 0.0
 
 
 class Shaper:
@@ -218,7 +218,10 @@ class Shaper:
         self._last: dict[str, float] = {}
 
     def _hold(self, key: str, value: float | None) -> float | None:
-        if value is None or not math.isfinite(value):
+        """`value`, remembered under `key`; when None, the last value remembered (None if
+        none). Every value given is None or finite: each passed its check above (_voltage,
+        _percent, ...) or is a setting, which the settings validate finite."""
+        if value is None:
             return self._last.get(key)
         self._last[key] = value
         return value
@@ -349,7 +352,7 @@ class Shaper:
 
     def _temperature(self, key: str, value: float) -> float | None:
         ok = math.isfinite(value)
-        return self._hold(key, _clamp(value, MIN_TEMPERATURE, MAX_TEMPERATURE) if ok else None)
+        return self._hold(key, min(max(value, MIN_TEMPERATURE), MAX_TEMPERATURE) if ok else None)
 
     def _cell_voltage(self, key: str, value: float) -> float | None:
         ok = math.isfinite(value) and value >= 0
