@@ -204,7 +204,7 @@ class Reports:
                 pass  # not due: only its wait counts
             elif s == S_CELL_VOLTAGES or s == S_CELL_TEMPERATURES:  # noqa: PLR1714, SIM109
                 # Multiplexed: one group per interval, catching up a few at most. Each group
-                # advances the stream by an interval, as below, as a wait from now_ms.
+                # advances the stream by its interval, as a wait from now_ms (as below).
                 interval = self.intervals[s]
                 stalled = -self.periods[s]
                 sent = 0
@@ -257,7 +257,8 @@ class Reports:
                 else:  # S_NODE_INFO
                     codec.encode_node_info(buf, self.ni)
                 port.send(self.ids[s], buf)
-                # _take written out (a call fewer per frame), as a wait from now_ms.
+                # Advanced by its interval, as a wait from now_ms: a stream stalled for
+                # longer than its period starts again from now instead of catching up.
                 interval = self.intervals[s]
                 wait += interval
                 if wait < -self.periods[s]:
