@@ -171,10 +171,12 @@ def active(fields: list[Field], mux: int | None) -> list[Field]:
 
 
 def byte_parts(f: Field, value: str, dlc: int) -> dict[int, str]:
-    """Expressions that place `value` (a raw int) into each byte the signal touches.
+    """Expressions that place `value` (a raw int, saturated to the field) into each byte
+    the signal touches.
 
     Every term masks before it shifts left, so no intermediate exceeds the value itself or
-    255: safe for MicroPython small ints.
+    255: safe for MicroPython small ints. An unsigned value's top bits need no mask: the
+    saturation left nothing above the field.
     """
     parts: dict[int, str] = {}
     end = f.start + f.length
@@ -184,7 +186,7 @@ def byte_parts(f: Field, value: str, dlc: int) -> dict[int, str]:
             continue
         vshift, bshift, width = lo - f.start, lo - 8 * b, hi - lo
         expr = value if vshift == 0 else f"({value} >> {vshift})"
-        if not (vshift == 0 and width >= f.length and not f.signed and f.length <= 8):
+        if f.signed or vshift + width < f.length:
             expr = f"({expr} & 0x{(1 << width) - 1:X})"
         if bshift:
             expr = f"({expr} << {bshift})"
@@ -337,10 +339,16 @@ def firmware_encoder(message: Message, fields: list[Field]) -> list[str]:
                 body.append(f"{indent}{var} = v[{f.index}] & 1")
             else:
                 body.append(f"{indent}{var} = v[{f.index}]")
-                body.append(f"{indent}if {var} > {f.raw_max}:")
-                body.append(f"{indent}    {var} = {f.raw_max}")
-                body.append(f"{indent}elif {var} < {f.raw_min}:")
-                body.append(f"{indent}    {var} = {f.raw_min}")
+                if f.signed:
+                    body.append(f"{indent}if {var} > {f.raw_max}:")
+                    body.append(f"{indent}    {var} = {f.raw_max}")
+                    body.append(f"{indent}elif {var} < {f.raw_min}:")
+                    body.append(f"{indent}    {var} = {f.raw_min}")
+                else:
+                    # Saturated with one test while it fits, as it nearly always does: a
+                    # bit outside the field (any, for a negative value) means it does not.
+                    body.append(f"{indent}if {var} & -{f.raw_max + 1}:")
+                    body.append(f"{indent}    {var} = 0 if {var} < 0 else {f.raw_max}")
             for b, expr in byte_parts(f, var, message.length).items():
                 per_byte[b].append(expr)
         for b in range(message.length):

@@ -96,22 +96,25 @@ class Balancer:
                     active = True
                 continue
             held = self.held[k]
-            out = 0
+            release = floor + hysteresis
             bit = 1  # cell i's bit in word k
             for i in range(16 * k, min(16 * k + 16, cells)):
                 mv = cell_mv[i]
                 # The floor is never below CELL_MV_MIN (__init__): a cell without a usable
-                # reading is at or below it.
-                if mv <= floor or mv > CELL_MV_MAX:
+                # reading is at or below it, or above CELL_MV_MAX (far above the release).
+                if mv <= floor:
                     held |= bit
-                elif held & bit and mv <= floor + hysteresis:
-                    pass  # stopped by the floor: restarts only above floor + hysteresis
-                else:
-                    held &= ~bit
-                    if want & bit:
-                        out |= bit
+                elif mv > release:
+                    if mv > CELL_MV_MAX:
+                        held |= bit
+                    else:
+                        held &= ~bit
+                # else: between the floor and the release a cell stays as it was: stopped
+                # by the floor, it restarts only above floor + hysteresis.
                 bit <<= 1
             self.held[k] = held
+            # A cell bleeds when it is wanted and not held (held has only the word's cells).
+            out = want & ~held & self.word_cells[k]
             if out != self.words[k]:
                 self.words[k] = out
                 changed = True

@@ -104,32 +104,22 @@ NODE_STATE_RELAY_REQUEST_CLOSE = const(2)
 def encode_node_state(buf, v):
     """Fill buf[0:8] from raw values v[NODE_STATE_*]."""
     x0 = v[0]
-    if x0 > 15:
-        x0 = 15
-    elif x0 < 0:
-        x0 = 0
+    if x0 & -16:
+        x0 = 0 if x0 < 0 else 15
     x1 = v[1]
-    if x1 > 3:
-        x1 = 3
-    elif x1 < 0:
-        x1 = 0
+    if x1 & -4:
+        x1 = 0 if x1 < 0 else 3
     x2 = v[2] & 1
     x3 = v[3] & 1
     x4 = v[4]
-    if x4 > 15:
-        x4 = 15
-    elif x4 < 0:
-        x4 = 0
+    if x4 & -16:
+        x4 = 0 if x4 < 0 else 15
     x5 = v[5]
-    if x5 > 3:
-        x5 = 3
-    elif x5 < 0:
-        x5 = 0
+    if x5 & -4:
+        x5 = 0 if x5 < 0 else 3
     x6 = v[6]
-    if x6 > 3:
-        x6 = 3
-    elif x6 < 0:
-        x6 = 0
+    if x6 & -4:
+        x6 = 0 if x6 < 0 else 3
     x7 = v[7] & 1
     x8 = v[8] & 1
     x9 = v[9] & 1
@@ -257,23 +247,19 @@ PACK_STATUS_REJECTED_COMMANDS = const(2)
 def encode_pack_status(buf, v):
     """Fill buf[0:8] from raw values v[PACK_STATUS_*]."""
     x0 = v[0]
-    if x0 > 16777215:
-        x0 = 16777215
-    elif x0 < 0:
-        x0 = 0
+    if x0 & -16777216:
+        x0 = 0 if x0 < 0 else 16777215
     x1 = v[1]
     if x1 > 8388607:
         x1 = 8388607
     elif x1 < -8388608:
         x1 = -8388608
     x2 = v[2]
-    if x2 > 255:
-        x2 = 255
-    elif x2 < 0:
-        x2 = 0
+    if x2 & -256:
+        x2 = 0 if x2 < 0 else 255
     buf[0] = (x0 & 0xFF)
     buf[1] = ((x0 >> 8) & 0xFF)
-    buf[2] = ((x0 >> 16) & 0xFF)
+    buf[2] = (x0 >> 16)
     buf[3] = (x1 & 0xFF)
     buf[4] = ((x1 >> 8) & 0xFF)
     buf[5] = ((x1 >> 16) & 0xFF)
@@ -297,38 +283,28 @@ CELL_EXTREMES_MEAN_CELL_VOLTAGE = const(4)
 def encode_cell_extremes(buf, v):
     """Fill buf[0:8] from raw values v[CELL_EXTREMES_*]."""
     x0 = v[0]
-    if x0 > 65535:
-        x0 = 65535
-    elif x0 < 0:
-        x0 = 0
+    if x0 & -65536:
+        x0 = 0 if x0 < 0 else 65535
     x1 = v[1]
-    if x1 > 65535:
-        x1 = 65535
-    elif x1 < 0:
-        x1 = 0
+    if x1 & -65536:
+        x1 = 0 if x1 < 0 else 65535
     x2 = v[2]
-    if x2 > 255:
-        x2 = 255
-    elif x2 < 0:
-        x2 = 0
+    if x2 & -256:
+        x2 = 0 if x2 < 0 else 255
     x3 = v[3]
-    if x3 > 255:
-        x3 = 255
-    elif x3 < 0:
-        x3 = 0
+    if x3 & -256:
+        x3 = 0 if x3 < 0 else 255
     x4 = v[4]
-    if x4 > 65535:
-        x4 = 65535
-    elif x4 < 0:
-        x4 = 0
+    if x4 & -65536:
+        x4 = 0 if x4 < 0 else 65535
     buf[0] = (x0 & 0xFF)
-    buf[1] = ((x0 >> 8) & 0xFF)
+    buf[1] = (x0 >> 8)
     buf[2] = (x1 & 0xFF)
-    buf[3] = ((x1 >> 8) & 0xFF)
+    buf[3] = (x1 >> 8)
     buf[4] = x2
     buf[5] = x3
     buf[6] = (x4 & 0xFF)
-    buf[7] = ((x4 >> 8) & 0xFF)
+    buf[7] = (x4 >> 8)
 
 
 # ---- TemperatureExtremes ----
@@ -358,15 +334,11 @@ def encode_temperature_extremes(buf, v):
     elif x1 < -32768:
         x1 = -32768
     x2 = v[2]
-    if x2 > 255:
-        x2 = 255
-    elif x2 < 0:
-        x2 = 0
+    if x2 & -256:
+        x2 = 0 if x2 < 0 else 255
     x3 = v[3]
-    if x3 > 255:
-        x3 = 255
-    elif x3 < 0:
-        x3 = 0
+    if x3 & -256:
+        x3 = 0 if x3 < 0 else 255
     x4 = v[4]
     if x4 > 32767:
         x4 = 32767
@@ -433,33 +405,25 @@ BALANCE_STATE_BLEEDING_CELLS49_TO64 = const(3)
 def encode_balance_state(buf, v):
     """Fill buf[0:8] from raw values v[BALANCE_STATE_*]."""
     x0 = v[0]
-    if x0 > 65535:
-        x0 = 65535
-    elif x0 < 0:
-        x0 = 0
+    if x0 & -65536:
+        x0 = 0 if x0 < 0 else 65535
     x1 = v[1]
-    if x1 > 65535:
-        x1 = 65535
-    elif x1 < 0:
-        x1 = 0
+    if x1 & -65536:
+        x1 = 0 if x1 < 0 else 65535
     x2 = v[2]
-    if x2 > 65535:
-        x2 = 65535
-    elif x2 < 0:
-        x2 = 0
+    if x2 & -65536:
+        x2 = 0 if x2 < 0 else 65535
     x3 = v[3]
-    if x3 > 65535:
-        x3 = 65535
-    elif x3 < 0:
-        x3 = 0
+    if x3 & -65536:
+        x3 = 0 if x3 < 0 else 65535
     buf[0] = (x0 & 0xFF)
-    buf[1] = ((x0 >> 8) & 0xFF)
+    buf[1] = (x0 >> 8)
     buf[2] = (x1 & 0xFF)
-    buf[3] = ((x1 >> 8) & 0xFF)
+    buf[3] = (x1 >> 8)
     buf[4] = (x2 & 0xFF)
-    buf[5] = ((x2 >> 8) & 0xFF)
+    buf[5] = (x2 >> 8)
     buf[6] = (x3 & 0xFF)
-    buf[7] = ((x3 >> 8) & 0xFF)
+    buf[7] = (x3 >> 8)
 
 
 # ---- CellVoltages ----
@@ -542,548 +506,388 @@ def encode_cell_voltages(buf, v):
     m = v[0]
     if m == 0:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x1 = v[1]
-        if x1 > 16383:
-            x1 = 16383
-        elif x1 < 0:
-            x1 = 0
+        if x1 & -16384:
+            x1 = 0 if x1 < 0 else 16383
         x2 = v[2]
-        if x2 > 16383:
-            x2 = 16383
-        elif x2 < 0:
-            x2 = 0
+        if x2 & -16384:
+            x2 = 0 if x2 < 0 else 16383
         x3 = v[3]
-        if x3 > 16383:
-            x3 = 16383
-        elif x3 < 0:
-            x3 = 0
+        if x3 & -16384:
+            x3 = 0 if x3 < 0 else 16383
         x4 = v[4]
-        if x4 > 16383:
-            x4 = 16383
-        elif x4 < 0:
-            x4 = 0
+        if x4 & -16384:
+            x4 = 0 if x4 < 0 else 16383
         buf[0] = x0
         buf[1] = (x1 & 0xFF)
-        buf[2] = ((x1 >> 8) & 0x3F) | ((x2 & 0x3) << 6)
+        buf[2] = (x1 >> 8) | ((x2 & 0x3) << 6)
         buf[3] = ((x2 >> 2) & 0xFF)
-        buf[4] = ((x2 >> 10) & 0xF) | ((x3 & 0xF) << 4)
+        buf[4] = (x2 >> 10) | ((x3 & 0xF) << 4)
         buf[5] = ((x3 >> 4) & 0xFF)
-        buf[6] = ((x3 >> 12) & 0x3) | ((x4 & 0x3F) << 2)
-        buf[7] = ((x4 >> 6) & 0xFF)
+        buf[6] = (x3 >> 12) | ((x4 & 0x3F) << 2)
+        buf[7] = (x4 >> 6)
     elif m == 1:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x5 = v[5]
-        if x5 > 16383:
-            x5 = 16383
-        elif x5 < 0:
-            x5 = 0
+        if x5 & -16384:
+            x5 = 0 if x5 < 0 else 16383
         x6 = v[6]
-        if x6 > 16383:
-            x6 = 16383
-        elif x6 < 0:
-            x6 = 0
+        if x6 & -16384:
+            x6 = 0 if x6 < 0 else 16383
         x7 = v[7]
-        if x7 > 16383:
-            x7 = 16383
-        elif x7 < 0:
-            x7 = 0
+        if x7 & -16384:
+            x7 = 0 if x7 < 0 else 16383
         x8 = v[8]
-        if x8 > 16383:
-            x8 = 16383
-        elif x8 < 0:
-            x8 = 0
+        if x8 & -16384:
+            x8 = 0 if x8 < 0 else 16383
         buf[0] = x0
         buf[1] = (x5 & 0xFF)
-        buf[2] = ((x5 >> 8) & 0x3F) | ((x6 & 0x3) << 6)
+        buf[2] = (x5 >> 8) | ((x6 & 0x3) << 6)
         buf[3] = ((x6 >> 2) & 0xFF)
-        buf[4] = ((x6 >> 10) & 0xF) | ((x7 & 0xF) << 4)
+        buf[4] = (x6 >> 10) | ((x7 & 0xF) << 4)
         buf[5] = ((x7 >> 4) & 0xFF)
-        buf[6] = ((x7 >> 12) & 0x3) | ((x8 & 0x3F) << 2)
-        buf[7] = ((x8 >> 6) & 0xFF)
+        buf[6] = (x7 >> 12) | ((x8 & 0x3F) << 2)
+        buf[7] = (x8 >> 6)
     elif m == 2:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x9 = v[9]
-        if x9 > 16383:
-            x9 = 16383
-        elif x9 < 0:
-            x9 = 0
+        if x9 & -16384:
+            x9 = 0 if x9 < 0 else 16383
         x10 = v[10]
-        if x10 > 16383:
-            x10 = 16383
-        elif x10 < 0:
-            x10 = 0
+        if x10 & -16384:
+            x10 = 0 if x10 < 0 else 16383
         x11 = v[11]
-        if x11 > 16383:
-            x11 = 16383
-        elif x11 < 0:
-            x11 = 0
+        if x11 & -16384:
+            x11 = 0 if x11 < 0 else 16383
         x12 = v[12]
-        if x12 > 16383:
-            x12 = 16383
-        elif x12 < 0:
-            x12 = 0
+        if x12 & -16384:
+            x12 = 0 if x12 < 0 else 16383
         buf[0] = x0
         buf[1] = (x9 & 0xFF)
-        buf[2] = ((x9 >> 8) & 0x3F) | ((x10 & 0x3) << 6)
+        buf[2] = (x9 >> 8) | ((x10 & 0x3) << 6)
         buf[3] = ((x10 >> 2) & 0xFF)
-        buf[4] = ((x10 >> 10) & 0xF) | ((x11 & 0xF) << 4)
+        buf[4] = (x10 >> 10) | ((x11 & 0xF) << 4)
         buf[5] = ((x11 >> 4) & 0xFF)
-        buf[6] = ((x11 >> 12) & 0x3) | ((x12 & 0x3F) << 2)
-        buf[7] = ((x12 >> 6) & 0xFF)
+        buf[6] = (x11 >> 12) | ((x12 & 0x3F) << 2)
+        buf[7] = (x12 >> 6)
     elif m == 3:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x13 = v[13]
-        if x13 > 16383:
-            x13 = 16383
-        elif x13 < 0:
-            x13 = 0
+        if x13 & -16384:
+            x13 = 0 if x13 < 0 else 16383
         x14 = v[14]
-        if x14 > 16383:
-            x14 = 16383
-        elif x14 < 0:
-            x14 = 0
+        if x14 & -16384:
+            x14 = 0 if x14 < 0 else 16383
         x15 = v[15]
-        if x15 > 16383:
-            x15 = 16383
-        elif x15 < 0:
-            x15 = 0
+        if x15 & -16384:
+            x15 = 0 if x15 < 0 else 16383
         x16 = v[16]
-        if x16 > 16383:
-            x16 = 16383
-        elif x16 < 0:
-            x16 = 0
+        if x16 & -16384:
+            x16 = 0 if x16 < 0 else 16383
         buf[0] = x0
         buf[1] = (x13 & 0xFF)
-        buf[2] = ((x13 >> 8) & 0x3F) | ((x14 & 0x3) << 6)
+        buf[2] = (x13 >> 8) | ((x14 & 0x3) << 6)
         buf[3] = ((x14 >> 2) & 0xFF)
-        buf[4] = ((x14 >> 10) & 0xF) | ((x15 & 0xF) << 4)
+        buf[4] = (x14 >> 10) | ((x15 & 0xF) << 4)
         buf[5] = ((x15 >> 4) & 0xFF)
-        buf[6] = ((x15 >> 12) & 0x3) | ((x16 & 0x3F) << 2)
-        buf[7] = ((x16 >> 6) & 0xFF)
+        buf[6] = (x15 >> 12) | ((x16 & 0x3F) << 2)
+        buf[7] = (x16 >> 6)
     elif m == 4:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x17 = v[17]
-        if x17 > 16383:
-            x17 = 16383
-        elif x17 < 0:
-            x17 = 0
+        if x17 & -16384:
+            x17 = 0 if x17 < 0 else 16383
         x18 = v[18]
-        if x18 > 16383:
-            x18 = 16383
-        elif x18 < 0:
-            x18 = 0
+        if x18 & -16384:
+            x18 = 0 if x18 < 0 else 16383
         x19 = v[19]
-        if x19 > 16383:
-            x19 = 16383
-        elif x19 < 0:
-            x19 = 0
+        if x19 & -16384:
+            x19 = 0 if x19 < 0 else 16383
         x20 = v[20]
-        if x20 > 16383:
-            x20 = 16383
-        elif x20 < 0:
-            x20 = 0
+        if x20 & -16384:
+            x20 = 0 if x20 < 0 else 16383
         buf[0] = x0
         buf[1] = (x17 & 0xFF)
-        buf[2] = ((x17 >> 8) & 0x3F) | ((x18 & 0x3) << 6)
+        buf[2] = (x17 >> 8) | ((x18 & 0x3) << 6)
         buf[3] = ((x18 >> 2) & 0xFF)
-        buf[4] = ((x18 >> 10) & 0xF) | ((x19 & 0xF) << 4)
+        buf[4] = (x18 >> 10) | ((x19 & 0xF) << 4)
         buf[5] = ((x19 >> 4) & 0xFF)
-        buf[6] = ((x19 >> 12) & 0x3) | ((x20 & 0x3F) << 2)
-        buf[7] = ((x20 >> 6) & 0xFF)
+        buf[6] = (x19 >> 12) | ((x20 & 0x3F) << 2)
+        buf[7] = (x20 >> 6)
     elif m == 5:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x21 = v[21]
-        if x21 > 16383:
-            x21 = 16383
-        elif x21 < 0:
-            x21 = 0
+        if x21 & -16384:
+            x21 = 0 if x21 < 0 else 16383
         x22 = v[22]
-        if x22 > 16383:
-            x22 = 16383
-        elif x22 < 0:
-            x22 = 0
+        if x22 & -16384:
+            x22 = 0 if x22 < 0 else 16383
         x23 = v[23]
-        if x23 > 16383:
-            x23 = 16383
-        elif x23 < 0:
-            x23 = 0
+        if x23 & -16384:
+            x23 = 0 if x23 < 0 else 16383
         x24 = v[24]
-        if x24 > 16383:
-            x24 = 16383
-        elif x24 < 0:
-            x24 = 0
+        if x24 & -16384:
+            x24 = 0 if x24 < 0 else 16383
         buf[0] = x0
         buf[1] = (x21 & 0xFF)
-        buf[2] = ((x21 >> 8) & 0x3F) | ((x22 & 0x3) << 6)
+        buf[2] = (x21 >> 8) | ((x22 & 0x3) << 6)
         buf[3] = ((x22 >> 2) & 0xFF)
-        buf[4] = ((x22 >> 10) & 0xF) | ((x23 & 0xF) << 4)
+        buf[4] = (x22 >> 10) | ((x23 & 0xF) << 4)
         buf[5] = ((x23 >> 4) & 0xFF)
-        buf[6] = ((x23 >> 12) & 0x3) | ((x24 & 0x3F) << 2)
-        buf[7] = ((x24 >> 6) & 0xFF)
+        buf[6] = (x23 >> 12) | ((x24 & 0x3F) << 2)
+        buf[7] = (x24 >> 6)
     elif m == 6:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x25 = v[25]
-        if x25 > 16383:
-            x25 = 16383
-        elif x25 < 0:
-            x25 = 0
+        if x25 & -16384:
+            x25 = 0 if x25 < 0 else 16383
         x26 = v[26]
-        if x26 > 16383:
-            x26 = 16383
-        elif x26 < 0:
-            x26 = 0
+        if x26 & -16384:
+            x26 = 0 if x26 < 0 else 16383
         x27 = v[27]
-        if x27 > 16383:
-            x27 = 16383
-        elif x27 < 0:
-            x27 = 0
+        if x27 & -16384:
+            x27 = 0 if x27 < 0 else 16383
         x28 = v[28]
-        if x28 > 16383:
-            x28 = 16383
-        elif x28 < 0:
-            x28 = 0
+        if x28 & -16384:
+            x28 = 0 if x28 < 0 else 16383
         buf[0] = x0
         buf[1] = (x25 & 0xFF)
-        buf[2] = ((x25 >> 8) & 0x3F) | ((x26 & 0x3) << 6)
+        buf[2] = (x25 >> 8) | ((x26 & 0x3) << 6)
         buf[3] = ((x26 >> 2) & 0xFF)
-        buf[4] = ((x26 >> 10) & 0xF) | ((x27 & 0xF) << 4)
+        buf[4] = (x26 >> 10) | ((x27 & 0xF) << 4)
         buf[5] = ((x27 >> 4) & 0xFF)
-        buf[6] = ((x27 >> 12) & 0x3) | ((x28 & 0x3F) << 2)
-        buf[7] = ((x28 >> 6) & 0xFF)
+        buf[6] = (x27 >> 12) | ((x28 & 0x3F) << 2)
+        buf[7] = (x28 >> 6)
     elif m == 7:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x29 = v[29]
-        if x29 > 16383:
-            x29 = 16383
-        elif x29 < 0:
-            x29 = 0
+        if x29 & -16384:
+            x29 = 0 if x29 < 0 else 16383
         x30 = v[30]
-        if x30 > 16383:
-            x30 = 16383
-        elif x30 < 0:
-            x30 = 0
+        if x30 & -16384:
+            x30 = 0 if x30 < 0 else 16383
         x31 = v[31]
-        if x31 > 16383:
-            x31 = 16383
-        elif x31 < 0:
-            x31 = 0
+        if x31 & -16384:
+            x31 = 0 if x31 < 0 else 16383
         x32 = v[32]
-        if x32 > 16383:
-            x32 = 16383
-        elif x32 < 0:
-            x32 = 0
+        if x32 & -16384:
+            x32 = 0 if x32 < 0 else 16383
         buf[0] = x0
         buf[1] = (x29 & 0xFF)
-        buf[2] = ((x29 >> 8) & 0x3F) | ((x30 & 0x3) << 6)
+        buf[2] = (x29 >> 8) | ((x30 & 0x3) << 6)
         buf[3] = ((x30 >> 2) & 0xFF)
-        buf[4] = ((x30 >> 10) & 0xF) | ((x31 & 0xF) << 4)
+        buf[4] = (x30 >> 10) | ((x31 & 0xF) << 4)
         buf[5] = ((x31 >> 4) & 0xFF)
-        buf[6] = ((x31 >> 12) & 0x3) | ((x32 & 0x3F) << 2)
-        buf[7] = ((x32 >> 6) & 0xFF)
+        buf[6] = (x31 >> 12) | ((x32 & 0x3F) << 2)
+        buf[7] = (x32 >> 6)
     elif m == 8:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x33 = v[33]
-        if x33 > 16383:
-            x33 = 16383
-        elif x33 < 0:
-            x33 = 0
+        if x33 & -16384:
+            x33 = 0 if x33 < 0 else 16383
         x34 = v[34]
-        if x34 > 16383:
-            x34 = 16383
-        elif x34 < 0:
-            x34 = 0
+        if x34 & -16384:
+            x34 = 0 if x34 < 0 else 16383
         x35 = v[35]
-        if x35 > 16383:
-            x35 = 16383
-        elif x35 < 0:
-            x35 = 0
+        if x35 & -16384:
+            x35 = 0 if x35 < 0 else 16383
         x36 = v[36]
-        if x36 > 16383:
-            x36 = 16383
-        elif x36 < 0:
-            x36 = 0
+        if x36 & -16384:
+            x36 = 0 if x36 < 0 else 16383
         buf[0] = x0
         buf[1] = (x33 & 0xFF)
-        buf[2] = ((x33 >> 8) & 0x3F) | ((x34 & 0x3) << 6)
+        buf[2] = (x33 >> 8) | ((x34 & 0x3) << 6)
         buf[3] = ((x34 >> 2) & 0xFF)
-        buf[4] = ((x34 >> 10) & 0xF) | ((x35 & 0xF) << 4)
+        buf[4] = (x34 >> 10) | ((x35 & 0xF) << 4)
         buf[5] = ((x35 >> 4) & 0xFF)
-        buf[6] = ((x35 >> 12) & 0x3) | ((x36 & 0x3F) << 2)
-        buf[7] = ((x36 >> 6) & 0xFF)
+        buf[6] = (x35 >> 12) | ((x36 & 0x3F) << 2)
+        buf[7] = (x36 >> 6)
     elif m == 9:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x37 = v[37]
-        if x37 > 16383:
-            x37 = 16383
-        elif x37 < 0:
-            x37 = 0
+        if x37 & -16384:
+            x37 = 0 if x37 < 0 else 16383
         x38 = v[38]
-        if x38 > 16383:
-            x38 = 16383
-        elif x38 < 0:
-            x38 = 0
+        if x38 & -16384:
+            x38 = 0 if x38 < 0 else 16383
         x39 = v[39]
-        if x39 > 16383:
-            x39 = 16383
-        elif x39 < 0:
-            x39 = 0
+        if x39 & -16384:
+            x39 = 0 if x39 < 0 else 16383
         x40 = v[40]
-        if x40 > 16383:
-            x40 = 16383
-        elif x40 < 0:
-            x40 = 0
+        if x40 & -16384:
+            x40 = 0 if x40 < 0 else 16383
         buf[0] = x0
         buf[1] = (x37 & 0xFF)
-        buf[2] = ((x37 >> 8) & 0x3F) | ((x38 & 0x3) << 6)
+        buf[2] = (x37 >> 8) | ((x38 & 0x3) << 6)
         buf[3] = ((x38 >> 2) & 0xFF)
-        buf[4] = ((x38 >> 10) & 0xF) | ((x39 & 0xF) << 4)
+        buf[4] = (x38 >> 10) | ((x39 & 0xF) << 4)
         buf[5] = ((x39 >> 4) & 0xFF)
-        buf[6] = ((x39 >> 12) & 0x3) | ((x40 & 0x3F) << 2)
-        buf[7] = ((x40 >> 6) & 0xFF)
+        buf[6] = (x39 >> 12) | ((x40 & 0x3F) << 2)
+        buf[7] = (x40 >> 6)
     elif m == 10:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x41 = v[41]
-        if x41 > 16383:
-            x41 = 16383
-        elif x41 < 0:
-            x41 = 0
+        if x41 & -16384:
+            x41 = 0 if x41 < 0 else 16383
         x42 = v[42]
-        if x42 > 16383:
-            x42 = 16383
-        elif x42 < 0:
-            x42 = 0
+        if x42 & -16384:
+            x42 = 0 if x42 < 0 else 16383
         x43 = v[43]
-        if x43 > 16383:
-            x43 = 16383
-        elif x43 < 0:
-            x43 = 0
+        if x43 & -16384:
+            x43 = 0 if x43 < 0 else 16383
         x44 = v[44]
-        if x44 > 16383:
-            x44 = 16383
-        elif x44 < 0:
-            x44 = 0
+        if x44 & -16384:
+            x44 = 0 if x44 < 0 else 16383
         buf[0] = x0
         buf[1] = (x41 & 0xFF)
-        buf[2] = ((x41 >> 8) & 0x3F) | ((x42 & 0x3) << 6)
+        buf[2] = (x41 >> 8) | ((x42 & 0x3) << 6)
         buf[3] = ((x42 >> 2) & 0xFF)
-        buf[4] = ((x42 >> 10) & 0xF) | ((x43 & 0xF) << 4)
+        buf[4] = (x42 >> 10) | ((x43 & 0xF) << 4)
         buf[5] = ((x43 >> 4) & 0xFF)
-        buf[6] = ((x43 >> 12) & 0x3) | ((x44 & 0x3F) << 2)
-        buf[7] = ((x44 >> 6) & 0xFF)
+        buf[6] = (x43 >> 12) | ((x44 & 0x3F) << 2)
+        buf[7] = (x44 >> 6)
     elif m == 11:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x45 = v[45]
-        if x45 > 16383:
-            x45 = 16383
-        elif x45 < 0:
-            x45 = 0
+        if x45 & -16384:
+            x45 = 0 if x45 < 0 else 16383
         x46 = v[46]
-        if x46 > 16383:
-            x46 = 16383
-        elif x46 < 0:
-            x46 = 0
+        if x46 & -16384:
+            x46 = 0 if x46 < 0 else 16383
         x47 = v[47]
-        if x47 > 16383:
-            x47 = 16383
-        elif x47 < 0:
-            x47 = 0
+        if x47 & -16384:
+            x47 = 0 if x47 < 0 else 16383
         x48 = v[48]
-        if x48 > 16383:
-            x48 = 16383
-        elif x48 < 0:
-            x48 = 0
+        if x48 & -16384:
+            x48 = 0 if x48 < 0 else 16383
         buf[0] = x0
         buf[1] = (x45 & 0xFF)
-        buf[2] = ((x45 >> 8) & 0x3F) | ((x46 & 0x3) << 6)
+        buf[2] = (x45 >> 8) | ((x46 & 0x3) << 6)
         buf[3] = ((x46 >> 2) & 0xFF)
-        buf[4] = ((x46 >> 10) & 0xF) | ((x47 & 0xF) << 4)
+        buf[4] = (x46 >> 10) | ((x47 & 0xF) << 4)
         buf[5] = ((x47 >> 4) & 0xFF)
-        buf[6] = ((x47 >> 12) & 0x3) | ((x48 & 0x3F) << 2)
-        buf[7] = ((x48 >> 6) & 0xFF)
+        buf[6] = (x47 >> 12) | ((x48 & 0x3F) << 2)
+        buf[7] = (x48 >> 6)
     elif m == 12:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x49 = v[49]
-        if x49 > 16383:
-            x49 = 16383
-        elif x49 < 0:
-            x49 = 0
+        if x49 & -16384:
+            x49 = 0 if x49 < 0 else 16383
         x50 = v[50]
-        if x50 > 16383:
-            x50 = 16383
-        elif x50 < 0:
-            x50 = 0
+        if x50 & -16384:
+            x50 = 0 if x50 < 0 else 16383
         x51 = v[51]
-        if x51 > 16383:
-            x51 = 16383
-        elif x51 < 0:
-            x51 = 0
+        if x51 & -16384:
+            x51 = 0 if x51 < 0 else 16383
         x52 = v[52]
-        if x52 > 16383:
-            x52 = 16383
-        elif x52 < 0:
-            x52 = 0
+        if x52 & -16384:
+            x52 = 0 if x52 < 0 else 16383
         buf[0] = x0
         buf[1] = (x49 & 0xFF)
-        buf[2] = ((x49 >> 8) & 0x3F) | ((x50 & 0x3) << 6)
+        buf[2] = (x49 >> 8) | ((x50 & 0x3) << 6)
         buf[3] = ((x50 >> 2) & 0xFF)
-        buf[4] = ((x50 >> 10) & 0xF) | ((x51 & 0xF) << 4)
+        buf[4] = (x50 >> 10) | ((x51 & 0xF) << 4)
         buf[5] = ((x51 >> 4) & 0xFF)
-        buf[6] = ((x51 >> 12) & 0x3) | ((x52 & 0x3F) << 2)
-        buf[7] = ((x52 >> 6) & 0xFF)
+        buf[6] = (x51 >> 12) | ((x52 & 0x3F) << 2)
+        buf[7] = (x52 >> 6)
     elif m == 13:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x53 = v[53]
-        if x53 > 16383:
-            x53 = 16383
-        elif x53 < 0:
-            x53 = 0
+        if x53 & -16384:
+            x53 = 0 if x53 < 0 else 16383
         x54 = v[54]
-        if x54 > 16383:
-            x54 = 16383
-        elif x54 < 0:
-            x54 = 0
+        if x54 & -16384:
+            x54 = 0 if x54 < 0 else 16383
         x55 = v[55]
-        if x55 > 16383:
-            x55 = 16383
-        elif x55 < 0:
-            x55 = 0
+        if x55 & -16384:
+            x55 = 0 if x55 < 0 else 16383
         x56 = v[56]
-        if x56 > 16383:
-            x56 = 16383
-        elif x56 < 0:
-            x56 = 0
+        if x56 & -16384:
+            x56 = 0 if x56 < 0 else 16383
         buf[0] = x0
         buf[1] = (x53 & 0xFF)
-        buf[2] = ((x53 >> 8) & 0x3F) | ((x54 & 0x3) << 6)
+        buf[2] = (x53 >> 8) | ((x54 & 0x3) << 6)
         buf[3] = ((x54 >> 2) & 0xFF)
-        buf[4] = ((x54 >> 10) & 0xF) | ((x55 & 0xF) << 4)
+        buf[4] = (x54 >> 10) | ((x55 & 0xF) << 4)
         buf[5] = ((x55 >> 4) & 0xFF)
-        buf[6] = ((x55 >> 12) & 0x3) | ((x56 & 0x3F) << 2)
-        buf[7] = ((x56 >> 6) & 0xFF)
+        buf[6] = (x55 >> 12) | ((x56 & 0x3F) << 2)
+        buf[7] = (x56 >> 6)
     elif m == 14:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x57 = v[57]
-        if x57 > 16383:
-            x57 = 16383
-        elif x57 < 0:
-            x57 = 0
+        if x57 & -16384:
+            x57 = 0 if x57 < 0 else 16383
         x58 = v[58]
-        if x58 > 16383:
-            x58 = 16383
-        elif x58 < 0:
-            x58 = 0
+        if x58 & -16384:
+            x58 = 0 if x58 < 0 else 16383
         x59 = v[59]
-        if x59 > 16383:
-            x59 = 16383
-        elif x59 < 0:
-            x59 = 0
+        if x59 & -16384:
+            x59 = 0 if x59 < 0 else 16383
         x60 = v[60]
-        if x60 > 16383:
-            x60 = 16383
-        elif x60 < 0:
-            x60 = 0
+        if x60 & -16384:
+            x60 = 0 if x60 < 0 else 16383
         buf[0] = x0
         buf[1] = (x57 & 0xFF)
-        buf[2] = ((x57 >> 8) & 0x3F) | ((x58 & 0x3) << 6)
+        buf[2] = (x57 >> 8) | ((x58 & 0x3) << 6)
         buf[3] = ((x58 >> 2) & 0xFF)
-        buf[4] = ((x58 >> 10) & 0xF) | ((x59 & 0xF) << 4)
+        buf[4] = (x58 >> 10) | ((x59 & 0xF) << 4)
         buf[5] = ((x59 >> 4) & 0xFF)
-        buf[6] = ((x59 >> 12) & 0x3) | ((x60 & 0x3F) << 2)
-        buf[7] = ((x60 >> 6) & 0xFF)
+        buf[6] = (x59 >> 12) | ((x60 & 0x3F) << 2)
+        buf[7] = (x60 >> 6)
     elif m == 15:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x61 = v[61]
-        if x61 > 16383:
-            x61 = 16383
-        elif x61 < 0:
-            x61 = 0
+        if x61 & -16384:
+            x61 = 0 if x61 < 0 else 16383
         x62 = v[62]
-        if x62 > 16383:
-            x62 = 16383
-        elif x62 < 0:
-            x62 = 0
+        if x62 & -16384:
+            x62 = 0 if x62 < 0 else 16383
         x63 = v[63]
-        if x63 > 16383:
-            x63 = 16383
-        elif x63 < 0:
-            x63 = 0
+        if x63 & -16384:
+            x63 = 0 if x63 < 0 else 16383
         x64 = v[64]
-        if x64 > 16383:
-            x64 = 16383
-        elif x64 < 0:
-            x64 = 0
+        if x64 & -16384:
+            x64 = 0 if x64 < 0 else 16383
         buf[0] = x0
         buf[1] = (x61 & 0xFF)
-        buf[2] = ((x61 >> 8) & 0x3F) | ((x62 & 0x3) << 6)
+        buf[2] = (x61 >> 8) | ((x62 & 0x3) << 6)
         buf[3] = ((x62 >> 2) & 0xFF)
-        buf[4] = ((x62 >> 10) & 0xF) | ((x63 & 0xF) << 4)
+        buf[4] = (x62 >> 10) | ((x63 & 0xF) << 4)
         buf[5] = ((x63 >> 4) & 0xFF)
-        buf[6] = ((x63 >> 12) & 0x3) | ((x64 & 0x3F) << 2)
-        buf[7] = ((x64 >> 6) & 0xFF)
+        buf[6] = (x63 >> 12) | ((x64 & 0x3F) << 2)
+        buf[7] = (x64 >> 6)
     else:
         raise ValueError('bad multiplexer value')
 
@@ -1168,10 +972,8 @@ def encode_cell_temperatures(buf, v):
     m = v[0]
     if m == 0:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x1 = v[1]
         if x1 > 32767:
             x1 = 32767
@@ -1197,10 +999,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 1:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x4 = v[4]
         if x4 > 32767:
             x4 = 32767
@@ -1226,10 +1026,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 2:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x7 = v[7]
         if x7 > 32767:
             x7 = 32767
@@ -1255,10 +1053,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 3:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x10 = v[10]
         if x10 > 32767:
             x10 = 32767
@@ -1284,10 +1080,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 4:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x13 = v[13]
         if x13 > 32767:
             x13 = 32767
@@ -1313,10 +1107,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 5:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x16 = v[16]
         if x16 > 32767:
             x16 = 32767
@@ -1342,10 +1134,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 6:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x19 = v[19]
         if x19 > 32767:
             x19 = 32767
@@ -1371,10 +1161,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 7:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x22 = v[22]
         if x22 > 32767:
             x22 = 32767
@@ -1400,10 +1188,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 8:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x25 = v[25]
         if x25 > 32767:
             x25 = 32767
@@ -1429,10 +1215,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 9:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x28 = v[28]
         if x28 > 32767:
             x28 = 32767
@@ -1458,10 +1242,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 10:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x31 = v[31]
         if x31 > 32767:
             x31 = 32767
@@ -1487,10 +1269,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 11:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x34 = v[34]
         if x34 > 32767:
             x34 = 32767
@@ -1516,10 +1296,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 12:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x37 = v[37]
         if x37 > 32767:
             x37 = 32767
@@ -1545,10 +1323,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 13:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x40 = v[40]
         if x40 > 32767:
             x40 = 32767
@@ -1574,10 +1350,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 14:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x43 = v[43]
         if x43 > 32767:
             x43 = 32767
@@ -1603,10 +1377,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 15:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x46 = v[46]
         if x46 > 32767:
             x46 = 32767
@@ -1632,10 +1404,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 16:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x49 = v[49]
         if x49 > 32767:
             x49 = 32767
@@ -1661,10 +1431,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 17:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x52 = v[52]
         if x52 > 32767:
             x52 = 32767
@@ -1690,10 +1458,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 18:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x55 = v[55]
         if x55 > 32767:
             x55 = 32767
@@ -1719,10 +1485,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 19:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x58 = v[58]
         if x58 > 32767:
             x58 = 32767
@@ -1748,10 +1512,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 20:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x61 = v[61]
         if x61 > 32767:
             x61 = 32767
@@ -1777,10 +1539,8 @@ def encode_cell_temperatures(buf, v):
         buf[7] = 0
     elif m == 21:
         x0 = v[0]
-        if x0 > 255:
-            x0 = 255
-        elif x0 < 0:
-            x0 = 0
+        if x0 & -256:
+            x0 = 0 if x0 < 0 else 255
         x64 = v[64]
         if x64 > 32767:
             x64 = 32767
@@ -1819,40 +1579,26 @@ NODE_INFO_CHEMISTRY_LTO = const(2)
 def encode_node_info(buf, v):
     """Fill buf[0:8] from raw values v[NODE_INFO_*]."""
     x0 = v[0]
-    if x0 > 255:
-        x0 = 255
-    elif x0 < 0:
-        x0 = 0
+    if x0 & -256:
+        x0 = 0 if x0 < 0 else 255
     x1 = v[1]
-    if x1 > 255:
-        x1 = 255
-    elif x1 < 0:
-        x1 = 0
+    if x1 & -256:
+        x1 = 0 if x1 < 0 else 255
     x2 = v[2]
-    if x2 > 255:
-        x2 = 255
-    elif x2 < 0:
-        x2 = 0
+    if x2 & -256:
+        x2 = 0 if x2 < 0 else 255
     x3 = v[3]
-    if x3 > 255:
-        x3 = 255
-    elif x3 < 0:
-        x3 = 0
+    if x3 & -256:
+        x3 = 0 if x3 < 0 else 255
     x4 = v[4]
-    if x4 > 255:
-        x4 = 255
-    elif x4 < 0:
-        x4 = 0
+    if x4 & -256:
+        x4 = 0 if x4 < 0 else 255
     x5 = v[5]
-    if x5 > 255:
-        x5 = 255
-    elif x5 < 0:
-        x5 = 0
+    if x5 & -256:
+        x5 = 0 if x5 < 0 else 255
     x6 = v[6]
-    if x6 > 65535:
-        x6 = 65535
-    elif x6 < 0:
-        x6 = 0
+    if x6 & -65536:
+        x6 = 0 if x6 < 0 else 65535
     buf[0] = x0
     buf[1] = x1
     buf[2] = x2
@@ -1860,4 +1606,4 @@ def encode_node_info(buf, v):
     buf[4] = x4
     buf[5] = x5
     buf[6] = (x6 & 0xFF)
-    buf[7] = ((x6 >> 8) & 0xFF)
+    buf[7] = (x6 >> 8)

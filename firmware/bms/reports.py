@@ -113,13 +113,6 @@ class Reports:
                 first = due[i]
         self.next_due = first
 
-    def _take(self, stream, now_ms):
-        """Advance a stream that is due by one interval (the caller checked it is due)."""
-        due = ticks_add(self.due[stream], self.intervals[stream])
-        if ticks_diff(now_ms, due) > self.periods[stream]:
-            due = ticks_add(now_ms, self.intervals[stream])  # stalled: no burst to catch up
-        self.due[stream] = due
-
     # ---- NodeState ----
 
     def send_node_state(self, now_ms, node):
@@ -210,16 +203,21 @@ class Reports:
             if wait > 0:
                 pass  # not due: only its wait counts
             elif s == S_CELL_VOLTAGES or s == S_CELL_TEMPERATURES:  # noqa: PLR1714, SIM109
-                # Multiplexed: one group per interval, catching up a few at most.
+                # Multiplexed: one group per interval, catching up a few at most. Each group
+                # advances the stream by its interval, as a wait from now_ms (as below).
+                interval = self.intervals[s]
+                stalled = -self.periods[s]
                 sent = 0
-                while sent < MAX_GROUPS_PER_CYCLE and ticks_diff(now_ms, due[s]) >= 0:
-                    self._take(s, now_ms)
+                while wait <= 0 and sent < MAX_GROUPS_PER_CYCLE:
+                    wait += interval
+                    if wait < stalled:
+                        wait = interval  # stalled: no burst to catch up
                     if s == S_CELL_VOLTAGES:
-                        self._send_cell_voltages(hw)
+                        self._send_cell_voltages(hw, summary.cells_bad == 0)
                     else:
                         self._send_cell_temperatures(hw)
                     sent += 1
-                wait = ticks_diff(due[s], now_ms)
+                due[s] = ticks_add(now_ms, wait)
             else:
                 if s == S_PACK_STATUS:
                     v = self.ps
@@ -251,13 +249,16 @@ class Reports:
                 elif s == S_BALANCE_STATE:
                     v = self.bs
                     words = node.balancer.words
-                    for k in range(4):
-                        v[codec.BALANCE_STATE_BLEEDING_CELLS01_TO16 + k] = words[k]
+                    v[codec.BALANCE_STATE_BLEEDING_CELLS01_TO16] = words[0]
+                    v[codec.BALANCE_STATE_BLEEDING_CELLS17_TO32] = words[1]
+                    v[codec.BALANCE_STATE_BLEEDING_CELLS33_TO48] = words[2]
+                    v[codec.BALANCE_STATE_BLEEDING_CELLS49_TO64] = words[3]
                     codec.encode_balance_state(buf, v)
                 else:  # S_NODE_INFO
                     codec.encode_node_info(buf, self.ni)
                 port.send(self.ids[s], buf)
-                # _take written out (a call fewer per frame), as a wait from now_ms.
+                # Advanced by its interval, as a wait from now_ms: a stream stalled for
+                # longer than its period starts again from now instead of catching up.
                 interval = self.intervals[s]
                 wait += interval
                 if wait < -self.periods[s]:
@@ -267,7 +268,9 @@ class Reports:
                 soonest = wait
         self.next_due = ticks_add(now_ms, soonest)
 
-    def _send_cell_voltages(self, hw):
+    def _send_cell_voltages(self, hw, in_range):
+        """The next group of cells; in_range: every cell reads within CELL_MV_MIN..MAX
+        (bms.measure's Summary found no cell without a usable reading)."""
         group = self.cell_group
         v = self.cv
         v[codec.CELL_VOLTAGES_CELL_GROUP] = group
@@ -275,11 +278,16 @@ class Reports:
         first = 4 * group
         # The group's cells (the last group of a node whose cells are not a multiple of 4
         # has fewer): the bound once per frame, not a test per cell.
-        for i in range(first, min(first + 4, self.cells)):
-            mv = cells[i]
-            if mv < CELL_MV_MIN or mv > CELL_MV_MAX:
-                mv = codec.CELL_VOLTAGES_NOT_AVAILABLE
-            v[1 + i] = mv
+        last = min(first + 4, self.cells)
+        if in_range:  # nearly always: no reading to replace by NotAvailable
+            for i in range(first, last):
+                v[1 + i] = cells[i]
+        else:
+            for i in range(first, last):
+                mv = cells[i]
+                if mv < CELL_MV_MIN or mv > CELL_MV_MAX:
+                    mv = codec.CELL_VOLTAGES_NOT_AVAILABLE
+                v[1 + i] = mv
         codec.encode_cell_voltages(self.buf, v)
         self.port.send(self.ids[S_CELL_VOLTAGES], self.buf, FLAG_UNORDERED)
         self.cell_group = group + 1 if group + 1 < self.cell_groups else 0

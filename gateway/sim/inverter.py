@@ -251,6 +251,13 @@ class SimInverter:
         family = self.settings.family
         self.hv = PylontechHv() if family == PYLONTECH_HV else None
         self.sunny_island = SunnyIsland() if family == SMA else None
+        # A family that reads Pylontech LV's frames (V1.2 and its variants): a repeated
+        # payload of one of those is decoded already (on_frame).
+        self._reads_lv = family not in (GROWATT, PYLONTECH_HV)
+        # The frame whose absence means the battery is missing (_watch_battery).
+        self._limits_id = {GROWATT: GROWATT_LIMITS, PYLONTECH_HV: HV_LIMITS}.get(
+            family or "", LIMITS_ID
+        )
         self.raw: dict[int, bytes] = {}  # last accepted payload per known frame id
         self.last_seen: dict[int, float] = {}
         self.frames: dict[int, int] = {}  # accepted frames per id
@@ -271,9 +278,8 @@ class SimInverter:
         if (
             type(data) is bytes
             and type(frame_id) is int
+            and self._reads_lv
             and self.raw.get(frame_id) == data
-            and self.hv is None
-            and self.settings.family != GROWATT
         ):
             # The battery repeats most frames unchanged, and a Pylontech LV family's payload
             # kept in `raw` passed every check below: what it says is decoded already (the
@@ -465,9 +471,7 @@ class SimInverter:
         return self.current_a
 
     def _watch_battery(self, now: float) -> None:
-        family = self.settings.family
-        limits_id = {GROWATT: GROWATT_LIMITS, PYLONTECH_HV: HV_LIMITS}.get(family or "", LIMITS_ID)
-        seen = self.last_seen.get(limits_id)
+        seen = self.last_seen.get(self._limits_id)
         if self.sunny_island is not None:
             self.sunny_island.watch(self.last_seen.get(SOC_ID), now)
         fresh = seen is not None and now - seen <= self.settings.battery_timeout_s

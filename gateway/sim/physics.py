@@ -849,22 +849,29 @@ class Pack:
         else:
             r = self.bleed_ohm
             share = self.bleed_heat_to_cell
-            currents = []
-            for k, c in enumerate(cells):
-                if (mask >> k) & 1:
-                    # The resistor sits across the cell: it draws V / R from this cell only.
-                    bleed = c.voltage / r if c.voltage > 0.0 else 0.0
-                    heat = bleed * bleed * r
-                    if share:
-                        c.heat_in_w = heat * share
-                        heat -= c.heat_in_w
-                        self._heated = True
-                    bleed_w += heat
-                    currents.append(current_a - bleed)
-                else:
-                    if share:
-                        c.heat_in_w = 0.0
-                    currents.append(current_a)
+            n = len(cells)
+            bled = [current_a] * n
+            if share:
+                for c in cells:
+                    c.heat_in_w = 0.0  # a bleeding cell's is set below
+            # The bleeding cells only, lowest first (the mask's set bits, a few at a time):
+            # their heat summed in cell order, as a loop over every cell would.
+            rest = mask & ((1 << n) - 1)
+            while rest:
+                bit = rest & -rest
+                rest ^= bit
+                k = bit.bit_length() - 1
+                c = cells[k]
+                # The resistor sits across the cell: it draws V / R from this cell only.
+                bleed = c.voltage / r if c.voltage > 0.0 else 0.0
+                heat = bleed * bleed * r
+                if share:
+                    c.heat_in_w = heat * share
+                    heat -= c.heat_in_w
+                    self._heated = True
+                bleed_w += heat
+                bled[k] = current_a - bleed
+            currents = bled
         if self._plain:
             _advance_plain(cells, dt, currents, ambient)
         else:

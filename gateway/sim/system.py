@@ -66,6 +66,9 @@ EPOCH = 1_780_272_000.0
 BLEED_REFERENCE_V = 3.3
 _MV_PER_V = 1000.0
 _DC_PER_DEGREE = 10.0
+# The flags of a frame that is not a plain data frame (FLAG_UNORDERED only tells the
+# controller that the frame may overtake others: it is a plain data frame on the bus).
+_EXT_OR_RTR = FLAG_EXT_ID | FLAG_RTR
 _instances = itertools.count()
 
 # The in-process buses a simulation can run on (every bus of a run on one of them):
@@ -194,8 +197,8 @@ class CanLink:
         try:
             memory.send_one(
                 Frame(can_id, bytes(data), bool(flags & FLAG_EXT_ID), bool(flags & FLAG_RTR))
-                if flags
-                else Frame(can_id, bytes(data))  # a plain data frame: nearly every one
+                if flags & _EXT_OR_RTR
+                else Frame(can_id, bytes(data))  # a plain data frame: every frame of a node
             )
         except can.CanOperationError:
             return False
