@@ -94,7 +94,9 @@ class ChargeAccount:
         if replace or owed is None or len(owed) != len(excess):
             self.owed[node] = list(excess)
         else:
-            self.owed[node] = [max(a, e) for a, e in zip(owed, excess, strict=True)]
+            # Cell by cell the larger (lengths equal, checked above), in C: at the top every
+            # step raises the account so.
+            self.owed[node] = list(map(max, owed, excess))
 
     def bled(self, bleeding: Mapping[int, int], amps: float, dt: float) -> None:
         """Count dt seconds of bleeding at `amps` for the cells the nodes report bleeding."""
@@ -116,7 +118,10 @@ class ChargeAccount:
             # Owing nothing, the usual case, told in C (the amounts are finite and never
             # negative: __init__, set and bled keep them so).
             return []
-        return sorted(((a, k) for k, a in enumerate(owed) if a > 0.0), reverse=True)
+        # Sorted in C, most first; the cells that owe nothing (0.0: never negative) come
+        # last and are left out.
+        ranked = sorted(zip(owed, range(len(owed)), strict=True), reverse=True)
+        return ranked[: len(owed) - owed.count(0.0)]
 
     def saved(self) -> tuple[tuple[int, tuple[float, ...]], ...]:
         """The account as the strategy's state keeps it (nodes that owe nothing left out)."""
