@@ -107,9 +107,14 @@ class ChargeAccount:
             cells = self.owed.get(node)
             if not mask or cells is None:
                 continue
-            for k, owed in enumerate(cells):
-                if mask >> k & 1 and owed > 0.0:
-                    cells[k] = max(0.0, owed - ah)
+            # Only the cells bleeding (a few; not a test per cell): bit k is cell k + 1.
+            bits = mask & ((1 << len(cells)) - 1)  # the node's cells (>= 0: the loop ends)
+            while bits:
+                bit = bits & -bits  # the lowest bit set
+                bits ^= bit
+                k = bit.bit_length() - 1
+                if cells[k] > 0.0:
+                    cells[k] = max(0.0, cells[k] - ah)
 
     def wanted(self, node: int) -> list[tuple[float, int]]:
         """(Ah owed, cell index) of the node's cells that still owe charge, most first."""
