@@ -224,19 +224,21 @@ class BalancingPolicy:
     ) -> frozenset[int]:
         cfg = self.settings
         before = before or frozenset()
-        candidates = sorted(
-            (
-                (v, k)
-                for k, v in enumerate(voltages)
-                if math.isfinite(v)
-                and (v - lowest > cfg.threshold_v or (k in before and v - lowest > cfg.release_v))
-            ),
-            reverse=True,
-        )
+        # The known cells highest first, sorted in C (every step asks for every node while
+        # the string balances; all cells known nearly always: one sum in C tells).
+        if math.isfinite(sum(voltages)):
+            ranked = sorted(zip(voltages, range(len(voltages)), strict=True), reverse=True)
+        else:
+            known = [(v, k) for k, v in enumerate(voltages) if math.isfinite(v)]
+            ranked = sorted(known, reverse=True)
+        # No cell this close to the lowest is a candidate, nor any after it (lower still).
+        least = min(cfg.threshold_v, cfg.release_v) if before else cfg.threshold_v
         chosen: set[int] = set()
-        for _, k in candidates:
-            if len(chosen) >= cfg.max_cells_per_node:
+        for v, k in ranked:
+            if len(chosen) >= cfg.max_cells_per_node or not v - lowest > least:
                 break
+            if not (v - lowest > cfg.threshold_v or (k in before and v - lowest > cfg.release_v)):
+                continue
             if cfg.avoid_adjacent and (k - 1 in chosen or k + 1 in chosen):
                 continue
             chosen.add(k)
