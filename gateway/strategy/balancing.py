@@ -176,7 +176,9 @@ class BalancingPolicy:
             return
         fresh = string.index not in self._stay
         self._stay.add(string.index)
-        voltages = [v for n in nodes for v in snap.cell_voltages[n]]
+        voltages: list[float] = []
+        for n in nodes:
+            voltages.extend(snap.cell_voltages[n])  # in C, not a Python term per cell
         last = self._last_estimate.get(string.index)
         if last is not None and last[0] == voltages and last[1] == cap:
             # The readings move in 1 mV steps and stay for minutes at the top (the week
