@@ -94,7 +94,9 @@ class ChargeAccount:
         if replace or owed is None or len(owed) != len(excess):
             self.owed[node] = list(excess)
         else:
-            self.owed[node] = [max(a, e) for a, e in zip(owed, excess, strict=True)]
+            # Cell by cell the larger (lengths equal, checked above), in C: at the top every
+            # step raises the account so.
+            self.owed[node] = list(map(max, owed, excess))
 
     def bled(self, bleeding: Mapping[int, int], amps: float, dt: float) -> None:
         """Count dt seconds of bleeding at `amps` for the cells the nodes report bleeding."""
@@ -105,9 +107,14 @@ class ChargeAccount:
             cells = self.owed.get(node)
             if not mask or cells is None:
                 continue
-            for k, owed in enumerate(cells):
-                if mask >> k & 1 and owed > 0.0:
-                    cells[k] = max(0.0, owed - ah)
+            # Only the cells bleeding (a few; not a test per cell): bit k is cell k + 1.
+            bits = mask & ((1 << len(cells)) - 1)  # the node's cells (>= 0: the loop ends)
+            while bits:
+                bit = bits & -bits  # the lowest bit set
+                bits ^= bit
+                k = bit.bit_length() - 1
+                if cells[k] > 0.0:
+                    cells[k] = max(0.0, cells[k] - ah)
 
     def wanted(self, node: int) -> list[tuple[float, int]]:
         """(Ah owed, cell index) of the node's cells that still owe charge, most first."""
@@ -116,7 +123,10 @@ class ChargeAccount:
             # Owing nothing, the usual case, told in C (the amounts are finite and never
             # negative: __init__, set and bled keep them so).
             return []
-        return sorted(((a, k) for k, a in enumerate(owed) if a > 0.0), reverse=True)
+        # Sorted in C, most first; the cells that owe nothing (0.0: never negative) come
+        # last and are left out.
+        ranked = sorted(zip(owed, range(len(owed)), strict=True), reverse=True)
+        return ranked[: len(owed) - owed.count(0.0)]
 
     def saved(self) -> tuple[tuple[int, tuple[float, ...]], ...]:
         """The account as the strategy's state keeps it (nodes that owe nothing left out)."""

@@ -69,6 +69,8 @@ class BalancingPolicy:
         self._bleeding: dict[int, frozenset[int]] = {}  # node -> top-balancing cells (0-based)
         self._active: set[int] = set()  # strings balancing (start-voltage hysteresis)
         self._top_s: dict[int, float] = {}  # string -> seconds at the top at low current
+        # string -> (its cells' readings, capacity, the estimate from them): see _estimate.
+        self._last_estimate: dict[int, tuple[list[float], float, list[float]]] = {}
         self._idle_s = 0.0
         # Some cell bleeds by the top rule (charge_current_fraction applies to it only: the
         # account bleeds all day, and the option must not cut the charge all day).
@@ -174,18 +176,29 @@ class BalancingPolicy:
             return
         fresh = string.index not in self._stay
         self._stay.add(string.index)
-        voltages = [v for n in nodes for v in snap.cell_voltages[n]]
-        if not all(math.isfinite(v) for v in voltages):
-            return  # a cell unknown: its share cannot be told
-        excess = estimate_excess(
-            voltages,
-            self._soc_of,
-            self._from_v,
-            cap,
-            cfg.estimate_gain,
-            cfg.threshold_v,
-            cfg.saturated_excess_c,
-        )
+        voltages: list[float] = []
+        for n in nodes:
+            voltages.extend(snap.cell_voltages[n])  # in C, not a Python term per cell
+        last = self._last_estimate.get(string.index)
+        if last is not None and last[0] == voltages and last[1] == cap:
+            # The readings move in 1 mV steps and stay for minutes at the top (the week
+            # scenario: 98 % of the estimates were of the same readings as the step before),
+            # and the table and settings never change: the same readings' estimate is given
+            # again. (Only finite readings are kept, and a NaN equals none of them.)
+            excess = last[2]
+        else:
+            if not all(math.isfinite(v) for v in voltages):
+                return  # a cell unknown: its share cannot be told
+            excess = estimate_excess(
+                voltages,
+                self._soc_of,
+                self._from_v,
+                cap,
+                cfg.estimate_gain,
+                cfg.threshold_v,
+                cfg.saturated_excess_c,
+            )
+            self._last_estimate[string.index] = (voltages, cap, excess)
         i = 0
         for n in nodes:
             k = len(snap.cell_voltages[n])
@@ -213,19 +226,21 @@ class BalancingPolicy:
     ) -> frozenset[int]:
         cfg = self.settings
         before = before or frozenset()
-        candidates = sorted(
-            (
-                (v, k)
-                for k, v in enumerate(voltages)
-                if math.isfinite(v)
-                and (v - lowest > cfg.threshold_v or (k in before and v - lowest > cfg.release_v))
-            ),
-            reverse=True,
-        )
+        # The known cells highest first, sorted in C (every step asks for every node while
+        # the string balances; all cells known nearly always: one sum in C tells).
+        if math.isfinite(sum(voltages)):
+            ranked = sorted(zip(voltages, range(len(voltages)), strict=True), reverse=True)
+        else:
+            known = [(v, k) for k, v in enumerate(voltages) if math.isfinite(v)]
+            ranked = sorted(known, reverse=True)
+        # No cell this close to the lowest is a candidate, nor any after it (lower still).
+        least = min(cfg.threshold_v, cfg.release_v) if before else cfg.threshold_v
         chosen: set[int] = set()
-        for _, k in candidates:
-            if len(chosen) >= cfg.max_cells_per_node:
+        for v, k in ranked:
+            if len(chosen) >= cfg.max_cells_per_node or not v - lowest > least:
                 break
+            if not (v - lowest > cfg.threshold_v or (k in before and v - lowest > cfg.release_v)):
+                continue
             if cfg.avoid_adjacent and (k - 1 in chosen or k + 1 in chosen):
                 continue
             chosen.add(k)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from gateway.contracts.chemistry import ChemistrySpec, Curve, TemperatureWindow
 from gateway.contracts.decision import Alarm, Severity
@@ -25,6 +26,7 @@ from gateway.strategy.flags import Effect, Flags, flag_effect, flags
 from gateway.strategy.settings import DeratingSettings
 
 Reason = Callable[[], str]
+_FACTOR = itemgetter(0)  # the factor of a (factor, reason) pair
 
 
 class TemperatureGate:
@@ -96,6 +98,13 @@ class Derater:
         self.discharge_by_temp = TemperatureFactor(chemistry.discharge_by_temp)
         self.charge_level = CellLevel(settings.level_ratio, worse_up=True)
         self.discharge_level = CellLevel(settings.level_ratio, worse_up=False)
+        # The factor of each node-flag effect (the settings never change).
+        self._factor_of = {
+            Effect.NONE: 1.0,
+            Effect.MILD: settings.info_factor,
+            Effect.STRONG: settings.warning_factor,
+            Effect.STOP: 0.0,
+        }
 
     def step(
         self,
@@ -184,12 +193,7 @@ class Derater:
         if cfg.by_soc:
             charge.append((_at(prof.charge_by_soc, soc), lambda: f"SoC {soc:.0f} %"))
 
-        factor_of = {
-            Effect.NONE: 1.0,
-            Effect.MILD: cfg.info_factor,
-            Effect.STRONG: cfg.warning_factor,
-            Effect.STOP: 0.0,
-        }
+        factor_of = self._factor_of
         for level, kind in flags(snap) if connected_flags is None else connected_flags:
             c_eff, d_eff = flag_effect(level, kind)
 
@@ -201,11 +205,12 @@ class Derater:
 
         # Every charge factor but the highest cell's (the first, where the cells are known).
         others = charge if snap.cells_unreported else charge[1:]
-        unless_cell = max(0.0, min(1.0, *(f for f, _ in others))) * share if others else share
+        # (The factors picked out of the pairs by map in C: every step asks.)
+        unless_cell = max(0.0, min(1.0, *map(_FACTOR, others))) * share if others else share
         notes: list[str] = []
         results: list[float] = []
         for direction, factors in (("charge", charge), ("discharge", discharge)):
-            low = min((f for f, _ in factors), default=1.0)
+            low = min(map(_FACTOR, factors), default=1.0)
             results.append(max(0.0, min(1.0, low)) * share)
             if low < 1.0:
                 notes.extend(

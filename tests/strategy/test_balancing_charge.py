@@ -191,6 +191,20 @@ def test_within_one_stay_at_the_top_the_largest_estimate_holds() -> None:
     assert p.account.owed[0][WEAK] == pytest.approx(0.8 * 1.3125, rel=1e-6)
 
 
+def test_within_one_stay_new_readings_are_estimated_at_once() -> None:
+    # The same readings' estimate is given again step after step; the first step with new
+    # ones (another cell coming ahead) estimates them.
+    p = policy()
+    top(p, cells({WEAK: AHEAD}))
+    top(p, cells({WEAK: AHEAD, 9: 3.40}), seconds=1)
+    assert p.account.owed[0][9] == pytest.approx(0.8 * 1.3125, rel=1e-6)
+    assert p.account.owed[0][WEAK] == pytest.approx(OWED, rel=1e-6)
+    # A reading unknown: no estimate from it, the account stays as it was.
+    unknown = cells({WEAK: AHEAD, 9: math.nan})
+    top(p, unknown, seconds=1)
+    assert p.account.owed[0][9] == pytest.approx(0.8 * 1.3125, rel=1e-6)
+
+
 def test_the_top_is_where_the_curve_tells_the_cells_apart() -> None:
     p = policy()
     assert p.estimate_v == pytest.approx(3.368)  # 3.348 V (98 %) + 20 mV
