@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +80,7 @@ from gateway.codec.pylontech_lv import (
     decode_request_flags,
     encode_inverter_keepalive,
 )
+from gateway.contracts.frame import Frame
 from gateway.sim.families import PylontechHv, SunnyIsland
 
 __all__ = ["SimInverter", "SimInverterSettings"]
@@ -145,6 +147,10 @@ GROWATT_BLOCKS = {
     (1, 6): (True, False),
     (1, 7): (False, True),
 }
+
+
+# The frames whose repeated payload moves more than the counts (SimInverter._repeated).
+_REPEATS_THAT_MOVE = frozenset((LIMITS_ID, ALARMS_ID))
 
 
 class SimInverterSettings(BaseModel):
@@ -329,6 +335,27 @@ class SimInverter:
         self.raw[frame_id] = payload
         self.last_seen[frame_id] = now
         self.frames[frame_id] = self.frames.get(frame_id, 0) + 1
+
+    def on_frames(self, frames: Iterable[Frame], now: float) -> None:
+        """on_frame for each of a bus's frames, in order. The battery repeats most frames
+        unchanged every step: a repeated payload of a frame whose repeat moves nothing but
+        the counts (not the limits, not the alarms: see _repeated) is counted here, without
+        a call of its own."""
+        decoded = self.raw if self._reads_lv else {}  # the repeats on_frame would take
+        last_seen = self.last_seen
+        counts = self.frames
+        for frame in frames:
+            frame_id = frame.id
+            data = frame.data
+            if (
+                decoded.get(frame_id) == data
+                and frame_id not in _REPEATS_THAT_MOVE
+                and type(data) is bytes
+            ):
+                last_seen[frame_id] = now
+                counts[frame_id] = counts.get(frame_id, 0) + 1
+            else:
+                self.on_frame(frame_id, data, now)
 
     def _repeated(self, frame_id: int, now: float) -> None:
         """A frame whose payload is the last one of its id (kept in `raw`)."""

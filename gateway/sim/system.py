@@ -526,8 +526,7 @@ class SimSystem:
         if self.gateway_alive and self.core is not None:
             self._gateway_step()
         # the inverter
-        for frame in received(self.inverter_bus):
-            self.inverter.on_frame(frame.id, frame.data, self.t)
+        self.inverter.on_frames(received(self.inverter_bus), self.t)
         pv, load = self.setup.pv(self.t), self.setup.load(self.t)
         self.inverter_current = self.inverter.step(
             self.t, self.battery.bus_voltage, pv, load, self.battery.bus_ohm()
