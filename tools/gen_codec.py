@@ -330,12 +330,15 @@ def firmware_encoder(message: Message, fields: list[Field]) -> list[str]:
     mux = mux_field(fields)
     branches: list[int | None] = [None] if mux is None else list(mux_values(fields))
 
-    def emit(group: list[Field], indent: str) -> list[str]:
+    def emit(group: list[Field], indent: str, mux_value: int | None = None) -> list[str]:
         body: list[str] = []
         per_byte: dict[int, list[str]] = {b: [] for b in range(message.length)}
         for f in group:
             var = f"x{f.index}"
-            if f.length == 1:
+            if f is mux:
+                # The branch's own multiplexer value: a DBC value, within the field.
+                body.append(f"{indent}{var} = {mux_value}")
+            elif f.length == 1:
                 body.append(f"{indent}{var} = v[{f.index}] & 1")
             else:
                 body.append(f"{indent}{var} = v[{f.index}]")
@@ -363,7 +366,7 @@ def firmware_encoder(message: Message, fields: list[Field]) -> list[str]:
     for i, value in enumerate(branches):
         kw = "if" if i == 0 else "elif"
         lines.append(f"    {kw} m == {value}:")
-        lines.extend(emit(active(fields, value), "        "))
+        lines.extend(emit(active(fields, value), "        ", value))
     lines.append("    else:")
     lines.append("        raise ValueError('bad multiplexer value')")
     return lines

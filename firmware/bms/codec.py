@@ -505,9 +505,7 @@ def encode_cell_voltages(buf, v):
     """Fill buf[0:8] from raw values v[CELL_VOLTAGES_*]."""
     m = v[0]
     if m == 0:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 0
         x1 = v[1]
         if x1 & -16384:
             x1 = 0 if x1 < 0 else 16383
@@ -529,9 +527,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x3 >> 12) | ((x4 & 0x3F) << 2)
         buf[7] = (x4 >> 6)
     elif m == 1:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 1
         x5 = v[5]
         if x5 & -16384:
             x5 = 0 if x5 < 0 else 16383
@@ -553,9 +549,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x7 >> 12) | ((x8 & 0x3F) << 2)
         buf[7] = (x8 >> 6)
     elif m == 2:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 2
         x9 = v[9]
         if x9 & -16384:
             x9 = 0 if x9 < 0 else 16383
@@ -577,9 +571,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x11 >> 12) | ((x12 & 0x3F) << 2)
         buf[7] = (x12 >> 6)
     elif m == 3:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 3
         x13 = v[13]
         if x13 & -16384:
             x13 = 0 if x13 < 0 else 16383
@@ -601,9 +593,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x15 >> 12) | ((x16 & 0x3F) << 2)
         buf[7] = (x16 >> 6)
     elif m == 4:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 4
         x17 = v[17]
         if x17 & -16384:
             x17 = 0 if x17 < 0 else 16383
@@ -625,9 +615,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x19 >> 12) | ((x20 & 0x3F) << 2)
         buf[7] = (x20 >> 6)
     elif m == 5:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 5
         x21 = v[21]
         if x21 & -16384:
             x21 = 0 if x21 < 0 else 16383
@@ -649,9 +637,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x23 >> 12) | ((x24 & 0x3F) << 2)
         buf[7] = (x24 >> 6)
     elif m == 6:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 6
         x25 = v[25]
         if x25 & -16384:
             x25 = 0 if x25 < 0 else 16383
@@ -673,9 +659,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x27 >> 12) | ((x28 & 0x3F) << 2)
         buf[7] = (x28 >> 6)
     elif m == 7:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 7
         x29 = v[29]
         if x29 & -16384:
             x29 = 0 if x29 < 0 else 16383
@@ -697,9 +681,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x31 >> 12) | ((x32 & 0x3F) << 2)
         buf[7] = (x32 >> 6)
     elif m == 8:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 8
         x33 = v[33]
         if x33 & -16384:
             x33 = 0 if x33 < 0 else 16383
@@ -721,9 +703,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x35 >> 12) | ((x36 & 0x3F) << 2)
         buf[7] = (x36 >> 6)
     elif m == 9:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 9
         x37 = v[37]
         if x37 & -16384:
             x37 = 0 if x37 < 0 else 16383
@@ -745,9 +725,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x39 >> 12) | ((x40 & 0x3F) << 2)
         buf[7] = (x40 >> 6)
     elif m == 10:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 10
         x41 = v[41]
         if x41 & -16384:
             x41 = 0 if x41 < 0 else 16383
@@ -769,9 +747,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x43 >> 12) | ((x44 & 0x3F) << 2)
         buf[7] = (x44 >> 6)
     elif m == 11:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 11
         x45 = v[45]
         if x45 & -16384:
             x45 = 0 if x45 < 0 else 16383
@@ -793,9 +769,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x47 >> 12) | ((x48 & 0x3F) << 2)
         buf[7] = (x48 >> 6)
     elif m == 12:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 12
         x49 = v[49]
         if x49 & -16384:
             x49 = 0 if x49 < 0 else 16383
@@ -817,9 +791,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x51 >> 12) | ((x52 & 0x3F) << 2)
         buf[7] = (x52 >> 6)
     elif m == 13:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 13
         x53 = v[53]
         if x53 & -16384:
             x53 = 0 if x53 < 0 else 16383
@@ -841,9 +813,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x55 >> 12) | ((x56 & 0x3F) << 2)
         buf[7] = (x56 >> 6)
     elif m == 14:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 14
         x57 = v[57]
         if x57 & -16384:
             x57 = 0 if x57 < 0 else 16383
@@ -865,9 +835,7 @@ def encode_cell_voltages(buf, v):
         buf[6] = (x59 >> 12) | ((x60 & 0x3F) << 2)
         buf[7] = (x60 >> 6)
     elif m == 15:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 15
         x61 = v[61]
         if x61 & -16384:
             x61 = 0 if x61 < 0 else 16383
@@ -971,9 +939,7 @@ def encode_cell_temperatures(buf, v):
     """Fill buf[0:8] from raw values v[CELL_TEMPERATURES_*]."""
     m = v[0]
     if m == 0:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 0
         x1 = v[1]
         if x1 > 32767:
             x1 = 32767
@@ -998,9 +964,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x3 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 1:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 1
         x4 = v[4]
         if x4 > 32767:
             x4 = 32767
@@ -1025,9 +989,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x6 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 2:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 2
         x7 = v[7]
         if x7 > 32767:
             x7 = 32767
@@ -1052,9 +1014,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x9 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 3:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 3
         x10 = v[10]
         if x10 > 32767:
             x10 = 32767
@@ -1079,9 +1039,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x12 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 4:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 4
         x13 = v[13]
         if x13 > 32767:
             x13 = 32767
@@ -1106,9 +1064,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x15 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 5:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 5
         x16 = v[16]
         if x16 > 32767:
             x16 = 32767
@@ -1133,9 +1089,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x18 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 6:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 6
         x19 = v[19]
         if x19 > 32767:
             x19 = 32767
@@ -1160,9 +1114,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x21 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 7:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 7
         x22 = v[22]
         if x22 > 32767:
             x22 = 32767
@@ -1187,9 +1139,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x24 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 8:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 8
         x25 = v[25]
         if x25 > 32767:
             x25 = 32767
@@ -1214,9 +1164,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x27 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 9:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 9
         x28 = v[28]
         if x28 > 32767:
             x28 = 32767
@@ -1241,9 +1189,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x30 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 10:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 10
         x31 = v[31]
         if x31 > 32767:
             x31 = 32767
@@ -1268,9 +1214,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x33 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 11:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 11
         x34 = v[34]
         if x34 > 32767:
             x34 = 32767
@@ -1295,9 +1239,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x36 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 12:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 12
         x37 = v[37]
         if x37 > 32767:
             x37 = 32767
@@ -1322,9 +1264,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x39 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 13:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 13
         x40 = v[40]
         if x40 > 32767:
             x40 = 32767
@@ -1349,9 +1289,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x42 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 14:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 14
         x43 = v[43]
         if x43 > 32767:
             x43 = 32767
@@ -1376,9 +1314,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x45 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 15:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 15
         x46 = v[46]
         if x46 > 32767:
             x46 = 32767
@@ -1403,9 +1339,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x48 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 16:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 16
         x49 = v[49]
         if x49 > 32767:
             x49 = 32767
@@ -1430,9 +1364,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x51 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 17:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 17
         x52 = v[52]
         if x52 > 32767:
             x52 = 32767
@@ -1457,9 +1389,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x54 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 18:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 18
         x55 = v[55]
         if x55 > 32767:
             x55 = 32767
@@ -1484,9 +1414,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x57 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 19:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 19
         x58 = v[58]
         if x58 > 32767:
             x58 = 32767
@@ -1511,9 +1439,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x60 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 20:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 20
         x61 = v[61]
         if x61 > 32767:
             x61 = 32767
@@ -1538,9 +1464,7 @@ def encode_cell_temperatures(buf, v):
         buf[6] = ((x63 >> 8) & 0xFF)
         buf[7] = 0
     elif m == 21:
-        x0 = v[0]
-        if x0 & -256:
-            x0 = 0 if x0 < 0 else 255
+        x0 = 21
         x64 = v[64]
         if x64 > 32767:
             x64 = 32767
