@@ -276,14 +276,17 @@ class Reports:
         v[codec.CELL_VOLTAGES_CELL_GROUP] = group
         cells = hw.cell_mv
         first = 4 * group
-        # The group's cells (the last group of a node whose cells are not a multiple of 4
-        # has fewer): the bound once per frame, not a test per cell.
-        last = min(first + 4, self.cells)
-        if in_range:  # nearly always: no reading to replace by NotAvailable
-            for i in range(first, last):
-                v[1 + i] = cells[i]
+        if in_range and first + 4 <= self.cells:
+            # Nearly always: four cells, none to replace by NotAvailable, copied without a
+            # loop (the node sends every cell every second).
+            v[1 + first] = cells[first]
+            v[2 + first] = cells[first + 1]
+            v[3 + first] = cells[first + 2]
+            v[4 + first] = cells[first + 3]
         else:
-            for i in range(first, last):
+            # The group's cells (the last group of a node whose cells are not a multiple
+            # of 4 has fewer): the bound once per frame, not a test per cell.
+            for i in range(first, min(first + 4, self.cells)):
                 mv = cells[i]
                 if mv < CELL_MV_MIN or mv > CELL_MV_MAX:
                     mv = codec.CELL_VOLTAGES_NOT_AVAILABLE
