@@ -119,15 +119,16 @@ def build_report(
     forbids that direction. The reported temperature is the highest cell temperature.
     """
     online = blocking_charge = blocking_discharge = offline = 0
+    nodes = snapshot.nodes
     for string in snapshot.strings:
+        if string.online:
+            online += len(string.nodes)
+        else:
+            offline += len(string.nodes)
         for node_id in string.nodes:
-            if string.online:
-                online += 1
-            else:
-                offline += 1
-            node = snapshot.nodes.get(node_id)
-            if node is None:
-                continue
+            node = nodes.get(node_id)
+            if node is None or not (node.faults or node.warnings):
+                continue  # nearly every report: blocks neither direction
             if node.faults or node.warnings & BLOCKS_CHARGE:
                 blocking_charge += 1
             if node.faults or node.warnings & BLOCKS_DISCHARGE:
