@@ -456,7 +456,8 @@ def _branches(snap: BatterySnapshot) -> list[_Branch]:
             s.relay_closed,
             s.voltage / cells if cells > 0 else math.nan,
             _lowest_cell(snap, s.nodes),
-            any([_sensor_fault(snap.nodes.get(n)) for n in s.nodes]),
+            # Each node asked in C (map), without a list comprehension's frame per string.
+            any(map(_sensor_fault, map(snap.nodes.get, s.nodes))),
         )
         for i, s in enumerate(snap.strings)
     ]

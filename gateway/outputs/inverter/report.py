@@ -77,14 +77,17 @@ class InverterReport:
     cycles: float = 0.0  # equivalent full cycles so far
 
     def __post_init__(self) -> None:
+        # Every tick builds a report: the checks without a loop (a tuple and an iterator).
         check_name(self.manufacturer, MANUFACTURER_LENGTH, "manufacturer name")
         check_name(self.bms_name, BMS_NAME_LENGTH, "BMS name")
-        for cell in (self.min_cell_id, self.max_cell_id):
-            if cell:
-                check_name(cell, CELL_ID_LENGTH, "cell id")
-        for version in (self.firmware_version, self.hardware_version):
-            if not 0 <= version <= VERSION_MAX:
-                raise ValueError(f"version {version} does not fit 16 bits")
+        if self.min_cell_id:
+            check_name(self.min_cell_id, CELL_ID_LENGTH, "cell id")
+        if self.max_cell_id:
+            check_name(self.max_cell_id, CELL_ID_LENGTH, "cell id")
+        if not 0 <= self.firmware_version <= VERSION_MAX:
+            raise ValueError(f"firmware version {self.firmware_version} does not fit 16 bits")
+        if not 0 <= self.hardware_version <= VERSION_MAX:
+            raise ValueError(f"hardware version {self.hardware_version} does not fit 16 bits")
         counts = (
             self.modules_online,
             self.modules_blocking_charge,
@@ -116,15 +119,16 @@ def build_report(
     forbids that direction. The reported temperature is the highest cell temperature.
     """
     online = blocking_charge = blocking_discharge = offline = 0
+    nodes = snapshot.nodes
     for string in snapshot.strings:
+        if string.online:
+            online += len(string.nodes)
+        else:
+            offline += len(string.nodes)
         for node_id in string.nodes:
-            if string.online:
-                online += 1
-            else:
-                offline += 1
-            node = snapshot.nodes.get(node_id)
-            if node is None:
-                continue
+            node = nodes.get(node_id)
+            if node is None or not (node.faults or node.warnings):
+                continue  # nearly every report: blocks neither direction
             if node.faults or node.warnings & BLOCKS_CHARGE:
                 blocking_charge += 1
             if node.faults or node.warnings & BLOCKS_DISCHARGE:
@@ -157,9 +161,11 @@ def build_report(
         cells_in_series=snapshot.cells_in_series,
         modules_in_series=max(map(len, map(_NODES, snapshot.strings)), default=0),
         module_voltages=tuple(
-            (n, node.voltage)
-            for n, node in sorted(snapshot.nodes.items())
-            if node.present and math.isfinite(node.voltage)
+            [
+                (n, node.voltage)
+                for n, node in sorted(snapshot.nodes.items())
+                if node.present and math.isfinite(node.voltage)
+            ]
         ),
         min_cell_number=cell_number(snapshot, snapshot.min_cell_at),
         max_cell_number=cell_number(snapshot, snapshot.max_cell_at),

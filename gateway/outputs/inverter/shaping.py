@@ -171,23 +171,30 @@ def _clamp(value: float, lo: float, hi: float) -> float:
     return min(max(value, lo), hi)
 
 
+# The helpers below run a dozen times a frame set (every second): a value found finite is
+# clamped by comparisons, `hi if v > hi else v` as min(v, hi) (the same value, ties
+# included), without a builtin's call.
+
+
 def _voltage(value: float, top: float = MAX_VOLTAGE) -> float | None:
     """A usable voltage (at most `top`), or None for NaN, infinities and values below
     MIN_VOLTAGE."""
     if not math.isfinite(value) or value < MIN_VOLTAGE:
         return None
-    return min(value, top)
+    return top if value > top else value
 
 
 def _percent(value: float) -> float | None:
-    return min(max(value, 0.0), 100.0) if math.isfinite(value) else None
+    if not math.isfinite(value):
+        return None
+    return 0.0 if value < 0.0 else 100.0 if value > 100.0 else value
 
 
 def _current(value: float) -> float:
     """A current limit: NaN, infinities and negative values are 0 A."""
     if not math.isfinite(value) or value <= 0:
         return 0.0
-    return min(value, MAX_CURRENT)
+    return MAX_CURRENT if value > MAX_CURRENT else value
 
 
 def _energy(value: float) -> float:
@@ -197,7 +204,9 @@ def _energy(value: float) -> float:
 
 def _measured_current(value: float) -> float:
     """The pack current to report: unknown is 0 A, never a stale value."""
-    return min(max(value, -MAX_CURRENT), MAX_CURRENT) if math.isfinite(value) else 0.0
+    if not math.isfinite(value):
+        return 0.0
+    return -MAX_CURRENT if value < -MAX_CURRENT else MAX_CURRENT if value > MAX_CURRENT else value
 
 
 class Shaper:
@@ -338,9 +347,11 @@ class Shaper:
             cells_in_series=cells,
             modules_in_series=modules,
             module_voltages=tuple(
-                (n, min(v, self.quirks.voltage_max))
-                for n, v in report.module_voltages
-                if math.isfinite(v) and v >= 0
+                [
+                    (n, top if v > top else v)  # min(v, top), without a call per module
+                    for n, v in report.module_voltages
+                    if math.isfinite(v) and v >= 0
+                ]
             ),
             min_cell_number=min(max(report.min_cell_number, 0), MAX_COUNT),
             max_cell_number=min(max(report.max_cell_number, 0), MAX_COUNT),
@@ -351,9 +362,12 @@ class Shaper:
         )
 
     def _temperature(self, key: str, value: float) -> float | None:
-        ok = math.isfinite(value)
-        return self._hold(key, min(max(value, MIN_TEMPERATURE), MAX_TEMPERATURE) if ok else None)
+        if not math.isfinite(value):
+            return self._hold(key, None)
+        lo, hi = MIN_TEMPERATURE, MAX_TEMPERATURE
+        return self._hold(key, lo if value < lo else hi if value > hi else value)
 
     def _cell_voltage(self, key: str, value: float) -> float | None:
-        ok = math.isfinite(value) and value >= 0
-        return self._hold(key, min(value, MAX_CELL_VOLTAGE) if ok else None)
+        if not (math.isfinite(value) and value >= 0):
+            return self._hold(key, None)
+        return self._hold(key, MAX_CELL_VOLTAGE if value > MAX_CELL_VOLTAGE else value)

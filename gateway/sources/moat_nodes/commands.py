@@ -164,23 +164,27 @@ class NodeCommander:
         if reset:
             cmd.reset_left -= 1
         cmd.freshness = max(cmd.freshness + 1, int(now * 10))
-        data = codec.encode_relay_command(
-            codec.RelayCommand(
-                crc=0,
-                counter=0,
-                request=int(cmd.relay),
-                reset_fault=int(reset),
-                freshness=cmd.freshness & 0xFFFFFF,
-                mac=0,
+        buf = bytearray(
+            codec.encode_relay_command(
+                codec.RelayCommand(
+                    crc=0,
+                    counter=0,
+                    request=int(cmd.relay),
+                    reset_fault=int(reset),
+                    freshness=cmd.freshness & 0xFFFFFF,
+                    mac=0,
+                )
             )
         )
-        sealed = self._sealed(frame_id, data)
-        if self.command_key is None:
-            return sealed
-        buf = bytearray(sealed.data)
-        mac = command_mac(self.command_key, frame_id, buf)  # over the counter too
-        buf[5:8] = mac.to_bytes(3, "little")
-        seal(frame_id, buf, buf[1] & 0x0F)  # the CRC covers the Mac
+        # Freshness makes every payload new: sealed here, not through _sealed's memo of
+        # repeating payloads (it would make and drop a memo every frame).
+        counter = self._counters.get(frame_id, 0)
+        self._counters[frame_id] = (counter + 1) % COUNTER_MODULO
+        seal(frame_id, buf, counter)
+        if self.command_key is not None:
+            mac = command_mac(self.command_key, frame_id, buf)  # over the counter too
+            buf[5:8] = mac.to_bytes(3, "little")
+            seal(frame_id, buf, counter)  # the CRC covers the Mac
         return Frame(frame_id, bytes(buf))
 
     def balance_frames(self, node: int, cmd: _NodeCommand) -> list[Frame]:

@@ -58,9 +58,10 @@ def _mask(frame: tuple[int, ...], level: slice) -> int:
 
 
 _NODE_STATES: dict[int, NodeState] = {int(s): s for s in NodeState}
-_RELAY_STATES = tuple(codec.NodeStateRelayState(v) for v in range(3))
-_GATEWAY_LINKS = tuple(codec.NodeStateGatewayLink(v) for v in range(3))
-_RELAY_REQUESTS = tuple(codec.NodeStateRelayRequest(v) for v in range(3))
+# Indexed by the 2-bit signals' raw values: 3, beyond the DBC's range (0..2), reads as 2.
+_RELAY_STATES = tuple(codec.NodeStateRelayState(min(v, 2)) for v in range(4))
+_GATEWAY_LINKS = tuple(codec.NodeStateGatewayLink(min(v, 2)) for v in range(4))
+_RELAY_REQUESTS = tuple(codec.NodeStateRelayRequest(min(v, 2)) for v in range(4))
 
 
 def _cell_numbers(signals: dict[int, tuple[str, ...]], pattern: str) -> dict[int, slice]:
@@ -210,11 +211,11 @@ class BatteryModel:
         )
         rec.state = state
         # Enum members by table instead of Enum calls: this runs for every NodeState frame.
-        rec.relay_state = _RELAY_STATES[min(m.relay_state, 2)]
+        rec.relay_state = _RELAY_STATES[m.relay_state]
         rec.trip_cleared = bool(m.trip_cleared)
         rec.balancing = bool(m.balancing)
-        rec.gateway_link = _GATEWAY_LINKS[min(m.gateway_link, 2)]
-        rec.relay_request = _RELAY_REQUESTS[min(m.relay_request, 2)]
+        rec.gateway_link = _GATEWAY_LINKS[m.gateway_link]
+        rec.relay_request = _RELAY_REQUESTS[m.relay_request]
         rec.faults, rec.warnings, rec.infos = faults, warnings, infos
         rec.t_state = now
         return changed
