@@ -115,7 +115,10 @@ class ChargeController:
         self._stale_s = self._stale_s + dt if stale else 0.0
         due = self._full_charge_due(snap.time)
         node_flags = NodeFlags.of(snap)  # once per step, for every part below
-        faults = sorted(kind for level, kind in node_flags.connected if level is Level.FAULT)
+        connected = node_flags.connected  # most steps: none (no generator to run then)
+        faults = (
+            sorted(kind for level, kind in connected if level is Level.FAULT) if connected else []
+        )
         isolated = snap.strings_online == 0
         current_c = snap.current / snap.capacity_ah if snap.capacity_ah > 0 else math.nan
         changed = self.phases.step(
@@ -193,7 +196,7 @@ class ChargeController:
             snap,
             derate_from,
             soc.soc,
-            node_flags.connected,
+            connected,
             max_cell=self.highest.step(snap, dt),
             min_cell=self.lowest.step(snap, dt),
             charge_sent=sent,
