@@ -60,6 +60,7 @@ from gateway.contracts.snapshot import BatterySnapshot
 from gateway.strategy.settings import CvlSettings
 
 _EPS = 1e-9
+_PACK_V = operator.itemgetter(0)  # the string voltage of a _strings() entry
 # Longer than any inverter takes to follow a new CVL: a CVL that has not fallen for this
 # long has had its effect (for the repeated cut and for learning the voltmeter offset).
 SETTLE_S = 20.0
@@ -176,7 +177,7 @@ class CvlController:
         if not strings:
             return self.hold(snap.voltage)
         self._holding = False
-        self._last_pack = min(v for v, _, _ in strings)
+        self._last_pack = min(map(_PACK_V, strings))  # the lowest string voltage
         charging = snap.current > CHARGING_C * snap.capacity_ah
         follow = min(1.0, dt / CHARGE_TAU_S)
         if math.isfinite(snap.current):
