@@ -229,14 +229,15 @@ class CvlController:
         )
         if early:
             hard = min(hard, pack + near * error)
-        at_pack = self._floor_step(pack)  # the pack voltage as the inverter reads it
+        # self._floor_step(pack) below: the pack voltage as the inverter reads it (asked
+        # only in the two cases that need it, not every step).
         if headroom is not None and headroom < cfg.step_v / 2:
             # The current is above CCL: as far below the pack as the excess drops in it.
             hard = min(hard, pack + headroom)
         if not charge_allowed:
-            hard = min(hard, at_pack)
+            hard = min(hard, self._floor_step(pack))
         if over_current and tighten and charging:
-            if not was_over or self.output is None or self.output > at_pack:
+            if not was_over or self.output is None or self.output > self._floor_step(pack):
                 # First: below the pack by what the excess current drops in the pack.
                 hard = min(hard, self._floor_step(pack - excess_v) - cfg.step_v)
             elif self._since_down_s >= TIGHTEN_S:
