@@ -143,9 +143,11 @@ class CellLevel:
                 self.slope, self._last = 0.0, math.nan
             return
         steady = not abs(flow - self._last_flow) > FLOW_STEP  # NaN: nothing known, steady
-        if math.isfinite(self._last) and steady:
-            rate = self.sign * (value - self._last) / dt
-            self.slope += (rate - self.slope) * min(1.0, dt / SLOPE_TAU_S)
+        last = self._last
+        if steady and math.isfinite(last):
+            rate = self.sign * (value - last) / dt
+            follow = dt / SLOPE_TAU_S
+            self.slope += (rate - self.slope) * (follow if follow < 1.0 else 1.0)  # min(1, f)
         self._last, self._last_flow = value, flow
 
 
