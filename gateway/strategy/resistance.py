@@ -68,9 +68,10 @@ class IrCompensated:
         # lowest) shows at once, so tightening is never delayed; relaxing is. (The max()
         # and min() as comparisons: two steps ask every tick.)
         if self.highest:
-            value = raw if raw > value else value  # max(value, raw)
-        else:
-            value = raw if raw < value else value  # min(value, raw)
+            if raw > value:  # max(value, raw)
+                value = raw
+        elif raw < value:  # min(value, raw)
+            value = raw
         self.value = value
         return value
 
