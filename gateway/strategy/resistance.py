@@ -68,7 +68,7 @@ class IrCompensated:
         # lowest) shows at once, so tightening is never delayed; relaxing is. (The max()
         # and min() as comparisons: two steps ask every tick.)
         if self.highest:
-            if raw > value:  # max(value, raw)
+            if raw > value:  # noqa: PLR1730 (max(value, raw) without a C call)
                 value = raw
         elif raw < value:  # min(value, raw)
             value = raw
