@@ -214,8 +214,11 @@ class ChargeController:
         if self.balancing.topping and cfg.balancing.charge_current_fraction < 1.0:
             charge_target *= cfg.balancing.charge_current_fraction
             notes.append("charge current reduced while balancing")
+        # Whether the charger ignores the CCL, as of the last step (this step's check comes
+        # with the CCL below).
+        ignored = self.charge_limit.ignored
         if (
-            self.charge_limit.ignored
+            ignored
             and 0.0 < self.ccl.output < charge_target
             and derating.charge < derating.charge_unless_cell
         ):
@@ -252,7 +255,7 @@ class ChargeController:
             # highest-cell taper: the CVL loop itself keeps that cell at its set point, and
             # 0.1 V steps cannot follow a taper of a few amperes (they cycled).
             enforced = ccl
-            if self.charge_limit.ignored:
+            if ignored:
                 enforced = max(ccl, cfg.max_charge_current_a * derating.charge_unless_cell)
             over = self._charge_limit(snap, enforced, dt, alarms, notes)
             if ccl <= 0.0:
