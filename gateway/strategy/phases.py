@@ -71,6 +71,11 @@ class PhaseMachine:
         self._reached = False
         self._low_soc_s = 0.0
         self._spread_s = 0.0
+        # The allowed highest cell voltage of each phase (STOPPED: see allowed_max), looked
+        # up rather than tested phase by phase (two asks a step).
+        self._max_v = {phase: chemistry.charge_target_v for phase in Phase}
+        self._max_v[Phase.FULL_CHARGE] = chemistry.full_charge_v
+        self._max_v[Phase.FLOAT] = chemistry.float_v
 
     def allowed_max(self, phase: Phase | None = None) -> float:
         """Allowed highest cell voltage (V) of a phase (default: the present one; STOPPED
@@ -78,11 +83,7 @@ class PhaseMachine:
         phase = self.phase if phase is None else phase
         if phase is Phase.STOPPED:
             phase = self.resume_phase
-        if phase is Phase.FULL_CHARGE:
-            return self.chemistry.full_charge_v
-        if phase is Phase.FLOAT:
-            return self.chemistry.float_v
-        return self.chemistry.charge_target_v
+        return self._max_v[phase]
 
     def at_max_voltage(
         self, max_cell: float, current_c: float, cvl_at_ceiling: bool, cvl_held: bool = False
