@@ -299,7 +299,11 @@ class ChargeController:
         last, self._last_time = self._last_time, now
         if last is None:
             return 0.0
-        return min(max(now - last, 0.0), self.settings.max_step_s)
+        # min(max(now - last, 0.0), max_step_s) as comparisons (both times are finite).
+        dt, longest = now - last, self.settings.max_step_s
+        if dt < 0.0:
+            return 0.0  # the clock went back
+        return dt if dt < longest else longest
 
     def _charge_limit(
         self,
