@@ -154,8 +154,10 @@ class CellLevel:
 def _level(factor: float, ratio: float) -> float:
     """The highest level ratio^k at or below `factor` (k whole; the factor itself below
     SMALLEST_LEVEL, where the levels would crowd, and without levels)."""
+    if factor >= 1.0:  # the usual case first: nothing derates (NaN is not >= 1.0)
+        return factor
     if math.isnan(factor):
         return 0.0
-    if ratio >= 1.0 or factor <= SMALLEST_LEVEL or factor >= 1.0:
+    if ratio >= 1.0 or factor <= SMALLEST_LEVEL:
         return factor
     return float(ratio ** math.ceil(math.log(factor) / math.log(ratio) - 1e-9))
