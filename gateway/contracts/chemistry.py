@@ -59,13 +59,15 @@ class Curve:
 
     def at(self, x: float) -> float:
         """y at x, interpolated linearly; the end values beyond the ends."""
-        if math.isnan(x):
-            return math.nan
         pts = self.points
         if x <= pts[0][0]:
             return pts[0][1]
         if x >= pts[-1][0]:
             return pts[-1][1]
+        # Between the ends, or NaN (no comparison holds for it): most asks are beyond an
+        # end (a derating table's flat parts), and return above without this test.
+        if math.isnan(x):
+            return math.nan
         i = bisect_right(pts, x, key=_X)  # the derating asks several times a tick
         (x0, y0), (x1, y1) = pts[i - 1], pts[i]
         return y0 + (y1 - y0) * (x - x0) / (x1 - x0)

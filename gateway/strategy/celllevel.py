@@ -143,17 +143,21 @@ class CellLevel:
                 self.slope, self._last = 0.0, math.nan
             return
         steady = not abs(flow - self._last_flow) > FLOW_STEP  # NaN: nothing known, steady
-        if math.isfinite(self._last) and steady:
-            rate = self.sign * (value - self._last) / dt
-            self.slope += (rate - self.slope) * min(1.0, dt / SLOPE_TAU_S)
+        last = self._last
+        if steady and math.isfinite(last):
+            rate = self.sign * (value - last) / dt
+            follow = dt / SLOPE_TAU_S
+            self.slope += (rate - self.slope) * (follow if follow < 1.0 else 1.0)  # min(1, f)
         self._last, self._last_flow = value, flow
 
 
 def _level(factor: float, ratio: float) -> float:
     """The highest level ratio^k at or below `factor` (k whole; the factor itself below
     SMALLEST_LEVEL, where the levels would crowd, and without levels)."""
+    if factor >= 1.0:  # the usual case first: nothing derates (NaN is not >= 1.0)
+        return factor
     if math.isnan(factor):
         return 0.0
-    if ratio >= 1.0 or factor <= SMALLEST_LEVEL or factor >= 1.0:
+    if ratio >= 1.0 or factor <= SMALLEST_LEVEL:
         return factor
     return float(ratio ** math.ceil(math.log(factor) / math.log(ratio) - 1e-9))

@@ -50,11 +50,12 @@ class ChargeLimitMonitor:
         """Whether the current (A, + = charging) has stayed above the CCL; `ccl_sent` is
         this step's CCL (A)."""
         cfg = self.settings
-        self._clock += dt
+        clock = self._clock = self._clock + dt
         sent, sent_at = self._sent, self._sent_at
         sent.append(ccl_sent)
-        sent_at.append(self._clock)
-        while len(sent_at) > 1 and sent_at[1] <= self._clock - cfg.follow_s:
+        sent_at.append(clock)
+        forgotten = clock - cfg.follow_s  # a CCL replaced by then is no longer followed
+        while len(sent_at) > 1 and sent_at[1] <= forgotten:
             sent.popleft()
             sent_at.popleft()
         seen = max(sent)
@@ -66,7 +67,8 @@ class ChargeLimitMonitor:
             rate = min(RATE_MAX, 1.0 + (current - limit) / max(seen, REFERENCE_A))
             self._count_s = min(cfg.delay_s, self._count_s + rate * dt)
         else:
-            self._count_s = max(0.0, self._count_s - dt / 2)
+            count = self._count_s - dt / 2
+            self._count_s = count if count > 0.0 else 0.0  # max(0.0, count)
         self._since_s = 0.0 if self.exceeded else self._since_s + dt
         if not self.exceeded:
             self.exceeded = self._count_s >= cfg.delay_s

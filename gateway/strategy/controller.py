@@ -115,7 +115,10 @@ class ChargeController:
         self._stale_s = self._stale_s + dt if stale else 0.0
         due = self._full_charge_due(snap.time)
         node_flags = NodeFlags.of(snap)  # once per step, for every part below
-        faults = sorted(kind for level, kind in node_flags.connected if level is Level.FAULT)
+        connected = node_flags.connected  # most steps: none (no generator to run then)
+        faults = (
+            sorted(kind for level, kind in connected if level is Level.FAULT) if connected else []
+        )
         isolated = snap.strings_online == 0
         current_c = snap.current / snap.capacity_ah if snap.capacity_ah > 0 else math.nan
         changed = self.phases.step(
@@ -193,7 +196,7 @@ class ChargeController:
             snap,
             derate_from,
             soc.soc,
-            node_flags.connected,
+            connected,
             max_cell=self.highest.step(snap, dt),
             min_cell=self.lowest.step(snap, dt),
             charge_sent=sent,
@@ -211,8 +214,11 @@ class ChargeController:
         if self.balancing.topping and cfg.balancing.charge_current_fraction < 1.0:
             charge_target *= cfg.balancing.charge_current_fraction
             notes.append("charge current reduced while balancing")
+        # Whether the charger ignores the CCL, as of the last step (this step's check comes
+        # with the CCL below).
+        ignored = self.charge_limit.ignored
         if (
-            self.charge_limit.ignored
+            ignored
             and 0.0 < self.ccl.output < charge_target
             and derating.charge < derating.charge_unless_cell
         ):
@@ -249,7 +255,7 @@ class ChargeController:
             # highest-cell taper: the CVL loop itself keeps that cell at its set point, and
             # 0.1 V steps cannot follow a taper of a few amperes (they cycled).
             enforced = ccl
-            if self.charge_limit.ignored:
+            if ignored:
                 enforced = max(ccl, cfg.max_charge_current_a * derating.charge_unless_cell)
             over = self._charge_limit(snap, enforced, dt, alarms, notes)
             if ccl <= 0.0:
@@ -293,7 +299,11 @@ class ChargeController:
         last, self._last_time = self._last_time, now
         if last is None:
             return 0.0
-        return min(max(now - last, 0.0), self.settings.max_step_s)
+        # min(max(now - last, 0.0), max_step_s) as comparisons (both times are finite).
+        dt, longest = now - last, self.settings.max_step_s
+        if dt < 0.0:
+            return 0.0  # the clock went back
+        return dt if dt < longest else longest
 
     def _charge_limit(
         self,

@@ -60,6 +60,7 @@ from gateway.contracts.snapshot import BatterySnapshot
 from gateway.strategy.settings import CvlSettings
 
 _EPS = 1e-9
+_PACK_V = operator.itemgetter(0)  # the string voltage of a _strings() entry
 # Longer than any inverter takes to follow a new CVL: a CVL that has not fallen for this
 # long has had its effect (for the repeated cut and for learning the voltmeter offset).
 SETTLE_S = 20.0
@@ -176,7 +177,7 @@ class CvlController:
         if not strings:
             return self.hold(snap.voltage)
         self._holding = False
-        self._last_pack = min(v for v, _, _ in strings)
+        self._last_pack = min(map(_PACK_V, strings))  # the lowest string voltage
         charging = snap.current > CHARGING_C * snap.capacity_ah
         follow = min(1.0, dt / CHARGE_TAU_S)
         if math.isfinite(snap.current):
@@ -228,14 +229,15 @@ class CvlController:
         )
         if early:
             hard = min(hard, pack + near * error)
-        at_pack = self._floor_step(pack)  # the pack voltage as the inverter reads it
+        # self._floor_step(pack) below: the pack voltage as the inverter reads it (asked
+        # only in the two cases that need it, not every step).
         if headroom is not None and headroom < cfg.step_v / 2:
             # The current is above CCL: as far below the pack as the excess drops in it.
             hard = min(hard, pack + headroom)
         if not charge_allowed:
-            hard = min(hard, at_pack)
+            hard = min(hard, self._floor_step(pack))
         if over_current and tighten and charging:
-            if not was_over or self.output is None or self.output > at_pack:
+            if not was_over or self.output is None or self.output > self._floor_step(pack):
                 # First: below the pack by what the excess current drops in the pack.
                 hard = min(hard, self._floor_step(pack - excess_v) - cfg.step_v)
             elif self._since_down_s >= TIGHTEN_S:

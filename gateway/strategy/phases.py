@@ -40,6 +40,11 @@ class PhaseStep:
     note: str = ""  # why the phase changed, when it did
 
 
+# A step that changes nothing, one per phase: the usual step returns it rather than a new
+# record every tick (frozen, so sharing it is safe).
+_STAY = {phase: PhaseStep(phase) for phase in Phase}
+
+
 class PhaseMachine:
     """The charge phase with its timers. Start it STOPPED: it resumes into `resume` once
     the data has been clean for resume_after_s, as after any stop."""
@@ -66,6 +71,11 @@ class PhaseMachine:
         self._reached = False
         self._low_soc_s = 0.0
         self._spread_s = 0.0
+        # The allowed highest cell voltage of each phase (STOPPED: see allowed_max), looked
+        # up rather than tested phase by phase (two asks a step).
+        self._max_v = {phase: chemistry.charge_target_v for phase in Phase}
+        self._max_v[Phase.FULL_CHARGE] = chemistry.full_charge_v
+        self._max_v[Phase.FLOAT] = chemistry.float_v
 
     def allowed_max(self, phase: Phase | None = None) -> float:
         """Allowed highest cell voltage (V) of a phase (default: the present one; STOPPED
@@ -73,11 +83,7 @@ class PhaseMachine:
         phase = self.phase if phase is None else phase
         if phase is Phase.STOPPED:
             phase = self.resume_phase
-        if phase is Phase.FULL_CHARGE:
-            return self.chemistry.full_charge_v
-        if phase is Phase.FLOAT:
-            return self.chemistry.float_v
-        return self.chemistry.charge_target_v
+        return self._max_v[phase]
 
     def at_max_voltage(
         self, max_cell: float, current_c: float, cvl_at_ceiling: bool, cvl_held: bool = False
@@ -104,11 +110,11 @@ class PhaseMachine:
                 self.resume_phase = self.phase
                 self.phase = Phase.STOPPED
             self._clean_s = 0.0
-            return PhaseStep(Phase.STOPPED)
+            return _STAY[Phase.STOPPED]
         if self.phase is Phase.STOPPED:
             self._clean_s += dt
             if self._clean_s < cfg.resume_after_s:
-                return PhaseStep(Phase.STOPPED)
+                return _STAY[Phase.STOPPED]
             return self._enter(self.resume_phase, f"resumed in {self.resume_phase}")
         if inputs.full_charge_wanted and self.phase is not Phase.FULL_CHARGE:
             return self._enter(Phase.FULL_CHARGE, "full charge started")
@@ -125,7 +131,7 @@ class PhaseMachine:
             )
         elif self.phase is Phase.FLOAT:
             return self._float(inputs, dt)
-        return PhaseStep(self.phase)
+        return _STAY[self.phase]
 
     def _hold(
         self, inputs: PhaseInputs, at_max: bool, dt: float, needed: float, cap: float
@@ -153,7 +159,7 @@ class PhaseMachine:
             )
             self.absorption_completed = False
             return step
-        return PhaseStep(self.phase)
+        return _STAY[self.phase]
 
     def _float(self, inputs: PhaseInputs, dt: float) -> PhaseStep:
         cfg = self.settings
@@ -165,7 +171,7 @@ class PhaseMachine:
             return self._enter(Phase.BULK, f"SoC {inputs.soc:.0f} % below {cfg.rebulk_soc:.0f} %")
         if spread and self._spread_s >= cfg.rebulk_delay_s:
             return self._enter(Phase.BULK, f"cell spread {1000 * inputs.spread:.0f} mV")
-        return PhaseStep(self.phase)
+        return _STAY[self.phase]
 
     def _enter(self, phase: Phase, note: str, full_charge_done: bool = False) -> PhaseStep:
         self.phase = self.resume_phase = phase

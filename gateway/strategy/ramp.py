@@ -65,9 +65,11 @@ class LimitRamp:
         if self._trying and self._since_up >= cfg.relax_after_s:
             self._trying = False  # the last increase held: back to the normal wait
             self._wait_s = cfg.relax_after_s
-        if math.isnan(target):
+        # Within 0..maximum, NaN as 0 (two comparisons, not three C calls: every step asks).
+        if not target > 0.0:  # NaN too
             target = 0.0
-        target = max(0.0, min(self.maximum, target))
+        elif target > self.maximum:
+            target = self.maximum
         out = self.output
         if target < out:
             self._above_s = 0.0

@@ -56,13 +56,19 @@ class RelayPolicy:
             blocker = self._blocker(snap, string, resets)
             # A node never heard since start has an infinite age: wait for the grace
             # period after start too, or a gateway restart would open loaded strings.
-            silent = [
-                n
-                for n in string.nodes
-                if n in snap.nodes
-                and not snap.nodes[n].present
-                and min(snap.nodes[n].age, self._uptime) > cfg.open_after_s
-            ]
+            # A silent node is one not present, which blocks its string: only a blocked
+            # string can have one (most steps none is, and the nodes are not walked again).
+            silent = (
+                [
+                    n
+                    for n in string.nodes
+                    if n in snap.nodes
+                    and not snap.nodes[n].present
+                    and min(snap.nodes[n].age, self._uptime) > cfg.open_after_s
+                ]
+                if blocker
+                else []
+            )
             if silent:
                 why = f"node {silent[0]} silent, string {string.index} unwatched"
                 for n in string.nodes:

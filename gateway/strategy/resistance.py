@@ -44,8 +44,10 @@ class IrCompensated:
 
     def step(self, snap: BatterySnapshot, dt: float) -> float:
         """The compensated voltage of the extreme cell for a valid snapshot (V)."""
-        v = snap.max_cell if self.highest else snap.min_cell
-        at = snap.max_cell_at if self.highest else snap.min_cell_at
+        if self.highest:
+            v, at = snap.max_cell, snap.max_cell_at
+        else:
+            v, at = snap.min_cell, snap.min_cell_at
         i = snap.current
         if not (math.isfinite(v) and math.isfinite(i)):
             self._last = None
@@ -56,14 +58,22 @@ class IrCompensated:
             raw = v  # discharging: the highest cell only matters for charging
         if not self.highest and i > 0:
             raw = v
-        if math.isnan(self.value):
-            self.value = raw
+        value = self.value
+        if math.isnan(value):
+            value = raw
         else:
-            self.value += (raw - self.value) * min(1.0, dt / FILTER_TAU_S)
+            follow = dt / FILTER_TAU_S
+            value += (raw - value) * (follow if follow < 1.0 else 1.0)  # min(1.0, follow)
         # Filtered only towards the safe side: a rise of the highest cell (a fall of the
-        # lowest) shows at once, so tightening is never delayed; relaxing is.
-        self.value = max(self.value, raw) if self.highest else min(self.value, raw)
-        return self.value
+        # lowest) shows at once, so tightening is never delayed; relaxing is. (The max()
+        # and min() as comparisons: two steps ask every tick.)
+        if self.highest:
+            if raw > value:  # noqa: PLR1730 (max(value, raw) without a C call)
+                value = raw
+        elif raw < value:  # min(value, raw)
+            value = raw
+        self.value = value
+        return value
 
     def _learn(
         self, v: float, i: float, at: CellRef | None, snap: BatterySnapshot, dt: float
