@@ -617,14 +617,7 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
         lines.append(
             f'        raise DecodeError(f"{message.name}: unknown {mux.name} {{v_{mux.index}}}")'
         )
-        elems = []
-        for f in group:
-            expr = _gw_value_expr(f)
-            if expr is not None:
-                elems.append(expr)
-                continue
-            lines.extend(_gw_decode_field(f, f"v_{f.index}"))
-            elems.append(f"v_{f.index}")
+        elems = _gw_values(group, lines)
         muxed_tuple = f"({', '.join(elems)},)"
         lines.append(f"    return _new({message.name}, ({', '.join([*values, muxed_tuple])},))")
         lines.append("")
@@ -645,14 +638,7 @@ def gateway_message(message: Message, fields: list[Field]) -> list[str]:
             group = [f for f in muxed if f.mux_ids and value in f.mux_ids]
             tname = "float" if any(f.scaled for f in group) else "int"
             lines.append(f"def _{name}_m{value}(x: int) -> tuple[{tname}, ...]:")
-            elems = []
-            for f in group:
-                expr = _gw_value_expr(f)
-                if expr is not None:
-                    elems.append(expr)
-                    continue
-                lines.extend(_gw_decode_field(f, f"v_{f.index}"))
-                elems.append(f"v_{f.index}")
+            elems = _gw_values(group, lines)
             lines.append(f"    return ({', '.join(elems)},)")
             lines.append("")
             lines.append("")
@@ -789,6 +775,20 @@ def _na_table_lines(fields: Iterable[Field]) -> list[str]:
         lines.append(f"    math.nan if r == {na} else {expr} for r in range({1 << f.length})")
         lines.append(")")
     return lines
+
+
+def _gw_values(group: list[Field], lines: list[str]) -> list[str]:
+    """The expressions of a group's values, in order: each computed in place where it can be
+    (`_gw_value_expr`), else decoded into a local first (its lines appended to `lines`)."""
+    elems = []
+    for f in group:
+        expr = _gw_value_expr(f)
+        if expr is not None:
+            elems.append(expr)
+            continue
+        lines.extend(_gw_decode_field(f, f"v_{f.index}"))
+        elems.append(f"v_{f.index}")
+    return elems
 
 
 def _gw_value_expr(f: Field) -> str | None:
