@@ -37,7 +37,7 @@ $(PY):
 
 # Re-install when the project's dependencies change; otherwise this is a no-op. The demo
 # needs only the runtime dependencies (quick on a fresh clone); tests need the test extras,
-# installed in the same pip run (one resolution, one editable build: about 20 s less on a
+# installed in the same pip run (one resolution, one editable build: 14 CPU s less on a
 # fresh clone than the runtime first and the extras after); `make docs` adds matplotlib.
 RUNTIME := $(VENV)/.installed-runtime
 DOCS_INSTALLED := $(VENV)/.installed-docs
